@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# deploy/install-deps.sh -- installs the Debian packages planb builds, tests and demos with.
+# Idempotent: only missing packages are installed (apt-get, as root or via sudo).
+set -euo pipefail
+PKGS="build-essential cmake pkg-config clang-format curl libhiredis-dev libevent-dev
+      libcurl4-openssl-dev libjson-c-dev libssl-dev libcriterion-dev redis-server redis-tools"
+missing=()
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "== installing: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,95 @@
+/* config.h -- planb.json parsed, validated and defaulted into plain structs.
+ *
+ * The only module that reads API keys and the Redis password from the
+ * environment. Models and routes refer to each other by index. Every
+ * validation error names the field and why: `routes.default.chain[1]: unknown model "claude"`. */
+#ifndef PLANB_CONFIG_H
+#define PLANB_CONFIG_H
+
+#include <stddef.h>
+
+#include "planb/core.h"
+
+typedef enum { PB_PROVIDER_OPENAI, PB_PROVIDER_ANTHROPIC } pb_provider_type;
+
+typedef struct pb_provider_conf {
+    char *name;              /* key in "providers" */
+    pb_provider_type type;   /* "openai" (any OpenAI-compatible server) or "anthropic" */
+    char *base_url;          /* e.g. https://api.openai.com/v1, no trailing slash */
+    char *api_key_env;       /* env var holding the key (may be NULL: no auth) */
+    char *api_key;           /* value read at load; never logged, stored or echoed */
+    char *anthropic_version; /* anthropic-version header, default "2023-06-01" */
+} pb_provider_conf;
+
+typedef struct pb_model_conf {
+    char *name;              /* key in "models": the name in jobs, results, stats */
+    char *upstream;          /* "model" sent upstream; defaults to name */
+    int provider;            /* index into pb_config.providers */
+    int tier;                /* 1 = best; a critical job refuses tiers above the route's floor */
+    int timeout_ms;          /* per attempt, whole request (default 10000) */
+    int connect_timeout_ms;  /* per attempt, TCP+TLS connect (default 2000, <= timeout_ms) */
+    int max_tokens_default;  /* sent when the job gives none (Anthropic needs one; default 1024) */
+} pb_model_conf;
+
+typedef struct pb_route_conf {
+    char *name;              /* key in "routes" */
+    int *chain;              /* model indices, primary first */
+    size_t chain_len;        /* >= 1 */
+    int retries;             /* extra tries per model for retryable outcomes (default 2) */
+    int backoff_ms;          /* base of exponential backoff (default 250) */
+    int backoff_max_ms;      /* cap of one backoff (default 4000) */
+    int deadline_ms;         /* whole-job deadline when the job gives none (default 30000) */
+    int critical_min_tier;   /* critical jobs use only models with tier <= this (0 = no floor) */
+    char *degraded_reply;    /* content of a degraded result */
+} pb_route_conf;
+
+typedef struct pb_limits {
+    size_t job_max_bytes;      /* raw job size (default 1 MiB) */
+    size_t max_messages;       /* messages per job (default 256) */
+    size_t reply_max_bytes;    /* upstream reply body (default 4 MiB) */
+    size_t meta_max_bytes;     /* serialized meta (default 16 KiB) */
+    size_t id_max_bytes;       /* job id length (default 128) */
+} pb_limits;
+
+typedef struct pb_config {
+    char *path;                /* file it was loaded from (NULL for strings) */
+    char *redis_url;           /* redis://[user[:pass]@]host:port[/db] */
+    char *redis_host;          /* parsed from redis_url */
+    int redis_port;
+    int redis_db;
+    char *redis_user;          /* ACL user or NULL */
+    char *redis_password;      /* from password_env or the URL; never logged */
+    char *prefix;              /* key prefix, default "planb" */
+    int workers;               /* worker processes (default: CPUs) */
+    int concurrency;           /* jobs in flight per worker (default 512) */
+    char **queues;             /* queue names, default {"default"} */
+    size_t n_queues;
+    int result_ttl_s;          /* planb:result:<id> TTL (default 86400) */
+    int reply_ttl_s;           /* planb:reply:<id> TTL (default 300) */
+    int claim_batch;           /* jobs claimed per round trip when the queue is deep (64) */
+    int drain_timeout_ms;      /* SIGTERM grace before hand-back (default 30000) */
+    int lease_ms;              /* a worker silent this long is dead (default 10000) */
+    int max_deliveries;        /* hand-backs before dead-lettering (default 5) */
+    pb_limits limits;
+    pb_provider_conf *providers;
+    size_t n_providers;
+    pb_model_conf *models;
+    size_t n_models;
+    pb_route_conf *routes;
+    size_t n_routes;
+    int default_route;         /* index of "default" route, or 0 */
+    int cache_ttl_s;           /* exact cache TTL (default 86400) */
+    int cache_stale_if_error_s; /* kept past TTL for stale answers (default 604800) */
+} pb_config;
+
+/* Loads and validates a config file; NULL with err filled ("CONFIG <field>: <why>"). Caller frees. */
+pb_config *pb_config_load(const char *path, pb_error *err);
+/* Same, from a JSON string (tests). */
+pb_config *pb_config_parse(const char *json, pb_error *err);
+void pb_config_free(pb_config *cfg);
+
+/* Index of a model/route by name, or -1. */
+int pb_config_model_index(const pb_config *cfg, const char *name);
+int pb_config_route_index(const pb_config *cfg, const char *name);
+
+#endif

@@ -1,0 +1,45 @@
+/* http.h -- libcurl multi driven by a libevent loop: many concurrent upstream calls, one thread.
+ *
+ * A call takes ownership of a pb_http_request, runs it with a connect and a
+ * total timeout, and reports once through its callback. Reply bodies are
+ * bounded; a bigger body ends the call with `too_large`. */
+#ifndef PLANB_HTTP_H
+#define PLANB_HTTP_H
+
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "planb/buf.h"
+#include "planb/provider.h"
+
+typedef struct pb_http pb_http;
+typedef struct pb_http_call pb_http_call;
+
+typedef struct pb_http_reply {
+    long status;               /* HTTP status, 0 when no response arrived */
+    int curl_code;             /* CURLcode; 0 when the transfer completed */
+    bool timed_out;            /* connect or total timeout */
+    bool too_large;            /* body passed the limit */
+    const char *body;          /* NUL-terminated (may be empty), valid during the callback */
+    size_t body_len;
+    const char *retry_after;   /* Retry-After header value or NULL */
+    int64_t ms;                /* start to completion */
+} pb_http_reply;
+
+/* Called once per call, from the loop; reply is borrowed for the call's duration. */
+typedef void (*pb_http_done_fn)(const pb_http_reply *reply, void *arg);
+
+/* One per worker loop; max_conns sizes curl's connection cache. */
+pb_http *pb_http_new(struct event_base *base, size_t reply_max_bytes, int max_conns);
+void pb_http_free(pb_http *h);
+
+/* Starts a POST; takes ownership of req. Returns the call (cancel handle). */
+pb_http_call *pb_http_start(pb_http *h, pb_http_request *req, int connect_timeout_ms,
+                            int timeout_ms, pb_http_done_fn done, void *arg);
+/* Aborts a call that has not reported yet; its callback never runs. */
+void pb_http_cancel(pb_http_call *call);
+/* Calls in flight. */
+int pb_http_active(const pb_http *h);
+
+#endif

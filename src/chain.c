@@ -1,0 +1,548 @@
+/* chain.c -- the per-job state machine: models in order, retries, degradation, finish.
+ *
+ * States (one job, one deadline = claim time + deadline_ms):
+ *
+ *   start --parse fails--> finish(invalid, dead-lettered)
+ *     |
+ *   next_model --no model left / no time--> finish(degraded)
+ *     |   ^ fall back (next model)
+ *     v   |
+ *   attempt (HTTP call in flight) --ok--> finish(ok, primary|fallback)
+ *     |   ^                      --upstream says the job is malformed--> finish(invalid)
+ *     v   | retry
+ *   backoff (timer: jittered backoff or Retry-After, only when it fits the deadline)
+ *
+ *   finish: finish.lua; on a Redis outage it is retried every FINISH_RETRY_MS
+ *   until it lands, so a result is never dropped while the worker lives.
+ *
+ * Every attempt's timeout is the smaller of the model's and what is left of
+ * the deadline, so the degraded reply arrives before the deadline. */
+#include "planb/chain.h"
+
+#include <errno.h>
+#include <curl/curl.h>
+#include <math.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "planb/core.h"
+#include "planb/job.h"
+#include "planb/log.h"
+#include "planb/provider.h"
+#include "planb/retry.h"
+
+#define CHAIN_MIN_ATTEMPT_MS 20   /* an attempt with less time than this left is not started */
+#define FINISH_RETRY_MS      250  /* re-send a finish lost to a Redis outage */
+
+typedef enum { JOB_RUNNING, JOB_BACKOFF, JOB_FINISHING } chain_state;
+
+typedef struct chain_job {
+    pb_chain_ctx *ctx;
+    struct chain_job *prev, *next; /* ctx->jobs list */
+    char *raw;                 /* job bytes as claimed (needed to ack it) */
+    size_t raw_len;
+    pb_request *req;           /* NULL for an invalid job */
+    char *bad_id;              /* id of an invalid job, when readable */
+    chain_state state;
+    int64_t claimed_mono_ms;
+    int64_t claimed_wall_ms;
+    int64_t deadline_mono_ms;
+    size_t pos;                /* index into req->models */
+    int try_no;                /* tries of the current model so far */
+    pb_attempt *attempts;
+    size_t n_attempts, cap_attempts;
+    pb_http_call *call;        /* the attempt in flight */
+    struct event *timer;       /* backoff and finish retry */
+    /* outcome */
+    pb_status status;
+    pb_source source;
+    char *content;             /* owned answer (NULL: degraded reply or none) */
+    int model;
+    long prompt_tokens, completion_tokens;
+    char *error;               /* "CODE sentence" for invalid */
+    bool dead;                 /* dead-letter the raw job too */
+    char *result_json;
+    size_t result_len;
+} chain_job;
+
+static void chain_next_model(chain_job *j);
+static void chain_attempt(chain_job *j);
+static void chain_finish(chain_job *j);
+
+static uint64_t
+chain_rand(pb_chain_ctx *ctx)
+{
+    /* xorshift64*: jitter only needs to decorrelate workers, not be secret. */
+    uint64_t x = ctx->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    ctx->rng = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+static void
+chain_job_free(chain_job *j)
+{
+    pb_chain_ctx *ctx = j->ctx;
+    if (j->call)
+        pb_http_cancel(j->call);
+    if (j->timer)
+        event_free(j->timer);
+    pb_job_free(j->req);
+    free(j->bad_id);
+    free(j->raw);
+    free(j->attempts);
+    free(j->content);
+    free(j->error);
+    free(j->result_json);
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        ctx->jobs = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    free(j);
+    ctx->active--;
+    if (ctx->on_released)
+        ctx->on_released(ctx->owner);
+}
+
+static int64_t
+chain_remaining_ms(const chain_job *j)
+{
+    return j->deadline_mono_ms - pb_mono_ms();
+}
+
+static void
+chain_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    chain_job *j = arg;
+    if (j->state == JOB_BACKOFF) {
+        j->state = JOB_RUNNING;
+        chain_attempt(j);
+    } else if (j->state == JOB_FINISHING) {
+        chain_finish(j);
+    }
+}
+
+static void
+chain_arm_timer(chain_job *j, int64_t delay_ms)
+{
+    if (j->timer == NULL)
+        j->timer = evtimer_new(j->ctx->base, chain_on_timer, j);
+    struct timeval tv = {(time_t)(delay_ms / 1000), (suseconds_t)((delay_ms % 1000) * 1000)};
+    evtimer_add(j->timer, &tv);
+}
+
+static pb_attempt *
+chain_add_attempt(chain_job *j, int model, const char *outcome, int64_t ms)
+{
+    if (j->n_attempts == j->cap_attempts) {
+        j->cap_attempts = j->cap_attempts ? 2 * j->cap_attempts : 4;
+        j->attempts = pb_xrealloc(j->attempts, j->cap_attempts * sizeof(pb_attempt));
+    }
+    pb_attempt *a = &j->attempts[j->n_attempts++];
+    a->model = model;
+    a->try_no = j->try_no;
+    snprintf(a->outcome, sizeof(a->outcome), "%s", outcome);
+    a->ms = ms;
+    return a;
+}
+
+static void
+chain_degrade(chain_job *j)
+{
+    j->status = PB_STATUS_DEGRADED;
+    j->source = PB_SOURCE_DEGRADED;
+    j->model = -1;
+    chain_finish(j);
+}
+
+/* Whether model m may answer this job (the critical quality floor). */
+static bool
+chain_model_allowed(const chain_job *j, int m)
+{
+    const pb_config *cfg = j->ctx->cfg;
+    const pb_route_conf *route = &cfg->routes[j->req->route];
+    if (!j->req->critical || route->critical_min_tier <= 0)
+        return true;
+    return cfg->models[m].tier <= route->critical_min_tier;
+}
+
+static void
+chain_next_model(chain_job *j)
+{
+    while (j->pos < j->req->n_models && !chain_model_allowed(j, j->req->models[j->pos]))
+        j->pos++;
+    if (j->pos >= j->req->n_models || chain_remaining_ms(j) < CHAIN_MIN_ATTEMPT_MS) {
+        chain_degrade(j);
+        return;
+    }
+    j->try_no = 0;
+    chain_attempt(j);
+}
+
+/* Names a transport failure for the attempt list (and the stats). */
+static const char *
+chain_transport_outcome(const pb_http_reply *r)
+{
+    if (r->too_large)
+        return "too_large";
+    if (r->timed_out)
+        return "timeout";
+    switch (r->curl_code) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+        return "connect_error";
+    case CURLE_GOT_NOTHING:
+        return "no_response";
+    default:
+        return "transport_error";
+    }
+}
+
+static void
+chain_on_attempt_done(const pb_http_reply *r, void *arg)
+{
+    chain_job *j = arg;
+    pb_chain_ctx *ctx = j->ctx;
+    const pb_config *cfg = ctx->cfg;
+    j->call = NULL;
+    int m = j->req->models[j->pos];
+    const pb_model_conf *model = &cfg->models[m];
+    const pb_provider_ops *ops = pb_provider_for(cfg->providers[model->provider].type);
+    const pb_route_conf *route = &cfg->routes[j->req->route];
+
+    pb_class cls;
+    char outcome[32];
+    if (r->curl_code != 0 || r->too_large) {
+        cls = PB_CLASS_RETRY;
+        snprintf(outcome, sizeof(outcome), "%s", chain_transport_outcome(r));
+    } else if (r->status >= 200 && r->status < 300) {
+        pb_completion comp = {0};
+        if (ops->parse_response(r->body, r->body_len, &comp, NULL) == PB_OK) {
+            cls = PB_CLASS_OK;
+            snprintf(outcome, sizeof(outcome), "ok");
+            free(j->content);
+            j->content = comp.content;
+            comp.content = NULL;
+            j->prompt_tokens = comp.prompt_tokens;
+            j->completion_tokens = comp.completion_tokens;
+        } else {
+            cls = PB_CLASS_RETRY;
+            snprintf(outcome, sizeof(outcome), "bad_reply");
+        }
+        pb_completion_free(&comp);
+    } else {
+        cls = ops->classify(r->status, r->body, r->body_len);
+        snprintf(outcome, sizeof(outcome), "http_%ld", r->status);
+    }
+    chain_add_attempt(j, m, outcome, r->ms);
+    pb_log(PB_LOG_DEBUG, "event=attempt job=%s model=%s try=%d outcome=%s ms=%lld", j->req->id,
+           model->name, j->try_no, outcome, (long long)r->ms);
+
+    int64_t retry_after =
+        r->retry_after ? pb_retry_after_ms(r->retry_after, pb_wall_ms()) : (int64_t)-1;
+    int64_t backoff =
+        pb_retry_backoff_ms(route->backoff_ms, route->backoff_max_ms, j->try_no - 1, chain_rand(ctx));
+    pb_retry_plan plan = pb_retry_decide(cls, j->try_no, route->retries, backoff, retry_after,
+                                         chain_remaining_ms(j), CHAIN_MIN_ATTEMPT_MS);
+    switch (plan.next) {
+    case PB_NEXT_DONE:
+        j->status = PB_STATUS_OK;
+        j->source = j->pos == 0 ? PB_SOURCE_PRIMARY : PB_SOURCE_FALLBACK;
+        j->model = m;
+        chain_finish(j);
+        return;
+    case PB_NEXT_RETRY:
+        j->state = JOB_BACKOFF;
+        chain_arm_timer(j, plan.delay_ms);
+        return;
+    case PB_NEXT_FALLBACK:
+        j->pos++;
+        chain_next_model(j);
+        return;
+    case PB_NEXT_INVALID:
+        j->status = PB_STATUS_INVALID;
+        j->source = PB_SOURCE_NONE;
+        j->model = -1;
+        j->dead = true;
+        j->error = pb_xasprintf("UPSTREAM_REJECTED model %s rejected the request as malformed "
+                                "(HTTP %ld)",
+                                model->name, r->status);
+        chain_finish(j);
+        return;
+    }
+}
+
+static void
+chain_attempt(chain_job *j)
+{
+    pb_chain_ctx *ctx = j->ctx;
+    const pb_config *cfg = ctx->cfg;
+    int m = j->req->models[j->pos];
+    const pb_model_conf *model = &cfg->models[m];
+    const pb_provider_conf *prov = &cfg->providers[model->provider];
+    int64_t remaining = chain_remaining_ms(j);
+    if (remaining < CHAIN_MIN_ATTEMPT_MS) {
+        chain_degrade(j);
+        return;
+    }
+    j->try_no++;
+    pb_http_request *hr = pb_xcalloc(1, sizeof(*hr));
+    pb_error err = {0};
+    if (pb_provider_for(prov->type)->build_request(prov, model, j->req, hr, &err) != PB_OK) {
+        pb_http_request_free(hr);
+        chain_add_attempt(j, m, "build_error", 0);
+        pb_log(PB_LOG_WARN, "event=build_error job=%s model=%s error=\"%s\"", j->req->id,
+               model->name, err.msg);
+        j->pos++;
+        chain_next_model(j);
+        return;
+    }
+    int timeout = model->timeout_ms < remaining ? model->timeout_ms : (int)remaining;
+    int connect = model->connect_timeout_ms < timeout ? model->connect_timeout_ms : timeout;
+    j->call = pb_http_start(ctx->http, hr, connect, timeout, chain_on_attempt_done, j);
+}
+
+/* Base64 of bytes that cannot be stored as a JSON string (invalid UTF-8, NUL). Caller frees. */
+static char *
+chain_base64(const char *p, size_t n)
+{
+    char *out = pb_xmalloc(4 * ((n + 2) / 3) + 1);
+    EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)p, (int)n);
+    return out;
+}
+
+static bool
+chain_is_json_safe_text(const char *p, size_t n)
+{
+    /* json-c copies string bytes through unchecked, so only valid UTF-8 without NUL
+     * may go in as a string. */
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = (unsigned char)p[i];
+        size_t extra;
+        if (c == 0)
+            return false;
+        if (c < 0x80)
+            extra = 0;
+        else if ((c & 0xE0) == 0xC0 && c >= 0xC2)
+            extra = 1;
+        else if ((c & 0xF0) == 0xE0)
+            extra = 2;
+        else if ((c & 0xF8) == 0xF0 && c <= 0xF4)
+            extra = 3;
+        else
+            return false;
+        if (extra > 0 && i + extra >= n)
+            return false;
+        for (size_t k = 1; k <= extra; k++)
+            if (((unsigned char)p[i + k] & 0xC0) != 0x80)
+                return false;
+        i += extra + 1;
+    }
+    return true;
+}
+
+/* The planb:dead entry: the raw job (as text or base64) wrapped with its error. Caller frees. */
+static char *
+chain_dead_entry(const chain_job *j)
+{
+    json_object *o = json_object_new_object();
+    if (j->bad_id || j->req)
+        json_object_object_add(o, "id", json_object_new_string(j->req ? j->req->id : j->bad_id));
+    json_object_object_add(o, "error", json_object_new_string(j->error ? j->error : ""));
+    json_object_object_add(o, "worker", json_object_new_string(j->ctx->worker_id));
+    json_object_object_add(o, "at_ms", json_object_new_int64(pb_wall_ms()));
+    if (chain_is_json_safe_text(j->raw, j->raw_len)) {
+        json_object_object_add(o, "job", json_object_new_string_len(j->raw, (int)j->raw_len));
+    } else {
+        char *b64 = chain_base64(j->raw, j->raw_len);
+        json_object_object_add(o, "job_base64", json_object_new_string(b64));
+        free(b64);
+    }
+    char *s = pb_xstrdup(
+        json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+    return s;
+}
+
+/* Stats fields for this job: jobs, status, source, per-model attempts and error outcomes. */
+typedef struct chain_counters {
+    char *fields[PB_QUEUE_MAX_COUNTERS]; /* owned */
+    long counts[PB_QUEUE_MAX_COUNTERS];
+    size_t n;
+} chain_counters;
+
+/* Adds one to field (taken: freed here when already present or when full). */
+static void
+chain_count(chain_counters *c, char *field)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        if (strcmp(c->fields[i], field) == 0) {
+            c->counts[i]++;
+            free(field);
+            return;
+        }
+    }
+    if (c->n == PB_QUEUE_MAX_COUNTERS) {
+        free(field);
+        return;
+    }
+    c->fields[c->n] = field;
+    c->counts[c->n++] = 1;
+}
+
+static void
+chain_collect_counters(const chain_job *j, chain_counters *c)
+{
+    const pb_config *cfg = j->ctx->cfg;
+    c->n = 0;
+    chain_count(c, pb_xstrdup("jobs"));
+    chain_count(c, pb_xstrdup(pb_status_name(j->status)));
+    if (j->source != PB_SOURCE_NONE)
+        chain_count(c, pb_xasprintf("source:%s", pb_source_name(j->source)));
+    for (size_t i = 0; i < j->n_attempts; i++) {
+        const pb_attempt *a = &j->attempts[i];
+        const char *name = cfg->models[a->model].name;
+        chain_count(c, pb_xasprintf("attempts:%s", name));
+        if (strcmp(a->outcome, "ok") != 0)
+            chain_count(c, pb_xasprintf("errors:%s:%s", name, a->outcome));
+    }
+}
+
+static void
+chain_on_finished(redisReply *reply, void *arg)
+{
+    chain_job *j = arg;
+    if (reply == NULL) {
+        /* Redis is away: keep the result and send it again when it is back. */
+        chain_arm_timer(j, FINISH_RETRY_MS);
+        return;
+    }
+    const char *id = j->req ? j->req->id : (j->bad_id ? j->bad_id : "-");
+    if (reply->type == REDIS_REPLY_ERROR) {
+        /* A script error is a bug, not an outage: leave the job in flight for hand-back. */
+        pb_log(PB_LOG_ERROR, "event=finish_failed job=%s error=\"%s\"", id, reply->str);
+    } else if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
+        pb_log(PB_LOG_INFO, "event=duplicate job=%s note=\"a result already existed\"", id);
+    }
+    chain_job_free(j);
+}
+
+static void
+chain_build_result(chain_job *j)
+{
+    pb_chain_ctx *ctx = j->ctx;
+    const pb_config *cfg = ctx->cfg;
+    const pb_request *req = j->req;
+    const char *content = j->content;
+    if (j->status == PB_STATUS_DEGRADED)
+        content = cfg->routes[req->route].degraded_reply;
+    pb_result res = {
+        .id = req ? req->id : j->bad_id,
+        .status = j->status,
+        .source = j->source,
+        .content = j->status == PB_STATUS_INVALID ? NULL : content,
+        .error = j->error,
+        .model = j->model,
+        .attempts = j->attempts,
+        .n_attempts = j->n_attempts,
+        .prompt_tokens = j->prompt_tokens,
+        .completion_tokens = j->completion_tokens,
+        .queued_ms = (req && req->submitted_at_ms > 0)
+                         ? (j->claimed_wall_ms > req->submitted_at_ms
+                                ? j->claimed_wall_ms - req->submitted_at_ms
+                                : 0)
+                         : -1,
+        .latency_ms = pb_mono_ms() - j->claimed_mono_ms,
+        .worker = ctx->worker_id,
+        .meta = req ? req->meta : NULL,
+        .cache_age_s = -1,
+    };
+    j->result_json = pb_result_to_json(&res, cfg, &j->result_len);
+    if (j->status != PB_STATUS_OK)
+        pb_log(PB_LOG_INFO, "event=job_done job=%s status=%s source=%s attempts=%zu ms=%lld%s%s",
+               res.id ? res.id : "-", pb_status_name(j->status), pb_source_name(j->source),
+               j->n_attempts, (long long)res.latency_ms, j->error ? " error=" : "",
+               j->error ? j->error : "");
+}
+
+static void
+chain_finish(chain_job *j)
+{
+    pb_chain_ctx *ctx = j->ctx;
+    const char *id = j->req ? j->req->id : j->bad_id;
+    if (j->state != JOB_FINISHING) {
+        j->state = JOB_FINISHING;
+        if (id)
+            chain_build_result(j);
+    }
+    char *dead = j->dead ? chain_dead_entry(j) : NULL;
+    chain_counters c;
+    chain_collect_counters(j, &c);
+    pb_finish f = {
+        .raw = j->raw,
+        .raw_len = j->raw_len,
+        .id = id,
+        .result_json = j->result_json,
+        .result_len = j->result_len,
+        /* An invalid job's reply flag may be unreadable, so its result always goes to
+         * the reply list too: a producer waiting on it must not hang. */
+        .reply_ttl_s = (j->req == NULL || j->req->reply) ? ctx->cfg->reply_ttl_s : 0,
+        .dead_entry = dead,
+        .counters = (const char *const *)c.fields,
+        .counts = c.counts,
+        .n_counters = c.n,
+    };
+    pb_queue_finish(ctx->cmd, ctx->cfg, ctx->keys, &f, chain_on_finished, j);
+    for (size_t i = 0; i < c.n; i++)
+        free(c.fields[i]);
+    free(dead);
+}
+
+void
+pb_chain_start(pb_chain_ctx *ctx, char *raw, size_t len)
+{
+    chain_job *j = pb_xcalloc(1, sizeof(*j));
+    j->ctx = ctx;
+    j->raw = raw;
+    j->raw_len = len;
+    j->claimed_mono_ms = pb_mono_ms();
+    j->claimed_wall_ms = pb_wall_ms();
+    j->model = -1;
+    j->prompt_tokens = j->completion_tokens = -1;
+    j->state = JOB_RUNNING;
+    j->next = ctx->jobs;
+    if (ctx->jobs)
+        ctx->jobs->prev = j;
+    ctx->jobs = j;
+    ctx->active++;
+
+    pb_error err = {0};
+    if (pb_job_parse(raw, len, ctx->cfg, &j->req, &j->bad_id, &err) != PB_OK) {
+        j->req = NULL;
+        j->status = PB_STATUS_INVALID;
+        j->source = PB_SOURCE_NONE;
+        j->error = pb_xstrdup(err.msg);
+        j->dead = true;
+        chain_finish(j);
+        return;
+    }
+    j->deadline_mono_ms = j->claimed_mono_ms + j->req->deadline_ms;
+    chain_next_model(j);
+}
+
+void
+pb_chain_abandon_all(pb_chain_ctx *ctx)
+{
+    ctx->on_released = NULL;
+    while (ctx->jobs)
+        chain_job_free(ctx->jobs);
+}

@@ -1,0 +1,816 @@
+/* config.c -- planb.json parsed, validated and defaulted into a pb_config.
+ *
+ * Everything an operator can get wrong is caught here, at start-up or on
+ * SIGHUP, rather than as a strange failure under load: wrong types, values
+ * out of range, names that refer to nothing, and unknown keys (a typo such as
+ * "retires" must not silently fall back to the default). Every error names
+ * the JSON path and why: `CONFIG routes.default.chain[1]: unknown model "claude"`.
+ *
+ * This is the only module that reads secrets from the environment (provider
+ * API keys, the Redis password). Error messages name the variable, never its
+ * value, and never quote the Redis URL, which may hold a password.
+ *
+ * Defaulting rule worth knowing: a model's connect_timeout_ms must not exceed
+ * its timeout_ms. When connect_timeout_ms is left out, the default (2000) is
+ * clamped to timeout_ms; when it is given explicitly and is larger, that is an
+ * error, because the operator asked for something that cannot happen. */
+#include "planb/config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CONFIG_ERR         1             /* pb_error.code of every config error */
+#define CONFIG_MAX_BYTES   (1024 * 1024) /* real configs are a few KiB */
+#define CONFIG_MAX_DEPTH   32            /* the schema nests 4 levels; the rest is slack */
+#define CONFIG_NAME_MAX    64            /* names end up in Redis keys and metric labels */
+#define CONFIG_PATH_MAX    96            /* "providers." + a name */
+#define CONFIG_MAX_QUEUES  64            /* one BLMOVE round-robin per queue */
+#define CONFIG_CHAIN_MAX   16            /* same bound as a job's "models" override */
+#define CONFIG_REPLY_MAX   (64 * 1024)   /* degraded_reply is shown to end users */
+#define CONFIG_DAY_S       (24 * 60 * 60)
+#define CONFIG_KIB         1024
+#define CONFIG_MIB         (1024 * 1024)
+#define CONFIG_DEFAULT_URL "redis://127.0.0.1:6379/0"
+#define CONFIG_DEFAULT_DEGRADED                                                                    \
+    "The AI assistant is temporarily unavailable. Please try again later or contact customer "     \
+    "support."
+
+/* Characters allowed in queue names and the key prefix (they become Redis key parts). */
+static const char config_key_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                       "0123456789_.:-";
+/* Provider, model and route names: the same plus what upstream model ids use ("org/model@v"). */
+static const char config_name_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                        "0123456789_.:-@/+=";
+
+static const char *const config_top_keys[] = {"redis",          "workers",          "concurrency",
+                                              "queues",         "result_ttl_s",     "reply_ttl_s",
+                                              "claim_batch",    "drain_timeout_ms", "lease_ms",
+                                              "max_deliveries", "limits",           "providers",
+                                              "models",         "routes",           "cache",
+                                              "breaker",        "monitor",          NULL};
+static const char *const config_redis_keys[] = {"url", "password_env", "user", "prefix", NULL};
+static const char *const config_limits_keys[] = {
+    "job_max_bytes", "max_messages", "reply_max_bytes", "meta_max_bytes", "id_max_bytes", NULL};
+static const char *const config_provider_keys[] = {"type", "base_url", "api_key_env",
+                                                   "anthropic_version", NULL};
+static const char *const config_model_keys[] = {
+    "provider", "model", "tier", "timeout_ms", "connect_timeout_ms", "max_tokens_default", NULL};
+static const char *const config_route_keys[] = {
+    "chain",       "retries",           "backoff_ms",     "backoff_max_ms",
+    "deadline_ms", "critical_min_tier", "degraded_reply", NULL};
+static const char *const config_cache_keys[] = {"ttl_s", "stale_if_error_s", "semantic", "redis",
+                                                NULL};
+
+/* Fills err with "CONFIG <path>.<key>: <why>" and returns PB_ERR. path "" is the top level;
+ * key NULL names path itself; a key starting with '[' is an array index. */
+static int config_fail(pb_error *err, const char *path, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int
+config_fail(pb_error *err, const char *path, const char *key, const char *fmt, ...)
+{
+    char why[PB_ERROR_MSG_LEN];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    if (key == NULL)
+        key = "";
+    const char *dot = (*path != '\0' && *key != '\0' && *key != '[') ? "." : "";
+    const char *space = (*path != '\0' || *key != '\0') ? " " : "";
+    pb_error_set(err, CONFIG_ERR, "CONFIG%s%s%s%s: %s", space, path, dot, key, why);
+    return PB_ERR;
+}
+
+static bool
+config_in_list(const char *s, const char *const *list)
+{
+    for (; *list; list++)
+        if (strcmp(s, *list) == 0)
+            return true;
+    return false;
+}
+
+/* Rejects keys not in allowed: typos must not pass silently. */
+static int
+config_check_keys(json_object *obj, const char *path, const char *const *allowed, pb_error *err)
+{
+    json_object_object_foreach(obj, key, val)
+    {
+        (void)val;
+        if (!config_in_list(key, allowed))
+            return config_fail(err, path, key, "unknown key");
+    }
+    return PB_OK;
+}
+
+/* obj[key] when present (a JSON null counts as present, and is then a type error). */
+static bool
+config_get(json_object *obj, const char *key, json_object **val)
+{
+    return json_object_object_get_ex(obj, key, val);
+}
+
+/* Reads obj[key] as an integer in [min, max], def when absent. */
+static int
+config_i64(json_object *obj, const char *path, const char *key, int64_t def, int64_t min,
+           int64_t max, int64_t *out, pb_error *err)
+{
+    json_object *v;
+    if (!config_get(obj, key, &v)) {
+        *out = def;
+        return PB_OK;
+    }
+    int64_t n = json_object_get_int64(v);
+    if (!json_object_is_type(v, json_type_int) || n < min || n > max)
+        return config_fail(err, path, key, "must be an integer from %" PRId64 " to %" PRId64, min,
+                           max);
+    *out = n;
+    return PB_OK;
+}
+
+static int
+config_int(json_object *obj, const char *path, const char *key, int def, int min, int max, int *out,
+           pb_error *err)
+{
+    int64_t n = 0;
+    if (config_i64(obj, path, key, def, min, max, &n, err) != PB_OK)
+        return PB_ERR;
+    *out = (int)n;
+    return PB_OK;
+}
+
+static int
+config_size(json_object *obj, const char *path, const char *key, size_t def, size_t min, size_t max,
+            size_t *out, pb_error *err)
+{
+    int64_t n = 0;
+    if (config_i64(obj, path, key, (int64_t)def, (int64_t)min, (int64_t)max, &n, err) != PB_OK)
+        return PB_ERR;
+    *out = (size_t)n;
+    return PB_OK;
+}
+
+/* Reads obj[key] as a string of 1..max bytes without NULs; a copy of def (or NULL) when
+ * absent. The value is never quoted in errors: it may be a URL with a password. */
+static int
+config_str(json_object *obj, const char *path, const char *key, const char *def, size_t max,
+           char **out, pb_error *err)
+{
+    json_object *v;
+    if (!config_get(obj, key, &v)) {
+        *out = def ? pb_xstrdup(def) : NULL;
+        return PB_OK;
+    }
+    if (!json_object_is_type(v, json_type_string))
+        return config_fail(err, path, key, "must be a string");
+    const char *s = json_object_get_string(v);
+    size_t len = (size_t)json_object_get_string_len(v);
+    if (len == 0 || len > max || strlen(s) != len)
+        return config_fail(err, path, key, "must be a string of 1 to %zu bytes", max);
+    *out = pb_xstrdup(s);
+    return PB_OK;
+}
+
+/* obj[key] as an object, or NULL when absent. */
+static int
+config_obj(json_object *obj, const char *path, const char *key, json_object **out, pb_error *err)
+{
+    json_object *v;
+    *out = NULL;
+    if (!config_get(obj, key, &v))
+        return PB_OK;
+    if (!json_object_is_type(v, json_type_object))
+        return config_fail(err, path, key, "must be an object");
+    *out = v;
+    return PB_OK;
+}
+
+static bool
+config_is_name(const char *s, const char *chars)
+{
+    size_t n = strlen(s);
+    return n >= 1 && n <= CONFIG_NAME_MAX && strspn(s, chars) == n;
+}
+
+static bool
+config_has_ctl(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return true;
+    return false;
+}
+
+/* An environment variable name such as OPENAI_API_KEY. */
+static bool
+config_is_env_name(const char *s)
+{
+    static const char chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_0123456789";
+    size_t n = strlen(s);
+    return n >= 1 && (s[0] < '0' || s[0] > '9') && strspn(s, chars) == n;
+}
+
+/* Reads an "..._env" key: the variable's name, then its value (NULL when unset or empty). */
+static int
+config_env(json_object *obj, const char *path, const char *key, char **name, char **value,
+           pb_error *err)
+{
+    if (config_str(obj, path, key, NULL, 256, name, err) != PB_OK)
+        return PB_ERR;
+    *value = NULL;
+    if (*name == NULL)
+        return PB_OK;
+    if (!config_is_env_name(*name))
+        return config_fail(err, path, key, "must be an environment variable name");
+    const char *v = getenv(*name);
+    if (v != NULL && *v != '\0')
+        *value = pb_xstrdup(v);
+    return PB_OK;
+}
+
+static int
+config_hex(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Copies n bytes of a URL part, decoding %XX (a password may hold ':' or '@' that way).
+ * Malformed escapes and %00 are kept as written. */
+static char *
+config_url_decode(const char *s, size_t n)
+{
+    char *out = pb_xmalloc(n + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int hi, lo;
+        if (s[i] == '%' && i + 2 < n && (hi = config_hex(s[i + 1])) >= 0 &&
+            (lo = config_hex(s[i + 2])) >= 0 && (hi | lo) != 0) {
+            out[o++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            out[o++] = s[i];
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* Parses a decimal number of 1..10 digits in [min, max] from s..end. */
+static bool
+config_parse_num(const char *s, const char *end, long min, long max, int *out)
+{
+    if (s == end || end - s > 10)
+        return false;
+    long n = 0;
+    for (const char *p = s; p < end; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        n = n * 10 + (*p - '0');
+    }
+    if (n < min || n > max)
+        return false;
+    *out = (int)n;
+    return true;
+}
+
+/* Splits redis://[user[:password]@]host[:port][/db] into cfg->redis_*. The userinfo ends at
+ * the last '@', so an unescaped '@' or '/' in a password still works. Errors never quote the
+ * URL: it may hold a password. */
+static int
+config_parse_redis_url(pb_config *cfg, pb_error *err)
+{
+    static const char scheme[] = "redis://";
+    const char *url = cfg->redis_url;
+    if (strncmp(url, scheme, sizeof(scheme) - 1) != 0)
+        return config_fail(err, "redis", "url",
+                           "must look like redis://[user[:password]@]host[:port][/db]");
+    const char *p = url + sizeof(scheme) - 1;
+    const char *at = strrchr(p, '@');
+    if (at != NULL) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        const char *user_end = colon ? colon : at;
+        if (user_end > p)
+            cfg->redis_user = config_url_decode(p, (size_t)(user_end - p));
+        if (colon && at > colon + 1)
+            cfg->redis_password = config_url_decode(colon + 1, (size_t)(at - colon - 1));
+        p = at + 1;
+    }
+    const char *host = p, *host_end;
+    if (*p == '[') {
+        host = p + 1;
+        host_end = strchr(host, ']');
+        if (host_end == NULL)
+            return config_fail(err, "redis", "url", "unterminated [IPv6] host");
+        p = host_end + 1;
+    } else {
+        host_end = p + strcspn(p, ":/");
+        p = host_end;
+    }
+    if (host_end == host)
+        return config_fail(err, "redis", "url", "has no host");
+    cfg->redis_host = pb_xstrndup(host, (size_t)(host_end - host));
+    cfg->redis_port = 6379;
+    cfg->redis_db = 0;
+    if (*p == ':') {
+        const char *port_end = p + 1 + strcspn(p + 1, "/");
+        if (!config_parse_num(p + 1, port_end, 1, 65535, &cfg->redis_port))
+            return config_fail(err, "redis", "url", "port must be a number from 1 to 65535");
+        p = port_end;
+    }
+    if (*p == '/' && p[1] != '\0') {
+        if (!config_parse_num(p + 1, p + strlen(p), 0, INT_MAX, &cfg->redis_db))
+            return config_fail(err, "redis", "url", "database must be a non-negative number");
+    } else if (*p != '\0' && strcmp(p, "/") != 0) {
+        return config_fail(err, "redis", "url", "has unexpected text after the host");
+    }
+    return PB_OK;
+}
+
+static int
+config_parse_redis(pb_config *cfg, json_object *root, pb_error *err)
+{
+    json_object *r;
+    if (config_obj(root, "", "redis", &r, err) != PB_OK)
+        return PB_ERR;
+    if (r == NULL)
+        r = json_object_new_object();
+    else
+        json_object_get(r);
+    char *pass_env = NULL, *pass = NULL, *user = NULL;
+    int rc = PB_ERR;
+    if (config_check_keys(r, "redis", config_redis_keys, err) != PB_OK ||
+        config_str(r, "redis", "url", CONFIG_DEFAULT_URL, 4096, &cfg->redis_url, err) != PB_OK ||
+        config_env(r, "redis", "password_env", &pass_env, &pass, err) != PB_OK ||
+        config_str(r, "redis", "user", NULL, 256, &user, err) != PB_OK ||
+        config_str(r, "redis", "prefix", "planb", CONFIG_NAME_MAX, &cfg->prefix, err) != PB_OK)
+        goto out;
+    if (!config_is_name(cfg->prefix, config_key_chars)) {
+        config_fail(err, "redis", "prefix", "must be 1 to %d characters [A-Za-z0-9_.:-]",
+                    CONFIG_NAME_MAX);
+        goto out;
+    }
+    if (config_parse_redis_url(cfg, err) != PB_OK)
+        goto out;
+    if (user != NULL) {
+        free(cfg->redis_user);
+        cfg->redis_user = user;
+        user = NULL;
+    }
+    if (pass != NULL) {
+        free(cfg->redis_password);
+        cfg->redis_password = pass;
+        pass = NULL;
+    }
+    rc = PB_OK;
+out:
+    free(pass_env);
+    free(pass);
+    free(user);
+    json_object_put(r);
+    return rc;
+}
+
+static int
+config_parse_queues(pb_config *cfg, json_object *root, pb_error *err)
+{
+    json_object *q;
+    if (!config_get(root, "queues", &q)) {
+        cfg->queues = pb_xcalloc(1, sizeof(char *));
+        cfg->queues[0] = pb_xstrdup("default");
+        cfg->n_queues = 1;
+        return PB_OK;
+    }
+    size_t n = json_object_is_type(q, json_type_array) ? json_object_array_length(q) : 0;
+    if (n < 1 || n > CONFIG_MAX_QUEUES)
+        return config_fail(err, "", "queues", "must be an array of 1 to %d queue names",
+                           CONFIG_MAX_QUEUES);
+    cfg->queues = pb_xcalloc(n, sizeof(char *));
+    for (size_t i = 0; i < n; i++) {
+        char idx[32];
+        snprintf(idx, sizeof(idx), "[%zu]", i);
+        json_object *v = json_object_array_get_idx(q, i);
+        const char *s = json_object_get_string(v);
+        if (!json_object_is_type(v, json_type_string) ||
+            (size_t)json_object_get_string_len(v) != strlen(s) ||
+            !config_is_name(s, config_key_chars))
+            return config_fail(err, "queues", idx, "must be 1 to %d characters [A-Za-z0-9_.:-]",
+                               CONFIG_NAME_MAX);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(cfg->queues[j], s) == 0)
+                return config_fail(err, "queues", idx, "duplicate queue \"%s\"", s);
+        cfg->queues[cfg->n_queues++] = pb_xstrdup(s);
+    }
+    return PB_OK;
+}
+
+static int
+config_parse_limits(pb_config *cfg, json_object *root, pb_error *err)
+{
+    json_object *l;
+    if (config_obj(root, "", "limits", &l, err) != PB_OK)
+        return PB_ERR;
+    pb_limits *lim = &cfg->limits;
+    if (l == NULL) {
+        *lim = (pb_limits){CONFIG_MIB, 256, 4 * CONFIG_MIB, 16 * CONFIG_KIB, 128};
+        return PB_OK;
+    }
+    if (config_check_keys(l, "limits", config_limits_keys, err) != PB_OK ||
+        config_size(l, "limits", "job_max_bytes", CONFIG_MIB, CONFIG_KIB, 64 * CONFIG_MIB,
+                    &lim->job_max_bytes, err) != PB_OK ||
+        config_size(l, "limits", "max_messages", 256, 1, 10000, &lim->max_messages, err) != PB_OK ||
+        config_size(l, "limits", "reply_max_bytes", 4 * CONFIG_MIB, CONFIG_KIB, 64 * CONFIG_MIB,
+                    &lim->reply_max_bytes, err) != PB_OK ||
+        config_size(l, "limits", "meta_max_bytes", 16 * CONFIG_KIB, 0, CONFIG_MIB,
+                    &lim->meta_max_bytes, err) != PB_OK ||
+        config_size(l, "limits", "id_max_bytes", 128, 8, 512, &lim->id_max_bytes, err) != PB_OK)
+        return PB_ERR;
+    return PB_OK;
+}
+
+/* A required object of named entries ("providers", "models", "routes"); checks the names. */
+static int
+config_section(json_object *root, const char *key, const char *what, json_object **out, size_t *n,
+               pb_error *err)
+{
+    if (config_obj(root, "", key, out, err) != PB_OK)
+        return PB_ERR;
+    if (*out == NULL || json_object_object_length(*out) == 0)
+        return config_fail(err, "", key, "must be an object with at least one %s", what);
+    json_object_object_foreach(*out, name, val)
+    {
+        if (!config_is_name(name, config_name_chars))
+            return config_fail(err, key, name,
+                               "name must be 1 to %d characters [A-Za-z0-9_.:@/+=-]",
+                               CONFIG_NAME_MAX);
+        if (!json_object_is_type(val, json_type_object))
+            return config_fail(err, key, name, "must be an object");
+    }
+    *n = (size_t)json_object_object_length(*out);
+    return PB_OK;
+}
+
+static int
+config_parse_provider(pb_provider_conf *p, json_object *o, const char *path, pb_error *err)
+{
+    char *type = NULL;
+    if (config_check_keys(o, path, config_provider_keys, err) != PB_OK ||
+        config_str(o, path, "type", NULL, 64, &type, err) != PB_OK)
+        return PB_ERR;
+    if (type != NULL && strcmp(type, "openai") == 0)
+        p->type = PB_PROVIDER_OPENAI;
+    else if (type != NULL && strcmp(type, "anthropic") == 0)
+        p->type = PB_PROVIDER_ANTHROPIC;
+    else {
+        free(type);
+        return config_fail(err, path, "type", "must be \"openai\" or \"anthropic\"");
+    }
+    free(type);
+    if (config_str(o, path, "base_url", NULL, 2048, &p->base_url, err) != PB_OK)
+        return PB_ERR;
+    if (p->base_url == NULL || config_has_ctl(p->base_url) || strchr(p->base_url, ' ') ||
+        (strncmp(p->base_url, "http://", 7) != 0 && strncmp(p->base_url, "https://", 8) != 0))
+        return config_fail(err, path, "base_url", "must be an http:// or https:// URL");
+    size_t len = strlen(p->base_url);
+    while (len > 0 && p->base_url[len - 1] == '/')
+        p->base_url[--len] = '\0';
+    if (config_env(o, path, "api_key_env", &p->api_key_env, &p->api_key, err) != PB_OK)
+        return PB_ERR;
+    /* The key goes into an HTTP header: a stray newline would split it. */
+    if (p->api_key != NULL && config_has_ctl(p->api_key))
+        return config_fail(err, path, "api_key_env", "the value of %s contains control characters",
+                           p->api_key_env);
+    if (config_str(o, path, "anthropic_version", "2023-06-01", 64, &p->anthropic_version, err) !=
+        PB_OK)
+        return PB_ERR;
+    if (config_has_ctl(p->anthropic_version))
+        return config_fail(err, path, "anthropic_version", "must not contain control characters");
+    return PB_OK;
+}
+
+static int
+config_parse_model(pb_config *cfg, pb_model_conf *m, json_object *o, const char *path,
+                   pb_error *err)
+{
+    char *prov = NULL;
+    if (config_check_keys(o, path, config_model_keys, err) != PB_OK ||
+        config_str(o, path, "provider", NULL, CONFIG_NAME_MAX, &prov, err) != PB_OK)
+        return PB_ERR;
+    if (prov == NULL)
+        return config_fail(err, path, "provider", "is required");
+    m->provider = -1;
+    for (size_t i = 0; i < cfg->n_providers; i++)
+        if (strcmp(cfg->providers[i].name, prov) == 0)
+            m->provider = (int)i;
+    if (m->provider < 0) {
+        config_fail(err, path, "provider", "unknown provider \"%s\"", prov);
+        free(prov);
+        return PB_ERR;
+    }
+    free(prov);
+    if (config_str(o, path, "model", m->name, 256, &m->upstream, err) != PB_OK ||
+        config_int(o, path, "tier", 1, 1, 9, &m->tier, err) != PB_OK ||
+        config_int(o, path, "timeout_ms", 10000, 100, 600000, &m->timeout_ms, err) != PB_OK)
+        return PB_ERR;
+    if (config_has_ctl(m->upstream))
+        return config_fail(err, path, "model", "must not contain control characters");
+    if (!config_get(o, "connect_timeout_ms", NULL))
+        m->connect_timeout_ms = m->timeout_ms < 2000 ? m->timeout_ms : 2000;
+    else if (config_int(o, path, "connect_timeout_ms", 2000, 50,
+                        m->timeout_ms < 60000 ? m->timeout_ms : 60000, &m->connect_timeout_ms,
+                        err) != PB_OK)
+        return PB_ERR;
+    return config_int(o, path, "max_tokens_default", 1024, 1, 1000000, &m->max_tokens_default, err);
+}
+
+static int
+config_parse_route(pb_config *cfg, pb_route_conf *r, json_object *o, const char *path,
+                   pb_error *err)
+{
+    if (config_check_keys(o, path, config_route_keys, err) != PB_OK)
+        return PB_ERR;
+    json_object *chain;
+    size_t n = 0;
+    if (config_get(o, "chain", &chain) && json_object_is_type(chain, json_type_array))
+        n = json_object_array_length(chain);
+    if (n < 1 || n > CONFIG_CHAIN_MAX)
+        return config_fail(err, path, "chain", "must be an array of 1 to %d model names",
+                           CONFIG_CHAIN_MAX);
+    r->chain = pb_xcalloc(n, sizeof(int));
+    char chain_path[CONFIG_PATH_MAX + 8];
+    snprintf(chain_path, sizeof(chain_path), "%s.chain", path);
+    for (size_t i = 0; i < n; i++) {
+        char idx[32];
+        snprintf(idx, sizeof(idx), "[%zu]", i);
+        json_object *v = json_object_array_get_idx(chain, i);
+        if (!json_object_is_type(v, json_type_string))
+            return config_fail(err, chain_path, idx, "must be a model name");
+        const char *name = json_object_get_string(v);
+        int m = pb_config_model_index(cfg, name);
+        if (m < 0)
+            return config_fail(err, chain_path, idx, "unknown model \"%s\"", name);
+        r->chain[r->chain_len++] = m;
+    }
+    if (config_int(o, path, "retries", 2, 0, 10, &r->retries, err) != PB_OK ||
+        config_int(o, path, "backoff_ms", 250, 0, 60000, &r->backoff_ms, err) != PB_OK ||
+        config_int(o, path, "backoff_max_ms", r->backoff_ms > 4000 ? r->backoff_ms : 4000,
+                   r->backoff_ms, 600000, &r->backoff_max_ms, err) != PB_OK ||
+        config_int(o, path, "deadline_ms", 30000, 100, 3600000, &r->deadline_ms, err) != PB_OK ||
+        config_int(o, path, "critical_min_tier", 0, 0, 9, &r->critical_min_tier, err) != PB_OK ||
+        config_str(o, path, "degraded_reply", CONFIG_DEFAULT_DEGRADED, CONFIG_REPLY_MAX,
+                   &r->degraded_reply, err) != PB_OK)
+        return PB_ERR;
+    return PB_OK;
+}
+
+/* Parses providers, then models (which name providers), then routes (which name models). */
+static int
+config_parse_sections(pb_config *cfg, json_object *root, pb_error *err)
+{
+    json_object *sec;
+    char path[CONFIG_PATH_MAX];
+    size_t n;
+    if (config_section(root, "providers", "provider", &sec, &n, err) != PB_OK)
+        return PB_ERR;
+    cfg->providers = pb_xcalloc(n, sizeof(pb_provider_conf));
+    json_object_object_foreach(sec, pname, pval)
+    {
+        pb_provider_conf *p = &cfg->providers[cfg->n_providers++];
+        p->name = pb_xstrdup(pname);
+        snprintf(path, sizeof(path), "providers.%s", pname);
+        if (config_parse_provider(p, pval, path, err) != PB_OK)
+            return PB_ERR;
+    }
+    if (config_section(root, "models", "model", &sec, &n, err) != PB_OK)
+        return PB_ERR;
+    cfg->models = pb_xcalloc(n, sizeof(pb_model_conf));
+    json_object_object_foreach(sec, mname, mval)
+    {
+        pb_model_conf *m = &cfg->models[cfg->n_models++];
+        m->name = pb_xstrdup(mname);
+        snprintf(path, sizeof(path), "models.%s", mname);
+        if (config_parse_model(cfg, m, mval, path, err) != PB_OK)
+            return PB_ERR;
+    }
+    if (config_section(root, "routes", "route", &sec, &n, err) != PB_OK)
+        return PB_ERR;
+    cfg->routes = pb_xcalloc(n, sizeof(pb_route_conf));
+    json_object_object_foreach(sec, rname, rval)
+    {
+        pb_route_conf *r = &cfg->routes[cfg->n_routes++];
+        r->name = pb_xstrdup(rname);
+        snprintf(path, sizeof(path), "routes.%s", rname);
+        if (config_parse_route(cfg, r, rval, path, err) != PB_OK)
+            return PB_ERR;
+    }
+    int d = pb_config_route_index(cfg, "default");
+    cfg->default_route = d >= 0 ? d : 0;
+    return PB_OK;
+}
+
+/* The cache section; "semantic" and "redis" belong to later modules and are only type-checked
+ * here (TODO #semcache: validate them once semcache.c reads them). */
+static int
+config_parse_cache(pb_config *cfg, json_object *root, pb_error *err)
+{
+    json_object *c, *sub;
+    if (config_obj(root, "", "cache", &c, err) != PB_OK)
+        return PB_ERR;
+    cfg->cache_ttl_s = CONFIG_DAY_S;
+    cfg->cache_stale_if_error_s = 7 * CONFIG_DAY_S;
+    if (c == NULL)
+        return PB_OK;
+    if (config_check_keys(c, "cache", config_cache_keys, err) != PB_OK ||
+        config_int(c, "cache", "ttl_s", CONFIG_DAY_S, 1, 30 * CONFIG_DAY_S, &cfg->cache_ttl_s,
+                   err) != PB_OK ||
+        config_int(c, "cache", "stale_if_error_s", 7 * CONFIG_DAY_S, 0, 90 * CONFIG_DAY_S,
+                   &cfg->cache_stale_if_error_s, err) != PB_OK ||
+        config_obj(c, "cache", "semantic", &sub, err) != PB_OK ||
+        config_obj(c, "cache", "redis", &sub, err) != PB_OK)
+        return PB_ERR;
+    return PB_OK;
+}
+
+static int
+config_parse_root(pb_config *cfg, json_object *root, pb_error *err)
+{
+    json_object *sub;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int def_workers = cpus < 1 ? 1 : cpus > 256 ? 256 : (int)cpus;
+    if (config_check_keys(root, "", config_top_keys, err) != PB_OK ||
+        config_parse_redis(cfg, root, err) != PB_OK ||
+        config_int(root, "", "workers", def_workers, 1, 256, &cfg->workers, err) != PB_OK ||
+        config_int(root, "", "concurrency", 512, 1, 100000, &cfg->concurrency, err) != PB_OK ||
+        config_parse_queues(cfg, root, err) != PB_OK ||
+        config_int(root, "", "result_ttl_s", CONFIG_DAY_S, 1, 30 * CONFIG_DAY_S, &cfg->result_ttl_s,
+                   err) != PB_OK ||
+        config_int(root, "", "reply_ttl_s", 300, 1, CONFIG_DAY_S, &cfg->reply_ttl_s, err) !=
+            PB_OK ||
+        config_int(root, "", "claim_batch", 64, 1, 1000, &cfg->claim_batch, err) != PB_OK ||
+        config_int(root, "", "drain_timeout_ms", 30000, 0, 600000, &cfg->drain_timeout_ms, err) !=
+            PB_OK ||
+        config_int(root, "", "lease_ms", 10000, 1000, 600000, &cfg->lease_ms, err) != PB_OK ||
+        config_int(root, "", "max_deliveries", 5, 1, 100, &cfg->max_deliveries, err) != PB_OK ||
+        config_parse_limits(cfg, root, err) != PB_OK ||
+        config_parse_sections(cfg, root, err) != PB_OK ||
+        config_parse_cache(cfg, root, err) != PB_OK ||
+        config_obj(root, "", "breaker", &sub, err) != PB_OK ||
+        config_obj(root, "", "monitor", &sub, err) != PB_OK)
+        return PB_ERR;
+    return PB_OK;
+}
+
+/* Parses exactly len bytes; comments are allowed, so this is json-c's non-strict mode. */
+static pb_config *
+config_parse_buf(const char *json, size_t len, pb_error *err)
+{
+    if (len > CONFIG_MAX_BYTES) {
+        config_fail(err, "", NULL, "config is %zu bytes, limit %d", len, CONFIG_MAX_BYTES);
+        return NULL;
+    }
+    json_tokener *tok = json_tokener_new_ex(CONFIG_MAX_DEPTH);
+    pb_assert(tok != NULL);
+    json_tokener_set_flags(tok, JSON_TOKENER_VALIDATE_UTF8);
+    json_object *root = json_tokener_parse_ex(tok, json, (int)len);
+    enum json_tokener_error jerr = json_tokener_get_error(tok);
+    size_t end = json_tokener_get_parse_end(tok);
+    json_tokener_free(tok);
+    if (root == NULL || end != len) {
+        int line = 1;
+        for (size_t i = 0; i < end && i < len; i++)
+            line += json[i] == '\n';
+        const char *why = root != NULL                    ? "unexpected text after the end"
+                          : jerr == json_tokener_continue ? "unexpected end of file"
+                                                          : json_tokener_error_desc(jerr);
+        json_object_put(root);
+        config_fail(err, "", NULL, "not valid JSON (line %d: %s)", line, why);
+        return NULL;
+    }
+    pb_config *cfg = NULL;
+    if (!json_object_is_type(root, json_type_object)) {
+        config_fail(err, "", NULL, "must be a JSON object");
+    } else {
+        cfg = pb_xcalloc(1, sizeof(*cfg));
+        if (config_parse_root(cfg, root, err) != PB_OK) {
+            pb_config_free(cfg);
+            cfg = NULL;
+        }
+    }
+    json_object_put(root);
+    return cfg;
+}
+
+pb_config *
+pb_config_parse(const char *json, pb_error *err)
+{
+    return config_parse_buf(json, strlen(json), err);
+}
+
+/* Reads at most CONFIG_MAX_BYTES + 1 bytes, so a huge file (or a pipe) is refused without
+ * reading it all, whatever fstat says. */
+pb_config *
+pb_config_load(const char *path, pb_error *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        config_fail(err, "", NULL, "cannot open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = pb_xmalloc(CONFIG_MAX_BYTES + 1);
+    size_t len = 0;
+    while (len <= CONFIG_MAX_BYTES) {
+        ssize_t n = read(fd, buf + len, CONFIG_MAX_BYTES + 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            config_fail(err, "", NULL, "cannot read %s: %s", path, strerror(errno));
+            close(fd);
+            free(buf);
+            return NULL;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    close(fd);
+    pb_config *cfg;
+    if (len > CONFIG_MAX_BYTES) {
+        config_fail(err, "", NULL, "%s is larger than %d bytes", path, CONFIG_MAX_BYTES);
+        cfg = NULL;
+    } else {
+        cfg = config_parse_buf(buf, len, err);
+    }
+    free(buf);
+    if (cfg != NULL)
+        cfg->path = pb_xstrdup(path);
+    return cfg;
+}
+
+void
+pb_config_free(pb_config *cfg)
+{
+    if (cfg == NULL)
+        return;
+    free(cfg->path);
+    free(cfg->redis_url);
+    free(cfg->redis_host);
+    free(cfg->redis_user);
+    free(cfg->redis_password);
+    free(cfg->prefix);
+    for (size_t i = 0; i < cfg->n_queues; i++)
+        free(cfg->queues[i]);
+    free(cfg->queues);
+    for (size_t i = 0; i < cfg->n_providers; i++) {
+        pb_provider_conf *p = &cfg->providers[i];
+        free(p->name);
+        free(p->base_url);
+        free(p->api_key_env);
+        free(p->api_key);
+        free(p->anthropic_version);
+    }
+    free(cfg->providers);
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        free(cfg->models[i].name);
+        free(cfg->models[i].upstream);
+    }
+    free(cfg->models);
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        free(cfg->routes[i].name);
+        free(cfg->routes[i].chain);
+        free(cfg->routes[i].degraded_reply);
+    }
+    free(cfg->routes);
+    free(cfg);
+}
+
+int
+pb_config_model_index(const pb_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_models; i++)
+        if (strcmp(cfg->models[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+int
+pb_config_route_index(const pb_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_routes; i++)
+        if (strcmp(cfg->routes[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}

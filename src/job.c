@@ -1,0 +1,731 @@
+/* job.c -- job JSON -> pb_request (validated, bounded) and pb_result -> result JSON. No I/O.
+ *
+ * Job bytes come from anyone who can LPUSH, so parsing is bounded at every
+ * step: the raw size before the tokenizer, nesting depth and UTF-8 validity
+ * inside it, and counts and lengths per field after it. Any input, including
+ * NULs and invalid UTF-8, ends as either a request or a "CODE sentence" error,
+ * never a crash. Optional fields may be JSON null (many producers serialize
+ * "not set" that way): null means absent. Unknown top-level fields are
+ * ignored, so producers can be upgraded before workers.
+ *
+ * The result writer is hand-rolled instead of building a json-c tree: it runs
+ * once per job on the hot path, and one growing buffer is much cheaper than an
+ * allocation per field. It escapes per RFC 8259 (no "\/") and replaces invalid
+ * UTF-8 (upstream text is not trusted) with U+FFFD, so every result is valid
+ * JSON in valid UTF-8 whatever the model sent. */
+#include "planb/job.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#define JOB_MAX_DEPTH      32      /* real jobs nest 3 levels; meta gets the rest */
+#define JOB_MODELS_MAX     16      /* same bound as a route's chain */
+#define JOB_TENANT_MAX     128     /* hashed into the cache key, so only a sanity bound */
+#define JOB_MAX_TOKENS_MAX 1000000 /* above any model's output window */
+#define JOB_DEADLINE_MIN   100     /* shorter than one upstream round trip */
+#define JOB_DEADLINE_MAX   3600000 /* an hour: past that nobody is waiting for the answer */
+#define JOB_QUOTE_MAX      64      /* bytes of a producer's value echoed in an error */
+#define JOB_ID_RANDOM      12      /* random bytes in a generated id: 96 bits, 24 hex chars */
+#define JOB_JSON_FLAGS     (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+
+/* Characters allowed in a job id: it becomes part of Redis key names. */
+static const char job_id_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                   "0123456789_.:@/+=-";
+
+static const char *const job_role_names[] = {"system", "user", "assistant"};
+static const char *const job_cache_names[] = {"use", "skip", "refresh"};
+static const char *const job_status_names[] = {"ok", "degraded", "invalid"};
+static const char *const job_source_names[] = {"primary",     "fallback", "cache", "semantic_cache",
+                                               "stale_cache", "degraded", "none"};
+
+/* ---------------------------------------------------------------- parsing */
+
+/* obj[key], or NULL when absent or JSON null. */
+static json_object *
+job_field(json_object *obj, const char *key)
+{
+    json_object *v = NULL;
+    json_object_object_get_ex(obj, key, &v);
+    return v;
+}
+
+/* v's string when v is a JSON string holding no NUL (a C string could not keep it). */
+static const char *
+job_string(json_object *v, size_t *len)
+{
+    if (!json_object_is_type(v, json_type_string))
+        return NULL;
+    const char *s = json_object_get_string(v);
+    *len = (size_t)json_object_get_string_len(v);
+    return strlen(s) == *len ? s : NULL;
+}
+
+/* Copies at most JOB_QUOTE_MAX bytes of s for an error message, cut on a UTF-8 character
+ * boundary (the message ends up in a JSON result) and marked "..." when cut. */
+static const char *
+job_quote(const char *s, char out[JOB_QUOTE_MAX + 4])
+{
+    size_t n = strlen(s);
+    if (n <= JOB_QUOTE_MAX)
+        return s;
+    n = JOB_QUOTE_MAX;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+        n--;
+    memcpy(out, s, n);
+    memcpy(out + n, "...", 4);
+    return out;
+}
+
+/* Index of s in a NULL-free list of n names, or -1. */
+static int
+job_lookup(const char *s, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(s, names[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Tokenizes exactly len bytes (strict JSON, valid UTF-8, bounded depth) into an object. */
+static json_object *
+job_tokenize(const char *raw, size_t len, pb_error *err)
+{
+    json_tokener *tok = json_tokener_new_ex(JOB_MAX_DEPTH);
+    pb_assert(tok != NULL);
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    json_object *root = json_tokener_parse_ex(tok, raw, (int)len);
+    enum json_tokener_error jerr = json_tokener_get_error(tok);
+    size_t end = json_tokener_get_parse_end(tok);
+    bool truncated = false;
+    if (jerr == json_tokener_continue) {
+        /* A bare literal ("null", "12") waits for a delimiter; json-c ends input at a NUL. */
+        root = json_tokener_parse_ex(tok, "", 1);
+        jerr = json_tokener_get_error(tok);
+        truncated = jerr != json_tokener_success;
+    }
+    json_tokener_free(tok);
+    /* json-c takes a NUL for the end of input, wherever it is: name it instead. */
+    const char *nul = (jerr != json_tokener_success || end != len)
+                          ? memchr(raw, '\0', end < len ? end + 1 : len)
+                          : NULL;
+    if (jerr == json_tokener_error_depth)
+        pb_error_set(err, PB_JOB_BAD_JSON,
+                     "BAD_JSON job is not valid JSON (nested deeper than %d levels)",
+                     JOB_MAX_DEPTH);
+    else if (truncated)
+        pb_error_set(err, PB_JOB_BAD_JSON, "BAD_JSON job is not valid JSON (truncated)");
+    else if (nul != NULL)
+        pb_error_set(err, PB_JOB_BAD_JSON, "BAD_JSON job is not valid JSON (NUL byte at byte %zu)",
+                     (size_t)(nul - raw));
+    else if (jerr != json_tokener_success)
+        pb_error_set(err, PB_JOB_BAD_JSON, "BAD_JSON job is not valid JSON (%s at byte %zu)",
+                     json_tokener_error_desc(jerr), end);
+    else if (end != len)
+        pb_error_set(err, PB_JOB_BAD_JSON,
+                     "BAD_JSON job is not valid JSON (unexpected text at byte %zu)", end);
+    else if (!json_object_is_type(root, json_type_object))
+        pb_error_set(err, PB_JOB_BAD_JSON, "BAD_JSON job must be a JSON object");
+    else
+        return root;
+    json_object_put(root);
+    return NULL;
+}
+
+static int
+job_parse_id(pb_request *req, json_object *root, const pb_config *cfg, pb_error *err)
+{
+    json_object *v = job_field(root, "id");
+    if (v == NULL)
+        return PB_OK;
+    size_t len;
+    const char *s = job_string(v, &len);
+    if (s == NULL || len == 0 || len > cfg->limits.id_max_bytes || strspn(s, job_id_chars) != len) {
+        pb_error_set(err, PB_JOB_BAD_FIELD,
+                     "BAD_FIELD id must be a string of 1..%zu characters [A-Za-z0-9_.:@/+=-]",
+                     cfg->limits.id_max_bytes);
+        return PB_ERR;
+    }
+    req->id = pb_xstrndup(s, len);
+    return PB_OK;
+}
+
+static int
+job_parse_messages(pb_request *req, json_object *root, const pb_config *cfg, pb_error *err)
+{
+    json_object *msgs = job_field(root, "messages");
+    size_t n = json_object_is_type(msgs, json_type_array) ? json_object_array_length(msgs) : 0;
+    if (n == 0) {
+        pb_error_set(err, PB_JOB_BAD_FIELD, "BAD_FIELD messages must be a non-empty array");
+        return PB_ERR;
+    }
+    if (n > cfg->limits.max_messages) {
+        pb_error_set(err, PB_JOB_TOO_LARGE, "TOO_LARGE job has %zu messages, limit %zu", n,
+                     cfg->limits.max_messages);
+        return PB_ERR;
+    }
+    req->messages = pb_xcalloc(n, sizeof(pb_message));
+    bool has_user = false;
+    for (size_t i = 0; i < n; i++) {
+        json_object *m = json_object_array_get_idx(msgs, i);
+        if (!json_object_is_type(m, json_type_object)) {
+            pb_error_set(err, PB_JOB_BAD_FIELD, "BAD_FIELD messages[%zu] must be an object", i);
+            return PB_ERR;
+        }
+        size_t len;
+        const char *role = job_string(job_field(m, "role"), &len);
+        int r = role ? job_lookup(role, job_role_names, 3) : -1;
+        if (r < 0) {
+            pb_error_set(err, PB_JOB_BAD_FIELD,
+                         "BAD_FIELD messages[%zu].role must be one of system, user, assistant", i);
+            return PB_ERR;
+        }
+        json_object *c = job_field(m, "content");
+        const char *content = job_string(c, &len);
+        if (content == NULL) {
+            pb_error_set(err, PB_JOB_BAD_FIELD, "BAD_FIELD messages[%zu].content must be a %s", i,
+                         json_object_is_type(c, json_type_string) ? "string without NUL characters"
+                                                                  : "string");
+            return PB_ERR;
+        }
+        req->messages[i].role = (pb_role)r;
+        req->messages[i].content = pb_xstrndup(content, len);
+        req->n_messages++;
+        has_user |= r == PB_ROLE_USER;
+    }
+    if (!has_user) {
+        pb_error_set(err, PB_JOB_BAD_FIELD, "BAD_FIELD messages must contain a user message");
+        return PB_ERR;
+    }
+    return PB_OK;
+}
+
+/* "route", then "models" (the job's override, else a copy of the route's chain). */
+static int
+job_parse_chain(pb_request *req, json_object *root, const pb_config *cfg, pb_error *err)
+{
+    char q[JOB_QUOTE_MAX + 4];
+    size_t len;
+    json_object *v = job_field(root, "route");
+    req->route = cfg->default_route;
+    if (v != NULL) {
+        const char *s = job_string(v, &len);
+        if (s == NULL) {
+            pb_error_set(err, PB_JOB_BAD_FIELD, "BAD_FIELD route must be a string");
+            return PB_ERR;
+        }
+        req->route = pb_config_route_index(cfg, s);
+        if (req->route < 0) {
+            pb_error_set(err, PB_JOB_UNKNOWN_ROUTE, "UNKNOWN_ROUTE route \"%s\" is not configured",
+                         job_quote(s, q));
+            return PB_ERR;
+        }
+    }
+    v = job_field(root, "models");
+    if (v == NULL) {
+        const pb_route_conf *r = &cfg->routes[req->route];
+        req->models = pb_xcalloc(r->chain_len, sizeof(int));
+        memcpy(req->models, r->chain, r->chain_len * sizeof(int));
+        req->n_models = r->chain_len;
+        return PB_OK;
+    }
+    size_t n = json_object_is_type(v, json_type_array) ? json_object_array_length(v) : 0;
+    if (n == 0 || n > JOB_MODELS_MAX) {
+        pb_error_set(err, PB_JOB_BAD_FIELD,
+                     "BAD_FIELD models must be an array of 1..%d model names", JOB_MODELS_MAX);
+        return PB_ERR;
+    }
+    req->models = pb_xcalloc(n, sizeof(int));
+    for (size_t i = 0; i < n; i++) {
+        const char *s = job_string(json_object_array_get_idx(v, i), &len);
+        if (s == NULL) {
+            pb_error_set(err, PB_JOB_BAD_FIELD, "BAD_FIELD models[%zu] must be a string", i);
+            return PB_ERR;
+        }
+        int m = pb_config_model_index(cfg, s);
+        if (m < 0) {
+            pb_error_set(err, PB_JOB_UNKNOWN_MODEL,
+                         "UNKNOWN_MODEL models[%zu]: \"%s\" is not configured", i, job_quote(s, q));
+            return PB_ERR;
+        }
+        req->models[req->n_models++] = m;
+    }
+    return PB_OK;
+}
+
+/* A JSON number (integer or not) in [min, max], as a double. */
+static bool
+job_number(json_object *v, double min, double max, double *out)
+{
+    if (!json_object_is_type(v, json_type_double) && !json_object_is_type(v, json_type_int))
+        return false;
+    double d = json_object_get_double(v);
+    if (!isfinite(d) || d < min || d > max)
+        return false;
+    *out = d;
+    return true;
+}
+
+static int
+job_parse_params(pb_request *req, json_object *root, pb_error *err)
+{
+    json_object *p = job_field(root, "params");
+    if (p == NULL)
+        return PB_OK;
+    if (!json_object_is_type(p, json_type_object)) {
+        pb_error_set(err, PB_JOB_BAD_FIELD, "BAD_FIELD params must be an object");
+        return PB_ERR;
+    }
+    json_object_object_foreach(p, key, val)
+    {
+        char q[JOB_QUOTE_MAX + 4];
+        if (strcmp(key, "max_tokens") == 0) {
+            int64_t n = json_object_get_int64(val);
+            if (val != NULL &&
+                (!json_object_is_type(val, json_type_int) || n < 1 || n > JOB_MAX_TOKENS_MAX)) {
+                pb_error_set(err, PB_JOB_BAD_FIELD,
+                             "BAD_FIELD params.max_tokens must be an integer from 1 to %d",
+                             JOB_MAX_TOKENS_MAX);
+                return PB_ERR;
+            }
+            req->max_tokens = val ? (int)n : -1;
+        } else if (strcmp(key, "temperature") == 0) {
+            if (val != NULL && !job_number(val, 0, 2, &req->temperature)) {
+                pb_error_set(err, PB_JOB_BAD_FIELD,
+                             "BAD_FIELD params.temperature must be a number from 0 to 2");
+                return PB_ERR;
+            }
+        } else if (strcmp(key, "top_p") == 0) {
+            if (val != NULL && !job_number(val, 0, 1, &req->top_p)) {
+                pb_error_set(err, PB_JOB_BAD_FIELD,
+                             "BAD_FIELD params.top_p must be a number from 0 to 1");
+                return PB_ERR;
+            }
+        } else {
+            pb_error_set(err, PB_JOB_BAD_FIELD, "BAD_FIELD params.%s is not supported",
+                         job_quote(key, q));
+            return PB_ERR;
+        }
+    }
+    return PB_OK;
+}
+
+/* An optional boolean field; false when absent. */
+static int
+job_parse_bool(json_object *root, const char *key, bool *out, pb_error *err)
+{
+    json_object *v = job_field(root, key);
+    *out = false;
+    if (v == NULL)
+        return PB_OK;
+    if (!json_object_is_type(v, json_type_boolean)) {
+        pb_error_set(err, PB_JOB_BAD_FIELD, "BAD_FIELD %s must be true or false", key);
+        return PB_ERR;
+    }
+    *out = json_object_get_boolean(v);
+    return PB_OK;
+}
+
+/* tenant, deadline_ms, critical, reply, cache, meta, submitted_at_ms. */
+static int
+job_parse_options(pb_request *req, json_object *root, const pb_config *cfg, pb_error *err)
+{
+    size_t len;
+    json_object *v = job_field(root, "tenant");
+    if (v != NULL) {
+        const char *s = job_string(v, &len);
+        if (s == NULL || len == 0 || len > JOB_TENANT_MAX) {
+            pb_error_set(err, PB_JOB_BAD_FIELD, "BAD_FIELD tenant must be a string of 1..%d bytes",
+                         JOB_TENANT_MAX);
+            return PB_ERR;
+        }
+        req->tenant = pb_xstrndup(s, len);
+    }
+    req->deadline_ms = cfg->routes[req->route].deadline_ms;
+    v = job_field(root, "deadline_ms");
+    if (v != NULL) {
+        int64_t n = json_object_get_int64(v);
+        if (!json_object_is_type(v, json_type_int) || n < JOB_DEADLINE_MIN ||
+            n > JOB_DEADLINE_MAX) {
+            pb_error_set(err, PB_JOB_BAD_FIELD,
+                         "BAD_FIELD deadline_ms must be an integer from %d to %d", JOB_DEADLINE_MIN,
+                         JOB_DEADLINE_MAX);
+            return PB_ERR;
+        }
+        req->deadline_ms = n;
+    }
+    if (job_parse_bool(root, "critical", &req->critical, err) != PB_OK ||
+        job_parse_bool(root, "reply", &req->reply, err) != PB_OK)
+        return PB_ERR;
+    v = job_field(root, "cache");
+    if (v != NULL) {
+        const char *s = job_string(v, &len);
+        int c = s ? job_lookup(s, job_cache_names, 3) : -1;
+        if (c < 0) {
+            pb_error_set(err, PB_JOB_BAD_FIELD,
+                         "BAD_FIELD cache must be one of use, skip, refresh");
+            return PB_ERR;
+        }
+        req->cache = (pb_cache_mode)c;
+    }
+    v = job_field(root, "meta");
+    if (v != NULL) {
+        /* Serializing caches the text inside v, freed with it; the size must be measured
+         * the way the result will print it. */
+        size_t n = 0;
+        json_object_to_json_string_length(v, JOB_JSON_FLAGS, &n);
+        if (n > cfg->limits.meta_max_bytes) {
+            pb_error_set(err, PB_JOB_TOO_LARGE, "TOO_LARGE meta is %zu bytes, limit %zu", n,
+                         cfg->limits.meta_max_bytes);
+            return PB_ERR;
+        }
+        req->meta = json_object_get(v);
+    }
+    v = job_field(root, "submitted_at_ms");
+    if (v != NULL) {
+        if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0) {
+            pb_error_set(err, PB_JOB_BAD_FIELD,
+                         "BAD_FIELD submitted_at_ms must be a non-negative integer");
+            return PB_ERR;
+        }
+        req->submitted_at_ms = json_object_get_int64(v);
+    }
+    return PB_OK;
+}
+
+/* "pb-" + 24 hex chars from getrandom(2). Should the kernel refuse (seccomp, ancient
+ * kernel), time, pid and a counter still make ids unique within this host. */
+static char *
+job_generate_id(void)
+{
+    static const char hex[] = "0123456789abcdef";
+    static uint64_t fallback_counter;
+    unsigned char rnd[JOB_ID_RANDOM];
+    ssize_t got;
+    do
+        got = getrandom(rnd, sizeof(rnd), GRND_NONBLOCK);
+    while (got < 0 && errno == EINTR);
+    if (got != (ssize_t)sizeof(rnd)) {
+        uint64_t a = (uint64_t)pb_wall_ms(), b = ((uint64_t)getpid() << 32) ^ ++fallback_counter;
+        uint32_t c = (uint32_t)pb_mono_ms();
+        memcpy(rnd, &a, 8);
+        memcpy(rnd + 8, &c, 4);
+        for (size_t i = 0; i < sizeof(rnd); i++)
+            rnd[i] ^= (unsigned char)(b >> (8 * (i % 8)));
+    }
+    char *id = pb_xmalloc(3 + 2 * sizeof(rnd) + 1);
+    memcpy(id, "pb-", 3);
+    for (size_t i = 0; i < sizeof(rnd); i++) {
+        id[3 + 2 * i] = hex[rnd[i] >> 4];
+        id[4 + 2 * i] = hex[rnd[i] & 15];
+    }
+    id[3 + 2 * sizeof(rnd)] = '\0';
+    return id;
+}
+
+int
+pb_job_parse(const char *raw, size_t len, const pb_config *cfg, pb_request **out, char **bad_id,
+             pb_error *err)
+{
+    *out = NULL;
+    if (bad_id != NULL)
+        *bad_id = NULL;
+    /* Checked before tokenizing: a huge job must cost nothing to refuse. */
+    if (len > cfg->limits.job_max_bytes) {
+        pb_error_set(err, PB_JOB_TOO_LARGE, "TOO_LARGE job is %zu bytes, limit %zu", len,
+                     cfg->limits.job_max_bytes);
+        return PB_ERR;
+    }
+    json_object *root = job_tokenize(raw, len, err);
+    if (root == NULL)
+        return PB_ERR;
+    pb_request *req = pb_xcalloc(1, sizeof(*req));
+    req->max_tokens = -1;
+    req->temperature = NAN;
+    req->top_p = NAN;
+    int rc = PB_ERR;
+    if (job_parse_id(req, root, cfg, err) == PB_OK &&
+        job_parse_messages(req, root, cfg, err) == PB_OK &&
+        job_parse_chain(req, root, cfg, err) == PB_OK &&
+        job_parse_params(req, root, err) == PB_OK &&
+        job_parse_options(req, root, cfg, err) == PB_OK)
+        rc = PB_OK;
+    json_object_put(root);
+    if (rc != PB_OK) {
+        /* The id is parsed first, so any later error can still be reported under it. */
+        if (bad_id != NULL && req->id != NULL)
+            *bad_id = pb_xstrdup(req->id);
+        pb_job_free(req);
+        return PB_ERR;
+    }
+    if (req->id == NULL) {
+        req->id = job_generate_id();
+        req->id_generated = true;
+    }
+    *out = req;
+    return PB_OK;
+}
+
+void
+pb_job_free(pb_request *req)
+{
+    if (req == NULL)
+        return;
+    free(req->id);
+    for (size_t i = 0; i < req->n_messages; i++)
+        free(req->messages[i].content);
+    free(req->messages);
+    free(req->tenant);
+    free(req->models);
+    json_object_put(req->meta);
+    free(req);
+}
+
+const char *
+pb_status_name(pb_status s)
+{
+    return (unsigned)s < 3 ? job_status_names[s] : "unknown";
+}
+
+const char *
+pb_source_name(pb_source s)
+{
+    return (unsigned)s <= PB_SOURCE_NONE ? job_source_names[s] : "unknown";
+}
+
+/* ---------------------------------------------------------------- result JSON */
+
+typedef struct job_out {
+    char *p;    /* NUL-terminated once finished */
+    size_t len; /* bytes written */
+    size_t cap; /* bytes allocated */
+} job_out;
+
+static void
+job_out_reserve(job_out *o, size_t n)
+{
+    if (o->len + n <= o->cap)
+        return;
+    size_t cap = o->cap * 2;
+    if (cap < o->len + n)
+        cap = o->len + n;
+    o->p = pb_xrealloc(o->p, cap);
+    o->cap = cap;
+}
+
+static void
+job_out_raw(job_out *o, const char *s, size_t n)
+{
+    job_out_reserve(o, n);
+    memcpy(o->p + o->len, s, n);
+    o->len += n;
+}
+
+#define job_out_lit(o, lit) job_out_raw((o), (lit), sizeof(lit) - 1)
+
+static void
+job_out_i64(job_out *o, int64_t v)
+{
+    char num[24];
+    int n = snprintf(num, sizeof(num), "%" PRId64, v);
+    job_out_raw(o, num, (size_t)n);
+}
+
+/* Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, no surrogates, at most
+ * U+10FFFF), or 0 when it is not one. */
+static size_t
+job_utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t k;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF)
+        k = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        k = 3;
+        lo = c == 0xE0 ? 0xA0 : 0x80;
+        hi = c == 0xED ? 0x9F : 0xBF;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        k = 4;
+        lo = c == 0xF0 ? 0x90 : 0x80;
+        hi = c == 0xF4 ? 0x8F : 0xBF;
+    } else
+        return 0;
+    if (n < k || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < k; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    return k;
+}
+
+/* Writes n bytes of s as a JSON string. Runs of plain ASCII are copied in one go. */
+static void
+job_out_strn(job_out *o, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s;
+    job_out_reserve(o, n + 2);
+    o->p[o->len++] = '"';
+    size_t i = 0;
+    while (i < n) {
+        size_t run = i;
+        while (run < n && p[run] >= 0x20 && p[run] < 0x80 && p[run] != '"' && p[run] != '\\')
+            run++;
+        job_out_raw(o, s + i, run - i);
+        i = run;
+        if (i == n)
+            break;
+        unsigned char c = p[i];
+        if (c >= 0x80) {
+            size_t k = job_utf8_len(p + i, n - i);
+            if (k == 0)
+                job_out_lit(o, "\xEF\xBF\xBD"); /* U+FFFD REPLACEMENT CHARACTER */
+            else
+                job_out_raw(o, s + i, k);
+            i += k ? k : 1;
+            continue;
+        }
+        char esc[6] = {'\\', (char)c};
+        size_t esc_len = 2;
+        switch (c) {
+        case '"':
+        case '\\':
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
+        default:
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            esc_len = 6;
+        }
+        job_out_raw(o, esc, esc_len);
+        i++;
+    }
+    job_out_lit(o, "\"");
+}
+
+static void
+job_out_str(job_out *o, const char *s)
+{
+    job_out_strn(o, s, strlen(s));
+}
+
+/* Name of model m, or NULL when m is not a model index. */
+static const pb_model_conf *
+job_model(const pb_config *cfg, int m)
+{
+    return m >= 0 && (size_t)m < cfg->n_models ? &cfg->models[m] : NULL;
+}
+
+char *
+pb_result_to_json(const pb_result *res, const pb_config *cfg, size_t *len)
+{
+    job_out o = {0};
+    size_t content_len = res->content ? strlen(res->content) : 0;
+    /* One allocation for the usual case: fixed fields ~200 bytes, attempts ~70 each. */
+    job_out_reserve(&o, 256 + content_len + content_len / 8 + 80 * res->n_attempts);
+    job_out_lit(&o, "{\"id\":");
+    if (res->id)
+        job_out_str(&o, res->id);
+    else
+        job_out_lit(&o, "null");
+    job_out_lit(&o, ",\"status\":");
+    job_out_str(&o, pb_status_name(res->status));
+    if (res->content) {
+        job_out_lit(&o, ",\"content\":");
+        job_out_strn(&o, res->content, content_len);
+    }
+    if (res->error) {
+        job_out_lit(&o, ",\"error\":");
+        job_out_str(&o, res->error);
+    }
+    const pb_model_conf *m = job_model(cfg, res->model);
+    if (m != NULL) {
+        job_out_lit(&o, ",\"model\":");
+        job_out_str(&o, m->name);
+        job_out_lit(&o, ",\"provider\":");
+        job_out_str(&o, cfg->providers[m->provider].name);
+    }
+    if (res->source != PB_SOURCE_NONE) {
+        job_out_lit(&o, ",\"source\":");
+        job_out_str(&o, pb_source_name(res->source));
+    }
+    job_out_lit(&o, ",\"attempts\":[");
+    for (size_t i = 0; i < res->n_attempts; i++) {
+        const pb_attempt *a = &res->attempts[i];
+        const pb_model_conf *am = job_model(cfg, a->model);
+        job_out_raw(&o, i ? ",{\"model\":" : "{\"model\":", i ? 10 : 9);
+        if (am != NULL)
+            job_out_str(&o, am->name);
+        else
+            job_out_lit(&o, "null");
+        job_out_lit(&o, ",\"try\":");
+        job_out_i64(&o, a->try_no);
+        job_out_lit(&o, ",\"outcome\":");
+        job_out_strn(&o, a->outcome, strnlen(a->outcome, sizeof(a->outcome)));
+        job_out_lit(&o, ",\"ms\":");
+        job_out_i64(&o, a->ms);
+        job_out_lit(&o, "}");
+    }
+    job_out_lit(&o, "]");
+    if (res->prompt_tokens >= 0 || res->completion_tokens >= 0) {
+        job_out_lit(&o, ",\"usage\":{");
+        if (res->prompt_tokens >= 0) {
+            job_out_lit(&o, "\"prompt_tokens\":");
+            job_out_i64(&o, res->prompt_tokens);
+        }
+        if (res->completion_tokens >= 0) {
+            if (res->prompt_tokens >= 0)
+                job_out_lit(&o, ",");
+            job_out_lit(&o, "\"completion_tokens\":");
+            job_out_i64(&o, res->completion_tokens);
+        }
+        job_out_lit(&o, "}");
+    }
+    if (res->queued_ms >= 0) {
+        job_out_lit(&o, ",\"queued_ms\":");
+        job_out_i64(&o, res->queued_ms);
+    }
+    job_out_lit(&o, ",\"latency_ms\":");
+    job_out_i64(&o, res->latency_ms);
+    if (res->worker) {
+        job_out_lit(&o, ",\"worker\":");
+        job_out_str(&o, res->worker);
+    }
+    if (res->cache_age_s >= 0) {
+        job_out_lit(&o, ",\"cache_age_s\":");
+        job_out_i64(&o, res->cache_age_s);
+    }
+    if (res->meta) {
+        /* json-c's serializer takes a non-const object only because it caches the text in
+         * it; meta is not otherwise changed. */
+        size_t meta_len = 0;
+        const char *meta = json_object_to_json_string_length((json_object *)(uintptr_t)res->meta,
+                                                             JOB_JSON_FLAGS, &meta_len);
+        job_out_lit(&o, ",\"meta\":");
+        job_out_raw(&o, meta, meta_len);
+    }
+    job_out_raw(&o, "}", 2); /* with the terminating NUL */
+    *len = o.len - 1;
+    return o.p;
+}

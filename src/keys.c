@@ -1,0 +1,80 @@
+/* keys.c -- every Redis key and channel name planb uses, built in one place.
+ *
+ * The names are the contract with producers and operators (DESIGN.md, README):
+ * keeping them here means a rename is one diff and a grep for "q:" finds it.
+ * Each returns a new string "<prefix>:<kind>[:<name>]"; caller frees. */
+#include "planb/keys.h"
+
+#include "planb/core.h"
+
+char *
+pb_key_queue(const char *prefix, const char *queue)
+{
+    return pb_xasprintf("%s:q:%s", prefix, queue);
+}
+
+char *
+pb_key_inflight(const char *prefix, const char *worker)
+{
+    return pb_xasprintf("%s:inflight:%s", prefix, worker);
+}
+
+char *
+pb_key_workers(const char *prefix)
+{
+    return pb_xasprintf("%s:workers", prefix);
+}
+
+char *
+pb_key_result(const char *prefix, const char *id)
+{
+    return pb_xasprintf("%s:result:%s", prefix, id);
+}
+
+char *
+pb_key_reply(const char *prefix, const char *id)
+{
+    return pb_xasprintf("%s:reply:%s", prefix, id);
+}
+
+char *
+pb_key_cache(const char *prefix, const char *sha256_hex)
+{
+    return pb_xasprintf("%s:cache:%s", prefix, sha256_hex);
+}
+
+char *
+pb_key_dead(const char *prefix)
+{
+    return pb_xasprintf("%s:dead", prefix);
+}
+
+char *
+pb_key_stats(const char *prefix)
+{
+    return pb_xasprintf("%s:stats", prefix);
+}
+
+char *
+pb_key_breaker(const char *prefix, const char *model)
+{
+    return pb_xasprintf("%s:breaker:%s", prefix, model);
+}
+
+char *
+pb_chan_results(const char *prefix)
+{
+    return pb_xasprintf("%s:results", prefix);
+}
+
+char *
+pb_chan_stats(const char *prefix)
+{
+    return pb_xasprintf("%s:stats", prefix);
+}
+
+char *
+pb_chan_alerts(const char *prefix)
+{
+    return pb_xasprintf("%s:alerts", prefix);
+}

@@ -1,0 +1,264 @@
+/* master.c -- supervisor of the worker processes (nginx's master, simpler).
+ *
+ * States of a slot: empty -> running (pid) -> exited -> (respawn timer) -> running.
+ *
+ * Signals are blocked before the first fork and taken synchronously with
+ * sigtimedwait(), so all the work happens in this loop, never in a handler:
+ *   SIGCHLD      reap; a worker that died is respawned into its slot after a
+ *                backoff that doubles while it keeps dying young; one that exits
+ *                PB_EXIT_FATAL (bad config, Lua load) stops the whole service.
+ *   SIGTERM/INT  drain: SIGTERM every worker, wait drain_timeout_ms + a margin,
+ *                then SIGKILL; exit 0 when all are gone.
+ *   SIGHUP       re-read and validate the config; a bad one is refused and the old
+ *                workers keep serving; a good one starts new workers and drains
+ *                the old ones (their SIGCHLD is not respawned). */
+#include "planb/master.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "planb/core.h"
+#include "planb/log.h"
+#include "planb/worker.h"
+
+#define MASTER_MAX_SLOTS       256  /* config caps workers at 256 */
+#define MASTER_MAX_RETIRING    1024 /* old workers draining after reloads */
+#define MASTER_RESPAWN_MIN_MS  100
+#define MASTER_RESPAWN_MAX_MS  10000
+#define MASTER_YOUNG_DEATH_MS  5000 /* a worker dying sooner than this raises the backoff */
+#define MASTER_KILL_MARGIN_MS  5000 /* past the drain timeout, drain stragglers get SIGKILL */
+
+typedef struct master_slot {
+    pid_t pid;                 /* 0 when not running */
+    int64_t started_ms;
+    int64_t respawn_at_ms;     /* 0 when no respawn is due */
+    int failures;              /* consecutive young deaths */
+} master_slot;
+
+typedef struct master {
+    const char *config_path;
+    pb_config *cfg;
+    master_slot slots[MASTER_MAX_SLOTS];
+    int n_slots;
+    pid_t retiring[MASTER_MAX_RETIRING]; /* old workers draining after a reload */
+    int n_retiring;
+    bool draining;
+    int64_t kill_at_ms;        /* drain: SIGKILL stragglers at this time */
+    int exit_code;
+} master;
+
+static void
+master_spawn(master *m, int slot)
+{
+    pid_t pid = fork();
+    if (pid < 0) {
+        pb_log_errno("event=fork_failed slot=%d", slot);
+        m->slots[slot].respawn_at_ms = pb_mono_ms() + MASTER_RESPAWN_MAX_MS;
+        return;
+    }
+    if (pid == 0) {
+        int code = pb_worker_run(m->cfg, slot);
+        _exit(code);
+    }
+    m->slots[slot].pid = pid;
+    m->slots[slot].started_ms = pb_mono_ms();
+    m->slots[slot].respawn_at_ms = 0;
+}
+
+static void
+master_signal_all(master *m, int sig)
+{
+    for (int i = 0; i < m->n_slots; i++)
+        if (m->slots[i].pid > 0)
+            kill(m->slots[i].pid, sig);
+    for (int i = 0; i < m->n_retiring; i++)
+        kill(m->retiring[i], sig);
+}
+
+static int
+master_alive(const master *m)
+{
+    int n = m->n_retiring;
+    for (int i = 0; i < m->n_slots; i++)
+        if (m->slots[i].pid > 0)
+            n++;
+    return n;
+}
+
+static void
+master_start_drain(master *m, const char *why)
+{
+    if (m->draining)
+        return;
+    m->draining = true;
+    m->kill_at_ms = pb_mono_ms() + m->cfg->drain_timeout_ms + MASTER_KILL_MARGIN_MS;
+    pb_log(PB_LOG_INFO, "event=drain why=%s workers=%d", why, master_alive(m));
+    master_signal_all(m, SIGTERM);
+}
+
+static bool
+master_forget_retiring(master *m, pid_t pid)
+{
+    for (int i = 0; i < m->n_retiring; i++) {
+        if (m->retiring[i] == pid) {
+            m->retiring[i] = m->retiring[--m->n_retiring];
+            return true;
+        }
+    }
+    return false;
+}
+
+static void
+master_on_exit(master *m, pid_t pid, int status)
+{
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    if (master_forget_retiring(m, pid))
+        return;
+    int slot = -1;
+    for (int i = 0; i < m->n_slots; i++)
+        if (m->slots[i].pid == pid)
+            slot = i;
+    if (slot < 0)
+        return;
+    master_slot *s = &m->slots[slot];
+    s->pid = 0;
+    if (m->draining)
+        return;
+    if (code == PB_EXIT_FATAL) {
+        pb_log(PB_LOG_ERROR, "event=worker_fatal slot=%d pid=%d note=\"not respawning\"", slot,
+               (int)pid);
+        m->exit_code = PB_EXIT_FATAL;
+        master_start_drain(m, "worker_fatal");
+        return;
+    }
+    int64_t now = pb_mono_ms();
+    if (now - s->started_ms < MASTER_YOUNG_DEATH_MS)
+        s->failures++;
+    else
+        s->failures = 0;
+    int64_t delay = MASTER_RESPAWN_MIN_MS;
+    for (int i = 0; i < s->failures && delay < MASTER_RESPAWN_MAX_MS; i++)
+        delay *= 2;
+    if (delay > MASTER_RESPAWN_MAX_MS)
+        delay = MASTER_RESPAWN_MAX_MS;
+    s->respawn_at_ms = now + delay;
+    pb_log(PB_LOG_WARN, "event=worker_died slot=%d pid=%d code=%d signal=%d respawn_ms=%lld", slot,
+           (int)pid, code, sig, (long long)delay);
+}
+
+static void
+master_reap(master *m)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+        master_on_exit(m, pid, status);
+}
+
+static void
+master_reload(master *m)
+{
+    pb_error err = {0};
+    pb_config *next = pb_config_load(m->config_path, &err);
+    if (next == NULL) {
+        pb_log(PB_LOG_ERROR, "event=reload_refused error=\"%s\" note=\"old config keeps serving\"",
+               err.msg);
+        return;
+    }
+    if (next->workers > MASTER_MAX_SLOTS)
+        next->workers = MASTER_MAX_SLOTS;
+    /* Old workers drain (they finish or hand back their jobs) while new ones start. */
+    for (int i = 0; i < m->n_slots; i++) {
+        if (m->slots[i].pid > 0 && m->n_retiring < MASTER_MAX_RETIRING) {
+            kill(m->slots[i].pid, SIGTERM);
+            m->retiring[m->n_retiring++] = m->slots[i].pid;
+        }
+        memset(&m->slots[i], 0, sizeof(m->slots[i]));
+    }
+    pb_config_free(m->cfg);
+    m->cfg = next;
+    m->n_slots = next->workers;
+    for (int i = 0; i < m->n_slots; i++)
+        master_spawn(m, i);
+    pb_log(PB_LOG_INFO, "event=reloaded workers=%d", m->n_slots);
+}
+
+/* Milliseconds until the next thing the loop must do on its own (max 1 s). */
+static int64_t
+master_next_wake_ms(const master *m)
+{
+    int64_t now = pb_mono_ms(), wake = now + 1000;
+    for (int i = 0; i < m->n_slots; i++)
+        if (m->slots[i].respawn_at_ms && m->slots[i].respawn_at_ms < wake)
+            wake = m->slots[i].respawn_at_ms;
+    if (m->draining && m->kill_at_ms < wake)
+        wake = m->kill_at_ms;
+    return wake > now ? wake - now : 0;
+}
+
+int
+pb_master_run(const char *config_path, pb_config *cfg)
+{
+    master *m = pb_xcalloc(1, sizeof(*m));
+    m->config_path = config_path;
+    m->cfg = cfg;
+    m->n_slots = cfg->workers < MASTER_MAX_SLOTS ? cfg->workers : MASTER_MAX_SLOTS;
+    pb_log_set_role("master");
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    pb_log(PB_LOG_INFO, "event=master_start pid=%d workers=%d config=%s", (int)getpid(),
+           m->n_slots, config_path ? config_path : "-");
+    for (int i = 0; i < m->n_slots; i++)
+        master_spawn(m, i);
+
+    for (;;) {
+        if (m->draining && master_alive(m) == 0)
+            break;
+        int64_t wait_ms = master_next_wake_ms(m);
+        struct timespec ts = {(time_t)(wait_ms / 1000), (long)(wait_ms % 1000) * 1000000L};
+        siginfo_t info;
+        int sig = sigtimedwait(&set, &info, &ts);
+        if (sig == SIGCHLD) {
+            master_reap(m);
+        } else if (sig == SIGTERM || sig == SIGINT) {
+            master_start_drain(m, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        } else if (sig == SIGHUP) {
+            if (!m->draining)
+                master_reload(m);
+        }
+        master_reap(m); /* SIGCHLDs coalesce: reap whatever is there */
+        int64_t now = pb_mono_ms();
+        if (m->draining) {
+            if (now >= m->kill_at_ms && master_alive(m) > 0) {
+                pb_log(PB_LOG_WARN, "event=drain_kill workers=%d", master_alive(m));
+                master_signal_all(m, SIGKILL);
+                m->kill_at_ms = now + 1000;
+            }
+            continue;
+        }
+        for (int i = 0; i < m->n_slots; i++)
+            if (m->slots[i].pid == 0 && m->slots[i].respawn_at_ms &&
+                m->slots[i].respawn_at_ms <= now)
+                master_spawn(m, i);
+    }
+    int code = m->exit_code;
+    pb_log(PB_LOG_INFO, "event=master_exit code=%d", code);
+    pb_config_free(m->cfg);
+    free(m);
+    return code;
+}

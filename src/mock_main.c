@@ -1,0 +1,786 @@
+/* mock_main.c -- planb-mock: a fault-injecting mock LLM server for tests, benchmarks and demos.
+ *
+ * One thread, one libevent loop, evhttp. It speaks enough of the OpenAI chat
+ * and embeddings APIs and the Anthropic Messages API for planb, and answers
+ * each request the way the behaviour of its "model" says: a good reply, an
+ * error status, a hang, a trickle, a TCP reset, a broken body (mock_model.h
+ * lists them). Tests pick faults per model through /_mock/ control
+ * endpoints and read back counters and the last request.
+ *
+ * Requests answered at once never allocate call state. A request that must
+ * wait (latency_ms, hang, drip, reset) becomes a mock_call with a timer and a
+ * watch on the client socket: evhttp stops reading a connection once it has
+ * read a request, so without the watch a client that gives up on a hung
+ * request would never be noticed. When the watch sees EOF the connection is
+ * freed; every way a connection dies (that, a write error during a drip,
+ * evhttp_free at exit) ends in the connection's close callback, which is the
+ * single place a pending call is torn down. A call that finishes normally
+ * clears the close callback first, so it cannot fire for a freed call. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/util.h>
+#include <json-c/json.h>
+
+#include "planb/core.h"
+#include "planb/log.h"
+
+#include "mock_dialect.h"
+#include "mock_model.h"
+
+#define MOCK_MAX_BODY_BYTES ((size_t)64 << 20) /* well above any real chat request */
+#define MOCK_MODEL_MAX_LEN  256                /* longer "model" strings are rejected */
+#define MOCK_HEADER_MAX_LEN 128                /* longer header names are not recorded */
+/* listen(2) backlog: the kernel caps it at net.core.somaxconn; asking for the
+ * most lets a burst of thousands of connects queue instead of retrying SYNs. */
+#define MOCK_BACKLOG 65535
+
+static const char mock_html[] = "<html><body><h1>502 Bad Gateway</h1></body></html>";
+
+typedef struct mock_server {
+    struct event_base *base; /* the one loop */
+    struct evhttp *http;     /* the server */
+    pb_mock_table *table;    /* behaviours and counters */
+    json_tokener *tok;       /* reused for every body */
+    long pending;            /* calls held (latency, hang, drip, reset) */
+    unsigned long next_id;   /* numbers replies: chatcmpl-mock-<n>, msg_mock_<n> */
+} mock_server;
+
+typedef enum {
+    MOCK_SEND,  /* answer status + body */
+    MOCK_DRIP,  /* chunked 200 body, drip_bytes per tick */
+    MOCK_RESET, /* abortive close, no answer */
+    MOCK_HANG   /* no answer until the client leaves */
+} mock_action;
+
+/* An answer: built by mock_plan, sent at once or held in a mock_call. */
+typedef struct mock_call {
+    mock_server *srv;                /* owner */
+    struct evhttp_request *req;      /* borrowed from evhttp until answered */
+    struct evhttp_connection *evcon; /* the request's connection */
+    struct event *timer;             /* latency, then drip ticks; NULL for hang */
+    struct event *watch;             /* client socket readable: it may have left */
+    mock_action action;              /* what to do when the timer fires */
+    int status;                      /* HTTP status (MOCK_SEND) */
+    const char *content_type;        /* static string */
+    char *body;                      /* owned; sent as is (MOCK_SEND) or dripped */
+    size_t len;                      /* bytes of body to send */
+    size_t sent;                     /* MOCK_DRIP: bytes sent so far */
+    char *retry_after;               /* owned; Retry-After header or NULL */
+    int latency_ms;                  /* delay before the answer starts */
+    int drip_bytes;                  /* MOCK_DRIP: bytes per tick */
+    int drip_interval_ms;            /* MOCK_DRIP: tick period */
+    bool started;                    /* MOCK_DRIP: headers sent */
+} mock_call;
+
+static const char *
+mock_reason(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 413:
+        return "Payload Too Large";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 529:
+        return "Overloaded";
+    default:
+        return status < 500 ? "Client Error" : "Server Error";
+    }
+}
+
+static void
+mock_free_cleanup(const void *data, size_t len, void *arg)
+{
+    (void)len;
+    (void)arg;
+    free((void *)(uintptr_t)data);
+}
+
+/* Sends a complete answer; takes body (handed to the output buffer without a copy). */
+static void
+mock_respond(struct evhttp_request *req, int status, const char *content_type, char *body,
+             size_t len, const char *retry_after)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Content-Type", content_type);
+    if (retry_after != NULL)
+        evhttp_add_header(h, "Retry-After", retry_after);
+    if (len > 0)
+        evbuffer_add_reference(evhttp_request_get_output_buffer(req), body, len, mock_free_cleanup,
+                               NULL);
+    else
+        free(body);
+    evhttp_send_reply(req, status, mock_reason(status), NULL);
+}
+
+/* Sends a JSON answer built from o (taken). */
+static void
+mock_respond_json(struct evhttp_request *req, int status, json_object *o)
+{
+    size_t n;
+    const char *s = json_object_to_json_string_length(
+        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+    mock_respond(req, status, "application/json", pb_xstrndup(s, n), n, NULL);
+    json_object_put(o);
+}
+
+/* Control endpoint errors: {"error":"..."}. */
+static void
+mock_respond_control_error(struct evhttp_request *req, int status, const char *msg)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "error", json_object_new_string(msg));
+    mock_respond_json(req, status, o);
+}
+
+static void
+mock_respond_api_error(struct evhttp_request *req, pb_mock_api api, int status, const char *msg)
+{
+    size_t len;
+    char *body = pb_mock_body_error(api, status, NULL, msg, NULL, &len);
+    mock_respond(req, status, "application/json", body, len, NULL);
+}
+
+/* Parses the request body; NULL unless it is complete JSON. Caller puts. */
+static json_object *
+mock_parse_body(mock_server *srv, struct evhttp_request *req)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t n = evbuffer_get_length(in);
+    if (n == 0 || n > INT_MAX)
+        return NULL;
+    const char *data = (const char *)evbuffer_pullup(in, -1);
+    json_tokener_reset(srv->tok);
+    json_object *o = json_tokener_parse_ex(srv->tok, data, (int)n);
+    if (o == NULL)
+        return NULL;
+    for (size_t i = json_tokener_get_parse_end(srv->tok); i < n; i++) {
+        if (data[i] != ' ' && data[i] != '\t' && data[i] != '\r' && data[i] != '\n') {
+            json_object_put(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
+static void
+mock_call_free(mock_call *c)
+{
+    if (c->timer != NULL)
+        event_free(c->timer);
+    if (c->watch != NULL)
+        event_free(c->watch);
+    free(c->body);
+    free(c->retry_after);
+    c->srv->pending--;
+    free(c);
+}
+
+/* Close callback of a connection with a pending call: the single teardown path for calls
+ * whose client went away (or whose connection evhttp_free is freeing at exit). */
+static void
+mock_on_close(struct evhttp_connection *evcon, void *arg)
+{
+    mock_call *c = arg;
+    (void)evcon;
+    /* On a network error evhttp detaches an unanswered request before freeing the
+     * connection and leaves it to its user; otherwise the connection frees it. */
+    if (evhttp_request_get_connection(c->req) == NULL)
+        evhttp_request_free(c->req);
+    mock_call_free(c);
+}
+
+/* The client socket of a held request became readable: EOF or an error means the
+ * client left. Other data (a pipelined request) ends the watch; evhttp reads it later. */
+static void
+mock_on_client_readable(evutil_socket_t fd, short what, void *arg)
+{
+    mock_call *c = arg;
+    char byte;
+    (void)what;
+    ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0)
+        return;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        event_add(c->watch, NULL);
+        return;
+    }
+    evhttp_connection_free(c->evcon); /* calls mock_on_close, which frees c */
+}
+
+/* Ends a call that answered: the close callback must not fire for it any more. */
+static void
+mock_call_done(mock_call *c)
+{
+    evhttp_connection_set_closecb(c->evcon, NULL, NULL);
+    mock_call_free(c);
+}
+
+static void
+mock_arm(mock_call *c, int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    event_add(c->timer, &tv);
+}
+
+static void
+mock_drip_tick(mock_call *c)
+{
+    if (!c->started) {
+        struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
+        evhttp_add_header(h, "Content-Type", c->content_type);
+        if (c->retry_after != NULL)
+            evhttp_add_header(h, "Retry-After", c->retry_after);
+        evhttp_send_reply_start(c->req, 200, "OK");
+        c->started = true;
+        mock_arm(c, c->drip_interval_ms);
+        return;
+    }
+    size_t k = c->len - c->sent;
+    if (k > (size_t)c->drip_bytes)
+        k = (size_t)c->drip_bytes;
+    struct evbuffer *chunk = evbuffer_new();
+    evbuffer_add(chunk, c->body + c->sent, k);
+    evhttp_send_reply_chunk(c->req, chunk);
+    evbuffer_free(chunk);
+    c->sent += k;
+    if (c->sent < c->len) {
+        mock_arm(c, c->drip_interval_ms);
+        return;
+    }
+    evhttp_connection_set_closecb(c->evcon, NULL, NULL);
+    evhttp_send_reply_end(c->req);
+    mock_call_free(c);
+}
+
+static void
+mock_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    mock_call *c = arg;
+    (void)fd;
+    (void)what;
+    switch (c->action) {
+    case MOCK_SEND:
+        mock_respond(c->req, c->status, c->content_type, c->body, c->len, c->retry_after);
+        c->body = NULL;
+        mock_call_done(c);
+        break;
+    case MOCK_DRIP:
+        mock_drip_tick(c);
+        break;
+    case MOCK_RESET: {
+        /* Linger 0 makes close(2) send RST. evhttp shuts the write side down (a FIN)
+         * before its deferred close, so dissolve the connection first: connect(2) with
+         * AF_UNSPEC aborts a TCP socket with an RST on Linux and leaves nothing to FIN. */
+        struct linger lg = {1, 0};
+        struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+        evutil_socket_t sock = bufferevent_getfd(evhttp_connection_get_bufferevent(c->evcon));
+        setsockopt(sock, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        connect(sock, &unspec, sizeof(unspec));
+        evhttp_connection_free(c->evcon); /* calls mock_on_close, which frees c */
+        break;
+    }
+    case MOCK_HANG:
+        break;
+    }
+}
+
+/* Holds req until plan's timer fires or its client leaves; takes plan's strings. */
+static void
+mock_hold(mock_server *srv, struct evhttp_request *req, const mock_call *plan)
+{
+    mock_call *c = pb_xmalloc(sizeof(*c));
+    *c = *plan;
+    c->srv = srv;
+    c->req = req;
+    c->evcon = evhttp_request_get_connection(req);
+    evutil_socket_t sock = bufferevent_getfd(evhttp_connection_get_bufferevent(c->evcon));
+    if (c->action == MOCK_DRIP) {
+        /* Small chunks must leave when written, not wait for the client's delayed ACK. */
+        int one = 1;
+        setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    c->watch = event_new(srv->base, sock, EV_READ, mock_on_client_readable, c);
+    event_add(c->watch, NULL);
+    c->timer = NULL;
+    if (c->action != MOCK_HANG) {
+        c->timer = evtimer_new(srv->base, mock_on_timer, c);
+        mock_arm(c, c->latency_ms);
+    }
+    evhttp_connection_set_closecb(c->evcon, mock_on_close, c);
+    srv->pending++;
+}
+
+/* Records req as the model's last request: path, lower-cased headers, parsed body. */
+static void
+mock_record_last(pb_mock_model *m, struct evhttp_request *req, const char *path, json_object *body)
+{
+    json_object *h = json_object_new_object();
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    for (struct evkeyval *kv = in->tqh_first; kv != NULL; kv = kv->next.tqe_next) {
+        char key[MOCK_HEADER_MAX_LEN];
+        size_t n = strlen(kv->key);
+        if (n >= sizeof(key))
+            continue;
+        for (size_t i = 0; i <= n; i++)
+            key[i] = (char)(kv->key[i] >= 'A' && kv->key[i] <= 'Z' ? kv->key[i] + 32 : kv->key[i]);
+        json_object_object_add(h, key, json_object_new_string(kv->value));
+    }
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "path", json_object_new_string(path));
+    json_object_object_add(o, "headers", h);
+    json_object_object_add(o, "body", json_object_get(body));
+    if (m->last != NULL)
+        json_object_put(m->last);
+    m->last = o;
+}
+
+/* Fills plan with the answer behaviour b gives to valid request r, and counts it on m. */
+static void
+mock_plan(mock_server *srv, const pb_mock_request *r, pb_mock_model *m, const pb_mock_behaviour *b,
+          mock_call *plan)
+{
+    memset(plan, 0, sizeof(*plan));
+    plan->action = MOCK_SEND;
+    plan->status = 200;
+    plan->content_type = "application/json";
+    plan->latency_ms = b->latency_ms;
+    plan->retry_after = b->retry_after != NULL ? pb_xstrdup(b->retry_after) : NULL;
+    unsigned long id = ++srv->next_id;
+    bool ok = false;
+    if (m != NULL && m->fail_seen < b->fail_first) {
+        m->fail_seen++;
+        m->failed++;
+        plan->status = b->fail_status;
+        plan->body = pb_mock_body_error(r->api, b->fail_status, NULL, NULL, NULL, &plan->len);
+        return;
+    }
+    switch (b->mode) {
+    case PB_MOCK_OK:
+        plan->body = pb_mock_body_reply(r, PB_MOCK_BODY_OK, b->reply, id, 0, &plan->len);
+        ok = true;
+        break;
+    case PB_MOCK_STATUS:
+        plan->status = b->status;
+        plan->body = pb_mock_body_error(r->api, b->status, b->error_type, b->error_message,
+                                        b->error_code, &plan->len);
+        break;
+    case PB_MOCK_HANG:
+        plan->action = MOCK_HANG;
+        break;
+    case PB_MOCK_DRIP:
+        plan->action = MOCK_DRIP;
+        plan->drip_bytes = b->drip_bytes;
+        plan->drip_interval_ms = b->drip_interval_ms;
+        plan->body = pb_mock_body_reply(r, PB_MOCK_BODY_OK, b->reply, id, 0, &plan->len);
+        ok = true;
+        break;
+    case PB_MOCK_RESET:
+        plan->action = MOCK_RESET;
+        break;
+    case PB_MOCK_TRUNCATED:
+        plan->body = pb_mock_body_reply(r, PB_MOCK_BODY_OK, b->reply, id, 0, &plan->len);
+        plan->len /= 2;
+        break;
+    case PB_MOCK_HTML:
+        plan->content_type = "text/html";
+        plan->len = sizeof(mock_html) - 1;
+        plan->body = pb_xstrndup(mock_html, plan->len);
+        break;
+    case PB_MOCK_MISSING:
+        plan->body = pb_mock_body_reply(r, PB_MOCK_BODY_MISSING, NULL, id, 0, &plan->len);
+        break;
+    case PB_MOCK_EMPTY:
+        plan->body = pb_mock_body_reply(r, PB_MOCK_BODY_EMPTY, NULL, id, 0, &plan->len);
+        break;
+    case PB_MOCK_OVERSIZED:
+        plan->body = pb_mock_body_reply(r, PB_MOCK_BODY_OK, b->reply, id, b->bytes, &plan->len);
+        break;
+    }
+    if (m != NULL) {
+        if (ok)
+            m->ok++;
+        else
+            m->failed++;
+    }
+}
+
+static void
+mock_on_api(mock_server *srv, struct evhttp_request *req, pb_mock_api api, const char *path)
+{
+    pb_mock_table_count(srv->table);
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+        mock_respond_api_error(req, api, 405, "method: only POST is allowed");
+        return;
+    }
+    json_object *body = mock_parse_body(srv, req);
+    if (body == NULL || !json_object_is_type(body, json_type_object)) {
+        mock_respond_api_error(req, api, 400, "body: must be a JSON object");
+        json_object_put(body);
+        return;
+    }
+    json_object *mv;
+    if (!json_object_object_get_ex(body, "model", &mv) ||
+        !json_object_is_type(mv, json_type_string) || json_object_get_string_len(mv) == 0 ||
+        json_object_get_string_len(mv) > MOCK_MODEL_MAX_LEN) {
+        mock_respond_api_error(req, api, 400, "model: must be a non-empty string");
+        json_object_put(body);
+        return;
+    }
+    struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+    pb_mock_request r = {
+        .api = api,
+        .body = body,
+        .model = json_object_get_string(mv),
+        .authorization = evhttp_find_header(h, "Authorization"),
+        .api_key = evhttp_find_header(h, "x-api-key"),
+        .version = evhttp_find_header(h, "anthropic-version"),
+    };
+    pb_mock_model *m = pb_mock_table_get(srv->table, r.model, true);
+    if (m != NULL) {
+        m->requests++;
+        mock_record_last(m, req, path, body);
+    }
+    pb_error err;
+    int bad = pb_mock_validate(&r, &err);
+    if (bad != 0) {
+        if (m != NULL)
+            m->invalid++;
+        mock_respond_api_error(req, api, bad, err.msg);
+        json_object_put(body);
+        return;
+    }
+    mock_call plan;
+    mock_plan(srv, &r, m, pb_mock_table_behaviour(srv->table, m), &plan);
+    json_object_put(body);
+    if (plan.action == MOCK_SEND && plan.latency_ms == 0) {
+        mock_respond(req, plan.status, plan.content_type, plan.body, plan.len, plan.retry_after);
+        free(plan.retry_after);
+        return;
+    }
+    mock_hold(srv, req, &plan);
+}
+
+/* POST /_mock/models/<name> and /_mock/default (name NULL). */
+static void
+mock_on_set(mock_server *srv, struct evhttp_request *req, const char *name)
+{
+    json_object *o = mock_parse_body(srv, req);
+    pb_error err;
+    pb_mock_behaviour *b = o != NULL ? pb_mock_behaviour_parse(o, &err) : NULL;
+    if (o == NULL)
+        pb_error_set(&err, 1, "body: must be a JSON object");
+    json_object_put(o);
+    if (b == NULL) {
+        mock_respond_control_error(req, 400, err.msg);
+        return;
+    }
+    pb_mock_table_set(srv->table, name, b);
+    json_object *ok = json_object_new_object();
+    json_object_object_add(ok, "ok", json_object_new_boolean(1));
+    mock_respond_json(req, 200, ok);
+}
+
+static void
+mock_on_control(mock_server *srv, struct evhttp_request *req, const char *path)
+{
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    const char *rest = NULL;
+    bool get = strcmp(path, "/_mock/stats") == 0 ||
+               strncmp(path, "/_mock/last/", strlen("/_mock/last/")) == 0;
+    if (strncmp(path, "/_mock/models/", strlen("/_mock/models/")) == 0)
+        rest = path + strlen("/_mock/models/");
+    else if (strncmp(path, "/_mock/last/", strlen("/_mock/last/")) == 0)
+        rest = path + strlen("/_mock/last/");
+    else if (strcmp(path, "/_mock/stats") != 0 && strcmp(path, "/_mock/reset") != 0 &&
+             strcmp(path, "/_mock/default") != 0) {
+        mock_respond_control_error(req, 404, "unknown control endpoint");
+        return;
+    }
+    if (cmd != (get ? EVHTTP_REQ_GET : EVHTTP_REQ_POST)) {
+        mock_respond_control_error(req, 405, get ? "use GET" : "use POST");
+        return;
+    }
+    if (strcmp(path, "/_mock/stats") == 0) {
+        mock_respond_json(req, 200, pb_mock_table_stats(srv->table, srv->pending));
+        return;
+    }
+    if (strcmp(path, "/_mock/reset") == 0) {
+        pb_mock_table_reset(srv->table);
+        json_object *ok = json_object_new_object();
+        json_object_object_add(ok, "ok", json_object_new_boolean(1));
+        mock_respond_json(req, 200, ok);
+        return;
+    }
+    if (rest == NULL) {
+        mock_on_set(srv, req, NULL);
+        return;
+    }
+    char *name = evhttp_uridecode(rest, 0, NULL);
+    if (name == NULL || name[0] == '\0') {
+        mock_respond_control_error(req, 400, "model name missing from the path");
+    } else if (get) {
+        pb_mock_model *m = pb_mock_table_get(srv->table, name, false);
+        if (m == NULL || m->last == NULL)
+            mock_respond_control_error(req, 404, "no request for this model yet");
+        else
+            mock_respond_json(req, 200, json_object_get(m->last));
+    } else {
+        mock_on_set(srv, req, name);
+    }
+    free(name);
+}
+
+static void
+mock_on_request(struct evhttp_request *req, void *arg)
+{
+    mock_server *srv = arg;
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+    if (path == NULL) {
+        mock_respond_control_error(req, 400, "bad request line");
+    } else if (strcmp(path, "/v1/chat/completions") == 0) {
+        mock_on_api(srv, req, PB_MOCK_API_OPENAI, path);
+    } else if (strcmp(path, "/v1/messages") == 0) {
+        mock_on_api(srv, req, PB_MOCK_API_ANTHROPIC, path);
+    } else if (strcmp(path, "/v1/embeddings") == 0) {
+        mock_on_api(srv, req, PB_MOCK_API_EMBEDDINGS, path);
+    } else if (strncmp(path, "/_mock/", 7) == 0) {
+        mock_on_control(srv, req, path);
+    } else {
+        mock_respond_api_error(req, PB_MOCK_API_OPENAI, 404, "unknown path");
+    }
+}
+
+/* Parses "HOST:PORT" or "[V6HOST]:PORT" (numeric host, port may be 0) into ss. */
+static int
+mock_parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *sslen)
+{
+    const char *colon = strrchr(addr, ':');
+    char host[64];
+    if (colon == NULL || (size_t)(colon - addr) >= sizeof(host))
+        return PB_ERR;
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = '\0';
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (colon[1] == '\0' || *end != '\0' || port < 0 || port > 65535)
+        return PB_ERR;
+    memset(ss, 0, sizeof(*ss));
+    size_t hl = strlen(host);
+    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+        host[hl - 1] = '\0';
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        *sslen = sizeof(*a6);
+        return inet_pton(AF_INET6, host + 1, &a6->sin6_addr) == 1 ? PB_OK : PB_ERR;
+    }
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons((uint16_t)port);
+    *sslen = sizeof(*a4);
+    return inet_pton(AF_INET, host, &a4->sin_addr) == 1 ? PB_OK : PB_ERR;
+}
+
+/* Binds and listens on addr; returns the socket and sets *port to the bound port, or -1. */
+static evutil_socket_t
+mock_listen(const char *addr, int *port)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    if (mock_parse_addr(addr, &ss, &sslen) != PB_OK) {
+        pb_log(PB_LOG_ERROR, "event=bad_listen addr=%s want=HOST:PORT (numeric host)", addr);
+        return -1;
+    }
+    evutil_socket_t fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        pb_log_errno("event=socket_failed");
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    socklen_t len = sizeof(ss);
+    if (bind(fd, (struct sockaddr *)&ss, sslen) != 0 || listen(fd, MOCK_BACKLOG) != 0 ||
+        getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
+        pb_log_errno("event=listen_failed addr=%s", addr);
+        close(fd);
+        return -1;
+    }
+    *port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                           : ((struct sockaddr_in *)&ss)->sin_port);
+    return fd;
+}
+
+/* Thousands of held connections need as many descriptors as the hard limit allows. */
+static void
+mock_raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            pb_log_errno("event=setrlimit_failed");
+    }
+}
+
+static void
+mock_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    event_base_loopbreak(arg);
+}
+
+static void
+mock_usage(FILE *out)
+{
+    fputs(
+        "usage: planb-mock [--listen HOST:PORT] [--config FILE.json] [--quiet]\n"
+        "\n"
+        "A fault-injecting mock LLM server (OpenAI chat + embeddings, Anthropic Messages).\n"
+        "Prints \"port=<N>\" on stdout once listening (default 127.0.0.1:0: a free port).\n"
+        "\n"
+        "  --listen HOST:PORT  numeric address to bind (port 0 = any free port)\n"
+        "  --config FILE       {\"default\": {behaviour}, \"models\": {\"name\": {behaviour}}}\n"
+        "  --quiet             log errors only\n"
+        "\n"
+        "Behaviour: {\"mode\": ok|status|hang|drip|reset|truncated|html|missing|empty|oversized,\n"
+        "  \"reply\", \"status\", \"error_type\", \"error_message\", \"error_code\",\n"
+        "  \"retry_after\", \"latency_ms\", \"drip_bytes\", \"drip_interval_ms\", \"bytes\",\n"
+        "  \"fail_first\", \"fail_status\"}\n"
+        "Control: POST /_mock/models/<name>, POST /_mock/default, POST /_mock/reset,\n"
+        "  GET /_mock/stats, GET /_mock/last/<name>\n",
+        out);
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"listen", required_argument, NULL, 'l'},
+        {"config", required_argument, NULL, 'c'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *listen_addr = "127.0.0.1:0", *config_path = NULL;
+    int opt;
+    pb_log_set_role("mock");
+    while ((opt = getopt_long(argc, argv, "l:c:qh", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'l':
+            listen_addr = optarg;
+            break;
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'q':
+            pb_log_min_level = PB_LOG_WARN;
+            break;
+        case 'h':
+            mock_usage(stdout);
+            return PB_EXIT_OK;
+        default:
+            mock_usage(stderr);
+            return PB_EXIT_FATAL;
+        }
+    }
+    if (optind != argc) {
+        mock_usage(stderr);
+        return PB_EXIT_FATAL;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    mock_raise_nofile();
+
+    json_object *config = NULL;
+    if (config_path != NULL && (config = json_object_from_file(config_path)) == NULL) {
+        pb_log(PB_LOG_ERROR, "event=bad_config path=%s error=\"%s\"", config_path,
+               json_util_get_last_err());
+        return PB_EXIT_FATAL;
+    }
+    pb_error err;
+    mock_server srv = {0};
+    srv.table = pb_mock_table_new(config, &err);
+    json_object_put(config);
+    if (srv.table == NULL) {
+        pb_log(PB_LOG_ERROR, "event=bad_config path=%s error=\"%s\"", config_path, err.msg);
+        return PB_EXIT_FATAL;
+    }
+    int port = 0;
+    evutil_socket_t fd = mock_listen(listen_addr, &port);
+    if (fd < 0) {
+        pb_mock_table_free(srv.table);
+        return PB_EXIT_FATAL;
+    }
+    srv.base = event_base_new();
+    srv.http = evhttp_new(srv.base);
+    srv.tok = json_tokener_new();
+    pb_assert(srv.base != NULL && srv.http != NULL && srv.tok != NULL);
+    evhttp_set_max_body_size(srv.http, (ev_ssize_t)MOCK_MAX_BODY_BYTES);
+    evhttp_set_allowed_methods(srv.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                             EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+    evhttp_set_gencb(srv.http, mock_on_request, &srv);
+    if (evhttp_accept_socket_with_handle(srv.http, fd) == NULL) {
+        pb_log(PB_LOG_ERROR, "event=accept_failed addr=%s", listen_addr);
+        return PB_EXIT_FATAL;
+    }
+    struct event *sigterm = evsignal_new(srv.base, SIGTERM, mock_on_signal, srv.base);
+    struct event *sigint = evsignal_new(srv.base, SIGINT, mock_on_signal, srv.base);
+    event_add(sigterm, NULL);
+    event_add(sigint, NULL);
+
+    printf("port=%d\n", port);
+    fflush(stdout);
+    pb_log(PB_LOG_INFO, "event=listening addr=%s port=%d config=%s", listen_addr, port,
+           config_path != NULL ? config_path : "-");
+    event_base_dispatch(srv.base);
+
+    /* Freeing the server frees every connection; held calls go through mock_on_close. */
+    evhttp_free(srv.http);
+    event_free(sigterm);
+    event_free(sigint);
+    json_tokener_free(srv.tok);
+    pb_mock_table_free(srv.table);
+    event_base_free(srv.base);
+    return PB_EXIT_OK;
+}

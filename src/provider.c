@@ -1,0 +1,263 @@
+/* provider.c -- adapter lookup, the shared status table and helpers the adapters share.
+ *
+ * The dialects (provider_openai.c, provider_anthropic.c) differ in URLs,
+ * headers and JSON shapes, but agree on what an HTTP status means, on how to
+ * read an untrusted body (exactly len bytes, any bytes, one JSON object) and
+ * on how to serialise a request. That common part lives here so a new
+ * provider is one file of dialect and nothing else. */
+#include "planb/provider.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "planb/buf.h"
+
+/* Error bodies put the reason near the top; reading only this much bounds the
+ * work on a multi-megabyte HTML page from a proxy. */
+#define PROVIDER_SCAN_BYTES 4096
+
+/* Phrases in a 400 body that mean "this model cannot take this job" rather than
+ * "the job is malformed": another model (bigger context, other filter, higher
+ * output limit) may well serve it. */
+static const char *const provider_fallback_400[] = {
+    "context_length_exceeded",
+    "context length",
+    "maximum context",
+    "context window",
+    "context size",
+    "prompt is too long",
+    "too many tokens",
+    "content_filter",
+    "content management policy",
+    "responsible ai",
+    "responsibleai",
+    "supports at most",                        /* OpenAI: max_tokens above this model's limit */
+    "maximum allowed number of output tokens", /* Anthropic: the same */
+    NULL};
+
+const pb_provider_ops *
+pb_provider_for(pb_provider_type type)
+{
+    switch (type) {
+    case PB_PROVIDER_OPENAI:
+        return &pb_provider_openai;
+    case PB_PROVIDER_ANTHROPIC:
+        return &pb_provider_anthropic;
+    }
+    return NULL;
+}
+
+pb_class
+pb_provider_classify_status(long status, const char *body, size_t len)
+{
+    /* 529 is Anthropic's "overloaded"; every 5xx is the server's trouble, not the job's. */
+    if (status >= 500 && status <= 599)
+        return PB_CLASS_RETRY;
+    switch (status) {
+    case 408: /* request timeout */
+    case 409: /* conflict: a concurrent request on the same resource, gone on retry */
+    case 425: /* too early (TLS early data replayed) */
+    case 429: /* rate limited */
+        return PB_CLASS_RETRY;
+    case 400:
+        return pb_provider_body_mentions(body, len, provider_fallback_400) ? PB_CLASS_FALLBACK
+                                                                           : PB_CLASS_INVALID;
+    default:
+        /* 401/403/404 (key, access, model), 413 (too large for this model), any other 4xx,
+         * and 1xx/3xx, which mean a base_url pointing somewhere that is not the API. */
+        return PB_CLASS_FALLBACK;
+    }
+}
+
+void
+pb_http_request_free(pb_http_request *r)
+{
+    if (r == NULL)
+        return;
+    free(r->url);
+    for (char **h = r->headers; h && *h; h++)
+        free(*h);
+    free(r->headers);
+    free(r->body);
+    free(r);
+}
+
+void
+pb_completion_free(pb_completion *c)
+{
+    if (c == NULL)
+        return;
+    free(c->content);
+    c->content = NULL;
+}
+
+static bool
+provider_is_json_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+json_object *
+pb_provider_parse_object(const char *body, size_t len, pb_error *err)
+{
+    if (body == NULL || len == 0) {
+        pb_error_set(err, PB_PROVIDER_BAD_REPLY, "BAD_REPLY empty body");
+        return NULL;
+    }
+    /* json-c takes an int length; replies are bounded far below this by limits.reply_max_bytes. */
+    if (len > INT32_MAX) {
+        pb_error_set(err, PB_PROVIDER_BAD_REPLY, "BAD_REPLY body too large to parse");
+        return NULL;
+    }
+    json_tokener *tok = json_tokener_new();
+    pb_assert(tok != NULL);
+    json_object *root = json_tokener_parse_ex(tok, body, (int)len);
+    enum json_tokener_error jerr = json_tokener_get_error(tok);
+    size_t end = json_tokener_get_parse_end(tok);
+    json_tokener_free(tok);
+    const char *why = NULL;
+    if (jerr == json_tokener_continue)
+        why = "body is incomplete JSON";
+    else if (jerr != json_tokener_success)
+        why = "body is not JSON";
+    else if (!json_object_is_type(root, json_type_object))
+        why = "body is not a JSON object";
+    for (size_t i = end; why == NULL && i < len; i++)
+        if (!provider_is_json_space(body[i]))
+            why = "bytes after the JSON object";
+    if (why != NULL) {
+        json_object_put(root);
+        pb_error_set(err, PB_PROVIDER_BAD_REPLY, "BAD_REPLY %s", why);
+        return NULL;
+    }
+    return root;
+}
+
+char *
+pb_provider_join_text(json_object *parts)
+{
+    if (!json_object_is_type(parts, json_type_array))
+        return NULL;
+    pb_buf text;
+    pb_buf_init(&text, SIZE_MAX);
+    size_t n = json_object_array_length(parts);
+    for (size_t i = 0; i < n; i++) {
+        json_object *part = json_object_array_get_idx(parts, i);
+        json_object *type, *s;
+        if (!json_object_object_get_ex(part, "type", &type) ||
+            !json_object_is_type(type, json_type_string) ||
+            strcmp(json_object_get_string(type), "text") != 0 ||
+            !json_object_object_get_ex(part, "text", &s) ||
+            !json_object_is_type(s, json_type_string))
+            continue;
+        size_t len = (size_t)json_object_get_string_len(s);
+        if (len > 0)
+            pb_buf_append(&text, json_object_get_string(s), len);
+    }
+    /* Checked as a C string: a text that starts with \u0000 is empty to every reader. */
+    if (text.data == NULL || text.data[0] == '\0') {
+        pb_buf_free(&text);
+        return NULL;
+    }
+    return text.data;
+}
+
+long
+pb_provider_tokens(json_object *usage, const char *key)
+{
+    json_object *v;
+    if (!json_object_object_get_ex(usage, key, &v) || !json_object_is_type(v, json_type_int))
+        return -1;
+    int64_t n = json_object_get_int64(v);
+    return n < 0 ? -1 : (long)n;
+}
+
+static char
+provider_lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+/* A bounded, NUL-tolerant, ASCII case-insensitive memmem (strcasestr stops at a NUL). */
+static bool
+provider_contains(const char *hay, size_t n, const char *needle)
+{
+    size_t m = strlen(needle);
+    for (size_t i = 0; m > 0 && i + m <= n; i++) {
+        size_t j = 0;
+        while (j < m && provider_lower(hay[i + j]) == needle[j])
+            j++;
+        if (j == m)
+            return true;
+    }
+    return false;
+}
+
+bool
+pb_provider_body_mentions(const char *body, size_t len, const char *const *needles)
+{
+    if (body == NULL)
+        return false;
+    if (len > PROVIDER_SCAN_BYTES)
+        len = PROVIDER_SCAN_BYTES;
+    for (const char *const *n = needles; *n; n++)
+        if (provider_contains(body, len, *n))
+            return true;
+    return false;
+}
+
+int
+pb_http_request_add_header(pb_http_request *r, pb_error *err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    pb_assert(n >= 0);
+    char *line = pb_xmalloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(line, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    /* A line break in a value (a key pasted with its newline) would split the request into
+     * forged headers. Only the name, which is ours, goes into the message. */
+    if (strpbrk(line, "\r\n") != NULL) {
+        pb_error_set(err, PB_PROVIDER_BAD_CONF, "BAD_CONF header %.*s contains a line break",
+                     (int)strcspn(line, ":\r\n"), line);
+        free(line);
+        return PB_ERR;
+    }
+    size_t count = 0;
+    while (r->headers && r->headers[count])
+        count++;
+    r->headers = pb_xrealloc(r->headers, (count + 2) * sizeof(*r->headers));
+    r->headers[count] = line;
+    r->headers[count + 1] = NULL;
+    return PB_OK;
+}
+
+void
+pb_http_request_take_json(pb_http_request *r, json_object *body)
+{
+    size_t len;
+    const char *s = json_object_to_json_string_length(
+        body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+    free(r->body);
+    r->body = pb_xstrndup(s, len);
+    r->body_len = len;
+    json_object_put(body);
+}
+
+json_object *
+pb_provider_new_double(double d)
+{
+    /* json-c prints %.17g, so 0.2 would go out as 0.20000000000000001; the shortest form
+     * that reads back as the same double is what the producer wrote. */
+    char s[32];
+    snprintf(s, sizeof(s), "%.15g", d);
+    if (strtod(s, NULL) != d)
+        snprintf(s, sizeof(s), "%.17g", d);
+    return json_object_new_double_s(d, s);
+}

@@ -1,0 +1,118 @@
+/* queue.c -- claim, finish and heartbeat commands for one worker.
+ *
+ * The in-flight list is a list because BLMOVE can only target a list. Claims
+ * push on its head, so the oldest claim sits at its tail, and finish.lua's
+ * LREM scans from the tail (count -1): jobs finish roughly in claim order,
+ * so an ack touches a few entries, not every job in flight. */
+#include "planb/queue.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "planb/core.h"
+#include "planb/keys.h"
+
+#define QUEUE_FINISH_FIXED_ARGS 11 /* 5 keys + 6 fixed ARGV of finish.lua */
+
+void
+pb_queue_keys_init(pb_queue_keys *k, const pb_config *cfg, const char *worker_id)
+{
+    memset(k, 0, sizeof(*k));
+    k->prefix = cfg->prefix;
+    k->inflight = pb_key_inflight(cfg->prefix, worker_id);
+    k->n_queues = cfg->n_queues;
+    k->queues = pb_xcalloc(cfg->n_queues, sizeof(char *));
+    for (size_t i = 0; i < cfg->n_queues; i++)
+        k->queues[i] = pb_key_queue(cfg->prefix, cfg->queues[i]);
+    k->stats = pb_key_stats(cfg->prefix);
+    k->dead = pb_key_dead(cfg->prefix);
+    k->workers = pb_key_workers(cfg->prefix);
+    k->results_chan = pb_chan_results(cfg->prefix);
+}
+
+void
+pb_queue_keys_free(pb_queue_keys *k)
+{
+    free(k->inflight);
+    for (size_t i = 0; i < k->n_queues; i++)
+        free(k->queues[i]);
+    free(k->queues);
+    free(k->stats);
+    free(k->dead);
+    free(k->workers);
+    free(k->results_chan);
+    memset(k, 0, sizeof(*k));
+}
+
+void
+pb_queue_claim_batch(pb_redis *r, const pb_queue_keys *k, int max, pb_redis_fn fn, void *arg)
+{
+    size_t argc = 1 + k->n_queues + 1;
+    const char **argv = pb_xmalloc(sizeof(char *) * argc);
+    char maxs[16];
+    snprintf(maxs, sizeof(maxs), "%d", max);
+    argv[0] = k->inflight;
+    for (size_t i = 0; i < k->n_queues; i++)
+        argv[1 + i] = k->queues[i];
+    argv[argc - 1] = maxs;
+    pb_redis_script(r, "claim", fn, arg, (int)(1 + k->n_queues), (int)argc, argv, NULL);
+    free(argv);
+}
+
+void
+pb_queue_claim_wait(pb_redis *r, const pb_queue_keys *k, size_t qi, double timeout_s,
+                    pb_redis_fn fn, void *arg)
+{
+    char ts[32];
+    snprintf(ts, sizeof(ts), "%.3f", timeout_s);
+    const char *argv[] = {"BLMOVE", k->queues[qi], k->inflight, "RIGHT", "LEFT", ts};
+    pb_redis_command(r, fn, arg, 6, argv, NULL);
+}
+
+void
+pb_queue_finish(pb_redis *r, const pb_config *cfg, const pb_queue_keys *k, const pb_finish *f,
+                pb_redis_fn fn, void *arg)
+{
+    pb_assert(f->n_counters <= PB_QUEUE_MAX_COUNTERS);
+    const char *argv[QUEUE_FINISH_FIXED_ARGS + 2 * PB_QUEUE_MAX_COUNTERS];
+    size_t lens[QUEUE_FINISH_FIXED_ARGS + 2 * PB_QUEUE_MAX_COUNTERS];
+    char counts[PB_QUEUE_MAX_COUNTERS][24];
+    char *result_key = f->id ? pb_key_result(cfg->prefix, f->id) : pb_xstrdup("-");
+    char *reply_key = f->id ? pb_key_reply(cfg->prefix, f->id) : pb_xstrdup("-");
+    char ttl[16], reply_ttl[16];
+    snprintf(ttl, sizeof(ttl), "%d", cfg->result_ttl_s);
+    snprintf(reply_ttl, sizeof(reply_ttl), "%d", f->id ? f->reply_ttl_s : 0);
+    int n = 0;
+    argv[n++] = k->inflight;
+    argv[n++] = result_key;
+    argv[n++] = reply_key;
+    argv[n++] = k->stats;
+    argv[n++] = k->dead;
+    argv[n] = f->raw;
+    lens[n++] = f->raw_len;
+    argv[n] = f->result_json ? f->result_json : "";
+    lens[n++] = f->result_json ? f->result_len : 0;
+    argv[n++] = ttl;
+    argv[n++] = reply_ttl;
+    argv[n++] = k->results_chan;
+    argv[n++] = f->dead_entry ? f->dead_entry : "";
+    for (size_t i = 0; i < f->n_counters; i++) {
+        snprintf(counts[i], sizeof(counts[i]), "%ld", f->counts[i]);
+        argv[n++] = f->counters[i];
+        argv[n++] = counts[i];
+    }
+    for (int i = 0; i < n; i++)
+        if (i < 5 || (i > 6))
+            lens[i] = strlen(argv[i]);
+    pb_redis_script(r, "finish", fn, arg, 5, n, argv, lens);
+    free(result_key);
+    free(reply_key);
+}
+
+void
+pb_queue_heartbeat(pb_redis *r, const pb_queue_keys *k, const char *worker_id)
+{
+    const char *argv[] = {k->workers, worker_id};
+    pb_redis_script(r, "heartbeat", NULL, NULL, 1, 2, argv, NULL);
+}

@@ -1,0 +1,347 @@
+/* worker.c -- wires one worker process: loop, Redis, curl multi, claiming, drain.
+ *
+ * Claiming: while there is room (active < concurrency) the worker asks
+ * claim.lua for a batch of up to claim_batch jobs on the command connection;
+ * a full batch means the queue is deep, so it asks again at once. An empty
+ * batch parks it on BLMOVE (1 s timeout, queues in turn) on a dedicated
+ * connection, because a blocking command would stall every other reply on a
+ * shared one. A watchdog timer bounds the BLMOVE (hiredis 0.14 has no command
+ * timeout): a claim connection that stops answering is dropped and rebuilt.
+ *
+ * Drain (SIGTERM/SIGINT): stop claiming, wait for in-flight jobs up to
+ * drain_timeout_ms, hand the rest back to the queue (handback.lua), exit 0. */
+#include "planb/worker.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "planb/chain.h"
+#include "planb/core.h"
+#include "planb/http.h"
+#include "planb/log.h"
+#include "planb/queue.h"
+#include "planb/redis.h"
+
+#define WORKER_BLOCK_S          1.0  /* BLMOVE timeout: how often an idle worker looks up */
+#define WORKER_WATCHDOG_SLACK_S 5    /* BLMOVE reply later than timeout + this: connection dead */
+#define WORKER_HEARTBEAT_MS     1000
+#define WORKER_CLAIM_RETRY_MS   200  /* claim again after a failed claim (Redis away) */
+
+typedef struct worker {
+    struct event_base *base;
+    const pb_config *cfg;
+    char id[128];              /* "host:pid" */
+    char role[16];             /* "w<slot>" for logs */
+    pb_queue_keys keys;
+    pb_redis *cmd;             /* scripts and commands */
+    pb_redis *claim;           /* BLMOVE only */
+    pb_http *http;
+    pb_chain_ctx chain;
+    bool claiming;             /* a claim (batch or BLMOVE) is outstanding */
+    bool blocked;              /* the outstanding claim is a BLMOVE */
+    bool draining;
+    size_t next_queue;         /* round robin over queues for BLMOVE */
+    struct event *claim_retry; /* claim again later */
+    struct event *watchdog;    /* bounds an outstanding BLMOVE */
+    struct event *heartbeat;
+    struct event *drain_deadline;
+    struct event *sig_term, *sig_int;
+    int exit_code;
+} worker;
+
+static void worker_claim(worker *w);
+
+static bool
+worker_has_room(const worker *w)
+{
+    return !w->draining && w->chain.active < w->cfg->concurrency;
+}
+
+static void
+worker_handback_done(redisReply *reply, void *arg)
+{
+    worker *w = arg;
+    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0)
+        pb_log(PB_LOG_WARN, "event=handback jobs=%lld", (long long)reply->integer);
+    event_base_loopexit(w->base, NULL);
+}
+
+/* Ends the drain: anything still in flight goes back to the queue for another worker. */
+static void
+worker_drain_end(worker *w)
+{
+    if (w->chain.active == 0) {
+        event_base_loopexit(w->base, NULL);
+        return;
+    }
+    const char *argv[] = {w->keys.inflight, w->keys.queues[0]};
+    pb_redis_script(w->cmd, "handback", worker_handback_done, w, 2, 2, argv, NULL);
+}
+
+static void
+worker_on_drain_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    worker *w = arg;
+    pb_log(PB_LOG_WARN, "event=drain_timeout in_flight=%d", w->chain.active);
+    worker_drain_end(w);
+}
+
+static void
+worker_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    worker *w = arg;
+    if (w->draining)
+        return;
+    w->draining = true;
+    pb_log(PB_LOG_INFO, "event=draining signal=%d in_flight=%d", (int)sig, w->chain.active);
+    /* Dropping the claim connection abandons a parked BLMOVE; a job it moved in the
+     * meantime stays in our in-flight list and is handed back at the end. */
+    pb_redis_free(w->claim);
+    w->claim = NULL;
+    w->claiming = w->blocked ? false : w->claiming;
+    w->blocked = false;
+    evtimer_del(w->watchdog);
+    if (w->chain.active == 0) {
+        worker_drain_end(w);
+        return;
+    }
+    struct timeval tv = {w->cfg->drain_timeout_ms / 1000, (w->cfg->drain_timeout_ms % 1000) * 1000};
+    evtimer_add(w->drain_deadline, &tv);
+}
+
+static void
+worker_on_released(void *owner)
+{
+    worker *w = owner;
+    if (w->draining) {
+        if (w->chain.active == 0) {
+            evtimer_del(w->drain_deadline);
+            worker_drain_end(w);
+        }
+        return;
+    }
+    if (!w->claiming)
+        worker_claim(w);
+}
+
+static void
+worker_retry_claim_later(worker *w)
+{
+    struct timeval tv = {0, WORKER_CLAIM_RETRY_MS * 1000};
+    evtimer_add(w->claim_retry, &tv);
+}
+
+static void
+worker_start_job(worker *w, const char *raw, size_t len)
+{
+    pb_chain_start(&w->chain, pb_xstrndup(raw, len), len);
+}
+
+static void
+worker_on_blmove(redisReply *reply, void *arg)
+{
+    worker *w = arg;
+    evtimer_del(w->watchdog);
+    w->claiming = false;
+    w->blocked = false;
+    if (w->draining)
+        return;
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        worker_retry_claim_later(w);
+        return;
+    }
+    w->next_queue = (w->next_queue + 1) % w->keys.n_queues;
+    if (reply->type == REDIS_REPLY_STRING) {
+        worker_start_job(w, reply->str, reply->len);
+        /* One job arrived: more may be right behind it, so ask for a batch. */
+    }
+    if (worker_has_room(w))
+        worker_claim(w);
+}
+
+static void
+worker_on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    worker *w = arg;
+    pb_log(PB_LOG_WARN, "event=claim_stalled note=\"BLMOVE did not answer, reconnecting\"");
+    pb_redis_free(w->claim); /* the pending BLMOVE callback runs with NULL and retries */
+    w->claim = pb_redis_new(w->base, w->cfg, "claim");
+}
+
+static void
+worker_block(worker *w)
+{
+    if (w->claim == NULL)
+        return;
+    w->claiming = true;
+    w->blocked = true;
+    double timeout = w->keys.n_queues > 1 ? 0.1 : WORKER_BLOCK_S;
+    pb_queue_claim_wait(w->claim, &w->keys, w->next_queue, timeout, worker_on_blmove, w);
+    struct timeval tv = {(time_t)timeout + WORKER_WATCHDOG_SLACK_S, 0};
+    evtimer_add(w->watchdog, &tv);
+}
+
+static void
+worker_on_batch(redisReply *reply, void *arg)
+{
+    worker *w = arg;
+    w->claiming = false;
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+        if (reply && reply->type == REDIS_REPLY_ERROR)
+            pb_log(PB_LOG_ERROR, "event=claim_failed error=\"%s\"", reply->str);
+        if (!w->draining)
+            worker_retry_claim_later(w);
+        return;
+    }
+    for (size_t i = 0; i < reply->elements; i++) {
+        const redisReply *e = reply->element[i];
+        if (e->type == REDIS_REPLY_STRING)
+            worker_start_job(w, e->str, e->len);
+    }
+    if (w->draining)
+        return;
+    if (reply->elements == 0) {
+        worker_block(w);
+        return;
+    }
+    if (worker_has_room(w))
+        worker_claim(w);
+}
+
+static void
+worker_claim(worker *w)
+{
+    if (w->claiming || !worker_has_room(w))
+        return;
+    int room = w->cfg->concurrency - w->chain.active;
+    int batch = room < w->cfg->claim_batch ? room : w->cfg->claim_batch;
+    w->claiming = true;
+    pb_queue_claim_batch(w->cmd, &w->keys, batch, worker_on_batch, w);
+}
+
+static void
+worker_on_claim_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    worker_claim(arg);
+}
+
+static void
+worker_on_heartbeat(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    worker *w = arg;
+    pb_queue_heartbeat(w->cmd, &w->keys, w->id);
+}
+
+/* Thousands of concurrent upstream calls need thousands of descriptors. */
+static void
+worker_raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+int
+pb_worker_run(const pb_config *cfg, int slot)
+{
+    worker *w = pb_xcalloc(1, sizeof(*w));
+    w->cfg = cfg;
+    snprintf(w->role, sizeof(w->role), "w%d", slot);
+    pb_log_set_role(w->role);
+    char host[64];
+    if (gethostname(host, sizeof(host)) != 0)
+        snprintf(host, sizeof(host), "localhost");
+    host[sizeof(host) - 1] = '\0';
+    snprintf(w->id, sizeof(w->id), "%s:%d", host, (int)getpid());
+
+    /* An orphan must not keep claiming jobs. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    worker_raise_nofile();
+
+    /* The changelist folds a socket's del+add in one loop turn into one epoll_ctl:
+     * syscalls dominate when thousands of upstream connections churn. */
+    struct event_config *ecfg = event_config_new();
+    event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    w->base = event_base_new_with_config(ecfg);
+    event_config_free(ecfg);
+    pb_queue_keys_init(&w->keys, cfg, w->id);
+    w->cmd = pb_redis_new(w->base, cfg, "cmd");
+    w->claim = pb_redis_new(w->base, cfg, "claim");
+    w->http = pb_http_new(w->base, cfg->limits.reply_max_bytes, cfg->concurrency);
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed) || seed == 0)
+        seed = (uint64_t)getpid() * 0x9E3779B97F4A7C15ULL + (uint64_t)pb_mono_ms();
+    w->chain = (pb_chain_ctx){
+        .base = w->base,
+        .cfg = cfg,
+        .http = w->http,
+        .cmd = w->cmd,
+        .keys = &w->keys,
+        .worker_id = w->id,
+        .rng = seed | 1,
+        .on_released = worker_on_released,
+        .owner = w,
+    };
+    w->claim_retry = evtimer_new(w->base, worker_on_claim_retry, w);
+    w->watchdog = evtimer_new(w->base, worker_on_watchdog, w);
+    w->drain_deadline = evtimer_new(w->base, worker_on_drain_deadline, w);
+    w->heartbeat = event_new(w->base, -1, EV_PERSIST, worker_on_heartbeat, w);
+    struct timeval hb = {WORKER_HEARTBEAT_MS / 1000, 0};
+    event_add(w->heartbeat, &hb);
+    w->sig_term = evsignal_new(w->base, SIGTERM, worker_on_signal, w);
+    w->sig_int = evsignal_new(w->base, SIGINT, worker_on_signal, w);
+    evsignal_add(w->sig_term, NULL);
+    evsignal_add(w->sig_int, NULL);
+    if (getppid() == 1) {
+        pb_log(PB_LOG_ERROR, "event=orphan note=\"master is gone, not starting\"");
+        return PB_EXIT_FATAL;
+    }
+
+    pb_log(PB_LOG_INFO, "event=worker_start id=%s concurrency=%d queues=%zu", w->id,
+           cfg->concurrency, cfg->n_queues);
+    pb_queue_heartbeat(w->cmd, &w->keys, w->id);
+    worker_claim(w);
+    event_base_dispatch(w->base);
+    pb_log(PB_LOG_INFO, "event=worker_exit id=%s", w->id);
+
+    int code = w->exit_code;
+    /* Order matters: freeing a connection runs its pending callbacks (with NULL), which
+     * still touch jobs; then the jobs go, then the curl calls they owned. */
+    pb_redis_free(w->claim);
+    pb_redis_free(w->cmd);
+    pb_chain_abandon_all(&w->chain);
+    pb_http_free(w->http);
+    event_free(w->claim_retry);
+    event_free(w->watchdog);
+    event_free(w->drain_deadline);
+    event_free(w->heartbeat);
+    event_free(w->sig_term);
+    event_free(w->sig_int);
+    pb_queue_keys_free(&w->keys);
+    event_base_free(w->base);
+    free(w);
+    return code;
+}

@@ -1,0 +1,235 @@
+/* jobs.c (bench_jobs) -- end-to-end throughput, latency and memory of planb serve.
+ *
+ * Starts its own redis-server, planb-mock and planb (2 workers), then:
+ *   1. zero latency: pushes N jobs (pipelined LPUSH) and times first push ->
+ *      last result (planb:stats "jobs" reaching N); prints jobs/s and p50/p99
+ *      of each job's queued_ms + latency_ms.
+ *   2. slow upstream: the mock answers after 2 s; pushes M jobs at once and
+ *      prints the completion time and the peak RSS (VmHWM) summed over workers.
+ * A benchmark: prints figures, fails only when it cannot run.
+ *   bench_jobs [--quick] [--jobs N] [--slow-jobs M] [--workers W] */
+#include <dirent.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static th_proc redis_p, mock_p, planb_p;
+
+static int64_t
+now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t
+wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static long
+stat_jobs(redisContext *rc)
+{
+    redisReply *r = redisCommand(rc, "HGET planb:stats jobs");
+    long n = (r && r->type == REDIS_REPLY_STRING) ? atol(r->str) : 0;
+    freeReplyObject(r);
+    return n;
+}
+
+/* Pushes n jobs tagged run, 500 per LPUSH. */
+static void
+push_jobs(redisContext *rc, const char *run, int n)
+{
+    const int batch = 500;
+    const char **argv = malloc(sizeof(char *) * (batch + 2));
+    char **jobs = malloc(sizeof(char *) * batch);
+    argv[0] = "LPUSH";
+    argv[1] = "planb:q:default";
+    for (int i = 0; i < n; i += batch) {
+        int k = n - i < batch ? n - i : batch;
+        for (int j = 0; j < k; j++) {
+            jobs[j] = malloc(256);
+            snprintf(jobs[j], 256,
+                     "{\"id\":\"%s-%d\",\"submitted_at_ms\":%lld,\"cache\":\"skip\",\"messages\":"
+                     "[{\"role\":\"user\",\"content\":\"question %d\"}]}",
+                     run, i + j, (long long)wall_ms(), i + j);
+            argv[2 + j] = jobs[j];
+        }
+        redisReply *r = redisCommandArgv(rc, k + 2, argv, NULL);
+        freeReplyObject(r);
+        for (int j = 0; j < k; j++)
+            free(jobs[j]);
+    }
+    free(jobs);
+    free(argv);
+}
+
+static int
+cmp_long(const void *a, const void *b)
+{
+    long x = *(const long *)a, y = *(const long *)b;
+    return (x > y) - (x < y);
+}
+
+/* p50/p99 of queued_ms + latency_ms over every step-th result of the run. */
+static void
+latency_percentiles(redisContext *rc, const char *run, int n, int step, long *p50, long *p99)
+{
+    int m = 0;
+    long *v = malloc(sizeof(long) * (size_t)(n / step + 1));
+    for (int i = 0; i < n; i += step)
+        redisAppendCommand(rc, "GET planb:result:%s-%d", run, i);
+    for (int i = 0; i < n; i += step) {
+        redisReply *r;
+        if (redisGetReply(rc, (void **)&r) != REDIS_OK)
+            break;
+        if (r->type == REDIS_REPLY_STRING) {
+            json_object *o = json_tokener_parse(r->str), *q, *l;
+            if (o && json_object_object_get_ex(o, "queued_ms", &q) &&
+                json_object_object_get_ex(o, "latency_ms", &l))
+                v[m++] = (long)(json_object_get_int64(q) + json_object_get_int64(l));
+            json_object_put(o);
+        }
+        freeReplyObject(r);
+    }
+    qsort(v, (size_t)m, sizeof(long), cmp_long);
+    *p50 = m ? v[m / 2] : -1;
+    *p99 = m ? v[(m * 99) / 100 < m ? (m * 99) / 100 : m - 1] : -1;
+    free(v);
+}
+
+/* Peak RSS in KiB summed over the master's children (the workers). */
+static long
+workers_peak_rss_kib(pid_t master)
+{
+    long total = 0;
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        char path[300], line[256];
+        snprintf(path, sizeof(path), "/proc/%s/status", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        long ppid = -1, hwm = 0;
+        while (fgets(line, sizeof(line), f)) {
+            sscanf(line, "PPid: %ld", &ppid);
+            sscanf(line, "VmHWM: %ld", &hwm);
+        }
+        fclose(f);
+        if (ppid == master)
+            total += hwm;
+    }
+    if (d)
+        closedir(d);
+    return total;
+}
+
+static bool
+wait_jobs(redisContext *rc, long target, int timeout_ms)
+{
+    int64_t end = now_ms() + timeout_ms;
+    while (now_ms() < end) {
+        if (stat_jobs(rc) >= target)
+            return true;
+        usleep(2000);
+    }
+    return false;
+}
+
+static void
+start_planb(int workers, int concurrency, int timeout_ms)
+{
+    char cfg[2048];
+    snprintf(cfg, sizeof(cfg),
+             "{\"redis\": {\"url\": \"redis://127.0.0.1:%d/0\"}, \"workers\": %d,"
+             " \"concurrency\": %d, \"claim_batch\": 256,"
+             " \"providers\": {\"mock\": {\"type\": \"openai\", \"base_url\": "
+             "\"http://127.0.0.1:%d/v1\", \"api_key_env\": \"PB_BENCH_KEY\"}},"
+             " \"models\": {\"m1\": {\"provider\": \"mock\", \"timeout_ms\": %d},"
+             " \"m2\": {\"provider\": \"mock\", \"tier\": 2}},"
+             " \"routes\": {\"default\": {\"chain\": [\"m1\", \"m2\"], \"deadline_ms\": 30000}}}",
+             redis_p.port, workers, concurrency, mock_p.port, timeout_ms);
+    const char *args[] = {"serve", "-c", "%CONFIG%", "--log-level", "warn", NULL};
+    if (th_planb_start(&planb_p, cfg, args) != 0) {
+        fprintf(stderr, "bench_jobs: cannot start planb\n");
+        exit(1);
+    }
+}
+
+int
+main(int argc, char **argv)
+{
+    int jobs = 100000, slow_jobs = 10000, workers = 2;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0) {
+            jobs = 5000;
+            slow_jobs = 1000;
+        } else if (strcmp(argv[i], "--jobs") == 0 && i + 1 < argc) {
+            jobs = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--slow-jobs") == 0 && i + 1 < argc) {
+            slow_jobs = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) {
+            workers = atoi(argv[++i]);
+        }
+    }
+    setenv("PB_BENCH_KEY", "bench-key", 1);
+    if (th_redis_start(&redis_p, NULL) != 0 || th_mock_start(&mock_p, NULL) != 0) {
+        fprintf(stderr, "bench_jobs: cannot start redis/mock\n");
+        return 1;
+    }
+    redisContext *rc = th_redis(redis_p.port);
+
+    /* 1. zero latency */
+    start_planb(workers, 512, 10000);
+    usleep(300000);
+    int64_t t0 = now_ms();
+    push_jobs(rc, "z", jobs);
+    bool done = wait_jobs(rc, jobs, 300000);
+    int64_t t1 = now_ms();
+    long p50, p99;
+    latency_percentiles(rc, "z", jobs, jobs > 10000 ? 10 : 1, &p50, &p99);
+    printf("bench_jobs zero_latency workers=%d jobs=%d done=%s seconds=%.2f jobs_per_s=%.0f "
+           "p50_ms=%ld p99_ms=%ld\n",
+           workers, jobs, done ? "yes" : "NO", (t1 - t0) / 1000.0,
+           jobs / ((t1 - t0) / 1000.0), p50, p99);
+    fflush(stdout);
+    th_proc_stop(&planb_p, 10000);
+
+    /* 2. slow upstream: 2 s per call, everything in flight at once */
+    redisReply *r = redisCommand(rc, "DEL planb:stats");
+    freeReplyObject(r);
+    th_mock_set(&mock_p, "m1", "{\"mode\":\"ok\",\"latency_ms\":2000}");
+    int per_worker = slow_jobs / workers + 64;
+    start_planb(workers, per_worker, 10000);
+    usleep(300000);
+    t0 = now_ms();
+    push_jobs(rc, "s", slow_jobs);
+    done = wait_jobs(rc, slow_jobs, 120000);
+    t1 = now_ms();
+    long rss = workers_peak_rss_kib(planb_p.pid);
+    latency_percentiles(rc, "s", slow_jobs, slow_jobs > 10000 ? 10 : 1, &p50, &p99);
+    printf("bench_jobs slow_2s workers=%d jobs=%d done=%s seconds=%.2f p50_ms=%ld p99_ms=%ld "
+           "peak_rss_all_workers_mib=%.1f\n",
+           workers, slow_jobs, done ? "yes" : "NO", (t1 - t0) / 1000.0, p50, p99, rss / 1024.0);
+    fflush(stdout);
+    th_proc_stop(&planb_p, 10000);
+    if (getenv("PB_BENCH_KEEP")) {
+        printf("redis port %d\n", redis_p.port);
+        fflush(stdout);
+        sleep(120);
+    }
+    redisFree(rc);
+    th_proc_stop(&mock_p, 5000);
+    th_proc_stop(&redis_p, 5000);
+    return 0;
+}

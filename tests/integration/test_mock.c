@@ -1,0 +1,954 @@
+/* test_mock.c -- planb-mock does what each behaviour promises, in both chat dialects.
+ *
+ * Every Test starts its own mock (harness, port 0) and talks to it with
+ * libcurl: replies and their usage, injected statuses and headers, hangs,
+ * trickles, resets, broken bodies, fail_first, latency, the validation rules
+ * planb must satisfy, and the control endpoints (behaviours, stats, last
+ * request, reset). .fini stops the mock and prints its log when it did not
+ * exit cleanly, so a sanitizer report inside the mock fails the run too. */
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <json-c/json.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "planb/buf.h"
+#include "planb/core.h"
+
+static th_proc mock;
+
+static const char *const openai_hdrs[] = {"Authorization: Bearer test-key",
+                                          "Content-Type: application/json", NULL};
+static const char *const anthropic_hdrs[] = {"x-api-key: test-key", "anthropic-version: 2023-06-01",
+                                             "Content-Type: application/json", NULL};
+
+typedef struct reply {
+    CURLcode rc;            /* transfer result */
+    long status;            /* HTTP status, 0 when none arrived */
+    pb_buf body;            /* NUL-terminated body */
+    char content_type[128]; /* Content-Type header */
+    char retry_after[64];   /* Retry-After header */
+    bool chunked;           /* Transfer-Encoding: chunked */
+    int64_t ms;             /* request duration */
+    json_object *json;      /* body parsed, NULL when it is not JSON */
+} reply;
+
+static void
+start_mock(const char *config_json)
+{
+    cr_assert_eq(th_mock_start(&mock, config_json), PB_OK, "planb-mock did not start");
+}
+
+static void
+setup(void)
+{
+    start_mock(NULL);
+}
+
+/* Stops the mock; a non-zero exit (e.g. a LeakSanitizer report) is printed for CTest to see. */
+static void
+teardown(void)
+{
+    if (mock.pid <= 0)
+        return;
+    int st = th_proc_stop(&mock, 5000);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        char *log = th_proc_log(&mock);
+        fprintf(stderr, "planb-mock exited abnormally (status %d), log:\n%s\n", st, log);
+        free(log);
+    }
+}
+
+static size_t
+on_body(char *data, size_t size, size_t n, void *arg)
+{
+    return pb_buf_append(arg, data, size * n) == PB_OK ? size * n : 0;
+}
+
+/* Copies the value of header line "Name: value" into out when it is that header. */
+static void
+take_header(const char *line, size_t n, const char *name, char *out, size_t cap)
+{
+    size_t nl = strlen(name);
+    if (n <= nl + 1 || strncasecmp(line, name, nl) != 0 || line[nl] != ':')
+        return;
+    const char *v = line + nl + 1;
+    size_t vl = n - nl - 1;
+    while (vl > 0 && (*v == ' ' || *v == '\t'))
+        v++, vl--;
+    while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == '\n'))
+        vl--;
+    snprintf(out, cap, "%.*s", (int)vl, v);
+}
+
+static size_t
+on_header(char *line, size_t size, size_t n, void *arg)
+{
+    reply *r = arg;
+    char te[32] = "";
+    take_header(line, size * n, "Content-Type", r->content_type, sizeof(r->content_type));
+    take_header(line, size * n, "Retry-After", r->retry_after, sizeof(r->retry_after));
+    take_header(line, size * n, "Transfer-Encoding", te, sizeof(te));
+    if (strcasecmp(te, "chunked") == 0)
+        r->chunked = true;
+    return size * n;
+}
+
+/* One request to the mock; body NULL means GET. Caller frees with reply_free. */
+static reply *
+request(const char *method, const char *path, const char *const *headers, const char *body,
+        long timeout_ms)
+{
+    reply *r = pb_xcalloc(1, sizeof(*r));
+    pb_buf_init(&r->body, (size_t)64 << 20);
+    pb_buf_append(&r->body, "", 0);
+    char url[512];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", mock.port, path);
+    struct curl_slist *hl = curl_slist_append(NULL, "Expect:");
+    for (size_t i = 0; headers != NULL && headers[i] != NULL; i++)
+        hl = curl_slist_append(hl, headers[i]);
+    CURL *h = curl_easy_init();
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &r->body);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
+    if (body != NULL) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    }
+    int64_t t0 = pb_mono_ms();
+    r->rc = curl_easy_perform(h);
+    r->ms = pb_mono_ms() - t0;
+    if (r->rc == CURLE_OK)
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_easy_cleanup(h);
+    curl_slist_free_all(hl);
+    r->json = json_tokener_parse(r->body.data);
+    return r;
+}
+
+static void
+reply_free(reply *r)
+{
+    if (r->json != NULL)
+        json_object_put(r->json);
+    pb_buf_free(&r->body);
+    free(r);
+}
+
+static reply *
+post_openai(const char *body)
+{
+    return request("POST", "/v1/chat/completions", openai_hdrs, body, 5000);
+}
+
+static reply *
+post_anthropic(const char *body)
+{
+    return request("POST", "/v1/messages", anthropic_hdrs, body, 5000);
+}
+
+static reply *
+post_embeddings(const char *body)
+{
+    return request("POST", "/v1/embeddings", openai_hdrs, body, 5000);
+}
+
+/* A one-message chat in either dialect ("openai" or "anthropic"). */
+static reply *
+chat(const char *dialect, const char *model, const char *content, long timeout_ms)
+{
+    char *body = pb_xasprintf("{\"model\":\"%s\",\"max_tokens\":64,\"messages\":"
+                              "[{\"role\":\"user\",\"content\":\"%s\"}]}",
+                              model, content);
+    bool oa = strcmp(dialect, "openai") == 0;
+    reply *r = request("POST", oa ? "/v1/chat/completions" : "/v1/messages",
+                       oa ? openai_hdrs : anthropic_hdrs, body, timeout_ms);
+    free(body);
+    return r;
+}
+
+/* The node at a dotted path ("choices.0.message.content"), or NULL. */
+static json_object *
+jget(json_object *o, const char *path)
+{
+    char key[128];
+    while (o != NULL && *path) {
+        size_t n = strcspn(path, ".");
+        snprintf(key, sizeof(key), "%.*s", (int)n, path);
+        path += n + (path[n] == '.');
+        if (json_object_is_type(o, json_type_array)) {
+            size_t i = (size_t)strtoul(key, NULL, 10);
+            o = i < json_object_array_length(o) ? json_object_array_get_idx(o, i) : NULL;
+        } else if (!json_object_object_get_ex(o, key, &o)) {
+            return NULL;
+        }
+    }
+    return o;
+}
+
+static const char *
+jstr(json_object *o, const char *path)
+{
+    json_object *v = jget(o, path);
+    return v != NULL && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+}
+
+static long
+jint(json_object *o, const char *path)
+{
+    json_object *v = jget(o, path);
+    return v != NULL && json_object_is_type(v, json_type_int) ? (long)json_object_get_int64(v) : -1;
+}
+
+static void
+set(const char *model, const char *behaviour)
+{
+    cr_assert_eq(th_mock_set(&mock, model, behaviour), PB_OK, "set %s %s", model, behaviour);
+}
+
+static json_object *
+stats(void)
+{
+    reply *r = request("GET", "/_mock/stats", NULL, NULL, 5000);
+    cr_assert_eq(r->status, 200);
+    json_object *o = json_object_get(r->json);
+    reply_free(r);
+    return o;
+}
+
+static long
+stat_of(const char *model, const char *field)
+{
+    json_object *s = stats();
+    char path[256];
+    snprintf(path, sizeof(path), "models.%s.%s", model, field);
+    long n = jint(s, path);
+    json_object_put(s);
+    return n;
+}
+
+static bool
+nothing_pending(void *arg)
+{
+    (void)arg;
+    json_object *s = stats();
+    long n = jint(s, "pending");
+    json_object_put(s);
+    return n == 0;
+}
+
+/* Sends a chat request on a raw socket and returns it unread (for held requests). */
+static int
+raw_chat(const char *model)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)mock.port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    char *body = pb_xasprintf(
+        "{\"model\":\"%s\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", model);
+    char *req = pb_xasprintf("POST /v1/chat/completions HTTP/1.1\r\nHost: mock\r\n"
+                             "Authorization: Bearer k\r\nContent-Type: application/json\r\n"
+                             "Content-Length: %zu\r\n\r\n%s",
+                             strlen(body), body);
+    cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+    free(body);
+    free(req);
+    return fd;
+}
+
+TestSuite(mock, .init = setup, .fini = teardown, .timeout = 30);
+
+Test(mock, ok_openai_echo_and_usage)
+{
+    reply *r = post_openai("{\"model\":\"gpt-x\",\"messages\":[{\"role\":\"system\",\"content\":"
+                           "\"be brief\"},{\"role\":\"user\",\"content\":\"hello big world\"}]}");
+    cr_assert_eq(r->status, 200);
+    cr_assert_str_eq(r->content_type, "application/json");
+    cr_assert_str_eq(jstr(r->json, "choices.0.message.content"), "echo: hello big world");
+    cr_assert_str_eq(jstr(r->json, "choices.0.message.role"), "assistant");
+    cr_assert_str_eq(jstr(r->json, "choices.0.finish_reason"), "stop");
+    cr_assert_str_eq(jstr(r->json, "object"), "chat.completion");
+    cr_assert_str_eq(jstr(r->json, "model"), "gpt-x");
+    cr_assert_eq(strncmp(jstr(r->json, "id"), "chatcmpl-mock-", 14), 0);
+    cr_assert_gt(jint(r->json, "created"), 1600000000);
+    cr_assert_eq(jint(r->json, "usage.prompt_tokens"), 5);
+    cr_assert_eq(jint(r->json, "usage.completion_tokens"), 4);
+    cr_assert_eq(jint(r->json, "usage.total_tokens"), 9);
+    reply_free(r);
+}
+
+Test(mock, ok_anthropic_blocks_system_and_usage)
+{
+    reply *r = post_anthropic(
+        "{\"model\":\"claude-x\",\"max_tokens\":10,\"system\":\"you are terse\","
+        "\"messages\":[{\"role\":\"user\",\"content\":\"first one\"},"
+        "{\"role\":\"assistant\",\"content\":\"ok\"},"
+        "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"second question\"}]}]}");
+    cr_assert_eq(r->status, 200);
+    cr_assert_str_eq(jstr(r->json, "type"), "message");
+    cr_assert_str_eq(jstr(r->json, "role"), "assistant");
+    cr_assert_str_eq(jstr(r->json, "model"), "claude-x");
+    cr_assert_eq(strncmp(jstr(r->json, "id"), "msg_mock_", 9), 0);
+    cr_assert_str_eq(jstr(r->json, "content.0.type"), "text");
+    cr_assert_str_eq(jstr(r->json, "content.0.text"), "echo: second question");
+    cr_assert_str_eq(jstr(r->json, "stop_reason"), "end_turn");
+    cr_assert_not_null(strstr(r->body.data, "\"stop_sequence\":null"));
+    cr_assert_eq(jint(r->json, "usage.input_tokens"), 8); /* 3 system + 2 + 1 + 2 */
+    cr_assert_eq(jint(r->json, "usage.output_tokens"), 3);
+    reply_free(r);
+}
+
+Test(mock, reply_text_overrides_echo)
+{
+    set("fixed", "{\"mode\":\"ok\",\"reply\":\"a fixed answer\"}");
+    reply *o = chat("openai", "fixed", "whatever", 5000);
+    reply *a = chat("anthropic", "fixed", "whatever", 5000);
+    cr_assert_str_eq(jstr(o->json, "choices.0.message.content"), "a fixed answer");
+    cr_assert_eq(jint(o->json, "usage.completion_tokens"), 3);
+    cr_assert_str_eq(jstr(a->json, "content.0.text"), "a fixed answer");
+    cr_assert_eq(jint(a->json, "usage.output_tokens"), 3);
+    reply_free(o);
+    reply_free(a);
+}
+
+Test(mock, status_500_error_bodies)
+{
+    set("broken", "{\"mode\":\"status\",\"status\":500}");
+    reply *o = chat("openai", "broken", "hi", 5000);
+    cr_assert_eq(o->status, 500);
+    cr_assert_str_eq(jstr(o->json, "error.type"), "server_error");
+    cr_assert_not_null(jstr(o->json, "error.message"));
+    cr_assert_not_null(strstr(o->body.data, "\"code\":null"));
+    reply *a = chat("anthropic", "broken", "hi", 5000);
+    cr_assert_eq(a->status, 500);
+    cr_assert_str_eq(jstr(a->json, "type"), "error");
+    cr_assert_str_eq(jstr(a->json, "error.type"), "api_error");
+    cr_assert_not_null(jstr(a->json, "error.message"));
+    cr_assert_str_eq(a->retry_after, "");
+    reply_free(o);
+    reply_free(a);
+}
+
+Test(mock, rate_limit_429_with_retry_after)
+{
+    set("limited", "{\"mode\":\"status\",\"status\":429,\"retry_after\":\"7\"}");
+    const char *dialects[] = {"openai", "anthropic"};
+    for (int i = 0; i < 2; i++) {
+        reply *r = chat(dialects[i], "limited", "hi", 5000);
+        cr_assert_eq(r->status, 429, "%s", dialects[i]);
+        cr_assert_str_eq(r->retry_after, "7");
+        cr_assert_str_eq(jstr(r->json, "error.type"), "rate_limit_error");
+        reply_free(r);
+    }
+}
+
+Test(mock, overloaded_529)
+{
+    set("busy", "{\"mode\":\"status\",\"status\":529}");
+    reply *a = chat("anthropic", "busy", "hi", 5000);
+    cr_assert_eq(a->status, 529);
+    cr_assert_str_eq(jstr(a->json, "error.type"), "overloaded_error");
+    reply *o = chat("openai", "busy", "hi", 5000);
+    cr_assert_eq(o->status, 529);
+    cr_assert_str_eq(jstr(o->json, "error.type"), "server_error");
+    reply_free(a);
+    reply_free(o);
+}
+
+Test(mock, error_type_message_code_override)
+{
+    set("ctx",
+        "{\"mode\":\"status\",\"status\":400,\"error_type\":\"context_length_exceeded\","
+        "\"error_message\":\"prompt is too long\",\"error_code\":\"context_length_exceeded\"}");
+    reply *o = chat("openai", "ctx", "hi", 5000);
+    cr_assert_eq(o->status, 400);
+    cr_assert_str_eq(jstr(o->json, "error.type"), "context_length_exceeded");
+    cr_assert_str_eq(jstr(o->json, "error.message"), "prompt is too long");
+    cr_assert_str_eq(jstr(o->json, "error.code"), "context_length_exceeded");
+    reply *a = chat("anthropic", "ctx", "hi", 5000);
+    cr_assert_str_eq(jstr(a->json, "error.type"), "context_length_exceeded");
+    cr_assert_str_eq(jstr(a->json, "error.message"), "prompt is too long");
+    reply_free(o);
+    reply_free(a);
+}
+
+Test(mock, hang_until_client_times_out_then_freed)
+{
+    set("stuck", "{\"mode\":\"hang\"}");
+    const char *dialects[] = {"openai", "anthropic"};
+    for (int i = 0; i < 2; i++) {
+        reply *r = chat(dialects[i], "stuck", "hi", 400);
+        cr_assert_eq(r->rc, CURLE_OPERATION_TIMEDOUT, "%s: %s", dialects[i],
+                     curl_easy_strerror(r->rc));
+        cr_assert_eq(r->status, 0);
+        cr_assert_eq(r->body.len, 0);
+        cr_assert_geq(r->ms, 390);
+        cr_assert_lt(r->ms, 2000);
+        reply_free(r);
+    }
+    cr_assert(th_wait_for(nothing_pending, NULL, 100, 10), "hung requests were not released");
+}
+
+Test(mock, many_hung_clients_leave)
+{
+    set("stuck", "{\"mode\":\"hang\"}");
+    enum { N = 200 };
+    int fds[N];
+    for (int i = 0; i < N; i++)
+        fds[i] = raw_chat("stuck");
+    json_object *s;
+    for (int tries = 0;; tries++) {
+        s = stats();
+        if (jint(s, "pending") == N || tries == 200)
+            break;
+        json_object_put(s);
+        usleep(10000);
+    }
+    cr_assert_eq(jint(s, "pending"), N);
+    json_object_put(s);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    cr_assert(th_wait_for(nothing_pending, NULL, 200, 10));
+}
+
+Test(mock, drip_trickles_a_valid_chunked_body)
+{
+    set("slowdrip", "{\"mode\":\"drip\",\"drip_bytes\":64,\"drip_interval_ms\":40}");
+    const char *dialects[] = {"openai", "anthropic"};
+    for (int i = 0; i < 2; i++) {
+        reply *r = chat(dialects[i], "slowdrip", "hi", 5000);
+        cr_assert_eq(r->status, 200);
+        cr_assert(r->chunked, "drip must be a chunked body");
+        cr_assert_not_null(r->json, "drip body must be valid JSON: %s", r->body.data);
+        long ticks = (long)((r->body.len + 63) / 64);
+        cr_assert_gt(ticks, 3);
+        cr_assert_geq(r->ms, ticks * 40 - 5, "%ld ms for %ld ticks", (long)r->ms, ticks);
+        reply_free(r);
+    }
+    cr_assert_eq(stat_of("slowdrip", "ok"), 2);
+}
+
+Test(mock, drip_client_leaves_midway)
+{
+    set("slowdrip", "{\"mode\":\"drip\",\"drip_interval_ms\":20}");
+    reply *r = chat("openai", "slowdrip", "hi", 150);
+    cr_assert_eq(r->rc, CURLE_OPERATION_TIMEDOUT);
+    cr_assert_gt(r->body.len, 0);
+    reply_free(r);
+    cr_assert(th_wait_for(nothing_pending, NULL, 100, 10));
+}
+
+Test(mock, reset_gives_no_response)
+{
+    set("rst", "{\"mode\":\"reset\"}");
+    const char *dialects[] = {"openai", "anthropic"};
+    for (int i = 0; i < 2; i++) {
+        reply *r = chat(dialects[i], "rst", "hi", 5000);
+        cr_assert(r->rc == CURLE_RECV_ERROR || r->rc == CURLE_GOT_NOTHING, "%s: %s", dialects[i],
+                  curl_easy_strerror(r->rc));
+        cr_assert_eq(r->status, 0);
+        reply_free(r);
+    }
+    cr_assert(th_wait_for(nothing_pending, NULL, 100, 10));
+}
+
+Test(mock, truncated_is_half_a_reply)
+{
+    set("cut", "{\"mode\":\"truncated\"}");
+    reply *o = chat("openai", "cut", "hi", 5000);
+    cr_assert_eq(o->status, 200);
+    cr_assert_str_eq(o->content_type, "application/json");
+    cr_assert_null(o->json, "truncated body parsed: %s", o->body.data);
+    cr_assert_eq(strncmp(o->body.data, "{\"id\":\"chatcmpl-mock-", 20), 0);
+    reply *a = chat("anthropic", "cut", "hi", 5000);
+    cr_assert_eq(a->status, 200);
+    cr_assert_null(a->json);
+    cr_assert_eq(strncmp(a->body.data, "{\"id\":\"msg_mock_", 15), 0);
+    reply_free(o);
+    reply_free(a);
+}
+
+Test(mock, html_proxy_page)
+{
+    set("proxy", "{\"mode\":\"html\"}");
+    const char *dialects[] = {"openai", "anthropic"};
+    for (int i = 0; i < 2; i++) {
+        reply *r = chat(dialects[i], "proxy", "hi", 5000);
+        cr_assert_eq(r->status, 200);
+        cr_assert_str_eq(r->content_type, "text/html");
+        cr_assert_str_eq(r->body.data, "<html><body><h1>502 Bad Gateway</h1></body></html>");
+        reply_free(r);
+    }
+}
+
+Test(mock, missing_answer)
+{
+    set("hollow", "{\"mode\":\"missing\"}");
+    reply *o = chat("openai", "hollow", "hi", 5000);
+    cr_assert_eq(o->status, 200);
+    cr_assert_str_eq(o->body.data, "{\"id\":\"x\",\"object\":\"chat.completion\",\"choices\":[]}");
+    reply *a = chat("anthropic", "hollow", "hi", 5000);
+    cr_assert_eq(a->status, 200);
+    cr_assert_str_eq(a->body.data,
+                     "{\"id\":\"x\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[]}");
+    reply_free(o);
+    reply_free(a);
+}
+
+Test(mock, empty_answer)
+{
+    set("blank", "{\"mode\":\"empty\"}");
+    reply *o = chat("openai", "blank", "hi", 5000);
+    cr_assert_eq(o->status, 200);
+    cr_assert_str_eq(jstr(o->json, "choices.0.message.content"), "");
+    cr_assert_eq(jint(o->json, "usage.completion_tokens"), 0);
+    reply *a = chat("anthropic", "blank", "hi", 5000);
+    cr_assert_str_eq(jstr(a->json, "content.0.text"), "");
+    cr_assert_eq(jint(a->json, "usage.output_tokens"), 0);
+    reply_free(o);
+    reply_free(a);
+}
+
+Test(mock, oversized_exact_size)
+{
+    set("huge", "{\"mode\":\"oversized\",\"bytes\":1048576}");
+    const char *dialects[] = {"openai", "anthropic"};
+    for (int i = 0; i < 2; i++) {
+        reply *r = chat(dialects[i], "huge", "hi", 5000);
+        cr_assert_eq(r->status, 200);
+        cr_assert_eq(r->body.len, 1048576, "%s: %zu bytes", dialects[i], r->body.len);
+        cr_assert_not_null(r->json, "oversized body must stay valid JSON");
+        const char *text = jstr(r->json, i == 0 ? "choices.0.message.content" : "content.0.text");
+        cr_assert_eq(strncmp(text, "echo: hi lorem ipsum", 20), 0);
+        reply_free(r);
+    }
+    set("huge", "{\"mode\":\"oversized\"}");
+    reply *r = chat("openai", "huge", "hi", 5000);
+    cr_assert_eq(r->body.len, 8388608);
+    reply_free(r);
+}
+
+Test(mock, fail_first_then_ok)
+{
+    set("flaky", "{\"fail_first\":2,\"retry_after\":\"1\"}");
+    for (int i = 0; i < 2; i++) {
+        reply *r = chat("openai", "flaky", "hi", 5000);
+        cr_assert_eq(r->status, 503, "request %d", i);
+        cr_assert_str_eq(r->retry_after, "1");
+        cr_assert_str_eq(jstr(r->json, "error.type"), "server_error");
+        reply_free(r);
+    }
+    for (int i = 0; i < 2; i++) {
+        reply *r = chat("openai", "flaky", "hi", 5000);
+        cr_assert_eq(r->status, 200);
+        reply_free(r);
+    }
+    set("flaky2", "{\"fail_first\":1,\"fail_status\":429}");
+    reply *a = chat("anthropic", "flaky2", "hi", 5000);
+    cr_assert_eq(a->status, 429);
+    cr_assert_str_eq(jstr(a->json, "error.type"), "rate_limit_error");
+    reply_free(a);
+    a = chat("anthropic", "flaky2", "hi", 5000);
+    cr_assert_eq(a->status, 200);
+    reply_free(a);
+    cr_assert_eq(stat_of("flaky", "failed"), 2);
+    cr_assert_eq(stat_of("flaky", "ok"), 2);
+}
+
+Test(mock, fail_first_of_default_counts_per_model)
+{
+    set(NULL, "{\"fail_first\":1}");
+    const char *models[] = {"one", "two"};
+    for (int i = 0; i < 2; i++) {
+        reply *r = chat("openai", models[i], "hi", 5000);
+        cr_assert_eq(r->status, 503, "%s", models[i]);
+        reply_free(r);
+        r = chat("openai", models[i], "hi", 5000);
+        cr_assert_eq(r->status, 200, "%s", models[i]);
+        reply_free(r);
+    }
+}
+
+Test(mock, latency_delays_every_answer)
+{
+    set("lag", "{\"latency_ms\":250}");
+    reply *r = chat("openai", "lag", "hi", 5000);
+    cr_assert_eq(r->status, 200);
+    cr_assert_geq(r->ms, 245);
+    reply_free(r);
+    set("lag", "{\"mode\":\"status\",\"status\":503,\"latency_ms\":200}");
+    r = chat("anthropic", "lag", "hi", 5000);
+    cr_assert_eq(r->status, 503);
+    cr_assert_geq(r->ms, 195);
+    reply_free(r);
+    /* A client that gives up during the delay is forgotten. */
+    set("lag", "{\"latency_ms\":2000}");
+    r = chat("openai", "lag", "hi", 100);
+    cr_assert_eq(r->rc, CURLE_OPERATION_TIMEDOUT);
+    reply_free(r);
+    cr_assert(th_wait_for(nothing_pending, NULL, 100, 10));
+}
+
+typedef struct bad_case {
+    const char *path;           /* endpoint */
+    const char *const *headers; /* request headers */
+    const char *body;           /* request body */
+    long status;                /* expected status */
+    const char *message;        /* expected substring of error.message */
+} bad_case;
+
+static const char *const no_auth[] = {"Content-Type: application/json", NULL};
+static const char *const anthropic_no_version[] = {"x-api-key: k", NULL};
+static const char *const bad_bearer[] = {"Authorization: Bearer ", NULL};
+
+#define OA      "/v1/chat/completions"
+#define AN      "/v1/messages"
+#define EM      "/v1/embeddings"
+#define OK_MSGS "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]"
+
+static const bad_case bad_cases[] = {
+    {OA, openai_hdrs, "not json", 400, "body"},
+    {OA, openai_hdrs, "[1,2]", 400, "body"},
+    {OA, openai_hdrs, "{\"messages\":[]}", 400, "model"},
+    {OA, openai_hdrs, "{\"model\":\"\"," OK_MSGS "}", 400, "model"},
+    {OA, openai_hdrs, "{\"model\":7," OK_MSGS "}", 400, "model"},
+    {OA, no_auth, "{\"model\":\"v\"," OK_MSGS "}", 401, "Authorization"},
+    {OA, bad_bearer, "{\"model\":\"v\"," OK_MSGS "}", 401, "Authorization"},
+    {OA, openai_hdrs, "{\"model\":\"v\"}", 400, "messages"},
+    {OA, openai_hdrs, "{\"model\":\"v\",\"messages\":[]}", 400, "messages"},
+    {OA, openai_hdrs, "{\"model\":\"v\",\"messages\":[\"hi\"]}", 400, "messages[0]"},
+    {OA, openai_hdrs, "{\"model\":\"v\",\"messages\":[{\"role\":\"bot\",\"content\":\"x\"}]}", 400,
+     "messages[0].role"},
+    {OA, openai_hdrs, "{\"model\":\"v\",\"messages\":[{\"role\":\"user\",\"content\":3}]}", 400,
+     "messages[0].content"},
+    {OA, openai_hdrs, "{\"model\":\"v\"," OK_MSGS ",\"max_tokens\":0}", 400, "max_tokens"},
+    {OA, openai_hdrs, "{\"model\":\"v\"," OK_MSGS ",\"max_tokens\":\"9\"}", 400, "max_tokens"},
+    {OA, openai_hdrs, "{\"model\":\"v\"," OK_MSGS ",\"temperature\":2.5}", 400, "temperature"},
+    {OA, openai_hdrs, "{\"model\":\"v\"," OK_MSGS ",\"temperature\":\"hot\"}", 400, "temperature"},
+    {AN, no_auth, "{\"model\":\"v\",\"max_tokens\":5," OK_MSGS "}", 401, "x-api-key"},
+    {AN, anthropic_no_version, "{\"model\":\"v\",\"max_tokens\":5," OK_MSGS "}", 400,
+     "anthropic-version"},
+    {AN, anthropic_hdrs, "{\"model\":\"v\"," OK_MSGS "}", 400, "max_tokens"},
+    {AN, anthropic_hdrs, "{\"model\":\"v\",\"max_tokens\":-1," OK_MSGS "}", 400, "max_tokens"},
+    {AN, anthropic_hdrs, "{\"model\":\"v\",\"max_tokens\":5,\"messages\":[]}", 400, "messages"},
+    {AN, anthropic_hdrs,
+     "{\"model\":\"v\",\"max_tokens\":5,\"messages\":[{\"role\":\"system\",\"content\":\"x\"}]}",
+     400, "messages[0].role"},
+    {AN, anthropic_hdrs,
+     "{\"model\":\"v\",\"max_tokens\":5,\"messages\":[{\"role\":\"assistant\",\"content\":\"x\"}]}",
+     400, "first message must be user"},
+    {AN, anthropic_hdrs,
+     "{\"model\":\"v\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":\"x\"},"
+     "{\"role\":\"user\",\"content\":\"y\"}]}",
+     400, "alternate"},
+    {AN, anthropic_hdrs,
+     "{\"model\":\"v\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":"
+     "[{\"type\":\"image\"}]}]}",
+     400, "messages[0].content"},
+    {AN, anthropic_hdrs,
+     "{\"model\":\"v\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":[]}]}", 400,
+     "messages[0].content"},
+    {AN, anthropic_hdrs, "{\"model\":\"v\",\"max_tokens\":5,\"system\":7," OK_MSGS "}", 400,
+     "system"},
+    {AN, anthropic_hdrs, "{\"model\":\"v\",\"max_tokens\":5,\"temperature\":1.5," OK_MSGS "}", 400,
+     "temperature"},
+    {EM, no_auth, "{\"model\":\"v\",\"input\":\"x\"}", 401, "Authorization"},
+    {EM, openai_hdrs, "{\"model\":\"v\"}", 400, "input"},
+    {EM, openai_hdrs, "{\"model\":\"v\",\"input\":[]}", 400, "input"},
+    {EM, openai_hdrs, "{\"model\":\"v\",\"input\":[\"a\",1]}", 400, "input"},
+    {EM, openai_hdrs, "{\"model\":\"v\",\"input\":\"a\",\"dimensions\":5000}", 400, "dimensions"},
+};
+
+Test(mock, validation_rejects_each_rule)
+{
+    long named = 0;
+    for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+        const bad_case *c = &bad_cases[i];
+        reply *r = request("POST", c->path, c->headers, c->body, 5000);
+        cr_assert_eq(r->status, c->status, "case %zu %s %s: got %ld %s", i, c->path, c->body,
+                     r->status, r->body.data);
+        const char *msg = jstr(r->json, "error.message");
+        cr_assert_not_null(msg, "case %zu: no error.message in %s", i, r->body.data);
+        cr_assert_not_null(strstr(msg, c->message), "case %zu: '%s' lacks '%s'", i, msg,
+                           c->message);
+        const char *type = jstr(r->json, "error.type");
+        cr_assert_str_eq(type, c->status == 401 ? "authentication_error" : "invalid_request_error",
+                         "case %zu", i);
+        if (strcmp(c->path, AN) == 0)
+            cr_assert_str_eq(jstr(r->json, "type"), "error", "case %zu", i);
+        if (strstr(c->body, "\"model\":\"v\"") != NULL)
+            named++;
+        reply_free(r);
+    }
+    cr_assert_eq(stat_of("v", "invalid"), named);
+    cr_assert_eq(stat_of("v", "requests"), named);
+    cr_assert_eq(stat_of("v", "ok") + stat_of("v", "failed"), 0);
+}
+
+Test(mock, wrong_method_and_unknown_path)
+{
+    reply *r = request("GET", "/v1/chat/completions", openai_hdrs, NULL, 5000);
+    cr_assert_eq(r->status, 405);
+    reply_free(r);
+    r = request("PUT", "/v1/messages", anthropic_hdrs, "{}", 5000);
+    cr_assert_eq(r->status, 405);
+    cr_assert_str_eq(jstr(r->json, "type"), "error");
+    reply_free(r);
+    r = request("POST", "/v2/chat/completions", openai_hdrs, "{}", 5000);
+    cr_assert_eq(r->status, 404);
+    reply_free(r);
+    r = request("POST", "/chat/completions", openai_hdrs, "{}", 5000);
+    cr_assert_eq(r->status, 404);
+    reply_free(r);
+}
+
+Test(mock, flip_ok_503_ok_at_run_time)
+{
+    reply *r = chat("openai", "flip", "hi", 5000);
+    cr_assert_eq(r->status, 200);
+    reply_free(r);
+    set("flip", "{\"mode\":\"status\",\"status\":503}");
+    r = chat("openai", "flip", "hi", 5000);
+    cr_assert_eq(r->status, 503);
+    reply_free(r);
+    set("flip", "{\"mode\":\"ok\"}");
+    r = chat("openai", "flip", "hi", 5000);
+    cr_assert_eq(r->status, 200);
+    reply_free(r);
+    cr_assert_eq(th_mock_requests(&mock, "flip"), 3);
+}
+
+Test(mock, stats_counters)
+{
+    set("counted", "{\"fail_first\":1}");
+    reply *r;
+    for (int i = 0; i < 3; i++) {
+        r = chat(i % 2 ? "anthropic" : "openai", "counted", "hi", 5000);
+        reply_free(r);
+    }
+    r = post_openai("{\"model\":\"counted\"}");
+    reply_free(r);
+    r = post_openai("nope");
+    reply_free(r);
+    json_object *s = stats();
+    cr_assert_eq(jint(s, "total"), 5);
+    cr_assert_eq(jint(s, "pending"), 0);
+    cr_assert_eq(jint(s, "models.counted.requests"), 4);
+    cr_assert_eq(jint(s, "models.counted.ok"), 2);
+    cr_assert_eq(jint(s, "models.counted.failed"), 1);
+    cr_assert_eq(jint(s, "models.counted.invalid"), 1);
+    json_object_put(s);
+    cr_assert_eq(th_mock_requests(&mock, "counted"), 4);
+    cr_assert_eq(th_mock_requests(&mock, "never-asked"), 0);
+}
+
+Test(mock, last_request_recorded)
+{
+    reply *r = request("GET", "/_mock/last/lastm", NULL, NULL, 5000);
+    cr_assert_eq(r->status, 404);
+    reply_free(r);
+    reply_free(chat("anthropic", "lastm", "remember me", 5000));
+    r = request("GET", "/_mock/last/lastm", NULL, NULL, 5000);
+    cr_assert_eq(r->status, 200);
+    cr_assert_str_eq(jstr(r->json, "path"), "/v1/messages");
+    cr_assert_str_eq(jstr(r->json, "headers.x-api-key"), "test-key");
+    cr_assert_str_eq(jstr(r->json, "headers.anthropic-version"), "2023-06-01");
+    cr_assert_str_eq(jstr(r->json, "headers.content-type"), "application/json");
+    cr_assert_str_eq(jstr(r->json, "body.model"), "lastm");
+    cr_assert_eq(jint(r->json, "body.max_tokens"), 64);
+    cr_assert_str_eq(jstr(r->json, "body.messages.0.content"), "remember me");
+    reply_free(r);
+    reply_free(chat("openai", "lastm", "second", 5000));
+    r = request("GET", "/_mock/last/lastm", NULL, NULL, 5000);
+    cr_assert_str_eq(jstr(r->json, "path"), "/v1/chat/completions");
+    cr_assert_str_eq(jstr(r->json, "headers.authorization"), "Bearer test-key");
+    cr_assert_str_eq(jstr(r->json, "body.messages.0.content"), "second");
+    reply_free(r);
+}
+
+Test(mock, embeddings_deterministic_and_sized)
+{
+    reply *a = post_embeddings("{\"model\":\"emb\",\"input\":\"the same text\"}");
+    reply *b = post_embeddings("{\"model\":\"emb\",\"input\":[\"other text\",\"the same text\"]}");
+    cr_assert_eq(a->status, 200);
+    cr_assert_eq(b->status, 200);
+    cr_assert_str_eq(jstr(a->json, "object"), "list");
+    cr_assert_str_eq(jstr(a->json, "data.0.object"), "embedding");
+    cr_assert_str_eq(jstr(a->json, "model"), "emb");
+    cr_assert_eq(jint(a->json, "usage.prompt_tokens"), 3);
+    cr_assert_eq(jint(a->json, "usage.total_tokens"), 3);
+    json_object *va = jget(a->json, "data.0.embedding");
+    cr_assert_eq(json_object_array_length(va), 64);
+    cr_assert_eq(jint(b->json, "data.1.index"), 1);
+    cr_assert_str_eq(json_object_to_json_string(va),
+                     json_object_to_json_string(jget(b->json, "data.1.embedding")));
+    cr_assert_str_neq(json_object_to_json_string(va),
+                      json_object_to_json_string(jget(b->json, "data.0.embedding")));
+    double norm = 0;
+    for (size_t i = 0; i < 64; i++) {
+        double x = json_object_get_double(json_object_array_get_idx(va, i));
+        norm += x * x;
+    }
+    cr_assert_float_eq(sqrt(norm), 1.0, 1e-9);
+    reply_free(a);
+    reply_free(b);
+    reply *d = post_embeddings("{\"model\":\"emb\",\"input\":\"x\",\"dimensions\":8}");
+    cr_assert_eq(json_object_array_length(jget(d->json, "data.0.embedding")), 8);
+    reply_free(d);
+}
+
+Test(mock, control_rejects_bad_behaviours)
+{
+    const char *bad[] = {
+        "{\"mode\":\"explode\"}",
+        "{\"mode\":7}",
+        "{\"latency_ms\":\"slow\"}",
+        "{\"latency_ms\":-1}",
+        "{\"status\":200}",
+        "{\"retry_after\":\"1\\r\\nX-Evil: 1\"}",
+        "{\"colour\":\"red\"}",
+        "[]",
+        "not json",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        reply *r = request("POST", "/_mock/models/m", NULL, bad[i], 5000);
+        cr_assert_eq(r->status, 400, "%s: %ld", bad[i], r->status);
+        cr_assert_not_null(jstr(r->json, "error"), "%s", bad[i]);
+        reply_free(r);
+    }
+    reply *r = request("GET", "/_mock/models/m", NULL, NULL, 5000);
+    cr_assert_eq(r->status, 405);
+    reply_free(r);
+    r = request("POST", "/_mock/stats", NULL, "{}", 5000);
+    cr_assert_eq(r->status, 405);
+    reply_free(r);
+    r = request("GET", "/_mock/nothing", NULL, NULL, 5000);
+    cr_assert_eq(r->status, 404);
+    reply_free(r);
+    /* The model's behaviour is unchanged by the rejected updates. */
+    r = chat("openai", "m", "hi", 5000);
+    cr_assert_eq(r->status, 200);
+    reply_free(r);
+}
+
+Test(mock, keep_alive_reuses_one_connection)
+{
+    set("lagging", "{\"latency_ms\":20}");
+    CURL *h = curl_easy_init();
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/chat/completions", mock.port);
+    struct curl_slist *hl = NULL;
+    for (size_t i = 0; openai_hdrs[i] != NULL; i++)
+        hl = curl_slist_append(hl, openai_hdrs[i]);
+    pb_buf sink;
+    pb_buf_init(&sink, 1 << 20);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 5000L);
+    long connects = 0;
+    for (int i = 0; i < 40; i++) {
+        const char *model = i % 4 == 0 ? "lagging" : "fast";
+        char *body = pb_xasprintf(
+            "{\"model\":\"%s\",\"messages\":[{\"role\":\"user\",\"content\":\"n%d\"}]}", model, i);
+        curl_easy_setopt(h, CURLOPT_COPYPOSTFIELDS, body);
+        free(body);
+        cr_assert_eq(curl_easy_perform(h), CURLE_OK);
+        long status, n;
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &n);
+        cr_assert_eq(status, 200);
+        connects += n;
+    }
+    cr_assert_eq(connects, 1, "keep-alive broken: %ld connects", connects);
+    curl_easy_cleanup(h);
+    curl_slist_free_all(hl);
+    pb_buf_free(&sink);
+}
+
+Test(mock, sigterm_exits_cleanly_with_requests_held)
+{
+    set("stuck", "{\"mode\":\"hang\"}");
+    set("slowdrip", "{\"mode\":\"drip\",\"drip_interval_ms\":50}");
+    set("lag", "{\"latency_ms\":5000}");
+    int fds[3] = {raw_chat("stuck"), raw_chat("slowdrip"), raw_chat("lag")};
+    json_object *s;
+    for (int tries = 0;; tries++) {
+        s = stats();
+        if (jint(s, "pending") == 3 || tries == 200)
+            break;
+        json_object_put(s);
+        usleep(10000);
+    }
+    cr_assert_eq(jint(s, "pending"), 3);
+    json_object_put(s);
+    int st = th_proc_stop(&mock, 5000);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+}
+
+TestSuite(mock_config, .fini = teardown, .timeout = 30);
+
+Test(mock_config, config_file_behaviours_and_reset)
+{
+    start_mock("{\"default\":{\"mode\":\"status\",\"status\":502},"
+               "\"models\":{\"good\":{\"mode\":\"ok\",\"reply\":\"fine\"},"
+               "\"cfg\":{\"mode\":\"status\",\"status\":500}}}");
+    reply *r = chat("openai", "anything", "hi", 5000);
+    cr_assert_eq(r->status, 502);
+    reply_free(r);
+    r = chat("openai", "good", "hi", 5000);
+    cr_assert_str_eq(jstr(r->json, "choices.0.message.content"), "fine");
+    reply_free(r);
+    set("cfg", "{\"mode\":\"ok\"}");
+    set(NULL, "{\"mode\":\"ok\"}");
+    r = chat("anthropic", "cfg", "hi", 5000);
+    cr_assert_eq(r->status, 200);
+    reply_free(r);
+    r = chat("anthropic", "anything", "hi", 5000);
+    cr_assert_eq(r->status, 200);
+    reply_free(r);
+
+    cr_assert_eq(th_mock_reset(&mock), PB_OK);
+    json_object *s = stats();
+    cr_assert_eq(jint(s, "total"), 0);
+    cr_assert_eq(jint(s, "models.cfg.requests"), 0);
+    json_object_put(s);
+    r = request("GET", "/_mock/last/cfg", NULL, NULL, 5000);
+    cr_assert_eq(r->status, 404);
+    reply_free(r);
+    r = chat("anthropic", "cfg", "hi", 5000);
+    cr_assert_eq(r->status, 500);
+    cr_assert_str_eq(jstr(r->json, "error.type"), "api_error");
+    reply_free(r);
+    r = chat("anthropic", "anything", "hi", 5000);
+    cr_assert_eq(r->status, 502);
+    reply_free(r);
+}
+
+Test(mock_config, bad_config_refuses_to_start)
+{
+    cr_assert_neq(th_mock_start(&mock, "{\"models\":{\"x\":{\"mode\":\"nope\"}}}"), PB_OK);
+    cr_assert_neq(th_mock_start(&mock, "{\"defaults\":{}}"), PB_OK);
+    char *log = th_proc_log(&mock);
+    cr_assert_not_null(strstr(log, "defaults"), "log: %s", log);
+    free(log);
+}

@@ -1,0 +1,59 @@
+/* harness.h -- integration-test world: a real redis-server, planb-mock and planb on free ports.
+ *
+ * Every spawned child gets PR_SET_PDEATHSIG(SIGKILL), so a crashing test
+ * never leaves servers behind; th_proc_stop in .fini stops them cleanly.
+ * All waits are bounded (th_wait_for), never bare sleeps. */
+#ifndef PLANB_TEST_HARNESS_H
+#define PLANB_TEST_HARNESS_H
+
+#include <hiredis/hiredis.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+typedef struct th_proc {
+    pid_t pid;               /* 0 when not running */
+    int port;                /* TCP port it listens on (0 for planb) */
+    char dir[256];           /* its private temp dir (config, logs, data) */
+    char log_path[300];      /* stdout+stderr of the process */
+} th_proc;
+
+/* Path of a built binary ("planb", "planb-mock") and of the source tree. */
+const char *th_bin(const char *name);
+const char *th_src_dir(void);
+
+/* redis-server on a free loopback port (save '', appendonly no unless extra_conf
+ * says otherwise; extra_conf is appended to the config, may be NULL). Waits for PING. */
+int th_redis_start(th_proc *p, const char *extra_conf);
+/* Restarts a stopped redis-server on the same port and dir (for AOF tests). */
+int th_redis_restart(th_proc *p);
+/* planb-mock on port 0 (it prints its port); config_json may be NULL. Waits until it answers. */
+int th_mock_start(th_proc *p, const char *config_json);
+/* planb with args, e.g. {"serve", "-c", path, NULL}; config_json (if non-NULL) is written to
+ * <dir>/planb.json first and "%CONFIG%" in args is replaced by that path. Does not wait. */
+int th_planb_start(th_proc *p, const char *config_json, const char *const *args);
+/* Sends sig and returns at once. */
+void th_proc_signal(th_proc *p, int sig);
+/* SIGTERM, waits up to timeout_ms, then SIGKILL; returns the exit status (waitpid form) or -1. */
+int th_proc_stop(th_proc *p, int timeout_ms);
+/* Waits up to timeout_ms for the process to exit on its own; exit status or -1 on timeout. */
+int th_proc_wait(th_proc *p, int timeout_ms);
+/* Whole contents of the process's log (caller frees). */
+char *th_proc_log(const th_proc *p);
+
+/* A blocking hiredis connection to 127.0.0.1:port (asserts on failure). */
+redisContext *th_redis(int port);
+
+/* Polls cond(arg) up to max_tries times, delay_ms apart; true once it holds. */
+bool th_wait_for(bool (*cond)(void *arg), void *arg, int max_tries, int delay_ms);
+
+/* One HTTP request with libcurl; returns the body (caller frees), *status set. */
+char *th_http(const char *method, const char *url, const char *body, long *status);
+/* Mock control: set a model's behaviour (JSON object), read its request count, reset counters. */
+int th_mock_set(const th_proc *mock, const char *model, const char *behaviour_json);
+long th_mock_requests(const th_proc *mock, const char *model);
+int th_mock_reset(const th_proc *mock);
+
+/* Writes s to <dir>/<name>; returns the path (static buffer, overwritten per call). */
+const char *th_write_file(const char *dir, const char *name, const char *s);
+
+#endif

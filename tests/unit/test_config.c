@@ -1,0 +1,514 @@
+/* test_config.c -- planb.json parsing: values, defaults, every error path, env secrets.
+ *
+ * Errors are compared as whole strings: the message is the operator's only
+ * clue, so a change to it should be a deliberate test change. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "planb/config.h"
+
+/* Smallest valid config; error cases splice one field into it. */
+#define MIN_PROVIDERS "\"providers\": {\"p\": {\"type\": \"openai\", \"base_url\": \"http://x\"}}"
+#define MIN_MODELS    "\"models\": {\"m\": {\"provider\": \"p\"}, \"n\": {\"provider\": \"p\"}}"
+#define MIN_ROUTES    "\"routes\": {\"default\": {\"chain\": [\"m\"]}}"
+#define MIN_SECTIONS  MIN_PROVIDERS ", " MIN_MODELS ", " MIN_ROUTES
+
+static const char *
+fixture_path(const char *name)
+{
+    static char path[1024];
+    snprintf(path, sizeof(path), "%s/tests/fixtures/config/%s", PB_SRC_DIR, name);
+    return path;
+}
+
+/* Parses json expecting failure with exactly msg. */
+static void
+expect_error(const char *json, const char *msg)
+{
+    pb_error err = {0};
+    pb_config *cfg = pb_config_parse(json, &err);
+    cr_expect_null(cfg, "accepted: %s", json);
+    cr_expect_str_eq(err.msg, msg, "got \"%s\" for: %s", err.msg, json);
+    cr_expect_neq(err.code, 0);
+    pb_config_free(cfg);
+}
+
+/* Parses json expecting success. */
+static pb_config *
+must_parse(const char *json)
+{
+    pb_error err = {0};
+    pb_config *cfg = pb_config_parse(json, &err);
+    cr_assert_not_null(cfg, "rejected (%s): %s", err.msg, json);
+    return cfg;
+}
+
+Test(config, full_fixture)
+{
+    setenv("PB_TEST_OPENAI_KEY", "sk-openai-test", 1);
+    unsetenv("PB_TEST_ANTHROPIC_KEY");
+    setenv("PB_TEST_REDIS_PASSWORD", "redis-pass", 1);
+    pb_error err = {0};
+    pb_config *cfg = pb_config_load(fixture_path("full.json"), &err);
+    cr_assert_not_null(cfg, "%s", err.msg);
+    cr_expect_str_eq(cfg->path, fixture_path("full.json"));
+    cr_expect_str_eq(cfg->redis_host, "127.0.0.1");
+    cr_expect_eq(cfg->redis_port, 6379);
+    cr_expect_eq(cfg->redis_db, 0);
+    cr_expect_null(cfg->redis_user);
+    cr_expect_str_eq(cfg->redis_password, "redis-pass");
+    cr_expect_str_eq(cfg->prefix, "planb");
+    cr_expect_eq(cfg->workers, 2);
+    cr_expect_eq(cfg->concurrency, 512);
+    cr_assert_eq(cfg->n_queues, 2);
+    cr_expect_str_eq(cfg->queues[1], "bulk");
+    cr_expect_eq(cfg->result_ttl_s, 3600);
+    cr_expect_eq(cfg->reply_ttl_s, 120);
+    cr_expect_eq(cfg->claim_batch, 32);
+    cr_expect_eq(cfg->drain_timeout_ms, 20000);
+    cr_expect_eq(cfg->lease_ms, 15000);
+    cr_expect_eq(cfg->max_deliveries, 3);
+    cr_expect_eq(cfg->limits.job_max_bytes, 262144);
+    cr_expect_eq(cfg->limits.max_messages, 64);
+    cr_expect_eq(cfg->limits.reply_max_bytes, 1048576);
+    cr_expect_eq(cfg->limits.meta_max_bytes, 4096);
+    cr_expect_eq(cfg->limits.id_max_bytes, 64);
+
+    cr_assert_eq(cfg->n_providers, 2);
+    const pb_provider_conf *oa = &cfg->providers[0], *an = &cfg->providers[1];
+    cr_expect_str_eq(oa->name, "openai");
+    cr_expect_eq(oa->type, PB_PROVIDER_OPENAI);
+    cr_expect_str_eq(oa->base_url, "https://api.openai.com/v1", "trailing slash stripped");
+    cr_expect_str_eq(oa->api_key_env, "PB_TEST_OPENAI_KEY");
+    cr_expect_str_eq(oa->api_key, "sk-openai-test");
+    cr_expect_str_eq(oa->anthropic_version, "2023-06-01");
+    cr_expect_eq(an->type, PB_PROVIDER_ANTHROPIC);
+    cr_expect_null(an->api_key, "unset env var gives no key");
+    cr_expect_str_eq(an->anthropic_version, "2024-01-01");
+
+    cr_assert_eq(cfg->n_models, 3);
+    int sonnet = pb_config_model_index(cfg, "claude-sonnet");
+    int mini = pb_config_model_index(cfg, "gpt-4o-mini");
+    cr_assert_eq(sonnet, 1);
+    cr_assert_eq(mini, 2);
+    cr_expect_eq(pb_config_model_index(cfg, "claude"), -1);
+    const pb_model_conf *m0 = &cfg->models[0], *m1 = &cfg->models[sonnet], *m2 = &cfg->models[mini];
+    cr_expect_str_eq(m0->upstream, "gpt-4o", "upstream defaults to the name");
+    cr_expect_eq(m0->provider, 0);
+    cr_expect_eq(m0->tier, 1);
+    cr_expect_eq(m0->timeout_ms, 10000);
+    cr_expect_eq(m0->connect_timeout_ms, 2000);
+    cr_expect_eq(m0->max_tokens_default, 1024);
+    cr_expect_str_eq(m1->upstream, "claude-3-5-sonnet-latest");
+    cr_expect_eq(m1->provider, 1);
+    cr_expect_eq(m1->connect_timeout_ms, 500);
+    cr_expect_eq(m1->max_tokens_default, 2048);
+    cr_expect_eq(m2->tier, 2);
+    cr_expect_eq(m2->connect_timeout_ms, 1000, "default connect timeout clamped to timeout_ms");
+
+    cr_assert_eq(cfg->n_routes, 2);
+    cr_expect_eq(pb_config_route_index(cfg, "cheap"), 0);
+    cr_expect_eq(pb_config_route_index(cfg, "nope"), -1);
+    cr_expect_eq(cfg->default_route, 1, "\"default\" is found even when not first");
+    const pb_route_conf *cheap = &cfg->routes[0], *def = &cfg->routes[1];
+    cr_assert_eq(def->chain_len, 3);
+    cr_expect_eq(def->chain[0], 0);
+    cr_expect_eq(def->chain[1], sonnet);
+    cr_expect_eq(def->chain[2], mini);
+    cr_expect_eq(def->retries, 2);
+    cr_expect_eq(def->backoff_ms, 250);
+    cr_expect_eq(def->backoff_max_ms, 4000);
+    cr_expect_eq(def->deadline_ms, 30000);
+    cr_expect_eq(def->critical_min_tier, 1);
+    cr_expect_str_eq(def->degraded_reply, "Sorry, try again later.");
+    cr_assert_eq(cheap->chain_len, 1);
+    cr_expect_eq(cheap->retries, 0);
+    cr_expect_eq(cheap->deadline_ms, 5000);
+    cr_expect_eq(cheap->critical_min_tier, 0);
+
+    cr_expect_eq(cfg->cache_ttl_s, 600);
+    cr_expect_eq(cfg->cache_stale_if_error_s, 86400);
+    pb_config_free(cfg);
+}
+
+Test(config, minimal_fixture_defaults)
+{
+    pb_error err = {0};
+    pb_config *cfg = pb_config_load(fixture_path("minimal.json"), &err);
+    cr_assert_not_null(cfg, "%s", err.msg);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    cr_expect_str_eq(cfg->redis_url, "redis://127.0.0.1:6379/0");
+    cr_expect_str_eq(cfg->redis_host, "127.0.0.1");
+    cr_expect_eq(cfg->redis_port, 6379);
+    cr_expect_eq(cfg->redis_db, 0);
+    cr_expect_null(cfg->redis_user);
+    cr_expect_null(cfg->redis_password);
+    cr_expect_str_eq(cfg->prefix, "planb");
+    cr_expect_eq(cfg->workers, cpus < 1 ? 1 : cpus > 256 ? 256 : cpus);
+    cr_expect_eq(cfg->concurrency, 512);
+    cr_assert_eq(cfg->n_queues, 1);
+    cr_expect_str_eq(cfg->queues[0], "default");
+    cr_expect_eq(cfg->result_ttl_s, 86400);
+    cr_expect_eq(cfg->reply_ttl_s, 300);
+    cr_expect_eq(cfg->claim_batch, 64);
+    cr_expect_eq(cfg->drain_timeout_ms, 30000);
+    cr_expect_eq(cfg->lease_ms, 10000);
+    cr_expect_eq(cfg->max_deliveries, 5);
+    cr_expect_eq(cfg->limits.job_max_bytes, 1048576);
+    cr_expect_eq(cfg->limits.max_messages, 256);
+    cr_expect_eq(cfg->limits.reply_max_bytes, 4194304);
+    cr_expect_eq(cfg->limits.meta_max_bytes, 16384);
+    cr_expect_eq(cfg->limits.id_max_bytes, 128);
+    cr_expect_null(cfg->providers[0].api_key_env);
+    cr_expect_null(cfg->providers[0].api_key);
+    cr_expect_str_eq(cfg->providers[0].base_url, "http://127.0.0.1:8080/v1");
+    const pb_route_conf *r = &cfg->routes[0];
+    cr_expect_eq(cfg->default_route, 0, "no \"default\" route: the first one");
+    cr_expect_eq(r->retries, 2);
+    cr_expect_eq(r->backoff_ms, 250);
+    cr_expect_eq(r->backoff_max_ms, 4000);
+    cr_expect_eq(r->deadline_ms, 30000);
+    cr_expect_eq(r->critical_min_tier, 0);
+    cr_expect_str_eq(r->degraded_reply,
+                     "The AI assistant is temporarily unavailable. Please try again later or "
+                     "contact customer support.");
+    cr_expect_eq(cfg->cache_ttl_s, 86400);
+    cr_expect_eq(cfg->cache_stale_if_error_s, 604800);
+    pb_config_free(cfg);
+}
+
+Test(config, errors_name_the_field)
+{
+    static const struct {
+        const char *json;
+        const char *msg;
+    } cases[] = {
+        {"{" MIN_PROVIDERS ", " MIN_MODELS ", \"routes\": {\"default\": {\"chain\": [\"m\", "
+         "\"claude\"]}}}",
+         "CONFIG routes.default.chain[1]: unknown model \"claude\""},
+        {"{" MIN_PROVIDERS ", \"models\": {\"m\": {\"provider\": \"p\", \"tier\": 0}}, " MIN_ROUTES
+         "}",
+         "CONFIG models.m.tier: must be an integer from 1 to 9"},
+        {"{" MIN_PROVIDERS
+         ", \"models\": {\"m\": {\"provider\": \"p\", \"tier\": \"1\"}}, " MIN_ROUTES "}",
+         "CONFIG models.m.tier: must be an integer from 1 to 9"},
+        {"{\"workers\": 0, " MIN_SECTIONS "}", "CONFIG workers: must be an integer from 1 to 256"},
+        {"{\"workers\": 1.5, " MIN_SECTIONS "}",
+         "CONFIG workers: must be an integer from 1 to 256"},
+        {"{\"workers\": null, " MIN_SECTIONS "}",
+         "CONFIG workers: must be an integer from 1 to 256"},
+        {"{\"concurrency\": 100001, " MIN_SECTIONS "}",
+         "CONFIG concurrency: must be an integer from 1 to 100000"},
+        {"{\"lease_ms\": 999, " MIN_SECTIONS "}",
+         "CONFIG lease_ms: must be an integer from 1000 to 600000"},
+        {"{\"result_ttl_s\": 2592001, " MIN_SECTIONS "}",
+         "CONFIG result_ttl_s: must be an integer from 1 to 2592000"},
+        {"{\"worker\": 2, " MIN_SECTIONS "}", "CONFIG worker: unknown key"},
+        {"{" MIN_PROVIDERS ", " MIN_MODELS
+         ", \"routes\": {\"default\": {\"chain\": [\"m\"], \"retires\": 3}}}",
+         "CONFIG routes.default.retires: unknown key"},
+        {"{\"redis\": {\"prefx\": \"x\"}, " MIN_SECTIONS "}", "CONFIG redis.prefx: unknown key"},
+        {"{\"limits\": {\"job_bytes\": 1}, " MIN_SECTIONS "}",
+         "CONFIG limits.job_bytes: unknown key"},
+        {"{\"cache\": {\"ttl\": 1}, " MIN_SECTIONS "}", "CONFIG cache.ttl: unknown key"},
+        {"{" MIN_MODELS ", " MIN_ROUTES "}",
+         "CONFIG providers: must be an object with at least one provider"},
+        {"{\"providers\": {}, " MIN_MODELS ", " MIN_ROUTES "}",
+         "CONFIG providers: must be an object with at least one provider"},
+        {"{\"providers\": [], " MIN_MODELS ", " MIN_ROUTES "}",
+         "CONFIG providers: must be an object"},
+        {"{" MIN_PROVIDERS ", " MIN_ROUTES "}",
+         "CONFIG models: must be an object with at least one model"},
+        {"{" MIN_PROVIDERS ", " MIN_MODELS "}",
+         "CONFIG routes: must be an object with at least one route"},
+        {"{\"providers\": {\"p\": {\"type\": \"gemini\", \"base_url\": \"http://x\"}}, " MIN_MODELS
+         ", " MIN_ROUTES "}",
+         "CONFIG providers.p.type: must be \"openai\" or \"anthropic\""},
+        {"{\"providers\": {\"p\": {\"base_url\": \"http://x\"}}, " MIN_MODELS ", " MIN_ROUTES "}",
+         "CONFIG providers.p.type: must be \"openai\" or \"anthropic\""},
+        {"{\"providers\": {\"p\": {\"type\": \"openai\"}}, " MIN_MODELS ", " MIN_ROUTES "}",
+         "CONFIG providers.p.base_url: must be an http:// or https:// URL"},
+        {"{\"providers\": {\"p\": {\"type\": \"openai\", \"base_url\": \"ftp://x\"}}, " MIN_MODELS
+         ", " MIN_ROUTES "}",
+         "CONFIG providers.p.base_url: must be an http:// or https:// URL"},
+        {"{\"providers\": {\"p\": {\"type\": \"openai\", \"base_url\": 7}}, " MIN_MODELS
+         ", " MIN_ROUTES "}",
+         "CONFIG providers.p.base_url: must be a string"},
+        {"{\"providers\": {\"p\": {\"type\": \"openai\", \"base_url\": \"http://x\", "
+         "\"api_key_env\": \"1BAD\"}}, " MIN_MODELS ", " MIN_ROUTES "}",
+         "CONFIG providers.p.api_key_env: must be an environment variable name"},
+        {"{\"providers\": {\"p\": 1}, " MIN_MODELS ", " MIN_ROUTES "}",
+         "CONFIG providers.p: must be an object"},
+        {"{" MIN_PROVIDERS ", \"models\": {\"m\": {}}, " MIN_ROUTES "}",
+         "CONFIG models.m.provider: is required"},
+        {"{" MIN_PROVIDERS ", \"models\": {\"m\": {\"provider\": \"q\"}}, " MIN_ROUTES "}",
+         "CONFIG models.m.provider: unknown provider \"q\""},
+        {"{" MIN_PROVIDERS ", \"models\": {\"bad name\": {\"provider\": \"p\"}}, " MIN_ROUTES "}",
+         "CONFIG models.bad name: name must be 1 to 64 characters [A-Za-z0-9_.:@/+=-]"},
+        {"{" MIN_PROVIDERS ", \"models\": {\"m\": {\"provider\": \"p\", \"timeout_ms\": 1000, "
+         "\"connect_timeout_ms\": 1500}}, " MIN_ROUTES "}",
+         "CONFIG models.m.connect_timeout_ms: must be an integer from 50 to 1000"},
+        {"{" MIN_PROVIDERS
+         ", \"models\": {\"m\": {\"provider\": \"p\", \"timeout_ms\": 99}}, " MIN_ROUTES "}",
+         "CONFIG models.m.timeout_ms: must be an integer from 100 to 600000"},
+        {"{" MIN_PROVIDERS
+         ", \"models\": {\"m\": {\"provider\": \"p\", \"model\": \"\"}}, " MIN_ROUTES "}",
+         "CONFIG models.m.model: must be a string of 1 to 256 bytes"},
+        {"{" MIN_PROVIDERS ", " MIN_MODELS ", \"routes\": {\"default\": {}}}",
+         "CONFIG routes.default.chain: must be an array of 1 to 16 model names"},
+        {"{" MIN_PROVIDERS ", " MIN_MODELS ", \"routes\": {\"default\": {\"chain\": []}}}",
+         "CONFIG routes.default.chain: must be an array of 1 to 16 model names"},
+        {"{" MIN_PROVIDERS ", " MIN_MODELS ", \"routes\": {\"default\": {\"chain\": \"m\"}}}",
+         "CONFIG routes.default.chain: must be an array of 1 to 16 model names"},
+        {"{" MIN_PROVIDERS ", " MIN_MODELS ", \"routes\": {\"default\": {\"chain\": [1]}}}",
+         "CONFIG routes.default.chain[0]: must be a model name"},
+        {"{" MIN_PROVIDERS ", " MIN_MODELS ", \"routes\": {\"default\": {\"chain\": [\"m\"], "
+         "\"backoff_ms\": 500, \"backoff_max_ms\": 400}}}",
+         "CONFIG routes.default.backoff_max_ms: must be an integer from 500 to 600000"},
+        {"{" MIN_PROVIDERS ", " MIN_MODELS ", \"routes\": {\"default\": {\"chain\": [\"m\"], "
+         "\"critical_min_tier\": 10}}}",
+         "CONFIG routes.default.critical_min_tier: must be an integer from 0 to 9"},
+        {"{" MIN_PROVIDERS ", " MIN_MODELS ", \"routes\": {\"default\": {\"chain\": [\"m\"], "
+         "\"retries\": -1}}}",
+         "CONFIG routes.default.retries: must be an integer from 0 to 10"},
+        {"{" MIN_PROVIDERS ", " MIN_MODELS ", \"routes\": {\"default\": {\"chain\": [\"m\"], "
+         "\"degraded_reply\": false}}}",
+         "CONFIG routes.default.degraded_reply: must be a string"},
+        {"{\"redis\": null, " MIN_SECTIONS "}", "CONFIG redis: must be an object"},
+        {"{\"redis\": {\"prefix\": \"a b\"}, " MIN_SECTIONS "}",
+         "CONFIG redis.prefix: must be 1 to 64 characters [A-Za-z0-9_.:-]"},
+        {"{\"redis\": {\"url\": \"http://x\"}, " MIN_SECTIONS "}",
+         "CONFIG redis.url: must look like redis://[user[:password]@]host[:port][/db]"},
+        {"{\"redis\": {\"url\": \"redis://\"}, " MIN_SECTIONS "}", "CONFIG redis.url: has no host"},
+        {"{\"redis\": {\"url\": \"redis://h:0\"}, " MIN_SECTIONS "}",
+         "CONFIG redis.url: port must be a number from 1 to 65535"},
+        {"{\"redis\": {\"url\": \"redis://h:65536\"}, " MIN_SECTIONS "}",
+         "CONFIG redis.url: port must be a number from 1 to 65535"},
+        {"{\"redis\": {\"url\": \"redis://h:63x9\"}, " MIN_SECTIONS "}",
+         "CONFIG redis.url: port must be a number from 1 to 65535"},
+        {"{\"redis\": {\"url\": \"redis://h/x\"}, " MIN_SECTIONS "}",
+         "CONFIG redis.url: database must be a non-negative number"},
+        {"{\"redis\": {\"url\": \"redis://[::1\"}, " MIN_SECTIONS "}",
+         "CONFIG redis.url: unterminated [IPv6] host"},
+        {"{\"redis\": {\"url\": \"redis://[::1]x\"}, " MIN_SECTIONS "}",
+         "CONFIG redis.url: has unexpected text after the host"},
+        {"{\"queues\": [], " MIN_SECTIONS "}",
+         "CONFIG queues: must be an array of 1 to 64 queue names"},
+        {"{\"queues\": \"default\", " MIN_SECTIONS "}",
+         "CONFIG queues: must be an array of 1 to 64 queue names"},
+        {"{\"queues\": [\"a\", \"b c\"], " MIN_SECTIONS "}",
+         "CONFIG queues[1]: must be 1 to 64 characters [A-Za-z0-9_.:-]"},
+        {"{\"queues\": [\"a\", \"a\"], " MIN_SECTIONS "}",
+         "CONFIG queues[1]: duplicate queue \"a\""},
+        {"{\"limits\": {\"job_max_bytes\": 10}, " MIN_SECTIONS "}",
+         "CONFIG limits.job_max_bytes: must be an integer from 1024 to 67108864"},
+        {"{\"limits\": {\"id_max_bytes\": 513}, " MIN_SECTIONS "}",
+         "CONFIG limits.id_max_bytes: must be an integer from 8 to 512"},
+        {"{\"limits\": 5, " MIN_SECTIONS "}", "CONFIG limits: must be an object"},
+        {"{\"cache\": {\"ttl_s\": 0}, " MIN_SECTIONS "}",
+         "CONFIG cache.ttl_s: must be an integer from 1 to 2592000"},
+        {"{\"cache\": {\"stale_if_error_s\": 7776001}, " MIN_SECTIONS "}",
+         "CONFIG cache.stale_if_error_s: must be an integer from 0 to 7776000"},
+        {"{\"cache\": {\"semantic\": true}, " MIN_SECTIONS "}",
+         "CONFIG cache.semantic: must be an object"},
+        {"{\"cache\": {\"redis\": \"redis://x\"}, " MIN_SECTIONS "}",
+         "CONFIG cache.redis: must be an object"},
+        {"{\"breaker\": 1, " MIN_SECTIONS "}", "CONFIG breaker: must be an object"},
+        {"{\"monitor\": [], " MIN_SECTIONS "}", "CONFIG monitor: must be an object"},
+        {"[]", "CONFIG: must be a JSON object"},
+        {"", "CONFIG: not valid JSON (line 1: unexpected end of file)"},
+        {"{\"workers\": 2", "CONFIG: not valid JSON (line 1: unexpected end of file)"},
+        {"{\n  \"workers\": 2,\n  \"x\" 3\n}",
+         "CONFIG: not valid JSON (line 3: object property name separator ':' expected)"},
+        {"{\"a\": 1} {}", "CONFIG: not valid JSON (line 1: unexpected text after the end)"},
+        {"{\"a\": \"\xff\"}", "CONFIG: not valid JSON (line 1: invalid utf-8 string)"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        expect_error(cases[i].json, cases[i].msg);
+}
+
+Test(config, comments_and_unvalidated_sections_accepted)
+{
+    pb_config *cfg =
+        must_parse("/* header */ {\n // line comment\n " MIN_SECTIONS ",\n"
+                   "\"cache\": {\"semantic\": {\"anything\": [1, 2]}, \"redis\": {}},\n"
+                   "\"breaker\": {\"failures\": 5}, \"monitor\": {}}");
+    pb_config_free(cfg);
+}
+
+Test(config, degraded_reply_bound)
+{
+    size_t n = 64 * 1024 + 1;
+    char *big = malloc(n + 1);
+    memset(big, 'x', n);
+    big[n] = '\0';
+    char *json = malloc(n + 512);
+    snprintf(json, n + 512,
+             "{" MIN_PROVIDERS ", " MIN_MODELS
+             ", \"routes\": {\"default\": {\"chain\": [\"m\"], \"degraded_reply\": \"%s\"}}}",
+             big);
+    expect_error(json,
+                 "CONFIG routes.default.degraded_reply: must be a string of 1 to 65536 bytes");
+    big[n - 1] = '\0';
+    snprintf(json, n + 512,
+             "{" MIN_PROVIDERS ", " MIN_MODELS
+             ", \"routes\": {\"default\": {\"chain\": [\"m\"], \"degraded_reply\": \"%s\"}}}",
+             big);
+    pb_config *cfg = must_parse(json);
+    cr_expect_eq(strlen(cfg->routes[0].degraded_reply), n - 1);
+    pb_config_free(cfg);
+    free(big);
+    free(json);
+}
+
+Test(config, chain_limit_and_route_order)
+{
+    pb_config *cfg = must_parse("{" MIN_PROVIDERS ", " MIN_MODELS
+                                ", \"routes\": {\"a\": {\"chain\": [\"n\", \"m\", \"n\"]}, "
+                                "\"default\": {\"chain\": [\"n\"], \"backoff_ms\": 5000}}}");
+    cr_expect_eq(cfg->default_route, 1);
+    cr_assert_eq(cfg->routes[0].chain_len, 3);
+    cr_expect_eq(cfg->routes[0].chain[0], 1);
+    cr_expect_eq(cfg->routes[0].chain[1], 0);
+    cr_expect_eq(cfg->routes[1].backoff_max_ms, 5000, "default cap rises to backoff_ms");
+    pb_config_free(cfg);
+    expect_error("{" MIN_PROVIDERS ", " MIN_MODELS
+                 ", \"routes\": {\"default\": {\"chain\": [\"m\", \"m\", \"m\", \"m\", \"m\", "
+                 "\"m\", \"m\", \"m\", \"m\", \"m\", \"m\", \"m\", \"m\", \"m\", \"m\", \"m\", "
+                 "\"m\"]}}}",
+                 "CONFIG routes.default.chain: must be an array of 1 to 16 model names");
+}
+
+Test(config, env_keys_read_and_never_echoed)
+{
+    static const char secret[] = "sk-very-secret-value";
+    setenv("PB_TEST_KEY", secret, 1);
+    pb_config *cfg =
+        must_parse("{\"providers\": {\"p\": {\"type\": \"openai\", \"base_url\": \"http://x\", "
+                   "\"api_key_env\": \"PB_TEST_KEY\"}}, " MIN_MODELS ", " MIN_ROUTES "}");
+    cr_expect_str_eq(cfg->providers[0].api_key, secret);
+    cr_expect_str_eq(cfg->providers[0].api_key_env, "PB_TEST_KEY");
+    pb_config_free(cfg);
+
+    /* An error elsewhere in the same provider never shows the key. */
+    pb_error err = {0};
+    cfg = pb_config_parse("{\"providers\": {\"p\": {\"type\": \"openai\", \"base_url\": "
+                          "\"http://x\", \"api_key_env\": \"PB_TEST_KEY\", \"anthropic_version\": "
+                          "1}}, " MIN_MODELS ", " MIN_ROUTES "}",
+                          &err);
+    cr_expect_null(cfg);
+    cr_expect_str_eq(err.msg, "CONFIG providers.p.anthropic_version: must be a string");
+    cr_expect_null(strstr(err.msg, secret));
+
+    /* A key with a newline would split the HTTP header: refused, without quoting it. */
+    setenv("PB_TEST_KEY", "sk-secret\r\nX-Evil: 1", 1);
+    cfg = pb_config_parse("{\"providers\": {\"p\": {\"type\": \"openai\", \"base_url\": "
+                          "\"http://x\", \"api_key_env\": \"PB_TEST_KEY\"}}, " MIN_MODELS
+                          ", " MIN_ROUTES "}",
+                          &err);
+    cr_expect_null(cfg);
+    cr_expect_str_eq(err.msg, "CONFIG providers.p.api_key_env: the value of PB_TEST_KEY contains "
+                              "control characters");
+    cr_expect_null(strstr(err.msg, "sk-secret"));
+
+    setenv("PB_TEST_KEY", "", 1);
+    cfg = must_parse("{\"providers\": {\"p\": {\"type\": \"openai\", \"base_url\": \"http://x\", "
+                     "\"api_key_env\": \"PB_TEST_KEY\"}}, " MIN_MODELS ", " MIN_ROUTES "}");
+    cr_expect_null(cfg->providers[0].api_key, "empty env var means no key");
+    pb_config_free(cfg);
+}
+
+Test(config, redis_url_variants)
+{
+    static const struct {
+        const char *url;
+        const char *host, *user, *password;
+        int port, db;
+    } cases[] = {
+        {"redis://localhost", "localhost", NULL, NULL, 6379, 0},
+        {"redis://localhost/", "localhost", NULL, NULL, 6379, 0},
+        {"redis://10.0.0.5:7000", "10.0.0.5", NULL, NULL, 7000, 0},
+        {"redis://h:6380/3", "h", NULL, NULL, 6380, 3},
+        {"redis://u:p%40ss@h:6380/3", "h", "u", "p@ss", 6380, 3},
+        {"redis://:secret@h/2", "h", NULL, "secret", 6379, 2},
+        {"redis://alice@h", "h", "alice", NULL, 6379, 0},
+        {"redis://u:pa@ss/w:rd@h:1/15", "h", "u", "pa@ss/w:rd", 1, 15},
+        {"redis://u:100%zz@h", "h", "u", "100%zz", 6379, 0},
+        {"redis://[::1]:7001/1", "::1", NULL, NULL, 7001, 1},
+        {"redis://[::1]", "::1", NULL, NULL, 6379, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char json[1024];
+        snprintf(json, sizeof(json), "{\"redis\": {\"url\": \"%s\"}, " MIN_SECTIONS "}",
+                 cases[i].url);
+        pb_config *cfg = must_parse(json);
+        cr_expect_str_eq(cfg->redis_url, cases[i].url);
+        cr_expect_str_eq(cfg->redis_host, cases[i].host, "%s", cases[i].url);
+        cr_expect_eq(cfg->redis_port, cases[i].port, "%s", cases[i].url);
+        cr_expect_eq(cfg->redis_db, cases[i].db, "%s", cases[i].url);
+        if (cases[i].user)
+            cr_expect_str_eq(cfg->redis_user, cases[i].user, "%s", cases[i].url);
+        else
+            cr_expect_null(cfg->redis_user, "%s", cases[i].url);
+        if (cases[i].password)
+            cr_expect_str_eq(cfg->redis_password, cases[i].password, "%s", cases[i].url);
+        else
+            cr_expect_null(cfg->redis_password, "%s", cases[i].url);
+        pb_config_free(cfg);
+    }
+}
+
+Test(config, redis_user_and_password_env_win)
+{
+    setenv("PB_TEST_RPASS", "from-env", 1);
+    pb_config *cfg =
+        must_parse("{\"redis\": {\"url\": \"redis://u:from-url@h\", \"user\": "
+                   "\"acl-user\", \"password_env\": \"PB_TEST_RPASS\"}, " MIN_SECTIONS "}");
+    cr_expect_str_eq(cfg->redis_user, "acl-user");
+    cr_expect_str_eq(cfg->redis_password, "from-env");
+    pb_config_free(cfg);
+
+    unsetenv("PB_TEST_RPASS");
+    cfg = must_parse("{\"redis\": {\"url\": \"redis://u:from-url@h\", \"password_env\": "
+                     "\"PB_TEST_RPASS\"}, " MIN_SECTIONS "}");
+    cr_expect_str_eq(cfg->redis_user, "u");
+    cr_expect_str_eq(cfg->redis_password, "from-url", "unset env var keeps the URL's password");
+    pb_config_free(cfg);
+
+    /* A bad port in a URL holding a password must not echo the password. */
+    pb_error err = {0};
+    cfg = pb_config_parse("{\"redis\": {\"url\": \"redis://u:hunter2@h:99999\"}, " MIN_SECTIONS "}",
+                          &err);
+    cr_expect_null(cfg);
+    cr_expect_null(strstr(err.msg, "hunter2"), "%s", err.msg);
+}
+
+Test(config, load_errors)
+{
+    pb_error err = {0};
+    cr_expect_null(pb_config_load("/nonexistent/planb.json", &err));
+    cr_expect_str_eq(err.msg, "CONFIG: cannot open /nonexistent/planb.json: No such file or "
+                              "directory");
+
+    char path[] = "/tmp/pb_test_config_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    size_t n = 1024 * 1024 + 1;
+    char *big = malloc(n);
+    memset(big, ' ', n);
+    cr_assert_eq(write(fd, big, n), (ssize_t)n);
+    close(fd);
+    free(big);
+    cr_expect_null(pb_config_load(path, &err));
+    char want[256];
+    snprintf(want, sizeof(want), "CONFIG: %s is larger than 1048576 bytes", path);
+    cr_expect_str_eq(err.msg, want);
+    unlink(path);
+
+    cr_expect_null(pb_config_load("/", &err), "a directory");
+    cr_expect_str_eq(err.msg, "CONFIG: cannot read /: Is a directory");
+    pb_config_free(NULL);
+}

@@ -1,0 +1,466 @@
+/* test_provider_anthropic.c -- the Anthropic Messages dialect, without a network.
+ *
+ * Most of the weight is on build_request's conversion from the OpenAI-shaped
+ * job (system prompt apart, merged alternating turns, user first, max_tokens
+ * always) and on classify reading the typed error body. Replies come from
+ * tests/fixtures/replies/anthropic in buffers of exactly their size. */
+#include <criterion/criterion.h>
+#include <json-c/json.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "planb/provider.h"
+
+typedef struct fixture {
+    char *data; /* exactly len bytes, not NUL-terminated */
+    size_t len; /* file size */
+} fixture;
+
+static fixture
+load(const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/tests/fixtures/replies/anthropic/%s", PB_SRC_DIR, name);
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    fixture fx = {malloc(n > 0 ? (size_t)n : 1), (size_t)n};
+    cr_assert_eq(fread(fx.data, 1, fx.len, f), fx.len);
+    fclose(f);
+    return fx;
+}
+
+static int
+parse_fixture(const char *name, pb_completion *out, pb_error *err)
+{
+    fixture fx = load(name);
+    int rc = pb_provider_anthropic.parse_response(fx.data, fx.len, out, err);
+    free(fx.data);
+    return rc;
+}
+
+static void
+expect_bad_reply(const char *name, const char *why)
+{
+    pb_completion c;
+    pb_error err = {0};
+    cr_expect_eq(parse_fixture(name, &c, &err), PB_ERR, "%s parsed", name);
+    cr_expect_null(c.content, "%s", name);
+    cr_expect_eq(err.code, PB_PROVIDER_BAD_REPLY, "%s", name);
+    cr_expect(strstr(err.msg, why) != NULL, "%s: %s lacks %s", name, err.msg, why);
+}
+
+static pb_class
+classify_fixture(long status, const char *name)
+{
+    fixture fx = load(name);
+    pb_class cls = pb_provider_anthropic.classify(status, fx.data, fx.len);
+    free(fx.data);
+    return cls;
+}
+
+static char provider_name[] = "anthropic";
+static char base_url[] = "https://api.anthropic.com/v1";
+
+static pb_provider_conf
+provider(char *key, char *version)
+{
+    return (pb_provider_conf){.name = provider_name,
+                              .type = PB_PROVIDER_ANTHROPIC,
+                              .base_url = base_url,
+                              .api_key = key,
+                              .anthropic_version = version};
+}
+
+static const pb_model_conf model = {.name = (char[]){"claude-sonnet"},
+                                    .upstream = (char[]){"claude-3-5-sonnet-latest"},
+                                    .tier = 1,
+                                    .max_tokens_default = 1024};
+
+static char job_id[] = "job-1";
+
+static pb_request
+request(pb_message *msgs, size_t n)
+{
+    return (pb_request){.id = job_id,
+                        .messages = msgs,
+                        .n_messages = n,
+                        .max_tokens = -1,
+                        .temperature = NAN,
+                        .top_p = NAN};
+}
+
+static const char *
+header(const pb_http_request *r, const char *name)
+{
+    size_t n = strlen(name);
+    for (char **h = r->headers; *h; h++)
+        if (strncmp(*h, name, n) == 0 && (*h)[n] == ':' && (*h)[n + 1] == ' ')
+            return *h + n + 2;
+    return NULL;
+}
+
+static size_t
+header_count(const pb_http_request *r)
+{
+    size_t n = 0;
+    while (r->headers[n])
+        n++;
+    return n;
+}
+
+static json_object *
+field(json_object *o, const char *key)
+{
+    json_object *v = NULL;
+    return json_object_object_get_ex(o, key, &v) ? v : NULL;
+}
+
+/* Builds req with a keyed provider and returns the body parsed back (caller puts). */
+static json_object *
+build_body(const pb_request *req)
+{
+    pb_provider_conf p = provider((char[]){"k"}, (char[]){"2023-06-01"});
+    pb_http_request *r = pb_xcalloc(1, sizeof(*r));
+    pb_error err = {0};
+    cr_assert_eq(pb_provider_anthropic.build_request(&p, &model, req, r, &err), PB_OK, "%s",
+                 err.msg);
+    cr_assert_eq(r->body_len, strlen(r->body));
+    json_object *body = json_tokener_parse(r->body);
+    cr_assert(json_object_is_type(body, json_type_object), "body: %s", r->body);
+    pb_http_request_free(r);
+    return body;
+}
+
+/* Asserts body.messages is exactly the n (role, content) pairs given. */
+static void
+expect_messages(json_object *body, const char *const *pairs, size_t n)
+{
+    json_object *msgs = field(body, "messages");
+    cr_assert_eq(json_object_array_length(msgs), n, "%s", json_object_to_json_string(msgs));
+    for (size_t i = 0; i < n; i++) {
+        json_object *m = json_object_array_get_idx(msgs, i);
+        cr_expect_str_eq(json_object_get_string(field(m, "role")), pairs[2 * i], "[%zu]", i);
+        cr_expect_str_eq(json_object_get_string(field(m, "content")), pairs[2 * i + 1], "[%zu]", i);
+    }
+}
+
+Test(anthropic, request_url_and_headers)
+{
+    pb_message msgs[] = {{PB_ROLE_USER, (char[]){"Hi"}}};
+    pb_request req = request(msgs, 1);
+    pb_provider_conf p = provider((char[]){"sk-ant-1"}, (char[]){"2024-01-01"});
+    pb_http_request *r = pb_xcalloc(1, sizeof(*r));
+    cr_assert_eq(pb_provider_anthropic.build_request(&p, &model, &req, r, NULL), PB_OK);
+    cr_assert_str_eq(r->url, "https://api.anthropic.com/v1/messages");
+    cr_assert_eq(header_count(r), 3);
+    cr_assert_str_eq(header(r, "Content-Type"), "application/json");
+    cr_assert_str_eq(header(r, "x-api-key"), "sk-ant-1");
+    cr_assert_str_eq(header(r, "anthropic-version"), "2024-01-01");
+    cr_assert_null(header(r, "Authorization"));
+    pb_http_request_free(r);
+}
+
+Test(anthropic, request_without_key_and_default_version)
+{
+    pb_message msgs[] = {{PB_ROLE_USER, (char[]){"Hi"}}};
+    pb_request req = request(msgs, 1);
+    char *keys[] = {NULL, (char[]){""}};
+    for (size_t i = 0; i < 2; i++) {
+        pb_provider_conf p = provider(keys[i], NULL);
+        pb_http_request *r = pb_xcalloc(1, sizeof(*r));
+        cr_assert_eq(pb_provider_anthropic.build_request(&p, &model, &req, r, NULL), PB_OK);
+        cr_assert_eq(header_count(r), 2);
+        cr_assert_null(header(r, "x-api-key"));
+        cr_assert_str_eq(header(r, "anthropic-version"), "2023-06-01");
+        pb_http_request_free(r);
+    }
+}
+
+Test(anthropic, request_key_with_line_break_is_refused_without_echo)
+{
+    pb_message msgs[] = {{PB_ROLE_USER, (char[]){"Hi"}}};
+    pb_request req = request(msgs, 1);
+    pb_provider_conf p = provider((char[]){"sk-ant-secret\n"}, NULL);
+    pb_http_request *r = pb_xcalloc(1, sizeof(*r));
+    pb_error err = {0};
+    cr_assert_eq(pb_provider_anthropic.build_request(&p, &model, &req, r, &err), PB_ERR);
+    cr_assert_eq(err.code, PB_PROVIDER_BAD_CONF);
+    cr_assert(strstr(err.msg, "x-api-key") != NULL, "%s", err.msg);
+    cr_assert(strstr(err.msg, "secret") == NULL, "%s", err.msg);
+    cr_assert_null(r->body);
+    pb_http_request_free(r);
+}
+
+Test(anthropic, request_max_tokens_always)
+{
+    pb_message msgs[] = {{PB_ROLE_USER, (char[]){"Hi"}}};
+    pb_request req = request(msgs, 1);
+    json_object *body = build_body(&req);
+    cr_assert_str_eq(json_object_get_string(field(body, "model")), "claude-3-5-sonnet-latest");
+    cr_assert_eq(json_object_get_int(field(body, "max_tokens")), 1024);
+    cr_assert_null(field(body, "system"));
+    cr_assert_null(field(body, "temperature"));
+    cr_assert_null(field(body, "top_p"));
+    cr_assert_eq(json_object_object_length(body), 3);
+    json_object_put(body);
+
+    req.max_tokens = 77;
+    body = build_body(&req);
+    cr_assert_eq(json_object_get_int(field(body, "max_tokens")), 77);
+    json_object_put(body);
+}
+
+Test(anthropic, request_system_messages_joined_and_lifted)
+{
+    pb_message msgs[] = {
+        {PB_ROLE_SYSTEM, (char[]){"You are terse."}},
+        {PB_ROLE_USER, (char[]){"Hi"}},
+        {PB_ROLE_SYSTEM, (char[]){"Answer in French."}},
+        {PB_ROLE_ASSISTANT, (char[]){"Bonjour"}},
+    };
+    pb_request req = request(msgs, 4);
+    json_object *body = build_body(&req);
+    cr_assert_str_eq(json_object_get_string(field(body, "system")),
+                     "You are terse.\n\nAnswer in French.");
+    const char *want[] = {"user", "Hi", "assistant", "Bonjour"};
+    expect_messages(body, want, 2);
+    json_object_put(body);
+}
+
+Test(anthropic, request_consecutive_roles_merged)
+{
+    pb_message msgs[] = {
+        {PB_ROLE_USER, (char[]){"one"}},     {PB_ROLE_USER, (char[]){"two"}},
+        {PB_ROLE_SYSTEM, (char[]){"sys"}},   {PB_ROLE_USER, (char[]){"three"}},
+        {PB_ROLE_ASSISTANT, (char[]){"a1"}}, {PB_ROLE_ASSISTANT, (char[]){"a2"}},
+        {PB_ROLE_USER, (char[]){"four"}},
+    };
+    pb_request req = request(msgs, 7);
+    json_object *body = build_body(&req);
+    const char *want[] = {"user", "one\n\ntwo\n\nthree", "assistant", "a1\n\na2", "user", "four"};
+    expect_messages(body, want, 3);
+    cr_assert_str_eq(json_object_get_string(field(body, "system")), "sys");
+    json_object_put(body);
+}
+
+Test(anthropic, request_first_turn_is_user)
+{
+    pb_message msgs[] = {
+        {PB_ROLE_SYSTEM, (char[]){"sys"}},
+        {PB_ROLE_ASSISTANT, (char[]){"How can I help?"}},
+        {PB_ROLE_USER, (char[]){"Weather?"}},
+    };
+    pb_request req = request(msgs, 3);
+    json_object *body = build_body(&req);
+    const char *want[] = {"user", "(continued)", "assistant", "How can I help?",
+                          "user", "Weather?"};
+    expect_messages(body, want, 3);
+    json_object_put(body);
+}
+
+Test(anthropic, request_only_system_gets_a_user_turn)
+{
+    pb_message msgs[] = {{PB_ROLE_SYSTEM, (char[]){"Tell a joke."}}};
+    pb_request req = request(msgs, 1);
+    json_object *body = build_body(&req);
+    const char *want[] = {"user", "(continued)"};
+    expect_messages(body, want, 1);
+    cr_assert_str_eq(json_object_get_string(field(body, "system")), "Tell a joke.");
+    json_object_put(body);
+}
+
+Test(anthropic, request_blank_messages_skipped)
+{
+    pb_message msgs[] = {
+        {PB_ROLE_SYSTEM, (char[]){" "}},        {PB_ROLE_USER, (char[]){"one"}},
+        {PB_ROLE_ASSISTANT, (char[]){""}},      {PB_ROLE_USER, (char[]){"two"}},
+        {PB_ROLE_ASSISTANT, (char[]){"\n\t "}},
+    };
+    pb_request req = request(msgs, 5);
+    json_object *body = build_body(&req);
+    cr_assert_null(field(body, "system"));
+    const char *want[] = {"user", "one\n\ntwo"};
+    expect_messages(body, want, 1);
+    json_object_put(body);
+}
+
+Test(anthropic, request_final_assistant_prefill_trimmed)
+{
+    pb_message msgs[] = {
+        {PB_ROLE_USER, (char[]){"List three fruits."}},
+        {PB_ROLE_ASSISTANT, (char[]){"Sure:  \n"}},
+        {PB_ROLE_USER, (char[]){"As JSON."}},
+        {PB_ROLE_ASSISTANT, (char[]){"{\"fruits\": [ \n"}},
+    };
+    pb_request req = request(msgs, 4);
+    json_object *body = build_body(&req);
+    /* Only the last turn is a prefill; earlier whitespace is the producer's text. */
+    const char *want[] = {"user", "List three fruits.", "assistant", "Sure:  \n",
+                          "user", "As JSON.",           "assistant", "{\"fruits\": ["};
+    expect_messages(body, want, 4);
+    json_object_put(body);
+}
+
+Test(anthropic, request_roles_alternate_user_first_for_every_small_job)
+{
+    /* Every role sequence of length 1..5 (3^5 = 243 jobs of the last length). */
+    char text[] = "text";
+    for (size_t n = 1; n <= 5; n++) {
+        size_t total = 1;
+        for (size_t i = 0; i < n; i++)
+            total *= 3;
+        for (size_t code = 0; code < total; code++) {
+            pb_message msgs[5];
+            size_t c = code;
+            for (size_t i = 0; i < n; i++, c /= 3)
+                msgs[i] = (pb_message){(pb_role)(c % 3), text};
+            pb_request req = request(msgs, n);
+            json_object *body = build_body(&req);
+            json_object *out = field(body, "messages");
+            size_t m = json_object_array_length(out);
+            cr_assert_geq(m, 1);
+            for (size_t i = 0; i < m; i++) {
+                const char *role =
+                    json_object_get_string(field(json_object_array_get_idx(out, i), "role"));
+                cr_assert_str_eq(role, i % 2 == 0 ? "user" : "assistant", "job %zu/%zu", n, code);
+            }
+            json_object_put(body);
+        }
+    }
+}
+
+Test(anthropic, request_temperature_clamped_top_p_passed)
+{
+    pb_message msgs[] = {{PB_ROLE_USER, (char[]){"Hi"}}};
+    pb_request req = request(msgs, 1);
+    double in[] = {1.7, -0.5, 0.0, 0.3, 1.0};
+    double want[] = {1.0, 0.0, 0.0, 0.3, 1.0};
+    for (size_t i = 0; i < 5; i++) {
+        req.temperature = in[i];
+        req.top_p = 0.95;
+        json_object *body = build_body(&req);
+        cr_assert_not_null(field(body, "temperature"));
+        cr_assert_float_eq(json_object_get_double(field(body, "temperature")), want[i], 1e-12);
+        cr_assert_float_eq(json_object_get_double(field(body, "top_p")), 0.95, 1e-12);
+        json_object_put(body);
+    }
+    req.temperature = INFINITY;
+    req.top_p = NAN;
+    json_object *body = build_body(&req);
+    cr_assert_null(field(body, "temperature"));
+    cr_assert_null(field(body, "top_p"));
+    json_object_put(body);
+}
+
+Test(anthropic, parse_good)
+{
+    pb_completion c;
+    pb_error err = {0};
+    cr_assert_eq(parse_fixture("good.json", &c, &err), PB_OK, "%s", err.msg);
+    cr_assert_str_eq(c.content, "Paris is the capital of France.");
+    cr_assert_eq(c.prompt_tokens, 12);
+    cr_assert_eq(c.completion_tokens, 30);
+    pb_completion_free(&c);
+}
+
+Test(anthropic, parse_text_blocks_joined_others_skipped)
+{
+    pb_completion c;
+    cr_assert_eq(parse_fixture("good_blocks.json", &c, NULL), PB_OK);
+    cr_assert_str_eq(c.content, "First part. Second part.");
+    cr_assert_eq(c.prompt_tokens, 100);
+    cr_assert_eq(c.completion_tokens, 50);
+    pb_completion_free(&c);
+}
+
+Test(anthropic, parse_usage_absent_or_odd)
+{
+    pb_completion c;
+    cr_assert_eq(parse_fixture("good_no_usage.json", &c, NULL), PB_OK);
+    cr_assert_str_eq(c.content, "Hi");
+    cr_assert_eq(c.prompt_tokens, -1);
+    cr_assert_eq(c.completion_tokens, -1);
+    pb_completion_free(&c);
+
+    cr_assert_eq(parse_fixture("good_odd_usage.json", &c, NULL), PB_OK);
+    cr_assert_eq(c.prompt_tokens, -1);
+    cr_assert_eq(c.completion_tokens, -1);
+    pb_completion_free(&c);
+}
+
+Test(anthropic, parse_bad_replies)
+{
+    expect_bad_reply("error_200.json", "error object");
+    expect_bad_reply("empty_content.json", "no text");
+    expect_bad_reply("tool_only.json", "no text");
+    expect_bad_reply("empty_text.json", "no text");
+    expect_bad_reply("null_text.json", "no text");
+    expect_bad_reply("missing_content.json", "no content");
+    expect_bad_reply("content_string.json", "no content");
+    expect_bad_reply("openai_shape.json", "no content");
+    expect_bad_reply("truncated.json", "incomplete");
+    expect_bad_reply("html.html", "not JSON");
+}
+
+Test(anthropic, parse_every_prefix_fails_without_crashing)
+{
+    fixture fx = load("good_blocks.json");
+    for (size_t n = 0; n < fx.len; n++) {
+        char *prefix = malloc(n ? n : 1);
+        memcpy(prefix, fx.data, n);
+        pb_completion c;
+        int rc = pb_provider_anthropic.parse_response(prefix, n, &c, NULL);
+        if (rc == PB_OK) {
+            cr_assert(fx.data[n] == '\n' && n + 1 == fx.len, "prefix %zu parsed", n);
+            pb_completion_free(&c);
+        }
+        free(prefix);
+    }
+    free(fx.data);
+}
+
+Test(anthropic, classify_typed_errors)
+{
+    cr_expect_eq(classify_fixture(529, "err_529_overloaded.json"), PB_CLASS_RETRY);
+    cr_expect_eq(classify_fixture(429, "err_429_rate_limit.json"), PB_CLASS_RETRY);
+    cr_expect_eq(classify_fixture(500, "err_500_api.json"), PB_CLASS_RETRY);
+    cr_expect_eq(classify_fixture(401, "err_401_auth.json"), PB_CLASS_FALLBACK);
+    cr_expect_eq(classify_fixture(403, "err_403_permission.json"), PB_CLASS_FALLBACK);
+    cr_expect_eq(classify_fixture(404, "err_404_not_found.json"), PB_CLASS_FALLBACK);
+    cr_expect_eq(classify_fixture(413, "err_413_too_large.json"), PB_CLASS_FALLBACK);
+    cr_expect_eq(classify_fixture(400, "err_400_billing.json"), PB_CLASS_FALLBACK);
+}
+
+Test(anthropic, classify_invalid_request_errors)
+{
+    cr_expect_eq(classify_fixture(400, "err_400_prompt_too_long.json"), PB_CLASS_FALLBACK);
+    cr_expect_eq(classify_fixture(400, "err_400_context_limit.json"), PB_CLASS_FALLBACK);
+    cr_expect_eq(classify_fixture(400, "err_400_credit.json"), PB_CLASS_FALLBACK);
+    cr_expect_eq(classify_fixture(400, "err_400_invalid.json"), PB_CLASS_INVALID);
+    /* At 5xx the status wins: the server is at fault, not the job. */
+    cr_expect_eq(classify_fixture(500, "err_500_invalid_type.json"), PB_CLASS_RETRY);
+    /* The type wins over an odd status. */
+    cr_expect_eq(classify_fixture(400, "err_400_overloaded_type.json"), PB_CLASS_RETRY);
+}
+
+Test(anthropic, classify_untyped_bodies_use_the_status_table)
+{
+    cr_expect_eq(classify_fixture(400, "err_400_text_too_long.txt"), PB_CLASS_FALLBACK);
+    cr_expect_eq(classify_fixture(400, "html.html"), PB_CLASS_INVALID);
+    cr_expect_eq(classify_fixture(503, "html.html"), PB_CLASS_RETRY);
+    cr_expect_eq(classify_fixture(529, "truncated.json"), PB_CLASS_RETRY);
+    cr_expect_eq(pb_provider_anthropic.classify(529, NULL, 0), PB_CLASS_RETRY);
+    cr_expect_eq(pb_provider_anthropic.classify(401, "", 0), PB_CLASS_FALLBACK);
+    cr_expect_eq(pb_provider_anthropic.classify(400, NULL, 0), PB_CLASS_INVALID);
+    const char *odd = "{\"type\":\"error\",\"error\":{\"type\":42}}";
+    cr_expect_eq(pb_provider_anthropic.classify(429, odd, strlen(odd)), PB_CLASS_RETRY);
+    const char *unknown =
+        "{\"type\":\"error\",\"error\":{\"type\":\"new_error\",\"message\":\"x\"}}";
+    cr_expect_eq(pb_provider_anthropic.classify(400, unknown, strlen(unknown)), PB_CLASS_INVALID);
+    cr_expect_eq(pb_provider_anthropic.classify(422, unknown, strlen(unknown)), PB_CLASS_FALLBACK);
+}
