@@ -33,36 +33,36 @@
 #include "planb/provider.h"
 #include "planb/retry.h"
 
-#define CHAIN_MIN_ATTEMPT_MS 20   /* an attempt with less time than this left is not started */
-#define FINISH_RETRY_MS      250  /* re-send a finish lost to a Redis outage */
+#define CHAIN_MIN_ATTEMPT_MS 20  /* an attempt with less time than this left is not started */
+#define FINISH_RETRY_MS      250 /* re-send a finish lost to a Redis outage */
 
 typedef enum { JOB_RUNNING, JOB_BACKOFF, JOB_FINISHING } chain_state;
 
 typedef struct chain_job {
     pb_chain_ctx *ctx;
     struct chain_job *prev, *next; /* ctx->jobs list */
-    char *raw;                 /* job bytes as claimed (needed to ack it) */
+    char *raw;                     /* job bytes as claimed (needed to ack it) */
     size_t raw_len;
-    pb_request *req;           /* NULL for an invalid job */
-    char *bad_id;              /* id of an invalid job, when readable */
+    pb_request *req; /* NULL for an invalid job */
+    char *bad_id;    /* id of an invalid job, when readable */
     chain_state state;
     int64_t claimed_mono_ms;
     int64_t claimed_wall_ms;
     int64_t deadline_mono_ms;
-    size_t pos;                /* index into req->models */
-    int try_no;                /* tries of the current model so far */
+    size_t pos; /* index into req->models */
+    int try_no; /* tries of the current model so far */
     pb_attempt *attempts;
     size_t n_attempts, cap_attempts;
-    pb_http_call *call;        /* the attempt in flight */
-    struct event *timer;       /* backoff and finish retry */
+    pb_http_call *call;  /* the attempt in flight */
+    struct event *timer; /* backoff and finish retry */
     /* outcome */
     pb_status status;
     pb_source source;
-    char *content;             /* owned answer (NULL: degraded reply or none) */
+    char *content; /* owned answer (NULL: degraded reply or none) */
     int model;
     long prompt_tokens, completion_tokens;
-    char *error;               /* "CODE sentence" for invalid */
-    bool dead;                 /* dead-letter the raw job too */
+    char *error; /* "CODE sentence" for invalid */
+    bool dead;   /* dead-letter the raw job too */
     char *result_json;
     size_t result_len;
 } chain_job;
@@ -248,8 +248,8 @@ chain_on_attempt_done(const pb_http_reply *r, void *arg)
 
     int64_t retry_after =
         r->retry_after ? pb_retry_after_ms(r->retry_after, pb_wall_ms()) : (int64_t)-1;
-    int64_t backoff =
-        pb_retry_backoff_ms(route->backoff_ms, route->backoff_max_ms, j->try_no - 1, chain_rand(ctx));
+    int64_t backoff = pb_retry_backoff_ms(route->backoff_ms, route->backoff_max_ms, j->try_no - 1,
+                                          chain_rand(ctx));
     pb_retry_plan plan = pb_retry_decide(cls, j->try_no, route->retries, backoff, retry_after,
                                          chain_remaining_ms(j), CHAIN_MIN_ATTEMPT_MS);
     switch (plan.next) {

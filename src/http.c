@@ -21,46 +21,46 @@
 #include "planb/core.h"
 #include "planb/log.h"
 
-#define HTTP_SHARD_CALLS      256 /* transfers per multi handle (see above) */
-#define HTTP_RETRY_AFTER_MAX  128 /* longest Retry-After value kept (an HTTP-date is 29) */
+#define HTTP_SHARD_CALLS     256 /* transfers per multi handle (see above) */
+#define HTTP_RETRY_AFTER_MAX 128 /* longest Retry-After value kept (an HTTP-date is 29) */
 
 typedef struct http_shard {
     pb_http *http;
     CURLM *multi;
-    struct event *timer;          /* curl's single timeout for this multi */
-    int active;                   /* transfers in this multi */
+    struct event *timer; /* curl's single timeout for this multi */
+    int active;          /* transfers in this multi */
 } http_shard;
 
 struct pb_http_call {
     pb_http *http;
-    http_shard *shard;            /* the multi running it */
+    http_shard *shard; /* the multi running it */
     CURL *easy;
-    pb_http_request *req;         /* owned until the call ends (POSTFIELDS does not copy) */
-    struct curl_slist *headers;   /* built from req->headers */
-    pb_buf body;                  /* reply body, bounded by http->reply_max_bytes */
+    pb_http_request *req;       /* owned until the call ends (POSTFIELDS does not copy) */
+    struct curl_slist *headers; /* built from req->headers */
+    pb_buf body;                /* reply body, bounded by http->reply_max_bytes */
     char retry_after[HTTP_RETRY_AFTER_MAX]; /* "" when absent */
     int64_t started_ms;
     pb_http_done_fn done;
     void *arg;
-    pb_http_call *next_free;      /* pool link (unused while active) */
+    pb_http_call *next_free; /* pool link (unused while active) */
 };
 
 struct pb_http {
     struct event_base *base;
-    http_shard *shards;           /* created on demand, up to n_shards_max */
+    http_shard *shards; /* created on demand, up to n_shards_max */
     int n_shards, n_shards_max;
-    long max_conns_per_shard;     /* CURLMOPT_MAXCONNECTS */
+    long max_conns_per_shard; /* CURLMOPT_MAXCONNECTS */
     size_t reply_max_bytes;
-    int active;                   /* calls started and not yet reported or cancelled */
-    pb_http_call *pool;           /* idle calls with a reusable easy handle */
+    int active;         /* calls started and not yet reported or cancelled */
+    pb_http_call *pool; /* idle calls with a reusable easy handle */
     int pool_len;
-    int pool_max;                 /* = max_conns: a burst's handles serve the next burst */
+    int pool_max; /* = max_conns: a burst's handles serve the next burst */
 };
 
 /* Per-socket watcher, attached to curl's socket with curl_multi_assign. */
 typedef struct http_sock {
     struct event *ev;
-    short kind;                   /* the EV_READ/EV_WRITE set ev watches */
+    short kind; /* the EV_READ/EV_WRITE set ev watches */
 } http_sock;
 
 static void http_check_done(http_shard *sh);
@@ -298,7 +298,8 @@ pb_http_start(pb_http *h, pb_http_request *req, int connect_timeout_ms, int time
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, ""); /* gzip replies are smaller, body limit applies decoded */
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING,
+                     ""); /* gzip replies are smaller, body limit applies decoded */
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 16384L);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "planb/0.1");
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");

@@ -74,10 +74,12 @@ log_emit(pb_log_level level, const char *msg)
     if (pb_log_json) {
         char esc[3000];
         log_json_escape(esc, sizeof(esc), msg);
-        n = snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"level\":\"%s\",\"role\":\"%s\",\"msg\":\"%s\"}\n",
-                     ts, log_level_names[level], log_role, esc);
+        n = snprintf(line, sizeof(line),
+                     "{\"ts\":\"%s\",\"level\":\"%s\",\"role\":\"%s\",\"msg\":\"%s\"}\n", ts,
+                     log_level_names[level], log_role, esc);
     } else {
-        n = snprintf(line, sizeof(line), "%s %s %s %s\n", ts, log_level_names[level], log_role, msg);
+        n = snprintf(line, sizeof(line), "%s %s %s %s\n", ts, log_level_names[level], log_role,
+                     msg);
     }
     if (n < 0)
         return;

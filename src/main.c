@@ -26,12 +26,12 @@
 
 /* submit's exit codes (README "planb submit"). */
 enum {
-    SUBMIT_OK = 0,        /* result status ok (or pushed, without --wait) */
-    SUBMIT_DEGRADED = 1,  /* result status degraded */
-    SUBMIT_USAGE = 2,     /* bad arguments or config */
-    SUBMIT_INVALID = 3,   /* result status invalid */
-    SUBMIT_TIMEOUT = 4,   /* no result within --timeout */
-    SUBMIT_REDIS = 5      /* Redis unreachable or refused the command */
+    SUBMIT_OK = 0,       /* result status ok (or pushed, without --wait) */
+    SUBMIT_DEGRADED = 1, /* result status degraded */
+    SUBMIT_USAGE = 2,    /* bad arguments or config */
+    SUBMIT_INVALID = 3,  /* result status invalid */
+    SUBMIT_TIMEOUT = 4,  /* no result within --timeout */
+    SUBMIT_REDIS = 5     /* Redis unreachable or refused the command */
 };
 
 #define SUBMIT_INPUT_MAX (64u << 20) /* bytes read from stdin, above any job limit */
@@ -196,7 +196,8 @@ submit_build_job(const char *input, size_t len, const submit_opts *o, char **id_
     if (o->id)
         json_object_object_add(job, "id", json_object_new_string(o->id));
     json_object *idv;
-    if (!json_object_object_get_ex(job, "id", &idv) || !json_object_is_type(idv, json_type_string)) {
+    if (!json_object_object_get_ex(job, "id", &idv) ||
+        !json_object_is_type(idv, json_type_string)) {
         unsigned char rnd[12];
         if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
             memset(rnd, 0, sizeof(rnd));
@@ -216,8 +217,8 @@ submit_build_job(const char *input, size_t len, const submit_opts *o, char **id_
     if (o->wait)
         json_object_object_add(job, "reply", json_object_new_boolean(1));
     json_object_object_add(job, "submitted_at_ms", json_object_new_int64(pb_wall_ms()));
-    char *s = pb_xstrdup(json_object_to_json_string_ext(
-        job, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    char *s = pb_xstrdup(json_object_to_json_string_ext(job, JSON_C_TO_STRING_PLAIN |
+                                                                 JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(job);
     return s;
 }
@@ -230,7 +231,7 @@ submit_exit_for(const char *result)
     int code = SUBMIT_INVALID;
     if (r && json_object_object_get_ex(r, "status", &st)) {
         const char *s = json_object_get_string(st);
-        code = strcmp(s, "ok") == 0 ? SUBMIT_OK
+        code = strcmp(s, "ok") == 0         ? SUBMIT_OK
                : strcmp(s, "degraded") == 0 ? SUBMIT_DEGRADED
                                             : SUBMIT_INVALID;
     }

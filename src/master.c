@@ -27,18 +27,18 @@
 #include "planb/log.h"
 #include "planb/worker.h"
 
-#define MASTER_MAX_SLOTS       256  /* config caps workers at 256 */
-#define MASTER_MAX_RETIRING    1024 /* old workers draining after reloads */
-#define MASTER_RESPAWN_MIN_MS  100
-#define MASTER_RESPAWN_MAX_MS  10000
-#define MASTER_YOUNG_DEATH_MS  5000 /* a worker dying sooner than this raises the backoff */
-#define MASTER_KILL_MARGIN_MS  5000 /* past the drain timeout, drain stragglers get SIGKILL */
+#define MASTER_MAX_SLOTS      256  /* config caps workers at 256 */
+#define MASTER_MAX_RETIRING   1024 /* old workers draining after reloads */
+#define MASTER_RESPAWN_MIN_MS 100
+#define MASTER_RESPAWN_MAX_MS 10000
+#define MASTER_YOUNG_DEATH_MS 5000 /* a worker dying sooner than this raises the backoff */
+#define MASTER_KILL_MARGIN_MS 5000 /* past the drain timeout, drain stragglers get SIGKILL */
 
 typedef struct master_slot {
-    pid_t pid;                 /* 0 when not running */
+    pid_t pid; /* 0 when not running */
     int64_t started_ms;
-    int64_t respawn_at_ms;     /* 0 when no respawn is due */
-    int failures;              /* consecutive young deaths */
+    int64_t respawn_at_ms; /* 0 when no respawn is due */
+    int failures;          /* consecutive young deaths */
 } master_slot;
 
 typedef struct master {
@@ -49,7 +49,7 @@ typedef struct master {
     pid_t retiring[MASTER_MAX_RETIRING]; /* old workers draining after a reload */
     int n_retiring;
     bool draining;
-    int64_t kill_at_ms;        /* drain: SIGKILL stragglers at this time */
+    int64_t kill_at_ms; /* drain: SIGKILL stragglers at this time */
     int exit_code;
 } master;
 
@@ -221,8 +221,8 @@ pb_master_run(const char *config_path, pb_config *cfg)
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    pb_log(PB_LOG_INFO, "event=master_start pid=%d workers=%d config=%s", (int)getpid(),
-           m->n_slots, config_path ? config_path : "-");
+    pb_log(PB_LOG_INFO, "event=master_start pid=%d workers=%d config=%s", (int)getpid(), m->n_slots,
+           config_path ? config_path : "-");
     for (int i = 0; i < m->n_slots; i++)
         master_spawn(m, i);
 

@@ -25,11 +25,11 @@ struct pb_redis {
     struct event_base *base;
     const pb_config *cfg;
     char name[32];
-    redisAsyncContext *ac;   /* NULL while disconnected */
-    bool up;                 /* connect callback succeeded */
-    bool down_logged;        /* the current outage was logged */
+    redisAsyncContext *ac; /* NULL while disconnected */
+    bool up;               /* connect callback succeeded */
+    bool down_logged;      /* the current outage was logged */
     int backoff_ms;
-    struct event *retry;     /* reconnect / connect-deadline timer */
+    struct event *retry; /* reconnect / connect-deadline timer */
 };
 
 /* Carries a NULL reply to a callback from the loop (commands sent while down). */
@@ -44,9 +44,9 @@ typedef struct redis_script_call {
     const pb_lua_source *src;
     pb_redis_fn fn;
     void *arg;
-    int argc;                /* total argv of EVAL: "EVAL", body, numkeys, ... */
-    char **argv;             /* owned copies */
-    const char **view;       /* the same pointers, as hiredis wants them */
+    int argc;          /* total argv of EVAL: "EVAL", body, numkeys, ... */
+    char **argv;       /* owned copies */
+    const char **view; /* the same pointers, as hiredis wants them */
     size_t *lens;
 } redis_script_call;
 
@@ -75,6 +75,8 @@ static void
 redis_on_connect(const redisAsyncContext *ac, int status)
 {
     pb_redis *r = ac->data;
+    if (r == NULL)
+        return;
     evtimer_del(r->retry);
     if (status != REDIS_OK) {
         redis_log_down(r, ac->errstr);
@@ -94,6 +96,8 @@ redis_on_disconnect(const redisAsyncContext *ac, int status)
 {
     pb_redis *r = ac->data;
     (void)status;
+    if (r == NULL)
+        return; /* pb_redis_free already let go of it */
     r->ac = NULL;
     r->up = false;
     redis_log_down(r, ac->errstr[0] ? ac->errstr : "connection closed");
@@ -174,7 +178,9 @@ pb_redis_free(pb_redis *r)
     if (r->ac) {
         redisAsyncContext *ac = r->ac;
         ac->data = NULL;
-        redisAsyncSetDisconnectCallback(ac, NULL);
+        /* 0.14's setter refuses to replace a set callback, so clear the field itself. */
+        ac->onDisconnect = NULL;
+        ac->onConnect = NULL;
         redisAsyncFree(ac);
     }
     event_free(r->retry);

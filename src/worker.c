@@ -30,23 +30,23 @@
 #include "planb/queue.h"
 #include "planb/redis.h"
 
-#define WORKER_BLOCK_S          1.0  /* BLMOVE timeout: how often an idle worker looks up */
-#define WORKER_WATCHDOG_SLACK_S 5    /* BLMOVE reply later than timeout + this: connection dead */
+#define WORKER_BLOCK_S          1.0 /* BLMOVE timeout: how often an idle worker looks up */
+#define WORKER_WATCHDOG_SLACK_S 5   /* BLMOVE reply later than timeout + this: connection dead */
 #define WORKER_HEARTBEAT_MS     1000
-#define WORKER_CLAIM_RETRY_MS   200  /* claim again after a failed claim (Redis away) */
+#define WORKER_CLAIM_RETRY_MS   200 /* claim again after a failed claim (Redis away) */
 
 typedef struct worker {
     struct event_base *base;
     const pb_config *cfg;
-    char id[128];              /* "host:pid" */
-    char role[16];             /* "w<slot>" for logs */
+    char id[128];  /* "host:pid" */
+    char role[16]; /* "w<slot>" for logs */
     pb_queue_keys keys;
-    pb_redis *cmd;             /* scripts and commands */
-    pb_redis *claim;           /* BLMOVE only */
+    pb_redis *cmd;   /* scripts and commands */
+    pb_redis *claim; /* BLMOVE only */
     pb_http *http;
     pb_chain_ctx chain;
-    bool claiming;             /* a claim (batch or BLMOVE) is outstanding */
-    bool blocked;              /* the outstanding claim is a BLMOVE */
+    bool claiming; /* a claim (batch or BLMOVE) is outstanding */
+    bool blocked;  /* the outstanding claim is a BLMOVE */
     bool draining;
     size_t next_queue;         /* round robin over queues for BLMOVE */
     struct event *claim_retry; /* claim again later */

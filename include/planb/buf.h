@@ -8,11 +8,11 @@
 #include <stddef.h>
 
 typedef struct pb_buf {
-    char *data;     /* NUL-terminated contents (NULL until the first append) */
-    size_t len;     /* bytes used, excluding the NUL */
-    size_t cap;     /* bytes allocated */
-    size_t limit;   /* appends that would exceed this fail */
-    bool overflow;  /* an append was refused because of limit */
+    char *data;    /* NUL-terminated contents (NULL until the first append) */
+    size_t len;    /* bytes used, excluding the NUL */
+    size_t cap;    /* bytes allocated */
+    size_t limit;  /* appends that would exceed this fail */
+    bool overflow; /* an append was refused because of limit */
 } pb_buf;
 
 /* Starts an empty buffer that will hold at most limit bytes. */

@@ -20,12 +20,12 @@ typedef struct pb_chain_ctx {
     struct event_base *base;
     const pb_config *cfg;
     pb_http *http;
-    pb_redis *cmd;                 /* commands and scripts */
+    pb_redis *cmd; /* commands and scripts */
     const pb_queue_keys *keys;
-    const char *worker_id;         /* "host:pid", shown in results */
-    uint64_t rng;                  /* xorshift state for backoff jitter */
-    int active;                    /* jobs started and not yet released */
-    struct chain_job *jobs;        /* every live job (for pb_chain_abandon_all) */
+    const char *worker_id;            /* "host:pid", shown in results */
+    uint64_t rng;                     /* xorshift state for backoff jitter */
+    int active;                       /* jobs started and not yet released */
+    struct chain_job *jobs;           /* every live job (for pb_chain_abandon_all) */
     void (*on_released)(void *owner); /* a job finished (or was abandoned) */
     void *owner;
 } pb_chain_ctx;

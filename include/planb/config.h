@@ -22,54 +22,54 @@ typedef struct pb_provider_conf {
 } pb_provider_conf;
 
 typedef struct pb_model_conf {
-    char *name;              /* key in "models": the name in jobs, results, stats */
-    char *upstream;          /* "model" sent upstream; defaults to name */
-    int provider;            /* index into pb_config.providers */
-    int tier;                /* 1 = best; a critical job refuses tiers above the route's floor */
-    int timeout_ms;          /* per attempt, whole request (default 10000) */
-    int connect_timeout_ms;  /* per attempt, TCP+TLS connect (default 2000, <= timeout_ms) */
-    int max_tokens_default;  /* sent when the job gives none (Anthropic needs one; default 1024) */
+    char *name;             /* key in "models": the name in jobs, results, stats */
+    char *upstream;         /* "model" sent upstream; defaults to name */
+    int provider;           /* index into pb_config.providers */
+    int tier;               /* 1 = best; a critical job refuses tiers above the route's floor */
+    int timeout_ms;         /* per attempt, whole request (default 10000) */
+    int connect_timeout_ms; /* per attempt, TCP+TLS connect (default 2000, <= timeout_ms) */
+    int max_tokens_default; /* sent when the job gives none (Anthropic needs one; default 1024) */
 } pb_model_conf;
 
 typedef struct pb_route_conf {
-    char *name;              /* key in "routes" */
-    int *chain;              /* model indices, primary first */
-    size_t chain_len;        /* >= 1 */
-    int retries;             /* extra tries per model for retryable outcomes (default 2) */
-    int backoff_ms;          /* base of exponential backoff (default 250) */
-    int backoff_max_ms;      /* cap of one backoff (default 4000) */
-    int deadline_ms;         /* whole-job deadline when the job gives none (default 30000) */
-    int critical_min_tier;   /* critical jobs use only models with tier <= this (0 = no floor) */
-    char *degraded_reply;    /* content of a degraded result */
+    char *name;            /* key in "routes" */
+    int *chain;            /* model indices, primary first */
+    size_t chain_len;      /* >= 1 */
+    int retries;           /* extra tries per model for retryable outcomes (default 2) */
+    int backoff_ms;        /* base of exponential backoff (default 250) */
+    int backoff_max_ms;    /* cap of one backoff (default 4000) */
+    int deadline_ms;       /* whole-job deadline when the job gives none (default 30000) */
+    int critical_min_tier; /* critical jobs use only models with tier <= this (0 = no floor) */
+    char *degraded_reply;  /* content of a degraded result */
 } pb_route_conf;
 
 typedef struct pb_limits {
-    size_t job_max_bytes;      /* raw job size (default 1 MiB) */
-    size_t max_messages;       /* messages per job (default 256) */
-    size_t reply_max_bytes;    /* upstream reply body (default 4 MiB) */
-    size_t meta_max_bytes;     /* serialized meta (default 16 KiB) */
-    size_t id_max_bytes;       /* job id length (default 128) */
+    size_t job_max_bytes;   /* raw job size (default 1 MiB) */
+    size_t max_messages;    /* messages per job (default 256) */
+    size_t reply_max_bytes; /* upstream reply body (default 4 MiB) */
+    size_t meta_max_bytes;  /* serialized meta (default 16 KiB) */
+    size_t id_max_bytes;    /* job id length (default 128) */
 } pb_limits;
 
 typedef struct pb_config {
-    char *path;                /* file it was loaded from (NULL for strings) */
-    char *redis_url;           /* redis://[user[:pass]@]host:port[/db] */
-    char *redis_host;          /* parsed from redis_url */
+    char *path;       /* file it was loaded from (NULL for strings) */
+    char *redis_url;  /* redis://[user[:pass]@]host:port[/db] */
+    char *redis_host; /* parsed from redis_url */
     int redis_port;
     int redis_db;
-    char *redis_user;          /* ACL user or NULL */
-    char *redis_password;      /* from password_env or the URL; never logged */
-    char *prefix;              /* key prefix, default "planb" */
-    int workers;               /* worker processes (default: CPUs) */
-    int concurrency;           /* jobs in flight per worker (default 512) */
-    char **queues;             /* queue names, default {"default"} */
+    char *redis_user;     /* ACL user or NULL */
+    char *redis_password; /* from password_env or the URL; never logged */
+    char *prefix;         /* key prefix, default "planb" */
+    int workers;          /* worker processes (default: CPUs) */
+    int concurrency;      /* jobs in flight per worker (default 512) */
+    char **queues;        /* queue names, default {"default"} */
     size_t n_queues;
-    int result_ttl_s;          /* planb:result:<id> TTL (default 86400) */
-    int reply_ttl_s;           /* planb:reply:<id> TTL (default 300) */
-    int claim_batch;           /* jobs claimed per round trip when the queue is deep (64) */
-    int drain_timeout_ms;      /* SIGTERM grace before hand-back (default 30000) */
-    int lease_ms;              /* a worker silent this long is dead (default 10000) */
-    int max_deliveries;        /* hand-backs before dead-lettering (default 5) */
+    int result_ttl_s;     /* planb:result:<id> TTL (default 86400) */
+    int reply_ttl_s;      /* planb:reply:<id> TTL (default 300) */
+    int claim_batch;      /* jobs claimed per round trip when the queue is deep (64) */
+    int drain_timeout_ms; /* SIGTERM grace before hand-back (default 30000) */
+    int lease_ms;         /* a worker silent this long is dead (default 10000) */
+    int max_deliveries;   /* hand-backs before dead-lettering (default 5) */
     pb_limits limits;
     pb_provider_conf *providers;
     size_t n_providers;
@@ -77,12 +77,13 @@ typedef struct pb_config {
     size_t n_models;
     pb_route_conf *routes;
     size_t n_routes;
-    int default_route;         /* index of "default" route, or 0 */
-    int cache_ttl_s;           /* exact cache TTL (default 86400) */
+    int default_route;          /* index of "default" route, or 0 */
+    int cache_ttl_s;            /* exact cache TTL (default 86400) */
     int cache_stale_if_error_s; /* kept past TTL for stale answers (default 604800) */
 } pb_config;
 
-/* Loads and validates a config file; NULL with err filled ("CONFIG <field>: <why>"). Caller frees. */
+/* Loads and validates a config file; NULL with err filled ("CONFIG <field>: <why>"). Caller frees.
+ */
 pb_config *pb_config_load(const char *path, pb_error *err);
 /* Same, from a JSON string (tests). */
 pb_config *pb_config_parse(const char *json, pb_error *err);

@@ -42,8 +42,7 @@ int64_t pb_mono_ms(void);
 int64_t pb_wall_ms(void);
 
 /* Aborts with file:line even in release builds. */
-#define pb_assert(cond)                                                                            \
-    ((cond) ? (void)0 : pb_assert_fail(#cond, __FILE__, __LINE__))
+#define pb_assert(cond) ((cond) ? (void)0 : pb_assert_fail(#cond, __FILE__, __LINE__))
 _Noreturn void pb_assert_fail(const char *what, const char *file, int line);
 
 #endif

@@ -17,14 +17,14 @@ typedef struct pb_http pb_http;
 typedef struct pb_http_call pb_http_call;
 
 typedef struct pb_http_reply {
-    long status;               /* HTTP status, 0 when no response arrived */
-    int curl_code;             /* CURLcode; 0 when the transfer completed */
-    bool timed_out;            /* connect or total timeout */
-    bool too_large;            /* body passed the limit */
-    const char *body;          /* NUL-terminated (may be empty), valid during the callback */
+    long status;      /* HTTP status, 0 when no response arrived */
+    int curl_code;    /* CURLcode; 0 when the transfer completed */
+    bool timed_out;   /* connect or total timeout */
+    bool too_large;   /* body passed the limit */
+    const char *body; /* NUL-terminated (may be empty), valid during the callback */
     size_t body_len;
-    const char *retry_after;   /* Retry-After header value or NULL */
-    int64_t ms;                /* start to completion */
+    const char *retry_after; /* Retry-After header value or NULL */
+    int64_t ms;              /* start to completion */
 } pb_http_reply;
 
 /* Called once per call, from the loop; reply is borrowed for the call's duration. */

@@ -16,27 +16,27 @@
 
 /* What the chain does with an outcome (DESIGN.md error classes). */
 typedef enum {
-    PB_CLASS_OK,        /* a usable completion */
-    PB_CLASS_RETRY,     /* transient: retry the same model, then fall back */
-    PB_CLASS_FALLBACK,  /* this model cannot serve it: next model, no retry */
-    PB_CLASS_INVALID    /* the job itself is malformed: stop, result "invalid" */
+    PB_CLASS_OK,       /* a usable completion */
+    PB_CLASS_RETRY,    /* transient: retry the same model, then fall back */
+    PB_CLASS_FALLBACK, /* this model cannot serve it: next model, no retry */
+    PB_CLASS_INVALID   /* the job itself is malformed: stop, result "invalid" */
 } pb_class;
 
 typedef struct pb_http_request {
-    char *url;                 /* full URL (owned) */
-    char **headers;            /* "Name: value" lines, NULL-terminated (owned) */
-    char *body;                /* request body (owned) */
+    char *url;      /* full URL (owned) */
+    char **headers; /* "Name: value" lines, NULL-terminated (owned) */
+    char *body;     /* request body (owned) */
     size_t body_len;
 } pb_http_request;
 
 typedef struct pb_completion {
-    char *content;             /* the answer text, non-empty (owned) */
-    long prompt_tokens;        /* -1 when the reply has no usage */
-    long completion_tokens;    /* -1 when the reply has no usage */
+    char *content;          /* the answer text, non-empty (owned) */
+    long prompt_tokens;     /* -1 when the reply has no usage */
+    long completion_tokens; /* -1 when the reply has no usage */
 } pb_completion;
 
 typedef struct pb_provider_ops {
-    const char *type_name;     /* "openai", "anthropic" */
+    const char *type_name; /* "openai", "anthropic" */
     /* Fills *out (caller-allocated) with a request for req on model m (key from p). On PB_ERR
      * (err "BAD_CONF why") out may be partly filled: pb_http_request_free it either way. */
     int (*build_request)(const pb_provider_conf *p, const pb_model_conf *m, const pb_request *req,

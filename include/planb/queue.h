@@ -14,13 +14,13 @@
 
 typedef struct pb_queue_keys {
     const char *prefix;
-    char *inflight;            /* <p>:inflight:<worker> */
-    char **queues;             /* <p>:q:<name>, one per configured queue */
+    char *inflight; /* <p>:inflight:<worker> */
+    char **queues;  /* <p>:q:<name>, one per configured queue */
     size_t n_queues;
-    char *stats;               /* <p>:stats */
-    char *dead;                /* <p>:dead */
-    char *workers;             /* <p>:workers */
-    char *results_chan;        /* <p>:results */
+    char *stats;        /* <p>:stats */
+    char *dead;         /* <p>:dead */
+    char *workers;      /* <p>:workers */
+    char *results_chan; /* <p>:results */
 } pb_queue_keys;
 
 /* Builds the key names for one worker; pb_queue_keys_free releases them. */
@@ -36,21 +36,21 @@ void pb_queue_claim_wait(pb_redis *r, const pb_queue_keys *k, size_t qi, double 
 #define PB_QUEUE_MAX_COUNTERS 64 /* distinct stats fields one finish may bump */
 
 typedef struct pb_finish {
-    const char *raw;           /* the job bytes as claimed */
+    const char *raw; /* the job bytes as claimed */
     size_t raw_len;
-    const char *id;            /* NULL: invalid job without a readable id (no result) */
-    const char *result_json;   /* NULL when id is NULL */
+    const char *id;          /* NULL: invalid job without a readable id (no result) */
+    const char *result_json; /* NULL when id is NULL */
     size_t result_len;
-    int reply_ttl_s;           /* 0: no reply list */
-    const char *dead_entry;    /* NULL: not dead-lettered */
+    int reply_ttl_s;             /* 0: no reply list */
+    const char *dead_entry;      /* NULL: not dead-lettered */
     const char *const *counters; /* stats fields to increment ... */
-    const long *counts;        /* ... by these amounts */
-    size_t n_counters;         /* at most PB_QUEUE_MAX_COUNTERS */
+    const long *counts;          /* ... by these amounts */
+    size_t n_counters;           /* at most PB_QUEUE_MAX_COUNTERS */
 } pb_finish;
 
 /* Runs finish.lua; the reply is 1 (stored) or 0 (a result already existed), NULL on outage. */
-void pb_queue_finish(pb_redis *r, const pb_config *cfg, const pb_queue_keys *k,
-                     const pb_finish *f, pb_redis_fn fn, void *arg);
+void pb_queue_finish(pb_redis *r, const pb_config *cfg, const pb_queue_keys *k, const pb_finish *f,
+                     pb_redis_fn fn, void *arg);
 /* Stamps the worker's lease (heartbeat.lua). */
 void pb_queue_heartbeat(pb_redis *r, const pb_queue_keys *k, const char *worker_id);
 

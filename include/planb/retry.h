@@ -20,8 +20,8 @@ int64_t pb_retry_backoff_ms(int base_ms, int cap_ms, int retry_no, uint64_t rnd)
 int64_t pb_retry_after_ms(const char *value, int64_t now_wall_ms);
 
 typedef struct pb_retry_plan {
-    pb_next next;              /* what the chain does */
-    int64_t delay_ms;          /* wait before the retry (PB_NEXT_RETRY only) */
+    pb_next next;     /* what the chain does */
+    int64_t delay_ms; /* wait before the retry (PB_NEXT_RETRY only) */
 } pb_retry_plan;
 
 /* Decides after an attempt of class cls: tries_done of this model so far (>= 1),

@@ -8,9 +8,9 @@
 #include <stddef.h>
 
 typedef struct pb_lua_source {
-    const char *name;          /* file name without .lua */
-    const char *body;          /* script text, NUL-terminated */
-    size_t len;                /* bytes of body */
+    const char *name; /* file name without .lua */
+    const char *body; /* script text, NUL-terminated */
+    size_t len;       /* bytes of body */
 } pb_lua_source;
 
 /* Generated from lua/ at build time; ends with a {NULL, NULL, 0} entry. */

@@ -200,8 +200,8 @@ main(int argc, char **argv)
     latency_percentiles(rc, "z", jobs, jobs > 10000 ? 10 : 1, &p50, &p99);
     printf("bench_jobs zero_latency workers=%d jobs=%d done=%s seconds=%.2f jobs_per_s=%.0f "
            "p50_ms=%ld p99_ms=%ld\n",
-           workers, jobs, done ? "yes" : "NO", (t1 - t0) / 1000.0,
-           jobs / ((t1 - t0) / 1000.0), p50, p99);
+           workers, jobs, done ? "yes" : "NO", (t1 - t0) / 1000.0, jobs / ((t1 - t0) / 1000.0), p50,
+           p99);
     fflush(stdout);
     th_proc_stop(&planb_p, 10000);
 

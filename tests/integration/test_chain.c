@@ -373,8 +373,8 @@ Test(chain, invalid_jobs_get_an_error_result_and_a_dead_letter)
         json_object *r = wait_result(cases[i].id, 10);
         cr_assert_not_null(r, "%s", cases[i].id);
         cr_expect_str_eq(field(r, "status"), "invalid");
-        cr_expect(strncmp(field(r, "error"), cases[i].code, strlen(cases[i].code)) == 0,
-                  "%s: %s", cases[i].id, field(r, "error"));
+        cr_expect(strncmp(field(r, "error"), cases[i].code, strlen(cases[i].code)) == 0, "%s: %s",
+                  cases[i].id, field(r, "error"));
         json_object_put(r);
     }
     redisReply *d = redisCommand(rc, "LLEN planb:dead");
@@ -434,7 +434,8 @@ Test(chain, thousand_jobs_with_a_flapping_primary)
     for (int i = 0; i < total; i++) {
         if (i % 100 == 0)
             th_mock_set(&mock_p, "primary",
-                        (i / 100) % 2 ? "{\"mode\":\"status\",\"status\":503}" : "{\"mode\":\"ok\"}");
+                        (i / 100) % 2 ? "{\"mode\":\"status\",\"status\":503}"
+                                      : "{\"mode\":\"ok\"}");
         char job[256];
         snprintf(job, sizeof(job),
                  "{\"id\":\"flap-%d\",\"messages\":[{\"role\":\"user\",\"content\":\"q%d\"}]}", i,
@@ -446,8 +447,8 @@ Test(chain, thousand_jobs_with_a_flapping_primary)
     (void)sub;
     int primary = 0, fallback = 0, other = 0, seen = 0;
     for (int tries = 0; tries < 600 && seen < total; tries++) {
-        redisReply *k = redisCommand(rc, "EVAL %s 0",
-                                     "return #redis.call('KEYS','planb:result:flap-*')");
+        redisReply *k =
+            redisCommand(rc, "EVAL %s 0", "return #redis.call('KEYS','planb:result:flap-*')");
         seen = (int)k->integer;
         freeReplyObject(k);
         if (seen < total)
@@ -478,9 +479,10 @@ Test(chain, thousand_jobs_with_a_flapping_primary)
     cr_expect_eq(atoi(h->element[2]->str), primary);
     cr_expect_eq(atoi(h->element[3]->str), fallback);
     freeReplyObject(h);
-    redisReply *q = redisCommand(rc, "EVAL %s 0",
-                                 "local n=0 for _,k in ipairs(redis.call('KEYS','planb:inflight:*')) "
-                                 "do n=n+redis.call('LLEN',k) end return n");
+    redisReply *q =
+        redisCommand(rc, "EVAL %s 0",
+                     "local n=0 for _,k in ipairs(redis.call('KEYS','planb:inflight:*')) "
+                     "do n=n+redis.call('LLEN',k) end return n");
     cr_expect_eq(q->integer, 0, "nothing left in flight");
     freeReplyObject(q);
 }

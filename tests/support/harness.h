@@ -11,10 +11,10 @@
 #include <sys/types.h>
 
 typedef struct th_proc {
-    pid_t pid;               /* 0 when not running */
-    int port;                /* TCP port it listens on (0 for planb) */
-    char dir[256];           /* its private temp dir (config, logs, data) */
-    char log_path[300];      /* stdout+stderr of the process */
+    pid_t pid;          /* 0 when not running */
+    int port;           /* TCP port it listens on (0 for planb) */
+    char dir[256];      /* its private temp dir (config, logs, data) */
+    char log_path[300]; /* stdout+stderr of the process */
 } th_proc;
 
 /* Path of a built binary ("planb", "planb-mock") and of the source tree. */
