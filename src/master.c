@@ -1,4 +1,7 @@
-/* master.c -- supervisor of the worker processes (nginx's master, simpler).
+/* master.c -- supervisor of the worker processes and the monitor (nginx's master, simpler).
+ *
+ * Slots 0..workers-1 run pb_worker_run; the last slot runs pb_monitor_run
+ * (reaper, stats publisher, metrics). Both are respawned the same way.
  *
  * States of a slot: empty -> running (pid) -> exited -> (respawn timer) -> running.
  *
@@ -25,9 +28,10 @@
 
 #include "planb/core.h"
 #include "planb/log.h"
+#include "planb/monitor.h"
 #include "planb/worker.h"
 
-#define MASTER_MAX_SLOTS      256  /* config caps workers at 256 */
+#define MASTER_MAX_SLOTS      257  /* config caps workers at 256, plus the monitor */
 #define MASTER_MAX_RETIRING   1024 /* old workers draining after reloads */
 #define MASTER_RESPAWN_MIN_MS 100
 #define MASTER_RESPAWN_MAX_MS 10000
@@ -44,7 +48,7 @@ typedef struct master_slot {
 typedef struct master {
     const char *config_path;
     pb_config *cfg;
-    master_slot slots[MASTER_MAX_SLOTS];
+    master_slot slots[MASTER_MAX_SLOTS]; /* workers, then the monitor in the last slot */
     int n_slots;
     pid_t retiring[MASTER_MAX_RETIRING]; /* old workers draining after a reload */
     int n_retiring;
@@ -63,7 +67,7 @@ master_spawn(master *m, int slot)
         return;
     }
     if (pid == 0) {
-        int code = pb_worker_run(m->cfg, slot);
+        int code = slot == m->n_slots - 1 ? pb_monitor_run(m->cfg) : pb_worker_run(m->cfg, slot);
         _exit(code);
     }
     m->slots[slot].pid = pid;
@@ -172,8 +176,8 @@ master_reload(master *m)
                err.msg);
         return;
     }
-    if (next->workers > MASTER_MAX_SLOTS)
-        next->workers = MASTER_MAX_SLOTS;
+    if (next->workers > MASTER_MAX_SLOTS - 1)
+        next->workers = MASTER_MAX_SLOTS - 1;
     /* Old workers drain (they finish or hand back their jobs) while new ones start. */
     for (int i = 0; i < m->n_slots; i++) {
         if (m->slots[i].pid > 0 && m->n_retiring < MASTER_MAX_RETIRING) {
@@ -184,10 +188,10 @@ master_reload(master *m)
     }
     pb_config_free(m->cfg);
     m->cfg = next;
-    m->n_slots = next->workers;
+    m->n_slots = next->workers + 1;
     for (int i = 0; i < m->n_slots; i++)
         master_spawn(m, i);
-    pb_log(PB_LOG_INFO, "event=reloaded workers=%d", m->n_slots);
+    pb_log(PB_LOG_INFO, "event=reloaded workers=%d", next->workers);
 }
 
 /* Milliseconds until the next thing the loop must do on its own (max 1 s). */
@@ -209,7 +213,7 @@ pb_master_run(const char *config_path, pb_config *cfg)
     master *m = pb_xcalloc(1, sizeof(*m));
     m->config_path = config_path;
     m->cfg = cfg;
-    m->n_slots = cfg->workers < MASTER_MAX_SLOTS ? cfg->workers : MASTER_MAX_SLOTS;
+    m->n_slots = (cfg->workers < MASTER_MAX_SLOTS - 1 ? cfg->workers : MASTER_MAX_SLOTS - 1) + 1;
     pb_log_set_role("master");
 
     sigset_t set;
@@ -221,8 +225,8 @@ pb_master_run(const char *config_path, pb_config *cfg)
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    pb_log(PB_LOG_INFO, "event=master_start pid=%d workers=%d config=%s", (int)getpid(), m->n_slots,
-           config_path ? config_path : "-");
+    pb_log(PB_LOG_INFO, "event=master_start pid=%d workers=%d config=%s", (int)getpid(),
+           m->n_slots - 1, config_path ? config_path : "-");
     for (int i = 0; i < m->n_slots; i++)
         master_spawn(m, i);
 
