@@ -12,6 +12,13 @@
  *     v   | retry
  *   backoff (timer: jittered backoff or Retry-After, only when it fits the deadline)
  *
+ *   Before each attempt the model's shared breaker (breaker.h) is consulted:
+ *   open = the attempt is skipped at once (outcome breaker_open, fall back);
+ *   a Retry-After hold or a full rpm/tpm limit = outcome held_off or
+ *   rate_limited, handled like a 429 (wait when the deadline allows, else fall
+ *   back). A half-open probe or a rate-limit slot needs a Redis reply first
+ *   (state gate); its answer resumes the job from a timer, never re-entrantly.
+ *
  *   finish: finish.lua; on a Redis outage it is retried every FINISH_RETRY_MS
  *   until it lands, so a result is never dropped while the worker lives.
  *
@@ -36,7 +43,7 @@
 #define CHAIN_MIN_ATTEMPT_MS 20  /* an attempt with less time than this left is not started */
 #define FINISH_RETRY_MS      250 /* re-send a finish lost to a Redis outage */
 
-typedef enum { JOB_RUNNING, JOB_BACKOFF, JOB_FINISHING } chain_state;
+typedef enum { JOB_RUNNING, JOB_BACKOFF, JOB_GATE, JOB_FINISHING } chain_state;
 
 typedef struct chain_job {
     pb_chain_ctx *ctx;
@@ -54,6 +61,9 @@ typedef struct chain_job {
     pb_attempt *attempts;
     size_t n_attempts, cap_attempts;
     pb_http_call *call;  /* the attempt in flight */
+    bool probing;        /* the attempt in flight is the breaker's half-open probe */
+    pb_gate gate;        /* PB_GATE_PROBE or PB_GATE_LIMIT while in state JOB_GATE */
+    int64_t gate_wait;   /* its answer (see pb_breaker_fn) */
     struct event *timer; /* backoff and finish retry */
     /* outcome */
     pb_status status;
@@ -70,6 +80,9 @@ typedef struct chain_job {
 static void chain_next_model(chain_job *j);
 static void chain_attempt(chain_job *j);
 static void chain_finish(chain_job *j);
+static void chain_call(chain_job *j);
+static void chain_gate_resume(chain_job *j);
+static void chain_decide(chain_job *j, int m, pb_class cls, int64_t retry_after, long status);
 
 static uint64_t
 chain_rand(pb_chain_ctx *ctx)
@@ -125,6 +138,9 @@ chain_on_timer(evutil_socket_t fd, short what, void *arg)
     if (j->state == JOB_BACKOFF) {
         j->state = JOB_RUNNING;
         chain_attempt(j);
+    } else if (j->state == JOB_GATE) {
+        j->state = JOB_RUNNING;
+        chain_gate_resume(j);
     } else if (j->state == JOB_FINISHING) {
         chain_finish(j);
     }
@@ -216,7 +232,6 @@ chain_on_attempt_done(const pb_http_reply *r, void *arg)
     int m = j->req->models[j->pos];
     const pb_model_conf *model = &cfg->models[m];
     const pb_provider_ops *ops = pb_provider_for(cfg->providers[model->provider].type);
-    const pb_route_conf *route = &cfg->routes[j->req->route];
 
     pb_class cls;
     char outcome[32];
@@ -248,8 +263,27 @@ chain_on_attempt_done(const pb_http_reply *r, void *arg)
 
     int64_t retry_after =
         r->retry_after ? pb_retry_after_ms(r->retry_after, pb_wall_ms()) : (int64_t)-1;
+    if (ctx->breaker) {
+        /* A Retry-After on 429/503 holds the model for every worker, not just this job. */
+        bool held = r->status == 429 || r->status == 503;
+        long tokens = cls == PB_CLASS_OK && j->prompt_tokens >= 0 && j->completion_tokens >= 0
+                          ? j->prompt_tokens + j->completion_tokens
+                          : 0;
+        pb_breaker_report(ctx->breaker, m, cls == PB_CLASS_RETRY, held ? retry_after : -1, tokens);
+    }
+    j->probing = false;
+    chain_decide(j, m, cls, retry_after, r->status);
+}
+
+/* After an attempt (or a refusal without a call) of class cls on model m: finish, retry
+ * after a backoff (or retry_after, -1 none), fall back, or reject the job (HTTP status). */
+static void
+chain_decide(chain_job *j, int m, pb_class cls, int64_t retry_after, long status)
+{
+    const pb_config *cfg = j->ctx->cfg;
+    const pb_route_conf *route = &cfg->routes[j->req->route];
     int64_t backoff = pb_retry_backoff_ms(route->backoff_ms, route->backoff_max_ms, j->try_no - 1,
-                                          chain_rand(ctx));
+                                          chain_rand(j->ctx));
     pb_retry_plan plan = pb_retry_decide(cls, j->try_no, route->retries, backoff, retry_after,
                                          chain_remaining_ms(j), CHAIN_MIN_ATTEMPT_MS);
     switch (plan.next) {
@@ -274,14 +308,85 @@ chain_on_attempt_done(const pb_http_reply *r, void *arg)
         j->dead = true;
         j->error = pb_xasprintf("UPSTREAM_REJECTED model %s rejected the request as malformed "
                                 "(HTTP %ld)",
-                                model->name, r->status);
+                                cfg->models[m].name, status);
         chain_finish(j);
         return;
     }
 }
 
+/* An attempt refused before any call (breaker open, held off, rate limited): recorded as
+ * an attempt of 0 ms, then decided like a failed call of class cls. */
+static void
+chain_refuse(chain_job *j, int m, const char *outcome, pb_class cls, int64_t retry_after)
+{
+    j->try_no++;
+    chain_add_attempt(j, m, outcome, 0);
+    pb_log(PB_LOG_DEBUG, "event=attempt job=%s model=%s try=%d outcome=%s ms=0", j->req->id,
+           j->ctx->cfg->models[m].name, j->try_no, outcome);
+    chain_decide(j, m, cls, retry_after, 0);
+}
+
+/* A probe or rate-limit answer: resumed from the job's timer, outside the Redis callback
+ * (which may run while the connection is being freed). */
+static void
+chain_on_gate(int64_t wait_ms, void *arg)
+{
+    chain_job *j = arg;
+    j->gate_wait = wait_ms;
+    chain_arm_timer(j, 0);
+}
+
+static void
+chain_gate_resume(chain_job *j)
+{
+    int m = j->req->models[j->pos];
+    if (j->gate_wait == 0) {
+        j->probing = j->gate == PB_GATE_PROBE;
+        chain_call(j);
+    } else if (j->gate == PB_GATE_PROBE || j->gate_wait < 0) {
+        chain_refuse(j, m, j->gate == PB_GATE_PROBE ? "breaker_open" : "rate_limited",
+                     PB_CLASS_FALLBACK, -1);
+    } else {
+        chain_refuse(j, m, "rate_limited", PB_CLASS_RETRY, j->gate_wait);
+    }
+}
+
+/* Asks the model's shared breaker before calling it (see the file comment). */
 static void
 chain_attempt(chain_job *j)
+{
+    if (chain_remaining_ms(j) < CHAIN_MIN_ATTEMPT_MS) {
+        chain_degrade(j);
+        return;
+    }
+    pb_breaker *b = j->ctx->breaker;
+    int m = j->req->models[j->pos];
+    int64_t wait = 0;
+    pb_gate g = b ? pb_breaker_check(b, m, &wait) : PB_GATE_PASS;
+    switch (g) {
+    case PB_GATE_PASS:
+        chain_call(j);
+        return;
+    case PB_GATE_OPEN:
+        chain_refuse(j, m, "breaker_open", PB_CLASS_FALLBACK, -1);
+        return;
+    case PB_GATE_HOLD:
+        chain_refuse(j, m, "held_off", PB_CLASS_RETRY, wait);
+        return;
+    case PB_GATE_PROBE:
+    case PB_GATE_LIMIT:
+        j->state = JOB_GATE;
+        j->gate = g;
+        if (g == PB_GATE_PROBE)
+            pb_breaker_probe(b, m, chain_on_gate, j);
+        else
+            pb_breaker_acquire(b, m, chain_on_gate, j);
+        return;
+    }
+}
+
+static void
+chain_call(chain_job *j)
 {
     pb_chain_ctx *ctx = j->ctx;
     const pb_config *cfg = ctx->cfg;

@@ -36,6 +36,7 @@
 #define CONFIG_CHAIN_MAX   16            /* same bound as a job's "models" override */
 #define CONFIG_REPLY_MAX   (64 * 1024)   /* degraded_reply is shown to end users */
 #define CONFIG_DAY_S       (24 * 60 * 60)
+#define CONFIG_RPM_MAX     1000000 /* ratelimit.lua keeps one zset entry per request */
 #define CONFIG_KIB         1024
 #define CONFIG_MIB         (1024 * 1024)
 #define CONFIG_DEFAULT_URL "redis://127.0.0.1:6379/0"
@@ -62,12 +63,16 @@ static const char *const config_limits_keys[] = {
 static const char *const config_provider_keys[] = {"type", "base_url", "api_key_env",
                                                    "anthropic_version", NULL};
 static const char *const config_model_keys[] = {
-    "provider", "model", "tier", "timeout_ms", "connect_timeout_ms", "max_tokens_default", NULL};
+    "provider",           "model", "tier", "timeout_ms", "connect_timeout_ms",
+    "max_tokens_default", "rpm",   "tpm",  NULL};
 static const char *const config_route_keys[] = {
     "chain",       "retries",           "backoff_ms",     "backoff_max_ms",
     "deadline_ms", "critical_min_tier", "degraded_reply", NULL};
 static const char *const config_cache_keys[] = {"ttl_s", "stale_if_error_s", "semantic", "redis",
                                                 NULL};
+static const char *const config_breaker_keys[] = {"failures", "window_s", "open_s", NULL};
+static const char *const config_monitor_keys[] = {"stats_interval_s", "alert_fallback_rate",
+                                                  "metrics_listen", NULL};
 
 /* Fills err with "CONFIG <path>.<key>: <why>" and returns PB_ERR. path "" is the top level;
  * key NULL names path itself; a key starting with '[' is an array index. */
@@ -534,7 +539,11 @@ config_parse_model(pb_config *cfg, pb_model_conf *m, json_object *o, const char 
                         m->timeout_ms < 60000 ? m->timeout_ms : 60000, &m->connect_timeout_ms,
                         err) != PB_OK)
         return PB_ERR;
-    return config_int(o, path, "max_tokens_default", 1024, 1, 1000000, &m->max_tokens_default, err);
+    if (config_int(o, path, "max_tokens_default", 1024, 1, 1000000, &m->max_tokens_default, err) !=
+            PB_OK ||
+        config_int(o, path, "rpm", 0, 0, CONFIG_RPM_MAX, &m->rpm, err) != PB_OK)
+        return PB_ERR;
+    return config_i64(o, path, "tpm", 0, 0, INT64_C(1000000000000), &m->tpm, err);
 }
 
 static int
@@ -645,10 +654,68 @@ config_parse_cache(pb_config *cfg, json_object *root, pb_error *err)
     return PB_OK;
 }
 
+/* monitor.metrics_listen: "host:port"; "" disables the endpoint (NULL). */
+static int
+config_listen(json_object *m, char **out, pb_error *err)
+{
+    json_object *v;
+    if (config_get(m, "metrics_listen", &v) && json_object_is_type(v, json_type_string) &&
+        json_object_get_string_len(v) == 0) {
+        *out = NULL;
+        return PB_OK;
+    }
+    if (config_str(m, "monitor", "metrics_listen", "127.0.0.1:9464", 256, out, err) != PB_OK)
+        return PB_ERR;
+    const char *colon = strrchr(*out, ':');
+    char *end = NULL;
+    long port = colon ? strtol(colon + 1, &end, 10) : -1;
+    if (colon == NULL || colon == *out || end == colon + 1 || *end != '\0' || port < 0 ||
+        port > 65535 || config_has_ctl(*out))
+        return config_fail(err, "monitor", "metrics_listen", "must be \"host:port\" or \"\"");
+    return PB_OK;
+}
+
+/* The breaker and monitor sections (breaker.c, stats.c, metrics.c read them). */
+static int
+config_parse_breaker_monitor(pb_config *cfg, json_object *root, pb_error *err)
+{
+    json_object *b, *m, *v;
+    if (config_obj(root, "", "breaker", &b, err) != PB_OK ||
+        config_obj(root, "", "monitor", &m, err) != PB_OK)
+        return PB_ERR;
+    json_object *empty = json_object_new_object();
+    int rc = PB_ERR;
+    if (config_check_keys(b ? b : empty, "breaker", config_breaker_keys, err) != PB_OK ||
+        config_int(b ? b : empty, "breaker", "failures", 5, 0, 100000, &cfg->breaker_failures,
+                   err) != PB_OK ||
+        config_int(b ? b : empty, "breaker", "window_s", 30, 1, CONFIG_DAY_S,
+                   &cfg->breaker_window_s, err) != PB_OK ||
+        config_int(b ? b : empty, "breaker", "open_s", 30, 1, CONFIG_DAY_S, &cfg->breaker_open_s,
+                   err) != PB_OK ||
+        config_check_keys(m ? m : empty, "monitor", config_monitor_keys, err) != PB_OK ||
+        config_int(m ? m : empty, "monitor", "stats_interval_s", 10, 1, 3600,
+                   &cfg->stats_interval_s, err) != PB_OK ||
+        config_listen(m ? m : empty, &cfg->metrics_listen, err) != PB_OK)
+        goto out;
+    cfg->alert_fallback_rate = 0.2;
+    if (m && config_get(m, "alert_fallback_rate", &v)) {
+        double d = json_object_get_double(v);
+        if (!(json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int)) ||
+            !(d > 0.0 && d <= 1.0)) {
+            config_fail(err, "monitor", "alert_fallback_rate", "must be a number in (0, 1]");
+            goto out;
+        }
+        cfg->alert_fallback_rate = d;
+    }
+    rc = PB_OK;
+out:
+    json_object_put(empty);
+    return rc;
+}
+
 static int
 config_parse_root(pb_config *cfg, json_object *root, pb_error *err)
 {
-    json_object *sub;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     int def_workers = cpus < 1 ? 1 : cpus > 256 ? 256 : (int)cpus;
     if (config_check_keys(root, "", config_top_keys, err) != PB_OK ||
@@ -668,8 +735,7 @@ config_parse_root(pb_config *cfg, json_object *root, pb_error *err)
         config_parse_limits(cfg, root, err) != PB_OK ||
         config_parse_sections(cfg, root, err) != PB_OK ||
         config_parse_cache(cfg, root, err) != PB_OK ||
-        config_obj(root, "", "breaker", &sub, err) != PB_OK ||
-        config_obj(root, "", "monitor", &sub, err) != PB_OK)
+        config_parse_breaker_monitor(cfg, root, err) != PB_OK)
         return PB_ERR;
     return PB_OK;
 }
@@ -794,6 +860,7 @@ pb_config_free(pb_config *cfg)
         free(cfg->routes[i].degraded_reply);
     }
     free(cfg->routes);
+    free(cfg->metrics_listen);
     free(cfg);
 }
 

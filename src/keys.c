@@ -62,6 +62,24 @@ pb_key_breaker(const char *prefix, const char *model)
 }
 
 char *
+pb_key_ratelimit(const char *prefix, const char *model)
+{
+    return pb_xasprintf("%s:ratelimit:%s", prefix, model);
+}
+
+char *
+pb_key_tokens(const char *prefix, const char *model)
+{
+    return pb_xasprintf("%s:tokens:%s", prefix, model);
+}
+
+char *
+pb_key_stats_minute(const char *prefix, long long minute)
+{
+    return pb_xasprintf("%s:stats:m:%lld", prefix, minute);
+}
+
+char *
 pb_chan_results(const char *prefix)
 {
     return pb_xasprintf("%s:results", prefix);

@@ -299,6 +299,7 @@ pb_worker_run(const pb_config *cfg, int slot)
         .cfg = cfg,
         .http = w->http,
         .cmd = w->cmd,
+        .breaker = pb_breaker_new(cfg, w->cmd, w->id),
         .keys = &w->keys,
         .worker_id = w->id,
         .rng = seed | 1,
@@ -333,6 +334,7 @@ pb_worker_run(const pb_config *cfg, int slot)
     pb_redis_free(w->claim);
     pb_redis_free(w->cmd);
     pb_chain_abandon_all(&w->chain);
+    pb_breaker_free(w->chain.breaker);
     pb_http_free(w->http);
     event_free(w->claim_retry);
     event_free(w->watchdog);

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "planb/breaker.h"
 #include "planb/config.h"
 #include "planb/http.h"
 #include "planb/queue.h"
@@ -20,7 +21,8 @@ typedef struct pb_chain_ctx {
     struct event_base *base;
     const pb_config *cfg;
     pb_http *http;
-    pb_redis *cmd; /* commands and scripts */
+    pb_redis *cmd;           /* commands and scripts */
+    pb_breaker *breaker;     /* shared breakers and rate limits (NULL: none) */
     const pb_queue_keys *keys;
     const char *worker_id;            /* "host:pid", shown in results */
     uint64_t rng;                     /* xorshift state for backoff jitter */

@@ -29,6 +29,8 @@ typedef struct pb_model_conf {
     int timeout_ms;         /* per attempt, whole request (default 10000) */
     int connect_timeout_ms; /* per attempt, TCP+TLS connect (default 2000, <= timeout_ms) */
     int max_tokens_default; /* sent when the job gives none (Anthropic needs one; default 1024) */
+    int rpm;                /* requests per minute across all workers and hosts (0 = no limit) */
+    int64_t tpm;            /* tokens per minute (prompt + completion), 0 = no limit */
 } pb_model_conf;
 
 typedef struct pb_route_conf {
@@ -80,6 +82,12 @@ typedef struct pb_config {
     int default_route;          /* index of "default" route, or 0 */
     int cache_ttl_s;            /* exact cache TTL (default 86400) */
     int cache_stale_if_error_s; /* kept past TTL for stale answers (default 604800) */
+    int breaker_failures;       /* retryable failures in the window that open it (5; 0 = off) */
+    int breaker_window_s;       /* the failure-counting window (default 30) */
+    int breaker_open_s;         /* how long it stays open before a probe (default 30) */
+    int stats_interval_s;       /* planb:stats snapshot period (default 10) */
+    double alert_fallback_rate; /* 5-minute fallback rate that raises an alert (default 0.2) */
+    char *metrics_listen;       /* "host:port" of GET /metrics; NULL = disabled ("") */
 } pb_config;
 
 /* Loads and validates a config file; NULL with err filled ("CONFIG <field>: <why>"). Caller frees.

@@ -13,6 +13,9 @@ char *pb_key_cache(const char *prefix, const char *sha256_hex); /* <p>:cache:<sh
 char *pb_key_dead(const char *prefix);                          /* <p>:dead (list) */
 char *pb_key_stats(const char *prefix);                         /* <p>:stats (hash) */
 char *pb_key_breaker(const char *prefix, const char *model);    /* <p>:breaker:<model> (hash) */
+char *pb_key_ratelimit(const char *prefix, const char *model);  /* <p>:ratelimit:<model> (zset) */
+char *pb_key_tokens(const char *prefix, const char *model);     /* <p>:tokens:<model> (hash) */
+char *pb_key_stats_minute(const char *prefix, long long minute); /* <p>:stats:m:<unix min> (hash) */
 char *pb_chan_results(const char *prefix);                      /* <p>:results (channel) */
 char *pb_chan_stats(const char *prefix);                        /* <p>:stats (channel) */
 char *pb_chan_alerts(const char *prefix);                       /* <p>:alerts (channel) */

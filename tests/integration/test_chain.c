@@ -25,7 +25,7 @@ chain_config(int workers, const char *route_extra, const char *primary_extra)
     snprintf(buf, sizeof(buf),
              "{\"redis\": {\"url\": \"redis://127.0.0.1:%d/0\"},\n"
              " \"workers\": %d, \"concurrency\": 256, \"queues\": [\"default\"],\n"
-             " \"drain_timeout_ms\": 2000,\n"
+             " \"drain_timeout_ms\": 2000, \"breaker\": {\"failures\": 0},\n"
              " \"providers\": {\n"
              "   \"mockai\": {\"type\": \"openai\", \"base_url\": \"http://127.0.0.1:%d/v1\","
              " \"api_key_env\": \"PB_TEST_KEY\"},\n"

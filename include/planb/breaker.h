@@ -1,0 +1,57 @@
+/* breaker.h -- shared per-model circuit breakers, Retry-After holds and rate limits.
+ *
+ * The state lives in Redis (breaker.lua, ratelimit.lua) so every worker on
+ * every host agrees; each worker keeps a short-lived local view so the
+ * all-ok path costs no extra round trip. Only a half-open probe and a
+ * model with rpm/tpm limits ask Redis before an attempt. */
+#ifndef PLANB_BREAKER_H
+#define PLANB_BREAKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "planb/config.h"
+#include "planb/redis.h"
+
+typedef enum { PB_BREAKER_CLOSED, PB_BREAKER_OPEN, PB_BREAKER_HALF_OPEN } pb_breaker_state;
+
+/* One model's state as last heard from Redis, in this process's monotonic clock. */
+typedef struct pb_breaker_view {
+    pb_breaker_state state;
+    int64_t open_until_ms;  /* open: a probe may start from here; half_open: probe lease end */
+    int64_t not_before_ms;  /* Retry-After hold: no call before this */
+    int64_t refreshed_ms;   /* when the view was last updated from Redis */
+    bool refreshing;        /* a "get" is outstanding */
+} pb_breaker_view;
+
+typedef enum {
+    PB_GATE_PASS,  /* call the model */
+    PB_GATE_OPEN,  /* breaker open (or another worker probes): skip the model */
+    PB_GATE_HOLD,  /* a shared Retry-After holds it: wait or skip */
+    PB_GATE_PROBE, /* open long enough: ask Redis for the one probe (pb_breaker_probe) */
+    PB_GATE_LIMIT  /* the model has rpm/tpm: ask Redis for a slot (pb_breaker_acquire) */
+} pb_gate;
+
+/* Pure: what the view allows at now_ms; *wait_ms is set for PB_GATE_HOLD. */
+pb_gate pb_breaker_decide(const pb_breaker_view *v, int64_t now_ms, int64_t *wait_ms);
+/* Pure: updates v from a breaker.lua reply {state, open_left, not_before_left, granted};
+ * returns granted, or -1 when the reply has the wrong shape (v untouched). */
+int pb_breaker_apply(pb_breaker_view *v, const redisReply *reply, int64_t now_ms);
+
+typedef struct pb_breaker pb_breaker;
+/* Result of a probe or acquire: wait_ms 0 = go; > 0 = refused, the model frees up then;
+ * -1 = refused (breaker open, or Redis unreachable). Runs in a Redis reply callback. */
+typedef void (*pb_breaker_fn)(int64_t wait_ms, void *arg);
+
+pb_breaker *pb_breaker_new(const pb_config *cfg, pb_redis *cmd, const char *worker_id);
+void pb_breaker_free(pb_breaker *b);
+/* Gate for an attempt on model m; refreshes the view in the background when stale. */
+pb_gate pb_breaker_check(pb_breaker *b, int m, int64_t *wait_ms);
+/* Half-open probe (fn gets 0 when this caller won it) and rate-limit slot requests. */
+void pb_breaker_probe(pb_breaker *b, int m, pb_breaker_fn fn, void *arg);
+void pb_breaker_acquire(pb_breaker *b, int m, pb_breaker_fn fn, void *arg);
+/* An attempt's outcome: failed = retryable failure; hold_ms = Retry-After (-1 none);
+ * tokens used (tpm) when it succeeded. Sends nothing on an ok when all looks closed. */
+void pb_breaker_report(pb_breaker *b, int m, bool failed, int64_t hold_ms, long tokens);
+
+#endif
