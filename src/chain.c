@@ -39,6 +39,7 @@
 #include "planb/log.h"
 #include "planb/provider.h"
 #include "planb/retry.h"
+#include "planb/stats.h"
 
 #define CHAIN_MIN_ATTEMPT_MS 20  /* an attempt with less time than this left is not started */
 #define FINISH_RETRY_MS      250 /* re-send a finish lost to a Redis outage */
@@ -75,6 +76,7 @@ typedef struct chain_job {
     bool dead;   /* dead-letter the raw job too */
     char *result_json;
     size_t result_len;
+    int64_t latency_ms; /* claim to finish, fixed when the job starts finishing */
 } chain_job;
 
 static void chain_next_model(chain_job *j);
@@ -513,6 +515,12 @@ chain_collect_counters(const chain_job *j, chain_counters *c)
     chain_count(c, pb_xstrdup(pb_status_name(j->status)));
     if (j->source != PB_SOURCE_NONE)
         chain_count(c, pb_xasprintf("source:%s", pb_source_name(j->source)));
+    if (j->req)
+        chain_count(c, pb_xasprintf("jobs:%s:%s", cfg->routes[j->req->route].name,
+                                    pb_source_name(j->source)));
+    chain_count(c, pb_xstrdup(pb_stats_latency_field(j->latency_ms)));
+    chain_count(c, pb_xstrdup("latency_sum_ms"));
+    c->counts[c->n - 1] = (long)j->latency_ms;
     for (size_t i = 0; i < j->n_attempts; i++) {
         const pb_attempt *a = &j->attempts[i];
         const char *name = cfg->models[a->model].name;
@@ -566,17 +574,19 @@ chain_build_result(chain_job *j)
                                 ? j->claimed_wall_ms - req->submitted_at_ms
                                 : 0)
                          : -1,
-        .latency_ms = pb_mono_ms() - j->claimed_mono_ms,
+        .latency_ms = j->latency_ms,
         .worker = ctx->worker_id,
         .meta = req ? req->meta : NULL,
         .cache_age_s = -1,
     };
     j->result_json = pb_result_to_json(&res, cfg, &j->result_len);
-    if (j->status != PB_STATUS_OK)
-        pb_log(PB_LOG_INFO, "event=job_done job=%s status=%s source=%s attempts=%zu ms=%lld%s%s",
-               res.id ? res.id : "-", pb_status_name(j->status), pb_source_name(j->source),
-               j->n_attempts, (long long)res.latency_ms, j->error ? " error=" : "",
-               j->error ? j->error : "");
+    /* One line per job; never message bodies or keys (error is our own sentence). */
+    pb_log(PB_LOG_INFO,
+           "event=job_done job=%s route=%s status=%s source=%s model=%s attempts=%zu ms=%lld%s%s",
+           res.id ? res.id : "-", req ? cfg->routes[req->route].name : "-",
+           pb_status_name(j->status), pb_source_name(j->source),
+           j->model >= 0 ? cfg->models[j->model].name : "-", j->n_attempts,
+           (long long)res.latency_ms, j->error ? " error=" : "", j->error ? j->error : "");
 }
 
 static void
@@ -586,6 +596,7 @@ chain_finish(chain_job *j)
     const char *id = j->req ? j->req->id : j->bad_id;
     if (j->state != JOB_FINISHING) {
         j->state = JOB_FINISHING;
+        j->latency_ms = pb_mono_ms() - j->claimed_mono_ms;
         if (id)
             chain_build_result(j);
     }

@@ -80,6 +80,18 @@ pb_key_stats_minute(const char *prefix, long long minute)
 }
 
 char *
+pb_key_stats_lock(const char *prefix)
+{
+    return pb_xasprintf("%s:lock:stats", prefix);
+}
+
+char *
+pb_key_alert_state(const char *prefix)
+{
+    return pb_xasprintf("%s:alert:fallback", prefix);
+}
+
+char *
 pb_chan_results(const char *prefix)
 {
     return pb_xasprintf("%s:results", prefix);

@@ -13,7 +13,7 @@
 #include "planb/core.h"
 #include "planb/keys.h"
 
-#define QUEUE_FINISH_FIXED_ARGS 11 /* 5 keys + 6 fixed ARGV of finish.lua */
+#define QUEUE_FINISH_FIXED_ARGS 12 /* 6 keys + 6 fixed ARGV of finish.lua */
 
 void
 pb_queue_keys_init(pb_queue_keys *k, const pb_config *cfg, const char *worker_id)
@@ -80,6 +80,7 @@ pb_queue_finish(pb_redis *r, const pb_config *cfg, const pb_queue_keys *k, const
     char counts[PB_QUEUE_MAX_COUNTERS][24];
     char *result_key = f->id ? pb_key_result(cfg->prefix, f->id) : pb_xstrdup("-");
     char *reply_key = f->id ? pb_key_reply(cfg->prefix, f->id) : pb_xstrdup("-");
+    char *minute_key = pb_key_stats_minute(cfg->prefix, (long long)(pb_wall_ms() / 60000));
     char ttl[16], reply_ttl[16];
     snprintf(ttl, sizeof(ttl), "%d", cfg->result_ttl_s);
     snprintf(reply_ttl, sizeof(reply_ttl), "%d", f->id ? f->reply_ttl_s : 0);
@@ -89,6 +90,7 @@ pb_queue_finish(pb_redis *r, const pb_config *cfg, const pb_queue_keys *k, const
     argv[n++] = reply_key;
     argv[n++] = k->stats;
     argv[n++] = k->dead;
+    argv[n++] = minute_key;
     argv[n] = f->raw;
     lens[n++] = f->raw_len;
     argv[n] = f->result_json ? f->result_json : "";
@@ -103,9 +105,10 @@ pb_queue_finish(pb_redis *r, const pb_config *cfg, const pb_queue_keys *k, const
         argv[n++] = counts[i];
     }
     for (int i = 0; i < n; i++)
-        if (i < 5 || (i > 6))
+        if (i < 6 || (i > 7))
             lens[i] = strlen(argv[i]);
-    pb_redis_script(r, "finish", fn, arg, 5, n, argv, lens);
+    pb_redis_script(r, "finish", fn, arg, 6, n, argv, lens);
+    free(minute_key);
     free(result_key);
     free(reply_key);
 }

@@ -16,6 +16,8 @@ char *pb_key_breaker(const char *prefix, const char *model);    /* <p>:breaker:<
 char *pb_key_ratelimit(const char *prefix, const char *model);  /* <p>:ratelimit:<model> (zset) */
 char *pb_key_tokens(const char *prefix, const char *model);     /* <p>:tokens:<model> (hash) */
 char *pb_key_stats_minute(const char *prefix, long long minute); /* <p>:stats:m:<unix min> (hash) */
+char *pb_key_stats_lock(const char *prefix);                    /* <p>:lock:stats (string, PX) */
+char *pb_key_alert_state(const char *prefix);                   /* <p>:alert:fallback (string) */
 char *pb_chan_results(const char *prefix);                      /* <p>:results (channel) */
 char *pb_chan_stats(const char *prefix);                        /* <p>:stats (channel) */
 char *pb_chan_alerts(const char *prefix);                       /* <p>:alerts (channel) */

@@ -1,0 +1,65 @@
+/* stats.h -- cluster-wide figures: one snapshot read, rates over 1/5/60 minutes, the
+ * planb:stats publisher and fallback-rate alerts of the monitor process.
+ *
+ * Counters are bumped by finish.lua (planb:stats since start and
+ * planb:stats:m:<minute> for 25 hours); snapshot.lua reads them all at once.
+ * `planb stats`, the publisher and /metrics all format the same snapshot. */
+#ifndef PLANB_STATS_H
+#define PLANB_STATS_H
+
+#include <hiredis/hiredis.h>
+#include <json-c/json.h>
+#include <stdint.h>
+
+#include "planb/config.h"
+#include "planb/monitor.h"
+
+/* Job latency histogram bucket bounds (ms); the last bucket is "inf". */
+#define PB_STATS_N_BUCKETS 10
+extern const int pb_stats_bucket_ms[PB_STATS_N_BUCKETS - 1];
+/* The stats field of a job latency: "latency_le:<bound ms>" or "latency_le:inf" (static). */
+const char *pb_stats_latency_field(int64_t ms);
+
+typedef enum { PB_WIN_JOBS, PB_WIN_PRIMARY, PB_WIN_FALLBACK, PB_WIN_CACHE, PB_WIN_SEMANTIC,
+               PB_WIN_STALE, PB_WIN_DEGRADED, PB_WIN_NFIELDS } pb_win_field;
+#define PB_STATS_N_WINDOWS 3 /* 1, 5 and 60 minutes */
+extern const int pb_stats_window_min[PB_STATS_N_WINDOWS];
+
+typedef struct pb_stats_field {
+    char *name; /* planb:stats field, e.g. "errors:gpt-4o:http_503" */
+    long long value;
+} pb_stats_field;
+
+typedef struct pb_stats_snapshot {
+    pb_stats_field *fields; /* the planb:stats hash */
+    size_t n_fields;
+    long long *queue_depth;  /* per cfg->queues */
+    long long inflight;      /* jobs in all workers' in-flight lists */
+    int *breaker_state;      /* pb_breaker_state per cfg->models */
+    long long *breaker_left_ms; /* open: until a probe; half_open: probe lease left */
+    long long win[PB_STATS_N_WINDOWS][PB_WIN_NFIELDS]; /* sums over 1, 5, 60 minutes */
+} pb_stats_snapshot;
+
+/* argv (keys then args) of snapshot.lua for the current minute, owned strings and a const
+ * view of them; free both with pb_stats_args_free. Returns argc; *numkeys set. */
+int pb_stats_args(const pb_config *cfg, char ***owned, const char ***view, int *numkeys);
+void pb_stats_args_free(char **owned, const char **view, int argc);
+/* Parses snapshot.lua's reply into snap (zeroed first); PB_ERR on a malformed reply. */
+int pb_stats_parse(const pb_config *cfg, const redisReply *reply, pb_stats_snapshot *snap);
+void pb_stats_snapshot_free(pb_stats_snapshot *snap);
+/* A field's value, 0 when absent. */
+long long pb_stats_get(const pb_stats_snapshot *snap, const char *name);
+/* Fallback (fallback + stale_cache), degraded and cache (cache + semantic) share of jobs. */
+double pb_stats_fallback_rate(const long long *win);
+double pb_stats_degraded_rate(const long long *win);
+double pb_stats_cache_rate(const long long *win);
+/* The snapshot as the JSON published on planb:stats (type "stats"); caller puts. */
+json_object *pb_stats_to_json(const pb_config *cfg, const pb_stats_snapshot *snap);
+
+/* Monitor duty: every stats_interval_s, the host holding the short lock publishes the
+ * snapshot on planb:stats and fallback-rate alerts on planb:alerts. */
+typedef struct pb_stats_publisher pb_stats_publisher;
+pb_stats_publisher *pb_stats_publisher_start(const pb_monitor_ctx *ctx);
+void pb_stats_publisher_stop(pb_stats_publisher *p);
+
+#endif

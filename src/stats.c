@@ -1,0 +1,357 @@
+/* stats.c -- cluster-wide figures: snapshot parsing, rates, planb:stats publisher, alerts.
+ *
+ * Everything comes from Redis (snapshot.lua), never from this process, so
+ * every host shows the same figures. The publisher runs in each host's
+ * monitor; per interval only the host that takes the lock <p>:lock:stats
+ * (SET NX PX, a little shorter than the interval) publishes, and the alert
+ * state <p>:alert:fallback is swapped with SET ... GET, so each crossing of
+ * alert_fallback_rate (and each recovery) is announced once, whichever host
+ * sees it. */
+#include "planb/stats.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "planb/breaker.h"
+#include "planb/core.h"
+#include "planb/keys.h"
+#include "planb/log.h"
+
+#define STATS_MAX_FIELDS 65536 /* a sane planb:stats has models x outcomes fields */
+#define STATS_LOCK_SLACK_MS 200 /* the lock ends this much before the next tick */
+
+const int pb_stats_bucket_ms[PB_STATS_N_BUCKETS - 1] = {50,   100,  250,   500,  1000,
+                                                       2500, 5000, 10000, 30000};
+const int pb_stats_window_min[PB_STATS_N_WINDOWS] = {1, 5, 60};
+static const char *const stats_window_names[PB_STATS_N_WINDOWS] = {"1m", "5m", "60m"};
+static const char *const stats_breaker_names[] = {"closed", "open", "half_open"};
+
+const char *
+pb_stats_latency_field(int64_t ms)
+{
+    static const char *const names[PB_STATS_N_BUCKETS] = {
+        "latency_le:50",   "latency_le:100",  "latency_le:250",   "latency_le:500",
+        "latency_le:1000", "latency_le:2500", "latency_le:5000",  "latency_le:10000",
+        "latency_le:30000", "latency_le:inf"};
+    for (int i = 0; i < PB_STATS_N_BUCKETS - 1; i++)
+        if (ms <= pb_stats_bucket_ms[i])
+            return names[i];
+    return names[PB_STATS_N_BUCKETS - 1];
+}
+
+int
+pb_stats_args(const pb_config *cfg, char ***owned, const char ***view, int *numkeys)
+{
+    int argc = 2 + 3 + (int)cfg->n_queues + (int)cfg->n_models;
+    char **v = pb_xcalloc((size_t)argc, sizeof(char *));
+    int n = 0;
+    v[n++] = pb_key_stats(cfg->prefix);
+    v[n++] = pb_key_workers(cfg->prefix);
+    v[n++] = pb_xstrdup(cfg->prefix);
+    v[n++] = pb_xasprintf("%lld", (long long)(pb_wall_ms() / 60000));
+    v[n++] = pb_xasprintf("%zu", cfg->n_queues);
+    for (size_t i = 0; i < cfg->n_queues; i++)
+        v[n++] = pb_xstrdup(cfg->queues[i]);
+    for (size_t i = 0; i < cfg->n_models; i++)
+        v[n++] = pb_xstrdup(cfg->models[i].name);
+    const char **cv = pb_xcalloc((size_t)argc, sizeof(char *));
+    for (int i = 0; i < argc; i++)
+        cv[i] = v[i];
+    *owned = v;
+    *view = cv;
+    *numkeys = 2;
+    return argc;
+}
+
+void
+pb_stats_args_free(char **owned, const char **view, int argc)
+{
+    for (int i = 0; i < argc; i++)
+        free(owned[i]);
+    free(owned);
+    free(view);
+}
+
+static bool
+stats_is_int(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_INTEGER;
+}
+
+static bool
+stats_is_array(const redisReply *r, size_t n)
+{
+    return r->type == REDIS_REPLY_ARRAY && (n == (size_t)-1 || r->elements == n);
+}
+
+int
+pb_stats_parse(const pb_config *cfg, const redisReply *reply, pb_stats_snapshot *snap)
+{
+    memset(snap, 0, sizeof(*snap));
+    if (reply == NULL || !stats_is_array(reply, 5))
+        return PB_ERR;
+    const redisReply *h = reply->element[0], *d = reply->element[1], *inf = reply->element[2],
+                     *b = reply->element[3], *w = reply->element[4];
+    if (!stats_is_array(h, (size_t)-1) || h->elements % 2 != 0 ||
+        h->elements / 2 > STATS_MAX_FIELDS || !stats_is_array(d, cfg->n_queues) ||
+        !stats_is_int(inf) || !stats_is_array(b, 2 * cfg->n_models) ||
+        !stats_is_array(w, PB_STATS_N_WINDOWS))
+        return PB_ERR;
+    snap->fields = pb_xcalloc(h->elements / 2 + 1, sizeof(pb_stats_field));
+    for (size_t i = 0; i + 1 < h->elements; i += 2) {
+        if (h->element[i]->type != REDIS_REPLY_STRING ||
+            h->element[i + 1]->type != REDIS_REPLY_STRING)
+            goto bad;
+        pb_stats_field *f = &snap->fields[snap->n_fields++];
+        f->name = pb_xstrndup(h->element[i]->str, h->element[i]->len);
+        f->value = strtoll(h->element[i + 1]->str, NULL, 10);
+    }
+    snap->queue_depth = pb_xcalloc(cfg->n_queues + 1, sizeof(long long));
+    for (size_t i = 0; i < cfg->n_queues; i++) {
+        if (!stats_is_int(d->element[i]))
+            goto bad;
+        snap->queue_depth[i] = d->element[i]->integer;
+    }
+    snap->inflight = inf->integer;
+    snap->breaker_state = pb_xcalloc(cfg->n_models + 1, sizeof(int));
+    snap->breaker_left_ms = pb_xcalloc(cfg->n_models + 1, sizeof(long long));
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        const redisReply *st = b->element[2 * i], *left = b->element[2 * i + 1];
+        if (!stats_is_int(st) || !stats_is_int(left) || st->integer < 0 || st->integer > 2)
+            goto bad;
+        snap->breaker_state[i] = (int)st->integer;
+        snap->breaker_left_ms[i] = left->integer;
+    }
+    for (int k = 0; k < PB_STATS_N_WINDOWS; k++) {
+        const redisReply *one = w->element[k];
+        if (!stats_is_array(one, PB_WIN_NFIELDS))
+            goto bad;
+        for (int f = 0; f < PB_WIN_NFIELDS; f++) {
+            if (!stats_is_int(one->element[f]))
+                goto bad;
+            snap->win[k][f] = one->element[f]->integer;
+        }
+    }
+    return PB_OK;
+bad:
+    pb_stats_snapshot_free(snap);
+    return PB_ERR;
+}
+
+void
+pb_stats_snapshot_free(pb_stats_snapshot *snap)
+{
+    for (size_t i = 0; i < snap->n_fields; i++)
+        free(snap->fields[i].name);
+    free(snap->fields);
+    free(snap->queue_depth);
+    free(snap->breaker_state);
+    free(snap->breaker_left_ms);
+    memset(snap, 0, sizeof(*snap));
+}
+
+long long
+pb_stats_get(const pb_stats_snapshot *snap, const char *name)
+{
+    for (size_t i = 0; i < snap->n_fields; i++)
+        if (strcmp(snap->fields[i].name, name) == 0)
+            return snap->fields[i].value;
+    return 0;
+}
+
+static double
+stats_share(long long part, long long jobs)
+{
+    return jobs > 0 ? (double)part / (double)jobs : 0.0;
+}
+
+double
+pb_stats_fallback_rate(const long long *win)
+{
+    return stats_share(win[PB_WIN_FALLBACK] + win[PB_WIN_STALE], win[PB_WIN_JOBS]);
+}
+
+double
+pb_stats_degraded_rate(const long long *win)
+{
+    return stats_share(win[PB_WIN_DEGRADED], win[PB_WIN_JOBS]);
+}
+
+double
+pb_stats_cache_rate(const long long *win)
+{
+    return stats_share(win[PB_WIN_CACHE] + win[PB_WIN_SEMANTIC], win[PB_WIN_JOBS]);
+}
+
+json_object *
+pb_stats_to_json(const pb_config *cfg, const pb_stats_snapshot *snap)
+{
+    static const char *const win_fields[PB_WIN_NFIELDS] = {
+        "jobs", "primary", "fallback", "cache", "semantic_cache", "stale_cache", "degraded"};
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "type", json_object_new_string("stats"));
+    json_object_object_add(o, "at_ms", json_object_new_int64(pb_wall_ms()));
+    json_object *q = json_object_new_object();
+    for (size_t i = 0; i < cfg->n_queues; i++)
+        json_object_object_add(q, cfg->queues[i], json_object_new_int64(snap->queue_depth[i]));
+    json_object_object_add(o, "queues", q);
+    json_object_object_add(o, "inflight", json_object_new_int64(snap->inflight));
+    json_object *ws = json_object_new_object();
+    for (int k = 0; k < PB_STATS_N_WINDOWS; k++) {
+        json_object *w = json_object_new_object();
+        for (int f = 0; f < PB_WIN_NFIELDS; f++)
+            json_object_object_add(w, win_fields[f], json_object_new_int64(snap->win[k][f]));
+        json_object_object_add(w, "fallback_rate",
+                               json_object_new_double(pb_stats_fallback_rate(snap->win[k])));
+        json_object_object_add(w, "degraded_rate",
+                               json_object_new_double(pb_stats_degraded_rate(snap->win[k])));
+        json_object_object_add(w, "cache_hit_rate",
+                               json_object_new_double(pb_stats_cache_rate(snap->win[k])));
+        json_object_object_add(ws, stats_window_names[k], w);
+    }
+    json_object_object_add(o, "windows", ws);
+    json_object *bs = json_object_new_object();
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        json_object *b = json_object_new_object();
+        json_object_object_add(b, "state",
+                               json_object_new_string(stats_breaker_names[snap->breaker_state[i]]));
+        json_object_object_add(b, "left_ms", json_object_new_int64(snap->breaker_left_ms[i]));
+        json_object_object_add(bs, cfg->models[i].name, b);
+    }
+    json_object_object_add(o, "breakers", bs);
+    json_object *t = json_object_new_object();
+    for (size_t i = 0; i < snap->n_fields; i++)
+        json_object_object_add(t, snap->fields[i].name,
+                               json_object_new_int64(snap->fields[i].value));
+    json_object_object_add(o, "totals", t);
+    return o;
+}
+
+/* The publisher: tick -> lock -> snapshot -> publish -> alert state swap. */
+struct pb_stats_publisher {
+    pb_monitor_ctx ctx;
+    struct event *tick;
+    char *lock_key;
+    char *alert_key;
+    char *stats_chan;
+    char *alerts_chan;
+    bool busy;       /* a tick's commands are outstanding */
+    double rate_5m;  /* of the snapshot being published */
+    long long jobs_5m;
+};
+
+static void
+stats_publish(pb_stats_publisher *p, const char *chan, const char *msg)
+{
+    const char *argv[] = {"PUBLISH", chan, msg};
+    pb_redis_command(p->ctx.cmd, NULL, NULL, 3, argv, NULL);
+}
+
+static void
+stats_on_alert_swap(redisReply *reply, void *arg)
+{
+    pb_stats_publisher *p = arg;
+    p->busy = false;
+    if (reply == NULL || (reply->type != REDIS_REPLY_STRING && reply->type != REDIS_REPLY_NIL))
+        return;
+    bool was_high = reply->type == REDIS_REPLY_STRING && strcmp(reply->str, "high") == 0;
+    bool high = p->rate_5m >= p->ctx.cfg->alert_fallback_rate && p->jobs_5m > 0;
+    if (was_high == high)
+        return;
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "type", json_object_new_string("fallback_rate"));
+    json_object_object_add(o, "state", json_object_new_string(high ? "high" : "ok"));
+    json_object_object_add(o, "rate_5m", json_object_new_double(p->rate_5m));
+    json_object_object_add(o, "jobs_5m", json_object_new_int64(p->jobs_5m));
+    json_object_object_add(o, "threshold", json_object_new_double(p->ctx.cfg->alert_fallback_rate));
+    json_object_object_add(o, "host", json_object_new_string(p->ctx.host));
+    json_object_object_add(o, "at_ms", json_object_new_int64(pb_wall_ms()));
+    stats_publish(p, p->alerts_chan, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+    pb_log(PB_LOG_WARN, "event=fallback_rate_%s rate_5m=%.3f jobs_5m=%lld threshold=%.3f",
+           high ? "high" : "ok", p->rate_5m, p->jobs_5m, p->ctx.cfg->alert_fallback_rate);
+    json_object_put(o);
+}
+
+static void
+stats_on_snapshot(redisReply *reply, void *arg)
+{
+    pb_stats_publisher *p = arg;
+    pb_stats_snapshot snap;
+    if (pb_stats_parse(p->ctx.cfg, reply, &snap) != PB_OK) {
+        if (reply && reply->type == REDIS_REPLY_ERROR)
+            pb_log(PB_LOG_ERROR, "event=snapshot_failed error=\"%s\"", reply->str);
+        p->busy = false;
+        return;
+    }
+    json_object *o = pb_stats_to_json(p->ctx.cfg, &snap);
+    json_object_object_add(o, "host", json_object_new_string(p->ctx.host));
+    stats_publish(p, p->stats_chan, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+    json_object_put(o);
+    p->rate_5m = pb_stats_fallback_rate(snap.win[1]);
+    p->jobs_5m = snap.win[1][PB_WIN_JOBS];
+    bool high = p->rate_5m >= p->ctx.cfg->alert_fallback_rate && p->jobs_5m > 0;
+    pb_stats_snapshot_free(&snap);
+    const char *argv[] = {"SET", p->alert_key, high ? "high" : "ok", "GET"};
+    pb_redis_command(p->ctx.cmd, stats_on_alert_swap, p, 4, argv, NULL);
+}
+
+static void
+stats_on_lock(redisReply *reply, void *arg)
+{
+    pb_stats_publisher *p = arg;
+    if (reply == NULL || reply->type != REDIS_REPLY_STATUS) {
+        p->busy = false; /* another host publishes this interval (or Redis is away) */
+        return;
+    }
+    char **owned;
+    const char **view;
+    int numkeys;
+    int argc = pb_stats_args(p->ctx.cfg, &owned, &view, &numkeys);
+    pb_redis_script(p->ctx.cmd, "snapshot", stats_on_snapshot, p, numkeys, argc, view, NULL);
+    pb_stats_args_free(owned, view, argc);
+}
+
+static void
+stats_on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pb_stats_publisher *p = arg;
+    if (p->busy)
+        return;
+    p->busy = true;
+    int64_t px = (int64_t)p->ctx.cfg->stats_interval_s * 1000 - STATS_LOCK_SLACK_MS;
+    char pxs[24];
+    snprintf(pxs, sizeof(pxs), "%lld", (long long)(px > 100 ? px : 100));
+    const char *argv[] = {"SET", p->lock_key, p->ctx.host, "NX", "PX", pxs};
+    pb_redis_command(p->ctx.cmd, stats_on_lock, p, 6, argv, NULL);
+}
+
+pb_stats_publisher *
+pb_stats_publisher_start(const pb_monitor_ctx *ctx)
+{
+    pb_stats_publisher *p = pb_xcalloc(1, sizeof(*p));
+    p->ctx = *ctx;
+    p->lock_key = pb_key_stats_lock(ctx->cfg->prefix);
+    p->alert_key = pb_key_alert_state(ctx->cfg->prefix);
+    p->stats_chan = pb_chan_stats(ctx->cfg->prefix);
+    p->alerts_chan = pb_chan_alerts(ctx->cfg->prefix);
+    p->tick = event_new(ctx->base, -1, EV_PERSIST, stats_on_tick, p);
+    struct timeval tv = {ctx->cfg->stats_interval_s, 0};
+    event_add(p->tick, &tv);
+    return p;
+}
+
+void
+pb_stats_publisher_stop(pb_stats_publisher *p)
+{
+    if (p == NULL)
+        return;
+    event_free(p->tick);
+    free(p->lock_key);
+    free(p->alert_key);
+    free(p->stats_chan);
+    free(p->alerts_chan);
+    free(p);
+}
