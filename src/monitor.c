@@ -14,12 +14,16 @@
 
 #include "planb/core.h"
 #include "planb/log.h"
+#include "planb/metrics.h"
+#include "planb/stats.h"
 
 typedef struct monitor {
     pb_monitor_ctx ctx;
     char host[64];
     struct event *sig_term;
     struct event *sig_int;
+    pb_stats_publisher *stats;
+    pb_metrics *metrics;
 } monitor;
 
 static void
@@ -34,13 +38,15 @@ monitor_on_signal(evutil_socket_t sig, short what, void *arg)
 static void
 monitor_start_duties(monitor *mon)
 {
-    (void)mon;
+    mon->stats = pb_stats_publisher_start(&mon->ctx);
+    mon->metrics = pb_metrics_start(&mon->ctx);
 }
 
 static void
 monitor_stop_duties(monitor *mon)
 {
-    (void)mon;
+    pb_stats_publisher_stop(mon->stats);
+    pb_metrics_stop(mon->metrics);
 }
 
 int
@@ -75,9 +81,10 @@ pb_monitor_run(const pb_config *cfg)
     pb_log(PB_LOG_INFO, "event=monitor_start host=%s", mon->host);
     monitor_start_duties(mon);
     event_base_dispatch(mon->ctx.base);
+    /* The connection first: its pending callbacks (run with NULL) still use the duties. */
+    pb_redis_free(mon->ctx.cmd);
     monitor_stop_duties(mon);
 
-    pb_redis_free(mon->ctx.cmd);
     event_free(mon->sig_term);
     event_free(mon->sig_int);
     event_base_free(mon->ctx.base);
