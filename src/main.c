@@ -16,6 +16,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "planb/cli_stats.h"
 #include "planb/config.h"
 #include "planb/core.h"
 #include "planb/keys.h"
@@ -49,10 +50,13 @@ usage(FILE *out)
             "         [--critical] [--wait] [--timeout S] (TEXT | -)\n"
             "         push a question (or a job JSON object) and, with --wait, print its result\n"
             "  check  -c FILE    validate a config file\n"
+            "  stats  -c FILE [--watch [S]] [--json]\n"
+            "         queue depths, in-flight jobs, rates, breakers and errors of the cluster\n"
             "  version           print the version\n"
             "\n"
             "exit codes: serve 0 drained, 2 bad config or fatal worker error;\n"
-            "            submit 0 ok, 1 degraded, 2 usage, 3 invalid, 4 timeout, 5 redis error\n");
+            "            submit 0 ok, 1 degraded, 2 usage, 3 invalid, 4 timeout, 5 redis error;\n"
+            "            stats 0 ok, 2 usage or bad config, 5 redis error\n");
 }
 
 static pb_config *
@@ -399,6 +403,8 @@ main(int argc, char **argv)
         code = cmd_submit(argc - 1, argv + 1);
     } else if (strcmp(cmd, "check") == 0) {
         code = cmd_check(argc - 1, argv + 1);
+    } else if (strcmp(cmd, "stats") == 0) {
+        code = pb_cli_stats(argc - 1, argv + 1);
     } else if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("planb %s\n", PLANB_VERSION);
         code = 0;

@@ -166,6 +166,18 @@ stats_share(long long part, long long jobs)
     return jobs > 0 ? (double)part / (double)jobs : 0.0;
 }
 
+/* A ratio as JSON with 4 decimals ("0.2", not "0.20000000000000001"). */
+static json_object *
+stats_json_ratio(double d)
+{
+    char s[32];
+    snprintf(s, sizeof(s), "%.4f", d);
+    size_t n = strlen(s);
+    while (n > 3 && s[n - 1] == '0' && s[n - 2] != '.')
+        s[--n] = '\0';
+    return json_object_new_double_s(d, s);
+}
+
 double
 pb_stats_fallback_rate(const long long *win)
 {
@@ -203,11 +215,11 @@ pb_stats_to_json(const pb_config *cfg, const pb_stats_snapshot *snap)
         for (int f = 0; f < PB_WIN_NFIELDS; f++)
             json_object_object_add(w, win_fields[f], json_object_new_int64(snap->win[k][f]));
         json_object_object_add(w, "fallback_rate",
-                               json_object_new_double(pb_stats_fallback_rate(snap->win[k])));
+                               stats_json_ratio(pb_stats_fallback_rate(snap->win[k])));
         json_object_object_add(w, "degraded_rate",
-                               json_object_new_double(pb_stats_degraded_rate(snap->win[k])));
+                               stats_json_ratio(pb_stats_degraded_rate(snap->win[k])));
         json_object_object_add(w, "cache_hit_rate",
-                               json_object_new_double(pb_stats_cache_rate(snap->win[k])));
+                               stats_json_ratio(pb_stats_cache_rate(snap->win[k])));
         json_object_object_add(ws, stats_window_names[k], w);
     }
     json_object_object_add(o, "windows", ws);
@@ -262,9 +274,9 @@ stats_on_alert_swap(redisReply *reply, void *arg)
     json_object *o = json_object_new_object();
     json_object_object_add(o, "type", json_object_new_string("fallback_rate"));
     json_object_object_add(o, "state", json_object_new_string(high ? "high" : "ok"));
-    json_object_object_add(o, "rate_5m", json_object_new_double(p->rate_5m));
+    json_object_object_add(o, "rate_5m", stats_json_ratio(p->rate_5m));
     json_object_object_add(o, "jobs_5m", json_object_new_int64(p->jobs_5m));
-    json_object_object_add(o, "threshold", json_object_new_double(p->ctx.cfg->alert_fallback_rate));
+    json_object_object_add(o, "threshold", stats_json_ratio(p->ctx.cfg->alert_fallback_rate));
     json_object_object_add(o, "host", json_object_new_string(p->ctx.host));
     json_object_object_add(o, "at_ms", json_object_new_int64(pb_wall_ms()));
     stats_publish(p, p->alerts_chan, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
