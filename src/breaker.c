@@ -8,9 +8,10 @@
  *
  * API:
  *   pb_breaker_check decides from this worker's local view of the model, which
- *   is refreshed in the background (one "get" at most every BREAKER_REFRESH_MS
- *   while jobs use the model) and from the reply of every report, so an
- *   attempt on a healthy model costs no Redis round trip. Once the view says
+ *   a timer refreshes every BREAKER_REFRESH_MS (one "get" per model, whether
+ *   or not jobs run, so a view is never older than that plus a round trip),
+ *   as does the reply of every report: an attempt on a healthy model costs no
+ *   Redis round trip. Once the view says
  *   the open time is over, the chain asks pb_breaker_probe; exactly one caller
  *   across all workers gets the probe, the others skip the model.
  *   pb_breaker_report sends retryable failures (and Retry-After holds) to
@@ -28,7 +29,7 @@
 #include "planb/keys.h"
 #include "planb/log.h"
 
-#define BREAKER_REFRESH_MS     200  /* staleness of a local view before it is re-read */
+#define BREAKER_REFRESH_MS     200  /* period of the background re-read of every view */
 #define BREAKER_PROBE_SLACK_MS 1000 /* a probe's lease: the model's timeout plus this */
 
 typedef struct breaker_model {
@@ -40,6 +41,7 @@ typedef struct breaker_model {
 
 struct pb_breaker {
     const pb_config *cfg;
+    struct event *refresh; /* re-reads every model's view */
     pb_redis *cmd;
     char *stats_key; /* <p>:stats */
     char *alerts;    /* <p>:alerts */
@@ -83,12 +85,31 @@ pb_breaker_apply(pb_breaker_view *v, const redisReply *reply, int64_t now_ms)
     v->state = (pb_breaker_state)st;
     v->open_until_ms = now_ms + reply->element[1]->integer;
     v->not_before_ms = now_ms + reply->element[2]->integer;
-    v->refreshed_ms = now_ms;
     return (int)reply->element[3]->integer;
 }
 
+static breaker_call *breaker_call_new(pb_breaker *b, int m, pb_breaker_fn fn, void *arg);
+static void breaker_send(pb_breaker *b, int m, const char *op, int64_t hold_ms, pb_redis_fn fn,
+                         void *arg);
+static void breaker_on_view(redisReply *reply, void *arg);
+
+static void
+breaker_on_refresh(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pb_breaker *b = arg;
+    for (size_t m = 0; m < b->cfg->n_models; m++) {
+        breaker_model *bm = &b->models[m];
+        if (bm->view.refreshing)
+            continue; /* Redis is slow or away: one outstanding read per model is enough */
+        bm->view.refreshing = true;
+        breaker_send(b, (int)m, "get", 0, breaker_on_view, breaker_call_new(b, (int)m, NULL, b));
+    }
+}
+
 pb_breaker *
-pb_breaker_new(const pb_config *cfg, pb_redis *cmd, const char *worker_id)
+pb_breaker_new(struct event_base *base, const pb_config *cfg, pb_redis *cmd, const char *worker_id)
 {
     pb_breaker *b = pb_xcalloc(1, sizeof(*b));
     b->cfg = cfg;
@@ -101,9 +122,11 @@ pb_breaker_new(const pb_config *cfg, pb_redis *cmd, const char *worker_id)
         b->models[i].key = pb_key_breaker(cfg->prefix, cfg->models[i].name);
         b->models[i].rl_key = pb_key_ratelimit(cfg->prefix, cfg->models[i].name);
         b->models[i].tokens_key = pb_key_tokens(cfg->prefix, cfg->models[i].name);
-        /* Never refreshed: the first check reads Redis. */
-        b->models[i].view.refreshed_ms = INT64_MIN / 2;
     }
+    b->refresh = event_new(base, -1, EV_PERSIST, breaker_on_refresh, b);
+    struct timeval tv = {0, BREAKER_REFRESH_MS * 1000};
+    event_add(b->refresh, &tv);
+    breaker_on_refresh(-1, 0, b);
     return b;
 }
 
@@ -112,6 +135,7 @@ pb_breaker_free(pb_breaker *b)
 {
     if (b == NULL)
         return;
+    event_free(b->refresh);
     for (size_t i = 0; i < b->cfg->n_models; i++) {
         free(b->models[i].key);
         free(b->models[i].rl_key);
@@ -145,7 +169,8 @@ breaker_on_view(redisReply *reply, void *arg)
 {
     breaker_call *c = arg;
     breaker_model *bm = &c->b->models[c->m];
-    bm->view.refreshing = false;
+    if (c->fn == NULL && c->arg == c->b)
+        bm->view.refreshing = false; /* the timer's read */
     if (reply && reply->type == REDIS_REPLY_ERROR)
         pb_log(PB_LOG_ERROR, "event=breaker_failed model=%s error=\"%s\"",
                c->b->cfg->models[c->m].name, reply->str);
@@ -164,13 +189,7 @@ breaker_call_new(pb_breaker *b, int m, pb_breaker_fn fn, void *arg)
 pb_gate
 pb_breaker_check(pb_breaker *b, int m, int64_t *wait_ms)
 {
-    breaker_model *bm = &b->models[m];
-    int64_t now = pb_mono_ms();
-    if (!bm->view.refreshing && now - bm->view.refreshed_ms >= BREAKER_REFRESH_MS) {
-        bm->view.refreshing = true;
-        breaker_send(b, m, "get", 0, breaker_on_view, breaker_call_new(b, m, NULL, NULL));
-    }
-    pb_gate g = pb_breaker_decide(&bm->view, now, wait_ms);
+    pb_gate g = pb_breaker_decide(&b->models[m].view, pb_mono_ms(), wait_ms);
     if (g == PB_GATE_PASS && (b->cfg->models[m].rpm > 0 || b->cfg->models[m].tpm > 0))
         return PB_GATE_LIMIT;
     return g;

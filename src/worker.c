@@ -299,7 +299,7 @@ pb_worker_run(const pb_config *cfg, int slot)
         .cfg = cfg,
         .http = w->http,
         .cmd = w->cmd,
-        .breaker = pb_breaker_new(cfg, w->cmd, w->id),
+        .breaker = pb_breaker_new(w->base, cfg, w->cmd, w->id),
         .keys = &w->keys,
         .worker_id = w->id,
         .rng = seed | 1,

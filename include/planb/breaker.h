@@ -7,6 +7,7 @@
 #ifndef PLANB_BREAKER_H
 #define PLANB_BREAKER_H
 
+#include <event2/event.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -20,7 +21,6 @@ typedef struct pb_breaker_view {
     pb_breaker_state state;
     int64_t open_until_ms;  /* open: a probe may start from here; half_open: probe lease end */
     int64_t not_before_ms;  /* Retry-After hold: no call before this */
-    int64_t refreshed_ms;   /* when the view was last updated from Redis */
     bool refreshing;        /* a "get" is outstanding */
 } pb_breaker_view;
 
@@ -43,9 +43,11 @@ typedef struct pb_breaker pb_breaker;
  * -1 = refused (breaker open, or Redis unreachable). Runs in a Redis reply callback. */
 typedef void (*pb_breaker_fn)(int64_t wait_ms, void *arg);
 
-pb_breaker *pb_breaker_new(const pb_config *cfg, pb_redis *cmd, const char *worker_id);
+/* Starts the background refresh on base; cmd and base are borrowed and must outlive it. */
+pb_breaker *pb_breaker_new(struct event_base *base, const pb_config *cfg, pb_redis *cmd,
+                           const char *worker_id);
 void pb_breaker_free(pb_breaker *b);
-/* Gate for an attempt on model m; refreshes the view in the background when stale. */
+/* Gate for an attempt on model m, from the local view (no I/O). */
 pb_gate pb_breaker_check(pb_breaker *b, int m, int64_t *wait_ms);
 /* Half-open probe (fn gets 0 when this caller won it) and rate-limit slot requests. */
 void pb_breaker_probe(pb_breaker *b, int m, pb_breaker_fn fn, void *arg);
