@@ -6,8 +6,8 @@
 -- KEYS[3]  reply list (planb:reply:<id>)
 -- KEYS[4]  stats hash (planb:stats)
 -- KEYS[5]  dead-letter list (planb:dead)
--- KEYS[6]  this minute's stats hash (planb:stats:m:<unix minute>): the same increments,
---          kept 25 hours for the 1/5/60-minute rates
+-- KEYS[6]  this minute's stats hash (planb:stats:m:<unix minute>): the jobs, source:* and
+--          errors:* increments again, kept 25 hours for the 1/5/60-minute rates
 -- ARGV[1]  the raw job exactly as claimed (LREM'd from the tail: the oldest claims sit there)
 -- ARGV[2]  result JSON ("" = no result: an invalid job whose id could not be read)
 -- ARGV[3]  result TTL in seconds
@@ -31,10 +31,18 @@ if ARGV[6] ~= '' then
   redis.call('LPUSH', KEYS[5], ARGV[6])
 end
 for i = 7, #ARGV - 1, 2 do
-  redis.call('HINCRBY', KEYS[4], ARGV[i], ARGV[i + 1])
-  redis.call('HINCRBY', KEYS[6], ARGV[i], ARGV[i + 1])
+  local f = ARGV[i]
+  redis.call('HINCRBY', KEYS[4], f, ARGV[i + 1])
+  local head = string.sub(f, 1, 7)
+  if f == 'jobs' then
+    -- the first job of the minute creates the hash: set its lifetime once
+    if redis.call('HINCRBY', KEYS[6], f, ARGV[i + 1]) == tonumber(ARGV[i + 1]) then
+      redis.call('EXPIRE', KEYS[6], 90000)
+    end
+  elseif head == 'source:' or head == 'errors:' then
+    redis.call('HINCRBY', KEYS[6], f, ARGV[i + 1])
+  end
 end
-redis.call('EXPIRE', KEYS[6], 90000)
 if ARGV[2] ~= '' then
   redis.call('PUBLISH', ARGV[5], ARGV[2])
 end

@@ -4,10 +4,13 @@
  *   1. zero latency: pushes N jobs (pipelined LPUSH) and times first push ->
  *      last result (planb:stats "jobs" reaching N); prints jobs/s and p50/p99
  *      of each job's queued_ms + latency_ms.
- *   2. slow upstream: the mock answers after 2 s; pushes M jobs at once and
+ *   2. primary down: the primary answers 500 to every call (breaker on, default
+ *      config); the same N jobs, timed the same way; prints jobs/s and its ratio
+ *      to run 1 (after the first few jobs the breaker skips the primary).
+ *   3. slow upstream: the mock answers after 2 s; pushes M jobs at once and
  *      prints the completion time and the peak RSS (VmHWM) summed over workers.
  * A benchmark: prints figures, fails only when it cannot run.
- *   bench_jobs [--quick] [--jobs N] [--slow-jobs M] [--workers W] */
+ *   bench_jobs [--quick] [--jobs N] [--slow-jobs M] [--workers W]   (M = 0 skips run 3) */
 #include <dirent.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -204,9 +207,32 @@ main(int argc, char **argv)
            p99);
     fflush(stdout);
     th_proc_stop(&planb_p, 10000);
+    double ok_rate = jobs / ((t1 - t0) / 1000.0);
 
-    /* 2. slow upstream: 2 s per call, everything in flight at once */
+    /* 2. primary failing 100%, breaker on */
     redisReply *r = redisCommand(rc, "DEL planb:stats");
+    freeReplyObject(r);
+    th_mock_reset(&mock_p);
+    th_mock_set(&mock_p, "m1", "{\"mode\":\"status\",\"status\":500}");
+    start_planb(workers, 512, 10000);
+    usleep(300000);
+    t0 = now_ms();
+    push_jobs(rc, "f", jobs);
+    done = wait_jobs(rc, jobs, 300000);
+    t1 = now_ms();
+    latency_percentiles(rc, "f", jobs, jobs > 10000 ? 10 : 1, &p50, &p99);
+    double fail_rate = jobs / ((t1 - t0) / 1000.0);
+    printf("bench_jobs primary_down_breaker workers=%d jobs=%d done=%s seconds=%.2f "
+           "jobs_per_s=%.0f ratio_to_all_ok=%.2f p50_ms=%ld p99_ms=%ld primary_calls=%ld\n",
+           workers, jobs, done ? "yes" : "NO", (t1 - t0) / 1000.0, fail_rate, fail_rate / ok_rate,
+           p50, p99, th_mock_requests(&mock_p, "m1"));
+    fflush(stdout);
+    th_proc_stop(&planb_p, 10000);
+    if (slow_jobs <= 0)
+        goto out;
+
+    /* 3. slow upstream: 2 s per call, everything in flight at once */
+    r = redisCommand(rc, "DEL planb:stats");
     freeReplyObject(r);
     th_mock_set(&mock_p, "m1", "{\"mode\":\"ok\",\"latency_ms\":2000}");
     int per_worker = slow_jobs / workers + 64;
@@ -223,6 +249,7 @@ main(int argc, char **argv)
            workers, slow_jobs, done ? "yes" : "NO", (t1 - t0) / 1000.0, p50, p99, rss / 1024.0);
     fflush(stdout);
     th_proc_stop(&planb_p, 10000);
+out:
     if (getenv("PB_BENCH_KEEP")) {
         printf("redis port %d\n", redis_p.port);
         fflush(stdout);
