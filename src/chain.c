@@ -520,7 +520,8 @@ chain_collect_counters(const chain_job *j, chain_counters *c)
                                     pb_source_name(j->source)));
     chain_count(c, pb_xstrdup(pb_stats_latency_field(j->latency_ms)));
     chain_count(c, pb_xstrdup("latency_sum_ms"));
-    c->counts[c->n - 1] = (long)j->latency_ms;
+    if (c->n > 0 && strcmp(c->fields[c->n - 1], "latency_sum_ms") == 0)
+        c->counts[c->n - 1] = (long)j->latency_ms;
     for (size_t i = 0; i < j->n_attempts; i++) {
         const pb_attempt *a = &j->attempts[i];
         const char *name = cfg->models[a->model].name;
