@@ -115,7 +115,7 @@ Test(breaker, opens_after_failures_then_skips_and_one_probe_closes_it)
         json_object_put(r);
     }
     cr_assert(th_wait_for(breaker_is, st_open, 50, 20), "breaker opened after 3 failures");
-    th_wait_for(never, NULL, 1, 300);
+    th_wait_for(never, NULL, 2, 300);
     long calls = th_mock_requests(&mock_p, "primary");
     cr_expect_eq(calls, 3);
     for (int i = 0; i < 5; i++) {
@@ -233,4 +233,34 @@ Test(breaker, rpm_is_shared_by_all_workers)
     cr_expect_eq(primary + fallback, 200);
     cr_expect_eq(limited, fallback);
     cr_expect_eq(got429, 0);
+}
+
+static bool
+hold_is_set(void *arg)
+{
+    (void)arg;
+    char buf[32];
+    return atoll(th_hget(rc, "planb:breaker:primary", "not_before", buf, sizeof(buf))) > 0;
+}
+
+Test(breaker, retry_after_holds_the_model_for_every_worker)
+{
+    start_world(2, NULL, "{\"failures\": 100}");
+    th_mock_set(&mock_p, "primary",
+                "{\"mode\":\"status\",\"status\":429,\"retry_after\":\"30\"}");
+    json_object *r = run("ra0");
+    cr_expect_str_eq(th_attempt(r, 0, "outcome"), "http_429");
+    cr_expect_str_eq(th_field(r, "source"), "fallback");
+    json_object_put(r);
+    cr_assert(th_wait_for(hold_is_set, NULL, 50, 20));
+    th_wait_for(never, NULL, 2, 300); /* both workers' views have it */
+    for (int i = 1; i <= 6; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "ra%d", i);
+        r = run(id);
+        cr_expect_str_eq(th_attempt(r, 0, "outcome"), "held_off");
+        cr_expect_str_eq(th_field(r, "source"), "fallback");
+        json_object_put(r);
+    }
+    cr_expect_eq(th_mock_requests(&mock_p, "primary"), 1, "only the first call reached it");
 }
