@@ -158,8 +158,9 @@ breaker_send(pb_breaker *b, int m, const char *op, int64_t hold_ms, pb_redis_fn 
     snprintf(window, sizeof(window), "%lld", (long long)cfg->breaker_window_s * 1000);
     snprintf(open, sizeof(open), "%lld", (long long)cfg->breaker_open_s * 1000);
     snprintf(hold, sizeof(hold), "%lld", (long long)(hold_ms > 0 ? hold_ms : 0));
-    const char *argv[] = {b->models[m].key, b->stats_key, op,   cfg->models[m].name, failures,
-                          window,           open,         hold, b->alerts};
+    const char *argv[] = {b->models[m].key, b->stats_key, op,   cfg->models[m].name,
+                          failures,         window,       open, hold,
+                          b->alerts};
     pb_redis_script(b->cmd, "breaker", fn, arg, 2, 9, argv, NULL);
 }
 
@@ -233,10 +234,10 @@ pb_breaker_acquire(pb_breaker *b, int m, pb_breaker_fn fn, void *arg)
     snprintf(rpm, sizeof(rpm), "%d", mc->rpm);
     snprintf(tpm, sizeof(tpm), "%lld", (long long)mc->tpm);
     snprintf(member, sizeof(member), "%s:%llu", b->worker_id, (unsigned long long)++b->seq);
-    const char *argv[] = {b->models[m].rl_key, b->models[m].tokens_key, "acquire", rpm, tpm,
-                          member};
-    pb_redis_script(b->cmd, "ratelimit", breaker_on_acquire, breaker_call_new(b, m, fn, arg), 2,
-                    6, argv, NULL);
+    const char *argv[] = {
+        b->models[m].rl_key, b->models[m].tokens_key, "acquire", rpm, tpm, member};
+    pb_redis_script(b->cmd, "ratelimit", breaker_on_acquire, breaker_call_new(b, m, fn, arg), 2, 6,
+                    argv, NULL);
 }
 
 void

@@ -18,9 +18,9 @@
 #include "planb/scripts.h"
 #include "planb/stats.h"
 
-#define CLI_STATS_USAGE    2
-#define CLI_STATS_REDIS    5
-#define CLI_STATS_WATCH_S  2
+#define CLI_STATS_USAGE     2
+#define CLI_STATS_REDIS     5
+#define CLI_STATS_WATCH_S   2
 #define CLI_STATS_WATCH_MAX 3600
 
 /* Runs snapshot.lua (EVAL: a one-shot client need not care whether it is loaded). */
@@ -62,8 +62,8 @@ cli_stats_connect(const pb_config *cfg)
     const char *auth[] = {"AUTH", cfg->redis_user ? cfg->redis_user : cfg->redis_password,
                           cfg->redis_password};
     const char *select[] = {"SELECT", db};
-    redisReply *r = cfg->redis_password ? redisCommandArgv(rc, cfg->redis_user ? 3 : 2, auth, NULL)
-                                        : NULL;
+    redisReply *r =
+        cfg->redis_password ? redisCommandArgv(rc, cfg->redis_user ? 3 : 2, auth, NULL) : NULL;
     bool ok = cfg->redis_password == NULL || (r && r->type != REDIS_REPLY_ERROR);
     freeReplyObject(r);
     r = ok && cfg->redis_db ? redisCommandArgv(rc, 2, select, NULL) : NULL;
@@ -91,8 +91,8 @@ cli_stats_table(const pb_config *cfg, const pb_stats_snapshot *s)
         const long long *v = s->win[w];
         char name[8];
         snprintf(name, sizeof(name), "%dm", pb_stats_window_min[w]);
-        printf("%-7s %9lld %9lld %9lld %9lld %9lld %9.1f%% %9.1f%% %7.1f%%\n", name,
-               v[PB_WIN_JOBS], v[PB_WIN_PRIMARY], v[PB_WIN_FALLBACK] + v[PB_WIN_STALE],
+        printf("%-7s %9lld %9lld %9lld %9lld %9lld %9.1f%% %9.1f%% %7.1f%%\n", name, v[PB_WIN_JOBS],
+               v[PB_WIN_PRIMARY], v[PB_WIN_FALLBACK] + v[PB_WIN_STALE],
                v[PB_WIN_CACHE] + v[PB_WIN_SEMANTIC], v[PB_WIN_DEGRADED],
                100 * pb_stats_fallback_rate(v), 100 * pb_stats_degraded_rate(v),
                100 * pb_stats_cache_rate(v));
@@ -128,7 +128,9 @@ cli_stats_once(redisContext *rc, const pb_config *cfg, bool json)
     pb_stats_snapshot snap;
     if (r == NULL || pb_stats_parse(cfg, r, &snap) != PB_OK) {
         fprintf(stderr, "planb: cannot read the figures: %s\n",
-                r == NULL ? rc->errstr : r->type == REDIS_REPLY_ERROR ? r->str : "bad reply");
+                r == NULL                      ? rc->errstr
+                : r->type == REDIS_REPLY_ERROR ? r->str
+                                               : "bad reply");
         freeReplyObject(r);
         return CLI_STATS_REDIS;
     }

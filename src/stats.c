@@ -18,11 +18,11 @@
 #include "planb/keys.h"
 #include "planb/log.h"
 
-#define STATS_MAX_FIELDS 65536 /* a sane planb:stats has models x outcomes fields */
-#define STATS_LOCK_SLACK_MS 200 /* the lock ends this much before the next tick */
+#define STATS_MAX_FIELDS    65536 /* a sane planb:stats has models x outcomes fields */
+#define STATS_LOCK_SLACK_MS 200   /* the lock ends this much before the next tick */
 
 const int pb_stats_bucket_ms[PB_STATS_N_BUCKETS - 1] = {50,   100,  250,   500,  1000,
-                                                       2500, 5000, 10000, 30000};
+                                                        2500, 5000, 10000, 30000};
 const int pb_stats_window_min[PB_STATS_N_WINDOWS] = {1, 5, 60};
 static const char *const stats_window_names[PB_STATS_N_WINDOWS] = {"1m", "5m", "60m"};
 static const char *const stats_breaker_names[] = {"closed", "open", "half_open"};
@@ -31,8 +31,8 @@ const char *
 pb_stats_latency_field(int64_t ms)
 {
     static const char *const names[PB_STATS_N_BUCKETS] = {
-        "latency_le:50",   "latency_le:100",  "latency_le:250",   "latency_le:500",
-        "latency_le:1000", "latency_le:2500", "latency_le:5000",  "latency_le:10000",
+        "latency_le:50",    "latency_le:100",  "latency_le:250",  "latency_le:500",
+        "latency_le:1000",  "latency_le:2500", "latency_le:5000", "latency_le:10000",
         "latency_le:30000", "latency_le:inf"};
     for (int i = 0; i < PB_STATS_N_BUCKETS - 1; i++)
         if (ms <= pb_stats_bucket_ms[i])
@@ -248,8 +248,8 @@ struct pb_stats_publisher {
     char *alert_key;
     char *stats_chan;
     char *alerts_chan;
-    bool busy;       /* a tick's commands are outstanding */
-    double rate_5m;  /* of the snapshot being published */
+    bool busy;      /* a tick's commands are outstanding */
+    double rate_5m; /* of the snapshot being published */
     long long jobs_5m;
 };
 

@@ -21,8 +21,8 @@ typedef struct pb_chain_ctx {
     struct event_base *base;
     const pb_config *cfg;
     pb_http *http;
-    pb_redis *cmd;           /* commands and scripts */
-    pb_breaker *breaker;     /* shared breakers and rate limits (NULL: none) */
+    pb_redis *cmd;       /* commands and scripts */
+    pb_breaker *breaker; /* shared breakers and rate limits (NULL: none) */
     const pb_queue_keys *keys;
     const char *worker_id;            /* "host:pid", shown in results */
     uint64_t rng;                     /* xorshift state for backoff jitter */

@@ -20,8 +20,16 @@ extern const int pb_stats_bucket_ms[PB_STATS_N_BUCKETS - 1];
 /* The stats field of a job latency: "latency_le:<bound ms>" or "latency_le:inf" (static). */
 const char *pb_stats_latency_field(int64_t ms);
 
-typedef enum { PB_WIN_JOBS, PB_WIN_PRIMARY, PB_WIN_FALLBACK, PB_WIN_CACHE, PB_WIN_SEMANTIC,
-               PB_WIN_STALE, PB_WIN_DEGRADED, PB_WIN_NFIELDS } pb_win_field;
+typedef enum {
+    PB_WIN_JOBS,
+    PB_WIN_PRIMARY,
+    PB_WIN_FALLBACK,
+    PB_WIN_CACHE,
+    PB_WIN_SEMANTIC,
+    PB_WIN_STALE,
+    PB_WIN_DEGRADED,
+    PB_WIN_NFIELDS
+} pb_win_field;
 #define PB_STATS_N_WINDOWS 3 /* 1, 5 and 60 minutes */
 extern const int pb_stats_window_min[PB_STATS_N_WINDOWS];
 
@@ -33,9 +41,9 @@ typedef struct pb_stats_field {
 typedef struct pb_stats_snapshot {
     pb_stats_field *fields; /* the planb:stats hash */
     size_t n_fields;
-    long long *queue_depth;  /* per cfg->queues */
-    long long inflight;      /* jobs in all workers' in-flight lists */
-    int *breaker_state;      /* pb_breaker_state per cfg->models */
+    long long *queue_depth;     /* per cfg->queues */
+    long long inflight;         /* jobs in all workers' in-flight lists */
+    int *breaker_state;         /* pb_breaker_state per cfg->models */
     long long *breaker_left_ms; /* open: until a probe; half_open: probe lease left */
     long long win[PB_STATS_N_WINDOWS][PB_WIN_NFIELDS]; /* sums over 1, 5, 60 minutes */
 } pb_stats_snapshot;

@@ -246,8 +246,7 @@ hold_is_set(void *arg)
 Test(breaker, retry_after_holds_the_model_for_every_worker)
 {
     start_world(2, NULL, "{\"failures\": 100}");
-    th_mock_set(&mock_p, "primary",
-                "{\"mode\":\"status\",\"status\":429,\"retry_after\":\"30\"}");
+    th_mock_set(&mock_p, "primary", "{\"mode\":\"status\",\"status\":429,\"retry_after\":\"30\"}");
     json_object *r = run("ra0");
     cr_expect_str_eq(th_attempt(r, 0, "outcome"), "http_429");
     cr_expect_str_eq(th_field(r, "source"), "fallback");

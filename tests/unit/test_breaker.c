@@ -177,7 +177,8 @@ Test(snapshot, parses_and_formats_strict_prometheus_text)
     pb_metrics_format(cfg, &snap, &out);
     const char *why = th_prom_check(out.data);
     cr_assert_null(why, "%s\n%s", why, out.data);
-    cr_assert_not_null(strstr(out.data, "planb_jobs_total{route=\"default\",source=\"fallback\"} 4\n"));
+    cr_assert_not_null(
+        strstr(out.data, "planb_jobs_total{route=\"default\",source=\"fallback\"} 4\n"));
     cr_assert_not_null(strstr(out.data, "planb_attempts_total{model=\"m:1\",outcome=\"ok\"} 6\n"));
     cr_assert_not_null(
         strstr(out.data, "planb_attempts_total{model=\"m:1\",outcome=\"http_500\"} 3\n"));
@@ -191,9 +192,8 @@ Test(snapshot, parses_and_formats_strict_prometheus_text)
     pb_buf_free(&out);
 
     json_object *o = pb_stats_to_json(cfg, &snap);
-    cr_assert_not_null(
-        strstr(json_object_to_json_string(o), "\"fallback_rate\": 0.4"),
-        "%s", json_object_to_json_string(o));
+    cr_assert_not_null(strstr(json_object_to_json_string(o), "\"fallback_rate\": 0.4"), "%s",
+                       json_object_to_json_string(o));
     json_object_put(o);
     pb_stats_snapshot_free(&snap);
     /* A malformed reply is refused, not crashed on. */
@@ -230,10 +230,12 @@ Test(config, breaker_monitor_and_limits)
     cr_assert_str_eq(cfg->metrics_listen, "127.0.0.1:9464");
     cr_assert_eq(cfg->models[0].rpm, 0);
     pb_config_free(cfg);
-    static const char *bad[] = {
-        "\"breaker\": {\"failures\": -1}",       "\"breaker\": {\"open_s\": 0}",
-        "\"breaker\": {\"typo\": 1}",            "\"monitor\": {\"alert_fallback_rate\": 1.5}",
-        "\"monitor\": {\"metrics_listen\": \"nohost\"}", "\"monitor\": {\"stats_interval_s\": 0}"};
+    static const char *bad[] = {"\"breaker\": {\"failures\": -1}",
+                                "\"breaker\": {\"open_s\": 0}",
+                                "\"breaker\": {\"typo\": 1}",
+                                "\"monitor\": {\"alert_fallback_rate\": 1.5}",
+                                "\"monitor\": {\"metrics_listen\": \"nohost\"}",
+                                "\"monitor\": {\"stats_interval_s\": 0}"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char json[1024];
         snprintf(json, sizeof(json), "%.*s, %s}", (int)strlen(test_cfg) - 1, test_cfg, bad[i]);
