@@ -93,6 +93,8 @@ typedef struct pb_result {
     const char *worker;      /* "host:pid" */
     const json_object *meta; /* borrowed, may be NULL */
     int64_t cache_age_s;     /* for stale_cache results; -1 otherwise */
+    double similarity;       /* semantic_cache: cosine of the match; < 0 otherwise */
+    const char *matched_question; /* semantic_cache: the question the answer was for */
 } pb_result;
 
 /* Serializes a result; returns a new string (caller frees) and its length in *len. */
