@@ -65,11 +65,11 @@ typedef struct chain_job {
     bool dead;   /* dead-letter the raw job too */
     char *result_json;
     size_t result_len;
-    pb_semq *semq;           /* semantic cache view, NULL when it does not apply */
-    bool semantic_tried;     /* the fallback lookup ran */
-    char *matched_question;  /* semantic_cache hit: the question it answered */
-    double similarity;       /* semantic_cache hit: cosine, else -1 */
-    int64_t cache_age_s;     /* cached answers: age, else -1 */
+    pb_semq *semq;          /* semantic cache view, NULL when it does not apply */
+    bool semantic_tried;    /* the fallback lookup ran */
+    char *matched_question; /* semantic_cache hit: the question it answered */
+    double similarity;      /* semantic_cache hit: cosine, else -1 */
+    int64_t cache_age_s;    /* cached answers: age, else -1 */
 } chain_job;
 
 static void chain_next_model(chain_job *j);

@@ -64,13 +64,14 @@ static const char *const config_provider_keys[] = {"type", "base_url", "api_key_
 static const char *const config_model_keys[] = {
     "provider", "model", "tier", "timeout_ms", "connect_timeout_ms", "max_tokens_default", NULL};
 static const char *const config_route_keys[] = {
-    "chain",       "retries",           "backoff_ms",     "backoff_max_ms",
-    "deadline_ms", "critical_min_tier", "degraded_reply", "semantic_critical", NULL};
+    "chain",          "retries",           "backoff_ms",
+    "backoff_max_ms", "deadline_ms",       "critical_min_tier",
+    "degraded_reply", "semantic_critical", NULL};
 static const char *const config_cache_keys[] = {"ttl_s", "stale_if_error_s", "semantic", "redis",
                                                 NULL};
 static const char *const config_semantic_keys[] = {
-    "enabled",  "threshold",  "embedder",    "mode",          "provider",
-    "model",    "timeout_ms", "max_entries", "shadow_sample", NULL};
+    "enabled", "threshold",  "embedder",    "mode",          "provider",
+    "model",   "timeout_ms", "max_entries", "shadow_sample", NULL};
 
 /* Fills err with "CONFIG <path>.<key>: <why>" and returns PB_ERR. path "" is the top level;
  * key NULL names path itself; a key starting with '[' is an array index. */
@@ -737,14 +738,13 @@ config_parse_cache(pb_config *cfg, json_object *root, pb_error *err)
         return PB_ERR;
     cfg->cache_ttl_s = CONFIG_DAY_S;
     cfg->cache_stale_if_error_s = 7 * CONFIG_DAY_S;
-    if (c != NULL &&
-        (config_check_keys(c, "cache", config_cache_keys, err) != PB_OK ||
-         config_int(c, "cache", "ttl_s", CONFIG_DAY_S, 1, 30 * CONFIG_DAY_S, &cfg->cache_ttl_s,
-                    err) != PB_OK ||
-         config_int(c, "cache", "stale_if_error_s", 7 * CONFIG_DAY_S, 0, 90 * CONFIG_DAY_S,
-                    &cfg->cache_stale_if_error_s, err) != PB_OK ||
-         config_obj(c, "cache", "semantic", &sem, err) != PB_OK ||
-         config_obj(c, "cache", "redis", &sub, err) != PB_OK))
+    if (c != NULL && (config_check_keys(c, "cache", config_cache_keys, err) != PB_OK ||
+                      config_int(c, "cache", "ttl_s", CONFIG_DAY_S, 1, 30 * CONFIG_DAY_S,
+                                 &cfg->cache_ttl_s, err) != PB_OK ||
+                      config_int(c, "cache", "stale_if_error_s", 7 * CONFIG_DAY_S, 0,
+                                 90 * CONFIG_DAY_S, &cfg->cache_stale_if_error_s, err) != PB_OK ||
+                      config_obj(c, "cache", "semantic", &sem, err) != PB_OK ||
+                      config_obj(c, "cache", "redis", &sub, err) != PB_OK))
         return PB_ERR;
     return config_parse_semantic(cfg, sem, err);
 }

@@ -30,7 +30,7 @@
 #include "planb/core.h"
 #include "planb/log.h"
 
-#define EMBED_TEXT_MAX   8192 /* bytes of a question looked at; the rest cannot change a FAQ match */
+#define EMBED_TEXT_MAX   8192 /* bytes of a text looked at: past that, no FAQ match anyway */
 #define EMBED_TOKENS_MAX 512  /* words kept from those bytes */
 #define EMBED_WORD_MAX   48   /* longer "words" (URLs, hashes) are cut: they still hash apart */
 #define EMBED_W_CONTENT  1.0f
@@ -54,84 +54,145 @@ typedef struct embed_tokens {
 /* Words that carry little meaning in a question (matched after lowercasing, before stemming).
  * Not in it on purpose: negations, on/off, up/down, in/out, before/after (the guard's pairs). */
 static const char *const embed_stop_words[] = {
-    "a",    "an",    "the",    "is",     "are",   "was",    "were",  "be",    "been",  "being",
-    "am",   "do",    "does",   "did",    "doing", "have",   "has",   "had",   "having", "i",
-    "me",   "my",    "mine",   "we",     "our",   "us",     "you",   "your",  "yours", "he",
-    "him",  "his",   "she",    "her",    "it",    "its",    "they",  "them",  "their", "this",
-    "that", "these", "those",  "what",   "which", "who",    "whom",  "how",   "can",   "could",
-    "would", "should", "will", "shall",  "may",   "might",  "must",  "to",    "of",    "at",
-    "by",   "for",   "with",   "from",   "about", "as",     "into",  "so",    "too",   "very",
-    "just", "also",  "and",    "or",     "but",   "if",     "please", "hi",   "hello", "thanks",
-    "thank", "get",  "there",  "here",   "any",   "some",   "way",   "possible", "want", "need",
-    "know", "tell",  "help",   "someone", "anyone", "guys", "hey",   "kindly", "able", "go",
-    "s",    "d",     "ll",     "ve",     "re",    "m",      NULL};
+    "a",      "an",    "the",   "is",      "are",    "was",   "were",     "be",     "been",
+    "being",  "am",    "do",    "does",    "did",    "doing", "have",     "has",    "had",
+    "having", "i",     "me",    "my",      "mine",   "we",    "our",      "us",     "you",
+    "your",   "yours", "he",    "him",     "his",    "she",   "her",      "it",     "its",
+    "they",   "them",  "their", "this",    "that",   "these", "those",    "what",   "which",
+    "who",    "whom",  "how",   "can",     "could",  "would", "should",   "will",   "shall",
+    "may",    "might", "must",  "to",      "of",     "at",    "by",       "for",    "with",
+    "from",   "about", "as",    "into",    "so",     "too",   "very",     "just",   "also",
+    "and",    "or",    "but",   "if",      "please", "hi",    "hello",    "thanks", "thank",
+    "get",    "there", "here",  "any",     "some",   "way",   "possible", "want",   "need",
+    "know",   "tell",  "help",  "someone", "anyone", "guys",  "hey",      "kindly", "able",
+    "go",     "s",     "d",     "ll",      "ve",     "re",    "m",        NULL};
 
-static const char *const embed_negations[] = {"not",  "no",      "never", "without", "nor",
+static const char *const embed_negations[] = {"not",  "no",      "never",  "without", "nor",
                                               "none", "nothing", "nobody", "neither", NULL};
 
 /* Number words (after lowercasing) and their digits. */
 static const char *const embed_number_words[][2] = {
-    {"zero", "0"},    {"one", "1"},       {"two", "2"},       {"three", "3"},     {"four", "4"},
-    {"five", "5"},    {"six", "6"},       {"seven", "7"},     {"eight", "8"},     {"nine", "9"},
-    {"ten", "10"},    {"eleven", "11"},   {"twelve", "12"},   {"thirteen", "13"}, {"fourteen", "14"},
-    {"fifteen", "15"}, {"twenty", "20"},  {"thirty", "30"},   {"forty", "40"},    {"fifty", "50"},
+    {"zero", "0"},      {"one", "1"},         {"two", "2"},           {"three", "3"},
+    {"four", "4"},      {"five", "5"},        {"six", "6"},           {"seven", "7"},
+    {"eight", "8"},     {"nine", "9"},        {"ten", "10"},          {"eleven", "11"},
+    {"twelve", "12"},   {"thirteen", "13"},   {"fourteen", "14"},     {"fifteen", "15"},
+    {"twenty", "20"},   {"thirty", "30"},     {"forty", "40"},        {"fifty", "50"},
     {"hundred", "100"}, {"thousand", "1000"}, {"million", "1000000"}, {"first", "1"},
-    {"second", "2"},  {"third", "3"},     {"fourth", "4"},    {"fifth", "5"},     {NULL, NULL}};
+    {"second", "2"},    {"third", "3"},       {"fourth", "4"},        {"fifth", "5"},
+    {NULL, NULL}};
 
 /* Days and months are entities even in lower case ("on sunday" vs "on monday"). */
 static const char *const embed_calendar[] = {
-    "monday",  "tuesday",  "wednesday", "thursday", "friday",   "saturday",
-    "sunday",  "january",  "february",  "march",    "april",    "june",
-    "july",    "august",   "september", "october",  "november", "december",
-    "today",   "tomorrow", "yesterday", "weekend",  "weekday",  NULL};
+    "monday", "tuesday",  "wednesday", "thursday", "friday",   "saturday",
+    "sunday", "january",  "february",  "march",    "april",    "june",
+    "july",   "august",   "september", "october",  "november", "december",
+    "today",  "tomorrow", "yesterday", "weekend",  "weekday",  NULL};
 
 /* Synonyms folded onto one stem, so a paraphrase that swaps them keeps its words
  * (stems on both sides). Kept small: each entry is a word customers use both ways. */
 static const char *const embed_synonyms[][2] = {
-    {"purchas", "buy"},   {"modifi", "chang"},  {"updat", "chang"},
-    {"alter", "chang"},   {"edit", "chang"},    {"delet", "remov"},  {"eras", "remov"},
-    {"price", "cost"},    {"fee", "cost"},      {"charg", "cost"},   {"acquir", "buy"},    {"obtain", "get"},    {"receiv", "get"},   {"sign", "log"},
-    {"login", "log"},     {"logon", "log"},     {"signin", "log"},   {"passcod", "password"},
-    {"pwd", "password"},  {"passwd", "password"}, {"email", "mail"}, {"e-mail", "mail"},
-    {"mobil", "phone"},   {"cellphon", "phone"}, {"repay", "refund"},
-    {"reimburs", "refund"}, {"ship", "deliv"},  {"deliveri", "deliv"},
-    {"parcel", "packag"}, {"shipment", "packag"}, {"recov", "reset"},
-    {"restor", "reset"},  {"forgot", "forget"}, {"forgotten", "forget"}, {"abort", "cancel"},
-    {"termin", "cancel"}, {"retriev", "reset"}, {"locat", "find"},   {"annul", "cancel"},  {"revok", "cancel"}, {"shut", "close"},
-    {"commenc", "start"}, {"begin", "start"},   {"launch", "start"}, {"halt", "stop"},
-    {"quit", "stop"},     {"cheaper", "cheap"}, {"inexpens", "cheap"}, {"larger", "big"},
-    {"bigger", "big"},    {"larg", "big"},      {"smaller", "small"}, {"tini", "small"},
-    {"wage", "salari"},   {"invoic", "bill"},
-    {"receipt", "bill"},  {"contact", "reach"}, {"speak", "talk"},   {"chat", "talk"},
-    {"agent", "human"},   {"repres", "human"},  {"person", "human"}, {"employe", "staff"},
-    {NULL, NULL}};
+    {"purchas", "buy"},   {"modifi", "chang"},     {"updat", "chang"},   {"alter", "chang"},
+    {"edit", "chang"},    {"delet", "remov"},      {"eras", "remov"},    {"price", "cost"},
+    {"fee", "cost"},      {"charg", "cost"},       {"acquir", "buy"},    {"obtain", "get"},
+    {"receiv", "get"},    {"sign", "log"},         {"login", "log"},     {"logon", "log"},
+    {"signin", "log"},    {"passcod", "password"}, {"pwd", "password"},  {"passwd", "password"},
+    {"email", "mail"},    {"e-mail", "mail"},      {"mobil", "phone"},   {"cellphon", "phone"},
+    {"repay", "refund"},  {"reimburs", "refund"},  {"ship", "deliv"},    {"deliveri", "deliv"},
+    {"parcel", "packag"}, {"shipment", "packag"},  {"recov", "reset"},   {"restor", "reset"},
+    {"forgot", "forget"}, {"forgotten", "forget"}, {"abort", "cancel"},  {"termin", "cancel"},
+    {"retriev", "reset"}, {"locat", "find"},       {"annul", "cancel"},  {"revok", "cancel"},
+    {"shut", "close"},    {"commenc", "start"},    {"begin", "start"},   {"launch", "start"},
+    {"halt", "stop"},     {"quit", "stop"},        {"cheaper", "cheap"}, {"inexpens", "cheap"},
+    {"larger", "big"},    {"bigger", "big"},       {"larg", "big"},      {"smaller", "small"},
+    {"tini", "small"},    {"wage", "salari"},      {"invoic", "bill"},   {"receipt", "bill"},
+    {"contact", "reach"}, {"speak", "talk"},       {"chat", "talk"},     {"agent", "human"},
+    {"repres", "human"},  {"person", "human"},     {"employe", "staff"}, {NULL, NULL}};
 
 /* Opposite directions: a pair split across two questions changes the answer. Stems. */
-static const char *const embed_opposites[][2] = {
-    {"on", "off"},           {"enabl", "disabl"},  {"activ", "deactiv"}, {"open", "close"},
-    {"increas", "decreas"},  {"add", "remov"},     {"start", "stop"},    {"befor", "after"},
-    {"up", "down"},          {"in", "out"},        {"buy", "sell"},      {"upload", "download"},
-    {"import", "export"},    {"includ", "exclud"}, {"min", "max"},       {"minimum", "maximum"},
-    {"accept", "reject"},    {"lock", "unlock"},   {"show", "hide"},     {"allow", "block"},
-    {"subscrib", "unsubscrib"}, {"encrypt", "decrypt"}, {"cancel", "place"}, {"cancel", "book"},
-    {"cancel", "renew"},     {"cancel", "make"},   {"cancel", "creat"},  {"join", "leav"},
-    {"more", "less"},        {"above", "below"},   {"earli", "late"},    {"first", "last"},
-    {"cheap", "expens"},     {"big", "small"},     {"high", "low"},      {"win", "lose"},
-    {"incom", "outgo"},   {"import", "export"}, {"mute", "unmut"},
-    {"pin", "unpin"},        {"follow", "unfollow"}, {"connect", "disconnect"}, {"up", "in"},
-    {"upgrad", "downgrad"},  {"pass", "fail"},     {"hot", "cold"},      {"old", "new"},
-    {"log", "logout"},       {"merg", "split"},    {"borrow", "lend"},   {"arriv", "depart"},
-    {"forward", "backward"}, {"left", "right"},    {"north", "south"},   {"east", "west"},
-    {"true", "fals"},        {"long", "short"},    {"fast", "slow"},     {"reset", "chang"},
-    {"refund", "exchang"},   {"return", "exchang"}, {"refund", "cancel"}, {"track", "cancel"},
-    {"track", "return"},     {"child", "adult"},   {"men", "women"},     {"man", "woman"},
-    {"boy", "girl"},         {"free", "paid"},     {"annual", "month"}, {"week", "month"},
-    {"day", "week"},         {"day", "month"},     {"month", "year"},    {"week", "year"},
-    {"minut", "hour"},       {"second", "minut"},  {"hour", "day"},      {NULL, NULL}};
+static const char *const embed_opposites[][2] = {{"on", "off"},
+                                                 {"enabl", "disabl"},
+                                                 {"activ", "deactiv"},
+                                                 {"open", "close"},
+                                                 {"increas", "decreas"},
+                                                 {"add", "remov"},
+                                                 {"start", "stop"},
+                                                 {"befor", "after"},
+                                                 {"up", "down"},
+                                                 {"in", "out"},
+                                                 {"buy", "sell"},
+                                                 {"upload", "download"},
+                                                 {"import", "export"},
+                                                 {"includ", "exclud"},
+                                                 {"min", "max"},
+                                                 {"minimum", "maximum"},
+                                                 {"accept", "reject"},
+                                                 {"lock", "unlock"},
+                                                 {"show", "hide"},
+                                                 {"allow", "block"},
+                                                 {"subscrib", "unsubscrib"},
+                                                 {"encrypt", "decrypt"},
+                                                 {"cancel", "place"},
+                                                 {"cancel", "book"},
+                                                 {"cancel", "renew"},
+                                                 {"cancel", "make"},
+                                                 {"cancel", "creat"},
+                                                 {"join", "leav"},
+                                                 {"more", "less"},
+                                                 {"above", "below"},
+                                                 {"earli", "late"},
+                                                 {"first", "last"},
+                                                 {"cheap", "expens"},
+                                                 {"big", "small"},
+                                                 {"high", "low"},
+                                                 {"win", "lose"},
+                                                 {"incom", "outgo"},
+                                                 {"import", "export"},
+                                                 {"mute", "unmut"},
+                                                 {"pin", "unpin"},
+                                                 {"follow", "unfollow"},
+                                                 {"connect", "disconnect"},
+                                                 {"up", "in"},
+                                                 {"upgrad", "downgrad"},
+                                                 {"pass", "fail"},
+                                                 {"hot", "cold"},
+                                                 {"old", "new"},
+                                                 {"log", "logout"},
+                                                 {"merg", "split"},
+                                                 {"borrow", "lend"},
+                                                 {"arriv", "depart"},
+                                                 {"forward", "backward"},
+                                                 {"left", "right"},
+                                                 {"north", "south"},
+                                                 {"east", "west"},
+                                                 {"true", "fals"},
+                                                 {"long", "short"},
+                                                 {"fast", "slow"},
+                                                 {"reset", "chang"},
+                                                 {"refund", "exchang"},
+                                                 {"return", "exchang"},
+                                                 {"refund", "cancel"},
+                                                 {"track", "cancel"},
+                                                 {"track", "return"},
+                                                 {"child", "adult"},
+                                                 {"men", "women"},
+                                                 {"man", "woman"},
+                                                 {"boy", "girl"},
+                                                 {"free", "paid"},
+                                                 {"annual", "month"},
+                                                 {"week", "month"},
+                                                 {"day", "week"},
+                                                 {"day", "month"},
+                                                 {"month", "year"},
+                                                 {"week", "year"},
+                                                 {"minut", "hour"},
+                                                 {"second", "minut"},
+                                                 {"hour", "day"},
+                                                 {NULL, NULL}};
 
 /* Latin-1 Supplement U+00C0..U+00FF and Latin Extended-A U+0100..U+017F folded to ASCII base
  * letters ('\0': no letter, becomes a separator). */
-static const char embed_latin1[64] = "AAAAAAACEEEEIIIIDNOOOOO\0OUUUUYTsaaaaaaaceeeeiiiidnooooo\0ouuuuyty";
+static const char embed_latin1[64] =
+    "AAAAAAACEEEEIIIIDNOOOOO\0OUUUUYTsaaaaaaaceeeeiiiidnooooo\0ouuuuyty";
 static const char embed_latin_ext_a[128] = "AaAaAaCcCcCcCcDdDdEeEeEeEeEeGgGgGgGgHhHhIiIiIiIiIiJjJj"
                                            "KkkLlLlLlLlLlNnNnNnnNnOoOoOoOoRrRrRrSsSsSsSsTtTtTtUuUu"
                                            "UuUuUuUuWwYyYZzZzZzs";
@@ -153,7 +214,11 @@ static size_t
 embed_utf8(const unsigned char *p, size_t n, uint32_t *cp)
 {
     unsigned char c = p[0];
-    size_t k = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    size_t k = c < 0x80             ? 1
+               : (c & 0xE0) == 0xC0 ? 2
+               : (c & 0xF0) == 0xE0 ? 3
+               : (c & 0xF8) == 0xF0 ? 4
+                                    : 0;
     if (k == 0 || k > n) {
         *cp = 0xFFFD;
         return 1;
@@ -247,8 +312,7 @@ embed_push(embed_tokens *ts, const char *w, bool capital)
         if (embed_stemmer == NULL)
             embed_stemmer = sb_stemmer_new("english", NULL);
         pb_assert(embed_stemmer != NULL);
-        const sb_symbol *st =
-            sb_stemmer_stem(embed_stemmer, (const sb_symbol *)w, (int)strlen(w));
+        const sb_symbol *st = sb_stemmer_stem(embed_stemmer, (const sb_symbol *)w, (int)strlen(w));
         snprintf(t->s, sizeof(t->s), "%s", st ? (const char *)st : w);
         for (size_t i = 0; embed_synonyms[i][0]; i++)
             if (strcmp(t->s, embed_synonyms[i][0]) == 0)
@@ -325,8 +389,8 @@ embed_tokenize(const char *text, embed_tokens *ts)
         bool upper_inside = false;
         while (i < n) {
             c = buf[i];
-            bool in_number = wl > 0 && embed_is_digit(w[wl - 1]) && i + 1 < n &&
-                             embed_is_digit(buf[i + 1]);
+            bool in_number =
+                wl > 0 && embed_is_digit(w[wl - 1]) && i + 1 < n && embed_is_digit(buf[i + 1]);
             if ((c == '.' || c == ',') && in_number) {
                 if (c == '.' && wl < EMBED_WORD_MAX)
                     w[wl++] = '.';
@@ -505,10 +569,10 @@ pb_embed_guard(const char *a, const char *b, const char **why)
 
 struct pb_embedder {
     pb_embedder_kind kind;
-    pb_http *http;                  /* borrowed (http embedder) */
-    const pb_provider_conf *prov;   /* http: borrowed from the config */
-    const char *model;              /* http: borrowed */
-    char id[96];                    /* pb_embedder_id */
+    pb_http *http;                /* borrowed (http embedder) */
+    const pb_provider_conf *prov; /* http: borrowed from the config */
+    const char *model;            /* http: borrowed */
+    char id[96];                  /* pb_embedder_id */
 };
 
 struct pb_embed_call {
@@ -614,9 +678,8 @@ pb_embed_start(pb_embedder *e, const char *text, int timeout_ms, pb_embed_fn don
     hr->url = pb_xasprintf("%s/embeddings", e->prov->base_url);
     bool has_key = e->prov->api_key != NULL && e->prov->api_key[0] != '\0';
     if (pb_http_request_add_header(hr, NULL, "Content-Type: application/json") != PB_OK ||
-        (has_key &&
-         pb_http_request_add_header(hr, NULL, "Authorization: Bearer %s", e->prov->api_key) !=
-             PB_OK)) {
+        (has_key && pb_http_request_add_header(hr, NULL, "Authorization: Bearer %s",
+                                               e->prov->api_key) != PB_OK)) {
         pb_http_request_free(hr);
         done(NULL, 0, arg);
         return NULL;

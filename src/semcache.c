@@ -32,14 +32,14 @@
 #include "planb/keys.h"
 #include "planb/log.h"
 
-#define SEMCACHE_QUESTION_MAX 512  /* bytes; longer questions are not FAQ material */
-#define SEMCACHE_CANDIDATES   24   /* heads fetched per lookup (most LSH votes first) */
-#define SEMCACHE_BUCKET_READ  512  /* ids read from one bucket at most */
-#define SEMCACHE_LINE_MAX     160  /* scope line: 16 + 1 + 13 + 1 + 16 * 5 + 1 */
+#define SEMCACHE_QUESTION_MAX 512           /* bytes; longer questions are not FAQ material */
+#define SEMCACHE_CANDIDATES   24            /* heads fetched per lookup (most LSH votes first) */
+#define SEMCACHE_BUCKET_READ  128           /* ids read from one bucket at most */
+#define SEMCACHE_LINE_MAX     160           /* scope line: 16 + 1 + 13 + 1 + 16 * 5 + 1 */
 #define SEMCACHE_ANSWER_MAX   (1024 * 1024) /* answers bigger than this are not indexed */
-#define SEMCACHE_SHADOW_KEEP  1000 /* samples kept in <p>:sem:shadow */
-#define SEMCACHE_SHADOW_TEXT  300  /* bytes of each text in a sample */
-#define SEMCACHE_AGREE_COS    0.8  /* answers at least this similar "agree" (shadow) */
+#define SEMCACHE_SHADOW_KEEP  1000          /* samples kept in <p>:sem:shadow */
+#define SEMCACHE_SHADOW_TEXT  300           /* bytes of each text in a sample */
+#define SEMCACHE_AGREE_COS    0.8           /* answers at least this similar "agree" (shadow) */
 #define SEMCACHE_LSH_SEED     0x5eca17c0ffee1234ULL /* the same on every host: shared buckets */
 
 struct pb_semcache {
@@ -53,22 +53,22 @@ struct pb_semcache {
 
 struct pb_semq {
     pb_semcache *sc;
-    int refs;              /* chain hold + embed + Redis calls in flight */
-    bool chain_gone;       /* pb_semq_free was called */
-    char *question;        /* the last user message */
-    char scope[17];        /* hex of the scope hash */
-    char id[24];           /* decimal entry id */
-    float *vec;            /* question's unit vector once embedded */
+    int refs;        /* chain hold + embed + Redis calls in flight */
+    bool chain_gone; /* pb_semq_free was called */
+    char *question;  /* the last user message */
+    char scope[17];  /* hex of the scope hash */
+    char id[24];     /* decimal entry id */
+    float *vec;      /* question's unit vector once embedded */
     size_t dim;
-    bool embedding;        /* an embed is in flight */
-    bool embed_failed;     /* it failed: no lookup, no insert */
-    pb_embed_call *embed;  /* http embed in flight */
-    char *insert_content;  /* insert waiting for the vector */
+    bool embedding;       /* an embed is in flight */
+    bool embed_failed;    /* it failed: no lookup, no insert */
+    pb_embed_call *embed; /* http embed in flight */
+    char *insert_content; /* insert waiting for the vector */
     /* the lookup */
-    bool lookup_active;    /* fn not yet called */
+    bool lookup_active; /* fn not yet called */
     pb_semcache_fn fn;
     void *arg;
-    struct event *timer;   /* lookup bound */
+    struct event *timer; /* lookup bound */
     int64_t max_age_s;
     /* the best hit of the last lookup (owned copies, for shadow mode) */
     char *hit_question, *hit_content;
@@ -87,23 +87,39 @@ semcache_splitmix(uint64_t *s)
     return z ^ (z >> 31);
 }
 
+#define SEMCACHE_PLANES (PB_SEMCACHE_TABLES * PB_SEMCACHE_BITS)
+#define SEMCACHE_WORDS  (PB_EMBED_MAX_DIM / 64)
+
+/* Sign bits of the hyperplanes (bit i of plane p set: +1 on dimension i), made once. */
+static uint64_t semcache_planes[SEMCACHE_PLANES][SEMCACHE_WORDS];
+static bool semcache_planes_ready;
+
 /* Random-hyperplane LSH with +-1 hyperplanes drawn from a fixed seed: only integer RNG and
- * float additions in a fixed order, so every host gets the same codes for the same vector. */
+ * float additions in a fixed order, so every host gets the same codes for the same vector.
+ * dot(v, plane) = 2 * (sum of v[i] where the plane is +1) - sum of v. */
 void
 pb_semcache_codes(const float *v, size_t dim, unsigned *codes, unsigned *probes)
 {
+    if (!semcache_planes_ready) {
+        for (unsigned p = 0; p < SEMCACHE_PLANES; p++) {
+            uint64_t s = SEMCACHE_LSH_SEED ^ ((uint64_t)p << 32);
+            for (unsigned w = 0; w < SEMCACHE_WORDS; w++)
+                semcache_planes[p][w] = semcache_splitmix(&s);
+        }
+        semcache_planes_ready = true;
+    }
+    float total = 0;
+    for (size_t i = 0; i < dim; i++)
+        total += v[i];
     for (unsigned t = 0; t < PB_SEMCACHE_TABLES; t++) {
         unsigned code = 0, weakest = 0;
         float weakest_margin = INFINITY;
         for (unsigned b = 0; b < PB_SEMCACHE_BITS; b++) {
-            uint64_t s = SEMCACHE_LSH_SEED ^ ((uint64_t)(t * PB_SEMCACHE_BITS + b) << 32);
-            float dot = 0;
-            uint64_t bits = 0;
-            for (size_t i = 0; i < dim; i++) {
-                if ((i & 63) == 0)
-                    bits = semcache_splitmix(&s);
-                dot += (bits >> (i & 63)) & 1 ? v[i] : -v[i];
-            }
+            const uint64_t *plane = semcache_planes[t * PB_SEMCACHE_BITS + b];
+            float pos = 0;
+            for (size_t i = 0; i < dim; i++)
+                pos += v[i] * (float)((plane[i >> 6] >> (i & 63)) & 1);
+            float dot = 2 * pos - total;
             if (dot >= 0)
                 code |= 1u << b;
             if (fabsf(dot) < weakest_margin) {
@@ -452,8 +468,8 @@ semq_lookup_send(pb_semq *q)
         argv[i] = keys[i];
     char cands[16], head[16], cap[16];
     snprintf(cands, sizeof(cands), "%d", SEMCACHE_CANDIDATES);
-    snprintf(head, sizeof(head), "%zu", (size_t)SEMCACHE_LINE_MAX + 4 + q->dim +
-                                            SEMCACHE_QUESTION_MAX);
+    snprintf(head, sizeof(head), "%zu",
+             (size_t)SEMCACHE_LINE_MAX + 4 + q->dim + SEMCACHE_QUESTION_MAX);
     snprintf(cap, sizeof(cap), "%d", SEMCACHE_BUCKET_READ);
     argv[NKEYS] = sc->entry_prefix;
     argv[NKEYS + 1] = cands;
@@ -617,10 +633,10 @@ pb_semq_shadow_record(pb_semq *q, const char *answer)
         json_object_object_add(o, "similarity", json_object_new_double(q->hit_similarity));
         json_object_object_add(o, "question", json_object_new_string(q->question));
         json_object_object_add(o, "matched_question", json_object_new_string(q->hit_question));
-        json_object_object_add(o, "cached_answer",
-                               json_object_new_string_len(q->hit_content,
-                                                          (int)strnlen(q->hit_content,
-                                                                       SEMCACHE_SHADOW_TEXT)));
+        json_object_object_add(
+            o, "cached_answer",
+            json_object_new_string_len(q->hit_content,
+                                       (int)strnlen(q->hit_content, SEMCACHE_SHADOW_TEXT)));
         json_object_object_add(
             o, "model_answer",
             json_object_new_string_len(answer, (int)strnlen(answer, SEMCACHE_SHADOW_TEXT)));

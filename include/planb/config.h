@@ -33,15 +33,15 @@ typedef struct pb_model_conf {
 } pb_model_conf;
 
 typedef struct pb_route_conf {
-    char *name;            /* key in "routes" */
-    int *chain;            /* model indices, primary first */
-    size_t chain_len;      /* >= 1 */
-    int retries;           /* extra tries per model for retryable outcomes (default 2) */
-    int backoff_ms;        /* base of exponential backoff (default 250) */
-    int backoff_max_ms;    /* cap of one backoff (default 4000) */
-    int deadline_ms;       /* whole-job deadline when the job gives none (default 30000) */
-    int critical_min_tier; /* critical jobs use only models with tier <= this (0 = no floor) */
-    char *degraded_reply;  /* content of a degraded result */
+    char *name;             /* key in "routes" */
+    int *chain;             /* model indices, primary first */
+    size_t chain_len;       /* >= 1 */
+    int retries;            /* extra tries per model for retryable outcomes (default 2) */
+    int backoff_ms;         /* base of exponential backoff (default 250) */
+    int backoff_max_ms;     /* cap of one backoff (default 4000) */
+    int deadline_ms;        /* whole-job deadline when the job gives none (default 30000) */
+    int critical_min_tier;  /* critical jobs use only models with tier <= this (0 = no floor) */
+    char *degraded_reply;   /* content of a degraded result */
     bool semantic_critical; /* critical jobs may be answered from the semantic cache */
 } pb_route_conf;
 

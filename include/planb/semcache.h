@@ -51,7 +51,7 @@ void pb_semq_shadow_record(pb_semq *q, const char *answer);
 /* LSH codes of a unit vector: codes[t] for each of PB_SEMCACHE_TABLES tables, and the code
  * with its least certain bit flipped in probes[t]. */
 #define PB_SEMCACHE_TABLES 16
-#define PB_SEMCACHE_BITS   12
+#define PB_SEMCACHE_BITS   14
 void pb_semcache_codes(const float *v, size_t dim, unsigned *codes, unsigned *probes);
 
 #endif

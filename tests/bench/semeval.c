@@ -180,8 +180,8 @@ main(int argc, char **argv)
     pb_config *cfg = NULL;
     pb_http *http = NULL;
     if (http_url) {
-        setenv("PLANB_SEMEVAL_KEY", getenv("PLANB_EMBED_KEY") ? getenv("PLANB_EMBED_KEY")
-                                                              : "semeval", 1);
+        setenv("PLANB_SEMEVAL_KEY",
+               getenv("PLANB_EMBED_KEY") ? getenv("PLANB_EMBED_KEY") : "semeval", 1);
         char *json = pb_xasprintf(
             "{\"providers\":{\"e\":{\"type\":\"openai\",\"base_url\":\"%s\","
             "\"api_key_env\":\"PLANB_SEMEVAL_KEY\"}},\"models\":{\"m\":{\"provider\":\"e\"}},"
@@ -264,8 +264,8 @@ main(int argc, char **argv)
             const semeval_pair *p = &semeval_pairs[i];
             bool hit = p->cos >= threshold && p->guard_ok;
             if (hit != (p->label == 1))
-                printf("  %s cos=%.3f guard=%s  %s | %s\n", p->label ? "MISS" : "FALSE_HIT",
-                       p->cos, p->guard_ok ? "ok" : p->why, p->a, p->b);
+                printf("  %s cos=%.3f guard=%s  %s | %s\n", p->label ? "MISS" : "FALSE_HIT", p->cos,
+                       p->guard_ok ? "ok" : p->why, p->a, p->b);
         }
     }
     for (size_t i = 0; i < semeval_n; i++) {
