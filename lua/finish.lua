@@ -10,6 +10,7 @@
 -- KEYS[5]  dead-letter list (planb:dead)
 -- KEYS[6]  events stream (planb:events): every result, for consumers that missed a publish
 -- KEYS[7]  deliveries hash (planb:deliveries)
+-- KEYS[8]  the worker's suspect key (planb:suspect:<worker>, see claim.lua)
 -- ARGV[1]  the raw job exactly as claimed (LREM'd from the tail: the oldest claims sit there)
 -- ARGV[2]  result JSON ("" = no result: an invalid job whose id could not be read)
 -- ARGV[3]  result TTL in seconds
@@ -21,7 +22,10 @@
 -- Returns  1 stored, 0 duplicate (a result already existed)
 local acked = redis.call('LREM', KEYS[1], -1, ARGV[1])
 if acked == 1 and redis.call('EXISTS', KEYS[7]) == 1 then
-  redis.call('HDEL', KEYS[7], redis.sha1hex(ARGV[1]))
+  local sha = redis.sha1hex(ARGV[1])
+  if redis.call('HDEL', KEYS[7], sha) == 1 and redis.call('GET', KEYS[8]) == sha then
+    redis.call('DEL', KEYS[8])
+  end
 end
 if ARGV[2] ~= '' then
   if redis.call('EXISTS', KEYS[2]) == 1 then

@@ -6,6 +6,7 @@
 -- KEYS[1]  the worker's in-flight list
 -- KEYS[2]  the queue to return them to
 -- KEYS[3]  workers zset (planb:workers)
+-- KEYS[4]  the worker's suspect key (planb:suspect:<worker>, see claim.lua)
 -- ARGV[1]  worker id
 -- Returns  the number of jobs handed back
 local n = 0
@@ -15,4 +16,5 @@ while true do
   n = n + 1
 end
 redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('DEL', KEYS[4])
 return n

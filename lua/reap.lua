@@ -4,7 +4,8 @@
 -- workers, at once). Safe when several hosts run it at once: a script runs alone, and a
 -- reaped worker is gone from the zset and its list is empty. The sweep lock only keeps
 -- one host doing the sweeping; correctness never depends on it. Never SCANs: the
--- in-flight list of a worker is <prefix>:inflight:<worker id>.
+-- in-flight list of a worker is <prefix>:inflight:<worker id> (and its one running
+-- re-delivered job, see claim.lua, is named in <prefix>:suspect:<worker id>).
 -- Each job handed back is counted in the deliveries hash (field: SHA-1 of the raw job).
 -- A job that has now died with its worker max_deliveries times goes to the dead list
 -- with an error result (so a waiting producer is answered); one whose result already
@@ -97,6 +98,7 @@ local reaped, back, dead, acked = 0, 0, 0, 0
 for _, w in ipairs(victims) do
   local inflight = prefix .. ':inflight:' .. w
   redis.call('ZREM', KEYS[1], w)
+  redis.call('DEL', prefix .. ':suspect:' .. w)
   reaped = reaped + 1
   while true do
     -- Newest claim first, each pushed on the right end: the oldest is taken first again.

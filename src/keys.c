@@ -80,6 +80,12 @@ pb_key_reaper_lock(const char *prefix)
 }
 
 char *
+pb_key_suspect(const char *prefix, const char *worker)
+{
+    return pb_xasprintf("%s:suspect:%s", prefix, worker);
+}
+
+char *
 pb_chan_results(const char *prefix)
 {
     return pb_xasprintf("%s:results", prefix);

@@ -13,8 +13,8 @@
 #include "planb/core.h"
 #include "planb/keys.h"
 
-#define QUEUE_FINISH_FIXED_ARGS 14 /* 7 keys + 7 fixed ARGV of finish.lua */
-#define QUEUE_FINISH_KEYS       7
+#define QUEUE_FINISH_FIXED_ARGS 15 /* 8 keys + 7 fixed ARGV of finish.lua */
+#define QUEUE_FINISH_KEYS       8
 
 void
 pb_queue_keys_init(pb_queue_keys *k, const pb_config *cfg, const char *worker_id)
@@ -31,6 +31,7 @@ pb_queue_keys_init(pb_queue_keys *k, const pb_config *cfg, const char *worker_id
     k->workers = pb_key_workers(cfg->prefix);
     k->results_chan = pb_chan_results(cfg->prefix);
     k->deliveries = pb_key_deliveries(cfg->prefix);
+    k->suspect = pb_key_suspect(cfg->prefix, worker_id);
     k->events = pb_key_events(cfg->prefix);
     k->result_prefix = pb_key_result(cfg->prefix, "");
     k->events_maxlen = pb_xasprintf("%d", cfg->events_maxlen);
@@ -48,6 +49,7 @@ pb_queue_keys_free(pb_queue_keys *k)
     free(k->workers);
     free(k->results_chan);
     free(k->deliveries);
+    free(k->suspect);
     free(k->events);
     free(k->result_prefix);
     free(k->events_maxlen);
@@ -55,10 +57,10 @@ pb_queue_keys_free(pb_queue_keys *k)
 }
 
 void
-pb_queue_claim_batch(pb_redis *r, const pb_queue_keys *k, int max, const char *vet,
-                     size_t vet_len, pb_redis_fn fn, void *arg)
+pb_queue_claim_batch(pb_redis *r, const pb_queue_keys *k, const char *worker_id, int max,
+                     const char *vet, size_t vet_len, pb_redis_fn fn, void *arg)
 {
-    size_t nkeys = 3 + k->n_queues, argc = nkeys + (vet ? 3 : 2);
+    size_t nkeys = 5 + k->n_queues, argc = nkeys + (vet ? 4 : 3);
     const char **argv = pb_xmalloc(sizeof(char *) * argc);
     size_t *lens = pb_xmalloc(sizeof(size_t) * argc);
     char maxs[16];
@@ -66,15 +68,18 @@ pb_queue_claim_batch(pb_redis *r, const pb_queue_keys *k, int max, const char *v
     argv[0] = k->inflight;
     argv[1] = k->deliveries;
     argv[2] = k->stats;
+    argv[3] = k->suspect;
+    argv[4] = k->workers;
     for (size_t i = 0; i < k->n_queues; i++)
-        argv[3 + i] = k->queues[i];
+        argv[5 + i] = k->queues[i];
     argv[nkeys] = maxs;
     argv[nkeys + 1] = k->result_prefix;
-    for (size_t i = 0; i < nkeys + 2; i++)
+    argv[nkeys + 2] = worker_id;
+    for (size_t i = 0; i < nkeys + 3; i++)
         lens[i] = strlen(argv[i]);
     if (vet) {
-        argv[nkeys + 2] = vet;
-        lens[nkeys + 2] = vet_len;
+        argv[nkeys + 3] = vet;
+        lens[nkeys + 3] = vet_len;
     }
     pb_redis_script(r, "claim", fn, arg, (int)nkeys, (int)argc, argv, lens);
     free(argv);
@@ -112,6 +117,7 @@ pb_queue_finish(pb_redis *r, const pb_config *cfg, const pb_queue_keys *k, const
     argv[n++] = k->dead;
     argv[n++] = k->events;
     argv[n++] = k->deliveries;
+    argv[n++] = k->suspect;
     argv[n] = f->raw;
     lens[n++] = f->raw_len;
     argv[n] = f->result_json ? f->result_json : "";
@@ -145,6 +151,6 @@ void
 pb_queue_handback(pb_redis *r, const pb_queue_keys *k, const char *worker_id, pb_redis_fn fn,
                   void *arg)
 {
-    const char *argv[] = {k->inflight, k->queues[0], k->workers, worker_id};
-    pb_redis_script(r, "handback", fn, arg, 3, 4, argv, NULL);
+    const char *argv[] = {k->inflight, k->queues[0], k->workers, k->suspect, worker_id};
+    pb_redis_script(r, "handback", fn, arg, 4, 5, argv, NULL);
 }

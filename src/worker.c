@@ -216,14 +216,25 @@ worker_on_batch(redisReply *reply, void *arg)
         return;
     }
     free(vet);
+    size_t started = 0;
+    bool deferred = false; /* claim.lua left a re-delivered job for later (see there) */
     for (size_t i = 0; i < reply->elements; i++) {
         const redisReply *e = reply->element[i];
-        if (e->type == REDIS_REPLY_STRING)
+        if (e->type == REDIS_REPLY_STRING) {
             worker_start_job(w, e->str, e->len);
+            started++;
+        } else if (e->type == REDIS_REPLY_NIL) {
+            deferred = true;
+        }
     }
     if (w->draining)
         return;
-    if (reply->elements == 0) {
+    if (deferred && started == 0) {
+        /* BLMOVE would only bring back the job claim.lua just put back. */
+        worker_retry_claim_later(w);
+        return;
+    }
+    if (started == 0) {
         worker_block(w);
         return;
     }
@@ -239,7 +250,7 @@ worker_claim(worker *w)
     int room = w->cfg->concurrency - w->chain.active;
     int batch = room < w->cfg->claim_batch ? room : w->cfg->claim_batch;
     w->claiming = true;
-    pb_queue_claim_batch(w->cmd, &w->keys, batch, w->vet, w->vet_len, worker_on_batch, w);
+    pb_queue_claim_batch(w->cmd, &w->keys, w->id, batch, w->vet, w->vet_len, worker_on_batch, w);
 }
 
 static void
