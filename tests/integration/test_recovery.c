@@ -414,3 +414,64 @@ Test(recovery, stopped_worker_is_reaped_after_the_lease_and_its_late_finish_is_r
     cr_expect_lt(secs, 1.5 + 0.5 + 2.0, "reaped within the lease plus a sweep and one call");
     cr_expect_geq(log_count("event=reaped why=lease"), 1);
 }
+
+/* Locks the test's Redis with a password for the default user and an ACL user of planb's. */
+static void
+lock_redis(void)
+{
+    redisReply *r = redisCommand(rc, "ACL SETUSER planbu on >acl-Secret-77 ~* &* +@all");
+    cr_assert(r && r->type == REDIS_REPLY_STATUS, "ACL SETUSER");
+    freeReplyObject(r);
+    r = redisCommand(rc, "CONFIG SET requirepass pw-Secret-42");
+    cr_assert(r && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    r = redisCommand(rc, "AUTH pw-Secret-42");
+    cr_assert(r && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+}
+
+/* Runs a few jobs through planb configured with redis_extra; the secret must not be logged. */
+static void
+auth_run(const char *redis_section, const char *secret)
+{
+    char *cfg = recovery_config(1, 16, "primary", NULL);
+    /* Replace the redis section with one that authenticates. */
+    char *end = strstr(cfg, "},\n");
+    cr_assert_not_null(end);
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "{\"redis\": {%s}%s", redis_section, end + 1);
+    start_planb(buf);
+    push_jobs("a", 20, NULL);
+    int got = wait_results("a", 20, 15000);
+    cr_expect_eq(got, 20, "jobs run over an authenticated connection");
+    char *log = th_proc_log(&planb_p);
+    cr_expect(log && strstr(log, secret) == NULL, "the password never reaches the log");
+    cr_expect(log && strstr(log, "event=redis_down") == NULL, "no auth failure: %s", log);
+    free(log);
+    fprintf(stderr, "figures: auth pushed=20 results=%d\n", got);
+}
+
+Test(recovery, redis_auth_with_a_password)
+{
+    start_servers(NULL);
+    lock_redis();
+    setenv("PB_TEST_REDIS_PW", "pw-Secret-42", 1);
+    char section[256];
+    snprintf(section, sizeof(section),
+             "\"url\": \"redis://127.0.0.1:%d/0\", \"password_env\": \"PB_TEST_REDIS_PW\"",
+             redis_p.port);
+    auth_run(section, "pw-Secret-42");
+}
+
+Test(recovery, redis_auth_with_an_acl_user)
+{
+    start_servers(NULL);
+    lock_redis();
+    setenv("PB_TEST_REDIS_PW", "acl-Secret-77", 1);
+    char section[256];
+    snprintf(section, sizeof(section),
+             "\"url\": \"redis://127.0.0.1:%d/0\", \"user\": \"planbu\","
+             " \"password_env\": \"PB_TEST_REDIS_PW\"",
+             redis_p.port);
+    auth_run(section, "acl-Secret-77");
+}
