@@ -77,7 +77,8 @@ master_spawn(master *m, int slot)
         close(m->reap_pipe[1]);
         if (!is_monitor)
             close(m->reap_pipe[0]);
-        int code = is_monitor ? pb_monitor_run(m->cfg, m->reap_pipe[0]) : pb_worker_run(m->cfg, slot);
+        int code =
+            is_monitor ? pb_monitor_run(m->cfg, m->reap_pipe[0]) : pb_worker_run(m->cfg, slot);
         _exit(code);
     }
     m->slots[slot].pid = pid;

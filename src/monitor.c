@@ -21,8 +21,8 @@ typedef struct monitor {
     char host[64];
     struct event *sig_term;
     struct event *sig_int;
-    int reap_fd;        /* master's dead-worker pipe */
-    pb_reaper *reaper;  /* lease sweep + immediate hand-back of dead workers */
+    int reap_fd;       /* master's dead-worker pipe */
+    pb_reaper *reaper; /* lease sweep + immediate hand-back of dead workers */
 } monitor;
 
 static void

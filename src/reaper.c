@@ -23,13 +23,13 @@
 #include "planb/log.h"
 #include "planb/worker.h"
 
-#define REAPER_SWEEP_MS     250  /* how often the lease is checked: dead host found < lease + this */
-#define REAPER_LOCK_MS      1000 /* sweep lock: another host takes over 1 s after its holder dies */
-#define REAPER_MAX_PER_RUN  64   /* workers one script call reaps (bounds its run time) */
-#define REAPER_ID_MAX       128  /* a worker id is host (< 64) + ':' + pid */
-#define REAPER_FIXED_ARGV   11
-#define REAPER_NUM_KEYS     7
-#define REAPER_BUF_BYTES    (REAPER_MAX_PER_RUN * REAPER_ID_MAX)
+#define REAPER_SWEEP_MS    250  /* how often the lease is checked: dead host found < lease + this */
+#define REAPER_LOCK_MS     1000 /* sweep lock: another host takes over 1 s after its holder dies */
+#define REAPER_MAX_PER_RUN 64   /* workers one script call reaps (bounds its run time) */
+#define REAPER_ID_MAX      128  /* a worker id is host (< 64) + ':' + pid */
+#define REAPER_FIXED_ARGV  11
+#define REAPER_NUM_KEYS    7
+#define REAPER_BUF_BYTES   (REAPER_MAX_PER_RUN * REAPER_ID_MAX)
 
 /* Callback tags: what made a reap.lua call (logged with its outcome). */
 static char reaper_why_lease[] = "lease", reaper_why_exit[] = "exit";
@@ -40,7 +40,7 @@ struct pb_reaper {
     struct event *sweep;    /* persistent sweep timer */
     struct event *notified; /* notify_fd readable */
     char buf[REAPER_BUF_BYTES + 1];
-    size_t buf_len;       /* bytes of an unfinished line kept in buf */
+    size_t buf_len; /* bytes of an unfinished line kept in buf */
     char *keys[REAPER_NUM_KEYS];
     char lease[16], max_deliveries[16], result_ttl[16], reply_ttl[16], maxlen[16];
     char *results_chan;
@@ -62,8 +62,9 @@ reaper_on_reply(redisReply *reply, void *arg)
     for (int i = 0; i < 4; i++)
         n[i] = reply->element[i]->type == REDIS_REPLY_INTEGER ? reply->element[i]->integer : 0;
     if (n[1] + n[2] + n[3] > 0 || (n[0] > 0 && why == reaper_why_lease))
-        pb_log(PB_LOG_WARN, "event=reaped why=%s workers=%lld handed_back=%lld dead=%lld acked=%lld",
-               why, n[0], n[1], n[2], n[3]);
+        pb_log(PB_LOG_WARN,
+               "event=reaped why=%s workers=%lld handed_back=%lld dead=%lld acked=%lld", why, n[0],
+               n[1], n[2], n[3]);
 }
 
 /* Runs reap.lua: lease > 0 sweeps; ids (may be empty) are reaped regardless of their stamp. */

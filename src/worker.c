@@ -7,8 +7,9 @@
  * connection, because a blocking command would stall every other reply on a
  * shared one. A job BLMOVE brings is not started until the next claim.lua
  * call (which follows at once anyway) has vetted it: a re-delivery whose
- * result already exists is acked there instead of calling a model again. A watchdog timer bounds the BLMOVE (hiredis 0.14 has no command
- * timeout): a claim connection that stops answering is dropped and rebuilt.
+ * result already exists is acked there instead of calling a model again. A watchdog timer bounds
+ * the BLMOVE (hiredis 0.14 has no command timeout): a claim connection that stops answering is
+ * dropped and rebuilt.
  *
  * Drain (SIGTERM/SIGINT): stop claiming, wait for in-flight jobs up to
  * drain_timeout_ms, hand the rest back to the queue and leave planb:workers
@@ -51,8 +52,8 @@ typedef struct worker {
     bool claiming; /* a claim (batch or BLMOVE) is outstanding */
     bool blocked;  /* the outstanding claim is a BLMOVE */
     bool draining;
-    size_t next_queue;         /* round robin over queues for BLMOVE */
-    char *vet;                 /* a job BLMOVE claimed, waiting for claim.lua to vet it */
+    size_t next_queue; /* round robin over queues for BLMOVE */
+    char *vet;         /* a job BLMOVE claimed, waiting for claim.lua to vet it */
     size_t vet_len;
     struct event *claim_retry; /* claim again later */
     struct event *watchdog;    /* bounds an outstanding BLMOVE */

@@ -17,9 +17,9 @@ typedef struct pb_queue_keys {
     char *inflight; /* <p>:inflight:<worker> */
     char **queues;  /* <p>:q:<name>, one per configured queue */
     size_t n_queues;
-    char *stats;        /* <p>:stats */
-    char *dead;         /* <p>:dead */
-    char *workers;      /* <p>:workers */
+    char *stats;         /* <p>:stats */
+    char *dead;          /* <p>:dead */
+    char *workers;       /* <p>:workers */
     char *results_chan;  /* <p>:results */
     char *deliveries;    /* <p>:deliveries */
     char *suspect;       /* <p>:suspect:<worker> */

@@ -223,7 +223,8 @@ Test(recovery, kill9_worker_with_200_in_flight)
     cr_expect_eq(got, n, "every job has a result");
     cr_expect_eq(dups, 0, "no job has two results");
     cr_expect_lt(secs, 10.0 + 10.0, "recovered under lease + deadline");
-    cr_expect_geq(log_count("event=reaped why=exit"), 1, "the dead worker's jobs went back at once");
+    cr_expect_geq(log_count("event=reaped why=exit"), 1,
+                  "the dead worker's jobs went back at once");
 }
 
 Test(recovery, sigterm_under_load_loses_nothing)
@@ -326,8 +327,7 @@ Test(recovery, poison_job_is_dead_lettered_after_max_deliveries)
     /* A producer waiting on the poison job is answered. */
     r = redisCommand(rc, "BLPOP planb:reply:p-0 5");
     cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2);
-    cr_expect(strstr(r->element[1]->str, "TOO_MANY_DELIVERIES") != NULL, "%s",
-              r->element[1]->str);
+    cr_expect(strstr(r->element[1]->str, "TOO_MANY_DELIVERIES") != NULL, "%s", r->element[1]->str);
     freeReplyObject(r);
     /* The pool keeps serving: every other job finishes, and new ones too. */
     push_jobs("after", 20, NULL);
@@ -345,7 +345,6 @@ Test(recovery, poison_job_is_dead_lettered_after_max_deliveries)
     cr_expect_eq(dead, 1, "only the poison job is dead");
     cr_expect_eq(duplicates(got + after + 1), 0);
 }
-
 
 Test(recovery, sighup_refuses_a_broken_config_and_applies_a_good_one)
 {
