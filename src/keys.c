@@ -92,6 +92,30 @@ pb_key_alert_state(const char *prefix)
 }
 
 char *
+pb_key_deliveries(const char *prefix)
+{
+    return pb_xasprintf("%s:deliveries", prefix);
+}
+
+char *
+pb_key_events(const char *prefix)
+{
+    return pb_xasprintf("%s:events", prefix);
+}
+
+char *
+pb_key_reaper_lock(const char *prefix)
+{
+    return pb_xasprintf("%s:reaper", prefix);
+}
+
+char *
+pb_key_suspect(const char *prefix, const char *worker)
+{
+    return pb_xasprintf("%s:suspect:%s", prefix, worker);
+}
+
+char *
 pb_chan_results(const char *prefix)
 {
     return pb_xasprintf("%s:results", prefix);
@@ -107,4 +131,28 @@ char *
 pb_chan_alerts(const char *prefix)
 {
     return pb_xasprintf("%s:alerts", prefix);
+}
+
+char *
+pb_key_sem_entry_prefix(const char *prefix)
+{
+    return pb_xasprintf("%s:sem:e:", prefix);
+}
+
+char *
+pb_key_sem_bucket_prefix(const char *prefix)
+{
+    return pb_xasprintf("%s:sem:b:", prefix);
+}
+
+char *
+pb_key_sem_index(const char *prefix)
+{
+    return pb_xasprintf("%s:sem:index", prefix);
+}
+
+char *
+pb_key_sem_shadow(const char *prefix)
+{
+    return pb_xasprintf("%s:sem:shadow", prefix);
 }

@@ -16,6 +16,7 @@
 #include "planb/log.h"
 #include "planb/metrics.h"
 #include "planb/stats.h"
+#include "planb/reaper.h"
 
 typedef struct monitor {
     pb_monitor_ctx ctx;
@@ -24,6 +25,8 @@ typedef struct monitor {
     struct event *sig_int;
     pb_stats_publisher *stats;
     pb_metrics *metrics;
+    int reap_fd;       /* master's dead-worker pipe */
+    pb_reaper *reaper; /* lease sweep + immediate hand-back of dead workers */
 } monitor;
 
 static void
@@ -40,6 +43,7 @@ monitor_start_duties(monitor *mon)
 {
     mon->stats = pb_stats_publisher_start(&mon->ctx);
     mon->metrics = pb_metrics_start(&mon->ctx);
+    mon->reaper = pb_reaper_start(&mon->ctx, mon->reap_fd);
 }
 
 static void
@@ -47,12 +51,14 @@ monitor_stop_duties(monitor *mon)
 {
     pb_stats_publisher_stop(mon->stats);
     pb_metrics_stop(mon->metrics);
+    pb_reaper_free(mon->reaper);
 }
 
 int
-pb_monitor_run(const pb_config *cfg)
+pb_monitor_run(const pb_config *cfg, int reap_fd)
 {
     monitor *mon = pb_xcalloc(1, sizeof(*mon));
+    mon->reap_fd = reap_fd;
     pb_log_set_role("mon");
     if (gethostname(mon->host, sizeof(mon->host)) != 0)
         snprintf(mon->host, sizeof(mon->host), "localhost");
