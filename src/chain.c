@@ -77,7 +77,7 @@ typedef struct chain_job {
     bool dead;   /* dead-letter the raw job too */
     char *result_json;
     size_t result_len;
-    int64_t latency_ms; /* claim to finish, fixed when the job starts finishing */
+    int64_t latency_ms;     /* claim to finish, fixed when the job starts finishing */
     pb_semq *semq;          /* semantic cache view, NULL when it does not apply */
     bool semantic_tried;    /* the fallback lookup ran */
     char *matched_question; /* semantic_cache hit: the question it answered */

@@ -19,7 +19,7 @@ char *pb_key_reaper_lock(const char *prefix);                   /* <p>:reaper (s
 char *pb_key_suspect(const char *prefix, const char *worker);   /* <p>:suspect:<worker> (string) */
 char *pb_key_ratelimit(const char *prefix, const char *model);  /* <p>:ratelimit:<model> (zset) */
 char *pb_key_tokens(const char *prefix, const char *model);     /* <p>:tokens:<model> (hash) */
-char *pb_key_stats_minute(const char *prefix, long long minute); /* <p>:stats:m:<unix min> (hash) */
+char *pb_key_stats_minute(const char *prefix, long long min);   /* <p>:stats:m:<unix min> (hash) */
 char *pb_key_stats_lock(const char *prefix);                    /* <p>:lock:stats (string, PX) */
 char *pb_key_alert_state(const char *prefix);                   /* <p>:alert:fallback (string) */
 char *pb_chan_results(const char *prefix);                      /* <p>:results (channel) */
