@@ -263,3 +263,22 @@ Test(breaker, retry_after_holds_the_model_for_every_worker)
     }
     cr_expect_eq(th_mock_requests(&mock_p, "primary"), 1, "only the first call reached it");
 }
+
+Test(breaker, tpm_counts_reported_usage_across_the_cluster)
+{
+    /* The mock reports 1-2 prompt + 2-3 completion tokens per answer. */
+    start_world(2, ", \"tpm\": 8", "{\"failures\": 5}");
+    int primary = 0, limited = 0;
+    for (int i = 0; i < 6; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "t%d", i);
+        json_object *r = run(id);
+        primary += strcmp(th_field(r, "source"), "primary") == 0;
+        limited += strcmp(th_attempt(r, 0, "outcome"), "rate_limited") == 0;
+        json_object_put(r);
+        th_wait_for(never, NULL, 2, 50); /* the usage report lands */
+    }
+    cr_expect(primary >= 1 && primary <= 3, "%d answers fit 8 tokens per minute", primary);
+    cr_expect_eq(limited, 6 - primary);
+    cr_expect_eq(th_mock_requests(&mock_p, "primary"), primary);
+}
