@@ -238,10 +238,6 @@ metrics_on_request(struct evhttp_request *req, void *arg)
         evhttp_send_error(req, 404, "Not Found");
         return;
     }
-    if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
-        evhttp_send_error(req, 405, "Method Not Allowed");
-        return;
-    }
     metrics_pending *p = pb_xcalloc(1, sizeof(*p));
     p->m = m;
     p->req = req;
@@ -268,7 +264,7 @@ pb_metrics_start(const pb_monitor_ctx *ctx)
     m->ctx = *ctx;
     m->http = evhttp_new(ctx->base);
     pb_assert(m->http != NULL);
-    evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+    evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET);
     evhttp_set_max_headers_size(m->http, 16384);
     evhttp_set_max_body_size(m->http, 0);
     evhttp_set_timeout(m->http, 10);
