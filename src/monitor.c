@@ -12,6 +12,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "planb/cache.h"
 #include "planb/core.h"
 #include "planb/log.h"
 
@@ -34,7 +35,7 @@ monitor_on_signal(evutil_socket_t sig, short what, void *arg)
 static void
 monitor_start_duties(monitor *mon)
 {
-    (void)mon;
+    pb_cache_check_policy(mon->ctx.base, mon->ctx.cmd);
 }
 
 static void

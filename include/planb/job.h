@@ -92,7 +92,7 @@ typedef struct pb_result {
     int64_t latency_ms;      /* claim -> finish */
     const char *worker;      /* "host:pid" */
     const json_object *meta; /* borrowed, may be NULL */
-    int64_t cache_age_s;     /* for stale_cache results; -1 otherwise */
+    int64_t cache_age_s;     /* for cache and stale_cache results; -1 otherwise */
 } pb_result;
 
 /* Serializes a result; returns a new string (caller frees) and its length in *len. */
