@@ -9,11 +9,16 @@
 -- ARGV[4]  lock token (unique per job)
 -- ARGV[5]  lock lifetime in ms (the caller's remaining deadline)
 -- ARGV[6]  "1" = return a stale entry too (the caller holds none yet)
--- Returns  {verdict, age_s, entry, lock_value}: verdict hit | lead (lock taken) | run (refresh,
---          lock held by another) | wait (lock held) | failed (the holder's chain was spent; its
---          marker in lock_value); entry "" when none is returned, age_s -1 when no entry.
+-- ARGV[7]  Redis time in ms when the caller started waiting ("0" = a first lookup)
+-- Returns  {verdict, age_s, entry, lock_value, now_ms}: verdict hit | lead (lock taken) |
+--          run (refresh, lock held by another) | wait (lock held) | failed (the holder the
+--          caller waited on spent its chain; the marker "failed:<ms>:,model,...," in
+--          lock_value); entry "" when none is returned, age_s -1 when no entry. A marker older
+--          than the caller's wait, or met on a first lookup, is replaced by the caller's lock:
+--          only jobs that waited share a failure.
 local t = redis.call('TIME')
 local now = tonumber(t[1])
+local now_ms = now * 1000 + math.floor(tonumber(t[2]) / 1000)
 local raw = redis.call('GET', KEYS[1])
 local age, usable = -1, false
 if raw then
@@ -26,22 +31,28 @@ if raw then
   end
 end
 if usable and ARGV[1] == 'use' and age < tonumber(ARGV[2]) then
-  return {'hit', age, raw, ''}
+  return {'hit', age, raw, '', now_ms}
 end
 local entry = ''
 if usable and ARGV[6] == '1' then entry = raw end
 if not usable then age = -1 end
 if redis.call('SET', KEYS[2], ARGV[4], 'NX', 'PX', ARGV[5]) then
-  return {'lead', age, entry, ''}
+  return {'lead', age, entry, '', now_ms}
 end
 local holder = redis.call('GET', KEYS[2]) or ''
 if holder == ARGV[4] then
-  return {'lead', age, entry, ''}
+  return {'lead', age, entry, '', now_ms}
+end
+local failed_ms = tonumber(string.match(holder, '^failed:(%d+):'))
+if failed_ms then
+  local since = tonumber(ARGV[7])
+  if since > 0 and failed_ms >= since then
+    return {'failed', age, entry, holder, now_ms}
+  end
+  redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[5])
+  return {'lead', age, entry, '', now_ms}
 end
 if ARGV[1] == 'refresh' then
-  return {'run', age, entry, ''}
+  return {'run', age, entry, '', now_ms}
 end
-if string.sub(holder, 1, 7) == 'failed:' then
-  return {'failed', age, entry, holder}
-end
-return {'wait', age, entry, ''}
+return {'wait', age, entry, '', now_ms}

@@ -11,11 +11,12 @@
  *   waiting          the op polls cache_get (20 ms doubling to 320 ms, never
  *                    past the deadline): the holder's stored answer is a hit
  *                    ("coalesced"); a freed lock makes this job the leader; a
- *                    "failed:" marker that names every model this job may use
- *                    means the chain was just spent (verdict failed: stale or
- *                    degraded, no upstream call); a marker that does not cover
- *                    our chain (another route or floor) lets the job run
- *                    without the lock. At the deadline it reports "lead"
+ *                    "failed:" marker left by the job it waited on, naming
+ *                    every model this job may use, means that chain was just
+ *                    spent (verdict failed: stale or degraded, no upstream
+ *                    call); a marker that does not cover our chain (another
+ *                    route or floor) lets the job run without the lock. Jobs
+ *                    that did not wait ignore markers and take the lock. At the deadline it reports "lead"
  *                    with whatever stale entry it saw; the chain then has no
  *                    time left and answers stale or degraded.
  *   pb_cache_end     the leader stores its answer and drops the lock in one
@@ -38,7 +39,7 @@
 
 #define CACHE_POLL_MIN_MS  20   /* first wait for a lock holder: most answers take longer */
 #define CACHE_POLL_MAX_MS  320  /* later polls: bounds both latency and Redis load */
-#define CACHE_FAILED_MS    1000 /* how long a spent chain is shared with later jobs */
+#define CACHE_FAILED_MS    1000 /* a spent chain's marker outlives the longest poll interval */
 #define CACHE_LOCK_SLACK   100  /* ms past the leader's deadline before its lock expires */
 #define CACHE_ENTRY_MAX    (16 * 1024 * 1024) /* an entry larger than this is ignored */
 #define CACHE_CANON_TAG    "planb-cache-v1"   /* bump when the canonical form changes */
@@ -69,6 +70,7 @@ struct pb_cache_op {
     bool leader;    /* holds the lock */
     bool waited;    /* polled at least once (a hit is then coalesced) */
     int poll_ms;    /* next poll interval */
+    int64_t since_ms; /* Redis time when the wait began (0: not waiting) */
     struct event *timer;
     pb_cache_entry stale; /* best stale entry seen */
     pb_cache_fn fn;
@@ -242,7 +244,7 @@ cache_report(pb_cache_op *op, pb_cache_verdict v, pb_cache_entry *hit)
     op->fn(&o, op->arg);
 }
 
-/* True when the failed marker ("failed:,a,b,") names every model in our chain. */
+/* True when the failed marker ("failed:<ms>:,a,b,") names every model in our chain. */
 static bool
 cache_marker_covers(const char *marker, const char *chain)
 {
@@ -304,8 +306,9 @@ cache_on_get(redisReply *reply, void *arg)
             cache_op_free(op);
         return;
     }
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 4 ||
-        reply->element[1]->type != REDIS_REPLY_INTEGER) {
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 5 ||
+        reply->element[1]->type != REDIS_REPLY_INTEGER ||
+        reply->element[4]->type != REDIS_REPLY_INTEGER) {
         if (reply && reply->type == REDIS_REPLY_ERROR)
             pb_log(PB_LOG_ERROR, "event=cache_error error=\"%s\"", reply->str);
         /* The cache is unreachable: a miss, without the lock. */
@@ -337,6 +340,8 @@ cache_on_get(redisReply *reply, void *arg)
         cache_report(op, cache_marker_covers(marker, op->chain) ? PB_CACHE_FAILED : PB_CACHE_LEAD,
                      NULL);
     } else if (strcmp(verdict, "wait") == 0) {
+        if (op->since_ms == 0)
+            op->since_ms = (int64_t)reply->element[4]->integer;
         cache_wait(op);
     } else {
         cache_report(op, PB_CACHE_LEAD, NULL); /* "run": refresh while another job holds it */
@@ -348,16 +353,18 @@ cache_send(pb_cache_op *op)
 {
     pb_cache *c = op->c;
     int64_t left = op->deadline_mono_ms - pb_mono_ms();
-    char ttl[16], tier[16], lock_ms[24];
+    char ttl[16], tier[16], lock_ms[24], since[24];
     snprintf(ttl, sizeof(ttl), "%d", c->cfg->cache_ttl_s);
     snprintf(tier, sizeof(tier), "%d", op->max_tier);
     snprintf(lock_ms, sizeof(lock_ms), "%lld",
              (long long)((left > 0 ? left : 0) + CACHE_LOCK_SLACK));
+    snprintf(since, sizeof(since), "%lld", (long long)op->since_ms);
     const char *argv[] = {op->key,   op->lock_key, op->refresh ? "refresh" : "use",
                           ttl,       tier,         op->token,
-                          lock_ms,   op->stale.content ? "0" : "1"};
+                          lock_ms,   op->stale.content ? "0" : "1",
+                          since};
     op->pending = true;
-    pb_redis_script(c->r, "cache_get", cache_on_get, op, 2, 8, argv, NULL);
+    pb_redis_script(c->r, "cache_get", cache_on_get, op, 2, 9, argv, NULL);
 }
 
 pb_cache_op *
@@ -407,10 +414,9 @@ pb_cache_end(pb_cache_op *op, const pb_cache_entry *answer, bool failed)
                               ct,      life,         op->leader ? op->token : ""};
         pb_redis_script(c->r, "cache_put", NULL, NULL, 2, 9, argv, NULL);
     } else if (!c->closing && op->leader) {
-        char marker[CACHE_MARKER_MAX + 16], ms[16];
-        snprintf(marker, sizeof(marker), "failed:%s", op->chain);
+        char ms[16];
         snprintf(ms, sizeof(ms), "%d", CACHE_FAILED_MS);
-        const char *argv[] = {op->lock_key, op->token, failed ? marker : "", ms};
+        const char *argv[] = {op->lock_key, op->token, failed ? op->chain : "", ms};
         pb_redis_script(c->r, "cache_unlock", NULL, NULL, 1, 4, argv, NULL);
     }
     if (op->pending) {
