@@ -16,13 +16,11 @@
  *                    spent (verdict failed: stale or degraded, no upstream
  *                    call); a marker that does not cover our chain (another
  *                    route or floor) lets the job run without the lock. Jobs
- *                    that did not wait ignore markers and take the lock. At the deadline it reports "lead"
- *                    with whatever stale entry it saw; the chain then has no
- *                    time left and answers stale or degraded.
- *   pb_cache_end     the leader stores its answer and drops the lock in one
- *                    script, or leaves the failed marker; fire-and-forget.
- * A Redis outage during a lookup is a plain miss: the cache never blocks a job.
- * Ops hold no pointer into the job; the job holds the op and ends it. */
+ *                    that did not wait ignore markers and take the lock. At the deadline it reports
+ * "lead" with whatever stale entry it saw; the chain then has no time left and answers stale or
+ * degraded. pb_cache_end     the leader stores its answer and drops the lock in one script, or
+ * leaves the failed marker; fire-and-forget. A Redis outage during a lookup is a plain miss: the
+ * cache never blocks a job. Ops hold no pointer into the job; the job holds the op and ends it. */
 #include "planb/cache.h"
 
 #include <json-c/json.h>
@@ -44,7 +42,7 @@
 #define CACHE_ENTRY_MAX    (16 * 1024 * 1024) /* an entry larger than this is ignored */
 #define CACHE_CANON_TAG    "planb-cache-v1"   /* bump when the canonical form changes */
 #define CACHE_MARKER_MAX   2048               /* "failed:" + 16 names of <= 64 chars + commas */
-#define CACHE_POLICY_RETRY 1000               /* ms between maxmemory-policy checks until one answers */
+#define CACHE_POLICY_RETRY 1000 /* ms between maxmemory-policy checks until one answers */
 
 struct pb_cache {
     struct event_base *base;
@@ -64,12 +62,12 @@ struct pb_cache_op {
     bool refresh;
     int max_tier;
     int64_t deadline_mono_ms;
-    bool pending;   /* a cache_get reply is outstanding */
-    bool ended;     /* pb_cache_end ran while pending: the reply frees the op */
-    bool done;      /* fn was called */
-    bool leader;    /* holds the lock */
-    bool waited;    /* polled at least once (a hit is then coalesced) */
-    int poll_ms;    /* next poll interval */
+    bool pending;     /* a cache_get reply is outstanding */
+    bool ended;       /* pb_cache_end ran while pending: the reply frees the op */
+    bool done;        /* fn was called */
+    bool leader;      /* holds the lock */
+    bool waited;      /* polled at least once (a hit is then coalesced) */
+    int poll_ms;      /* next poll interval */
     int64_t since_ms; /* Redis time when the wait began (0: not waiting) */
     struct event *timer;
     pb_cache_entry stale; /* best stale entry seen */
@@ -359,10 +357,8 @@ cache_send(pb_cache_op *op)
     snprintf(lock_ms, sizeof(lock_ms), "%lld",
              (long long)((left > 0 ? left : 0) + CACHE_LOCK_SLACK));
     snprintf(since, sizeof(since), "%lld", (long long)op->since_ms);
-    const char *argv[] = {op->key,   op->lock_key, op->refresh ? "refresh" : "use",
-                          ttl,       tier,         op->token,
-                          lock_ms,   op->stale.content ? "0" : "1",
-                          since};
+    const char *argv[] = {op->key,   op->lock_key, op->refresh ? "refresh" : "use", ttl,  tier,
+                          op->token, lock_ms,      op->stale.content ? "0" : "1",   since};
     op->pending = true;
     pb_redis_script(c->r, "cache_get", cache_on_get, op, 2, 9, argv, NULL);
 }
@@ -410,8 +406,15 @@ pb_cache_end(pb_cache_op *op, const pb_cache_entry *answer, bool failed)
         snprintf(ct, sizeof(ct), "%ld", answer->completion_tokens);
         snprintf(life, sizeof(life), "%lld",
                  (long long)c->cfg->cache_ttl_s + c->cfg->cache_stale_if_error_s);
-        const char *argv[] = {op->key, op->lock_key, answer->content, answer->model, tier, pt,
-                              ct,      life,         op->leader ? op->token : ""};
+        const char *argv[] = {op->key,
+                              op->lock_key,
+                              answer->content,
+                              answer->model,
+                              tier,
+                              pt,
+                              ct,
+                              life,
+                              op->leader ? op->token : ""};
         pb_redis_script(c->r, "cache_put", NULL, NULL, 2, 9, argv, NULL);
     } else if (!c->closing && op->leader) {
         char ms[16];

@@ -457,9 +457,10 @@ chain_collect_counters(const chain_job *j, chain_counters *c)
     if (j->coalesced)
         chain_count(c, pb_xstrdup("cache:coalesced"));
     if ((j->source == PB_SOURCE_CACHE || j->source == PB_SOURCE_STALE_CACHE) && j->model >= 0)
-        chain_count(c, pb_xasprintf("%s:%s",
-                                    j->source == PB_SOURCE_CACHE ? "cache:hits" : "cache:stale_hits",
-                                    cfg->providers[cfg->models[j->model].provider].name));
+        chain_count(c,
+                    pb_xasprintf("%s:%s",
+                                 j->source == PB_SOURCE_CACHE ? "cache:hits" : "cache:stale_hits",
+                                 cfg->providers[cfg->models[j->model].provider].name));
 }
 
 static void

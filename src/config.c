@@ -358,8 +358,8 @@ config_parse_redis_at(pb_config *cfg, json_object *root, const char *key, const 
         json_object_get(r);
     char *pass_env = NULL, *pass = NULL, *user = NULL;
     int rc = PB_ERR;
-    if (config_check_keys(r, path, with_prefix ? config_redis_keys : config_cache_redis_keys, err) !=
-            PB_OK ||
+    if (config_check_keys(r, path, with_prefix ? config_redis_keys : config_cache_redis_keys,
+                          err) != PB_OK ||
         config_str(r, path, "url", def_url, 4096, &cfg->redis_url, err) != PB_OK ||
         config_env(r, path, "password_env", &pass_env, &pass, err) != PB_OK ||
         config_str(r, path, "user", NULL, 256, &user, err) != PB_OK ||

@@ -25,27 +25,28 @@ static inline const char *
 world_config(int workers, const char *cache_extra)
 {
     static char buf[8192];
-    snprintf(buf, sizeof(buf),
-             "{\"redis\": {\"url\": \"redis://127.0.0.1:%d/0\"},\n"
-             " \"workers\": %d, \"concurrency\": 256, \"drain_timeout_ms\": 2000,\n"
-             " \"providers\": {\n"
-             "   \"oai\": {\"type\": \"openai\", \"base_url\": \"http://127.0.0.1:%d/v1\","
-             " \"api_key_env\": \"PB_TEST_KEY\"},\n"
-             "   \"ant\": {\"type\": \"anthropic\", \"base_url\": \"http://127.0.0.1:%d/v1\","
-             " \"api_key_env\": \"PB_TEST_KEY\"}},\n"
-             " \"models\": {\n"
-             "   \"top\": {\"provider\": \"oai\", \"tier\": 1, \"timeout_ms\": 3000},\n"
-             "   \"claude\": {\"provider\": \"ant\", \"tier\": 1, \"timeout_ms\": 800},\n"
-             "   \"low\": {\"provider\": \"ant\", \"tier\": 2, \"timeout_ms\": 3000}},\n"
-             " \"routes\": {\n"
-             "   \"default\": {\"chain\": [\"top\", \"low\"], \"retries\": 0, \"deadline_ms\": 10000,"
-             " \"critical_min_tier\": 1, \"degraded_reply\": \"Sorry, try later.\"},\n"
-             "   \"oa\": {\"chain\": [\"top\", \"claude\"], \"retries\": 1, \"backoff_ms\": 10,"
-             " \"backoff_max_ms\": 20},\n"
-             "   \"an\": {\"chain\": [\"claude\", \"top\"], \"retries\": 1, \"backoff_ms\": 10,"
-             " \"backoff_max_ms\": 20}},\n"
-             " \"cache\": {\"ttl_s\": 60, \"stale_if_error_s\": 600 %s}}\n",
-             redis_p.port, workers, mock_p.port, mock_p.port, cache_extra ? cache_extra : "");
+    snprintf(
+        buf, sizeof(buf),
+        "{\"redis\": {\"url\": \"redis://127.0.0.1:%d/0\"},\n"
+        " \"workers\": %d, \"concurrency\": 256, \"drain_timeout_ms\": 2000,\n"
+        " \"providers\": {\n"
+        "   \"oai\": {\"type\": \"openai\", \"base_url\": \"http://127.0.0.1:%d/v1\","
+        " \"api_key_env\": \"PB_TEST_KEY\"},\n"
+        "   \"ant\": {\"type\": \"anthropic\", \"base_url\": \"http://127.0.0.1:%d/v1\","
+        " \"api_key_env\": \"PB_TEST_KEY\"}},\n"
+        " \"models\": {\n"
+        "   \"top\": {\"provider\": \"oai\", \"tier\": 1, \"timeout_ms\": 3000},\n"
+        "   \"claude\": {\"provider\": \"ant\", \"tier\": 1, \"timeout_ms\": 800},\n"
+        "   \"low\": {\"provider\": \"ant\", \"tier\": 2, \"timeout_ms\": 3000}},\n"
+        " \"routes\": {\n"
+        "   \"default\": {\"chain\": [\"top\", \"low\"], \"retries\": 0, \"deadline_ms\": 10000,"
+        " \"critical_min_tier\": 1, \"degraded_reply\": \"Sorry, try later.\"},\n"
+        "   \"oa\": {\"chain\": [\"top\", \"claude\"], \"retries\": 1, \"backoff_ms\": 10,"
+        " \"backoff_max_ms\": 20},\n"
+        "   \"an\": {\"chain\": [\"claude\", \"top\"], \"retries\": 1, \"backoff_ms\": 10,"
+        " \"backoff_max_ms\": 20}},\n"
+        " \"cache\": {\"ttl_s\": 60, \"stale_if_error_s\": 600 %s}}\n",
+        redis_p.port, workers, mock_p.port, mock_p.port, cache_extra ? cache_extra : "");
     return buf;
 }
 

@@ -17,10 +17,10 @@ TestSuite(cache, .init = setup, .fini = world_stop, .timeout = 120);
 static char *
 only_entry_key(void)
 {
-    redisReply *r = redisCommand(
-        rc, "EVAL %s 0",
-        "local o={} for _,k in ipairs(redis.call('KEYS','planb:cache:*')) do "
-        "if not string.find(k, ':lock$') then o[#o+1]=k end end return o");
+    redisReply *r =
+        redisCommand(rc, "EVAL %s 0",
+                     "local o={} for _,k in ipairs(redis.call('KEYS','planb:cache:*')) do "
+                     "if not string.find(k, ':lock$') then o[#o+1]=k end end return o");
     cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1, "cache entries: %zu",
               r ? r->elements : 0);
     char *k = strdup(r->element[0]->str);
@@ -189,8 +189,8 @@ push_herd(const char *prefix, const char *text, int n)
     for (int i = 0; i < n; i++) {
         jobs[i] = malloc(256);
         snprintf(jobs[i], 256,
-                 "{\"id\":\"%s-%d\",\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}]}",
-                 prefix, i, text);
+                 "{\"id\":\"%s-%d\",\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}]}", prefix,
+                 i, text);
         argv[2 + i] = jobs[i];
     }
     redisReply *r = redisCommandArgv(rc, n + 2, argv, NULL);
@@ -342,8 +342,7 @@ teardown_cache_redis(void)
     th_proc_stop(&cache_p, 5000);
 }
 
-TestSuite(cache_own_redis, .init = setup_cache_redis, .fini = teardown_cache_redis,
-          .timeout = 120);
+TestSuite(cache_own_redis, .init = setup_cache_redis, .fini = teardown_cache_redis, .timeout = 120);
 
 Test(cache_own_redis, cache_redis_url_keeps_entries_off_the_queue_redis)
 {
