@@ -12,6 +12,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "planb/cache.h"
 #include "planb/core.h"
 #include "planb/log.h"
 #include "planb/metrics.h"
@@ -44,6 +45,7 @@ monitor_start_duties(monitor *mon)
     mon->stats = pb_stats_publisher_start(&mon->ctx);
     mon->metrics = pb_metrics_start(&mon->ctx);
     mon->reaper = pb_reaper_start(&mon->ctx, mon->reap_fd);
+    pb_cache_check_policy(mon->ctx.base, mon->ctx.cmd);
 }
 
 static void

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "planb/breaker.h"
+#include "planb/cache.h"
 #include "planb/config.h"
 #include "planb/http.h"
 #include "planb/queue.h"
@@ -24,6 +25,7 @@ typedef struct pb_chain_ctx {
     pb_http *http;
     pb_redis *cmd;       /* commands and scripts */
     pb_breaker *breaker; /* shared breakers and rate limits (NULL: none) */
+    pb_cache *cache;     /* answer cache; NULL: none */
     const pb_queue_keys *keys;
     const char *worker_id;            /* "host:pid", shown in results */
     uint64_t rng;                     /* xorshift state for backoff jitter */
@@ -33,6 +35,8 @@ typedef struct pb_chain_ctx {
     void (*on_released)(void *owner); /* a job finished (or was abandoned) */
     void *owner;
 } pb_chain_ctx;
+
+#define PB_CHAIN_MAX_MODELS 16 /* a chain's length bound (config and job "models") */
 
 /* Runs one claimed job; takes ownership of raw (malloc'd, len bytes). */
 void pb_chain_start(pb_chain_ctx *ctx, char *raw, size_t len);

@@ -101,16 +101,18 @@ typedef struct pb_config {
     size_t n_models;
     pb_route_conf *routes;
     size_t n_routes;
-    int default_route;          /* index of "default" route, or 0 */
-    int cache_ttl_s;            /* exact cache TTL (default 86400) */
-    int cache_stale_if_error_s; /* kept past TTL for stale answers (default 604800) */
-    int breaker_failures;       /* retryable failures in the window that open it (5; 0 = off) */
-    int breaker_window_s;       /* the failure-counting window (default 30) */
-    int breaker_open_s;         /* how long it stays open before a probe (default 30) */
-    int stats_interval_s;       /* planb:stats snapshot period (default 10) */
-    double alert_fallback_rate; /* 5-minute fallback rate that raises an alert (default 0.2) */
-    char *metrics_listen;       /* "host:port" of GET /metrics; NULL = disabled ("") */
-    pb_semantic_conf semantic;  /* cache.semantic */
+    int default_route;             /* index of "default" route, or 0 */
+    int cache_ttl_s;               /* exact cache TTL (default 86400) */
+    int cache_stale_if_error_s;    /* kept past TTL for stale answers (default 604800) */
+    struct pb_config *cache_redis; /* cache.redis: only its redis_* fields are set (what
+                                      pb_redis_new reads); NULL = the queue's Redis */
+    int breaker_failures;          /* retryable failures in the window that open it (5; 0 = off) */
+    int breaker_window_s;          /* the failure-counting window (default 30) */
+    int breaker_open_s;            /* how long it stays open before a probe (default 30) */
+    int stats_interval_s;          /* planb:stats snapshot period (default 10) */
+    double alert_fallback_rate;    /* 5-minute fallback rate that raises an alert (default 0.2) */
+    char *metrics_listen;          /* "host:port" of GET /metrics; NULL = disabled ("") */
+    pb_semantic_conf semantic;     /* cache.semantic */
 } pb_config;
 
 /* Loads and validates a config file; NULL with err filled ("CONFIG <field>: <why>"). Caller frees.
