@@ -65,6 +65,11 @@ typedef struct chain_job {
     bool dead;   /* dead-letter the raw job too */
     char *result_json;
     size_t result_len;
+    pb_semq *semq;          /* semantic cache view, NULL when it does not apply */
+    bool semantic_tried;    /* the fallback lookup ran */
+    char *matched_question; /* semantic_cache hit: the question it answered */
+    double similarity;      /* semantic_cache hit: cosine, else -1 */
+    int64_t cache_age_s;    /* cached answers: age, else -1 */
 } chain_job;
 
 static void chain_next_model(chain_job *j);
@@ -91,6 +96,8 @@ chain_job_free(chain_job *j)
         pb_http_cancel(j->call);
     if (j->timer)
         event_free(j->timer);
+    pb_semq_free(j->semq);
+    free(j->matched_question);
     pb_job_free(j->req);
     free(j->bad_id);
     free(j->raw);
@@ -154,9 +161,55 @@ chain_add_attempt(chain_job *j, int model, const char *outcome, int64_t ms)
     return a;
 }
 
+/* Takes a semantic hit as the job's answer. */
+static void
+chain_take_semantic(chain_job *j, const pb_semcache_hit *hit)
+{
+    j->status = PB_STATUS_OK;
+    j->source = PB_SOURCE_SEMANTIC_CACHE;
+    j->model = -1;
+    free(j->content);
+    j->content = pb_xstrdup(hit->content);
+    j->matched_question = pb_xstrdup(hit->question);
+    j->similarity = hit->similarity;
+    j->cache_age_s = hit->age_s;
+    chain_finish(j);
+}
+
+static void chain_degrade(chain_job *j);
+
+static void
+chain_on_semantic_fallback(const pb_semcache_hit *hit, void *arg)
+{
+    chain_job *j = arg;
+    if (hit)
+        chain_take_semantic(j, hit);
+    else
+        chain_degrade(j);
+}
+
+/* Every model failed: mode "fallback" asks the semantic cache (answers up to the stale
+ * limit count) before the degraded reply, within what is left of the deadline. */
+static bool
+chain_semantic_fallback(chain_job *j)
+{
+    const pb_config *cfg = j->ctx->cfg;
+    int64_t left = chain_remaining_ms(j);
+    if (j->semq == NULL || j->semantic_tried || cfg->semantic.mode != PB_SEMANTIC_FALLBACK ||
+        j->req->cache == PB_CACHE_REFRESH || left < 1)
+        return false;
+    j->semantic_tried = true;
+    pb_semq_lookup(j->semq, left < cfg->semantic.timeout_ms ? (int)left : cfg->semantic.timeout_ms,
+                   (int64_t)cfg->cache_ttl_s + cfg->cache_stale_if_error_s,
+                   chain_on_semantic_fallback, j);
+    return true;
+}
+
 static void
 chain_degrade(chain_job *j)
 {
+    if (chain_semantic_fallback(j))
+        return;
     j->status = PB_STATUS_DEGRADED;
     j->source = PB_SOURCE_DEGRADED;
     j->model = -1;
@@ -257,6 +310,10 @@ chain_on_attempt_done(const pb_http_reply *r, void *arg)
         j->status = PB_STATUS_OK;
         j->source = j->pos == 0 ? PB_SOURCE_PRIMARY : PB_SOURCE_FALLBACK;
         j->model = m;
+        if (j->semq) {
+            pb_semq_shadow_record(j->semq, j->content);
+            pb_semq_insert(j->semq, j->content);
+        }
         chain_finish(j);
         return;
     case PB_NEXT_RETRY:
@@ -464,7 +521,9 @@ chain_build_result(chain_job *j)
         .latency_ms = pb_mono_ms() - j->claimed_mono_ms,
         .worker = ctx->worker_id,
         .meta = req ? req->meta : NULL,
-        .cache_age_s = -1,
+        .cache_age_s = j->cache_age_s,
+        .similarity = j->similarity,
+        .matched_question = j->matched_question,
     };
     j->result_json = pb_result_to_json(&res, cfg, &j->result_len);
     if (j->status != PB_STATUS_OK)
@@ -507,6 +566,33 @@ chain_finish(chain_job *j)
     free(dead);
 }
 
+static void
+chain_on_semantic_first(const pb_semcache_hit *hit, void *arg)
+{
+    chain_job *j = arg;
+    if (hit && j->ctx->cfg->semantic.mode == PB_SEMANTIC_FIRST)
+        chain_take_semantic(j, hit);
+    else
+        chain_next_model(j); /* shadow mode only remembers the hit */
+}
+
+/* Modes "first" and "shadow" ask the semantic cache before any model (after the exact
+ * cache); only fresh answers (ttl_s) count. */
+static void
+chain_semantic_first(chain_job *j)
+{
+    const pb_config *cfg = j->ctx->cfg;
+    j->semq = pb_semq_new(j->ctx->semcache, j->req);
+    if (j->semq == NULL || cfg->semantic.mode == PB_SEMANTIC_FALLBACK ||
+        j->req->cache == PB_CACHE_REFRESH) {
+        chain_next_model(j);
+        return;
+    }
+    int64_t left = chain_remaining_ms(j) / 2; /* leave the models most of the deadline */
+    pb_semq_lookup(j->semq, left < cfg->semantic.timeout_ms ? (int)left : cfg->semantic.timeout_ms,
+                   cfg->cache_ttl_s, chain_on_semantic_first, j);
+}
+
 void
 pb_chain_start(pb_chain_ctx *ctx, char *raw, size_t len)
 {
@@ -518,6 +604,8 @@ pb_chain_start(pb_chain_ctx *ctx, char *raw, size_t len)
     j->claimed_wall_ms = pb_wall_ms();
     j->model = -1;
     j->prompt_tokens = j->completion_tokens = -1;
+    j->similarity = -1;
+    j->cache_age_s = -1;
     j->state = JOB_RUNNING;
     j->next = ctx->jobs;
     if (ctx->jobs)
@@ -536,7 +624,7 @@ pb_chain_start(pb_chain_ctx *ctx, char *raw, size_t len)
         return;
     }
     j->deadline_mono_ms = j->claimed_mono_ms + j->req->deadline_ms;
-    chain_next_model(j);
+    chain_semantic_first(j);
 }
 
 void

@@ -64,10 +64,14 @@ static const char *const config_provider_keys[] = {"type", "base_url", "api_key_
 static const char *const config_model_keys[] = {
     "provider", "model", "tier", "timeout_ms", "connect_timeout_ms", "max_tokens_default", NULL};
 static const char *const config_route_keys[] = {
-    "chain",       "retries",           "backoff_ms",     "backoff_max_ms",
-    "deadline_ms", "critical_min_tier", "degraded_reply", NULL};
+    "chain",          "retries",           "backoff_ms",
+    "backoff_max_ms", "deadline_ms",       "critical_min_tier",
+    "degraded_reply", "semantic_critical", NULL};
 static const char *const config_cache_keys[] = {"ttl_s", "stale_if_error_s", "semantic", "redis",
                                                 NULL};
+static const char *const config_semantic_keys[] = {
+    "enabled", "threshold",  "embedder",    "mode",          "provider",
+    "model",   "timeout_ms", "max_entries", "shadow_sample", NULL};
 
 /* Fills err with "CONFIG <path>.<key>: <why>" and returns PB_ERR. path "" is the top level;
  * key NULL names path itself; a key starting with '[' is an array index. */
@@ -191,6 +195,38 @@ config_obj(json_object *obj, const char *path, const char *key, json_object **ou
     if (!json_object_is_type(v, json_type_object))
         return config_fail(err, path, key, "must be an object");
     *out = v;
+    return PB_OK;
+}
+
+/* Reads obj[key] as true/false, def when absent. */
+static int
+config_boolean(json_object *obj, const char *path, const char *key, bool def, bool *out,
+               pb_error *err)
+{
+    json_object *v;
+    *out = def;
+    if (!config_get(obj, key, &v))
+        return PB_OK;
+    if (!json_object_is_type(v, json_type_boolean))
+        return config_fail(err, path, key, "must be true or false");
+    *out = json_object_get_boolean(v);
+    return PB_OK;
+}
+
+/* Reads obj[key] as a number in [min, max], def when absent. */
+static int
+config_number(json_object *obj, const char *path, const char *key, double def, double min,
+              double max, double *out, pb_error *err)
+{
+    json_object *v;
+    *out = def;
+    if (!config_get(obj, key, &v))
+        return PB_OK;
+    double d = json_object_get_double(v);
+    if ((!json_object_is_type(v, json_type_double) && !json_object_is_type(v, json_type_int)) ||
+        !(d >= min && d <= max))
+        return config_fail(err, path, key, "must be a number from %g to %g", min, max);
+    *out = d;
     return PB_OK;
 }
 
@@ -572,7 +608,8 @@ config_parse_route(pb_config *cfg, pb_route_conf *r, json_object *o, const char 
         config_int(o, path, "deadline_ms", 30000, 100, 3600000, &r->deadline_ms, err) != PB_OK ||
         config_int(o, path, "critical_min_tier", 0, 0, 9, &r->critical_min_tier, err) != PB_OK ||
         config_str(o, path, "degraded_reply", CONFIG_DEFAULT_DEGRADED, CONFIG_REPLY_MAX,
-                   &r->degraded_reply, err) != PB_OK)
+                   &r->degraded_reply, err) != PB_OK ||
+        config_boolean(o, path, "semantic_critical", false, &r->semantic_critical, err) != PB_OK)
         return PB_ERR;
     return PB_OK;
 }
@@ -622,27 +659,94 @@ config_parse_sections(pb_config *cfg, json_object *root, pb_error *err)
     return PB_OK;
 }
 
-/* The cache section; "semantic" and "redis" belong to later modules and are only type-checked
- * here (TODO #semcache: validate them once semcache.c reads them). */
+/* One of names (the index), or the default when absent. */
+static int
+config_enum(json_object *obj, const char *path, const char *key, const char *const *names, int def,
+            int *out, pb_error *err)
+{
+    char *s = NULL;
+    *out = def;
+    if (config_str(obj, path, key, NULL, CONFIG_NAME_MAX, &s, err) != PB_OK)
+        return PB_ERR;
+    if (s == NULL)
+        return PB_OK;
+    int found = -1;
+    for (int i = 0; names[i]; i++)
+        if (strcmp(s, names[i]) == 0)
+            found = i;
+    free(s);
+    if (found < 0)
+        return config_fail(err, path, key, "must be one of %s|%s%s%s", names[0], names[1],
+                           names[2] ? "|" : "", names[2] ? names[2] : "");
+    *out = found;
+    return PB_OK;
+}
+
+/* cache.semantic: the embedder, mode and bounds of the semantic cache (semcache.c). The local
+ * embedder's default threshold comes from the evaluation set (README "Semantic cache"). */
+static int
+config_parse_semantic(pb_config *cfg, json_object *o, pb_error *err)
+{
+    static const char *const embedders[] = {"local", "http", NULL};
+    static const char *const modes[] = {"fallback", "first", "shadow", NULL};
+    static const char path[] = "cache.semantic";
+    pb_semantic_conf *s = &cfg->semantic;
+    int embedder, mode;
+    char *prov = NULL;
+    s->provider = -1;
+    s->threshold = PB_SEMANTIC_LOCAL_THRESHOLD;
+    s->timeout_ms = 1000;
+    s->max_entries = 100000;
+    s->shadow_sample = 1;
+    if (o == NULL)
+        return PB_OK;
+    if (config_check_keys(o, path, config_semantic_keys, err) != PB_OK ||
+        config_boolean(o, path, "enabled", false, &s->enabled, err) != PB_OK ||
+        config_enum(o, path, "embedder", embedders, 0, &embedder, err) != PB_OK ||
+        config_enum(o, path, "mode", modes, 0, &mode, err) != PB_OK ||
+        config_number(o, path, "threshold",
+                      embedder == PB_EMBEDDER_LOCAL ? PB_SEMANTIC_LOCAL_THRESHOLD : 0.9, 0.5, 1,
+                      &s->threshold, err) != PB_OK ||
+        config_int(o, path, "timeout_ms", 1000, 10, 60000, &s->timeout_ms, err) != PB_OK ||
+        config_int(o, path, "max_entries", 100000, 1, 100000000, &s->max_entries, err) != PB_OK ||
+        config_number(o, path, "shadow_sample", 1, 0, 1, &s->shadow_sample, err) != PB_OK ||
+        config_str(o, path, "model", NULL, 256, &s->model, err) != PB_OK ||
+        config_str(o, path, "provider", NULL, CONFIG_NAME_MAX, &prov, err) != PB_OK)
+        return PB_ERR;
+    s->embedder = (pb_embedder_kind)embedder;
+    s->mode = (pb_semantic_mode)mode;
+    for (size_t i = 0; prov && i < cfg->n_providers; i++)
+        if (strcmp(cfg->providers[i].name, prov) == 0)
+            s->provider = (int)i;
+    free(prov);
+    if (s->embedder == PB_EMBEDDER_HTTP &&
+        (s->provider < 0 || cfg->providers[s->provider].type != PB_PROVIDER_OPENAI))
+        return config_fail(err, path, "provider", "must name a provider of type openai");
+    if (s->embedder == PB_EMBEDDER_HTTP && s->model == NULL)
+        return config_fail(err, path, "model", "is required with embedder http");
+    if (s->model != NULL && config_has_ctl(s->model))
+        return config_fail(err, path, "model", "must not contain control characters");
+    return PB_OK;
+}
+
+/* The cache section; "redis" belongs to a later module and is only type-checked here. */
 static int
 config_parse_cache(pb_config *cfg, json_object *root, pb_error *err)
 {
-    json_object *c, *sub;
+    json_object *c, *sub, *sem = NULL;
     if (config_obj(root, "", "cache", &c, err) != PB_OK)
         return PB_ERR;
     cfg->cache_ttl_s = CONFIG_DAY_S;
     cfg->cache_stale_if_error_s = 7 * CONFIG_DAY_S;
-    if (c == NULL)
-        return PB_OK;
-    if (config_check_keys(c, "cache", config_cache_keys, err) != PB_OK ||
-        config_int(c, "cache", "ttl_s", CONFIG_DAY_S, 1, 30 * CONFIG_DAY_S, &cfg->cache_ttl_s,
-                   err) != PB_OK ||
-        config_int(c, "cache", "stale_if_error_s", 7 * CONFIG_DAY_S, 0, 90 * CONFIG_DAY_S,
-                   &cfg->cache_stale_if_error_s, err) != PB_OK ||
-        config_obj(c, "cache", "semantic", &sub, err) != PB_OK ||
-        config_obj(c, "cache", "redis", &sub, err) != PB_OK)
+    if (c != NULL && (config_check_keys(c, "cache", config_cache_keys, err) != PB_OK ||
+                      config_int(c, "cache", "ttl_s", CONFIG_DAY_S, 1, 30 * CONFIG_DAY_S,
+                                 &cfg->cache_ttl_s, err) != PB_OK ||
+                      config_int(c, "cache", "stale_if_error_s", 7 * CONFIG_DAY_S, 0,
+                                 90 * CONFIG_DAY_S, &cfg->cache_stale_if_error_s, err) != PB_OK ||
+                      config_obj(c, "cache", "semantic", &sem, err) != PB_OK ||
+                      config_obj(c, "cache", "redis", &sub, err) != PB_OK))
         return PB_ERR;
-    return PB_OK;
+    return config_parse_semantic(cfg, sem, err);
 }
 
 static int
@@ -794,6 +898,7 @@ pb_config_free(pb_config *cfg)
         free(cfg->routes[i].degraded_reply);
     }
     free(cfg->routes);
+    free(cfg->semantic.model);
     free(cfg);
 }
 

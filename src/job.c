@@ -716,6 +716,13 @@ pb_result_to_json(const pb_result *res, const pb_config *cfg, size_t *len)
         job_out_lit(&o, ",\"cache_age_s\":");
         job_out_i64(&o, res->cache_age_s);
     }
+    if (res->similarity >= 0 && res->matched_question) {
+        char num[32];
+        int n = snprintf(num, sizeof(num), ",\"similarity\":%.4f", res->similarity);
+        job_out_raw(&o, num, (size_t)n);
+        job_out_lit(&o, ",\"matched_question\":");
+        job_out_str(&o, res->matched_question);
+    }
     if (res->meta) {
         /* json-c's serializer takes a non-const object only because it caches the text in
          * it; meta is not otherwise changed. */

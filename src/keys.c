@@ -78,3 +78,27 @@ pb_chan_alerts(const char *prefix)
 {
     return pb_xasprintf("%s:alerts", prefix);
 }
+
+char *
+pb_key_sem_entry_prefix(const char *prefix)
+{
+    return pb_xasprintf("%s:sem:e:", prefix);
+}
+
+char *
+pb_key_sem_bucket_prefix(const char *prefix)
+{
+    return pb_xasprintf("%s:sem:b:", prefix);
+}
+
+char *
+pb_key_sem_index(const char *prefix)
+{
+    return pb_xasprintf("%s:sem:index", prefix);
+}
+
+char *
+pb_key_sem_shadow(const char *prefix)
+{
+    return pb_xasprintf("%s:sem:shadow", prefix);
+}

@@ -26,6 +26,7 @@
 #include "planb/chain.h"
 #include "planb/core.h"
 #include "planb/http.h"
+#include "planb/semcache.h"
 #include "planb/log.h"
 #include "planb/queue.h"
 #include "planb/redis.h"
@@ -302,6 +303,7 @@ pb_worker_run(const pb_config *cfg, int slot)
         .keys = &w->keys,
         .worker_id = w->id,
         .rng = seed | 1,
+        .semcache = pb_semcache_new(cfg, w->base, w->cmd, w->http),
         .on_released = worker_on_released,
         .owner = w,
     };
@@ -333,6 +335,7 @@ pb_worker_run(const pb_config *cfg, int slot)
     pb_redis_free(w->claim);
     pb_redis_free(w->cmd);
     pb_chain_abandon_all(&w->chain);
+    pb_semcache_free(w->chain.semcache);
     pb_http_free(w->http);
     event_free(w->claim_retry);
     event_free(w->watchdog);

@@ -14,6 +14,7 @@
 #include "planb/http.h"
 #include "planb/queue.h"
 #include "planb/redis.h"
+#include "planb/semcache.h"
 
 /* What every job of one worker shares (owned by the worker). */
 typedef struct pb_chain_ctx {
@@ -24,6 +25,7 @@ typedef struct pb_chain_ctx {
     const pb_queue_keys *keys;
     const char *worker_id;            /* "host:pid", shown in results */
     uint64_t rng;                     /* xorshift state for backoff jitter */
+    pb_semcache *semcache;            /* NULL when cache.semantic is off */
     int active;                       /* jobs started and not yet released */
     struct chain_job *jobs;           /* every live job (for pb_chain_abandon_all) */
     void (*on_released)(void *owner); /* a job finished (or was abandoned) */

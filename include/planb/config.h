@@ -6,6 +6,7 @@
 #ifndef PLANB_CONFIG_H
 #define PLANB_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "planb/core.h"
@@ -32,15 +33,16 @@ typedef struct pb_model_conf {
 } pb_model_conf;
 
 typedef struct pb_route_conf {
-    char *name;            /* key in "routes" */
-    int *chain;            /* model indices, primary first */
-    size_t chain_len;      /* >= 1 */
-    int retries;           /* extra tries per model for retryable outcomes (default 2) */
-    int backoff_ms;        /* base of exponential backoff (default 250) */
-    int backoff_max_ms;    /* cap of one backoff (default 4000) */
-    int deadline_ms;       /* whole-job deadline when the job gives none (default 30000) */
-    int critical_min_tier; /* critical jobs use only models with tier <= this (0 = no floor) */
-    char *degraded_reply;  /* content of a degraded result */
+    char *name;             /* key in "routes" */
+    int *chain;             /* model indices, primary first */
+    size_t chain_len;       /* >= 1 */
+    int retries;            /* extra tries per model for retryable outcomes (default 2) */
+    int backoff_ms;         /* base of exponential backoff (default 250) */
+    int backoff_max_ms;     /* cap of one backoff (default 4000) */
+    int deadline_ms;        /* whole-job deadline when the job gives none (default 30000) */
+    int critical_min_tier;  /* critical jobs use only models with tier <= this (0 = no floor) */
+    char *degraded_reply;   /* content of a degraded result */
+    bool semantic_critical; /* critical jobs may be answered from the semantic cache */
 } pb_route_conf;
 
 typedef struct pb_limits {
@@ -50,6 +52,25 @@ typedef struct pb_limits {
     size_t meta_max_bytes;  /* serialized meta (default 16 KiB) */
     size_t id_max_bytes;    /* job id length (default 128) */
 } pb_limits;
+
+typedef enum { PB_EMBEDDER_LOCAL, PB_EMBEDDER_HTTP } pb_embedder_kind;
+typedef enum { PB_SEMANTIC_FALLBACK, PB_SEMANTIC_FIRST, PB_SEMANTIC_SHADOW } pb_semantic_mode;
+
+/* Default cosine threshold of the local embedder, chosen on tests/fixtures/semantic (README). */
+#define PB_SEMANTIC_LOCAL_THRESHOLD 0.82
+
+/* cache.semantic (README "Semantic cache"). */
+typedef struct pb_semantic_conf {
+    bool enabled;              /* default false */
+    double threshold;          /* cosine a hit needs (default per embedder, see README) */
+    pb_embedder_kind embedder; /* "local" (default) | "http" */
+    pb_semantic_mode mode;     /* "fallback" (default) | "first" | "shadow" */
+    int provider;              /* http: index of an openai-type provider, else -1 */
+    char *model;               /* http: embedding model name sent upstream */
+    int timeout_ms;            /* http embed call + index lookup bound (default 1000) */
+    int max_entries;           /* index size bound, oldest evicted (default 100000) */
+    double shadow_sample;      /* shadow: share of would-be hits sampled to the list (default 1) */
+} pb_semantic_conf;
 
 typedef struct pb_config {
     char *path;       /* file it was loaded from (NULL for strings) */
@@ -80,6 +101,7 @@ typedef struct pb_config {
     int default_route;          /* index of "default" route, or 0 */
     int cache_ttl_s;            /* exact cache TTL (default 86400) */
     int cache_stale_if_error_s; /* kept past TTL for stale answers (default 604800) */
+    pb_semantic_conf semantic;  /* cache.semantic */
 } pb_config;
 
 /* Loads and validates a config file; NULL with err filled ("CONFIG <field>: <why>"). Caller frees.

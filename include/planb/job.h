@@ -86,13 +86,15 @@ typedef struct pb_result {
     int model;           /* model index that answered, -1 for none */
     const pb_attempt *attempts;
     size_t n_attempts;
-    long prompt_tokens;      /* -1 when unknown */
-    long completion_tokens;  /* -1 when unknown */
-    int64_t queued_ms;       /* -1 when unknown */
-    int64_t latency_ms;      /* claim -> finish */
-    const char *worker;      /* "host:pid" */
-    const json_object *meta; /* borrowed, may be NULL */
-    int64_t cache_age_s;     /* for stale_cache results; -1 otherwise */
+    long prompt_tokens;           /* -1 when unknown */
+    long completion_tokens;       /* -1 when unknown */
+    int64_t queued_ms;            /* -1 when unknown */
+    int64_t latency_ms;           /* claim -> finish */
+    const char *worker;           /* "host:pid" */
+    const json_object *meta;      /* borrowed, may be NULL */
+    int64_t cache_age_s;          /* for stale_cache results; -1 otherwise */
+    double similarity;            /* semantic_cache: cosine of the match; < 0 otherwise */
+    const char *matched_question; /* semantic_cache: the question the answer was for */
 } pb_result;
 
 /* Serializes a result; returns a new string (caller frees) and its length in *len. */

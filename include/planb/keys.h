@@ -16,5 +16,10 @@ char *pb_key_breaker(const char *prefix, const char *model);    /* <p>:breaker:<
 char *pb_chan_results(const char *prefix);                      /* <p>:results (channel) */
 char *pb_chan_stats(const char *prefix);                        /* <p>:stats (channel) */
 char *pb_chan_alerts(const char *prefix);                       /* <p>:alerts (channel) */
+/* Semantic cache (semcache.c): entries, LSH buckets, the age index and shadow samples. */
+char *pb_key_sem_entry_prefix(const char *prefix);  /* <p>:sem:e: (+ id: string) */
+char *pb_key_sem_bucket_prefix(const char *prefix); /* <p>:sem:b: (+ scope:table:code: set) */
+char *pb_key_sem_index(const char *prefix);         /* <p>:sem:index (zset) */
+char *pb_key_sem_shadow(const char *prefix);        /* <p>:sem:shadow (list) */
 
 #endif

@@ -332,10 +332,9 @@ Test(config, errors_name_the_field)
 
 Test(config, comments_and_unvalidated_sections_accepted)
 {
-    pb_config *cfg =
-        must_parse("/* header */ {\n // line comment\n " MIN_SECTIONS ",\n"
-                   "\"cache\": {\"semantic\": {\"anything\": [1, 2]}, \"redis\": {}},\n"
-                   "\"breaker\": {\"failures\": 5}, \"monitor\": {}}");
+    pb_config *cfg = must_parse("/* header */ {\n // line comment\n " MIN_SECTIONS ",\n"
+                                "\"cache\": {\"semantic\": {\"enabled\": false}, \"redis\": {}},\n"
+                                "\"breaker\": {\"failures\": 5}, \"monitor\": {}}");
     pb_config_free(cfg);
 }
 
@@ -511,4 +510,51 @@ Test(config, load_errors)
     cr_expect_null(pb_config_load("/", &err), "a directory");
     cr_expect_str_eq(err.msg, "CONFIG: cannot read /: Is a directory");
     pb_config_free(NULL);
+}
+
+#define SEM_BASE                                                                                   \
+    "{\"providers\": {\"p\": {\"type\": \"openai\", \"base_url\": \"http://x\"}, \"a\": "          \
+    "{\"type\": \"anthropic\", \"base_url\": \"http://y\"}}, \"models\": {\"m\": {\"provider\": "  \
+    "\"p\"}}, \"routes\": {\"default\": {\"chain\": [\"m\"]}}, \"cache\": {\"semantic\": "
+
+Test(config, semantic_defaults_and_values)
+{
+    pb_config *cfg = must_parse(SEM_BASE "{}}}");
+    cr_expect_not(cfg->semantic.enabled);
+    cr_expect_float_eq(cfg->semantic.threshold, PB_SEMANTIC_LOCAL_THRESHOLD, 1e-9);
+    cr_expect_eq(cfg->semantic.embedder, PB_EMBEDDER_LOCAL);
+    cr_expect_eq(cfg->semantic.mode, PB_SEMANTIC_FALLBACK);
+    cr_expect_eq(cfg->semantic.max_entries, 100000);
+    cr_expect_eq(cfg->semantic.timeout_ms, 1000);
+    cr_expect_not(cfg->routes[0].semantic_critical);
+    pb_config_free(cfg);
+    cfg = must_parse(SEM_BASE "{\"enabled\": true, \"embedder\": \"http\", \"provider\": \"p\", "
+                              "\"model\": \"emb\", \"mode\": \"shadow\", \"max_entries\": 5, "
+                              "\"shadow_sample\": 0.5}}}");
+    cr_expect(cfg->semantic.enabled);
+    cr_expect_eq(cfg->semantic.embedder, PB_EMBEDDER_HTTP);
+    cr_expect_eq(cfg->semantic.provider, 0);
+    cr_expect_str_eq(cfg->semantic.model, "emb");
+    cr_expect_float_eq(cfg->semantic.threshold, 0.9, 1e-9);
+    cr_expect_eq(cfg->semantic.mode, PB_SEMANTIC_SHADOW);
+    cr_expect_eq(cfg->semantic.max_entries, 5);
+    cr_expect_float_eq(cfg->semantic.shadow_sample, 0.5, 1e-9);
+    pb_config_free(cfg);
+}
+
+Test(config, semantic_errors_name_the_field)
+{
+    expect_error(SEM_BASE "{\"mode\": \"always\"}}}",
+                 "CONFIG cache.semantic.mode: must be one of fallback|first|shadow");
+    expect_error(SEM_BASE "{\"threshold\": 1.5}}}",
+                 "CONFIG cache.semantic.threshold: must be a number from 0.5 to 1");
+    expect_error(SEM_BASE "{\"enabled\": 1}}}",
+                 "CONFIG cache.semantic.enabled: must be true or false");
+    expect_error(SEM_BASE "{\"embedder\": \"http\", \"provider\": \"a\", \"model\": \"e\"}}}",
+                 "CONFIG cache.semantic.provider: must name a provider of type openai");
+    expect_error(SEM_BASE "{\"embedder\": \"http\", \"provider\": \"p\"}}}",
+                 "CONFIG cache.semantic.model: is required with embedder http");
+    expect_error(SEM_BASE "{\"max_entries\": 0}}}",
+                 "CONFIG cache.semantic.max_entries: must be an integer from 1 to 100000000");
+    expect_error(SEM_BASE "{\"typo\": 0}}}", "CONFIG cache.semantic.typo: unknown key");
 }
