@@ -1,18 +1,75 @@
 -- claim.lua -- move up to N jobs from the queues into a worker's in-flight list in one round trip.
 -- Used when the worker has room for many jobs and the queue is deep; an empty result
--- sends the worker back to its blocking BLMOVE.
+-- sends the worker back to its blocking BLMOVE, whose job comes back here to be vetted.
+-- Vetting costs one EXISTS while planb:deliveries does not exist (no job was handed back
+-- after a crash). When it does, a handed-back job ("suspect": it was in flight when a
+-- worker died) is treated apart:
+--   * its result already exists (a worker the reaper took for dead finished it): acked
+--     here, never run again;
+--   * a job in flight in two or more crashes runs alone: at most one such job per worker
+--     at a time (<prefix>:suspect:<worker>), so a further crash is blamed on it and on
+--     jobs that crashed at most once, and the jobs that merely shared a worker with a
+--     poison job stop at 2 while it reaches max_deliveries. One crash (the usual kill or
+--     OOM) never slows recovery down.
 -- KEYS[1]      the worker's in-flight list (planb:inflight:<worker>)
--- KEYS[2..]    queue lists, tried in order (planb:q:<queue>)
+-- KEYS[2]      deliveries hash (planb:deliveries)
+-- KEYS[3]      stats hash (planb:stats)
+-- KEYS[4]      the worker's suspect key (planb:suspect:<worker>)
+-- KEYS[5]      workers zset (planb:workers): a claim stamps the lease too, so a worker
+--              never holds jobs the reaper cannot see
+-- KEYS[6..]    queue lists, tried in order (planb:q:<queue>)
 -- ARGV[1]      the most jobs to move
--- Returns      the raw jobs moved, oldest first (the order they were pushed).
+-- ARGV[2]      result key prefix ("planb:result:")
+-- ARGV[3]      worker id
+-- ARGV[4]      optional: a job BLMOVE already put in the in-flight list, to vet first
+-- Returns      the jobs to run, oldest first (the order they were pushed), then a nil
+--              element when a suspect was left for later (the worker waits a moment
+--              instead of blocking on BLMOVE, which would hand it the same job again).
 local max = tonumber(ARGV[1])
-local out = {}
-for i = 2, #KEYS do
+local vet = redis.call('EXISTS', KEYS[2]) == 1
+local out, deferred = {}, false
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[5], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), ARGV[3])
+
+-- 'run', 'acked' (result exists) or 'later' (put back: this worker runs a suspect already).
+local function vetting(job, queue)
+  if not vet then return 'run' end
+  local sha = redis.sha1hex(job)
+  local crashes = tonumber(redis.call('HGET', KEYS[2], sha))
+  if not crashes then return 'run' end
+  local ok, j = pcall(cjson.decode, job)
+  if ok and type(j) == 'table' and type(j.id) == 'string'
+      and redis.call('EXISTS', ARGV[2] .. j.id) == 1 then
+    redis.call('LREM', KEYS[1], 1, job)
+    redis.call('HDEL', KEYS[2], sha)
+    redis.call('HINCRBY', KEYS[3], 'duplicates', 1)
+    return 'acked'
+  end
+  if crashes < 2 then return 'run' end
+  if redis.call('SET', KEYS[4], sha, 'NX') then return 'run' end
+  redis.call('LREM', KEYS[1], 1, job)
+  redis.call('RPUSH', queue, job)
+  deferred = true
+  return 'later'
+end
+
+if ARGV[4] and vetting(ARGV[4], KEYS[6]) == 'run' then
+  out[1] = ARGV[4]
+end
+for i = 6, #KEYS do
   while #out < max do
     local job = redis.call('LMOVE', KEYS[i], KEYS[1], 'RIGHT', 'LEFT')
     if not job then break end
-    out[#out + 1] = job
+    local v = vetting(job, KEYS[i])
+    if v == 'run' then
+      out[#out + 1] = job
+    elseif v == 'later' then
+      break
+    end
   end
   if #out >= max then break end
+end
+if deferred then
+  out[#out + 1] = false
 end
 return out

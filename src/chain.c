@@ -32,6 +32,7 @@
 #include "planb/log.h"
 #include "planb/provider.h"
 #include "planb/retry.h"
+#include "planb/testhook.h"
 
 #define CHAIN_MIN_ATTEMPT_MS 20  /* an attempt with less time than this left is not started */
 #define FINISH_RETRY_MS      250 /* re-send a finish lost to a Redis outage */
@@ -624,6 +625,7 @@ pb_chain_start(pb_chain_ctx *ctx, char *raw, size_t len)
         return;
     }
     j->deadline_mono_ms = j->claimed_mono_ms + j->req->deadline_ms;
+    pb_testhook_job_started(j->req);
     chain_semantic_first(j);
 }
 

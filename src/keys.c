@@ -62,6 +62,30 @@ pb_key_breaker(const char *prefix, const char *model)
 }
 
 char *
+pb_key_deliveries(const char *prefix)
+{
+    return pb_xasprintf("%s:deliveries", prefix);
+}
+
+char *
+pb_key_events(const char *prefix)
+{
+    return pb_xasprintf("%s:events", prefix);
+}
+
+char *
+pb_key_reaper_lock(const char *prefix)
+{
+    return pb_xasprintf("%s:reaper", prefix);
+}
+
+char *
+pb_key_suspect(const char *prefix, const char *worker)
+{
+    return pb_xasprintf("%s:suspect:%s", prefix, worker);
+}
+
+char *
 pb_chan_results(const char *prefix)
 {
     return pb_xasprintf("%s:results", prefix);

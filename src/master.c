@@ -7,7 +7,9 @@
  *
  * Signals are blocked before the first fork and taken synchronously with
  * sigtimedwait(), so all the work happens in this loop, never in a handler:
- *   SIGCHLD      reap; a worker that died is respawned into its slot after a
+ *   SIGCHLD      reap; a dead worker's id goes down a pipe to the monitor, which
+ *                hands its jobs back at once (the master never talks to Redis);
+ *                the worker is respawned into its slot after a
  *                backoff that doubles while it keeps dying young; one that exits
  *                PB_EXIT_FATAL (bad config, Lua load) stops the whole service.
  *   SIGTERM/INT  drain: SIGTERM every worker, wait drain_timeout_ms + a margin,
@@ -18,6 +20,7 @@
 #include "planb/master.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +32,7 @@
 #include "planb/core.h"
 #include "planb/log.h"
 #include "planb/monitor.h"
+#include "planb/reaper.h"
 #include "planb/worker.h"
 
 #define MASTER_MAX_SLOTS      257  /* config caps workers at 256, plus the monitor */
@@ -55,6 +59,8 @@ typedef struct master {
     bool draining;
     int64_t kill_at_ms; /* drain: SIGKILL stragglers at this time */
     int exit_code;
+    int reap_pipe[2]; /* dead worker ids to the monitor; the master keeps both ends open, so
+                         ids written while the monitor restarts wait for the next one */
 } master;
 
 static void
@@ -67,7 +73,12 @@ master_spawn(master *m, int slot)
         return;
     }
     if (pid == 0) {
-        int code = slot == m->n_slots - 1 ? pb_monitor_run(m->cfg) : pb_worker_run(m->cfg, slot);
+        bool is_monitor = slot == m->n_slots - 1;
+        close(m->reap_pipe[1]);
+        if (!is_monitor)
+            close(m->reap_pipe[0]);
+        int code =
+            is_monitor ? pb_monitor_run(m->cfg, m->reap_pipe[0]) : pb_worker_run(m->cfg, slot);
         _exit(code);
     }
     m->slots[slot].pid = pid;
@@ -123,14 +134,18 @@ master_on_exit(master *m, pid_t pid, int status)
 {
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-    if (master_forget_retiring(m, pid))
+    if (master_forget_retiring(m, pid)) {
+        pb_reaper_notify(m->reap_pipe[1], pid);
         return;
+    }
     int slot = -1;
     for (int i = 0; i < m->n_slots; i++)
         if (m->slots[i].pid == pid)
             slot = i;
     if (slot < 0)
         return;
+    if (slot != m->n_slots - 1)
+        pb_reaper_notify(m->reap_pipe[1], pid);
     master_slot *s = &m->slots[slot];
     s->pid = 0;
     if (m->draining)
@@ -215,6 +230,13 @@ pb_master_run(const char *config_path, pb_config *cfg)
     m->cfg = cfg;
     m->n_slots = (cfg->workers < MASTER_MAX_SLOTS - 1 ? cfg->workers : MASTER_MAX_SLOTS - 1) + 1;
     pb_log_set_role("master");
+    if (pipe2(m->reap_pipe, O_CLOEXEC) != 0) {
+        pb_log_errno("event=pipe_failed");
+        m->reap_pipe[0] = m->reap_pipe[1] = -1;
+    } else {
+        fcntl(m->reap_pipe[0], F_SETFL, O_NONBLOCK);
+        fcntl(m->reap_pipe[1], F_SETFL, O_NONBLOCK);
+    }
 
     sigset_t set;
     sigemptyset(&set);
@@ -263,6 +285,8 @@ pb_master_run(const char *config_path, pb_config *cfg)
     int code = m->exit_code;
     pb_log(PB_LOG_INFO, "event=master_exit code=%d", code);
     pb_config_free(m->cfg);
+    close(m->reap_pipe[0]);
+    close(m->reap_pipe[1]);
     free(m);
     return code;
 }

@@ -14,12 +14,15 @@
 
 #include "planb/core.h"
 #include "planb/log.h"
+#include "planb/reaper.h"
 
 typedef struct monitor {
     pb_monitor_ctx ctx;
     char host[64];
     struct event *sig_term;
     struct event *sig_int;
+    int reap_fd;       /* master's dead-worker pipe */
+    pb_reaper *reaper; /* lease sweep + immediate hand-back of dead workers */
 } monitor;
 
 static void
@@ -34,19 +37,20 @@ monitor_on_signal(evutil_socket_t sig, short what, void *arg)
 static void
 monitor_start_duties(monitor *mon)
 {
-    (void)mon;
+    mon->reaper = pb_reaper_start(&mon->ctx, mon->reap_fd);
 }
 
 static void
 monitor_stop_duties(monitor *mon)
 {
-    (void)mon;
+    pb_reaper_free(mon->reaper);
 }
 
 int
-pb_monitor_run(const pb_config *cfg)
+pb_monitor_run(const pb_config *cfg, int reap_fd)
 {
     monitor *mon = pb_xcalloc(1, sizeof(*mon));
+    mon->reap_fd = reap_fd;
     pb_log_set_role("mon");
     if (gethostname(mon->host, sizeof(mon->host)) != 0)
         snprintf(mon->host, sizeof(mon->host), "localhost");

@@ -13,7 +13,8 @@
 #include "planb/core.h"
 #include "planb/keys.h"
 
-#define QUEUE_FINISH_FIXED_ARGS 11 /* 5 keys + 6 fixed ARGV of finish.lua */
+#define QUEUE_FINISH_FIXED_ARGS 15 /* 8 keys + 7 fixed ARGV of finish.lua */
+#define QUEUE_FINISH_KEYS       8
 
 void
 pb_queue_keys_init(pb_queue_keys *k, const pb_config *cfg, const char *worker_id)
@@ -29,6 +30,11 @@ pb_queue_keys_init(pb_queue_keys *k, const pb_config *cfg, const char *worker_id
     k->dead = pb_key_dead(cfg->prefix);
     k->workers = pb_key_workers(cfg->prefix);
     k->results_chan = pb_chan_results(cfg->prefix);
+    k->deliveries = pb_key_deliveries(cfg->prefix);
+    k->suspect = pb_key_suspect(cfg->prefix, worker_id);
+    k->events = pb_key_events(cfg->prefix);
+    k->result_prefix = pb_key_result(cfg->prefix, "");
+    k->events_maxlen = pb_xasprintf("%d", cfg->events_maxlen);
 }
 
 void
@@ -42,22 +48,42 @@ pb_queue_keys_free(pb_queue_keys *k)
     free(k->dead);
     free(k->workers);
     free(k->results_chan);
+    free(k->deliveries);
+    free(k->suspect);
+    free(k->events);
+    free(k->result_prefix);
+    free(k->events_maxlen);
     memset(k, 0, sizeof(*k));
 }
 
 void
-pb_queue_claim_batch(pb_redis *r, const pb_queue_keys *k, int max, pb_redis_fn fn, void *arg)
+pb_queue_claim_batch(pb_redis *r, const pb_queue_keys *k, const char *worker_id, int max,
+                     const char *vet, size_t vet_len, pb_redis_fn fn, void *arg)
 {
-    size_t argc = 1 + k->n_queues + 1;
+    size_t nkeys = 5 + k->n_queues, argc = nkeys + (vet ? 4 : 3);
     const char **argv = pb_xmalloc(sizeof(char *) * argc);
+    size_t *lens = pb_xmalloc(sizeof(size_t) * argc);
     char maxs[16];
     snprintf(maxs, sizeof(maxs), "%d", max);
     argv[0] = k->inflight;
+    argv[1] = k->deliveries;
+    argv[2] = k->stats;
+    argv[3] = k->suspect;
+    argv[4] = k->workers;
     for (size_t i = 0; i < k->n_queues; i++)
-        argv[1 + i] = k->queues[i];
-    argv[argc - 1] = maxs;
-    pb_redis_script(r, "claim", fn, arg, (int)(1 + k->n_queues), (int)argc, argv, NULL);
+        argv[5 + i] = k->queues[i];
+    argv[nkeys] = maxs;
+    argv[nkeys + 1] = k->result_prefix;
+    argv[nkeys + 2] = worker_id;
+    for (size_t i = 0; i < nkeys + 3; i++)
+        lens[i] = strlen(argv[i]);
+    if (vet) {
+        argv[nkeys + 3] = vet;
+        lens[nkeys + 3] = vet_len;
+    }
+    pb_redis_script(r, "claim", fn, arg, (int)nkeys, (int)argc, argv, lens);
     free(argv);
+    free(lens);
 }
 
 void
@@ -89,6 +115,9 @@ pb_queue_finish(pb_redis *r, const pb_config *cfg, const pb_queue_keys *k, const
     argv[n++] = reply_key;
     argv[n++] = k->stats;
     argv[n++] = k->dead;
+    argv[n++] = k->events;
+    argv[n++] = k->deliveries;
+    argv[n++] = k->suspect;
     argv[n] = f->raw;
     lens[n++] = f->raw_len;
     argv[n] = f->result_json ? f->result_json : "";
@@ -97,15 +126,16 @@ pb_queue_finish(pb_redis *r, const pb_config *cfg, const pb_queue_keys *k, const
     argv[n++] = reply_ttl;
     argv[n++] = k->results_chan;
     argv[n++] = f->dead_entry ? f->dead_entry : "";
+    argv[n++] = k->events_maxlen;
     for (size_t i = 0; i < f->n_counters; i++) {
         snprintf(counts[i], sizeof(counts[i]), "%ld", f->counts[i]);
         argv[n++] = f->counters[i];
         argv[n++] = counts[i];
     }
     for (int i = 0; i < n; i++)
-        if (i < 5 || (i > 6))
+        if (i < QUEUE_FINISH_KEYS || i > QUEUE_FINISH_KEYS + 1)
             lens[i] = strlen(argv[i]);
-    pb_redis_script(r, "finish", fn, arg, 5, n, argv, lens);
+    pb_redis_script(r, "finish", fn, arg, QUEUE_FINISH_KEYS, n, argv, lens);
     free(result_key);
     free(reply_key);
 }
@@ -115,4 +145,12 @@ pb_queue_heartbeat(pb_redis *r, const pb_queue_keys *k, const char *worker_id)
 {
     const char *argv[] = {k->workers, worker_id};
     pb_redis_script(r, "heartbeat", NULL, NULL, 1, 2, argv, NULL);
+}
+
+void
+pb_queue_handback(pb_redis *r, const pb_queue_keys *k, const char *worker_id, pb_redis_fn fn,
+                  void *arg)
+{
+    const char *argv[] = {k->inflight, k->queues[0], k->workers, k->suspect, worker_id};
+    pb_redis_script(r, "handback", fn, arg, 4, 5, argv, NULL);
 }

@@ -5,11 +5,15 @@
  * a full batch means the queue is deep, so it asks again at once. An empty
  * batch parks it on BLMOVE (1 s timeout, queues in turn) on a dedicated
  * connection, because a blocking command would stall every other reply on a
- * shared one. A watchdog timer bounds the BLMOVE (hiredis 0.14 has no command
- * timeout): a claim connection that stops answering is dropped and rebuilt.
+ * shared one. A job BLMOVE brings is not started until the next claim.lua
+ * call (which follows at once anyway) has vetted it: a re-delivery whose
+ * result already exists is acked there instead of calling a model again. A watchdog timer bounds
+ * the BLMOVE (hiredis 0.14 has no command timeout): a claim connection that stops answering is
+ * dropped and rebuilt.
  *
  * Drain (SIGTERM/SIGINT): stop claiming, wait for in-flight jobs up to
- * drain_timeout_ms, hand the rest back to the queue (handback.lua), exit 0. */
+ * drain_timeout_ms, hand the rest back to the queue and leave planb:workers
+ * (handback.lua), exit 0. */
 #include "planb/worker.h"
 
 #include <errno.h>
@@ -49,7 +53,9 @@ typedef struct worker {
     bool claiming; /* a claim (batch or BLMOVE) is outstanding */
     bool blocked;  /* the outstanding claim is a BLMOVE */
     bool draining;
-    size_t next_queue;         /* round robin over queues for BLMOVE */
+    size_t next_queue; /* round robin over queues for BLMOVE */
+    char *vet;         /* a job BLMOVE claimed, waiting for claim.lua to vet it */
+    size_t vet_len;
     struct event *claim_retry; /* claim again later */
     struct event *watchdog;    /* bounds an outstanding BLMOVE */
     struct event *heartbeat;
@@ -72,19 +78,18 @@ worker_handback_done(redisReply *reply, void *arg)
     worker *w = arg;
     if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0)
         pb_log(PB_LOG_WARN, "event=handback jobs=%lld", (long long)reply->integer);
+    else if (reply == NULL)
+        pb_log(PB_LOG_WARN, "event=handback_failed note=\"Redis away, the lease reaper will\"");
     event_base_loopexit(w->base, NULL);
 }
 
-/* Ends the drain: anything still in flight goes back to the queue for another worker. */
+/* Ends the drain: anything still in flight goes back to the queue for another worker, and
+ * the worker leaves planb:workers (no more heartbeats, so none can put it back). */
 static void
 worker_drain_end(worker *w)
 {
-    if (w->chain.active == 0) {
-        event_base_loopexit(w->base, NULL);
-        return;
-    }
-    const char *argv[] = {w->keys.inflight, w->keys.queues[0]};
-    pb_redis_script(w->cmd, "handback", worker_handback_done, w, 2, 2, argv, NULL);
+    event_del(w->heartbeat);
+    pb_queue_handback(w->cmd, &w->keys, w->id, worker_handback_done, w);
 }
 
 static void
@@ -164,11 +169,11 @@ worker_on_blmove(redisReply *reply, void *arg)
     }
     w->next_queue = (w->next_queue + 1) % w->keys.n_queues;
     if (reply->type == REDIS_REPLY_STRING) {
-        worker_start_job(w, reply->str, reply->len);
-        /* One job arrived: more may be right behind it, so ask for a batch. */
+        /* One job arrived: more may be right behind it, so ask for a batch, which vets it. */
+        w->vet = pb_xstrndup(reply->str, reply->len);
+        w->vet_len = reply->len;
     }
-    if (worker_has_room(w))
-        worker_claim(w);
+    worker_claim(w);
 }
 
 static void
@@ -200,21 +205,38 @@ worker_on_batch(redisReply *reply, void *arg)
 {
     worker *w = arg;
     w->claiming = false;
+    char *vet = w->vet;
+    w->vet = NULL;
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
         if (reply && reply->type == REDIS_REPLY_ERROR)
             pb_log(PB_LOG_ERROR, "event=claim_failed error=\"%s\"", reply->str);
+        /* Not vetted, but it is ours: run it (a second finish would only be refused). */
+        if (vet)
+            pb_chain_start(&w->chain, vet, w->vet_len);
         if (!w->draining)
             worker_retry_claim_later(w);
         return;
     }
+    free(vet);
+    size_t started = 0;
+    bool deferred = false; /* claim.lua left a re-delivered job for later (see there) */
     for (size_t i = 0; i < reply->elements; i++) {
         const redisReply *e = reply->element[i];
-        if (e->type == REDIS_REPLY_STRING)
+        if (e->type == REDIS_REPLY_STRING) {
             worker_start_job(w, e->str, e->len);
+            started++;
+        } else if (e->type == REDIS_REPLY_NIL) {
+            deferred = true;
+        }
     }
     if (w->draining)
         return;
-    if (reply->elements == 0) {
+    if (deferred && started == 0) {
+        /* BLMOVE would only bring back the job claim.lua just put back. */
+        worker_retry_claim_later(w);
+        return;
+    }
+    if (started == 0) {
         worker_block(w);
         return;
     }
@@ -225,12 +247,12 @@ worker_on_batch(redisReply *reply, void *arg)
 static void
 worker_claim(worker *w)
 {
-    if (w->claiming || !worker_has_room(w))
+    if (w->claiming || (!worker_has_room(w) && w->vet == NULL))
         return;
     int room = w->cfg->concurrency - w->chain.active;
     int batch = room < w->cfg->claim_batch ? room : w->cfg->claim_batch;
     w->claiming = true;
-    pb_queue_claim_batch(w->cmd, &w->keys, batch, worker_on_batch, w);
+    pb_queue_claim_batch(w->cmd, &w->keys, w->id, batch, w->vet, w->vet_len, worker_on_batch, w);
 }
 
 static void
@@ -261,6 +283,16 @@ worker_raise_nofile(void)
     }
 }
 
+void
+pb_worker_id(char *buf, size_t size, pid_t pid)
+{
+    char host[64];
+    if (gethostname(host, sizeof(host)) != 0)
+        snprintf(host, sizeof(host), "localhost");
+    host[sizeof(host) - 1] = '\0';
+    snprintf(buf, size, "%s:%d", host, (int)pid);
+}
+
 int
 pb_worker_run(const pb_config *cfg, int slot)
 {
@@ -268,11 +300,7 @@ pb_worker_run(const pb_config *cfg, int slot)
     w->cfg = cfg;
     snprintf(w->role, sizeof(w->role), "w%d", slot);
     pb_log_set_role(w->role);
-    char host[64];
-    if (gethostname(host, sizeof(host)) != 0)
-        snprintf(host, sizeof(host), "localhost");
-    host[sizeof(host) - 1] = '\0';
-    snprintf(w->id, sizeof(w->id), "%s:%d", host, (int)getpid());
+    pb_worker_id(w->id, sizeof(w->id), getpid());
 
     /* An orphan must not keep claiming jobs. */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -344,6 +372,7 @@ pb_worker_run(const pb_config *cfg, int slot)
     event_free(w->sig_term);
     event_free(w->sig_int);
     pb_queue_keys_free(&w->keys);
+    free(w->vet);
     event_base_free(w->base);
     free(w);
     return code;

@@ -5,7 +5,8 @@
 # 2. build/ (RelWithDebInfo): unit, integration, then the benchmarks in quick mode.
 # 3. build-asan/ (-DPB_SANITIZE=address,undefined): unit and integration again; any
 #    sanitizer report fails the test (CTest FAIL_REGULAR_EXPRESSION).
-# 4. clang-format check of every C file.
+# 4. libFuzzer targets (clang, ASan+UBSan), FUZZ_SECONDS each (default 30): tests/fuzz/run.sh.
+# 5. clang-format check of every C file.
 # Every test starts its own redis-server and planb-mock on free loopback ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +34,9 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 ctest --test-dir "$ROOT/build-asan" --output-on-failure -L unit -j"$JOBS" || status=1
 ctest --test-dir "$ROOT/build-asan" --output-on-failure -L integration || status=1
+
+echo "== fuzz"
+FUZZ_SECONDS=${FUZZ_SECONDS:-30} "$ROOT/tests/fuzz/run.sh" || status=1
 
 echo "== format"
 if ! clang-format --dry-run --Werror $(git ls-files '*.c' '*.h' 2>/dev/null || find src include tests -name '*.[ch]'); then

@@ -91,6 +91,7 @@ typedef struct pb_config {
     int drain_timeout_ms; /* SIGTERM grace before hand-back (default 30000) */
     int lease_ms;         /* a worker silent this long is dead (default 10000) */
     int max_deliveries;   /* hand-backs before dead-lettering (default 5) */
+    int events_maxlen;    /* planb:events stream length, approximate (default 100000, 0 = off) */
     pb_limits limits;
     pb_provider_conf *providers;
     size_t n_providers;

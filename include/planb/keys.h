@@ -13,6 +13,10 @@ char *pb_key_cache(const char *prefix, const char *sha256_hex); /* <p>:cache:<sh
 char *pb_key_dead(const char *prefix);                          /* <p>:dead (list) */
 char *pb_key_stats(const char *prefix);                         /* <p>:stats (hash) */
 char *pb_key_breaker(const char *prefix, const char *model);    /* <p>:breaker:<model> (hash) */
+char *pb_key_deliveries(const char *prefix);                    /* <p>:deliveries (hash) */
+char *pb_key_events(const char *prefix);                        /* <p>:events (stream) */
+char *pb_key_reaper_lock(const char *prefix);                   /* <p>:reaper (string) */
+char *pb_key_suspect(const char *prefix, const char *worker);   /* <p>:suspect:<worker> (string) */
 char *pb_chan_results(const char *prefix);                      /* <p>:results (channel) */
 char *pb_chan_stats(const char *prefix);                        /* <p>:stats (channel) */
 char *pb_chan_alerts(const char *prefix);                       /* <p>:alerts (channel) */

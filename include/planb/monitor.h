@@ -19,7 +19,8 @@ typedef struct pb_monitor_ctx {
     const char *host; /* this host's name (as in worker ids "host:pid") */
 } pb_monitor_ctx;
 
-/* Runs the monitor until SIGTERM/SIGINT; returns the process exit code. */
-int pb_monitor_run(const pb_config *cfg);
+/* Runs the monitor until SIGTERM/SIGINT; returns the process exit code. reap_fd: read end of
+ * the master's dead-worker pipe (see reaper.h), or -1. */
+int pb_monitor_run(const pb_config *cfg, int reap_fd);
 
 #endif

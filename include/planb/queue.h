@@ -17,18 +17,27 @@ typedef struct pb_queue_keys {
     char *inflight; /* <p>:inflight:<worker> */
     char **queues;  /* <p>:q:<name>, one per configured queue */
     size_t n_queues;
-    char *stats;        /* <p>:stats */
-    char *dead;         /* <p>:dead */
-    char *workers;      /* <p>:workers */
-    char *results_chan; /* <p>:results */
+    char *stats;         /* <p>:stats */
+    char *dead;          /* <p>:dead */
+    char *workers;       /* <p>:workers */
+    char *results_chan;  /* <p>:results */
+    char *deliveries;    /* <p>:deliveries */
+    char *suspect;       /* <p>:suspect:<worker> */
+    char *events;        /* <p>:events */
+    char *result_prefix; /* <p>:result: (claim.lua appends the id) */
+    char *events_maxlen; /* cfg->events_maxlen as text */
 } pb_queue_keys;
 
 /* Builds the key names for one worker; pb_queue_keys_free releases them. */
 void pb_queue_keys_init(pb_queue_keys *k, const pb_config *cfg, const char *worker_id);
 void pb_queue_keys_free(pb_queue_keys *k);
 
-/* Moves up to max jobs into the in-flight list in one script call; the reply is an array. */
-void pb_queue_claim_batch(pb_redis *r, const pb_queue_keys *k, int max, pb_redis_fn fn, void *arg);
+/* Moves up to max jobs into the in-flight list in one script call and stamps the worker's
+ * lease; the reply is an array of the jobs to run (a nil element: a re-delivered job was left
+ * for later, see claim.lua). vet (may be NULL) is a job BLMOVE already claimed: it is in the
+ * reply, first, unless claim.lua acked it (its result exists) or left it for later. */
+void pb_queue_claim_batch(pb_redis *r, const pb_queue_keys *k, const char *worker_id, int max,
+                          const char *vet, size_t vet_len, pb_redis_fn fn, void *arg);
 /* BLMOVE from queue qi with a timeout in seconds on the dedicated claim connection. */
 void pb_queue_claim_wait(pb_redis *r, const pb_queue_keys *k, size_t qi, double timeout_s,
                          pb_redis_fn fn, void *arg);
@@ -53,5 +62,9 @@ void pb_queue_finish(pb_redis *r, const pb_config *cfg, const pb_queue_keys *k, 
                      pb_redis_fn fn, void *arg);
 /* Stamps the worker's lease (heartbeat.lua). */
 void pb_queue_heartbeat(pb_redis *r, const pb_queue_keys *k, const char *worker_id);
+/* Returns every in-flight job to the first queue and leaves planb:workers (handback.lua);
+ * the reply is the number of jobs handed back. */
+void pb_queue_handback(pb_redis *r, const pb_queue_keys *k, const char *worker_id, pb_redis_fn fn,
+                       void *arg);
 
 #endif
