@@ -7,8 +7,8 @@
 # starts `planb serve`, and tells a story with a live progress line per phase:
 #   1. normal traffic          -> answers from the primary (and the cache, for repeated questions)
 #   2. the primary goes down   -> retries, then answers from the backup (a breaker opens, if built in)
-#   3. everything goes down    -> cached and stale answers where there are some, else the polite
-#                                 degraded reply, always before the deadline
+#   3. everything goes down    -> cached answers (exact, stale or semantic) where there are some,
+#                                 else the polite degraded reply, always before the deadline
 #   4. recovery                -> the primary answers again
 # then prints a summary table: jobs per source and phase, fallback rate, p50/p99 latency.
 # Everything it started is stopped, and its temp dir removed, on exit or Ctrl-C.
@@ -182,13 +182,13 @@ if [ "$MOCK" = 1 ]; then
   show_state
   mock_set claude-sonnet '{"mode":"status","status":529}'
   mock_set gpt-4o-mini '{"mode":"hang"}'
-  P3="every model is down (503, 529, hanging): cache, stale cache, else the degraded reply"
+  P3="every model is down (503, 529, hanging): cached answers where there are some, else degraded"
 else
   run_phase 1 "normal traffic: the primary answers; repeated questions may come from the cache" "$PER_PHASE" faq
   run_phase 2 "the primary is unreachable: retries, then the backup answers" "$PER_PHASE" new \
     '["outage","claude-haiku","gpt-4o-mini"]'
   show_state
-  P3="every model is unreachable: cache, stale cache, else the degraded reply"
+  P3="every model is unreachable: cached answers where there are some, else degraded"
 fi
 # Cached answers stay fresh for cache.ttl_s (5 s in the demo configs): let phase 1's go stale.
 if R --scan --pattern 'planb:cache:*' | grep -q .; then
