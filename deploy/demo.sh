@@ -93,6 +93,15 @@ else
   [ "$QUICK" = 1 ] && PER_PHASE=10
 fi
 
+# Shared circuit breakers, when this build has them: open after 5 failures, probe again after
+# 2 s, so the short story shows them opening in phase 2 and closing in phase 4.
+BREAKER_OPEN_S=2
+sed "s|^  \"cache\":|  \"breaker\": {\"failures\": 5, \"window_s\": 10, \"open_s\": $BREAKER_OPEN_S},\n  \"cache\":|" \
+  "$WORK/planb.json" >"$WORK/planb-breaker.json"
+if "$BIN/planb" check -c "$WORK/planb-breaker.json" >/dev/null 2>&1; then
+  mv "$WORK/planb-breaker.json" "$WORK/planb.json"
+fi
+
 "$BIN/planb" serve -c "$WORK/planb.json" --log-level warn 2>"$WORK/planb.log" &
 PIDS+=($!)
 workers_up() { [ "$(R ZCARD planb:workers)" -gt 0 ]; }
@@ -119,10 +128,11 @@ FAQ=("What are your opening hours?" "How do I reset my password?" "Do you ship a
 N=0
 MISSING=0
 PHASE_END_S=()
-# run_phase NUM TITLE COUNT QUESTIONS(faq|new|mixed) [MODELS-JSON]: push COUNT jobs, then follow
-# their results live (one symbol per job, and counts per source).
+# run_phase NUM TITLE COUNT QUESTIONS(faq|new|mixed) [MODELS-JSON] [probe]: push COUNT jobs, then
+# follow their results live (one symbol per job, and counts per source). With "probe" the first
+# job goes alone and the rest follow its result (a half-open breaker lets one probe through).
 run_phase() {
-  local num=$1 title=$2 count=$3 kind=$4 models=${5:-} ids=() seq="" res src q i
+  local num=$1 title=$2 count=$3 kind=$4 models=${5:-} probe=${6:-} ids=() seq="" res src q i
   declare -A per=()
   echo
   echo "-- $num. $title"
@@ -137,7 +147,11 @@ run_phase() {
     ids+=("demo-$N")
     printf "LPUSH planb:q:default '%s'\n" "{\"id\":\"demo-$N\",\"reply\":true,\"submitted_at_ms\":$(date +%s%3N)${models:+,\"models\":$models},\"messages\":[{\"role\":\"user\",\"content\":\"$q\"}]}" >>"$WORK/push"
   done
-  R <"$WORK/push" >/dev/null # one connection for the whole batch
+  if [ -n "$probe" ]; then
+    head -n 1 "$WORK/push" | R >/dev/null
+  else
+    R <"$WORK/push" >/dev/null # one connection for the whole batch
+  fi
   for id in "${ids[@]}"; do
     res=$(R --raw BLPOP "planb:reply:$id" 30 | tail -n +2)
     if [ -z "$res" ]; then
@@ -154,6 +168,10 @@ run_phase() {
       [ -n "${per[$s]:-}" ] && counts="$counts $s ${per[$s]}"
     done
     printf '\r   [%-*s] %d/%d %s' "$count" "$seq" "${#seq}" "$count" "$counts"
+    if [ -n "$probe" ]; then
+      tail -n +2 "$WORK/push" | R >/dev/null
+      probe=""
+    fi
   done
   echo
   [ -n "$res" ] && echo "   last answer: \"$(field "$res" content | cut -c1-70)\" (source $src, $(num "$res" latency_ms) ms)"
@@ -206,7 +224,13 @@ if [ "$MOCK" = 1 ]; then
 else
   run_phase 3 "$P3" "$((PER_PHASE / 2 + 1))" mixed '["outage"]'
 fi
-run_phase 4 "recovery: the primary answers again (after the breaker's open time, if built in)" "$PER_PHASE" new
+PROBE=""
+if R --scan --pattern 'planb:breaker:*' | grep -q .; then
+  echo "   (waiting ${BREAKER_OPEN_S}s, the breakers' open time; then the first job probes and closes them)"
+  sleep "$BREAKER_OPEN_S"
+  PROBE=probe
+fi
+run_phase 4 "recovery: the primary answers again" "$PER_PHASE" new "" "$PROBE"
 show_state
 
 echo
