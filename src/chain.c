@@ -4,7 +4,9 @@
  *
  *   start --parse fails--> finish(invalid, dead-lettered)
  *     |
- *   next_model --no model left / no time--> finish(degraded)
+ *   cache (cache.c: lookup, herd lock, wait) --hit--> finish(ok, cache)
+ *     |                                      --holder's chain spent--> spent
+ *   next_model --no model left / no time--> spent: finish(ok, stale_cache) or finish(degraded)
  *     |   ^ fall back (next model)
  *     v   |
  *   attempt (HTTP call in flight) --ok--> finish(ok, primary|fallback)
@@ -27,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "planb/cache.h"
 #include "planb/core.h"
 #include "planb/job.h"
 #include "planb/log.h"
@@ -70,12 +73,17 @@ typedef struct chain_job {
     bool semantic_tried;    /* the fallback lookup ran */
     char *matched_question; /* semantic_cache hit: the question it answered */
     double similarity;      /* semantic_cache hit: cosine, else -1 */
-    int64_t cache_age_s;    /* cached answers: age, else -1 */
+    pb_cache_op *cache_op;  /* lookup and herd lock; NULL once ended or when skipping the cache */
+    pb_cache_entry stale;   /* answers when the chain is spent (empty: none) */
+    int64_t cache_age_s;    /* age of a cached answer, -1 otherwise */
+    bool cache_missed;      /* looked the cache up and had to run the chain */
+    bool coalesced;         /* answered from another job's call we waited on */
 } chain_job;
 
 static void chain_next_model(chain_job *j);
 static void chain_attempt(chain_job *j);
 static void chain_finish(chain_job *j);
+static void chain_cache_end(chain_job *j);
 
 static uint64_t
 chain_rand(pb_chain_ctx *ctx)
@@ -99,6 +107,8 @@ chain_job_free(chain_job *j)
         event_free(j->timer);
     pb_semq_free(j->semq);
     free(j->matched_question);
+    pb_cache_end(j->cache_op, NULL, false);
+    pb_cache_entry_free(&j->stale);
     pb_job_free(j->req);
     free(j->bad_id);
     free(j->raw);
@@ -206,11 +216,34 @@ chain_semantic_fallback(chain_job *j)
     return true;
 }
 
+/* An answer from a cache entry (taken: its content moves into the job). */
+static void
+chain_answer_from_entry(chain_job *j, pb_cache_entry *e, pb_source source)
+{
+    j->status = PB_STATUS_OK;
+    j->source = source;
+    free(j->content);
+    j->content = e->content;
+    e->content = NULL;
+    j->model = pb_config_model_index(j->ctx->cfg, e->model);
+    j->prompt_tokens = e->prompt_tokens;
+    j->completion_tokens = e->completion_tokens;
+    j->cache_age_s = e->age_s;
+    pb_cache_entry_free(e);
+    chain_finish(j);
+}
+
+/* The chain is spent: the semantic cache (mode fallback), then a stale cache entry, then
+ * the degraded reply. */
 static void
 chain_degrade(chain_job *j)
 {
     if (chain_semantic_fallback(j))
         return;
+    if (j->stale.content != NULL) {
+        chain_answer_from_entry(j, &j->stale, PB_SOURCE_STALE_CACHE);
+        return;
+    }
     j->status = PB_STATUS_DEGRADED;
     j->source = PB_SOURCE_DEGRADED;
     j->model = -1;
@@ -469,10 +502,23 @@ chain_collect_counters(const chain_job *j, chain_counters *c)
     for (size_t i = 0; i < j->n_attempts; i++) {
         const pb_attempt *a = &j->attempts[i];
         const char *name = cfg->models[a->model].name;
+        const char *prov = cfg->providers[cfg->models[a->model].provider].name;
         chain_count(c, pb_xasprintf("attempts:%s", name));
-        if (strcmp(a->outcome, "ok") != 0)
+        chain_count(c, pb_xasprintf("provider_attempts:%s", prov));
+        if (strcmp(a->outcome, "ok") != 0) {
             chain_count(c, pb_xasprintf("errors:%s:%s", name, a->outcome));
+            chain_count(c, pb_xasprintf("provider_errors:%s", prov));
+        }
     }
+    if (j->cache_missed)
+        chain_count(c, pb_xstrdup("cache:misses"));
+    if (j->coalesced)
+        chain_count(c, pb_xstrdup("cache:coalesced"));
+    if ((j->source == PB_SOURCE_CACHE || j->source == PB_SOURCE_STALE_CACHE) && j->model >= 0)
+        chain_count(c,
+                    pb_xasprintf("%s:%s",
+                                 j->source == PB_SOURCE_CACHE ? "cache:hits" : "cache:stale_hits",
+                                 cfg->providers[cfg->models[j->model].provider].name));
 }
 
 static void
@@ -541,6 +587,7 @@ chain_finish(chain_job *j)
     const char *id = j->req ? j->req->id : j->bad_id;
     if (j->state != JOB_FINISHING) {
         j->state = JOB_FINISHING;
+        chain_cache_end(j);
         if (id)
             chain_build_result(j);
     }
@@ -594,6 +641,62 @@ chain_semantic_first(chain_job *j)
                    cfg->cache_ttl_s, chain_on_semantic_first, j);
 }
 
+static void
+chain_on_cache(pb_cache_outcome *o, void *arg)
+{
+    chain_job *j = arg;
+    j->stale = o->stale;
+    if (o->verdict == PB_CACHE_HIT) {
+        j->coalesced = o->coalesced;
+        chain_answer_from_entry(j, &o->hit, PB_SOURCE_CACHE);
+        return;
+    }
+    j->cache_missed = true;
+    if (o->verdict == PB_CACHE_FAILED)
+        chain_degrade(j);
+    else
+        chain_semantic_first(j);
+}
+
+/* Looks the job up in the cache with the models it may use and its quality floor. */
+static void
+chain_cache_begin(chain_job *j)
+{
+    const pb_config *cfg = j->ctx->cfg;
+    const pb_route_conf *route = &cfg->routes[j->req->route];
+    const char *names[PB_CHAIN_MAX_MODELS];
+    size_t n = 0;
+    for (size_t i = 0; i < j->req->n_models && n < PB_CHAIN_MAX_MODELS; i++)
+        if (chain_model_allowed(j, j->req->models[i]))
+            names[n++] = cfg->models[j->req->models[i]].name;
+    int max_tier = j->req->critical ? route->critical_min_tier : 0;
+    j->cache_op = pb_cache_begin(j->ctx->cache, j->req, names, n, max_tier, j->deadline_mono_ms,
+                                 chain_on_cache, j);
+}
+
+/* Stores an answer fresh from upstream (not skip), or shares a spent chain with the jobs
+ * waiting on this one; either way gives the herd lock up. */
+static void
+chain_cache_end(chain_job *j)
+{
+    if (j->cache_op == NULL)
+        return;
+    pb_cache_entry answer = {0};
+    bool fresh = j->status == PB_STATUS_OK &&
+                 (j->source == PB_SOURCE_PRIMARY || j->source == PB_SOURCE_FALLBACK);
+    if (fresh) {
+        const pb_model_conf *m = &j->ctx->cfg->models[j->model];
+        answer = (pb_cache_entry){.content = j->content,
+                                  .model = m->name,
+                                  .tier = m->tier,
+                                  .prompt_tokens = j->prompt_tokens,
+                                  .completion_tokens = j->completion_tokens};
+    }
+    bool spent = j->status == PB_STATUS_DEGRADED || j->source == PB_SOURCE_STALE_CACHE;
+    pb_cache_end(j->cache_op, fresh ? &answer : NULL, spent);
+    j->cache_op = NULL;
+}
+
 void
 pb_chain_start(pb_chain_ctx *ctx, char *raw, size_t len)
 {
@@ -626,6 +729,10 @@ pb_chain_start(pb_chain_ctx *ctx, char *raw, size_t len)
     }
     j->deadline_mono_ms = j->claimed_mono_ms + j->req->deadline_ms;
     pb_testhook_job_started(j->req);
+    if (ctx->cache != NULL && j->req->cache != PB_CACHE_SKIP) {
+        chain_cache_begin(j);
+        return;
+    }
     chain_semantic_first(j);
 }
 

@@ -56,6 +56,7 @@ static const char *const config_top_keys[] = {
     "events_maxlen", "limits",      "providers",        "models",   "routes",
     "cache",         "breaker",     "monitor",          NULL};
 static const char *const config_redis_keys[] = {"url", "password_env", "user", "prefix", NULL};
+static const char *const config_cache_redis_keys[] = {"url", "password_env", "user", NULL};
 static const char *const config_limits_keys[] = {
     "job_max_bytes", "max_messages", "reply_max_bytes", "meta_max_bytes", "id_max_bytes", NULL};
 static const char *const config_provider_keys[] = {"type", "base_url", "api_key_env",
@@ -327,12 +328,12 @@ config_parse_num(const char *s, const char *end, long min, long max, int *out)
  * the last '@', so an unescaped '@' or '/' in a password still works. Errors never quote the
  * URL: it may hold a password. */
 static int
-config_parse_redis_url(pb_config *cfg, pb_error *err)
+config_parse_redis_url(pb_config *cfg, const char *path, pb_error *err)
 {
     static const char scheme[] = "redis://";
     const char *url = cfg->redis_url;
     if (strncmp(url, scheme, sizeof(scheme) - 1) != 0)
-        return config_fail(err, "redis", "url",
+        return config_fail(err, path, "url",
                            "must look like redis://[user[:password]@]host[:port][/db]");
     const char *p = url + sizeof(scheme) - 1;
     const char *at = strrchr(p, '@');
@@ -350,37 +351,41 @@ config_parse_redis_url(pb_config *cfg, pb_error *err)
         host = p + 1;
         host_end = strchr(host, ']');
         if (host_end == NULL)
-            return config_fail(err, "redis", "url", "unterminated [IPv6] host");
+            return config_fail(err, path, "url", "unterminated [IPv6] host");
         p = host_end + 1;
     } else {
         host_end = p + strcspn(p, ":/");
         p = host_end;
     }
     if (host_end == host)
-        return config_fail(err, "redis", "url", "has no host");
+        return config_fail(err, path, "url", "has no host");
     cfg->redis_host = pb_xstrndup(host, (size_t)(host_end - host));
     cfg->redis_port = 6379;
     cfg->redis_db = 0;
     if (*p == ':') {
         const char *port_end = p + 1 + strcspn(p + 1, "/");
         if (!config_parse_num(p + 1, port_end, 1, 65535, &cfg->redis_port))
-            return config_fail(err, "redis", "url", "port must be a number from 1 to 65535");
+            return config_fail(err, path, "url", "port must be a number from 1 to 65535");
         p = port_end;
     }
     if (*p == '/' && p[1] != '\0') {
         if (!config_parse_num(p + 1, p + strlen(p), 0, INT_MAX, &cfg->redis_db))
-            return config_fail(err, "redis", "url", "database must be a non-negative number");
+            return config_fail(err, path, "url", "database must be a non-negative number");
     } else if (*p != '\0' && strcmp(p, "/") != 0) {
-        return config_fail(err, "redis", "url", "has unexpected text after the host");
+        return config_fail(err, path, "url", "has unexpected text after the host");
     }
     return PB_OK;
 }
 
+/* The connection fields of root[key] (path "redis", or "cache.redis", which has no prefix and
+ * whose url defaults to the queue's). */
 static int
-config_parse_redis(pb_config *cfg, json_object *root, pb_error *err)
+config_parse_redis_at(pb_config *cfg, json_object *root, const char *key, const char *path,
+                      const char *def_url, pb_error *err)
 {
     json_object *r;
-    if (config_obj(root, "", "redis", &r, err) != PB_OK)
+    bool with_prefix = strcmp(path, "redis") == 0;
+    if (config_obj(root, with_prefix ? "" : "cache", key, &r, err) != PB_OK)
         return PB_ERR;
     if (r == NULL)
         r = json_object_new_object();
@@ -388,18 +393,20 @@ config_parse_redis(pb_config *cfg, json_object *root, pb_error *err)
         json_object_get(r);
     char *pass_env = NULL, *pass = NULL, *user = NULL;
     int rc = PB_ERR;
-    if (config_check_keys(r, "redis", config_redis_keys, err) != PB_OK ||
-        config_str(r, "redis", "url", CONFIG_DEFAULT_URL, 4096, &cfg->redis_url, err) != PB_OK ||
-        config_env(r, "redis", "password_env", &pass_env, &pass, err) != PB_OK ||
-        config_str(r, "redis", "user", NULL, 256, &user, err) != PB_OK ||
-        config_str(r, "redis", "prefix", "planb", CONFIG_NAME_MAX, &cfg->prefix, err) != PB_OK)
+    if (config_check_keys(r, path, with_prefix ? config_redis_keys : config_cache_redis_keys,
+                          err) != PB_OK ||
+        config_str(r, path, "url", def_url, 4096, &cfg->redis_url, err) != PB_OK ||
+        config_env(r, path, "password_env", &pass_env, &pass, err) != PB_OK ||
+        config_str(r, path, "user", NULL, 256, &user, err) != PB_OK ||
+        (with_prefix &&
+         config_str(r, path, "prefix", "planb", CONFIG_NAME_MAX, &cfg->prefix, err) != PB_OK))
         goto out;
-    if (!config_is_name(cfg->prefix, config_key_chars)) {
+    if (with_prefix && !config_is_name(cfg->prefix, config_key_chars)) {
         config_fail(err, "redis", "prefix", "must be 1 to %d characters [A-Za-z0-9_.:-]",
                     CONFIG_NAME_MAX);
         goto out;
     }
-    if (config_parse_redis_url(cfg, err) != PB_OK)
+    if (config_parse_redis_url(cfg, path, err) != PB_OK)
         goto out;
     if (user != NULL) {
         free(cfg->redis_user);
@@ -728,11 +735,11 @@ config_parse_semantic(pb_config *cfg, json_object *o, pb_error *err)
     return PB_OK;
 }
 
-/* The cache section; "redis" belongs to a later module and is only type-checked here. */
+/* The cache section: TTLs, an optional separate Redis (cache.redis) and cache.semantic. */
 static int
 config_parse_cache(pb_config *cfg, json_object *root, pb_error *err)
 {
-    json_object *c, *sub, *sem = NULL;
+    json_object *c, *sub = NULL, *sem = NULL;
     if (config_obj(root, "", "cache", &c, err) != PB_OK)
         return PB_ERR;
     cfg->cache_ttl_s = CONFIG_DAY_S;
@@ -745,6 +752,12 @@ config_parse_cache(pb_config *cfg, json_object *root, pb_error *err)
                       config_obj(c, "cache", "semantic", &sem, err) != PB_OK ||
                       config_obj(c, "cache", "redis", &sub, err) != PB_OK))
         return PB_ERR;
+    if (sub != NULL) {
+        cfg->cache_redis = pb_xcalloc(1, sizeof(*cfg->cache_redis));
+        if (config_parse_redis_at(cfg->cache_redis, c, "redis", "cache.redis", cfg->redis_url,
+                                  err) != PB_OK)
+            return PB_ERR;
+    }
     return config_parse_semantic(cfg, sem, err);
 }
 
@@ -755,7 +768,7 @@ config_parse_root(pb_config *cfg, json_object *root, pb_error *err)
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     int def_workers = cpus < 1 ? 1 : cpus > 256 ? 256 : (int)cpus;
     if (config_check_keys(root, "", config_top_keys, err) != PB_OK ||
-        config_parse_redis(cfg, root, err) != PB_OK ||
+        config_parse_redis_at(cfg, root, "redis", "redis", CONFIG_DEFAULT_URL, err) != PB_OK ||
         config_int(root, "", "workers", def_workers, 1, 256, &cfg->workers, err) != PB_OK ||
         config_int(root, "", "concurrency", 512, 1, 100000, &cfg->concurrency, err) != PB_OK ||
         config_parse_queues(cfg, root, err) != PB_OK ||
@@ -900,6 +913,7 @@ pb_config_free(pb_config *cfg)
     }
     free(cfg->routes);
     free(cfg->semantic.model);
+    pb_config_free(cfg->cache_redis);
     free(cfg);
 }
 

@@ -44,6 +44,12 @@ pb_key_cache(const char *prefix, const char *sha256_hex)
 }
 
 char *
+pb_key_cache_lock(const char *prefix, const char *sha)
+{
+    return pb_xasprintf("%s:cache:%s:lock", prefix, sha);
+}
+
+char *
 pb_key_dead(const char *prefix)
 {
     return pb_xasprintf("%s:dead", prefix);

@@ -12,6 +12,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "planb/cache.h"
 #include "planb/core.h"
 #include "planb/log.h"
 #include "planb/reaper.h"
@@ -38,6 +39,7 @@ static void
 monitor_start_duties(monitor *mon)
 {
     mon->reaper = pb_reaper_start(&mon->ctx, mon->reap_fd);
+    pb_cache_check_policy(mon->ctx.base, mon->ctx.cmd);
 }
 
 static void

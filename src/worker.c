@@ -27,6 +27,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "planb/cache.h"
 #include "planb/chain.h"
 #include "planb/core.h"
 #include "planb/http.h"
@@ -48,6 +49,7 @@ typedef struct worker {
     pb_queue_keys keys;
     pb_redis *cmd;   /* scripts and commands */
     pb_redis *claim; /* BLMOVE only */
+    pb_cache *cache; /* answer cache (its own connection when cache.redis is set) */
     pb_http *http;
     pb_chain_ctx chain;
     bool claiming; /* a claim (batch or BLMOVE) is outstanding */
@@ -320,6 +322,7 @@ pb_worker_run(const pb_config *cfg, int slot)
     w->cmd = pb_redis_new(w->base, cfg, "cmd");
     w->claim = pb_redis_new(w->base, cfg, "claim");
     w->http = pb_http_new(w->base, cfg->limits.reply_max_bytes, cfg->concurrency);
+    w->cache = pb_cache_new(w->base, cfg, w->cmd, w->id);
     uint64_t seed = 0;
     if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed) || seed == 0)
         seed = (uint64_t)getpid() * 0x9E3779B97F4A7C15ULL + (uint64_t)pb_mono_ms();
@@ -328,6 +331,7 @@ pb_worker_run(const pb_config *cfg, int slot)
         .cfg = cfg,
         .http = w->http,
         .cmd = w->cmd,
+        .cache = w->cache,
         .keys = &w->keys,
         .worker_id = w->id,
         .rng = seed | 1,
@@ -361,9 +365,11 @@ pb_worker_run(const pb_config *cfg, int slot)
     /* Order matters: freeing a connection runs its pending callbacks (with NULL), which
      * still touch jobs; then the jobs go, then the curl calls they owned. */
     pb_redis_free(w->claim);
+    pb_cache_close(w->cache);
     pb_redis_free(w->cmd);
     pb_chain_abandon_all(&w->chain);
     pb_semcache_free(w->chain.semcache);
+    pb_cache_free(w->cache);
     pb_http_free(w->http);
     event_free(w->claim_retry);
     event_free(w->watchdog);

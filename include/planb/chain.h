@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "planb/cache.h"
 #include "planb/config.h"
 #include "planb/http.h"
 #include "planb/queue.h"
@@ -21,7 +22,8 @@ typedef struct pb_chain_ctx {
     struct event_base *base;
     const pb_config *cfg;
     pb_http *http;
-    pb_redis *cmd; /* commands and scripts */
+    pb_redis *cmd;   /* commands and scripts */
+    pb_cache *cache; /* answer cache; NULL: none */
     const pb_queue_keys *keys;
     const char *worker_id;            /* "host:pid", shown in results */
     uint64_t rng;                     /* xorshift state for backoff jitter */
@@ -31,6 +33,8 @@ typedef struct pb_chain_ctx {
     void (*on_released)(void *owner); /* a job finished (or was abandoned) */
     void *owner;
 } pb_chain_ctx;
+
+#define PB_CHAIN_MAX_MODELS 16 /* a chain's length bound (config and job "models") */
 
 /* Runs one claimed job; takes ownership of raw (malloc'd, len bytes). */
 void pb_chain_start(pb_chain_ctx *ctx, char *raw, size_t len);

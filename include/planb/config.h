@@ -99,10 +99,12 @@ typedef struct pb_config {
     size_t n_models;
     pb_route_conf *routes;
     size_t n_routes;
-    int default_route;          /* index of "default" route, or 0 */
-    int cache_ttl_s;            /* exact cache TTL (default 86400) */
-    int cache_stale_if_error_s; /* kept past TTL for stale answers (default 604800) */
-    pb_semantic_conf semantic;  /* cache.semantic */
+    int default_route;             /* index of "default" route, or 0 */
+    int cache_ttl_s;               /* exact cache TTL (default 86400) */
+    int cache_stale_if_error_s;    /* kept past TTL for stale answers (default 604800) */
+    struct pb_config *cache_redis; /* cache.redis: only its redis_* fields are set (what
+                                      pb_redis_new reads); NULL = the queue's Redis */
+    pb_semantic_conf semantic;     /* cache.semantic */
 } pb_config;
 
 /* Loads and validates a config file; NULL with err filled ("CONFIG <field>: <why>"). Caller frees.

@@ -92,7 +92,7 @@ typedef struct pb_result {
     int64_t latency_ms;           /* claim -> finish */
     const char *worker;           /* "host:pid" */
     const json_object *meta;      /* borrowed, may be NULL */
-    int64_t cache_age_s;          /* for stale_cache results; -1 otherwise */
+    int64_t cache_age_s;          /* cache, stale_cache and semantic_cache results; -1 otherwise */
     double similarity;            /* semantic_cache: cosine of the match; < 0 otherwise */
     const char *matched_question; /* semantic_cache: the question the answer was for */
 } pb_result;

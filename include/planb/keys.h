@@ -10,6 +10,7 @@ char *pb_key_workers(const char *prefix);                       /* <p>:workers (
 char *pb_key_result(const char *prefix, const char *id);        /* <p>:result:<id> (string) */
 char *pb_key_reply(const char *prefix, const char *id);         /* <p>:reply:<id> (list) */
 char *pb_key_cache(const char *prefix, const char *sha256_hex); /* <p>:cache:<sha> (string) */
+char *pb_key_cache_lock(const char *prefix, const char *sha);   /* <p>:cache:<sha>:lock (string) */
 char *pb_key_dead(const char *prefix);                          /* <p>:dead (list) */
 char *pb_key_stats(const char *prefix);                         /* <p>:stats (hash) */
 char *pb_key_breaker(const char *prefix, const char *model);    /* <p>:breaker:<model> (hash) */

@@ -7,7 +7,9 @@
  *   2. slow upstream: the mock answers after 2 s; pushes M jobs at once and
  *      prints the completion time and the peak RSS (VmHWM) summed over workers.
  * A benchmark: prints figures, fails only when it cannot run.
- *   bench_jobs [--quick] [--jobs N] [--slow-jobs M] [--workers W] */
+ * Jobs are distinct questions with "cache": "skip" unless --cache use, which adds the
+ * cache lookup (a miss and a store per job) to the measured path.
+ *   bench_jobs [--quick] [--jobs N] [--slow-jobs M] [--workers W] [--cache use|skip] */
 #include <dirent.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -19,6 +21,7 @@
 #include "harness.h"
 
 static th_proc redis_p, mock_p, planb_p;
+static const char *cache_mode = "skip"; /* the jobs' "cache" field */
 
 static int64_t
 now_ms(void)
@@ -59,9 +62,9 @@ push_jobs(redisContext *rc, const char *run, int n)
         for (int j = 0; j < k; j++) {
             jobs[j] = malloc(256);
             snprintf(jobs[j], 256,
-                     "{\"id\":\"%s-%d\",\"submitted_at_ms\":%lld,\"cache\":\"skip\",\"messages\":"
-                     "[{\"role\":\"user\",\"content\":\"question %d\"}]}",
-                     run, i + j, (long long)wall_ms(), i + j);
+                     "{\"id\":\"%s-%d\",\"submitted_at_ms\":%lld,\"cache\":\"%s\",\"messages\":"
+                     "[{\"role\":\"user\",\"content\":\"%s question %d\"}]}",
+                     run, i + j, (long long)wall_ms(), cache_mode, run, i + j);
             argv[2 + j] = jobs[j];
         }
         redisReply *r = redisCommandArgv(rc, k + 2, argv, NULL);
@@ -180,6 +183,8 @@ main(int argc, char **argv)
             slow_jobs = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) {
             workers = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--cache") == 0 && i + 1 < argc) {
+            cache_mode = argv[++i];
         }
     }
     setenv("PB_BENCH_KEY", "bench-key", 1);

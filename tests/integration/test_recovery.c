@@ -91,9 +91,10 @@ push_jobs(const char *tag, int n, const char *extra)
 {
     for (int i = 0; i < n; i++) {
         char job[512];
-        snprintf(job, sizeof(job),
-                 "{\"id\":\"%s-%d\",\"messages\":[{\"role\":\"user\",\"content\":\"job %d\"}]%s%s}",
-                 tag, i, i, extra ? "," : "", extra ? extra : "");
+        snprintf(
+            job, sizeof(job),
+            "{\"id\":\"%s-%d\",\"messages\":[{\"role\":\"user\",\"content\":\"job %s %d\"}]%s%s}",
+            tag, i, tag, i, extra ? "," : "", extra ? extra : "");
         redisAppendCommand(rc, "LPUSH planb:q:default %s", job);
     }
     for (int i = 0; i < n; i++) {
