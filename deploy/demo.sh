@@ -5,10 +5,11 @@
 # redis-server and planb-mock on free loopback ports (or uses real providers when
 # OPENAI_API_KEY / ANTHROPIC_API_KEY are set, simulating the outage per job),
 # starts `planb serve`, and tells a story with a live progress line per phase:
-#   1. normal traffic          -> answers from the primary (and the cache, for repeated questions)
-#   2. the primary goes down   -> retries, then answers from the backup (a breaker opens, if built in)
-#   3. everything goes down    -> cached answers (exact, stale or semantic) where there are some,
-#                                 else the polite degraded reply, always before the deadline
+#   1. normal traffic          -> answers from the primary; asked again, from the exact cache;
+#                                 in other words, from the semantic cache
+#   2. the primary goes down   -> retries, then answers from the backup (its breaker opens)
+#   3. everything goes down    -> stale cached answers for questions asked before, else the
+#                                 polite degraded reply, always before the deadline
 #   4. recovery                -> the primary answers again
 # then prints a summary table: jobs per source and phase, fallback rate, p50/p99 latency.
 # Everything it started is stopped, and its temp dir removed, on exit or Ctrl-C.
@@ -125,14 +126,20 @@ symbol() {
 
 FAQ=("What are your opening hours?" "How do I reset my password?" "Do you ship abroad?"
   "Can I change my delivery address?" "How do I return an item?")
+# The same questions in other words, for the semantic cache.
+PARA=("What are your opening hours, please?" "How can I reset my password?" "Do you ship orders abroad?"
+  "Can I change the delivery address?" "How can I return an item?")
 N=0
 MISSING=0
 PHASE_END_S=()
-# run_phase NUM TITLE COUNT QUESTIONS(faq|new|mixed) [MODELS-JSON] [probe]: push COUNT jobs, then
-# follow their results live (one symbol per job, and counts per source). With "probe" the first
-# job goes alone and the rest follow its result (a half-open breaker lets one probe through).
+# run_phase NUM TITLE COUNT QUESTIONS [MODELS-JSON] [FIRST]: push COUNT jobs, then follow their
+# results live (one symbol per job, and counts per source). QUESTIONS: faq (the five FAQs, then
+# repeats and paraphrases of them), new (unique), mixed (FAQ repeats and unique ones). With FIRST
+# > 0 the first FIRST jobs go alone and the rest follow their results (answers cached first; a
+# half-open breaker lets one probe through).
 run_phase() {
-  local num=$1 title=$2 count=$3 kind=$4 models=${5:-} probe=${6:-} ids=() seq="" res src q i
+  local num=$1 title=$2 count=$3 kind=$4 models=${5:-} first=${6:-0} ids=() seq="" res src q i
+  local n_faq=${#FAQ[@]} done_n=0
   declare -A per=()
   echo
   echo "-- $num. $title"
@@ -140,15 +147,16 @@ run_phase() {
   for i in $(seq 1 "$count"); do
     N=$((N + 1))
     case $kind in
-    faq) q=${FAQ[$((N % ${#FAQ[@]}))]} ;;
+    faq)
+      if ((i <= n_faq || i % 2)); then q=${FAQ[$(((i - 1) % n_faq))]}; else q=${PARA[$(((i - 1) % n_faq))]}; fi ;;
     new) q="Where is my order #$((1000 + N))?" ;;
-    mixed) if ((i % 2)); then q=${FAQ[$((i / 2 % ${#FAQ[@]}))]}; else q="Where is my order #$((1000 + N))?"; fi ;;
+    mixed) if ((i % 2)); then q=${FAQ[$((i / 2 % n_faq))]}; else q="Where is my order #$((1000 + N))?"; fi ;;
     esac
     ids+=("demo-$N")
     printf "LPUSH planb:q:default '%s'\n" "{\"id\":\"demo-$N\",\"reply\":true,\"submitted_at_ms\":$(date +%s%3N)${models:+,\"models\":$models},\"messages\":[{\"role\":\"user\",\"content\":\"$q\"}]}" >>"$WORK/push"
   done
-  if [ -n "$probe" ]; then
-    head -n 1 "$WORK/push" | R >/dev/null
+  if [ "$first" -gt 0 ]; then
+    head -n "$first" "$WORK/push" | R >/dev/null
   else
     R <"$WORK/push" >/dev/null # one connection for the whole batch
   fi
@@ -168,9 +176,9 @@ run_phase() {
       [ -n "${per[$s]:-}" ] && counts="$counts $s ${per[$s]}"
     done
     printf '\r   [%-*s] %d/%d %s' "$count" "$seq" "${#seq}" "$count" "$counts"
-    if [ -n "$probe" ]; then
-      tail -n +2 "$WORK/push" | R >/dev/null
-      probe=""
+    done_n=$((done_n + 1))
+    if [ "$done_n" -eq "$first" ]; then
+      tail -n +$((first + 1)) "$WORK/push" | R >/dev/null
     fi
   done
   echo
@@ -194,19 +202,19 @@ echo
 echo "Each job is one symbol: p primary, f fallback (backup model), c cache, s stale cache,"
 echo "S semantic cache, d degraded reply, x no result."
 if [ "$MOCK" = 1 ]; then
-  run_phase 1 "normal traffic: the primary (gpt-4o) answers; repeated questions may come from the cache" "$PER_PHASE" faq
+  run_phase 1 "normal traffic: the primary (gpt-4o) answers; asked again, the caches do" "$PER_PHASE" faq "" 5
   mock_set gpt-4o '{"mode":"status","status":503}'
   run_phase 2 "gpt-4o returns 503: retries with backoff, then the backup (claude-sonnet) answers" "$PER_PHASE" new
   show_state
   mock_set claude-sonnet '{"mode":"status","status":529}'
   mock_set gpt-4o-mini '{"mode":"hang"}'
-  P3="every model is down (503, 529, hanging): cached answers where there are some, else degraded"
+  P3="every model is down (503, 529, hanging): stale cached answers, else the degraded reply"
 else
-  run_phase 1 "normal traffic: the primary answers; repeated questions may come from the cache" "$PER_PHASE" faq
+  run_phase 1 "normal traffic: the primary answers; asked again, the caches do" "$PER_PHASE" faq "" 5
   run_phase 2 "the primary is unreachable: retries, then the backup answers" "$PER_PHASE" new \
     '["outage","claude-haiku","gpt-4o-mini"]'
   show_state
-  P3="every model is unreachable: cached answers where there are some, else degraded"
+  P3="every model is unreachable: stale cached answers, else the degraded reply"
 fi
 # Cached answers stay fresh for cache.ttl_s (5 s in the demo configs): let phase 1's go stale.
 if R --scan --pattern 'planb:cache:*' | grep -q .; then
@@ -224,11 +232,11 @@ if [ "$MOCK" = 1 ]; then
 else
   run_phase 3 "$P3" "$((PER_PHASE / 2 + 1))" mixed '["outage"]'
 fi
-PROBE=""
+PROBE=0
 if R --scan --pattern 'planb:breaker:*' | grep -q .; then
   echo "   (waiting ${BREAKER_OPEN_S}s, the breakers' open time; then the first job probes and closes them)"
   sleep "$BREAKER_OPEN_S"
-  PROBE=probe
+  PROBE=1
 fi
 run_phase 4 "recovery: the primary answers again" "$PER_PHASE" new "" "$PROBE"
 show_state
