@@ -2,7 +2,7 @@
 # test_demo.sh -- the README's first command, `deploy/demo.sh --quick`, runs start to end.
 #
 # Uses this build tree's binaries (--bin), so it checks the story, not the
-# installer: every job gets a result, phase 2 shows fallbacks, phase 3 answers
+# installer: every job gets a result, phase 1 shows cache hits, phase 2 fallbacks, phase 3 answers
 # without any model (degraded replies, and cached answers for repeated
 # questions), phase 4 shows the primary back, the summary table is
 # printed, and nothing the demo started is left running. A second run is
@@ -23,6 +23,7 @@ col() { row "$1" | awk -v c="$2" '{v = $(c + 1)} END {print v + 0}'; } # col ROW
 [ -n "$(row 'p50 latency ms')" ] && [ -n "$(row 'p99 latency ms')" ] || fail "no latency rows"
 grep -qE '^   fallback rate [0-9.]+%' <<<"$out" || fail "no fallback rate"
 grep -q 'no result 0$' <<<"$out" || fail "some jobs got no result"
+[ "$(col cache 1)" -gt 0 ] || fail "phase 1 shows no cache hit for a question asked again"
 [ "$(col fallback 2)" -gt 0 ] || fail "phase 2 (primary down) shows no fallback"
 # phase 3 (all down): new questions get the degraded reply, repeated ones a cached answer
 [ "$(col degraded 3)" -gt 0 ] || fail "phase 3 (all down) shows no degraded reply"
