@@ -1,127 +1,278 @@
 #!/usr/bin/env bash
-# deploy/demo.sh -- the README's main command: see planb keep answering while models fail.
+# deploy/demo.sh -- the README's first command: watch planb keep answering while models fail.
 #
-# Installs what is missing, builds, starts a private redis-server and planb-mock
-# on free loopback ports (or uses real providers when OPENAI_API_KEY /
-# ANTHROPIC_API_KEY are set), starts `planb serve`, and tells a story:
-#   1. normal traffic          -> answers from the primary
-#   2. the primary goes down   -> retries, then answers from the backup
-#   3. everything goes down    -> the polite degraded reply
+# Installs what is missing (deploy/install-deps.sh), builds, starts a private
+# redis-server and planb-mock on free loopback ports (or uses real providers when
+# OPENAI_API_KEY / ANTHROPIC_API_KEY are set, simulating the outage per job),
+# starts `planb serve`, and tells a story with a live progress line per phase:
+#   1. normal traffic          -> answers from the primary; asked again, from the exact cache;
+#                                 in other words, from the semantic cache
+#   2. the primary goes down   -> retries, then answers from the backup (its breaker opens)
+#   3. everything goes down    -> stale cached answers for questions asked before, else the
+#                                 polite degraded reply, always before the deadline
 #   4. recovery                -> the primary answers again
-# then prints a summary table. Everything it started is stopped on exit or Ctrl-C.
-#   deploy/demo.sh [--quick]
+# then prints a summary table: jobs per source and phase, fallback rate, p50/p99 latency.
+# Everything it started is stopped, and its temp dir removed, on exit or Ctrl-C.
+#   deploy/demo.sh [--quick] [--bin DIR]
+# --quick: a shorter story (the test suite runs it); --bin DIR: use the planb and planb-mock
+# already built in DIR (skips installing and building). Exit 0 when every job got its result.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-PER_PHASE=40
-[ "${1:-}" = "--quick" ] && PER_PHASE=10
+QUICK=0
+BIN=""
+usage() { echo "usage: deploy/demo.sh [--quick] [--bin DIR]"; }
+while [ $# -gt 0 ]; do
+  case $1 in
+  --quick) QUICK=1 ;;
+  --bin) BIN=${2:?--bin needs a directory}; shift ;;
+  -h | --help) usage; exit 0 ;;
+  *) usage >&2; exit 2 ;;
+  esac
+  shift
+done
 
-"$ROOT/deploy/install-deps.sh"
-echo "== building"
-cmake -S "$ROOT" -B "$ROOT/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$ROOT/build" -j"$(nproc)" --target planb planb-mock >/dev/null
+if [ -z "$BIN" ]; then
+  "$ROOT/deploy/install-deps.sh"
+  echo "== building (build/, a minute on a fresh clone)"
+  cmake -S "$ROOT" -B "$ROOT/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build "$ROOT/build" -j"$(nproc)" --target planb planb-mock >/dev/null
+  BIN=$ROOT/build
+fi
 
 WORK=$(mktemp -d /tmp/planb-demo-XXXXXX)
 PIDS=()
 cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  set +e
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  for p in "${PIDS[@]}"; do # planb drains in well under drain_timeout_ms (5 s) here
+    for _ in $(seq 1 80); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null
+    wait "$p" 2>/dev/null
+  done
+  # a sanitizer build (the test suite runs the demo with one) must not hide its reports
+  grep -h -A20 -E "ERROR: [A-Za-z]+Sanitizer|runtime error:" "$WORK"/*.log >&2
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'echo; echo "== interrupted, cleaning up"; exit 130' INT TERM
 
-free_port() {
-  local p
-  for _ in $(seq 1 50); do
-    p=$((20000 + RANDOM % 20000))
-    if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then echo "$p"; return; fi
-  done
-  echo "no free port" >&2; exit 1
+wait_for() { # TRIES DELAY_S CMD...: bounded polling
+  local tries=$1 delay=$2
+  shift 2
+  for _ in $(seq 1 "$tries"); do "$@" >/dev/null 2>&1 && return 0; sleep "$delay"; done
+  return 1
 }
 
-REDIS_PORT=$(free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
-  --dir "$WORK" --logfile "$WORK/redis.log" &
-PIDS+=($!)
-for _ in $(seq 1 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
-echo "== redis-server on 127.0.0.1:$REDIS_PORT"
+for _ in $(seq 1 20); do # a random free port; retried if taken meanwhile
+  REDIS_PORT=$((20000 + RANDOM % 30000))
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+    --dir "$WORK" --logfile "$WORK/redis.log" &
+  PIDS+=($!)
+  wait_for 30 0.1 redis-cli -p "$REDIS_PORT" ping && break
+done
 R() { redis-cli -p "$REDIS_PORT" "$@"; }
+R ping >/dev/null || { echo "redis-server did not start" >&2; exit 1; }
+echo "== redis-server on 127.0.0.1:$REDIS_PORT"
 
 MOCK=0
 if [ -n "${OPENAI_API_KEY:-}" ] || [ -n "${ANTHROPIC_API_KEY:-}" ]; then
-  echo "== real providers (keys found in the environment)"
-  sed "s|redis://127.0.0.1:6379/0|redis://127.0.0.1:$REDIS_PORT/0|" "$ROOT/deploy/planb.json" >"$WORK/planb.json"
+  echo "== real providers (API keys found in the environment); the outage is simulated per job"
+  sed "s|@REDIS_PORT@|$REDIS_PORT|" "$ROOT/deploy/demo-real.json" >"$WORK/planb.json"
+  PER_PHASE=6
+  [ "$QUICK" = 1 ] && PER_PHASE=3
 else
   MOCK=1
-  "$ROOT/build/planb-mock" --quiet >"$WORK/mock.port" 2>"$WORK/mock.log" &
+  "$BIN/planb-mock" --quiet >"$WORK/mock.port" 2>"$WORK/mock.log" &
   PIDS+=($!)
-  for _ in $(seq 1 50); do grep -q port= "$WORK/mock.port" 2>/dev/null && break; sleep 0.1; done
-  MOCK_PORT=$(sed -n 's/^port=//p' "$WORK/mock.port")
-  MOCK_URL="http://127.0.0.1:$MOCK_PORT"
-  echo "== planb-mock (no API key set) on 127.0.0.1:$MOCK_PORT"
+  wait_for 50 0.1 grep -q port= "$WORK/mock.port" || { echo "planb-mock did not start" >&2; exit 1; }
+  MOCK_URL="http://127.0.0.1:$(sed -n 's/^port=//p' "$WORK/mock.port")"
+  echo "== planb-mock (no API key set) on $MOCK_URL, playing gpt-4o, claude-sonnet, gpt-4o-mini"
   sed -e "s|@REDIS_PORT@|$REDIS_PORT|; s|@MOCK_URL@|$MOCK_URL|g" "$ROOT/deploy/demo.json" >"$WORK/planb.json"
   export DEMO_KEY=demo-key-not-secret
+  PER_PHASE=40
+  [ "$QUICK" = 1 ] && PER_PHASE=10
 fi
 
-"$ROOT/build/planb" serve -c "$WORK/planb.json" --log-level warn 2>"$WORK/planb.log" &
+# Shared circuit breakers, when this build has them: open after 5 failures, probe again after
+# 2 s, so the short story shows them opening in phase 2 and closing in phase 4.
+BREAKER_OPEN_S=2
+sed "s|^  \"cache\":|  \"breaker\": {\"failures\": 5, \"window_s\": 10, \"open_s\": $BREAKER_OPEN_S},\n  \"cache\":|" \
+  "$WORK/planb.json" >"$WORK/planb-breaker.json"
+if "$BIN/planb" check -c "$WORK/planb-breaker.json" >/dev/null 2>&1; then
+  mv "$WORK/planb-breaker.json" "$WORK/planb.json"
+fi
+
+"$BIN/planb" serve -c "$WORK/planb.json" --log-level warn 2>"$WORK/planb.log" &
 PIDS+=($!)
-echo "== planb serve (2 workers), log in $WORK/planb.log"
+workers_up() { [ "$(R ZCARD planb:workers)" -gt 0 ]; }
+if ! wait_for 100 0.1 workers_up; then
+  echo "planb serve did not start:" >&2
+  cat "$WORK/planb.log" >&2
+  exit 1
+fi
+echo "== planb serve: 2 workers (log: $WORK/planb.log while the demo runs)"
 
-mock_set() { [ "$MOCK" = 1 ] && curl -s -X POST "$MOCK_URL/_mock/models/$1" -d "$2" >/dev/null || true; }
+mock_set() { [ "$MOCK" = 0 ] || curl -sf -X POST "$MOCK_URL/_mock/models/$1" -d "$2" >/dev/null; }
+# A top-level JSON string / number field of a result (bash regex: no process per job).
+field() { if [[ $1 =~ \"$2\":\"([^\"]*)\" ]]; then echo "${BASH_REMATCH[1]}"; fi; }
+num() { if [[ $1 =~ \"$2\":([0-9]+) ]]; then echo "${BASH_REMATCH[1]}"; fi; }
+symbol() {
+  case $1 in
+  primary) echo p ;; fallback) echo f ;; cache) echo c ;; stale_cache) echo s ;;
+  semantic_cache) echo S ;; degraded) echo d ;; *) echo x ;;
+  esac
+}
 
-QUESTIONS=("What are your opening hours?" "How do I reset my password?" "Where is my order?"
-           "Can I change my delivery address?" "Do you ship abroad?")
+FAQ=("What are your opening hours?" "How do I reset my password?" "Do you ship abroad?"
+  "Can I change my delivery address?" "How do I return an item?")
+# The same questions in other words, for the semantic cache.
+PARA=("What are your opening hours, please?" "How can I reset my password?" "Do you ship orders abroad?"
+  "Can I change the delivery address?" "How can I return an item?")
 N=0
+MISSING=0
+PHASE_END_S=()
+# run_phase NUM TITLE COUNT QUESTIONS [MODELS-JSON] [FIRST]: push COUNT jobs, then follow their
+# results live (one symbol per job, and counts per source). QUESTIONS: faq (the five FAQs, then
+# repeats and paraphrases of them), new (unique), mixed (FAQ repeats and unique ones). With FIRST
+# > 0 the first FIRST jobs go alone and the rest follow their results (answers cached first; a
+# half-open breaker lets one probe through).
 run_phase() {
-  local title=$1 count=$2 ids=()
+  local num=$1 title=$2 count=$3 kind=$4 models=${5:-} first=${6:-0} ids=() seq="" res src q i
+  local n_faq=${#FAQ[@]} done_n=0
+  declare -A per=()
   echo
-  echo "-- $title"
+  echo "-- $num. $title"
+  : >"$WORK/push"
   for i in $(seq 1 "$count"); do
     N=$((N + 1))
-    local q=${QUESTIONS[$((N % ${#QUESTIONS[@]}))]}
-    local id="demo-$N"
-    ids+=("$id")
-    R LPUSH planb:q:default "{\"id\":\"$id\",\"reply\":true,\"submitted_at_ms\":$(date +%s%3N),\"messages\":[{\"role\":\"user\",\"content\":\"$q\"}]}" >/dev/null
+    case $kind in
+    faq)
+      if ((i <= n_faq || i % 2)); then q=${FAQ[$(((i - 1) % n_faq))]}; else q=${PARA[$(((i - 1) % n_faq))]}; fi ;;
+    new) q="Where is my order #$((1000 + N))?" ;;
+    mixed) if ((i % 2)); then q=${FAQ[$((i / 2 % n_faq))]}; else q="Where is my order #$((1000 + N))?"; fi ;;
+    esac
+    ids+=("demo-$N")
+    printf "LPUSH planb:q:default '%s'\n" "{\"id\":\"demo-$N\",\"reply\":true,\"submitted_at_ms\":$(date +%s%3N)${models:+,\"models\":$models},\"messages\":[{\"role\":\"user\",\"content\":\"$q\"}]}" >>"$WORK/push"
   done
-  local done=0 line="" src
+  if [ "$first" -gt 0 ]; then
+    head -n "$first" "$WORK/push" | R >/dev/null
+  else
+    R <"$WORK/push" >/dev/null # one connection for the whole batch
+  fi
   for id in "${ids[@]}"; do
-    res=$(R --raw BLPOP "planb:reply:$id" 30 | tail -n 1)
-    src=$(grep -o '"source":"[a-z_]*"' <<<"$res" | cut -d'"' -f4)
-    done=$((done + 1))
-    line="$line${src:0:1}"
-    printf '\r   %3d/%d answered  [%s]' "$done" "$count" "$line"
-    echo "$res" >>"$WORK/results.jsonl"
+    res=$(R --raw BLPOP "planb:reply:$id" 30 | tail -n +2)
+    if [ -z "$res" ]; then
+      MISSING=$((MISSING + 1))
+      src=missing
+    else
+      src=$(field "$res" source)
+      printf '%s\t%s\t%s\n' "$num" "$src" "$(num "$res" latency_ms)" >>"$WORK/results.tsv"
+    fi
+    seq="$seq$(symbol "$src")"
+    per[$src]=$((${per[$src]:-0} + 1))
+    local counts=""
+    for s in primary fallback cache stale_cache semantic_cache degraded missing; do
+      [ -n "${per[$s]:-}" ] && counts="$counts $s ${per[$s]}"
+    done
+    printf '\r   [%-*s] %d/%d %s' "$count" "$seq" "${#seq}" "$count" "$counts"
+    done_n=$((done_n + 1))
+    if [ "$done_n" -eq "$first" ]; then
+      tail -n +$((first + 1)) "$WORK/push" | R >/dev/null
+    fi
   done
   echo
-  echo "   last answer: $(grep -o '"content":"[^"]*"' <<<"$res" | cut -d'"' -f4 | cut -c1-80)  (source: $src)"
+  [ -n "$res" ] && echo "   last answer: \"$(field "$res" content | cut -c1-70)\" (source $src, $(num "$res" latency_ms) ms)"
+  PHASE_END_S[$num]=$(date +%s)
+}
+
+# Shows shared circuit breakers and cached answers when this build has them (other issues).
+show_state() {
+  local k
+  for k in $(R --scan --pattern 'planb:breaker:*' | sort); do
+    echo "   breaker ${k#planb:breaker:}: $(R HGETALL "$k" | paste -sd' ' | cut -c1-80)"
+  done
+  local n
+  n=$(R --scan --pattern 'planb:cache:*' | grep -vc ':lock$' || true)
+  [ "$n" -gt 0 ] && echo "   answer cache: $n entries"
+  true
 }
 
 echo
-echo "Legend: p = primary, f = fallback, c = cache, d = degraded"
-run_phase "1. normal traffic: the primary answers" "$PER_PHASE"
-mock_set gpt-4o '{"mode":"status","status":503}'
-run_phase "2. the primary returns 503: retries, then the backup answers" "$PER_PHASE"
-mock_set claude-sonnet '{"mode":"status","status":529}'
-mock_set gpt-4o-mini '{"mode":"hang"}'
-run_phase "3. every model is down: the polite degraded reply, before the deadline" "$((PER_PHASE / 2))"
-mock_set gpt-4o '{"mode":"ok"}'
-mock_set claude-sonnet '{"mode":"ok"}'
-mock_set gpt-4o-mini '{"mode":"ok"}'
-run_phase "4. recovery: the primary answers again" "$PER_PHASE"
+echo "Each job is one symbol: p primary, f fallback (backup model), c cache, s stale cache,"
+echo "S semantic cache, d degraded reply, x no result."
+if [ "$MOCK" = 1 ]; then
+  run_phase 1 "normal traffic: the primary (gpt-4o) answers; asked again, the caches do" "$PER_PHASE" faq "" 5
+  mock_set gpt-4o '{"mode":"status","status":503}'
+  run_phase 2 "gpt-4o returns 503: retries with backoff, then the backup (claude-sonnet) answers" "$PER_PHASE" new
+  show_state
+  mock_set claude-sonnet '{"mode":"status","status":529}'
+  mock_set gpt-4o-mini '{"mode":"hang"}'
+  P3="every model is down (503, 529, hanging): stale cached answers, else the degraded reply"
+else
+  run_phase 1 "normal traffic: the primary answers; asked again, the caches do" "$PER_PHASE" faq "" 5
+  run_phase 2 "the primary is unreachable: retries, then the backup answers" "$PER_PHASE" new \
+    '["outage","claude-haiku","gpt-4o-mini"]'
+  show_state
+  P3="every model is unreachable: stale cached answers, else the degraded reply"
+fi
+# Cached answers stay fresh for cache.ttl_s (5 s in the demo configs): let phase 1's go stale.
+if R --scan --pattern 'planb:cache:*' | grep -q .; then
+  left=$((PHASE_END_S[1] + 6 - $(date +%s)))
+  if [ "$left" -gt 0 ]; then
+    echo "   (waiting ${left}s so phase 1's cached answers pass their 5 s TTL and become stale)"
+    sleep "$left"
+  fi
+fi
+if [ "$MOCK" = 1 ]; then
+  run_phase 3 "$P3" "$((PER_PHASE / 2))" mixed
+  mock_set gpt-4o '{"mode":"ok"}'
+  mock_set claude-sonnet '{"mode":"ok"}'
+  mock_set gpt-4o-mini '{"mode":"ok"}'
+else
+  run_phase 3 "$P3" "$((PER_PHASE / 2 + 1))" mixed '["outage"]'
+fi
+PROBE=0
+if R --scan --pattern 'planb:breaker:*' | grep -q .; then
+  echo "   (waiting ${BREAKER_OPEN_S}s, the breakers' open time; then the first job probes and closes them)"
+  sleep "$BREAKER_OPEN_S"
+  PROBE=1
+fi
+run_phase 4 "recovery: the primary answers again" "$PER_PHASE" new "" "$PROBE"
+show_state
 
 echo
 echo "== summary"
-total=$(wc -l <"$WORK/results.jsonl")
-printf '   %-12s %6s\n' source jobs
-for s in primary fallback cache stale_cache degraded; do
-  c=$(grep -c "\"source\":\"$s\"" "$WORK/results.jsonl" || true)
-  printf '   %-12s %6d\n' "$s" "$c"
-done
-fb=$(grep -c '"source":"fallback"' "$WORK/results.jsonl" || true)
-lat=$(grep -o '"latency_ms":[0-9]*' "$WORK/results.jsonl" | cut -d: -f2 | sort -n)
-p50=$(sed -n "$(( (total + 1) / 2 ))p" <<<"$lat")
-p99=$(sed -n "$(( (total * 99 + 99) / 100 ))p" <<<"$lat")
-printf '   %-12s %6d\n' total "$total"
-printf '   fallback rate %.1f%%   latency p50 %s ms   p99 %s ms\n' "$(echo "$fb $total" | awk '{print 100*$1/$2}')" "$p50" "$p99"
-echo "   counters: $(R HGETALL planb:stats | paste -sd' ' | cut -c1-300)"
+awk -F'\t' -v missing="$MISSING" '
+  { n[$1]++; c[$1, $2]++; tot[$2]++; all++; lat[$1, n[$1]] = $3; alat[all] = $3; seen[$2] = 1 }
+  function pct(arr, k, len, p,   i, j, t, v) {      # p-th percentile (nearest rank) of arr[k, 1..len]
+    for (i = 1; i <= len; i++) v[i] = arr[k, i] + 0
+    for (i = 2; i <= len; i++) { t = v[i]; for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
+    i = int((len * p + 99) / 100); if (i < 1) i = 1
+    return v[i]
+  }
+  END {
+    split("primary fallback cache stale_cache semantic_cache degraded", order, " ")
+    printf "   %-16s %8s %8s %8s %8s %8s\n", "source", "phase 1", "phase 2", "phase 3", "phase 4", "total"
+    for (o = 1; o <= 6; o++) {
+      s = order[o]; if (!(s in seen)) continue
+      printf "   %-16s", s
+      for (p = 1; p <= 4; p++) printf " %8d", c[p, s]
+      printf " %8d\n", tot[s]
+    }
+    printf "   %-16s", "jobs"; for (p = 1; p <= 4; p++) printf " %8d", n[p]; printf " %8d\n", all
+    printf "   %-16s", "p50 latency ms"; for (p = 1; p <= 4; p++) printf " %8d", pct(lat, p, n[p], 50)
+    for (i = 1; i <= all; i++) a[0, i] = alat[i]
+    printf " %8d\n", pct(a, 0, all, 50)
+    printf "   %-16s", "p99 latency ms"; for (p = 1; p <= 4; p++) printf " %8d", pct(lat, p, n[p], 99)
+    printf " %8d\n", pct(a, 0, all, 99)
+    printf "   fallback rate %.1f%% (answered by a backup model), degraded %.1f%%, no result %d\n",
+      100 * tot["fallback"] / all, 100 * tot["degraded"] / all, missing
+  }' "$WORK/results.tsv"
+echo "   counters (HGETALL planb:stats): $(R HGETALL planb:stats | paste -sd' ' | cut -c1-240)"
+if "$BIN/planb" stats --help >/dev/null 2>&1; then
+  echo
+  echo "== planb stats"
+  "$BIN/planb" stats -c "$WORK/planb.json" 2>&1 | head -n 30 || true
+fi
+[ "$MISSING" -eq 0 ]

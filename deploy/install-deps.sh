@@ -4,11 +4,15 @@
 set -euo pipefail
 PKGS="build-essential cmake pkg-config clang-format curl libhiredis-dev libevent-dev
       libcurl4-openssl-dev libjson-c-dev libssl-dev libstemmer-dev libcriterion-dev redis-server
-      redis-tools clang libclang-rt-14-dev"
+      redis-tools clang libclang-rt-14-dev
+      python3-redis"
 missing=()
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# The Node.js producer example: any node + npm will do (e.g. NodeSource's, which bundles npm).
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 if ((${#missing[@]})); then
   echo "== installing: ${missing[*]}"
   SUDO=""

@@ -13,13 +13,14 @@
 #include <unistd.h>
 
 #include "planb/breaker.h"
+#include "planb/cli_redis.h"
 #include "planb/config.h"
 #include "planb/core.h"
 #include "planb/scripts.h"
 #include "planb/stats.h"
 
 #define CLI_STATS_USAGE     2
-#define CLI_STATS_REDIS     5
+#define CLI_STATS_REDIS     PB_CLI_EXIT_REDIS
 #define CLI_STATS_WATCH_S   2
 #define CLI_STATS_WATCH_MAX 3600
 
@@ -44,37 +45,6 @@ cli_stats_read(redisContext *rc, const pb_config *cfg)
     free(argv);
     pb_stats_args_free(owned, view, argc);
     return r;
-}
-
-static redisContext *
-cli_stats_connect(const pb_config *cfg)
-{
-    struct timeval tv = {5, 0};
-    redisContext *rc = redisConnectWithTimeout(cfg->redis_host, cfg->redis_port, tv);
-    if (rc == NULL || rc->err) {
-        fprintf(stderr, "planb: cannot connect to Redis at %s:%d: %s\n", cfg->redis_host,
-                cfg->redis_port, rc ? rc->errstr : "out of memory");
-        redisFree(rc);
-        return NULL;
-    }
-    char db[16];
-    snprintf(db, sizeof(db), "%d", cfg->redis_db);
-    const char *auth[] = {"AUTH", cfg->redis_user ? cfg->redis_user : cfg->redis_password,
-                          cfg->redis_password};
-    const char *select[] = {"SELECT", db};
-    redisReply *r =
-        cfg->redis_password ? redisCommandArgv(rc, cfg->redis_user ? 3 : 2, auth, NULL) : NULL;
-    bool ok = cfg->redis_password == NULL || (r && r->type != REDIS_REPLY_ERROR);
-    freeReplyObject(r);
-    r = ok && cfg->redis_db ? redisCommandArgv(rc, 2, select, NULL) : NULL;
-    ok = ok && (cfg->redis_db == 0 || (r && r->type != REDIS_REPLY_ERROR));
-    freeReplyObject(r);
-    if (!ok) {
-        fprintf(stderr, "planb: Redis refused AUTH or SELECT\n");
-        redisFree(rc);
-        return NULL;
-    }
-    return rc;
 }
 
 static void
@@ -170,6 +140,9 @@ pb_cli_stats(int argc, char **argv)
                 watch_s = (int)s;
                 i++;
             }
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: planb stats -c FILE [--watch [S]] [--json]\n");
+            return 0;
         } else {
             fprintf(stderr, "usage: planb stats -c FILE [--watch [S]] [--json]\n");
             return CLI_STATS_USAGE;
@@ -179,13 +152,10 @@ pb_cli_stats(int argc, char **argv)
         fprintf(stderr, "planb: stats needs -c CONFIG\n");
         return CLI_STATS_USAGE;
     }
-    pb_error err = {0};
-    pb_config *cfg = pb_config_load(path, &err);
-    if (cfg == NULL) {
-        fprintf(stderr, "planb: %s\n", err.msg);
+    pb_config *cfg = pb_cli_load_config(path);
+    if (cfg == NULL)
         return CLI_STATS_USAGE;
-    }
-    redisContext *rc = cli_stats_connect(cfg);
+    redisContext *rc = pb_cli_redis_connect(cfg);
     int code = rc ? 0 : CLI_STATS_REDIS;
     while (rc) {
         if (watch_s && !json)

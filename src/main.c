@@ -17,6 +17,9 @@
 #include <unistd.h>
 
 #include "planb/cli_stats.h"
+#include "planb/cli_dead.h"
+#include "planb/cli_redis.h"
+#include "planb/cli_result.h"
 #include "planb/config.h"
 #include "planb/core.h"
 #include "planb/keys.h"
@@ -27,12 +30,12 @@
 
 /* submit's exit codes (README "planb submit"). */
 enum {
-    SUBMIT_OK = 0,       /* result status ok (or pushed, without --wait) */
-    SUBMIT_DEGRADED = 1, /* result status degraded */
-    SUBMIT_USAGE = 2,    /* bad arguments or config */
-    SUBMIT_INVALID = 3,  /* result status invalid */
-    SUBMIT_TIMEOUT = 4,  /* no result within --timeout */
-    SUBMIT_REDIS = 5     /* Redis unreachable or refused the command */
+    SUBMIT_OK = 0,                   /* result status ok (or pushed, without --wait) */
+    SUBMIT_DEGRADED = 1,             /* result status degraded */
+    SUBMIT_USAGE = 2,                /* bad arguments or config */
+    SUBMIT_INVALID = 3,              /* result status invalid */
+    SUBMIT_TIMEOUT = 4,              /* no result within --timeout */
+    SUBMIT_REDIS = PB_CLI_EXIT_REDIS /* Redis unreachable or refused the command */
 };
 
 #define SUBMIT_INPUT_MAX (64u << 20) /* bytes read from stdin, above any job limit */
@@ -46,27 +49,24 @@ usage(FILE *out)
             "commands:\n"
             "  serve  -c FILE [--log-level L] [--log-format plain|json]\n"
             "         run the master and its worker processes\n"
-            "  submit [-c FILE] [--queue Q] [--route R] [--id ID] [--deadline-ms N]\n"
+            "  submit -c FILE [--queue Q] [--route R] [--id ID] [--deadline-ms N]\n"
             "         [--critical] [--wait] [--timeout S] (TEXT | -)\n"
             "         push a question (or a job JSON object) and, with --wait, print its result\n"
             "  check  -c FILE    validate a config file\n"
             "  stats  -c FILE [--watch [S]] [--json]\n"
             "         queue depths, in-flight jobs, rates, breakers and errors of the cluster\n"
+            "  dead   -c FILE (list | show N|ID | retry N|ID|--all | purge)\n"
+            "         inspect dead-lettered jobs and push them back onto their queue\n"
+            "  result -c FILE ID print a job's stored result\n"
             "  version           print the version\n"
+            "\n"
+            "every command takes --help\n"
             "\n"
             "exit codes: serve 0 drained, 2 bad config or fatal worker error;\n"
             "            submit 0 ok, 1 degraded, 2 usage, 3 invalid, 4 timeout, 5 redis error;\n"
+            "            check 0 valid, 2 invalid; dead/result 0 ok, 1 not found, 2 usage,\n"
+            "            5 redis error;\n"
             "            stats 0 ok, 2 usage or bad config, 5 redis error\n");
-}
-
-static pb_config *
-load_config(const char *path)
-{
-    pb_error err = {0};
-    pb_config *cfg = pb_config_load(path, &err);
-    if (cfg == NULL)
-        fprintf(stderr, "planb: %s\n", err.msg);
-    return cfg;
 }
 
 static int
@@ -112,7 +112,7 @@ cmd_serve(int argc, char **argv)
         fprintf(stderr, "planb: serve needs -c CONFIG\n");
         return PB_EXIT_FATAL;
     }
-    pb_config *cfg = load_config(path);
+    pb_config *cfg = pb_cli_load_config(path);
     if (cfg == NULL)
         return PB_EXIT_FATAL;
     return pb_master_run(path, cfg);
@@ -121,18 +121,28 @@ cmd_serve(int argc, char **argv)
 static int
 cmd_check(int argc, char **argv)
 {
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     const char *path = NULL;
     int c;
-    while ((c = getopt(argc, argv, "c:")) != -1)
-        if (c == 'c')
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        if (c == 'c') {
             path = optarg;
+        } else {
+            fputs("usage: planb check -c FILE\n"
+                  "  validate a config file: exit 0, or 2 with the field and why\n",
+                  c == 'h' ? stdout : stderr);
+            return c == 'h' ? 0 : PB_EXIT_FATAL;
+        }
+    }
     if (path == NULL && optind < argc)
         path = argv[optind];
     if (path == NULL) {
         fprintf(stderr, "planb: check needs -c CONFIG\n");
         return PB_EXIT_FATAL;
     }
-    pb_config *cfg = load_config(path);
+    pb_config *cfg = pb_cli_load_config(path);
     if (cfg == NULL)
         return PB_EXIT_FATAL;
     printf("ok: %zu providers, %zu models, %zu routes, %d workers x %d concurrency\n",
@@ -243,35 +253,6 @@ submit_exit_for(const char *result)
     return code;
 }
 
-static redisContext *
-submit_connect(const pb_config *cfg)
-{
-    struct timeval tv = {5, 0};
-    redisContext *rc = redisConnectWithTimeout(cfg->redis_host, cfg->redis_port, tv);
-    if (rc == NULL || rc->err) {
-        fprintf(stderr, "planb: cannot connect to Redis at %s:%d: %s\n", cfg->redis_host,
-                cfg->redis_port, rc ? rc->errstr : "out of memory");
-        redisFree(rc);
-        return NULL;
-    }
-    redisReply *r = NULL;
-    if (cfg->redis_password)
-        r = cfg->redis_user ? redisCommand(rc, "AUTH %s %s", cfg->redis_user, cfg->redis_password)
-                            : redisCommand(rc, "AUTH %s", cfg->redis_password);
-    if (r && r->type == REDIS_REPLY_ERROR) {
-        fprintf(stderr, "planb: Redis AUTH failed: %s\n", r->str);
-        freeReplyObject(r);
-        redisFree(rc);
-        return NULL;
-    }
-    freeReplyObject(r);
-    if (cfg->redis_db) {
-        r = redisCommand(rc, "SELECT %d", cfg->redis_db);
-        freeReplyObject(r);
-    }
-    return rc;
-}
-
 static int
 cmd_submit(int argc, char **argv)
 {
@@ -326,7 +307,7 @@ cmd_submit(int argc, char **argv)
         fprintf(stderr, "planb: submit needs -c CONFIG and a question (or - for stdin)\n");
         return SUBMIT_USAGE;
     }
-    pb_config *cfg = load_config(path);
+    pb_config *cfg = pb_cli_load_config(path);
     if (cfg == NULL)
         return SUBMIT_USAGE;
     size_t len;
@@ -346,7 +327,7 @@ cmd_submit(int argc, char **argv)
         return SUBMIT_USAGE;
     }
     int code = SUBMIT_REDIS;
-    redisContext *rc = submit_connect(cfg);
+    redisContext *rc = pb_cli_redis_connect(cfg);
     if (rc == NULL)
         goto out;
     char *qkey = pb_key_queue(cfg->prefix, o.queue ? o.queue : cfg->queues[0]);
@@ -405,6 +386,10 @@ main(int argc, char **argv)
         code = cmd_check(argc - 1, argv + 1);
     } else if (strcmp(cmd, "stats") == 0) {
         code = pb_cli_stats(argc - 1, argv + 1);
+    } else if (strcmp(cmd, "dead") == 0) {
+        code = pb_cli_dead(argc - 1, argv + 1);
+    } else if (strcmp(cmd, "result") == 0) {
+        code = pb_cli_result(argc - 1, argv + 1);
     } else if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("planb %s\n", PLANB_VERSION);
         code = 0;

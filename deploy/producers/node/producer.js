@@ -1,0 +1,76 @@
+#!/usr/bin/env node
+// producer.js -- ask planb from Node.js: push a job, wait on its reply list.
+//
+// The whole contract is JSON in, JSON out over Redis (README "Producer contract"):
+// LPUSH the job onto planb:q:<queue> with "reply": true, then BLPOP
+// planb:reply:<id> for the one result. Uses the npm `redis` client (v4).
+//
+//   const { ask } = require('./producer');
+//   const result = await ask(client, [{ role: 'user', content: 'Where is my order?' }]);
+//
+// As a command:  node producer.js [--redis URL] [--timeout S] QUESTION
+// prints the result JSON and exits 0 ok, 1 degraded, 3 invalid, 4 no result in time
+// (the same codes as `planb submit --wait`).
+'use strict';
+const crypto = require('crypto');
+const { createClient, commandOptions } = require('redis');
+
+// Pushes one job and resolves to its result object; rejects with a TimeoutError-named Error
+// when none arrives. fields are other job fields (route, tenant, params, deadline_ms, critical,
+// meta, id). The BLPOP runs on an isolated connection, so one client serves many waiters.
+async function ask(client, messages, { queue = 'default', prefix = 'planb', timeoutS = 60, ...fields } = {}) {
+  const id = fields.id || 'js-' + crypto.randomBytes(12).toString('hex');
+  const job = { ...fields, id, messages, reply: true, submitted_at_ms: Date.now() };
+  await client.lPush(`${prefix}:q:${queue}`, JSON.stringify(job));
+  const got = await client.blPop(commandOptions({ isolated: true }), `${prefix}:reply:${id}`, timeoutS);
+  if (got === null) {
+    // The job may still finish later: its result stays readable at planb:result:<id>.
+    const e = new Error(`no result for ${id} within ${timeoutS} s`);
+    e.name = 'TimeoutError';
+    throw e;
+  }
+  return JSON.parse(got.element);
+}
+
+const EXIT_FOR_STATUS = { ok: 0, degraded: 1, invalid: 3 };
+
+// Tiny flag parser: --name value pairs, the rest is the question.
+function parseArgs(argv, defaults) {
+  const opts = { ...defaults, rest: [] };
+  for (let i = 0; i < argv.length; i++) {
+    const m = /^--([a-z]+)$/.exec(argv[i]);
+    if (m && m[1] in defaults && i + 1 < argv.length) opts[m[1]] = argv[++i];
+    else opts.rest.push(argv[i]);
+  }
+  return opts;
+}
+
+async function main() {
+  const a = parseArgs(process.argv.slice(2), { redis: 'redis://127.0.0.1:6379/0', queue: 'default', route: '', timeout: '60' });
+  if (a.rest.length !== 1) {
+    console.error('usage: node producer.js [--redis URL] [--queue Q] [--route R] [--timeout S] QUESTION');
+    return 2;
+  }
+  const client = createClient({ url: a.redis });
+  client.on('error', (e) => console.error('redis:', e.message));
+  await client.connect();
+  try {
+    const res = await ask(client, [{ role: 'user', content: a.rest[0] }], {
+      queue: a.queue, timeoutS: Number(a.timeout), ...(a.route ? { route: a.route } : {}),
+    });
+    console.log(JSON.stringify(res));
+    return EXIT_FOR_STATUS[res.status] ?? 3;
+  } catch (e) {
+    if (e.name !== 'TimeoutError') throw e;
+    console.error(e.message);
+    return 4;
+  } finally {
+    await client.quit();
+  }
+}
+
+module.exports = { ask, parseArgs };
+
+if (require.main === module) {
+  main().then((code) => { process.exitCode = code; }, (e) => { console.error(e.message); process.exitCode = 5; });
+}

@@ -1,0 +1,71 @@
+#!/usr/bin/env node
+// web.js -- a tiny web backend that asks planb once per request (node:http + the npm redis client).
+//
+//   node web.js [--redis URL] [--port 8080]
+//   curl -s localhost:8080/ask -d '{"question": "Where is my order?"}'
+//   -> {"answer": "...", "status": "ok", "source": "primary", "model": "gpt-4o", "id": "js-..."}
+//
+// Requests share one client; each wait runs on an isolated connection (see producer.js).
+// The HTTP status says what the user got: 200 an answer (even a degraded one: it is a polite
+// reply), 400 a bad request, 504 no result in time. Prints "port=N" once listening (--port 0 = any).
+'use strict';
+const http = require('http');
+const { createClient } = require('redis');
+const { ask, parseArgs } = require('./producer');
+
+const MAX_BODY = 64 * 1024; // bytes of request body read; a question is far smaller
+
+function send(res, status, obj) {
+  const body = JSON.stringify(obj);
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+async function handle(client, timeoutS, req, res, body) {
+  let question;
+  try {
+    question = JSON.parse(body).question;
+  } catch (e) {
+    question = undefined;
+  }
+  if (typeof question !== 'string' || question === '') return send(res, 400, { error: 'expected {"question": "..."}' });
+  let r;
+  try {
+    r = await ask(client, [{ role: 'user', content: question }], { timeoutS });
+  } catch (e) {
+    if (e.name === 'TimeoutError') return send(res, 504, { error: 'no answer in time' });
+    return send(res, 502, { error: 'queue unavailable' });
+  }
+  if (r.status === 'invalid') return send(res, 400, { error: r.error, id: r.id });
+  send(res, 200, { answer: r.content, status: r.status, source: r.source, model: r.model, id: r.id });
+}
+
+async function main() {
+  const a = parseArgs(process.argv.slice(2), { redis: 'redis://127.0.0.1:6379/0', host: '127.0.0.1', port: '8080', timeout: '30' });
+  const client = createClient({ url: a.redis });
+  client.on('error', (e) => console.error('redis:', e.message));
+  await client.connect();
+  const srv = http.createServer((req, res) => {
+    if (req.method !== 'POST' || req.url !== '/ask') return send(res, 404, { error: 'POST /ask' });
+    let body = '';
+    req.on('data', (chunk) => {
+      body += chunk;
+      if (body.length > MAX_BODY) {
+        send(res, 400, { error: `body over ${MAX_BODY} bytes` });
+        req.destroy();
+      }
+    });
+    req.on('end', () => { if (!res.writableEnded) handle(client, Number(a.timeout), req, res, body); });
+  });
+  srv.listen(Number(a.port), a.host, () => console.log(`port=${srv.address().port}`));
+  // Stop at once: drop idle keep-alive connections, then the Redis client.
+  const stop = () => {
+    srv.close();
+    srv.closeAllConnections();
+    client.quit().finally(() => process.exit(0));
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+main().catch((e) => { console.error(e.message); process.exit(5); });
