@@ -237,8 +237,9 @@ main(int argc, char **argv)
     if (slow_jobs <= 0)
         goto out;
 
-    /* 3. slow upstream: 2 s per call, everything in flight at once */
-    r = redisCommand(rc, "DEL planb:stats");
+    /* 3. slow upstream: 2 s per call, everything in flight at once. FLUSHALL: run 2 left m1's
+     * breaker open, which would send every job to m2 without waiting on m1. */
+    r = redisCommand(rc, "FLUSHALL");
     freeReplyObject(r);
     th_mock_set(&mock_p, "m1", "{\"mode\":\"ok\",\"latency_ms\":2000}");
     int per_worker = slow_jobs / workers + 64;
