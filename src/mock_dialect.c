@@ -96,31 +96,55 @@ dialect_text_blocks_ok(json_object *v, bool allow_string)
     return true;
 }
 
+/* body.messages when it is a non-empty array; NULL with a 400 in err otherwise. */
+static json_object *
+dialect_messages(json_object *body, pb_error *err)
+{
+    json_object *msgs;
+    if (!json_object_object_get_ex(body, "messages", &msgs) ||
+        !json_object_is_type(msgs, json_type_array) || json_object_array_length(msgs) == 0) {
+        dialect_fail(err, 400, "messages: must be a non-empty array");
+        return NULL;
+    }
+    return msgs;
+}
+
+/* The role of messages[i] (m) when m is an object whose role is one of allowed
+ * (NULL-terminated, listed in words as must_be for the error); NULL with a 400 in
+ * err otherwise. The dialects differ in their roles, not in how they check them. */
+static const char *
+dialect_message_role(json_object *m, size_t i, const char *const *allowed, const char *must_be,
+                     pb_error *err)
+{
+    json_object *role;
+    if (!json_object_is_type(m, json_type_object)) {
+        pb_error_set(err, 400, "messages[%zu]: must be an object", i);
+        return NULL;
+    }
+    const char *rs =
+        json_object_object_get_ex(m, "role", &role) && json_object_is_type(role, json_type_string)
+            ? json_object_get_string(role)
+            : "";
+    for (size_t k = 0; allowed[k] != NULL; k++)
+        if (strcmp(rs, allowed[k]) == 0)
+            return rs;
+    pb_error_set(err, 400, "messages[%zu].role: must be %s", i, must_be);
+    return NULL;
+}
+
 static int
 dialect_validate_openai(const pb_mock_request *r, pb_error *err)
 {
     if (!dialect_bearer_ok(r->authorization))
         return dialect_fail(err, 401, "Authorization: a header 'Bearer <api key>' is required");
-    json_object *msgs;
-    if (!json_object_object_get_ex(r->body, "messages", &msgs) ||
-        !json_object_is_type(msgs, json_type_array) || json_object_array_length(msgs) == 0)
-        return dialect_fail(err, 400, "messages: must be a non-empty array");
+    static const char *const roles[] = {"system", "user", "assistant", "tool", NULL};
+    json_object *msgs = dialect_messages(r->body, err);
+    if (msgs == NULL)
+        return 400;
     for (size_t i = 0; i < json_object_array_length(msgs); i++) {
-        json_object *m = json_object_array_get_idx(msgs, i), *role, *content;
-        if (!json_object_is_type(m, json_type_object)) {
-            pb_error_set(err, 400, "messages[%zu]: must be an object", i);
+        json_object *m = json_object_array_get_idx(msgs, i), *content;
+        if (dialect_message_role(m, i, roles, "system, user, assistant or tool", err) == NULL)
             return 400;
-        }
-        const char *rs = json_object_object_get_ex(m, "role", &role) &&
-                                 json_object_is_type(role, json_type_string)
-                             ? json_object_get_string(role)
-                             : "";
-        if (strcmp(rs, "system") != 0 && strcmp(rs, "user") != 0 && strcmp(rs, "assistant") != 0 &&
-            strcmp(rs, "tool") != 0) {
-            pb_error_set(err, 400, "messages[%zu].role: must be system, user, assistant or tool",
-                         i);
-            return 400;
-        }
         if (!json_object_object_get_ex(m, "content", &content) ||
             !json_object_is_type(content, json_type_string)) {
             pb_error_set(err, 400, "messages[%zu].content: must be a string", i);
@@ -145,24 +169,15 @@ dialect_validate_anthropic(const pb_mock_request *r, pb_error *err)
     if (!json_object_object_get_ex(r->body, "max_tokens", &v) ||
         !dialect_positive_int_or_absent(r->body, "max_tokens"))
         return dialect_fail(err, 400, "max_tokens: a positive integer is required");
-    json_object *msgs;
-    if (!json_object_object_get_ex(r->body, "messages", &msgs) ||
-        !json_object_is_type(msgs, json_type_array) || json_object_array_length(msgs) == 0)
-        return dialect_fail(err, 400, "messages: must be a non-empty array");
+    static const char *const roles[] = {"user", "assistant", NULL};
+    json_object *msgs = dialect_messages(r->body, err);
+    if (msgs == NULL)
+        return 400;
     for (size_t i = 0; i < json_object_array_length(msgs); i++) {
-        json_object *m = json_object_array_get_idx(msgs, i), *role, *content;
-        if (!json_object_is_type(m, json_type_object)) {
-            pb_error_set(err, 400, "messages[%zu]: must be an object", i);
+        json_object *m = json_object_array_get_idx(msgs, i), *content;
+        const char *rs = dialect_message_role(m, i, roles, "user or assistant", err);
+        if (rs == NULL)
             return 400;
-        }
-        const char *rs = json_object_object_get_ex(m, "role", &role) &&
-                                 json_object_is_type(role, json_type_string)
-                             ? json_object_get_string(role)
-                             : "";
-        if (strcmp(rs, "user") != 0 && strcmp(rs, "assistant") != 0) {
-            pb_error_set(err, 400, "messages[%zu].role: must be user or assistant", i);
-            return 400;
-        }
         const char *want = i % 2 == 0 ? "user" : "assistant";
         if (strcmp(rs, want) != 0) {
             if (i == 0)

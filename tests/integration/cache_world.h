@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 
 #include "harness.h"
+#include "th_jobs.h"
 
 static th_proc redis_p, mock_p, planb_p;
 static redisContext *rc;
@@ -56,65 +57,24 @@ world_config(int workers, const char *cache_extra)
 static inline void
 world_start(int workers, const char *redis_conf, const char *cache_extra)
 {
-    setenv("PB_TEST_KEY", "sk-test-not-a-real-key", 1);
-    cr_assert_eq(th_redis_start(&redis_p, redis_conf), 0);
-    cr_assert_eq(th_mock_start(&mock_p, NULL), 0);
-    rc = th_redis(redis_p.port);
-    const char *args[] = {"serve", "-c", "%CONFIG%", NULL};
-    cr_assert_eq(th_planb_start(&planb_p, world_config(workers, cache_extra), args), 0);
+    th_world_start(&redis_p, &mock_p, redis_conf, &rc);
+    th_serve(&planb_p, world_config(workers, cache_extra));
 }
 
 static inline void
 world_stop(void)
 {
-    if (planb_p.pid) {
-        int st = th_proc_stop(&planb_p, 10000);
-        char *log = th_proc_log(&planb_p);
-        if (log && (strstr(log, "Sanitizer") || strstr(log, "runtime error:")))
-            fprintf(stderr, "planb log:\n%s\n", log);
-        free(log);
-        cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "planb drained and exited 0 (status %d)",
-                  st);
-    }
-    th_proc_stop(&mock_p, 5000);
-    if (rc)
-        redisFree(rc);
-    rc = NULL;
-    th_proc_stop(&redis_p, 5000);
+    th_planb_stop_clean(&planb_p);
+    th_world_stop(&mock_p, &redis_p, &rc);
 }
 
-/* Pushes a job asking for a reply list: {"id":id,"reply":true,"messages":[user: text],extra}. */
-static inline void
-push_job(const char *id, const char *text, const char *extra)
-{
-    char job[4096];
-    snprintf(job, sizeof(job),
-             "{\"id\":\"%s\",\"reply\":true,\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}]"
-             "%s%s}",
-             id, text, extra ? "," : "", extra ? extra : "");
-    redisReply *r = redisCommand(rc, "LPUSH planb:q:default %s", job);
-    cr_assert(r && r->type == REDIS_REPLY_INTEGER);
-    freeReplyObject(r);
-}
-
-/* The result pushed on planb:reply:<id>, or NULL after timeout_s. Caller puts. */
-static inline json_object *
-wait_result(const char *id, double timeout_s)
-{
-    redisReply *r = redisCommand(rc, "BLPOP planb:reply:%s %.2f", id, timeout_s);
-    cr_assert(r != NULL);
-    json_object *o = NULL;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2)
-        o = json_tokener_parse(r->element[1]->str);
-    freeReplyObject(r);
-    return o;
-}
-
+/* Pushes {"id":id,"reply":true,"messages":[user: text],extra} and waits up to 20 s for its
+ * result. Caller puts. */
 static inline json_object *
 run_job(const char *id, const char *text, const char *extra)
 {
-    push_job(id, text, extra);
-    json_object *res = wait_result(id, 20);
+    cr_assert_eq(th_push_job_text(rc, id, text, extra), 0);
+    json_object *res = th_wait_result(rc, id, 20);
     cr_assert_not_null(res, "no result for %s", id);
     return res;
 }

@@ -19,10 +19,7 @@ static redisContext *rc;
 static void
 start_world(int workers, const char *primary_extra, const char *breaker)
 {
-    setenv("PB_TEST_KEY", "sk-test-not-a-real-key", 1);
-    cr_assert_eq(th_redis_start(&redis_p, NULL), 0);
-    cr_assert_eq(th_mock_start(&mock_p, NULL), 0);
-    rc = th_redis(redis_p.port);
+    th_world_start(&redis_p, &mock_p, NULL, &rc);
     char cfg[4096];
     snprintf(cfg, sizeof(cfg),
              "{\"redis\": {\"url\": \"redis://127.0.0.1:%d/0\"}, \"workers\": %d,"
@@ -38,26 +35,14 @@ start_world(int workers, const char *primary_extra, const char *breaker)
              " \"breaker\": %s, \"monitor\": {\"metrics_listen\": \"\"}}",
              redis_p.port, workers, mock_p.port, mock_p.port, primary_extra ? primary_extra : "",
              breaker);
-    const char *args[] = {"serve", "-c", "%CONFIG%", NULL};
-    cr_assert_eq(th_planb_start(&planb_p, cfg, args), 0);
+    th_serve(&planb_p, cfg);
 }
 
 static void
 teardown(void)
 {
-    if (planb_p.pid) {
-        int st = th_proc_stop(&planb_p, 10000);
-        char *log = th_proc_log(&planb_p);
-        if (log && (strstr(log, "Sanitizer") || strstr(log, "runtime error:")))
-            fprintf(stderr, "planb log:\n%s\n", log);
-        free(log);
-        cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "planb exited 0 (status %d)", st);
-    }
-    th_proc_stop(&mock_p, 5000);
-    if (rc)
-        redisFree(rc);
-    rc = NULL;
-    th_proc_stop(&redis_p, 5000);
+    th_planb_stop_clean(&planb_p);
+    th_world_stop(&mock_p, &redis_p, &rc);
 }
 
 static json_object *

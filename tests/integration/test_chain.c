@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "th_jobs.h"
 
 static th_proc redis_p, mock_p, planb_p;
 static redisContext *rc;
@@ -47,13 +48,8 @@ chain_config(int workers, const char *route_extra, const char *primary_extra)
 static void
 start_world(int workers, const char *route_extra, const char *primary_extra)
 {
-    setenv("PB_TEST_KEY", "sk-test-not-a-real-key", 1);
-    cr_assert_eq(th_redis_start(&redis_p, NULL), 0);
-    cr_assert_eq(th_mock_start(&mock_p, NULL), 0);
-    rc = th_redis(redis_p.port);
-    const char *args[] = {"serve", "-c", "%CONFIG%", NULL};
-    cr_assert_eq(th_planb_start(&planb_p, chain_config(workers, route_extra, primary_extra), args),
-                 0);
+    th_world_start(&redis_p, &mock_p, NULL, &rc);
+    th_serve(&planb_p, chain_config(workers, route_extra, primary_extra));
 }
 
 static void
@@ -65,53 +61,21 @@ setup(void)
 static void
 teardown(void)
 {
-    if (planb_p.pid) {
-        int st = th_proc_stop(&planb_p, 10000);
-        char *log = th_proc_log(&planb_p);
-        if (log && (strstr(log, "Sanitizer") || strstr(log, "runtime error:")))
-            fprintf(stderr, "planb log:\n%s\n", log);
-        free(log);
-        cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "planb drained and exited 0 (status %d)",
-                  st);
-    }
-    th_proc_stop(&mock_p, 5000);
-    if (rc)
-        redisFree(rc);
-    rc = NULL;
-    th_proc_stop(&redis_p, 5000);
+    th_planb_stop_clean(&planb_p);
+    th_world_stop(&mock_p, &redis_p, &rc);
 }
 
 static void
 push(const char *job)
 {
-    redisReply *r = redisCommand(rc, "LPUSH planb:q:default %s", job);
-    cr_assert(r && r->type == REDIS_REPLY_INTEGER);
-    freeReplyObject(r);
-}
-
-/* Waits for the result on planb:reply:<id>; NULL on timeout. Caller puts. */
-static json_object *
-wait_result(const char *id, double timeout_s)
-{
-    redisReply *r = redisCommand(rc, "BLPOP planb:reply:%s %.2f", id, timeout_s);
-    cr_assert(r != NULL);
-    json_object *o = NULL;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2)
-        o = json_tokener_parse(r->element[1]->str);
-    freeReplyObject(r);
-    return o;
+    cr_assert_eq(th_push_raw(rc, job), 0);
 }
 
 static json_object *
 run_job(const char *id, const char *extra_fields)
 {
-    char job[4096];
-    snprintf(job, sizeof(job),
-             "{\"id\":\"%s\",\"reply\":true,\"messages\":[{\"role\":\"user\",\"content\":\"hi "
-             "%s\"}]%s%s}",
-             id, id, extra_fields ? "," : "", extra_fields ? extra_fields : "");
-    push(job);
-    json_object *res = wait_result(id, 20);
+    cr_assert_eq(th_push_job(rc, id, extra_fields), 0);
+    json_object *res = th_wait_result(rc, id, 20);
     cr_assert_not_null(res, "no result for %s", id);
     return res;
 }
@@ -230,8 +194,7 @@ Test(chain, hanging_primary_times_out_then_falls_back)
 {
     /* Primary timeout_ms 300 from the model config, deadline 5 s. */
     th_proc_stop(&planb_p, 5000);
-    const char *args[] = {"serve", "-c", "%CONFIG%", NULL};
-    cr_assert_eq(th_planb_start(&planb_p, chain_config(1, NULL, ", \"timeout_ms\": 300"), args), 0);
+    th_serve(&planb_p, chain_config(1, NULL, ", \"timeout_ms\": 300"));
     th_mock_set(&mock_p, "primary", "{\"mode\":\"hang\"}");
     json_object *r = run_job("h1", "\"deadline_ms\":5000");
     cr_expect_str_eq(field(r, "source"), "fallback");
@@ -370,7 +333,7 @@ Test(chain, invalid_jobs_get_an_error_result_and_a_dead_letter)
     for (size_t i = 0; i < n; i++)
         push(cases[i].job);
     for (size_t i = 0; i < n; i++) {
-        json_object *r = wait_result(cases[i].id, 10);
+        json_object *r = th_wait_result(rc, cases[i].id, 10);
         cr_assert_not_null(r, "%s", cases[i].id);
         cr_expect_str_eq(field(r, "status"), "invalid");
         cr_expect(strncmp(field(r, "error"), cases[i].code, strlen(cases[i].code)) == 0, "%s: %s",
@@ -427,8 +390,7 @@ Test(chain, oversized_and_binary_jobs_are_dead_lettered)
 Test(chain, thousand_jobs_with_a_flapping_primary)
 {
     th_proc_stop(&planb_p, 5000);
-    const char *args[] = {"serve", "-c", "%CONFIG%", NULL};
-    cr_assert_eq(th_planb_start(&planb_p, chain_config(2, NULL, NULL), args), 0);
+    th_serve(&planb_p, chain_config(2, NULL, NULL));
     int total = 1000;
     for (int i = 0; i < total; i++) {
         if (i % 100 == 0)

@@ -59,10 +59,8 @@ config(void)
 static void
 setup(void)
 {
-    setenv("PB_TEST_KEY", "sk-test-secret-value", 1);
-    cr_assert_eq(th_redis_start(&redis_p, NULL), 0);
-    cr_assert_eq(th_mock_start(&mock_p, NULL), 0);
-    rc = th_redis(redis_p.port);
+    th_world_start(&redis_p, &mock_p, NULL, &rc);
+    setenv("PB_TEST_KEY", "sk-test-secret-value", 1); /* a key the log test looks for */
     sub = th_redis(redis_p.port);
     redisReply *r = redisCommand(sub, "SUBSCRIBE planb:stats planb:alerts");
     freeReplyObject(r);
@@ -77,30 +75,14 @@ setup(void)
 }
 
 static void
-stop(th_proc *p)
-{
-    if (p->pid == 0)
-        return;
-    int st = th_proc_stop(p, 10000);
-    char *log = th_proc_log(p);
-    if (log && (strstr(log, "Sanitizer") || strstr(log, "runtime error:")))
-        fprintf(stderr, "planb log:\n%s\n", log);
-    free(log);
-    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "planb exited 0 (status %d)", st);
-}
-
-static void
 teardown(void)
 {
-    stop(&planb_p);
-    stop(&planb2_p);
-    th_proc_stop(&mock_p, 5000);
-    if (rc)
-        redisFree(rc);
+    th_planb_stop_clean(&planb_p);
+    th_planb_stop_clean(&planb2_p);
     if (sub)
         redisFree(sub);
-    rc = sub = NULL;
-    th_proc_stop(&redis_p, 5000);
+    sub = NULL;
+    th_world_stop(&mock_p, &redis_p, &rc);
 }
 
 /* Next pub/sub message within timeout_ms: its channel in chan, its JSON parsed (caller puts). */
@@ -201,8 +183,7 @@ Test(monitoring, snapshots_match_results_and_alerts_fire_once_each_way)
     cr_expect_eq(high, 1, "one alert when the fallback rate crossed 0.3");
 
     /* Snapshots keep coming every interval; a second host does not double them. */
-    const char *args[] = {"serve", "-c", "%CONFIG%", NULL};
-    cr_assert_eq(th_planb_start(&planb2_p, config(), args), 0);
+    th_serve(&planb2_p, config());
     int64_t first = -1, last = -1;
     int n = 0;
     while (n < 5) {

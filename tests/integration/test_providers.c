@@ -60,7 +60,7 @@ run_conversation(const char *id, const char *route, const char *text, const char
              id, route, text, extra ? "," : "", extra ? extra : "");
     redisReply *r = redisCommand(rc, "LPUSH planb:q:default %s", job);
     freeReplyObject(r);
-    json_object *res = wait_result(id, 20);
+    json_object *res = th_wait_result(rc, id, 20);
     cr_assert_not_null(res, "no result for %s", id);
     return res;
 }

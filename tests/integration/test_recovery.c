@@ -43,34 +43,20 @@ recovery_config(int workers, int concurrency, const char *model, const char *ext
 static void
 start_servers(const char *redis_conf)
 {
-    setenv("PB_TEST_KEY", "sk-test-not-a-real-key", 1);
-    cr_assert_eq(th_redis_start(&redis_p, redis_conf), 0);
-    cr_assert_eq(th_mock_start(&mock_p, NULL), 0);
-    rc = th_redis(redis_p.port);
+    th_world_start(&redis_p, &mock_p, redis_conf, &rc);
 }
 
 static void
 start_planb(const char *config_json)
 {
-    const char *args[] = {"serve", "-c", "%CONFIG%", NULL};
-    cr_assert_eq(th_planb_start(&planb_p, config_json, args), 0);
+    th_serve(&planb_p, config_json);
 }
 
 static void
 teardown(void)
 {
-    if (planb_p.pid) {
-        th_proc_stop(&planb_p, 15000);
-        char *log = th_proc_log(&planb_p);
-        if (log && (strstr(log, "Sanitizer") || strstr(log, "runtime error:")))
-            fprintf(stderr, "planb log:\n%s\n", log);
-        free(log);
-    }
-    th_proc_stop(&mock_p, 5000);
-    if (rc)
-        redisFree(rc);
-    rc = NULL;
-    th_proc_stop(&redis_p, 5000);
+    th_planb_stop(&planb_p, 15000);
+    th_world_stop(&mock_p, &redis_p, &rc);
 }
 
 TestSuite(recovery, .fini = teardown, .timeout = 180);

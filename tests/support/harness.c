@@ -517,3 +517,51 @@ th_mock_reset(const th_proc *mock)
     free(th_http("POST", url, "{}", &status));
     return status == 200 ? PB_OK : PB_ERR;
 }
+
+void
+th_world_start(th_proc *redis, th_proc *mock, const char *redis_conf, redisContext **rc)
+{
+    setenv("PB_TEST_KEY", "sk-test-not-a-real-key", 1);
+    cr_assert_eq(th_redis_start(redis, redis_conf), 0);
+    cr_assert_eq(th_mock_start(mock, NULL), 0);
+    *rc = th_redis(redis->port);
+}
+
+void
+th_serve(th_proc *planb, const char *config_json)
+{
+    const char *args[] = {"serve", "-c", "%CONFIG%", NULL};
+    cr_assert_eq(th_planb_start(planb, config_json, args), 0);
+}
+
+int
+th_planb_stop(th_proc *planb, int timeout_ms)
+{
+    if (planb->pid == 0)
+        return -1;
+    int st = th_proc_stop(planb, timeout_ms);
+    char *log = th_proc_log(planb);
+    if (log && (strstr(log, "Sanitizer") || strstr(log, "runtime error:")))
+        fprintf(stderr, "planb log:\n%s\n", log);
+    free(log);
+    return st;
+}
+
+void
+th_planb_stop_clean(th_proc *planb)
+{
+    if (planb->pid == 0)
+        return;
+    int st = th_planb_stop(planb, 10000);
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "planb drained and exited 0 (status %d)", st);
+}
+
+void
+th_world_stop(th_proc *mock, th_proc *redis, redisContext **rc)
+{
+    th_proc_stop(mock, 5000);
+    if (*rc)
+        redisFree(*rc);
+    *rc = NULL;
+    th_proc_stop(redis, 5000);
+}

@@ -43,6 +43,19 @@ char *th_proc_log(const th_proc *p);
 /* A blocking hiredis connection to 127.0.0.1:port (asserts on failure). */
 redisContext *th_redis(int port);
 
+/* The usual world, for tests that keep redis_p/mock_p/planb_p/rc in statics: sets PB_TEST_KEY
+ * to a fake key, starts redis-server (redis_conf may be NULL) and planb-mock, connects *rc. */
+void th_world_start(th_proc *redis, th_proc *mock, const char *redis_conf, redisContext **rc);
+/* `planb serve -c <config_json>`; asserts it started (does not wait). */
+void th_serve(th_proc *planb, const char *config_json);
+/* Stops planb (SIGTERM, up to timeout_ms), echoing its log to stderr when it holds a sanitizer
+ * report; returns its exit status (waitpid form), or -1 when it was not running. */
+int th_planb_stop(th_proc *planb, int timeout_ms);
+/* th_planb_stop with 10 s to drain, expecting exit 0; nothing when planb is not running. */
+void th_planb_stop_clean(th_proc *planb);
+/* Undoes th_world_start: stops the mock, frees *rc (then NULL), stops redis. */
+void th_world_stop(th_proc *mock, th_proc *redis, redisContext **rc);
+
 /* Polls cond(arg) up to max_tries times, delay_ms apart; true once it holds. */
 bool th_wait_for(bool (*cond)(void *arg), void *arg, int max_tries, int delay_ms);
 

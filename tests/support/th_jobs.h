@@ -10,19 +10,35 @@
 #include <stdio.h>
 #include <string.h>
 
-/* LPUSHes a job with reply:true asking id and text (extra: more JSON fields or NULL). */
+/* LPUSHes job (any text, valid or not) on planb:q:default; 0 once Redis took it, else -1. */
 static inline int
-th_push_job(redisContext *rc, const char *id, const char *extra)
+th_push_raw(redisContext *rc, const char *job)
 {
-    char job[2048];
-    snprintf(job, sizeof(job),
-             "{\"id\":\"%s\",\"reply\":true,\"messages\":[{\"role\":\"user\",\"content\":\"hi "
-             "%s\"}]%s%s}",
-             id, id, extra ? "," : "", extra ? extra : "");
     redisReply *r = redisCommand(rc, "LPUSH planb:q:default %s", job);
     int ok = r && r->type == REDIS_REPLY_INTEGER;
     freeReplyObject(r);
     return ok ? 0 : -1;
+}
+
+/* LPUSHes a job with reply:true, one user message text (extra: more JSON fields or NULL). */
+static inline int
+th_push_job_text(redisContext *rc, const char *id, const char *text, const char *extra)
+{
+    char job[4096];
+    snprintf(job, sizeof(job),
+             "{\"id\":\"%s\",\"reply\":true,\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}]"
+             "%s%s}",
+             id, text, extra ? "," : "", extra ? extra : "");
+    return th_push_raw(rc, job);
+}
+
+/* th_push_job_text asking "hi <id>". */
+static inline int
+th_push_job(redisContext *rc, const char *id, const char *extra)
+{
+    char text[512];
+    snprintf(text, sizeof(text), "hi %s", id);
+    return th_push_job_text(rc, id, text, extra);
 }
 
 /* The result of id from planb:reply:<id>, NULL after timeout_s. Caller puts. */

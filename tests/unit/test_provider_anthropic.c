@@ -11,57 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixture.h"
 #include "planb/provider.h"
-
-typedef struct fixture {
-    char *data; /* exactly len bytes, not NUL-terminated */
-    size_t len; /* file size */
-} fixture;
-
-static fixture
-load(const char *name)
-{
-    char path[512];
-    snprintf(path, sizeof(path), "%s/tests/fixtures/replies/anthropic/%s", PB_SRC_DIR, name);
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    fixture fx = {malloc(n > 0 ? (size_t)n : 1), (size_t)n};
-    cr_assert_eq(fread(fx.data, 1, fx.len, f), fx.len);
-    fclose(f);
-    return fx;
-}
-
-static int
-parse_fixture(const char *name, pb_completion *out, pb_error *err)
-{
-    fixture fx = load(name);
-    int rc = pb_provider_anthropic.parse_response(fx.data, fx.len, out, err);
-    free(fx.data);
-    return rc;
-}
-
-static void
-expect_bad_reply(const char *name, const char *why)
-{
-    pb_completion c;
-    pb_error err = {0};
-    cr_expect_eq(parse_fixture(name, &c, &err), PB_ERR, "%s parsed", name);
-    cr_expect_null(c.content, "%s", name);
-    cr_expect_eq(err.code, PB_PROVIDER_BAD_REPLY, "%s", name);
-    cr_expect(strstr(err.msg, why) != NULL, "%s: %s lacks %s", name, err.msg, why);
-}
-
-static pb_class
-classify_fixture(long status, const char *name)
-{
-    fixture fx = load(name);
-    pb_class cls = pb_provider_anthropic.classify(status, fx.data, fx.len);
-    free(fx.data);
-    return cls;
-}
 
 static char provider_name[] = "anthropic";
 static char base_url[] = "https://api.anthropic.com/v1";
@@ -361,7 +312,8 @@ Test(anthropic, parse_good)
 {
     pb_completion c;
     pb_error err = {0};
-    cr_assert_eq(parse_fixture("good.json", &c, &err), PB_OK, "%s", err.msg);
+    cr_assert_eq(th_fixture_parse(&pb_provider_anthropic, "good.json", &c, &err), PB_OK, "%s",
+                 err.msg);
     cr_assert_str_eq(c.content, "Paris is the capital of France.");
     cr_assert_eq(c.prompt_tokens, 12);
     cr_assert_eq(c.completion_tokens, 30);
@@ -371,7 +323,7 @@ Test(anthropic, parse_good)
 Test(anthropic, parse_text_blocks_joined_others_skipped)
 {
     pb_completion c;
-    cr_assert_eq(parse_fixture("good_blocks.json", &c, NULL), PB_OK);
+    cr_assert_eq(th_fixture_parse(&pb_provider_anthropic, "good_blocks.json", &c, NULL), PB_OK);
     cr_assert_str_eq(c.content, "First part. Second part.");
     cr_assert_eq(c.prompt_tokens, 100);
     cr_assert_eq(c.completion_tokens, 50);
@@ -381,13 +333,13 @@ Test(anthropic, parse_text_blocks_joined_others_skipped)
 Test(anthropic, parse_usage_absent_or_odd)
 {
     pb_completion c;
-    cr_assert_eq(parse_fixture("good_no_usage.json", &c, NULL), PB_OK);
+    cr_assert_eq(th_fixture_parse(&pb_provider_anthropic, "good_no_usage.json", &c, NULL), PB_OK);
     cr_assert_str_eq(c.content, "Hi");
     cr_assert_eq(c.prompt_tokens, -1);
     cr_assert_eq(c.completion_tokens, -1);
     pb_completion_free(&c);
 
-    cr_assert_eq(parse_fixture("good_odd_usage.json", &c, NULL), PB_OK);
+    cr_assert_eq(th_fixture_parse(&pb_provider_anthropic, "good_odd_usage.json", &c, NULL), PB_OK);
     cr_assert_eq(c.prompt_tokens, -1);
     cr_assert_eq(c.completion_tokens, -1);
     pb_completion_free(&c);
@@ -395,21 +347,21 @@ Test(anthropic, parse_usage_absent_or_odd)
 
 Test(anthropic, parse_bad_replies)
 {
-    expect_bad_reply("error_200.json", "error object");
-    expect_bad_reply("empty_content.json", "no text");
-    expect_bad_reply("tool_only.json", "no text");
-    expect_bad_reply("empty_text.json", "no text");
-    expect_bad_reply("null_text.json", "no text");
-    expect_bad_reply("missing_content.json", "no content");
-    expect_bad_reply("content_string.json", "no content");
-    expect_bad_reply("openai_shape.json", "no content");
-    expect_bad_reply("truncated.json", "incomplete");
-    expect_bad_reply("html.html", "not JSON");
+    th_expect_bad_reply(&pb_provider_anthropic, "error_200.json", "error object");
+    th_expect_bad_reply(&pb_provider_anthropic, "empty_content.json", "no text");
+    th_expect_bad_reply(&pb_provider_anthropic, "tool_only.json", "no text");
+    th_expect_bad_reply(&pb_provider_anthropic, "empty_text.json", "no text");
+    th_expect_bad_reply(&pb_provider_anthropic, "null_text.json", "no text");
+    th_expect_bad_reply(&pb_provider_anthropic, "missing_content.json", "no content");
+    th_expect_bad_reply(&pb_provider_anthropic, "content_string.json", "no content");
+    th_expect_bad_reply(&pb_provider_anthropic, "openai_shape.json", "no content");
+    th_expect_bad_reply(&pb_provider_anthropic, "truncated.json", "incomplete");
+    th_expect_bad_reply(&pb_provider_anthropic, "html.html", "not JSON");
 }
 
 Test(anthropic, parse_every_prefix_fails_without_crashing)
 {
-    fixture fx = load("good_blocks.json");
+    th_fixture fx = th_fixture_load("anthropic", "good_blocks.json");
     for (size_t n = 0; n < fx.len; n++) {
         char *prefix = malloc(n ? n : 1);
         memcpy(prefix, fx.data, n);
@@ -426,34 +378,50 @@ Test(anthropic, parse_every_prefix_fails_without_crashing)
 
 Test(anthropic, classify_typed_errors)
 {
-    cr_expect_eq(classify_fixture(529, "err_529_overloaded.json"), PB_CLASS_RETRY);
-    cr_expect_eq(classify_fixture(429, "err_429_rate_limit.json"), PB_CLASS_RETRY);
-    cr_expect_eq(classify_fixture(500, "err_500_api.json"), PB_CLASS_RETRY);
-    cr_expect_eq(classify_fixture(401, "err_401_auth.json"), PB_CLASS_FALLBACK);
-    cr_expect_eq(classify_fixture(403, "err_403_permission.json"), PB_CLASS_FALLBACK);
-    cr_expect_eq(classify_fixture(404, "err_404_not_found.json"), PB_CLASS_FALLBACK);
-    cr_expect_eq(classify_fixture(413, "err_413_too_large.json"), PB_CLASS_FALLBACK);
-    cr_expect_eq(classify_fixture(400, "err_400_billing.json"), PB_CLASS_FALLBACK);
+    cr_expect_eq(th_fixture_classify(&pb_provider_anthropic, 529, "err_529_overloaded.json"),
+                 PB_CLASS_RETRY);
+    cr_expect_eq(th_fixture_classify(&pb_provider_anthropic, 429, "err_429_rate_limit.json"),
+                 PB_CLASS_RETRY);
+    cr_expect_eq(th_fixture_classify(&pb_provider_anthropic, 500, "err_500_api.json"),
+                 PB_CLASS_RETRY);
+    cr_expect_eq(th_fixture_classify(&pb_provider_anthropic, 401, "err_401_auth.json"),
+                 PB_CLASS_FALLBACK);
+    cr_expect_eq(th_fixture_classify(&pb_provider_anthropic, 403, "err_403_permission.json"),
+                 PB_CLASS_FALLBACK);
+    cr_expect_eq(th_fixture_classify(&pb_provider_anthropic, 404, "err_404_not_found.json"),
+                 PB_CLASS_FALLBACK);
+    cr_expect_eq(th_fixture_classify(&pb_provider_anthropic, 413, "err_413_too_large.json"),
+                 PB_CLASS_FALLBACK);
+    cr_expect_eq(th_fixture_classify(&pb_provider_anthropic, 400, "err_400_billing.json"),
+                 PB_CLASS_FALLBACK);
 }
 
 Test(anthropic, classify_invalid_request_errors)
 {
-    cr_expect_eq(classify_fixture(400, "err_400_prompt_too_long.json"), PB_CLASS_FALLBACK);
-    cr_expect_eq(classify_fixture(400, "err_400_context_limit.json"), PB_CLASS_FALLBACK);
-    cr_expect_eq(classify_fixture(400, "err_400_credit.json"), PB_CLASS_FALLBACK);
-    cr_expect_eq(classify_fixture(400, "err_400_invalid.json"), PB_CLASS_INVALID);
+    cr_expect_eq(th_fixture_classify(&pb_provider_anthropic, 400, "err_400_prompt_too_long.json"),
+                 PB_CLASS_FALLBACK);
+    cr_expect_eq(th_fixture_classify(&pb_provider_anthropic, 400, "err_400_context_limit.json"),
+                 PB_CLASS_FALLBACK);
+    cr_expect_eq(th_fixture_classify(&pb_provider_anthropic, 400, "err_400_credit.json"),
+                 PB_CLASS_FALLBACK);
+    cr_expect_eq(th_fixture_classify(&pb_provider_anthropic, 400, "err_400_invalid.json"),
+                 PB_CLASS_INVALID);
     /* At 5xx the status wins: the server is at fault, not the job. */
-    cr_expect_eq(classify_fixture(500, "err_500_invalid_type.json"), PB_CLASS_RETRY);
+    cr_expect_eq(th_fixture_classify(&pb_provider_anthropic, 500, "err_500_invalid_type.json"),
+                 PB_CLASS_RETRY);
     /* The type wins over an odd status. */
-    cr_expect_eq(classify_fixture(400, "err_400_overloaded_type.json"), PB_CLASS_RETRY);
+    cr_expect_eq(th_fixture_classify(&pb_provider_anthropic, 400, "err_400_overloaded_type.json"),
+                 PB_CLASS_RETRY);
 }
 
 Test(anthropic, classify_untyped_bodies_use_the_status_table)
 {
-    cr_expect_eq(classify_fixture(400, "err_400_text_too_long.txt"), PB_CLASS_FALLBACK);
-    cr_expect_eq(classify_fixture(400, "html.html"), PB_CLASS_INVALID);
-    cr_expect_eq(classify_fixture(503, "html.html"), PB_CLASS_RETRY);
-    cr_expect_eq(classify_fixture(529, "truncated.json"), PB_CLASS_RETRY);
+    cr_expect_eq(th_fixture_classify(&pb_provider_anthropic, 400, "err_400_text_too_long.txt"),
+                 PB_CLASS_FALLBACK);
+    cr_expect_eq(th_fixture_classify(&pb_provider_anthropic, 400, "html.html"), PB_CLASS_INVALID);
+    cr_expect_eq(th_fixture_classify(&pb_provider_anthropic, 503, "html.html"), PB_CLASS_RETRY);
+    cr_expect_eq(th_fixture_classify(&pb_provider_anthropic, 529, "truncated.json"),
+                 PB_CLASS_RETRY);
     cr_expect_eq(pb_provider_anthropic.classify(529, NULL, 0), PB_CLASS_RETRY);
     cr_expect_eq(pb_provider_anthropic.classify(401, "", 0), PB_CLASS_FALLBACK);
     cr_expect_eq(pb_provider_anthropic.classify(400, NULL, 0), PB_CLASS_INVALID);

@@ -11,60 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixture.h"
 #include "planb/provider.h"
-
-typedef struct fixture {
-    char *data; /* exactly len bytes, not NUL-terminated */
-    size_t len; /* file size */
-} fixture;
-
-static fixture
-load(const char *name)
-{
-    char path[512];
-    snprintf(path, sizeof(path), "%s/tests/fixtures/replies/openai/%s", PB_SRC_DIR, name);
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    fixture fx = {malloc(n > 0 ? (size_t)n : 1), (size_t)n};
-    cr_assert_eq(fread(fx.data, 1, fx.len, f), fx.len);
-    fclose(f);
-    return fx;
-}
-
-/* Parses fixture name; returns the PB_OK/PB_ERR and fills out/err. */
-static int
-parse_fixture(const char *name, pb_completion *out, pb_error *err)
-{
-    fixture fx = load(name);
-    int rc = pb_provider_openai.parse_response(fx.data, fx.len, out, err);
-    free(fx.data);
-    return rc;
-}
-
-static void
-expect_bad_reply(const char *name, const char *why)
-{
-    pb_completion c;
-    pb_error err = {0};
-    cr_expect_eq(parse_fixture(name, &c, &err), PB_ERR, "%s parsed", name);
-    cr_expect_null(c.content, "%s", name);
-    cr_expect_eq(err.code, PB_PROVIDER_BAD_REPLY, "%s", name);
-    cr_expect(strncmp(err.msg, "BAD_REPLY ", 10) == 0, "%s: %s", name, err.msg);
-    if (why != NULL)
-        cr_expect(strstr(err.msg, why) != NULL, "%s: %s lacks %s", name, err.msg, why);
-}
-
-static pb_class
-classify_fixture(long status, const char *name)
-{
-    fixture fx = load(name);
-    pb_class cls = pb_provider_openai.classify(status, fx.data, fx.len);
-    free(fx.data);
-    return cls;
-}
 
 static char provider_name[] = "openai";
 static char base_url[] = "http://127.0.0.1:8000/v1";
@@ -291,7 +239,8 @@ Test(openai, parse_good)
 {
     pb_completion c;
     pb_error err = {0};
-    cr_assert_eq(parse_fixture("good.json", &c, &err), PB_OK, "%s", err.msg);
+    cr_assert_eq(th_fixture_parse(&pb_provider_openai, "good.json", &c, &err), PB_OK, "%s",
+                 err.msg);
     cr_assert_str_eq(c.content, "Paris is the capital of France.");
     cr_assert_eq(c.prompt_tokens, 12);
     cr_assert_eq(c.completion_tokens, 30);
@@ -302,13 +251,13 @@ Test(openai, parse_good)
 Test(openai, parse_good_without_usage)
 {
     pb_completion c;
-    cr_assert_eq(parse_fixture("good_no_usage.json", &c, NULL), PB_OK);
+    cr_assert_eq(th_fixture_parse(&pb_provider_openai, "good_no_usage.json", &c, NULL), PB_OK);
     cr_assert_str_eq(c.content, "Hi there");
     cr_assert_eq(c.prompt_tokens, -1);
     cr_assert_eq(c.completion_tokens, -1);
     pb_completion_free(&c);
 
-    cr_assert_eq(parse_fixture("good_usage_null.json", &c, NULL), PB_OK);
+    cr_assert_eq(th_fixture_parse(&pb_provider_openai, "good_usage_null.json", &c, NULL), PB_OK);
     cr_assert_str_eq(c.content, "ok");
     cr_assert_eq(c.prompt_tokens, -1);
     pb_completion_free(&c);
@@ -317,7 +266,7 @@ Test(openai, parse_good_without_usage)
 Test(openai, parse_content_parts_joined)
 {
     pb_completion c;
-    cr_assert_eq(parse_fixture("good_content_parts.json", &c, NULL), PB_OK);
+    cr_assert_eq(th_fixture_parse(&pb_provider_openai, "good_content_parts.json", &c, NULL), PB_OK);
     cr_assert_str_eq(c.content, "Hello, world");
     cr_assert_eq(c.prompt_tokens, 5);
     cr_assert_eq(c.completion_tokens, 3);
@@ -327,7 +276,7 @@ Test(openai, parse_content_parts_joined)
 Test(openai, parse_unicode_and_escapes)
 {
     pb_completion c;
-    cr_assert_eq(parse_fixture("good_unicode.json", &c, NULL), PB_OK);
+    cr_assert_eq(th_fixture_parse(&pb_provider_openai, "good_unicode.json", &c, NULL), PB_OK);
     cr_assert_str_eq(c.content, "caf\xc3\xa9 \xf0\x9f\x98\x80 a/b \"q\"\n");
     cr_assert_eq(c.prompt_tokens, 0);
     cr_assert_eq(c.completion_tokens, 7);
@@ -337,12 +286,12 @@ Test(openai, parse_unicode_and_escapes)
 Test(openai, parse_odd_usage_values)
 {
     pb_completion c;
-    cr_assert_eq(parse_fixture("good_odd_usage.json", &c, NULL), PB_OK);
+    cr_assert_eq(th_fixture_parse(&pb_provider_openai, "good_odd_usage.json", &c, NULL), PB_OK);
     cr_assert_eq(c.prompt_tokens, -1, "a string is not a count");
     cr_assert_eq(c.completion_tokens, -1, "a negative count is not a count");
     pb_completion_free(&c);
 
-    cr_assert_eq(parse_fixture("good_huge_usage.json", &c, NULL), PB_OK);
+    cr_assert_eq(th_fixture_parse(&pb_provider_openai, "good_huge_usage.json", &c, NULL), PB_OK);
     cr_assert_eq(c.prompt_tokens, -1, "1e300 is a double");
     cr_assert_geq(c.completion_tokens, 0, "a huge integer saturates, never wraps");
     pb_completion_free(&c);
@@ -350,40 +299,41 @@ Test(openai, parse_odd_usage_values)
 
 Test(openai, parse_bad_replies)
 {
-    expect_bad_reply("truncated.json", "incomplete");
-    expect_bad_reply("html.html", "not JSON");
-    expect_bad_reply("plain.txt", "not JSON");
-    expect_bad_reply("empty.txt", "empty body");
-    expect_bad_reply("not_object.json", "not a JSON object");
-    expect_bad_reply("string.json", "not a JSON object");
-    expect_bad_reply("null.json", NULL); /* json-c waits for more after a bare literal */
-    expect_bad_reply("trailing_object.json", "after the JSON");
-    expect_bad_reply("missing_choices.json", "no choices");
-    expect_bad_reply("empty_choices.json", "no choices");
-    expect_bad_reply("choices_not_array.json", "no choices");
-    expect_bad_reply("missing_message.json", "no message");
-    expect_bad_reply("missing_content.json", "null or missing");
-    expect_bad_reply("null_content.json", "null or missing");
-    expect_bad_reply("empty_content.json", "empty content");
-    expect_bad_reply("content_number.json", "not text");
-    expect_bad_reply("empty_parts.json", "empty content");
-    expect_bad_reply("parts_no_text.json", "empty content");
-    expect_bad_reply("error_200.json", "error object");
-    expect_bad_reply("error_with_choices.json", "error object");
+    th_expect_bad_reply(&pb_provider_openai, "truncated.json", "incomplete");
+    th_expect_bad_reply(&pb_provider_openai, "html.html", "not JSON");
+    th_expect_bad_reply(&pb_provider_openai, "plain.txt", "not JSON");
+    th_expect_bad_reply(&pb_provider_openai, "empty.txt", "empty body");
+    th_expect_bad_reply(&pb_provider_openai, "not_object.json", "not a JSON object");
+    th_expect_bad_reply(&pb_provider_openai, "string.json", "not a JSON object");
+    th_expect_bad_reply(&pb_provider_openai, "null.json",
+                        NULL); /* json-c waits for more after a bare literal */
+    th_expect_bad_reply(&pb_provider_openai, "trailing_object.json", "after the JSON");
+    th_expect_bad_reply(&pb_provider_openai, "missing_choices.json", "no choices");
+    th_expect_bad_reply(&pb_provider_openai, "empty_choices.json", "no choices");
+    th_expect_bad_reply(&pb_provider_openai, "choices_not_array.json", "no choices");
+    th_expect_bad_reply(&pb_provider_openai, "missing_message.json", "no message");
+    th_expect_bad_reply(&pb_provider_openai, "missing_content.json", "null or missing");
+    th_expect_bad_reply(&pb_provider_openai, "null_content.json", "null or missing");
+    th_expect_bad_reply(&pb_provider_openai, "empty_content.json", "empty content");
+    th_expect_bad_reply(&pb_provider_openai, "content_number.json", "not text");
+    th_expect_bad_reply(&pb_provider_openai, "empty_parts.json", "empty content");
+    th_expect_bad_reply(&pb_provider_openai, "parts_no_text.json", "empty content");
+    th_expect_bad_reply(&pb_provider_openai, "error_200.json", "error object");
+    th_expect_bad_reply(&pb_provider_openai, "error_with_choices.json", "error object");
 }
 
 Test(openai, parse_bad_reply_never_quotes_upstream_text)
 {
     pb_completion c;
     pb_error err = {0};
-    cr_assert_eq(parse_fixture("error_200.json", &c, &err), PB_ERR);
+    cr_assert_eq(th_fixture_parse(&pb_provider_openai, "error_200.json", &c, &err), PB_ERR);
     cr_assert(strstr(err.msg, "upstream timeout") == NULL, "%s", err.msg);
 }
 
 Test(openai, parse_reads_exactly_len_bytes)
 {
     /* The good reply followed by bytes that are not passed: they must not matter. */
-    fixture fx = load("good.json");
+    th_fixture fx = th_fixture_load("openai", "good.json");
     char *more = malloc(fx.len + 8);
     memcpy(more, fx.data, fx.len);
     memcpy(more + fx.len, "garbage!", 8);
@@ -398,7 +348,7 @@ Test(openai, parse_reads_exactly_len_bytes)
 
 Test(openai, parse_every_prefix_fails_without_crashing)
 {
-    fixture fx = load("good.json");
+    th_fixture fx = th_fixture_load("openai", "good.json");
     for (size_t n = 0; n < fx.len; n++) {
         /* Each prefix in a buffer of exactly n bytes, so an over-read is an ASan report. */
         char *prefix = malloc(n ? n : 1);
@@ -492,18 +442,25 @@ Test(classify, status_table)
 
 Test(classify, openai_error_bodies)
 {
-    cr_expect_eq(classify_fixture(400, "err_400_context_length.json"), PB_CLASS_FALLBACK);
-    cr_expect_eq(classify_fixture(400, "err_400_vllm_context.json"), PB_CLASS_FALLBACK);
-    cr_expect_eq(classify_fixture(400, "err_400_llamacpp_context.json"), PB_CLASS_FALLBACK);
-    cr_expect_eq(classify_fixture(400, "err_400_content_filter.json"), PB_CLASS_FALLBACK);
-    cr_expect_eq(classify_fixture(400, "err_400_max_tokens.json"), PB_CLASS_FALLBACK);
-    cr_expect_eq(classify_fixture(400, "err_400_plain.json"), PB_CLASS_INVALID);
-    cr_expect_eq(classify_fixture(401, "err_401.json"), PB_CLASS_FALLBACK);
-    cr_expect_eq(classify_fixture(404, "err_404_model.json"), PB_CLASS_FALLBACK);
-    cr_expect_eq(classify_fixture(429, "err_429.json"), PB_CLASS_RETRY);
-    cr_expect_eq(classify_fixture(500, "err_500.json"), PB_CLASS_RETRY);
-    cr_expect_eq(classify_fixture(502, "html.html"), PB_CLASS_RETRY);
-    cr_expect_eq(classify_fixture(400, "html.html"), PB_CLASS_INVALID);
+    cr_expect_eq(th_fixture_classify(&pb_provider_openai, 400, "err_400_context_length.json"),
+                 PB_CLASS_FALLBACK);
+    cr_expect_eq(th_fixture_classify(&pb_provider_openai, 400, "err_400_vllm_context.json"),
+                 PB_CLASS_FALLBACK);
+    cr_expect_eq(th_fixture_classify(&pb_provider_openai, 400, "err_400_llamacpp_context.json"),
+                 PB_CLASS_FALLBACK);
+    cr_expect_eq(th_fixture_classify(&pb_provider_openai, 400, "err_400_content_filter.json"),
+                 PB_CLASS_FALLBACK);
+    cr_expect_eq(th_fixture_classify(&pb_provider_openai, 400, "err_400_max_tokens.json"),
+                 PB_CLASS_FALLBACK);
+    cr_expect_eq(th_fixture_classify(&pb_provider_openai, 400, "err_400_plain.json"),
+                 PB_CLASS_INVALID);
+    cr_expect_eq(th_fixture_classify(&pb_provider_openai, 401, "err_401.json"), PB_CLASS_FALLBACK);
+    cr_expect_eq(th_fixture_classify(&pb_provider_openai, 404, "err_404_model.json"),
+                 PB_CLASS_FALLBACK);
+    cr_expect_eq(th_fixture_classify(&pb_provider_openai, 429, "err_429.json"), PB_CLASS_RETRY);
+    cr_expect_eq(th_fixture_classify(&pb_provider_openai, 500, "err_500.json"), PB_CLASS_RETRY);
+    cr_expect_eq(th_fixture_classify(&pb_provider_openai, 502, "html.html"), PB_CLASS_RETRY);
+    cr_expect_eq(th_fixture_classify(&pb_provider_openai, 400, "html.html"), PB_CLASS_INVALID);
 }
 
 Test(classify, body_phrases_case_insensitive_and_bounded)
