@@ -172,17 +172,25 @@ dead_find(dead_cli *d, const char *sel, bool by_id, char **out)
     }
 }
 
+/* dead_find, with an absent entry reported (DEAD_NOT_FOUND) rather than returned as NULL. */
+static int
+dead_find_existing(dead_cli *d, const char *sel, bool by_id, char **out)
+{
+    int rc = dead_find(d, sel, by_id, out);
+    if (rc == DEAD_OK && *out == NULL) {
+        fprintf(stderr, "planb: no dead letter %s\n", sel);
+        return DEAD_NOT_FOUND;
+    }
+    return rc;
+}
+
 static int
 dead_show(dead_cli *d, const char *sel, bool by_id)
 {
     char *entry;
-    int rc = dead_find(d, sel, by_id, &entry);
+    int rc = dead_find_existing(d, sel, by_id, &entry);
     if (rc != DEAD_OK)
         return rc;
-    if (entry == NULL) {
-        fprintf(stderr, "planb: no dead letter %s\n", sel);
-        return DEAD_NOT_FOUND;
-    }
     json_object *e = json_tokener_parse(entry);
     printf("%s\n",
            e ? json_object_to_json_string_ext(e, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
@@ -298,13 +306,9 @@ dead_run(dead_cli *d, const char *sub, const char *sel, bool by_id, bool all, lo
     if (strcmp(sub, "show") == 0)
         return dead_show(d, sel, by_id);
     char *entry;
-    int rc = dead_find(d, sel, by_id, &entry);
+    int rc = dead_find_existing(d, sel, by_id, &entry);
     if (rc != DEAD_OK)
         return rc;
-    if (entry == NULL) {
-        fprintf(stderr, "planb: no dead letter %s\n", sel);
-        return DEAD_NOT_FOUND;
-    }
     rc = dead_retry_entry(d, entry);
     free(entry);
     return rc;

@@ -242,12 +242,7 @@ metrics_on_request(struct evhttp_request *req, void *arg)
     p->m = m;
     p->req = req;
     evhttp_connection_set_closecb(evhttp_request_get_connection(req), metrics_on_close, p);
-    char **owned;
-    const char **view;
-    int numkeys;
-    int argc = pb_stats_args(m->ctx.cfg, &owned, &view, &numkeys);
-    pb_redis_script(m->ctx.cmd, "snapshot", metrics_on_snapshot, p, numkeys, argc, view, NULL);
-    pb_stats_args_free(owned, view, argc);
+    pb_stats_request_snapshot(m->ctx.cmd, m->ctx.cfg, metrics_on_snapshot, p);
 }
 
 pb_metrics *

@@ -65,6 +65,17 @@ pb_stats_args(const pb_config *cfg, char ***owned, const char ***view, int *numk
 }
 
 void
+pb_stats_request_snapshot(pb_redis *r, const pb_config *cfg, pb_redis_fn fn, void *arg)
+{
+    char **owned;
+    const char **view;
+    int numkeys;
+    int argc = pb_stats_args(cfg, &owned, &view, &numkeys);
+    pb_redis_script(r, "snapshot", fn, arg, numkeys, argc, view, NULL);
+    pb_stats_args_free(owned, view, argc);
+}
+
+void
 pb_stats_args_free(char **owned, const char **view, int argc)
 {
     for (int i = 0; i < argc; i++)
@@ -316,12 +327,7 @@ stats_on_lock(redisReply *reply, void *arg)
         p->busy = false; /* another host publishes this interval (or Redis is away) */
         return;
     }
-    char **owned;
-    const char **view;
-    int numkeys;
-    int argc = pb_stats_args(p->ctx.cfg, &owned, &view, &numkeys);
-    pb_redis_script(p->ctx.cmd, "snapshot", stats_on_snapshot, p, numkeys, argc, view, NULL);
-    pb_stats_args_free(owned, view, argc);
+    pb_stats_request_snapshot(p->ctx.cmd, p->ctx.cfg, stats_on_snapshot, p);
 }
 
 static void

@@ -52,6 +52,8 @@ typedef struct pb_stats_snapshot {
  * view of them; free both with pb_stats_args_free. Returns argc; *numkeys set. */
 int pb_stats_args(const pb_config *cfg, char ***owned, const char ***view, int *numkeys);
 void pb_stats_args_free(char **owned, const char **view, int argc);
+/* Runs snapshot.lua on r for cfg's keys; fn gets the reply (NULL on outage). */
+void pb_stats_request_snapshot(pb_redis *r, const pb_config *cfg, pb_redis_fn fn, void *arg);
 /* Parses snapshot.lua's reply into snap (zeroed first); PB_ERR on a malformed reply. */
 int pb_stats_parse(const pb_config *cfg, const redisReply *reply, pb_stats_snapshot *snap);
 void pb_stats_snapshot_free(pb_stats_snapshot *snap);
