@@ -10,7 +10,7 @@
  * remove exactly that entry, delete the job's old result and reply list, push
  * the raw job onto its queue, all or nothing, so two operators retrying at once
  * push a job once. The list can be long, so an id is searched chunk by chunk. */
-#include "planb/cli_dead.h"
+#include "dead.h"
 
 #include <ctype.h>
 #include <getopt.h>
@@ -20,7 +20,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "planb/cli_redis.h"
+#include "redis.h"
 #include "planb/keys.h"
 #include "planb/scripts.h"
 

@@ -2,13 +2,13 @@
  *
  * Reads planb:result:<id> (kept result_ttl_s), so an operator or a script can
  * look up what happened to a job without knowing the key layout. */
-#include "planb/cli_result.h"
+#include "result.h"
 
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "planb/cli_redis.h"
+#include "redis.h"
 #include "planb/keys.h"
 
 enum {

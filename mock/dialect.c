@@ -8,7 +8,7 @@
  * separated words, which is enough for tests to check arithmetic.
  * Embedding vectors are a pure function of the input text (FNV-1a seed,
  * splitmix64 stream, L2-normalised) so caches keyed on them are testable. */
-#include "mock_dialect.h"
+#include "dialect.h"
 
 #include <math.h>
 #include <stdbool.h>

@@ -5,7 +5,7 @@
  * back to the config. Every entry also keeps the counters behind
  * /_mock/stats and the last request behind /_mock/last/<name>. The table is a
  * chained hash keyed by model name; it only grows (up to MOCK_MODELS_MAX). */
-#include "mock_model.h"
+#include "model.h"
 
 #include <stdint.h>
 #include <stdlib.h>

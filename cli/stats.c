@@ -4,7 +4,7 @@
  * The same snapshot feeds the planb:stats publisher and /metrics, so the
  * three never disagree. --json prints the planb:stats message format;
  * --watch redraws every S seconds (default 2) until interrupted. */
-#include "planb/cli_stats.h"
+#include "stats.h"
 
 #include <hiredis/hiredis.h>
 #include <stdio.h>
@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "planb/breaker.h"
-#include "planb/cli_redis.h"
+#include "redis.h"
 #include "planb/config.h"
 #include "planb/core.h"
 #include "planb/scripts.h"

@@ -41,8 +41,8 @@
 #include "planb/core.h"
 #include "planb/log.h"
 
-#include "mock_dialect.h"
-#include "mock_model.h"
+#include "dialect.h"
+#include "model.h"
 
 #define MOCK_MAX_BODY_BYTES ((size_t)64 << 20) /* well above any real chat request */
 #define MOCK_MODEL_MAX_LEN  256                /* longer "model" strings are rejected */

@@ -16,10 +16,10 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-#include "planb/cli_stats.h"
-#include "planb/cli_dead.h"
-#include "planb/cli_redis.h"
-#include "planb/cli_result.h"
+#include "stats.h"
+#include "dead.h"
+#include "redis.h"
+#include "result.h"
 #include "planb/config.h"
 #include "planb/core.h"
 #include "planb/keys.h"

@@ -3,7 +3,7 @@
  * Shared by `planb submit`, `planb dead` and `planb result`, so the AUTH and
  * SELECT steps (and their error messages) are written once. The password
  * comes from the config (password_env or URL) and is never printed. */
-#include "planb/cli_redis.h"
+#include "redis.h"
 
 #include <stdio.h>
 
