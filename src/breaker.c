@@ -63,9 +63,9 @@ pb_breaker_decide(const pb_breaker_view *v, int64_t now_ms, int64_t *wait_ms)
 {
     *wait_ms = 0;
     if (v->state != PB_BREAKER_CLOSED)
-        return now_ms < v->open_until_ms ? PB_GATE_OPEN : PB_GATE_PROBE;
-    if (now_ms < v->not_before_ms) {
-        *wait_ms = v->not_before_ms - now_ms;
+        return now_ms < v->open_until_mono_ms ? PB_GATE_OPEN : PB_GATE_PROBE;
+    if (now_ms < v->not_before_mono_ms) {
+        *wait_ms = v->not_before_mono_ms - now_ms;
         return PB_GATE_HOLD;
     }
     return PB_GATE_PASS;
@@ -83,8 +83,8 @@ pb_breaker_apply(pb_breaker_view *v, const redisReply *reply, int64_t now_ms)
     if (st > PB_BREAKER_HALF_OPEN)
         return -1;
     v->state = (pb_breaker_state)st;
-    v->open_until_ms = now_ms + reply->element[1]->integer;
-    v->not_before_ms = now_ms + reply->element[2]->integer;
+    v->open_until_mono_ms = now_ms + reply->element[1]->integer;
+    v->not_before_mono_ms = now_ms + reply->element[2]->integer;
     return (int)reply->element[3]->integer;
 }
 
@@ -115,7 +115,7 @@ pb_breaker_new(struct event_base *base, const pb_config *cfg, pb_redis *cmd, con
     b->cfg = cfg;
     b->cmd = cmd;
     b->stats_key = pb_key_stats(cfg->prefix);
-    b->alerts = pb_chan_alerts(cfg->prefix);
+    b->alerts = pb_key_channel_alerts(cfg->prefix);
     b->worker_id = pb_xstrdup(worker_id);
     b->models = pb_xcalloc(cfg->n_models, sizeof(breaker_model));
     for (size_t i = 0; i < cfg->n_models; i++) {
@@ -247,8 +247,8 @@ pb_breaker_report(pb_breaker *b, int m, bool failed, int64_t hold_ms, long token
     if (failed && hold_ms > 0) {
         /* Hold off at once in this worker; the reply brings the shared value. */
         int64_t until = pb_mono_ms() + hold_ms;
-        if (until > bm->view.not_before_ms)
-            bm->view.not_before_ms = until;
+        if (until > bm->view.not_before_mono_ms)
+            bm->view.not_before_mono_ms = until;
     }
     if (failed && (b->cfg->breaker_failures > 0 || hold_ms > 0))
         breaker_send(b, m, "fail", hold_ms, breaker_on_view, breaker_call_new(b, m, NULL, NULL));

@@ -35,14 +35,13 @@
 #include "planb/keys.h"
 #include "planb/log.h"
 
-#define CACHE_POLL_MIN_MS  20   /* first wait for a lock holder: most answers take longer */
-#define CACHE_POLL_MAX_MS  320  /* later polls: bounds both latency and Redis load */
-#define CACHE_FAILED_MS    1000 /* a spent chain's marker outlives the longest poll interval */
-#define CACHE_LOCK_SLACK   100  /* ms past the leader's deadline before its lock expires */
-#define CACHE_ENTRY_MAX    (16 * 1024 * 1024) /* an entry larger than this is ignored */
-#define CACHE_CANON_TAG    "planb-cache-v1"   /* bump when the canonical form changes */
-#define CACHE_MARKER_MAX   2048               /* "failed:" + 16 names of <= 64 chars + commas */
-#define CACHE_POLICY_RETRY 1000 /* ms between maxmemory-policy checks until one answers */
+#define CACHE_POLL_MIN_MS 20   /* first wait for a lock holder: most answers take longer */
+#define CACHE_POLL_MAX_MS 320  /* later polls: bounds both latency and Redis load */
+#define CACHE_FAILED_MS   1000 /* a spent chain's marker outlives the longest poll interval */
+#define CACHE_LOCK_SLACK  100  /* ms past the leader's deadline before its lock expires */
+#define CACHE_ENTRY_MAX   (16 * 1024 * 1024) /* an entry larger than this is ignored */
+#define CACHE_CANON_TAG   "planb-cache-v1"   /* bump when the canonical form changes */
+#define CACHE_MARKER_MAX  2048               /* "failed:" + 16 names of <= 64 chars + commas */
 
 struct pb_cache {
     struct event_base *base;
@@ -63,13 +62,13 @@ struct pb_cache_op {
     bool refresh;
     int max_tier;
     int64_t deadline_mono_ms;
-    bool pending;     /* a cache_get reply is outstanding */
-    bool ended;       /* pb_cache_end ran while pending: the reply frees the op */
-    bool done;        /* fn was called */
-    bool leader;      /* holds the lock */
-    bool waited;      /* polled at least once (a hit is then coalesced) */
-    int poll_ms;      /* next poll interval */
-    int64_t since_ms; /* Redis time when the wait began (0: not waiting) */
+    bool pending;           /* a cache_get reply is outstanding */
+    bool ended;             /* pb_cache_end ran while pending: the reply frees the op */
+    bool done;              /* fn was called */
+    bool leader;            /* holds the lock */
+    bool waited;            /* polled at least once (a hit is then coalesced) */
+    int poll_ms;            /* next poll interval */
+    int64_t since_redis_ms; /* Redis time when the wait began (0: not waiting) */
     struct event *timer;
     pb_cache_entry stale; /* best stale entry seen */
     pb_cache_fn fn;
@@ -104,7 +103,6 @@ cache_feed_num(EVP_MD_CTX *md, char tag, double d, bool present)
 void
 pb_cache_key(const pb_request *req, char out[PB_CACHE_KEY_LEN + 1])
 {
-    static const char *const roles[] = {"system", "user", "assistant"};
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     pb_assert(md != NULL);
     pb_assert(EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1);
@@ -114,7 +112,7 @@ pb_cache_key(const pb_request *req, char out[PB_CACHE_KEY_LEN + 1])
     else
         cache_feed(md, 'n', "", 0);
     for (size_t i = 0; i < req->n_messages; i++) {
-        const char *role = roles[req->messages[i].role];
+        const char *role = pb_request_role_name(req->messages[i].role);
         cache_feed(md, 'r', role, strlen(role));
         cache_feed(md, 'c', req->messages[i].content, strlen(req->messages[i].content));
     }
@@ -341,8 +339,8 @@ cache_on_get(redisReply *reply, void *arg)
         cache_report(op, cache_marker_covers(marker, op->chain) ? PB_CACHE_FAILED : PB_CACHE_LEAD,
                      NULL);
     } else if (strcmp(verdict, "wait") == 0) {
-        if (op->since_ms == 0)
-            op->since_ms = (int64_t)reply->element[4]->integer;
+        if (op->since_redis_ms == 0)
+            op->since_redis_ms = (int64_t)reply->element[4]->integer;
         cache_wait(op);
     } else {
         cache_report(op, PB_CACHE_LEAD, NULL); /* "run": refresh while another job holds it */
@@ -359,7 +357,7 @@ cache_send(pb_cache_op *op)
     snprintf(tier, sizeof(tier), "%d", op->max_tier);
     snprintf(lock_ms, sizeof(lock_ms), "%lld",
              (long long)((left > 0 ? left : 0) + CACHE_LOCK_SLACK));
-    snprintf(since, sizeof(since), "%lld", (long long)op->since_ms);
+    snprintf(since, sizeof(since), "%lld", (long long)op->since_redis_ms);
     /* With the queue's Redis at hand, a lock whose holder was reaped (gone from the workers
      * zset) is taken over at once instead of blocking its re-delivered job until it expires. */
     const char *argv[10];
@@ -444,65 +442,4 @@ pb_cache_end(pb_cache_op *op, const pb_cache_entry *answer, bool failed)
         return;
     }
     cache_op_free(op);
-}
-
-/* ------------------------------------------------------- memory policy */
-
-/* One check per process (the monitor's): static, so a retry still pending when the
- * process exits owns no memory. */
-static struct {
-    struct event_base *base;
-    pb_redis *r;
-} cache_policy;
-
-static void cache_policy_send(void);
-
-static void
-cache_on_policy_retry(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-    cache_policy_send();
-}
-
-/* CONFIG GET maxmemory-policy answers ["maxmemory-policy", "<policy>"]. */
-static void
-cache_on_policy(redisReply *reply, void *arg)
-{
-    (void)arg;
-    if (reply == NULL) {
-        /* Not connected yet (or Redis away): ask again later, from the loop. */
-        struct timeval tv = {CACHE_POLICY_RETRY / 1000, 0};
-        event_base_once(cache_policy.base, -1, EV_TIMEOUT, cache_on_policy_retry, NULL, &tv);
-        return;
-    }
-    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
-        reply->element[1]->type == REDIS_REPLY_STRING) {
-        const char *policy = reply->element[1]->str;
-        if (strcmp(policy, "noeviction") != 0)
-            pb_log(PB_LOG_WARN,
-                   "event=eviction_policy policy=%s note=\"the queue Redis may evict keys: "
-                   "jobs and results can be lost; set maxmemory-policy noeviction and put the "
-                   "cache on its own Redis (cache.redis.url)\"",
-                   policy);
-    } else {
-        pb_log(PB_LOG_INFO, "event=eviction_policy_unknown note=\"CONFIG GET maxmemory-policy "
-                            "was refused; the eviction policy was not checked\"");
-    }
-}
-
-static void
-cache_policy_send(void)
-{
-    const char *argv[] = {"CONFIG", "GET", "maxmemory-policy"};
-    pb_redis_command(cache_policy.r, cache_on_policy, NULL, 3, argv, NULL);
-}
-
-void
-pb_cache_check_policy(struct event_base *base, pb_redis *queue_conn)
-{
-    cache_policy.base = base;
-    cache_policy.r = queue_conn;
-    cache_policy_send();
 }

@@ -28,10 +28,8 @@
  * the deadline, so the degraded reply arrives before the deadline. */
 #include "planb/chain.h"
 
-#include <errno.h>
 #include <curl/curl.h>
 #include <math.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,16 +78,16 @@ typedef struct chain_job {
     bool dead;   /* dead-letter the raw job too */
     char *result_json;
     size_t result_len;
-    int64_t latency_ms;     /* claim to finish, fixed when the job starts finishing */
-    pb_semq *semq;          /* semantic cache view, NULL when it does not apply */
-    bool semantic_tried;    /* the fallback lookup ran */
-    char *matched_question; /* semantic_cache hit: the question it answered */
-    double similarity;      /* semantic_cache hit: cosine, else -1 */
-    pb_cache_op *cache_op;  /* lookup and herd lock; NULL once ended or when skipping the cache */
-    pb_cache_entry stale;   /* answers when the chain is spent (empty: none) */
-    int64_t cache_age_s;    /* age of a cached answer, -1 otherwise */
-    bool cache_missed;      /* looked the cache up and had to run the chain */
-    bool coalesced;         /* answered from another job's call we waited on */
+    int64_t latency_ms;      /* claim to finish, fixed when the job starts finishing */
+    pb_semcache_query *semq; /* semantic cache view, NULL when it does not apply */
+    bool semantic_tried;     /* the fallback lookup ran */
+    char *matched_question;  /* semantic_cache hit: the question it answered */
+    double similarity;       /* semantic_cache hit: cosine, else -1 */
+    pb_cache_op *cache_op;   /* lookup and herd lock; NULL once ended or when skipping the cache */
+    pb_cache_entry stale;    /* answers when the chain is spent (empty: none) */
+    int64_t cache_age_s;     /* age of a cached answer, -1 otherwise */
+    bool cache_missed;       /* looked the cache up and had to run the chain */
+    bool coalesced;          /* answered from another job's call we waited on */
 } chain_job;
 
 static void chain_next_model(chain_job *j);
@@ -112,6 +110,57 @@ chain_rand(pb_chain_ctx *ctx)
     return x * 0x2545F4914F6CDD1DULL;
 }
 
+/* ---------------------------------------------------------------- pure decisions */
+
+/* Names a transport failure for the attempt list (and the stats). */
+static const char *
+chain_transport_outcome(const pb_http_reply *r)
+{
+    if (r->too_large)
+        return "too_large";
+    if (r->timed_out)
+        return "timeout";
+    switch (r->curl_code) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+        return "connect_error";
+    case CURLE_GOT_NOTHING:
+        return "no_response";
+    default:
+        return "transport_error";
+    }
+}
+
+pb_class
+pb_chain_classify_reply(const pb_provider_ops *ops, const pb_http_reply *r, pb_completion *comp,
+                        char *outcome, size_t outcome_size)
+{
+    if (r->curl_code != 0 || r->too_large) {
+        snprintf(outcome, outcome_size, "%s", chain_transport_outcome(r));
+        return PB_CLASS_RETRY;
+    }
+    if (r->status >= 200 && r->status < 300) {
+        if (ops->parse_response(r->body, r->body_len, comp, NULL) == PB_OK) {
+            snprintf(outcome, outcome_size, "ok");
+            return PB_CLASS_OK;
+        }
+        snprintf(outcome, outcome_size, "bad_reply");
+        return PB_CLASS_RETRY;
+    }
+    snprintf(outcome, outcome_size, "http_%ld", r->status);
+    return ops->classify(r->status, r->body, r->body_len);
+}
+
+void
+pb_chain_attempt_timeouts(const pb_model_conf *m, int64_t remaining_ms, int *connect_ms,
+                          int *timeout_ms)
+{
+    *timeout_ms = m->timeout_ms < remaining_ms ? m->timeout_ms : (int)remaining_ms;
+    *connect_ms = m->connect_timeout_ms < *timeout_ms ? m->connect_timeout_ms : *timeout_ms;
+}
+
+/* ---------------------------------------------------------------- one job */
+
 static void
 chain_job_free(chain_job *j)
 {
@@ -120,11 +169,11 @@ chain_job_free(chain_job *j)
         pb_http_cancel(j->call);
     if (j->timer)
         event_free(j->timer);
-    pb_semq_free(j->semq);
+    pb_semcache_query_free(j->semq);
     free(j->matched_question);
     pb_cache_end(j->cache_op, NULL, false);
     pb_cache_entry_free(&j->stale);
-    pb_job_free(j->req);
+    pb_request_free(j->req);
     free(j->bad_id);
     free(j->raw);
     free(j->attempts);
@@ -186,7 +235,7 @@ chain_add_attempt(chain_job *j, int model, const char *outcome, int64_t ms)
     a->model = model;
     a->try_no = j->try_no;
     snprintf(a->outcome, sizeof(a->outcome), "%s", outcome);
-    a->ms = ms;
+    a->elapsed_ms = ms;
     return a;
 }
 
@@ -228,9 +277,9 @@ chain_semantic_fallback(chain_job *j)
         j->req->cache == PB_CACHE_REFRESH || left < 1)
         return false;
     j->semantic_tried = true;
-    pb_semq_lookup(j->semq, left < cfg->semantic.timeout_ms ? (int)left : cfg->semantic.timeout_ms,
-                   (int64_t)cfg->cache_ttl_s + cfg->cache_stale_if_error_s,
-                   chain_on_semantic_fallback, j);
+    pb_semcache_lookup(
+        j->semq, left < cfg->semantic.timeout_ms ? (int)left : cfg->semantic.timeout_ms,
+        (int64_t)cfg->cache_ttl_s + cfg->cache_stale_if_error_s, chain_on_semantic_fallback, j);
     return true;
 }
 
@@ -268,13 +317,11 @@ chain_degrade(chain_job *j)
     chain_finish(j);
 }
 
-/* Whether model m may answer this job (the critical quality floor). */
-static bool
-chain_model_allowed(const chain_job *j, int m)
+bool
+pb_chain_model_allowed(const pb_config *cfg, const pb_request *req, int m)
 {
-    const pb_config *cfg = j->ctx->cfg;
-    const pb_route_conf *route = &cfg->routes[j->req->route];
-    if (!j->req->critical || route->critical_min_tier <= 0)
+    const pb_route_conf *route = &cfg->routes[req->route];
+    if (!req->critical || route->critical_min_tier <= 0)
         return true;
     return cfg->models[m].tier <= route->critical_min_tier;
 }
@@ -282,7 +329,8 @@ chain_model_allowed(const chain_job *j, int m)
 static void
 chain_next_model(chain_job *j)
 {
-    while (j->pos < j->req->n_models && !chain_model_allowed(j, j->req->models[j->pos]))
+    while (j->pos < j->req->n_models &&
+           !pb_chain_model_allowed(j->ctx->cfg, j->req, j->req->models[j->pos]))
         j->pos++;
     if (j->pos >= j->req->n_models || chain_remaining_ms(j) < CHAIN_MIN_ATTEMPT_MS) {
         chain_degrade(j);
@@ -290,25 +338,6 @@ chain_next_model(chain_job *j)
     }
     j->try_no = 0;
     chain_attempt(j);
-}
-
-/* Names a transport failure for the attempt list (and the stats). */
-static const char *
-chain_transport_outcome(const pb_http_reply *r)
-{
-    if (r->too_large)
-        return "too_large";
-    if (r->timed_out)
-        return "timeout";
-    switch (r->curl_code) {
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_COULDNT_RESOLVE_HOST:
-        return "connect_error";
-    case CURLE_GOT_NOTHING:
-        return "no_response";
-    default:
-        return "transport_error";
-    }
 }
 
 static void
@@ -322,33 +351,20 @@ chain_on_attempt_done(const pb_http_reply *r, void *arg)
     const pb_model_conf *model = &cfg->models[m];
     const pb_provider_ops *ops = pb_provider_for(cfg->providers[model->provider].type);
 
-    pb_class cls;
+    pb_completion comp = {0};
     char outcome[32];
-    if (r->curl_code != 0 || r->too_large) {
-        cls = PB_CLASS_RETRY;
-        snprintf(outcome, sizeof(outcome), "%s", chain_transport_outcome(r));
-    } else if (r->status >= 200 && r->status < 300) {
-        pb_completion comp = {0};
-        if (ops->parse_response(r->body, r->body_len, &comp, NULL) == PB_OK) {
-            cls = PB_CLASS_OK;
-            snprintf(outcome, sizeof(outcome), "ok");
-            free(j->content);
-            j->content = comp.content;
-            comp.content = NULL;
-            j->prompt_tokens = comp.prompt_tokens;
-            j->completion_tokens = comp.completion_tokens;
-        } else {
-            cls = PB_CLASS_RETRY;
-            snprintf(outcome, sizeof(outcome), "bad_reply");
-        }
-        pb_completion_free(&comp);
-    } else {
-        cls = ops->classify(r->status, r->body, r->body_len);
-        snprintf(outcome, sizeof(outcome), "http_%ld", r->status);
+    pb_class cls = pb_chain_classify_reply(ops, r, &comp, outcome, sizeof(outcome));
+    if (cls == PB_CLASS_OK) {
+        free(j->content);
+        j->content = comp.content;
+        comp.content = NULL;
+        j->prompt_tokens = comp.prompt_tokens;
+        j->completion_tokens = comp.completion_tokens;
     }
-    chain_add_attempt(j, m, outcome, r->ms);
+    pb_completion_free(&comp);
+    chain_add_attempt(j, m, outcome, r->elapsed_ms);
     pb_log(PB_LOG_DEBUG, "event=attempt job=%s model=%s try=%d outcome=%s ms=%lld", j->req->id,
-           model->name, j->try_no, outcome, (long long)r->ms);
+           model->name, j->try_no, outcome, (long long)r->elapsed_ms);
 
     int64_t retry_after =
         r->retry_after ? pb_retry_after_ms(r->retry_after, pb_wall_ms()) : (int64_t)-1;
@@ -381,8 +397,8 @@ chain_decide(chain_job *j, int m, pb_class cls, int64_t retry_after, long status
         j->source = j->pos == 0 ? PB_SOURCE_PRIMARY : PB_SOURCE_FALLBACK;
         j->model = m;
         if (j->semq) {
-            pb_semq_shadow_record(j->semq, j->content);
-            pb_semq_insert(j->semq, j->content);
+            pb_semcache_shadow_record(j->semq, j->content);
+            pb_semcache_insert(j->semq, j->content);
         }
         chain_finish(j);
         return;
@@ -503,136 +519,9 @@ chain_call(chain_job *j)
         chain_next_model(j);
         return;
     }
-    int timeout = model->timeout_ms < remaining ? model->timeout_ms : (int)remaining;
-    int connect = model->connect_timeout_ms < timeout ? model->connect_timeout_ms : timeout;
+    int timeout, connect;
+    pb_chain_attempt_timeouts(model, remaining, &connect, &timeout);
     j->call = pb_http_start(ctx->http, hr, connect, timeout, chain_on_attempt_done, j);
-}
-
-/* Base64 of bytes that cannot be stored as a JSON string (invalid UTF-8, NUL). Caller frees. */
-static char *
-chain_base64(const char *p, size_t n)
-{
-    char *out = pb_xmalloc(4 * ((n + 2) / 3) + 1);
-    EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)p, (int)n);
-    return out;
-}
-
-static bool
-chain_is_json_safe_text(const char *p, size_t n)
-{
-    /* json-c copies string bytes through unchecked, so only valid UTF-8 without NUL
-     * may go in as a string. */
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = (unsigned char)p[i];
-        size_t extra;
-        if (c == 0)
-            return false;
-        if (c < 0x80)
-            extra = 0;
-        else if ((c & 0xE0) == 0xC0 && c >= 0xC2)
-            extra = 1;
-        else if ((c & 0xF0) == 0xE0)
-            extra = 2;
-        else if ((c & 0xF8) == 0xF0 && c <= 0xF4)
-            extra = 3;
-        else
-            return false;
-        if (extra > 0 && i + extra >= n)
-            return false;
-        for (size_t k = 1; k <= extra; k++)
-            if (((unsigned char)p[i + k] & 0xC0) != 0x80)
-                return false;
-        i += extra + 1;
-    }
-    return true;
-}
-
-/* The planb:dead entry: the raw job (as text or base64) wrapped with its error. Caller frees. */
-static char *
-chain_dead_entry(const chain_job *j)
-{
-    json_object *o = json_object_new_object();
-    if (j->bad_id || j->req)
-        json_object_object_add(o, "id", json_object_new_string(j->req ? j->req->id : j->bad_id));
-    json_object_object_add(o, "error", json_object_new_string(j->error ? j->error : ""));
-    json_object_object_add(o, "worker", json_object_new_string(j->ctx->worker_id));
-    json_object_object_add(o, "at_ms", json_object_new_int64(pb_wall_ms()));
-    if (chain_is_json_safe_text(j->raw, j->raw_len)) {
-        json_object_object_add(o, "job", json_object_new_string_len(j->raw, (int)j->raw_len));
-    } else {
-        char *b64 = chain_base64(j->raw, j->raw_len);
-        json_object_object_add(o, "job_base64", json_object_new_string(b64));
-        free(b64);
-    }
-    char *s = pb_xstrdup(
-        json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-    json_object_put(o);
-    return s;
-}
-
-/* Stats fields for this job: jobs, status, source, per-model attempts and error outcomes. */
-typedef struct chain_counters {
-    char *fields[PB_QUEUE_MAX_COUNTERS]; /* owned */
-    long counts[PB_QUEUE_MAX_COUNTERS];
-    size_t n;
-} chain_counters;
-
-/* Adds one to field (taken: freed here when already present or when full). */
-static void
-chain_count(chain_counters *c, char *field)
-{
-    for (size_t i = 0; i < c->n; i++) {
-        if (strcmp(c->fields[i], field) == 0) {
-            c->counts[i]++;
-            free(field);
-            return;
-        }
-    }
-    if (c->n == PB_QUEUE_MAX_COUNTERS) {
-        free(field);
-        return;
-    }
-    c->fields[c->n] = field;
-    c->counts[c->n++] = 1;
-}
-
-static void
-chain_collect_counters(const chain_job *j, chain_counters *c)
-{
-    const pb_config *cfg = j->ctx->cfg;
-    c->n = 0;
-    chain_count(c, pb_xstrdup("jobs"));
-    chain_count(c, pb_xstrdup(pb_status_name(j->status)));
-    if (j->source != PB_SOURCE_NONE)
-        chain_count(c, pb_xasprintf("source:%s", pb_source_name(j->source)));
-    if (j->req)
-        chain_count(c, pb_xasprintf("jobs:%s:%s", cfg->routes[j->req->route].name,
-                                    pb_source_name(j->source)));
-    chain_count(c, pb_xstrdup(pb_stats_latency_field(j->latency_ms)));
-    chain_count(c, pb_xstrdup("latency_sum_ms"));
-    if (c->n > 0 && strcmp(c->fields[c->n - 1], "latency_sum_ms") == 0)
-        c->counts[c->n - 1] = (long)j->latency_ms;
-    for (size_t i = 0; i < j->n_attempts; i++) {
-        const pb_attempt *a = &j->attempts[i];
-        const char *name = cfg->models[a->model].name;
-        const char *prov = cfg->providers[cfg->models[a->model].provider].name;
-        chain_count(c, pb_xasprintf("attempts:%s", name));
-        chain_count(c, pb_xasprintf("provider_attempts:%s", prov));
-        if (strcmp(a->outcome, "ok") != 0) {
-            chain_count(c, pb_xasprintf("errors:%s:%s", name, a->outcome));
-            chain_count(c, pb_xasprintf("provider_errors:%s", prov));
-        }
-    }
-    if (j->cache_missed)
-        chain_count(c, pb_xstrdup("cache:misses"));
-    if (j->coalesced)
-        chain_count(c, pb_xstrdup("cache:coalesced"));
-    if ((j->source == PB_SOURCE_CACHE || j->source == PB_SOURCE_STALE_CACHE) && j->model >= 0)
-        chain_count(c,
-                    pb_xasprintf("%s:%s",
-                                 j->source == PB_SOURCE_CACHE ? "cache:hits" : "cache:stale_hits",
-                                 cfg->providers[cfg->models[j->model].provider].name));
 }
 
 static void
@@ -708,9 +597,22 @@ chain_finish(chain_job *j)
         if (id)
             chain_build_result(j);
     }
-    char *dead = j->dead ? chain_dead_entry(j) : NULL;
-    chain_counters c;
-    chain_collect_counters(j, &c);
+    char *dead =
+        j->dead ? pb_job_dead_entry(j->raw, j->raw_len, id, j->error, ctx->worker_id, pb_wall_ms())
+                : NULL;
+    pb_stats_job facts = {
+        .status = j->status,
+        .source = j->source,
+        .route = j->req ? j->req->route : -1,
+        .model = j->model,
+        .latency_ms = j->latency_ms,
+        .attempts = j->attempts,
+        .n_attempts = j->n_attempts,
+        .cache_missed = j->cache_missed,
+        .coalesced = j->coalesced,
+    };
+    pb_stats_tally c;
+    pb_stats_count_job(ctx->cfg, &facts, &c);
     pb_finish f = {
         .raw = j->raw,
         .raw_len = j->raw_len,
@@ -721,13 +623,11 @@ chain_finish(chain_job *j)
          * the reply list too: a producer waiting on it must not hang. */
         .reply_ttl_s = (j->req == NULL || j->req->reply) ? ctx->cfg->reply_ttl_s : 0,
         .dead_entry = dead,
-        .counters = (const char *const *)c.fields,
+        .counters = c.fields,
         .counts = c.counts,
         .n_counters = c.n,
     };
     pb_queue_finish(ctx->cmd, ctx->cfg, ctx->keys, &f, chain_on_finished, j);
-    for (size_t i = 0; i < c.n; i++)
-        free(c.fields[i]);
     free(dead);
 }
 
@@ -747,15 +647,16 @@ static void
 chain_semantic_first(chain_job *j)
 {
     const pb_config *cfg = j->ctx->cfg;
-    j->semq = pb_semq_new(j->ctx->semcache, j->req);
+    j->semq = pb_semcache_query_new(j->ctx->semcache, j->req);
     if (j->semq == NULL || cfg->semantic.mode == PB_SEMANTIC_FALLBACK ||
         j->req->cache == PB_CACHE_REFRESH) {
         chain_next_model(j);
         return;
     }
     int64_t left = chain_remaining_ms(j) / 2; /* leave the models most of the deadline */
-    pb_semq_lookup(j->semq, left < cfg->semantic.timeout_ms ? (int)left : cfg->semantic.timeout_ms,
-                   cfg->cache_ttl_s, chain_on_semantic_first, j);
+    pb_semcache_lookup(j->semq,
+                       left < cfg->semantic.timeout_ms ? (int)left : cfg->semantic.timeout_ms,
+                       cfg->cache_ttl_s, chain_on_semantic_first, j);
 }
 
 static void
@@ -781,10 +682,10 @@ chain_cache_begin(chain_job *j)
 {
     const pb_config *cfg = j->ctx->cfg;
     const pb_route_conf *route = &cfg->routes[j->req->route];
-    const char *names[PB_CHAIN_MAX_MODELS];
+    const char *names[PB_CONFIG_MAX_CHAIN];
     size_t n = 0;
-    for (size_t i = 0; i < j->req->n_models && n < PB_CHAIN_MAX_MODELS; i++)
-        if (chain_model_allowed(j, j->req->models[i]))
+    for (size_t i = 0; i < j->req->n_models && n < PB_CONFIG_MAX_CHAIN; i++)
+        if (pb_chain_model_allowed(cfg, j->req, j->req->models[i]))
             names[n++] = cfg->models[j->req->models[i]].name;
     int max_tier = j->req->critical ? route->critical_min_tier : 0;
     j->cache_op = pb_cache_begin(j->ctx->cache, j->req, names, n, max_tier, j->deadline_mono_ms,

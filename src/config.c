@@ -33,7 +33,6 @@
 #define CONFIG_NAME_MAX    64            /* names end up in Redis keys and metric labels */
 #define CONFIG_PATH_MAX    96            /* "providers." + a name */
 #define CONFIG_MAX_QUEUES  64            /* one BLMOVE round-robin per queue */
-#define CONFIG_CHAIN_MAX   16            /* same bound as a job's "models" override */
 #define CONFIG_REPLY_MAX   (64 * 1024)   /* degraded_reply is shown to end users */
 #define CONFIG_DAY_S       (24 * 60 * 60)
 #define CONFIG_RPM_MAX     1000000 /* ratelimit.lua keeps one zset entry per request */
@@ -598,9 +597,9 @@ config_parse_route(pb_config *cfg, pb_route_conf *r, json_object *o, const char 
     size_t n = 0;
     if (config_get(o, "chain", &chain) && json_object_is_type(chain, json_type_array))
         n = json_object_array_length(chain);
-    if (n < 1 || n > CONFIG_CHAIN_MAX)
+    if (n < 1 || n > PB_CONFIG_MAX_CHAIN)
         return config_fail(err, path, "chain", "must be an array of 1 to %d model names",
-                           CONFIG_CHAIN_MAX);
+                           PB_CONFIG_MAX_CHAIN);
     r->chain = pb_xcalloc(n, sizeof(int));
     char chain_path[CONFIG_PATH_MAX + 8];
     snprintf(chain_path, sizeof(chain_path), "%s.chain", path);

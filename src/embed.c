@@ -28,11 +28,15 @@
 #include <string.h>
 
 #include "planb/core.h"
+#include "planb/hash.h"
 #include "planb/log.h"
+#include "planb/provider.h"
+#include "planb/utf8.h"
 
 #define EMBED_TEXT_MAX   8192 /* bytes of a text looked at: past that, no FAQ match anyway */
 #define EMBED_TOKENS_MAX 512  /* words kept from those bytes */
 #define EMBED_WORD_MAX   48   /* longer "words" (URLs, hashes) are cut: they still hash apart */
+#define EMBED_FNV_SEED   1469598103934665603ULL /* local-v1 feature hash seed (see embed_fnv) */
 #define EMBED_W_CONTENT  1.0f
 #define EMBED_W_STOP     0.2f
 #define EMBED_W_BIGRAM   0.5f
@@ -208,33 +212,6 @@ embed_in_list(const char *s, const char *const *list)
     return false;
 }
 
-/* Decodes one UTF-8 sequence at p (n bytes left) into *cp; returns its length, 1 for a bad byte
- * (reported as U+FFFD). */
-static size_t
-embed_utf8(const unsigned char *p, size_t n, uint32_t *cp)
-{
-    unsigned char c = p[0];
-    size_t k = c < 0x80             ? 1
-               : (c & 0xE0) == 0xC0 ? 2
-               : (c & 0xF0) == 0xE0 ? 3
-               : (c & 0xF8) == 0xF0 ? 4
-                                    : 0;
-    if (k == 0 || k > n) {
-        *cp = 0xFFFD;
-        return 1;
-    }
-    uint32_t v = k == 1 ? c : k == 2 ? (c & 0x1Fu) : k == 3 ? (c & 0x0Fu) : (c & 0x07u);
-    for (size_t i = 1; i < k; i++) {
-        if ((p[i] & 0xC0) != 0x80) {
-            *cp = 0xFFFD;
-            return 1;
-        }
-        v = (v << 6) | (p[i] & 0x3Fu);
-    }
-    *cp = v;
-    return k;
-}
-
 /* Folds text into out: ASCII letters keep their case (entities need it), accented Latin and
  * full-width forms become ASCII, apostrophes become '\'', other punctuation a space, and other
  * non-ASCII letters (CJK, Cyrillic, ...) are copied as UTF-8 word bytes. */
@@ -245,7 +222,7 @@ embed_fold(const char *text, char *out, size_t cap)
     size_t n = strnlen(text, EMBED_TEXT_MAX), i = 0, o = 0;
     while (i < n && o + 4 < cap) {
         uint32_t cp;
-        size_t k = embed_utf8(p + i, n - i, &cp);
+        size_t k = pb_utf8_decode(p + i, n - i, &cp);
         char c = ' ';
         if (cp >= 0xFF01 && cp <= 0xFF5E)
             cp -= 0xFEE0; /* full-width ASCII */
@@ -414,18 +391,19 @@ embed_tokenize(const char *text, embed_tokens *ts)
     free(buf);
 }
 
+/* The hash of up to three feature parts, each followed by a separator so ("ab","c") and
+ * ("a","bc") hash apart. EMBED_FNV_SEED, not the FNV offset basis: it is what local-v1 vectors
+ * were made with, and changing it would move every stored vector. */
 static uint64_t
 embed_fnv(const char *a, const char *b, const char *c)
 {
-    uint64_t h = 1469598103934665603ULL;
+    static const unsigned char sep = 0xFF;
+    uint64_t h = EMBED_FNV_SEED;
     const char *parts[3] = {a, b, c};
     for (int k = 0; k < 3; k++) {
-        for (const char *p = parts[k]; p && *p; p++) {
-            h ^= (unsigned char)*p;
-            h *= 1099511628211ULL;
-        }
-        h ^= 0xFF; /* separator: ("ab","c") and ("a","bc") hash apart */
-        h *= 1099511628211ULL;
+        if (parts[k])
+            h = pb_hash_fnv1a64_str(parts[k], h);
+        h = pb_hash_fnv1a64(&sep, 1, h);
     }
     return h;
 }
@@ -572,7 +550,7 @@ struct pb_embedder {
     pb_http *http;                /* borrowed (http embedder) */
     const pb_provider_conf *prov; /* http: borrowed from the config */
     const char *model;            /* http: borrowed */
-    char id[96];                  /* pb_embedder_id */
+    char id[96];                  /* pb_embed_space_id */
 };
 
 struct pb_embed_call {
@@ -582,7 +560,7 @@ struct pb_embed_call {
 };
 
 pb_embedder *
-pb_embedder_new(const pb_config *cfg, pb_http *http)
+pb_embed_new(const pb_config *cfg, pb_http *http)
 {
     pb_embedder *e = pb_xcalloc(1, sizeof(*e));
     e->kind = cfg->semantic.embedder;
@@ -598,13 +576,13 @@ pb_embedder_new(const pb_config *cfg, pb_http *http)
 }
 
 void
-pb_embedder_free(pb_embedder *e)
+pb_embed_free(pb_embedder *e)
 {
     free(e);
 }
 
 const char *
-pb_embedder_id(const pb_embedder *e)
+pb_embed_space_id(const pb_embedder *e)
 {
     return e->id;
 }
@@ -677,9 +655,9 @@ pb_embed_start(pb_embedder *e, const char *text, int timeout_ms, pb_embed_fn don
     pb_http_request *hr = pb_xcalloc(1, sizeof(*hr));
     hr->url = pb_xasprintf("%s/embeddings", e->prov->base_url);
     bool has_key = e->prov->api_key != NULL && e->prov->api_key[0] != '\0';
-    if (pb_http_request_add_header(hr, NULL, "Content-Type: application/json") != PB_OK ||
-        (has_key && pb_http_request_add_header(hr, NULL, "Authorization: Bearer %s",
-                                               e->prov->api_key) != PB_OK)) {
+    if (pb_provider_add_header(hr, NULL, "Content-Type: application/json") != PB_OK ||
+        (has_key &&
+         pb_provider_add_header(hr, NULL, "Authorization: Bearer %s", e->prov->api_key) != PB_OK)) {
         pb_http_request_free(hr);
         done(NULL, 0, arg);
         return NULL;
@@ -687,7 +665,7 @@ pb_embed_start(pb_embedder *e, const char *text, int timeout_ms, pb_embed_fn don
     json_object *body = json_object_new_object();
     json_object_object_add(body, "model", json_object_new_string(e->model));
     json_object_object_add(body, "input", json_object_new_string(text));
-    pb_http_request_take_json(hr, body);
+    pb_provider_set_json_body(hr, body);
     pb_embed_call *c = pb_xcalloc(1, sizeof(*c));
     c->done = done;
     c->arg = arg;

@@ -39,7 +39,7 @@ struct pb_http_call {
     struct curl_slist *headers; /* built from req->headers */
     pb_buf body;                /* reply body, bounded by http->reply_max_bytes */
     char retry_after[HTTP_RETRY_AFTER_MAX]; /* "" when absent */
-    int64_t started_ms;
+    int64_t started_mono_ms;
     pb_http_done_fn done;
     void *arg;
     pb_http_call *next_free; /* pool link (unused while active) */
@@ -256,6 +256,19 @@ pb_http_free(pb_http *h)
     free(h);
 }
 
+void
+pb_http_request_free(pb_http_request *r)
+{
+    if (r == NULL)
+        return;
+    free(r->url);
+    for (char **h = r->headers; h && *h; h++)
+        free(*h);
+    free(r->headers);
+    free(r->body);
+    free(r);
+}
+
 pb_http_call *
 pb_http_start(pb_http *h, pb_http_request *req, int connect_timeout_ms, int timeout_ms,
               pb_http_done_fn done, void *arg)
@@ -277,7 +290,7 @@ pb_http_start(pb_http *h, pb_http_request *req, int connect_timeout_ms, int time
     c->retry_after[0] = '\0';
     c->done = done;
     c->arg = arg;
-    c->started_ms = pb_mono_ms();
+    c->started_mono_ms = pb_mono_ms();
     c->headers = NULL;
     for (char **hd = req->headers; hd && *hd; hd++)
         c->headers = curl_slist_append(c->headers, *hd);
@@ -358,7 +371,7 @@ http_check_done(http_shard *sh)
             .body = c->body.data ? c->body.data : "",
             .body_len = c->body.len,
             .retry_after = c->retry_after[0] ? c->retry_after : NULL,
-            .ms = pb_mono_ms() - c->started_ms,
+            .elapsed_ms = pb_mono_ms() - c->started_mono_ms,
         };
         pb_http_done_fn done = c->done;
         void *arg = c->arg;

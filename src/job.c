@@ -24,8 +24,11 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
+#include "planb/utf8.h"
+
 #define JOB_MAX_DEPTH      32      /* real jobs nest 3 levels; meta gets the rest */
-#define JOB_MODELS_MAX     16      /* same bound as a route's chain */
 #define JOB_TENANT_MAX     128     /* hashed into the cache key, so only a sanity bound */
 #define JOB_MAX_TOKENS_MAX 1000000 /* above any model's output window */
 #define JOB_DEADLINE_MIN   100     /* shorter than one upstream round trip */
@@ -38,7 +41,6 @@
 static const char job_id_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                                    "0123456789_.:@/+=-";
 
-static const char *const job_role_names[] = {"system", "user", "assistant"};
 static const char *const job_cache_names[] = {"use", "skip", "refresh"};
 static const char *const job_status_names[] = {"ok", "degraded", "invalid"};
 static const char *const job_source_names[] = {"primary",     "fallback", "cache", "semantic_cache",
@@ -179,7 +181,7 @@ job_parse_messages(pb_request *req, json_object *root, const pb_config *cfg, pb_
         }
         size_t len;
         const char *role = job_string(job_field(m, "role"), &len);
-        int r = role ? job_lookup(role, job_role_names, 3) : -1;
+        int r = role ? pb_request_role_parse(role) : -1;
         if (r < 0) {
             pb_error_set(err, PB_JOB_BAD_FIELD,
                          "BAD_FIELD messages[%zu].role must be one of system, user, assistant", i);
@@ -235,9 +237,9 @@ job_parse_chain(pb_request *req, json_object *root, const pb_config *cfg, pb_err
         return PB_OK;
     }
     size_t n = json_object_is_type(v, json_type_array) ? json_object_array_length(v) : 0;
-    if (n == 0 || n > JOB_MODELS_MAX) {
+    if (n == 0 || n > PB_CONFIG_MAX_CHAIN) {
         pb_error_set(err, PB_JOB_BAD_FIELD,
-                     "BAD_FIELD models must be an array of 1..%d model names", JOB_MODELS_MAX);
+                     "BAD_FIELD models must be an array of 1..%d model names", PB_CONFIG_MAX_CHAIN);
         return PB_ERR;
     }
     req->models = pb_xcalloc(n, sizeof(int));
@@ -460,7 +462,7 @@ pb_job_parse(const char *raw, size_t len, const pb_config *cfg, pb_request **out
         /* The id is parsed first, so any later error can still be reported under it. */
         if (bad_id != NULL && req->id != NULL)
             *bad_id = pb_xstrdup(req->id);
-        pb_job_free(req);
+        pb_request_free(req);
         return PB_ERR;
     }
     if (req->id == NULL) {
@@ -469,21 +471,6 @@ pb_job_parse(const char *raw, size_t len, const pb_config *cfg, pb_request **out
     }
     *out = req;
     return PB_OK;
-}
-
-void
-pb_job_free(pb_request *req)
-{
-    if (req == NULL)
-        return;
-    free(req->id);
-    for (size_t i = 0; i < req->n_messages; i++)
-        free(req->messages[i].content);
-    free(req->messages);
-    free(req->tenant);
-    free(req->models);
-    json_object_put(req->meta);
-    free(req);
 }
 
 const char *
@@ -536,34 +523,6 @@ job_out_i64(job_out *o, int64_t v)
     job_out_raw(o, num, (size_t)n);
 }
 
-/* Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, no surrogates, at most
- * U+10FFFF), or 0 when it is not one. */
-static size_t
-job_utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t k;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF)
-        k = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        k = 3;
-        lo = c == 0xE0 ? 0xA0 : 0x80;
-        hi = c == 0xED ? 0x9F : 0xBF;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        k = 4;
-        lo = c == 0xF0 ? 0x90 : 0x80;
-        hi = c == 0xF4 ? 0x8F : 0xBF;
-    } else
-        return 0;
-    if (n < k || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < k; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    return k;
-}
-
 /* Writes n bytes of s as a JSON string. Runs of plain ASCII are copied in one go. */
 static void
 job_out_strn(job_out *o, const char *s, size_t n)
@@ -583,7 +542,7 @@ job_out_strn(job_out *o, const char *s, size_t n)
             break;
         unsigned char c = p[i];
         if (c >= 0x80) {
-            size_t k = job_utf8_len(p + i, n - i);
+            size_t k = pb_utf8_seq_len(p + i, n - i);
             if (k == 0)
                 job_out_lit(o, "\xEF\xBF\xBD"); /* U+FFFD REPLACEMENT CHARACTER */
             else
@@ -684,7 +643,7 @@ pb_result_to_json(const pb_result *res, const pb_config *cfg, size_t *len)
         job_out_lit(&o, ",\"outcome\":");
         job_out_strn(&o, a->outcome, strnlen(a->outcome, sizeof(a->outcome)));
         job_out_lit(&o, ",\"ms\":");
-        job_out_i64(&o, a->ms);
+        job_out_i64(&o, a->elapsed_ms);
         job_out_lit(&o, "}");
     }
     job_out_lit(&o, "]");
@@ -735,4 +694,38 @@ pb_result_to_json(const pb_result *res, const pb_config *cfg, size_t *len)
     job_out_raw(&o, "}", 2); /* with the terminating NUL */
     *len = o.len - 1;
     return o.p;
+}
+
+/* ---------------------------------------------------------------- dead letters */
+
+/* Base64 of bytes that cannot be stored as a JSON string (invalid UTF-8, NUL). Caller frees. */
+static char *
+job_base64(const char *p, size_t n)
+{
+    char *out = pb_xmalloc(4 * ((n + 2) / 3) + 1);
+    EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)p, (int)n);
+    return out;
+}
+
+char *
+pb_job_dead_entry(const char *raw, size_t raw_len, const char *id, const char *error,
+                  const char *worker, int64_t at_wall_ms)
+{
+    json_object *o = json_object_new_object();
+    if (id)
+        json_object_object_add(o, "id", json_object_new_string(id));
+    json_object_object_add(o, "error", json_object_new_string(error ? error : ""));
+    json_object_object_add(o, "worker", json_object_new_string(worker));
+    json_object_object_add(o, "at_ms", json_object_new_int64(at_wall_ms));
+    /* json-c copies string bytes through unchecked, so only text may go in as a string. */
+    if (pb_utf8_is_text(raw, raw_len)) {
+        json_object_object_add(o, "job", json_object_new_string_len(raw, (int)raw_len));
+    } else {
+        char *b64 = job_base64(raw, raw_len);
+        json_object_object_add(o, "job_base64", json_object_new_string(b64));
+        free(b64);
+    }
+    char *s = pb_xstrdup(json_object_to_json_string_ext(o, JOB_JSON_FLAGS));
+    json_object_put(o);
+    return s;
 }

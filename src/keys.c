@@ -5,6 +5,9 @@
  * Each returns a new string "<prefix>:<kind>[:<name>]"; caller frees. */
 #include "planb/keys.h"
 
+#include <stdio.h>
+#include <unistd.h>
+
 #include "planb/core.h"
 
 char *
@@ -122,19 +125,19 @@ pb_key_suspect(const char *prefix, const char *worker)
 }
 
 char *
-pb_chan_results(const char *prefix)
+pb_key_channel_results(const char *prefix)
 {
     return pb_xasprintf("%s:results", prefix);
 }
 
 char *
-pb_chan_stats(const char *prefix)
+pb_key_channel_stats(const char *prefix)
 {
     return pb_xasprintf("%s:stats", prefix);
 }
 
 char *
-pb_chan_alerts(const char *prefix)
+pb_key_channel_alerts(const char *prefix)
 {
     return pb_xasprintf("%s:alerts", prefix);
 }
@@ -161,4 +164,14 @@ char *
 pb_key_sem_shadow(const char *prefix)
 {
     return pb_xasprintf("%s:sem:shadow", prefix);
+}
+
+void
+pb_key_worker_id(char *buf, size_t size, pid_t pid)
+{
+    char host[64];
+    if (gethostname(host, sizeof(host)) != 0)
+        snprintf(host, sizeof(host), "localhost");
+    host[sizeof(host) - 1] = '\0';
+    snprintf(buf, size, "%s:%d", host, (int)pid);
 }

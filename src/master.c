@@ -32,7 +32,7 @@
 #include "planb/core.h"
 #include "planb/log.h"
 #include "planb/monitor.h"
-#include "planb/reaper.h"
+#include "planb/keys.h"
 #include "planb/worker.h"
 
 #define MASTER_MAX_SLOTS      257  /* config caps workers at 256, plus the monitor */
@@ -44,9 +44,9 @@
 
 typedef struct master_slot {
     pid_t pid; /* 0 when not running */
-    int64_t started_ms;
-    int64_t respawn_at_ms; /* 0 when no respawn is due */
-    int failures;          /* consecutive young deaths */
+    int64_t started_mono_ms;
+    int64_t respawn_at_mono_ms; /* 0 when no respawn is due */
+    int failures;               /* consecutive young deaths */
 } master_slot;
 
 typedef struct master {
@@ -57,11 +57,25 @@ typedef struct master {
     pid_t retiring[MASTER_MAX_RETIRING]; /* old workers draining after a reload */
     int n_retiring;
     bool draining;
-    int64_t kill_at_ms; /* drain: SIGKILL stragglers at this time */
+    int64_t kill_at_mono_ms; /* drain: SIGKILL stragglers at this time */
     int exit_code;
     int reap_pipe[2]; /* dead worker ids to the monitor; the master keeps both ends open, so
                          ids written while the monitor restarts wait for the next one */
 } master;
+
+/* Announces a dead worker to the monitor's reaper (reaper.h): "host:pid\n" down the pipe,
+ * non-blocking; a full pipe drops it and the lease sweep catches the worker later. */
+static void
+master_notify_reaper(int fd, pid_t pid)
+{
+    char line[PB_KEY_WORKER_ID_MAX + 1];
+    pb_key_worker_id(line, sizeof(line) - 1, pid);
+    size_t len = strlen(line);
+    line[len++] = '\n';
+    if (fd >= 0 && write(fd, line, len) != (ssize_t)len)
+        pb_log(PB_LOG_WARN, "event=reaper_notify_dropped pid=%d note=\"the lease will catch it\"",
+               (int)pid);
+}
 
 static void
 master_spawn(master *m, int slot)
@@ -69,7 +83,7 @@ master_spawn(master *m, int slot)
     pid_t pid = fork();
     if (pid < 0) {
         pb_log_errno("event=fork_failed slot=%d", slot);
-        m->slots[slot].respawn_at_ms = pb_mono_ms() + MASTER_RESPAWN_MAX_MS;
+        m->slots[slot].respawn_at_mono_ms = pb_mono_ms() + MASTER_RESPAWN_MAX_MS;
         return;
     }
     if (pid == 0) {
@@ -82,8 +96,8 @@ master_spawn(master *m, int slot)
         _exit(code);
     }
     m->slots[slot].pid = pid;
-    m->slots[slot].started_ms = pb_mono_ms();
-    m->slots[slot].respawn_at_ms = 0;
+    m->slots[slot].started_mono_ms = pb_mono_ms();
+    m->slots[slot].respawn_at_mono_ms = 0;
 }
 
 static void
@@ -112,7 +126,7 @@ master_start_drain(master *m, const char *why)
     if (m->draining)
         return;
     m->draining = true;
-    m->kill_at_ms = pb_mono_ms() + m->cfg->drain_timeout_ms + MASTER_KILL_MARGIN_MS;
+    m->kill_at_mono_ms = pb_mono_ms() + m->cfg->drain_timeout_ms + MASTER_KILL_MARGIN_MS;
     pb_log(PB_LOG_INFO, "event=drain why=%s workers=%d", why, master_alive(m));
     master_signal_all(m, SIGTERM);
 }
@@ -135,7 +149,7 @@ master_on_exit(master *m, pid_t pid, int status)
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     if (master_forget_retiring(m, pid)) {
-        pb_reaper_notify(m->reap_pipe[1], pid);
+        master_notify_reaper(m->reap_pipe[1], pid);
         return;
     }
     int slot = -1;
@@ -145,7 +159,7 @@ master_on_exit(master *m, pid_t pid, int status)
     if (slot < 0)
         return;
     if (slot != m->n_slots - 1)
-        pb_reaper_notify(m->reap_pipe[1], pid);
+        master_notify_reaper(m->reap_pipe[1], pid);
     master_slot *s = &m->slots[slot];
     s->pid = 0;
     if (m->draining)
@@ -158,7 +172,7 @@ master_on_exit(master *m, pid_t pid, int status)
         return;
     }
     int64_t now = pb_mono_ms();
-    if (now - s->started_ms < MASTER_YOUNG_DEATH_MS)
+    if (now - s->started_mono_ms < MASTER_YOUNG_DEATH_MS)
         s->failures++;
     else
         s->failures = 0;
@@ -167,7 +181,7 @@ master_on_exit(master *m, pid_t pid, int status)
         delay *= 2;
     if (delay > MASTER_RESPAWN_MAX_MS)
         delay = MASTER_RESPAWN_MAX_MS;
-    s->respawn_at_ms = now + delay;
+    s->respawn_at_mono_ms = now + delay;
     pb_log(PB_LOG_WARN, "event=worker_died slot=%d pid=%d code=%d signal=%d respawn_ms=%lld", slot,
            (int)pid, code, sig, (long long)delay);
 }
@@ -215,10 +229,10 @@ master_next_wake_ms(const master *m)
 {
     int64_t now = pb_mono_ms(), wake = now + 1000;
     for (int i = 0; i < m->n_slots; i++)
-        if (m->slots[i].respawn_at_ms && m->slots[i].respawn_at_ms < wake)
-            wake = m->slots[i].respawn_at_ms;
-    if (m->draining && m->kill_at_ms < wake)
-        wake = m->kill_at_ms;
+        if (m->slots[i].respawn_at_mono_ms && m->slots[i].respawn_at_mono_ms < wake)
+            wake = m->slots[i].respawn_at_mono_ms;
+    if (m->draining && m->kill_at_mono_ms < wake)
+        wake = m->kill_at_mono_ms;
     return wake > now ? wake - now : 0;
 }
 
@@ -270,16 +284,16 @@ pb_master_run(const char *config_path, pb_config *cfg)
         master_reap(m); /* SIGCHLDs coalesce: reap whatever is there */
         int64_t now = pb_mono_ms();
         if (m->draining) {
-            if (now >= m->kill_at_ms && master_alive(m) > 0) {
+            if (now >= m->kill_at_mono_ms && master_alive(m) > 0) {
                 pb_log(PB_LOG_WARN, "event=drain_kill workers=%d", master_alive(m));
                 master_signal_all(m, SIGKILL);
-                m->kill_at_ms = now + 1000;
+                m->kill_at_mono_ms = now + 1000;
             }
             continue;
         }
         for (int i = 0; i < m->n_slots; i++)
-            if (m->slots[i].pid == 0 && m->slots[i].respawn_at_ms &&
-                m->slots[i].respawn_at_ms <= now)
+            if (m->slots[i].pid == 0 && m->slots[i].respawn_at_mono_ms &&
+                m->slots[i].respawn_at_mono_ms <= now)
                 master_spawn(m, i);
     }
     int code = m->exit_code;

@@ -25,7 +25,7 @@
 #define METRICS_MAX_BYTES (8u << 20) /* a page this big means a runaway stats hash */
 
 struct pb_metrics {
-    pb_monitor_ctx ctx;
+    pb_duty_ctx ctx;
     struct evhttp *http;
 };
 
@@ -246,7 +246,7 @@ metrics_on_request(struct evhttp_request *req, void *arg)
 }
 
 pb_metrics *
-pb_metrics_start(const pb_monitor_ctx *ctx)
+pb_metrics_start(const pb_duty_ctx *ctx)
 {
     const char *listen = ctx->cfg->metrics_listen;
     if (listen == NULL)

@@ -9,18 +9,19 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
-#include "planb/cache.h"
 #include "planb/core.h"
 #include "planb/log.h"
+#include "planb/duty.h"
 #include "planb/metrics.h"
 #include "planb/stats.h"
 #include "planb/reaper.h"
 
 typedef struct monitor {
-    pb_monitor_ctx ctx;
+    pb_duty_ctx ctx;
     char host[64];
     struct event *sig_term;
     struct event *sig_int;
@@ -29,6 +30,52 @@ typedef struct monitor {
     int reap_fd;       /* master's dead-worker pipe */
     pb_reaper *reaper; /* lease sweep + immediate hand-back of dead workers */
 } monitor;
+
+#define MONITOR_POLICY_RETRY_S 1 /* asks again while Redis is not reachable yet */
+
+static void monitor_check_policy(monitor *mon);
+
+static void
+monitor_on_policy_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    monitor_check_policy(arg);
+}
+
+/* CONFIG GET maxmemory-policy answers ["maxmemory-policy", "<policy>"]. */
+static void
+monitor_on_policy(redisReply *reply, void *arg)
+{
+    monitor *mon = arg;
+    if (reply == NULL) {
+        /* Not connected yet (or Redis away): ask again later, from the loop. */
+        struct timeval tv = {MONITOR_POLICY_RETRY_S, 0};
+        event_base_once(mon->ctx.base, -1, EV_TIMEOUT, monitor_on_policy_retry, mon, &tv);
+        return;
+    }
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+        reply->element[1]->type == REDIS_REPLY_STRING) {
+        const char *policy = reply->element[1]->str;
+        if (strcmp(policy, "noeviction") != 0)
+            pb_log(PB_LOG_WARN,
+                   "event=eviction_policy policy=%s note=\"the queue Redis may evict keys: "
+                   "jobs and results can be lost; set maxmemory-policy noeviction and put the "
+                   "cache on its own Redis (cache.redis.url)\"",
+                   policy);
+    } else {
+        pb_log(PB_LOG_INFO, "event=eviction_policy_unknown note=\"CONFIG GET maxmemory-policy "
+                            "was refused; the eviction policy was not checked\"");
+    }
+}
+
+/* Logs a warning once the queue's Redis answers with an eviction policy that can drop jobs. */
+static void
+monitor_check_policy(monitor *mon)
+{
+    const char *argv[] = {"CONFIG", "GET", "maxmemory-policy"};
+    pb_redis_command(mon->ctx.cmd, monitor_on_policy, mon, 3, argv, NULL);
+}
 
 static void
 monitor_on_signal(evutil_socket_t sig, short what, void *arg)
@@ -45,7 +92,7 @@ monitor_start_duties(monitor *mon)
     mon->stats = pb_stats_publisher_start(&mon->ctx);
     mon->metrics = pb_metrics_start(&mon->ctx);
     mon->reaper = pb_reaper_start(&mon->ctx, mon->reap_fd);
-    pb_cache_check_policy(mon->ctx.base, mon->ctx.cmd);
+    monitor_check_policy(mon);
 }
 
 static void
@@ -53,7 +100,7 @@ monitor_stop_duties(monitor *mon)
 {
     pb_stats_publisher_stop(mon->stats);
     pb_metrics_stop(mon->metrics);
-    pb_reaper_free(mon->reaper);
+    pb_reaper_stop(mon->reaper);
 }
 
 int

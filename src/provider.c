@@ -73,19 +73,6 @@ pb_provider_classify_status(long status, const char *body, size_t len)
 }
 
 void
-pb_http_request_free(pb_http_request *r)
-{
-    if (r == NULL)
-        return;
-    free(r->url);
-    for (char **h = r->headers; h && *h; h++)
-        free(*h);
-    free(r->headers);
-    free(r->body);
-    free(r);
-}
-
-void
 pb_completion_free(pb_completion *c)
 {
     if (c == NULL)
@@ -210,7 +197,7 @@ pb_provider_body_mentions(const char *body, size_t len, const char *const *needl
 }
 
 int
-pb_http_request_add_header(pb_http_request *r, pb_error *err, const char *fmt, ...)
+pb_provider_add_header(pb_http_request *r, pb_error *err, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -239,7 +226,7 @@ pb_http_request_add_header(pb_http_request *r, pb_error *err, const char *fmt, .
 }
 
 void
-pb_http_request_take_json(pb_http_request *r, json_object *body)
+pb_provider_set_json_body(pb_http_request *r, json_object *body)
 {
     size_t len;
     const char *s = json_object_to_json_string_length(

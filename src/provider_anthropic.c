@@ -125,9 +125,9 @@ anthropic_build_request(const pb_provider_conf *p, const pb_model_conf *m, const
     out->url = pb_xasprintf("%s/messages", p->base_url);
     bool has_key = p->api_key != NULL && p->api_key[0] != '\0';
     const char *version = p->anthropic_version ? p->anthropic_version : ANTHROPIC_VERSION_DEFAULT;
-    if (pb_http_request_add_header(out, err, "Content-Type: application/json") != PB_OK ||
-        (has_key && pb_http_request_add_header(out, err, "x-api-key: %s", p->api_key) != PB_OK) ||
-        pb_http_request_add_header(out, err, "anthropic-version: %s", version) != PB_OK)
+    if (pb_provider_add_header(out, err, "Content-Type: application/json") != PB_OK ||
+        (has_key && pb_provider_add_header(out, err, "x-api-key: %s", p->api_key) != PB_OK) ||
+        pb_provider_add_header(out, err, "anthropic-version: %s", version) != PB_OK)
         return PB_ERR;
 
     json_object *root = json_object_new_object();
@@ -143,7 +143,7 @@ anthropic_build_request(const pb_provider_conf *p, const pb_model_conf *m, const
                                pb_provider_new_double(fmin(fmax(req->temperature, 0.0), 1.0)));
     if (isfinite(req->top_p))
         json_object_object_add(root, "top_p", pb_provider_new_double(req->top_p));
-    pb_http_request_take_json(out, root);
+    pb_provider_set_json_body(out, root);
     return PB_OK;
 }
 

@@ -11,20 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *
-openai_role_name(pb_role role)
-{
-    switch (role) {
-    case PB_ROLE_SYSTEM:
-        return "system";
-    case PB_ROLE_USER:
-        return "user";
-    case PB_ROLE_ASSISTANT:
-        return "assistant";
-    }
-    return "user";
-}
-
 static int
 openai_build_request(const pb_provider_conf *p, const pb_model_conf *m, const pb_request *req,
                      pb_http_request *out, pb_error *err)
@@ -33,9 +19,9 @@ openai_build_request(const pb_provider_conf *p, const pb_model_conf *m, const pb
     out->url = pb_xasprintf("%s/chat/completions", p->base_url);
     /* Local servers run without a key; an empty variable means the same. */
     bool has_key = p->api_key != NULL && p->api_key[0] != '\0';
-    if (pb_http_request_add_header(out, err, "Content-Type: application/json") != PB_OK ||
+    if (pb_provider_add_header(out, err, "Content-Type: application/json") != PB_OK ||
         (has_key &&
-         pb_http_request_add_header(out, err, "Authorization: Bearer %s", p->api_key) != PB_OK))
+         pb_provider_add_header(out, err, "Authorization: Bearer %s", p->api_key) != PB_OK))
         return PB_ERR;
 
     json_object *root = json_object_new_object();
@@ -45,7 +31,7 @@ openai_build_request(const pb_provider_conf *p, const pb_model_conf *m, const pb
     for (size_t i = 0; i < req->n_messages; i++) {
         json_object *msg = json_object_new_object();
         json_object_object_add(msg, "role",
-                               json_object_new_string(openai_role_name(req->messages[i].role)));
+                               json_object_new_string(pb_request_role_name(req->messages[i].role)));
         json_object_object_add(msg, "content", json_object_new_string(req->messages[i].content));
         json_object_array_add(msgs, msg);
     }
@@ -56,7 +42,7 @@ openai_build_request(const pb_provider_conf *p, const pb_model_conf *m, const pb
         json_object_object_add(root, "temperature", pb_provider_new_double(req->temperature));
     if (isfinite(req->top_p))
         json_object_object_add(root, "top_p", pb_provider_new_double(req->top_p));
-    pb_http_request_take_json(out, root);
+    pb_provider_set_json_body(out, root);
     return PB_OK;
 }
 

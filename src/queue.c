@@ -29,7 +29,7 @@ pb_queue_keys_init(pb_queue_keys *k, const pb_config *cfg, const char *worker_id
     k->stats = pb_key_stats(cfg->prefix);
     k->dead = pb_key_dead(cfg->prefix);
     k->workers = pb_key_workers(cfg->prefix);
-    k->results_chan = pb_chan_results(cfg->prefix);
+    k->results_chan = pb_key_channel_results(cfg->prefix);
     k->deliveries = pb_key_deliveries(cfg->prefix);
     k->suspect = pb_key_suspect(cfg->prefix, worker_id);
     k->events = pb_key_events(cfg->prefix);

@@ -21,12 +21,11 @@
 #include "planb/core.h"
 #include "planb/keys.h"
 #include "planb/log.h"
-#include "planb/worker.h"
 
 #define REAPER_SWEEP_MS    250  /* how often the lease is checked: dead host found < lease + this */
 #define REAPER_LOCK_MS     1000 /* sweep lock: another host takes over 1 s after its holder dies */
 #define REAPER_MAX_PER_RUN 64   /* workers one script call reaps (bounds its run time) */
-#define REAPER_ID_MAX      128  /* a worker id is host (< 64) + ':' + pid */
+#define REAPER_ID_MAX      PB_KEY_WORKER_ID_MAX
 #define REAPER_FIXED_ARGV  11
 #define REAPER_NUM_KEYS    7
 #define REAPER_BUF_BYTES   (REAPER_MAX_PER_RUN * REAPER_ID_MAX)
@@ -35,7 +34,7 @@
 static char reaper_why_lease[] = "lease", reaper_why_exit[] = "exit";
 
 struct pb_reaper {
-    pb_monitor_ctx ctx;     /* borrowed loop, connection, config */
+    pb_duty_ctx ctx;        /* borrowed loop, connection, config */
     int notify_fd;          /* master's pipe, -1 none */
     struct event *sweep;    /* persistent sweep timer */
     struct event *notified; /* notify_fd readable */
@@ -142,7 +141,7 @@ reaper_on_notify(evutil_socket_t fd, short what, void *arg)
 }
 
 pb_reaper *
-pb_reaper_start(const pb_monitor_ctx *ctx, int notify_fd)
+pb_reaper_start(const pb_duty_ctx *ctx, int notify_fd)
 {
     pb_reaper *r = pb_xcalloc(1, sizeof(*r));
     r->ctx = *ctx;
@@ -155,7 +154,7 @@ pb_reaper_start(const pb_monitor_ctx *ctx, int notify_fd)
     r->keys[4] = pb_key_stats(prefix);
     r->keys[5] = pb_key_events(prefix);
     r->keys[6] = pb_key_reaper_lock(prefix);
-    r->results_chan = pb_chan_results(prefix);
+    r->results_chan = pb_key_channel_results(prefix);
     snprintf(r->lease, sizeof(r->lease), "%d", ctx->cfg->lease_ms);
     snprintf(r->max_deliveries, sizeof(r->max_deliveries), "%d", ctx->cfg->max_deliveries);
     snprintf(r->result_ttl, sizeof(r->result_ttl), "%d", ctx->cfg->result_ttl_s);
@@ -172,7 +171,7 @@ pb_reaper_start(const pb_monitor_ctx *ctx, int notify_fd)
 }
 
 void
-pb_reaper_free(pb_reaper *r)
+pb_reaper_stop(pb_reaper *r)
 {
     if (r == NULL)
         return;
@@ -183,16 +182,4 @@ pb_reaper_free(pb_reaper *r)
         free(r->keys[i]);
     free(r->results_chan);
     free(r);
-}
-
-void
-pb_reaper_notify(int fd, pid_t pid)
-{
-    char line[REAPER_ID_MAX + 1];
-    pb_worker_id(line, sizeof(line) - 1, pid);
-    size_t len = strlen(line);
-    line[len++] = '\n';
-    if (fd >= 0 && write(fd, line, len) != (ssize_t)len)
-        pb_log(PB_LOG_WARN, "event=reaper_notify_dropped pid=%d note=\"the lease will catch it\"",
-               (int)pid);
 }

@@ -17,8 +17,8 @@
  * the age limit and pb_embed_guard, best first -> GET of the winner's answer. Every step that
  * fails is a miss; the lookup timer bounds the whole thing.
  *
- * Lifetime: a pb_semq counts its holders (the chain, an embed in flight, each Redis call in
- * flight) and frees itself at zero, so the chain can drop a job at any moment. */
+ * Lifetime: a pb_semcache_query counts its holders (the chain, an embed in flight, each Redis call
+ * in flight) and frees itself at zero, so the chain can drop a job at any moment. */
 #include "planb/semcache.h"
 
 #include <math.h>
@@ -29,6 +29,7 @@
 
 #include "planb/core.h"
 #include "planb/embed.h"
+#include "planb/hash.h"
 #include "planb/keys.h"
 #include "planb/log.h"
 
@@ -51,10 +52,10 @@ struct pb_semcache {
     uint64_t rng; /* shadow sampling */
 };
 
-struct pb_semq {
+struct pb_semcache_query {
     pb_semcache *sc;
     int refs;        /* chain hold + embed + Redis calls in flight */
-    bool chain_gone; /* pb_semq_free was called */
+    bool chain_gone; /* pb_semcache_query_free was called */
     char *question;  /* the last user message */
     char scope[17];  /* hex of the scope hash */
     char id[24];     /* decimal entry id */
@@ -78,15 +79,6 @@ struct pb_semq {
 
 /* ---------------------------------------------------------------- pure parts */
 
-static uint64_t
-semcache_splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
 #define SEMCACHE_PLANES (PB_SEMCACHE_TABLES * PB_SEMCACHE_BITS)
 #define SEMCACHE_WORDS  (PB_EMBED_MAX_DIM / 64)
 
@@ -104,7 +96,7 @@ pb_semcache_codes(const float *v, size_t dim, unsigned *codes, unsigned *probes)
         for (unsigned p = 0; p < SEMCACHE_PLANES; p++) {
             uint64_t s = SEMCACHE_LSH_SEED ^ ((uint64_t)p << 32);
             for (unsigned w = 0; w < SEMCACHE_WORDS; w++)
-                semcache_planes[p][w] = semcache_splitmix(&s);
+                semcache_planes[p][w] = pb_hash_splitmix64(&s);
         }
         semcache_planes_ready = true;
     }
@@ -155,7 +147,7 @@ semcache_scope(const pb_semcache *sc, const pb_request *req, size_t qi, char *ou
     EVP_DigestInit_ex(md, EVP_sha256(), NULL);
     char buf[256];
     int n = snprintf(buf, sizeof(buf), "%s\n%s\n%s\n%d\n%.17g\n%.17g\n",
-                     pb_embedder_id(sc->embedder), cfg->routes[req->route].name,
+                     pb_embed_space_id(sc->embedder), cfg->routes[req->route].name,
                      req->tenant ? req->tenant : "", req->max_tokens, req->temperature, req->top_p);
     EVP_DigestUpdate(md, buf, (size_t)n);
     for (size_t i = 0; i < req->n_messages; i++) {
@@ -237,7 +229,7 @@ semcache_cosine(const float *v, const signed char *q, size_t dim)
 /* ---------------------------------------------------------------- lifetime */
 
 static void
-semq_unref(pb_semq *q)
+semq_unref(pb_semcache_query *q)
 {
     if (--q->refs > 0)
         return;
@@ -260,7 +252,7 @@ pb_semcache_new(const pb_config *cfg, struct event_base *base, pb_redis *cmd, pb
     sc->cfg = cfg;
     sc->base = base;
     sc->cmd = cmd;
-    sc->embedder = pb_embedder_new(cfg, http);
+    sc->embedder = pb_embed_new(cfg, http);
     sc->entry_prefix = pb_key_sem_entry_prefix(cfg->prefix);
     sc->bucket_prefix = pb_key_sem_bucket_prefix(cfg->prefix);
     sc->index_key = pb_key_sem_index(cfg->prefix);
@@ -275,7 +267,7 @@ pb_semcache_free(pb_semcache *sc)
 {
     if (sc == NULL)
         return;
-    pb_embedder_free(sc->embedder);
+    pb_embed_free(sc->embedder);
     free(sc->entry_prefix);
     free(sc->bucket_prefix);
     free(sc->index_key);
@@ -284,8 +276,8 @@ pb_semcache_free(pb_semcache *sc)
     free(sc);
 }
 
-pb_semq *
-pb_semq_new(pb_semcache *sc, const pb_request *req)
+pb_semcache_query *
+pb_semcache_query_new(pb_semcache *sc, const pb_request *req)
 {
     if (sc == NULL || req->cache == PB_CACHE_SKIP ||
         (req->critical && !sc->cfg->routes[req->route].semantic_critical))
@@ -301,7 +293,7 @@ pb_semq_new(pb_semcache *sc, const pb_request *req)
     size_t qlen = strlen(req->messages[qi].content);
     if (qlen == 0 || qlen > SEMCACHE_QUESTION_MAX)
         return NULL;
-    pb_semq *q = pb_xcalloc(1, sizeof(*q));
+    pb_semcache_query *q = pb_xcalloc(1, sizeof(*q));
     q->sc = sc;
     q->refs = 1;
     q->question = pb_xstrdup(req->messages[qi].content);
@@ -309,12 +301,12 @@ pb_semq_new(pb_semcache *sc, const pb_request *req)
     return q;
 }
 
-static void semq_lookup_send(pb_semq *q);
-static void semq_insert_send(pb_semq *q);
+static void semq_lookup_send(pb_semcache_query *q);
+static void semq_insert_send(pb_semcache_query *q);
 
 /* Ends the lookup: fn runs once (unless the chain let go). */
 static void
-semq_report(pb_semq *q, const pb_semcache_hit *hit)
+semq_report(pb_semcache_query *q, const pb_semcache_hit *hit)
 {
     if (!q->lookup_active)
         return;
@@ -326,7 +318,7 @@ semq_report(pb_semq *q, const pb_semcache_hit *hit)
 }
 
 void
-pb_semq_free(pb_semq *q)
+pb_semcache_query_free(pb_semcache_query *q)
 {
     if (q == NULL)
         return;
@@ -347,7 +339,7 @@ pb_semq_free(pb_semq *q)
 static void
 semq_on_embedded(const float *vec, size_t dim, void *arg)
 {
-    pb_semq *q = arg;
+    pb_semcache_query *q = arg;
     q->embed = NULL;
     q->embedding = false;
     if (vec == NULL || dim == 0) {
@@ -367,7 +359,7 @@ semq_on_embedded(const float *vec, size_t dim, void *arg)
 
 /* Makes sure a vector is (being) computed; the pending operations run when it is there. */
 static void
-semq_embed(pb_semq *q, int timeout_ms)
+semq_embed(pb_semcache_query *q, int timeout_ms)
 {
     if (q->vec || q->embedding)
         return;
@@ -383,13 +375,13 @@ semq_on_timeout(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    pb_semq *q = arg;
+    pb_semcache_query *q = arg;
     pb_log(PB_LOG_DEBUG, "event=semantic_timeout scope=%s", q->scope);
     semq_report(q, NULL);
 }
 
 static void
-semq_keep_hit(pb_semq *q, const semcache_entry *e, double sim)
+semq_keep_hit(pb_semcache_query *q, const semcache_entry *e, double sim)
 {
     free(q->hit_question);
     free(q->hit_content);
@@ -402,7 +394,7 @@ semq_keep_hit(pb_semq *q, const semcache_entry *e, double sim)
 static void
 semq_on_answer(redisReply *reply, void *arg)
 {
-    pb_semq *q = arg;
+    pb_semcache_query *q = arg;
     semcache_entry e;
     if (q->lookup_active && reply && reply->type == REDIS_REPLY_STRING &&
         semcache_parse_entry(reply->str, reply->len, true, &e) == PB_OK && e.alen > 0 &&
@@ -422,7 +414,7 @@ semq_on_answer(redisReply *reply, void *arg)
 static void
 semq_on_candidates(redisReply *reply, void *arg)
 {
-    pb_semq *q = arg;
+    pb_semcache_query *q = arg;
     const pb_semcache *sc = q->sc;
     const char *best_id = NULL;
     double best = -1;
@@ -464,7 +456,7 @@ semq_on_candidates(redisReply *reply, void *arg)
 }
 
 static void
-semq_lookup_send(pb_semq *q)
+semq_lookup_send(pb_semcache_query *q)
 {
     const pb_semcache *sc = q->sc;
     unsigned codes[PB_SEMCACHE_TABLES], probes[PB_SEMCACHE_TABLES];
@@ -494,7 +486,8 @@ semq_lookup_send(pb_semq *q)
 }
 
 void
-pb_semq_lookup(pb_semq *q, int timeout_ms, int64_t max_age_s, pb_semcache_fn fn, void *arg)
+pb_semcache_lookup(pb_semcache_query *q, int timeout_ms, int64_t max_age_s, pb_semcache_fn fn,
+                   void *arg)
 {
     q->fn = fn;
     q->arg = arg;
@@ -520,7 +513,7 @@ pb_semq_lookup(pb_semq *q, int timeout_ms, int64_t max_age_s, pb_semcache_fn fn,
 static void
 semq_on_inserted(redisReply *reply, void *arg)
 {
-    pb_semq *q = arg;
+    pb_semcache_query *q = arg;
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
         pb_log(PB_LOG_WARN, "event=semantic_insert_failed scope=%s error=\"%s\"", q->scope,
                reply ? reply->str : "redis unavailable");
@@ -528,7 +521,7 @@ semq_on_inserted(redisReply *reply, void *arg)
 }
 
 static void
-semq_insert_send(pb_semq *q)
+semq_insert_send(pb_semcache_query *q)
 {
     const pb_semcache *sc = q->sc;
     const pb_config *cfg = sc->cfg;
@@ -593,7 +586,7 @@ semq_insert_send(pb_semq *q)
 }
 
 void
-pb_semq_insert(pb_semq *q, const char *content)
+pb_semcache_insert(pb_semcache_query *q, const char *content)
 {
     if (q->embed_failed || content == NULL || strlen(content) > SEMCACHE_ANSWER_MAX)
         return;
@@ -615,7 +608,7 @@ semq_on_shadow(redisReply *reply, void *arg)
 }
 
 void
-pb_semq_shadow_record(pb_semq *q, const char *answer)
+pb_semcache_shadow_record(pb_semcache_query *q, const char *answer)
 {
     pb_semcache *sc = q->sc;
     if (q->hit_content == NULL || answer == NULL)

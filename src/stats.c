@@ -40,6 +40,77 @@ pb_stats_latency_field(int64_t ms)
     return names[PB_STATS_N_BUCKETS - 1];
 }
 
+/* Adds n to field, a name that outlives t (a constant, or a string in t->names). */
+static void
+stats_tally_add(pb_stats_tally *t, const char *field, long n)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        if (strcmp(t->fields[i], field) == 0) {
+            t->counts[i] += n;
+            return;
+        }
+    }
+    if (t->n == PB_QUEUE_MAX_COUNTERS)
+        return;
+    t->fields[t->n] = field;
+    t->counts[t->n++] = n;
+}
+
+/* Adds one to a field named by "a:b" or "a:b:c" (c may be NULL), formatted into t->names. */
+static void
+stats_tally_add_name(pb_stats_tally *t, const char *a, const char *b, const char *c)
+{
+    size_t room = sizeof(t->names) - t->names_used;
+    char *dst = t->names + t->names_used;
+    int len = c ? snprintf(dst, room, "%s:%s:%s", a, b, c) : snprintf(dst, room, "%s:%s", a, b);
+    if (len < 0 || (size_t)len >= room)
+        return; /* cannot happen with config-bounded names; dropping beats overflowing */
+    for (size_t i = 0; i < t->n; i++) {
+        if (strcmp(t->fields[i], dst) == 0) {
+            t->counts[i]++;
+            return; /* the copy in names[] is simply not kept */
+        }
+    }
+    if (t->n == PB_QUEUE_MAX_COUNTERS)
+        return;
+    t->names_used += (size_t)len + 1;
+    t->fields[t->n] = dst;
+    t->counts[t->n++] = 1;
+}
+
+void
+pb_stats_count_job(const pb_config *cfg, const pb_stats_job *job, pb_stats_tally *t)
+{
+    t->n = 0;
+    t->names_used = 0;
+    stats_tally_add(t, "jobs", 1);
+    stats_tally_add(t, pb_status_name(job->status), 1);
+    if (job->source != PB_SOURCE_NONE)
+        stats_tally_add_name(t, "source", pb_source_name(job->source), NULL);
+    if (job->route >= 0)
+        stats_tally_add_name(t, "jobs", cfg->routes[job->route].name, pb_source_name(job->source));
+    stats_tally_add(t, pb_stats_latency_field(job->latency_ms), 1);
+    stats_tally_add(t, "latency_sum_ms", (long)job->latency_ms);
+    for (size_t i = 0; i < job->n_attempts; i++) {
+        const pb_attempt *a = &job->attempts[i];
+        const char *name = cfg->models[a->model].name;
+        const char *prov = cfg->providers[cfg->models[a->model].provider].name;
+        stats_tally_add_name(t, "attempts", name, NULL);
+        stats_tally_add_name(t, "provider_attempts", prov, NULL);
+        if (strcmp(a->outcome, "ok") != 0) {
+            stats_tally_add_name(t, "errors", name, a->outcome);
+            stats_tally_add_name(t, "provider_errors", prov, NULL);
+        }
+    }
+    if (job->cache_missed)
+        stats_tally_add(t, "cache:misses", 1);
+    if (job->coalesced)
+        stats_tally_add(t, "cache:coalesced", 1);
+    if ((job->source == PB_SOURCE_CACHE || job->source == PB_SOURCE_STALE_CACHE) && job->model >= 0)
+        stats_tally_add_name(t, job->source == PB_SOURCE_CACHE ? "cache:hits" : "cache:stale_hits",
+                             cfg->providers[cfg->models[job->model].provider].name, NULL);
+}
+
 int
 pb_stats_args(const pb_config *cfg, char ***owned, const char ***view, int *numkeys)
 {
@@ -253,7 +324,7 @@ pb_stats_to_json(const pb_config *cfg, const pb_stats_snapshot *snap)
 
 /* The publisher: tick -> lock -> snapshot -> publish -> alert state swap. */
 struct pb_stats_publisher {
-    pb_monitor_ctx ctx;
+    pb_duty_ctx ctx;
     struct event *tick;
     char *lock_key;
     char *alert_key;
@@ -347,14 +418,14 @@ stats_on_tick(evutil_socket_t fd, short what, void *arg)
 }
 
 pb_stats_publisher *
-pb_stats_publisher_start(const pb_monitor_ctx *ctx)
+pb_stats_publisher_start(const pb_duty_ctx *ctx)
 {
     pb_stats_publisher *p = pb_xcalloc(1, sizeof(*p));
     p->ctx = *ctx;
     p->lock_key = pb_key_stats_lock(ctx->cfg->prefix);
     p->alert_key = pb_key_alert_state(ctx->cfg->prefix);
-    p->stats_chan = pb_chan_stats(ctx->cfg->prefix);
-    p->alerts_chan = pb_chan_alerts(ctx->cfg->prefix);
+    p->stats_chan = pb_key_channel_stats(ctx->cfg->prefix);
+    p->alerts_chan = pb_key_channel_alerts(ctx->cfg->prefix);
     p->tick = event_new(ctx->base, -1, EV_PERSIST, stats_on_tick, p);
     struct timeval tv = {ctx->cfg->stats_interval_s, 0};
     event_add(p->tick, &tv);

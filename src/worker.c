@@ -31,6 +31,7 @@
 #include "planb/chain.h"
 #include "planb/core.h"
 #include "planb/http.h"
+#include "planb/keys.h"
 #include "planb/semcache.h"
 #include "planb/log.h"
 #include "planb/queue.h"
@@ -44,8 +45,8 @@
 typedef struct worker {
     struct event_base *base;
     const pb_config *cfg;
-    char id[128];  /* "host:pid" */
-    char role[16]; /* "w<slot>" for logs */
+    char id[PB_KEY_WORKER_ID_MAX]; /* "host:pid" */
+    char role[16];                 /* "w<slot>" for logs */
     pb_queue_keys keys;
     pb_redis *cmd;   /* scripts and commands */
     pb_redis *claim; /* BLMOVE only */
@@ -285,16 +286,6 @@ worker_raise_nofile(void)
     }
 }
 
-void
-pb_worker_id(char *buf, size_t size, pid_t pid)
-{
-    char host[64];
-    if (gethostname(host, sizeof(host)) != 0)
-        snprintf(host, sizeof(host), "localhost");
-    host[sizeof(host) - 1] = '\0';
-    snprintf(buf, size, "%s:%d", host, (int)pid);
-}
-
 int
 pb_worker_run(const pb_config *cfg, int slot)
 {
@@ -302,7 +293,7 @@ pb_worker_run(const pb_config *cfg, int slot)
     w->cfg = cfg;
     snprintf(w->role, sizeof(w->role), "w%d", slot);
     pb_log_set_role(w->role);
-    pb_worker_id(w->id, sizeof(w->id), getpid());
+    pb_key_worker_id(w->id, sizeof(w->id), getpid());
 
     /* An orphan must not keep claiming jobs. */
     prctl(PR_SET_PDEATHSIG, SIGTERM);

@@ -19,9 +19,9 @@ typedef enum { PB_BREAKER_CLOSED, PB_BREAKER_OPEN, PB_BREAKER_HALF_OPEN } pb_bre
 /* One model's state as last heard from Redis, in this process's monotonic clock. */
 typedef struct pb_breaker_view {
     pb_breaker_state state;
-    int64_t open_until_ms; /* open: a probe may start from here; half_open: probe lease end */
-    int64_t not_before_ms; /* Retry-After hold: no call before this */
-    bool refreshing;       /* a "get" is outstanding */
+    int64_t open_until_mono_ms; /* open: a probe may start from here; half_open: probe lease end */
+    int64_t not_before_mono_ms; /* Retry-After hold: no call before this */
+    bool refreshing;            /* a "get" is outstanding */
 } pb_breaker_view;
 
 typedef enum {

@@ -65,7 +65,4 @@ pb_cache_op *pb_cache_begin(pb_cache *c, const pb_request *req, const char *cons
 void pb_cache_end(pb_cache_op *op, const pb_cache_entry *answer, bool failed);
 void pb_cache_entry_free(pb_cache_entry *e);
 
-/* Logs a warning once the queue's Redis answers with an eviction policy that can drop jobs. */
-void pb_cache_check_policy(struct event_base *base, pb_redis *queue_conn);
-
 #endif

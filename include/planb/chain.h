@@ -7,6 +7,7 @@
 #define PLANB_CHAIN_H
 
 #include <event2/event.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,6 +15,7 @@
 #include "planb/cache.h"
 #include "planb/config.h"
 #include "planb/http.h"
+#include "planb/provider.h"
 #include "planb/queue.h"
 #include "planb/redis.h"
 #include "planb/semcache.h"
@@ -36,12 +38,22 @@ typedef struct pb_chain_ctx {
     void *owner;
 } pb_chain_ctx;
 
-#define PB_CHAIN_MAX_MODELS 16 /* a chain's length bound (config and job "models") */
-
 /* Runs one claimed job; takes ownership of raw (malloc'd, len bytes). */
 void pb_chain_start(pb_chain_ctx *ctx, char *raw, size_t len);
 /* Frees every live job without finishing it (the worker is exiting and has handed
  * them back); on_released is not called. */
 void pb_chain_abandon_all(pb_chain_ctx *ctx);
+
+/* Pure decisions the state machine is built from (no I/O; unit-tested). */
+/* Whether model m may answer req: a critical job refuses tiers above its route's floor. */
+bool pb_chain_model_allowed(const pb_config *cfg, const pb_request *req, int m);
+/* What a finished HTTP call means: its class, and its attempt outcome ("ok", "http_503",
+ * "timeout", "connect_error", "no_response", "transport_error", "too_large", "bad_reply")
+ * written to outcome. On PB_CLASS_OK *comp holds the answer (caller frees it either way). */
+pb_class pb_chain_classify_reply(const pb_provider_ops *ops, const pb_http_reply *r,
+                                 pb_completion *comp, char *outcome, size_t outcome_size);
+/* An attempt's total and connect timeouts: the model's, capped by what is left of the job. */
+void pb_chain_attempt_timeouts(const pb_model_conf *m, int64_t remaining_ms, int *connect_ms,
+                               int *timeout_ms);
 
 #endif

@@ -11,6 +11,10 @@
 
 #include "planb/core.h"
 
+/* The longest fallback chain: a route's "chain" and a job's "models" (each model costs at
+ * least one attempt within one deadline, so longer chains only add latency). */
+#define PB_CONFIG_MAX_CHAIN 16
+
 typedef enum { PB_PROVIDER_OPENAI, PB_PROVIDER_ANTHROPIC } pb_provider_type;
 
 typedef struct pb_provider_conf {

@@ -23,10 +23,10 @@ typedef void (*pb_embed_fn)(const float *vec, size_t dim, void *arg);
 
 /* The embedder cfg->semantic names; http calls go through http (borrowed, may be NULL for
  * local). */
-pb_embedder *pb_embedder_new(const pb_config *cfg, pb_http *http);
-void pb_embedder_free(pb_embedder *e);
+pb_embedder *pb_embed_new(const pb_config *cfg, pb_http *http);
+void pb_embed_free(pb_embedder *e);
 /* Names the vector space ("local-v1-512", "http:<model>"): part of every index scope. */
-const char *pb_embedder_id(const pb_embedder *e);
+const char *pb_embed_space_id(const pb_embedder *e);
 /* Embeds text. Local: done runs before this returns, which returns NULL. Http: done runs
  * later from the loop (after at most timeout_ms); the result is a cancel handle. */
 pb_embed_call *pb_embed_start(pb_embedder *e, const char *text, int timeout_ms, pb_embed_fn done,

@@ -10,10 +10,22 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <stddef.h>
+
 #include "planb/buf.h"
-#include "planb/provider.h"
 
 typedef struct pb_http pb_http;
+
+/* A POST to send: built by a provider adapter, owned by the call once started. */
+typedef struct pb_http_request {
+    char *url;       /* full URL (owned) */
+    char **headers;  /* "Name: value" lines, NULL-terminated (owned) */
+    char *body;      /* request body (owned) */
+    size_t body_len; /* bytes of body */
+} pb_http_request;
+
+/* Frees r and all it owns (requests are heap-allocated, then handed to a call); accepts NULL. */
+void pb_http_request_free(pb_http_request *r);
 typedef struct pb_http_call pb_http_call;
 
 typedef struct pb_http_reply {
@@ -24,7 +36,7 @@ typedef struct pb_http_reply {
     const char *body; /* NUL-terminated (may be empty), valid during the callback */
     size_t body_len;
     const char *retry_after; /* Retry-After header value or NULL */
-    int64_t ms;              /* start to completion */
+    int64_t elapsed_ms;      /* start to completion */
 } pb_http_reply;
 
 /* Called once per call, from the loop; reply is borrowed for the call's duration. */

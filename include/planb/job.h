@@ -1,7 +1,8 @@
-/* job.h -- job JSON -> pb_request (validated, bounded) and pb_result -> result JSON. No I/O.
+/* job.h -- job JSON -> pb_request (validated, bounded); pb_result -> result JSON; the
+ * dead-letter entry. No I/O.
  *
- * A pb_request owns all its strings and its meta object. A pb_result borrows
- * everything it points at (the chain keeps the storage alive while it builds the JSON). */
+ * A pb_result borrows everything it points at (the chain keeps the storage alive while it
+ * builds the JSON). */
 #ifndef PLANB_JOB_H
 #define PLANB_JOB_H
 
@@ -11,34 +12,7 @@
 
 #include "planb/config.h"
 #include "planb/core.h"
-
-typedef enum { PB_ROLE_SYSTEM, PB_ROLE_USER, PB_ROLE_ASSISTANT } pb_role;
-typedef enum { PB_CACHE_USE, PB_CACHE_SKIP, PB_CACHE_REFRESH } pb_cache_mode;
-
-typedef struct pb_message {
-    pb_role role;
-    char *content; /* UTF-8 text as sent by the producer */
-} pb_message;
-
-typedef struct pb_request {
-    char *id;          /* producer's id, or generated when absent */
-    bool id_generated; /* true when the job had no id */
-    pb_message *messages;
-    size_t n_messages; /* 1..limits.max_messages */
-    int route;         /* index into cfg->routes */
-    char *tenant;      /* NULL when absent */
-    int *models;       /* the chain to run: job override or the route's, indices */
-    size_t n_models;
-    int max_tokens;          /* -1 when not given */
-    double temperature;      /* NAN when not given */
-    double top_p;            /* NAN when not given */
-    int64_t deadline_ms;     /* from the job, else the route's */
-    bool critical;           /* never answer below the route's quality floor */
-    pb_cache_mode cache;     /* use (default) | skip | refresh */
-    bool reply;              /* also push the result to planb:reply:<id> */
-    json_object *meta;       /* echoed back untouched; NULL when absent (owned) */
-    int64_t submitted_at_ms; /* producer's wall-clock stamp, 0 when absent (for queued_ms) */
-} pb_request;
+#include "planb/request.h"
 
 /* Error codes set in pb_error.code by pb_job_parse. */
 enum {
@@ -54,7 +28,6 @@ enum {
  * could be read, *bad_id is set to a copy of it (caller frees), else NULL. */
 int pb_job_parse(const char *raw, size_t len, const pb_config *cfg, pb_request **out, char **bad_id,
                  pb_error *err);
-void pb_job_free(pb_request *req);
 
 typedef enum { PB_STATUS_OK, PB_STATUS_DEGRADED, PB_STATUS_INVALID } pb_status;
 typedef enum {
@@ -71,10 +44,10 @@ const char *pb_status_name(pb_status s);
 const char *pb_source_name(pb_source s);
 
 typedef struct pb_attempt {
-    int model;        /* index into cfg->models */
-    int try_no;       /* 1-based per model */
-    char outcome[32]; /* "ok", "http_503", "timeout", "connect_error", "bad_reply", ... */
-    int64_t ms;       /* wall time of this attempt */
+    int model;          /* index into cfg->models */
+    int try_no;         /* 1-based per model */
+    char outcome[32];   /* "ok", "http_503", "timeout", "connect_error", "bad_reply", ... */
+    int64_t elapsed_ms; /* wall time of this attempt (result field "ms") */
 } pb_attempt;
 
 typedef struct pb_result {
@@ -99,5 +72,9 @@ typedef struct pb_result {
 
 /* Serializes a result; returns a new string (caller frees) and its length in *len. */
 char *pb_result_to_json(const pb_result *res, const pb_config *cfg, size_t *len);
+/* The planb:dead entry of a job: {id (when known), error, worker, at_ms, job | job_base64}.
+ * raw is kept as text when it is valid UTF-8 without NUL, else as base64. Caller frees. */
+char *pb_job_dead_entry(const char *raw, size_t raw_len, const char *id, const char *error,
+                        const char *worker, int64_t at_wall_ms);
 
 #endif

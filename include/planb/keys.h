@@ -4,6 +4,15 @@
 #ifndef PLANB_KEYS_H
 #define PLANB_KEYS_H
 
+#include <stddef.h>
+#include <sys/types.h>
+
+#define PB_KEY_WORKER_ID_MAX 128 /* a worker id is host (< 64) + ':' + pid, with room to spare */
+
+/* The id of worker process pid on this host, "host:pid": its member in <p>:workers, the
+ * suffix of its in-flight list, the "worker" of its results. */
+void pb_key_worker_id(char *buf, size_t size, pid_t pid);
+
 char *pb_key_queue(const char *prefix, const char *queue);      /* <p>:q:<queue> (list) */
 char *pb_key_inflight(const char *prefix, const char *worker);  /* <p>:inflight:<worker> (list) */
 char *pb_key_workers(const char *prefix);                       /* <p>:workers (zset) */
@@ -23,9 +32,9 @@ char *pb_key_tokens(const char *prefix, const char *model);     /* <p>:tokens:<m
 char *pb_key_stats_minute(const char *prefix, long long min);   /* <p>:stats:m:<unix min> (hash) */
 char *pb_key_stats_lock(const char *prefix);                    /* <p>:lock:stats (string, PX) */
 char *pb_key_alert_state(const char *prefix);                   /* <p>:alert:fallback (string) */
-char *pb_chan_results(const char *prefix);                      /* <p>:results (channel) */
-char *pb_chan_stats(const char *prefix);                        /* <p>:stats (channel) */
-char *pb_chan_alerts(const char *prefix);                       /* <p>:alerts (channel) */
+char *pb_key_channel_results(const char *prefix);               /* <p>:results (channel) */
+char *pb_key_channel_stats(const char *prefix);                 /* <p>:stats (channel) */
+char *pb_key_channel_alerts(const char *prefix);                /* <p>:alerts (channel) */
 /* Semantic cache (semcache.c): entries, LSH buckets, the age index and shadow samples. */
 char *pb_key_sem_entry_prefix(const char *prefix);  /* <p>:sem:e: (+ id: string) */
 char *pb_key_sem_bucket_prefix(const char *prefix); /* <p>:sem:b: (+ scope:table:code: set) */

@@ -7,13 +7,13 @@
 #define PLANB_METRICS_H
 
 #include "planb/buf.h"
-#include "planb/monitor.h"
+#include "planb/duty.h"
 #include "planb/stats.h"
 
 typedef struct pb_metrics pb_metrics;
 
 /* Listens on cfg->metrics_listen; NULL when it is disabled or cannot bind (logged). */
-pb_metrics *pb_metrics_start(const pb_monitor_ctx *ctx);
+pb_metrics *pb_metrics_start(const pb_duty_ctx *ctx);
 void pb_metrics_stop(pb_metrics *m);
 
 /* Appends snap as exposition text (HELP/TYPE for each family) to out. */

@@ -3,21 +3,11 @@
  * The master has no event loop and no Redis connection (it only supervises),
  * so periodic work that spans workers runs in one extra child the master
  * forks and respawns like a worker: the lease reaper, the stats publisher and
- * the Prometheus endpoint. Each duty is a small module started from here. */
+ * the Prometheus endpoint. Each duty is a small module (duty.h) started from here. */
 #ifndef PLANB_MONITOR_H
 #define PLANB_MONITOR_H
-#include <event2/event.h>
 
 #include "planb/config.h"
-#include "planb/redis.h"
-
-/* What a monitor duty gets: the loop, a command connection and the config (borrowed). */
-typedef struct pb_monitor_ctx {
-    struct event_base *base;
-    pb_redis *cmd;
-    const pb_config *cfg;
-    const char *host; /* this host's name (as in worker ids "host:pid") */
-} pb_monitor_ctx;
 
 /* Runs the monitor until SIGTERM/SIGINT; returns the process exit code. reap_fd: read end of
  * the master's dead-worker pipe (see reaper.h), or -1. */

@@ -12,22 +12,9 @@
 
 #include "planb/config.h"
 #include "planb/core.h"
-#include "planb/job.h"
-
-/* What the chain does with an outcome (DESIGN.md error classes). */
-typedef enum {
-    PB_CLASS_OK,       /* a usable completion */
-    PB_CLASS_RETRY,    /* transient: retry the same model, then fall back */
-    PB_CLASS_FALLBACK, /* this model cannot serve it: next model, no retry */
-    PB_CLASS_INVALID   /* the job itself is malformed: stop, result "invalid" */
-} pb_class;
-
-typedef struct pb_http_request {
-    char *url;      /* full URL (owned) */
-    char **headers; /* "Name: value" lines, NULL-terminated (owned) */
-    char *body;     /* request body (owned) */
-    size_t body_len;
-} pb_http_request;
+#include "planb/http.h"
+#include "planb/request.h"
+#include "planb/retry.h"
 
 typedef struct pb_completion {
     char *content;          /* the answer text, non-empty (owned) */
@@ -62,8 +49,6 @@ const pb_provider_ops *pb_provider_for(pb_provider_type type);
  * fall back, 400 -> invalid unless body says context length / content filter). */
 pb_class pb_provider_classify_status(long status, const char *body, size_t len);
 
-/* Frees r and all it owns (requests are heap-allocated, then handed to http.c); accepts NULL. */
-void pb_http_request_free(pb_http_request *r);
 /* Frees what c owns, not c (completions live on the caller's stack); accepts NULL. */
 void pb_completion_free(pb_completion *c);
 
@@ -81,10 +66,10 @@ long pb_provider_tokens(json_object *usage, const char *key);
 bool pb_provider_body_mentions(const char *body, size_t len, const char *const *needles);
 /* Appends a printf-formatted "Name: value" line to r->headers. PB_ERR (err BAD_CONF, which
  * never quotes the line: it may hold a key) when the line contains CR or LF. */
-int pb_http_request_add_header(pb_http_request *r, pb_error *err, const char *fmt, ...)
+int pb_provider_add_header(pb_http_request *r, pb_error *err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Serializes body (taken: it is put here) into r->body / r->body_len. */
-void pb_http_request_take_json(pb_http_request *r, json_object *body);
+void pb_provider_set_json_body(pb_http_request *r, json_object *body);
 /* A JSON number for a double that prints as written ("0.2", not "0.20000000000000001"). */
 json_object *pb_provider_new_double(double d);
 

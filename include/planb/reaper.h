@@ -7,18 +7,14 @@
 #ifndef PLANB_REAPER_H
 #define PLANB_REAPER_H
 
-#include "planb/monitor.h"
+#include "planb/duty.h"
 
 typedef struct pb_reaper pb_reaper;
 
 /* Starts both triggers on ctx's loop and connection (borrowed; they outlive the reaper).
  * notify_fd: non-blocking read end of the master's pipe ("host:pid\n" per dead worker), or -1. */
-pb_reaper *pb_reaper_start(const pb_monitor_ctx *ctx, int notify_fd);
-/* Stops the timers; accepts NULL. */
-void pb_reaper_free(pb_reaper *r);
-
-/* The master's side of the pipe: announces a dead worker (non-blocking; a full pipe drops it
- * and the lease sweep catches the worker later). Async-signal-safe use is not needed. */
-void pb_reaper_notify(int fd, pid_t pid);
+pb_reaper *pb_reaper_start(const pb_duty_ctx *ctx, int notify_fd);
+/* Stops the timers and frees r; accepts NULL. */
+void pb_reaper_stop(pb_reaper *r);
 
 #endif

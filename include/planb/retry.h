@@ -7,7 +7,14 @@
 
 #include <stdint.h>
 
-#include "planb/provider.h"
+/* What an attempt's outcome means for the job (DESIGN.md error classes); provider adapters
+ * classify replies into these, and the decisions below act on them. */
+typedef enum {
+    PB_CLASS_OK,       /* a usable completion */
+    PB_CLASS_RETRY,    /* transient: retry the same model, then fall back */
+    PB_CLASS_FALLBACK, /* this model cannot serve it: next model, no retry */
+    PB_CLASS_INVALID   /* the job itself is malformed: stop, result "invalid" */
+} pb_class;
 
 typedef enum { PB_NEXT_RETRY, PB_NEXT_FALLBACK, PB_NEXT_INVALID, PB_NEXT_DONE } pb_next;
 

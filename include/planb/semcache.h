@@ -2,7 +2,7 @@
  *
  * A shared index in Redis (LSH buckets + int8 vectors), scoped by route,
  * tenant, params, embedder and the conversation around the question. A
- * pb_semq is one job's view of it: the chain looks up, inserts and (in
+ * pb_semcache_query is one job's view of it: the chain looks up, inserts and (in
  * shadow mode) records agreement through it. */
 #ifndef PLANB_SEMCACHE_H
 #define PLANB_SEMCACHE_H
@@ -16,7 +16,7 @@
 #include "planb/redis.h"
 
 typedef struct pb_semcache pb_semcache;
-typedef struct pb_semq pb_semq;
+typedef struct pb_semcache_query pb_semcache_query;
 
 typedef struct pb_semcache_hit {
     const char *content;  /* the cached answer */
@@ -35,17 +35,18 @@ void pb_semcache_free(pb_semcache *sc);
 
 /* req's query, or NULL when the semantic cache does not apply to it (off, cache "skip", a
  * critical job on a route without semantic_critical, no usable user question). */
-pb_semq *pb_semq_new(pb_semcache *sc, const pb_request *req);
+pb_semcache_query *pb_semcache_query_new(pb_semcache *sc, const pb_request *req);
 /* Drops the chain's hold: a pending lookup never reports; a pending insert still lands. */
-void pb_semq_free(pb_semq *q);
+void pb_semcache_query_free(pb_semcache_query *q);
 /* Looks the question up; fn runs once, from the loop, within timeout_ms. Entries older than
  * max_age_s do not count. */
-void pb_semq_lookup(pb_semq *q, int timeout_ms, int64_t max_age_s, pb_semcache_fn fn, void *arg);
+void pb_semcache_lookup(pb_semcache_query *q, int timeout_ms, int64_t max_age_s, pb_semcache_fn fn,
+                        void *arg);
 /* Stores content as the answer to q's question (fire and forget). */
-void pb_semq_insert(pb_semq *q, const char *content);
+void pb_semcache_insert(pb_semcache_query *q, const char *content);
 /* Shadow mode: when the last lookup found a would-be hit, counts whether answer agrees with
  * it and samples the pair into <p>:sem:shadow. */
-void pb_semq_shadow_record(pb_semq *q, const char *answer);
+void pb_semcache_shadow_record(pb_semcache_query *q, const char *answer);
 
 /* Pure helpers, exported for tests and the benchmark. */
 /* LSH codes of a unit vector: codes[t] for each of PB_SEMCACHE_TABLES tables, and the code

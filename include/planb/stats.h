@@ -12,7 +12,37 @@
 #include <stdint.h>
 
 #include "planb/config.h"
-#include "planb/monitor.h"
+#include "planb/duty.h"
+#include "planb/job.h"
+#include "planb/queue.h"
+
+/* What a finished job contributes to the planb:stats fields (borrowed by pb_stats_count_job). */
+typedef struct pb_stats_job {
+    pb_status status;           /* ok, degraded, invalid */
+    pb_source source;           /* PB_SOURCE_NONE for an invalid job */
+    int route;                  /* index into cfg->routes, -1 when the job could not be parsed */
+    int model;                  /* the answering model (cache hits count per provider), or -1 */
+    int64_t latency_ms;         /* claim -> finish */
+    const pb_attempt *attempts; /* every attempt, in order */
+    size_t n_attempts;          /* entries of attempts */
+    bool cache_missed;          /* looked the cache up and had to run the chain */
+    bool coalesced;             /* answered from another job's call it waited on */
+} pb_stats_job;
+
+/* The fields and increments one job sends to finish.lua. The names live in the struct itself
+ * (fields point at constants or into names[]), so counting a job allocates nothing. */
+typedef struct pb_stats_tally {
+    const char *fields[PB_QUEUE_MAX_COUNTERS]; /* distinct planb:stats fields */
+    long counts[PB_QUEUE_MAX_COUNTERS];        /* what each gains */
+    size_t n;                                  /* entries used */
+    char names[PB_QUEUE_MAX_COUNTERS * 160];   /* formatted names: 2 config names (<= 64) + words */
+    size_t names_used;                         /* bytes of names[] taken */
+} pb_stats_tally;
+
+/* Pure: fills t with job's fields (jobs, status, source, route x source, latency bucket and sum,
+ * per-model and per-provider attempts and errors, cache misses, coalesced and hits). A field
+ * past PB_QUEUE_MAX_COUNTERS distinct ones is dropped. */
+void pb_stats_count_job(const pb_config *cfg, const pb_stats_job *job, pb_stats_tally *t);
 
 /* Job latency histogram bucket bounds (ms); the last bucket is "inf". */
 #define PB_STATS_N_BUCKETS 10
@@ -69,7 +99,7 @@ json_object *pb_stats_to_json(const pb_config *cfg, const pb_stats_snapshot *sna
 /* Monitor duty: every stats_interval_s, the host holding the short lock publishes the
  * snapshot on planb:stats and fallback-rate alerts on planb:alerts. */
 typedef struct pb_stats_publisher pb_stats_publisher;
-pb_stats_publisher *pb_stats_publisher_start(const pb_monitor_ctx *ctx);
+pb_stats_publisher *pb_stats_publisher_start(const pb_duty_ctx *ctx);
 void pb_stats_publisher_stop(pb_stats_publisher *p);
 
 #endif

@@ -141,10 +141,10 @@ main(int argc, char **argv)
     for (unsigned i = 0; i < n; i++) {
         bench_question(i, "How do I", q, sizeof(q));
         pb_request *req = bench_request(cfg, q);
-        pb_semq *sq = pb_semq_new(sc, req);
-        pb_semq_insert(sq, answer);
-        pb_semq_free(sq);
-        pb_job_free(req);
+        pb_semcache_query *sq = pb_semcache_query_new(sc, req);
+        pb_semcache_insert(sq, answer);
+        pb_semcache_query_free(sq);
+        pb_request_free(req);
         if (i % BENCH_WINDOW == BENCH_WINDOW - 1)
             bench_sync(r);
     }
@@ -159,15 +159,15 @@ main(int argc, char **argv)
         pb_request *req = bench_request(cfg, q);
         struct timespec a, b;
         clock_gettime(CLOCK_MONOTONIC, &a);
-        pb_semq *sq = pb_semq_new(sc, req);
+        pb_semcache_query *sq = pb_semcache_query_new(sc, req);
         bench_done = false;
-        pb_semq_lookup(sq, 1000, 1000000, bench_on_lookup, NULL);
+        pb_semcache_lookup(sq, 1000, 1000000, bench_on_lookup, NULL);
         while (!bench_done)
             event_base_loop(bench_base, EVLOOP_ONCE);
         clock_gettime(CLOCK_MONOTONIC, &b);
         lat[k] = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
-        pb_semq_free(sq);
-        pb_job_free(req);
+        pb_semcache_query_free(sq);
+        pb_request_free(req);
     }
     qsort(lat, BENCH_LOOKUPS, sizeof(double), bench_cmp);
     printf("entries=%u insert_total_ms=%lld insert_us_per_entry=%.1f (pipelined, %d in flight)\n",

@@ -197,7 +197,7 @@ main(int argc, char **argv)
         }
         h.base = event_base_new();
         http = pb_http_new(h.base, 16 * 1024 * 1024, 4);
-        h.e = pb_embedder_new(cfg, http);
+        h.e = pb_embed_new(cfg, http);
         if (argc > 0 && threshold == PB_SEMANTIC_LOCAL_THRESHOLD)
             threshold = cfg->semantic.threshold;
     }
@@ -273,7 +273,7 @@ main(int argc, char **argv)
         free(semeval_pairs[i].b);
     }
     if (http_url) {
-        pb_embedder_free(h.e);
+        pb_embed_free(h.e);
         pb_http_free(http);
         event_base_free(h.base);
         pb_config_free(cfg);

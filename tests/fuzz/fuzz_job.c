@@ -51,7 +51,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                          .meta = req->meta};
         size_t len = 0;
         free(pb_result_to_json(&res, cfg, &len));
-        pb_job_free(req);
+        pb_request_free(req);
     }
     free(bad_id);
     free(raw);

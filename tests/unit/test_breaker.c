@@ -16,7 +16,7 @@ Test(decide, closed_passes_and_a_hold_waits)
     int64_t wait = -1;
     cr_assert_eq(pb_breaker_decide(&v, 1000, &wait), PB_GATE_PASS);
     cr_assert_eq(wait, 0);
-    v.not_before_ms = 1500;
+    v.not_before_mono_ms = 1500;
     cr_assert_eq(pb_breaker_decide(&v, 1000, &wait), PB_GATE_HOLD);
     cr_assert_eq(wait, 500);
     cr_assert_eq(pb_breaker_decide(&v, 1500, &wait), PB_GATE_PASS);
@@ -33,7 +33,7 @@ Test(decide, open_skips_until_its_time_then_probes)
     cr_assert_eq(pb_breaker_decide(&v, 1999, &wait), PB_GATE_OPEN);
     cr_assert_eq(pb_breaker_decide(&v, 2001, &wait), PB_GATE_PROBE);
     /* Open wins over a hold. */
-    v.not_before_ms = 10000;
+    v.not_before_mono_ms = 10000;
     cr_assert_eq(pb_breaker_decide(&v, 1000, &wait), PB_GATE_OPEN);
 }
 
@@ -60,8 +60,8 @@ Test(apply, updates_the_view_from_a_reply)
     redisReply *r = int_array(ok, 4);
     cr_assert_eq(pb_breaker_apply(&v, r, 1000), 1);
     cr_assert_eq(v.state, PB_BREAKER_OPEN);
-    cr_assert_eq(v.open_until_ms, 1300);
-    cr_assert_eq(v.not_before_ms, 1050);
+    cr_assert_eq(v.open_until_mono_ms, 1300);
+    cr_assert_eq(v.not_before_mono_ms, 1050);
     freeReplyObject(r);
 }
 
@@ -75,7 +75,7 @@ Test(apply, rejects_malformed_replies)
     cr_assert_eq(pb_breaker_apply(&v, r2, 0), -1);
     cr_assert_eq(pb_breaker_apply(&v, r3, 0), -1);
     cr_assert_eq(pb_breaker_apply(&v, NULL, 0), -1);
-    cr_assert_eq(v.open_until_ms, 7, "untouched");
+    cr_assert_eq(v.open_until_mono_ms, 7, "untouched");
     freeReplyObject(r1);
     freeReplyObject(r2);
     freeReplyObject(r3);

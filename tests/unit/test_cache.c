@@ -38,7 +38,7 @@ key_of(const char *job, char out[PB_CACHE_KEY_LEN + 1])
     cr_assert_eq(pb_job_parse(job, strlen(job), cfg, &req, &bad_id, &err), PB_OK, "%s: %s", job,
                  err.msg);
     pb_cache_key(req, out);
-    pb_job_free(req);
+    pb_request_free(req);
 }
 
 static void

@@ -107,9 +107,9 @@ Test(job, minimal_gets_defaults)
 
     pb_request *again = must_parse(cfg, raw, len);
     cr_expect_str_neq(again->id, req->id, "generated ids differ");
-    pb_job_free(again);
-    pb_job_free(req);
-    pb_job_free(NULL);
+    pb_request_free(again);
+    pb_request_free(req);
+    pb_request_free(NULL);
     free(raw);
     pb_config_free(cfg);
 }
@@ -143,7 +143,7 @@ Test(job, full_job)
     cr_expect_str_eq(json_object_to_json_string_ext(req->meta, JSON_C_TO_STRING_PLAIN),
                      "{\"user\":7,\"tags\":[\"a\",\"b\"],\"nested\":{\"x\":null}}");
     cr_expect_eq(req->submitted_at_ms, 1700000000000LL);
-    pb_job_free(req);
+    pb_request_free(req);
     free(raw);
     pb_config_free(cfg);
 }
@@ -159,7 +159,7 @@ Test(job, nulls_mean_absent_and_route_deadline)
     cr_expect_null(req->tenant);
     cr_expect_null(req->meta);
     cr_expect_eq(req->n_models, 3);
-    pb_job_free(req);
+    pb_request_free(req);
     free(raw);
 
     static const char cheap[] =
@@ -173,7 +173,7 @@ Test(job, nulls_mean_absent_and_route_deadline)
     cr_expect_float_eq(req->temperature, 0.0, 1e-12);
     cr_expect_float_eq(req->top_p, 0.5, 1e-12);
     cr_expect_eq(req->max_tokens, -1);
-    pb_job_free(req);
+    pb_request_free(req);
     pb_config_free(cfg);
 }
 
@@ -285,7 +285,7 @@ Test(job, size_limits)
              "{\"pad\": \"%s\"}}",
              pad);
     pb_request *req = must_parse(cfg, job, strlen(job));
-    pb_job_free(req);
+    pb_request_free(req);
     free(pad);
     free(job);
 
@@ -445,7 +445,7 @@ Test(job, ids_and_bad_id)
     pb_request *req = must_parse(cfg, max_id, strlen(max_id));
     cr_expect_eq(strlen(req->id), 64);
     cr_expect_not(req->id_generated);
-    pb_job_free(req);
+    pb_request_free(req);
 
     /* A valid id read before a later error is handed back; a NULL bad_id is allowed. */
     static const char late[] = "{\"id\": \"keep-me\", \"messages\": [], \"route\": 1}";
@@ -478,7 +478,7 @@ Test(job, prefixes_and_corruptions_never_crash)
             cr_expect_eq(rc, PB_OK, "%s", err.msg);
         else
             cr_expect(rc == PB_ERR && err.code == PB_JOB_BAD_JSON, "prefix %zu: %s", n, err.msg);
-        pb_job_free(req);
+        pb_request_free(req);
         free(bad_id);
     }
     char *mut = malloc(len);
@@ -498,7 +498,7 @@ Test(job, prefixes_and_corruptions_never_crash)
             cr_expect(err.code >= PB_JOB_BAD_JSON && err.code <= PB_JOB_UNKNOWN_MODEL &&
                           strchr(err.msg, ' ') != NULL,
                       "%s", err.msg);
-        pb_job_free(req);
+        pb_request_free(req);
         free(bad_id);
     }
     free(mut);
@@ -552,8 +552,8 @@ Test(result, full_round_trip)
     pb_config *cfg = load_config("full.json");
     json_object *meta = json_tokener_parse("{\"user\": 7, \"path\": \"a/b\", \"s\": \"\\u00e9\"}");
     pb_attempt attempts[2] = {
-        {.model = 0, .try_no = 1, .outcome = "http_503", .ms = 41},
-        {.model = 1, .try_no = 1, .outcome = "ok", .ms = 230},
+        {.model = 0, .try_no = 1, .outcome = "http_503", .elapsed_ms = 41},
+        {.model = 1, .try_no = 1, .outcome = "ok", .elapsed_ms = 230},
     };
     pb_result res = {
         .id = "job-1",
@@ -651,7 +651,7 @@ Test(result, exact_invalid_result)
 Test(result, omission_rules)
 {
     pb_config *cfg = load_config("full.json");
-    pb_attempt att = {.model = 2, .try_no = 3, .outcome = "timeout", .ms = 1000};
+    pb_attempt att = {.model = 2, .try_no = 3, .outcome = "timeout", .elapsed_ms = 1000};
     pb_result res = {
         .id = "j2",
         .status = PB_STATUS_DEGRADED,
@@ -761,7 +761,7 @@ Test(result, meta_from_a_parsed_job)
         "%s", json);
     cr_expect_not_null(strstr(json, "\"id\":\"order-42:chat/7+a=b@x_y.z\""), "%s", json);
     free(json);
-    pb_job_free(req);
+    pb_request_free(req);
     free(raw);
     pb_config_free(cfg);
 }
