@@ -213,7 +213,7 @@ dead_retry_entry(dead_cli *d, const char *entry)
         json_object_put(e);
         return DEAD_NOT_FOUND;
     }
-    const pb_lua_source *src = pb_script_find("dead_retry");
+    const pb_lua_source *src = pb_scripts_find("dead_retry");
     pb_assert(src != NULL);
     char *qkey = pb_key_queue(d->cfg->prefix, queue ? queue : d->cfg->queues[0]);
     char *rkey = pb_key_result(d->cfg->prefix, id ? id : "");

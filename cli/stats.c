@@ -32,7 +32,7 @@ cli_stats_read(redisContext *rc, const pb_config *cfg)
     const char **view;
     int numkeys;
     int argc = pb_stats_args(cfg, &owned, &view, &numkeys);
-    const pb_lua_source *src = pb_script_find("snapshot");
+    const pb_lua_source *src = pb_scripts_find("snapshot");
     const char **argv = pb_xcalloc((size_t)argc + 3, sizeof(char *));
     char nk[16];
     snprintf(nk, sizeof(nk), "%d", numkeys);

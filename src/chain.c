@@ -361,7 +361,7 @@ chain_on_attempt_done(const pb_http_reply *r, void *arg)
         j->prompt_tokens = comp.prompt_tokens;
         j->completion_tokens = comp.completion_tokens;
     }
-    pb_completion_free(&comp);
+    pb_provider_completion_free(&comp);
     chain_add_attempt(j, m, outcome, r->elapsed_ms);
     pb_log(PB_LOG_DEBUG, "event=attempt job=%s model=%s try=%d outcome=%s ms=%lld", j->req->id,
            model->name, j->try_no, outcome, (long long)r->elapsed_ms);
@@ -575,12 +575,12 @@ chain_build_result(chain_job *j)
         .similarity = j->similarity,
         .matched_question = j->matched_question,
     };
-    j->result_json = pb_result_to_json(&res, cfg, &j->result_len);
+    j->result_json = pb_job_result_to_json(&res, cfg, &j->result_len);
     /* One line per job; never message bodies or keys (error is our own sentence). */
     pb_log(PB_LOG_INFO,
            "event=job_done job=%s route=%s status=%s source=%s model=%s attempts=%zu ms=%lld%s%s",
            res.id ? res.id : "-", req ? cfg->routes[req->route].name : "-",
-           pb_status_name(j->status), pb_source_name(j->source),
+           pb_job_status_name(j->status), pb_job_source_name(j->source),
            j->model >= 0 ? cfg->models[j->model].name : "-", j->n_attempts,
            (long long)res.latency_ms, j->error ? " error=" : "", j->error ? j->error : "");
 }

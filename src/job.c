@@ -474,13 +474,13 @@ pb_job_parse(const char *raw, size_t len, const pb_config *cfg, pb_request **out
 }
 
 const char *
-pb_status_name(pb_status s)
+pb_job_status_name(pb_status s)
 {
     return (unsigned)s < 3 ? job_status_names[s] : "unknown";
 }
 
 const char *
-pb_source_name(pb_source s)
+pb_job_source_name(pb_source s)
 {
     return (unsigned)s <= PB_SOURCE_NONE ? job_source_names[s] : "unknown";
 }
@@ -597,7 +597,7 @@ job_model(const pb_config *cfg, int m)
 }
 
 char *
-pb_result_to_json(const pb_result *res, const pb_config *cfg, size_t *len)
+pb_job_result_to_json(const pb_result *res, const pb_config *cfg, size_t *len)
 {
     job_out o = {0};
     size_t content_len = res->content ? strlen(res->content) : 0;
@@ -609,7 +609,7 @@ pb_result_to_json(const pb_result *res, const pb_config *cfg, size_t *len)
     else
         job_out_lit(&o, "null");
     job_out_lit(&o, ",\"status\":");
-    job_out_str(&o, pb_status_name(res->status));
+    job_out_str(&o, pb_job_status_name(res->status));
     if (res->content) {
         job_out_lit(&o, ",\"content\":");
         job_out_strn(&o, res->content, content_len);
@@ -627,7 +627,7 @@ pb_result_to_json(const pb_result *res, const pb_config *cfg, size_t *len)
     }
     if (res->source != PB_SOURCE_NONE) {
         job_out_lit(&o, ",\"source\":");
-        job_out_str(&o, pb_source_name(res->source));
+        job_out_str(&o, pb_job_source_name(res->source));
     }
     job_out_lit(&o, ",\"attempts\":[");
     for (size_t i = 0; i < res->n_attempts; i++) {

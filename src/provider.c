@@ -73,7 +73,7 @@ pb_provider_classify_status(long status, const char *body, size_t len)
 }
 
 void
-pb_completion_free(pb_completion *c)
+pb_provider_completion_free(pb_completion *c)
 {
     if (c == NULL)
         return;

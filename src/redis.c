@@ -293,7 +293,7 @@ void
 pb_redis_script(pb_redis *r, const char *script, pb_redis_fn fn, void *arg, int numkeys, int argc,
                 const char **argv, const size_t *lens)
 {
-    const pb_lua_source *src = pb_script_find(script);
+    const pb_lua_source *src = pb_scripts_find(script);
     pb_assert(src != NULL);
     redis_script_call *sc = pb_xcalloc(1, sizeof(*sc));
     sc->r = r;
@@ -304,7 +304,7 @@ pb_redis_script(pb_redis *r, const char *script, pb_redis_fn fn, void *arg, int 
     sc->argv = pb_xmalloc(sizeof(char *) * (size_t)sc->argc);
     sc->view = pb_xmalloc(sizeof(char *) * (size_t)sc->argc);
     sc->lens = pb_xmalloc(sizeof(size_t) * (size_t)sc->argc);
-    const char *sha = pb_script_sha(src);
+    const char *sha = pb_scripts_sha(src);
     char nk[16];
     snprintf(nk, sizeof(nk), "%d", numkeys);
     sc->argv[0] = pb_xstrdup("EVALSHA");

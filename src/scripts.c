@@ -11,7 +11,7 @@
 #include "planb/core.h"
 
 const pb_lua_source *
-pb_script_find(const char *name)
+pb_scripts_find(const char *name)
 {
     for (const pb_lua_source *s = pb_lua_sources; s->name; s++)
         if (strcmp(s->name, name) == 0)
@@ -22,7 +22,7 @@ pb_script_find(const char *name)
 #define SCRIPTS_MAX 32 /* more than lua/ will ever hold */
 
 const char *
-pb_script_sha(const pb_lua_source *src)
+pb_scripts_sha(const pb_lua_source *src)
 {
     static char shas[SCRIPTS_MAX][41];
     size_t idx = (size_t)(src - pb_lua_sources);

@@ -84,11 +84,12 @@ pb_stats_count_job(const pb_config *cfg, const pb_stats_job *job, pb_stats_tally
     t->n = 0;
     t->names_used = 0;
     stats_tally_add(t, "jobs", 1);
-    stats_tally_add(t, pb_status_name(job->status), 1);
+    stats_tally_add(t, pb_job_status_name(job->status), 1);
     if (job->source != PB_SOURCE_NONE)
-        stats_tally_add_name(t, "source", pb_source_name(job->source), NULL);
+        stats_tally_add_name(t, "source", pb_job_source_name(job->source), NULL);
     if (job->route >= 0)
-        stats_tally_add_name(t, "jobs", cfg->routes[job->route].name, pb_source_name(job->source));
+        stats_tally_add_name(t, "jobs", cfg->routes[job->route].name,
+                             pb_job_source_name(job->source));
     stats_tally_add(t, pb_stats_latency_field(job->latency_ms), 1);
     stats_tally_add(t, "latency_sum_ms", (long)job->latency_ms);
     for (size_t i = 0; i < job->n_attempts; i++) {

@@ -40,8 +40,8 @@ typedef enum {
     PB_SOURCE_NONE
 } pb_source;
 
-const char *pb_status_name(pb_status s);
-const char *pb_source_name(pb_source s);
+const char *pb_job_status_name(pb_status s);
+const char *pb_job_source_name(pb_source s);
 
 typedef struct pb_attempt {
     int model;          /* index into cfg->models */
@@ -71,7 +71,7 @@ typedef struct pb_result {
 } pb_result;
 
 /* Serializes a result; returns a new string (caller frees) and its length in *len. */
-char *pb_result_to_json(const pb_result *res, const pb_config *cfg, size_t *len);
+char *pb_job_result_to_json(const pb_result *res, const pb_config *cfg, size_t *len);
 /* The planb:dead entry of a job: {id (when known), error, worker, at_ms, job | job_base64}.
  * raw is kept as text when it is valid UTF-8 without NUL, else as base64. Caller frees. */
 char *pb_job_dead_entry(const char *raw, size_t raw_len, const char *id, const char *error,

@@ -29,7 +29,7 @@ typedef struct pb_provider_ops {
     int (*build_request)(const pb_provider_conf *p, const pb_model_conf *m, const pb_request *req,
                          pb_http_request *out, pb_error *err);
     /* Parses a 2xx body of exactly len bytes (any bytes). PB_ERR (err: "BAD_REPLY why", out
-     * left empty) when it holds no usable answer. Free with pb_completion_free. */
+     * left empty) when it holds no usable answer. Free with pb_provider_completion_free. */
     int (*parse_response)(const char *body, size_t len, pb_completion *out, pb_error *err);
     /* Classifies a non-2xx HTTP status with its (maybe empty) body. */
     pb_class (*classify)(long status, const char *body, size_t len);
@@ -50,7 +50,7 @@ const pb_provider_ops *pb_provider_for(pb_provider_type type);
 pb_class pb_provider_classify_status(long status, const char *body, size_t len);
 
 /* Frees what c owns, not c (completions live on the caller's stack); accepts NULL. */
-void pb_completion_free(pb_completion *c);
+void pb_provider_completion_free(pb_completion *c);
 
 /* Helpers shared by the adapters (provider.c). */
 /* Parses exactly len bytes as one JSON object; NULL with err "BAD_REPLY why" otherwise.

@@ -17,8 +17,8 @@ typedef struct pb_lua_source {
 extern const pb_lua_source pb_lua_sources[];
 
 /* The embedded script called name, or NULL. */
-const pb_lua_source *pb_script_find(const char *name);
+const pb_lua_source *pb_scripts_find(const char *name);
 /* SHA-1 hex of a script body as Redis computes it (the EVALSHA handle); computed once. */
-const char *pb_script_sha(const pb_lua_source *src);
+const char *pb_scripts_sha(const pb_lua_source *src);
 
 #endif

@@ -50,7 +50,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                          .cache_age_s = -1,
                          .meta = req->meta};
         size_t len = 0;
-        free(pb_result_to_json(&res, cfg, &len));
+        free(pb_job_result_to_json(&res, cfg, &len));
         pb_request_free(req);
     }
     free(bad_id);

@@ -573,7 +573,7 @@ Test(result, full_round_trip)
         .cache_age_s = -1,
     };
     size_t len = 0;
-    char *json = pb_result_to_json(&res, cfg, &len);
+    char *json = pb_job_result_to_json(&res, cfg, &len);
     json_object *o = parse_result(json, len);
     cr_expect_str_eq(get_str(o, "id"), "job-1");
     cr_expect_str_eq(get_str(o, "status"), "ok");
@@ -631,7 +631,7 @@ Test(result, exact_invalid_result)
         .cache_age_s = -1,
     };
     size_t len;
-    char *json = pb_result_to_json(&res, cfg, &len);
+    char *json = pb_job_result_to_json(&res, cfg, &len);
     cr_expect_str_eq(json, "{\"id\":\"j1\",\"status\":\"invalid\",\"error\":\"BAD_FIELD messages "
                            "must contain a user message\",\"attempts\":[],\"latency_ms\":0,"
                            "\"worker\":\"h:1\"}");
@@ -641,7 +641,7 @@ Test(result, exact_invalid_result)
     /* An unreadable id is null, and a result without worker omits it. */
     res.id = NULL;
     res.worker = NULL;
-    json = pb_result_to_json(&res, cfg, &len);
+    json = pb_job_result_to_json(&res, cfg, &len);
     cr_expect_str_eq(json, "{\"id\":null,\"status\":\"invalid\",\"error\":\"BAD_FIELD messages "
                            "must contain a user message\",\"attempts\":[],\"latency_ms\":0}");
     free(json);
@@ -668,7 +668,7 @@ Test(result, omission_rules)
         .cache_age_s = 0,
     };
     size_t len;
-    char *json = pb_result_to_json(&res, cfg, &len);
+    char *json = pb_job_result_to_json(&res, cfg, &len);
     json_object *o = parse_result(json, len);
     cr_expect_str_eq(get_str(o, "status"), "degraded");
     cr_expect_str_eq(get_str(o, "source"), "stale_cache");
@@ -686,7 +686,7 @@ Test(result, omission_rules)
 
     res.prompt_tokens = 4;
     res.completion_tokens = -1;
-    json = pb_result_to_json(&res, cfg, &len);
+    json = pb_job_result_to_json(&res, cfg, &len);
     cr_expect_not_null(strstr(json, "\"usage\":{\"prompt_tokens\":4}"), "%s", json);
     free(json);
 
@@ -694,7 +694,7 @@ Test(result, omission_rules)
     res.model = -1;
     res.source = PB_SOURCE_DEGRADED;
     res.cache_age_s = -1;
-    json = pb_result_to_json(&res, cfg, &len);
+    json = pb_job_result_to_json(&res, cfg, &len);
     o = parse_result(json, len);
     cr_expect_not(has(o, "usage"));
     cr_expect_not(has(o, "model"));
@@ -732,7 +732,7 @@ Test(result, invalid_utf8_replaced)
                          .queued_ms = -1,
                          .cache_age_s = -1};
         size_t len;
-        char *json = pb_result_to_json(&res, cfg, &len);
+        char *json = pb_job_result_to_json(&res, cfg, &len);
         json_object *o = parse_result(json, len);
         cr_expect_str_eq(get_str(o, "content"), cases[i].out, "case %zu: %s", i, json);
         json_object_put(o);
@@ -755,7 +755,7 @@ Test(result, meta_from_a_parsed_job)
                      .completion_tokens = -1,
                      .queued_ms = -1,
                      .cache_age_s = -1};
-    char *json = pb_result_to_json(&res, cfg, &len);
+    char *json = pb_job_result_to_json(&res, cfg, &len);
     cr_expect_not_null(
         strstr(json, ",\"meta\":{\"user\":7,\"tags\":[\"a\",\"b\"],\"nested\":{\"x\":null}}}"),
         "%s", json);
@@ -768,14 +768,14 @@ Test(result, meta_from_a_parsed_job)
 
 Test(result, names)
 {
-    cr_expect_str_eq(pb_status_name(PB_STATUS_OK), "ok");
-    cr_expect_str_eq(pb_status_name(PB_STATUS_DEGRADED), "degraded");
-    cr_expect_str_eq(pb_status_name(PB_STATUS_INVALID), "invalid");
-    cr_expect_str_eq(pb_source_name(PB_SOURCE_PRIMARY), "primary");
-    cr_expect_str_eq(pb_source_name(PB_SOURCE_FALLBACK), "fallback");
-    cr_expect_str_eq(pb_source_name(PB_SOURCE_CACHE), "cache");
-    cr_expect_str_eq(pb_source_name(PB_SOURCE_SEMANTIC_CACHE), "semantic_cache");
-    cr_expect_str_eq(pb_source_name(PB_SOURCE_STALE_CACHE), "stale_cache");
-    cr_expect_str_eq(pb_source_name(PB_SOURCE_DEGRADED), "degraded");
-    cr_expect_str_eq(pb_source_name(PB_SOURCE_NONE), "none");
+    cr_expect_str_eq(pb_job_status_name(PB_STATUS_OK), "ok");
+    cr_expect_str_eq(pb_job_status_name(PB_STATUS_DEGRADED), "degraded");
+    cr_expect_str_eq(pb_job_status_name(PB_STATUS_INVALID), "invalid");
+    cr_expect_str_eq(pb_job_source_name(PB_SOURCE_PRIMARY), "primary");
+    cr_expect_str_eq(pb_job_source_name(PB_SOURCE_FALLBACK), "fallback");
+    cr_expect_str_eq(pb_job_source_name(PB_SOURCE_CACHE), "cache");
+    cr_expect_str_eq(pb_job_source_name(PB_SOURCE_SEMANTIC_CACHE), "semantic_cache");
+    cr_expect_str_eq(pb_job_source_name(PB_SOURCE_STALE_CACHE), "stale_cache");
+    cr_expect_str_eq(pb_job_source_name(PB_SOURCE_DEGRADED), "degraded");
+    cr_expect_str_eq(pb_job_source_name(PB_SOURCE_NONE), "none");
 }

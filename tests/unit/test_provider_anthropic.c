@@ -317,7 +317,7 @@ Test(anthropic, parse_good)
     cr_assert_str_eq(c.content, "Paris is the capital of France.");
     cr_assert_eq(c.prompt_tokens, 12);
     cr_assert_eq(c.completion_tokens, 30);
-    pb_completion_free(&c);
+    pb_provider_completion_free(&c);
 }
 
 Test(anthropic, parse_text_blocks_joined_others_skipped)
@@ -327,7 +327,7 @@ Test(anthropic, parse_text_blocks_joined_others_skipped)
     cr_assert_str_eq(c.content, "First part. Second part.");
     cr_assert_eq(c.prompt_tokens, 100);
     cr_assert_eq(c.completion_tokens, 50);
-    pb_completion_free(&c);
+    pb_provider_completion_free(&c);
 }
 
 Test(anthropic, parse_usage_absent_or_odd)
@@ -337,12 +337,12 @@ Test(anthropic, parse_usage_absent_or_odd)
     cr_assert_str_eq(c.content, "Hi");
     cr_assert_eq(c.prompt_tokens, -1);
     cr_assert_eq(c.completion_tokens, -1);
-    pb_completion_free(&c);
+    pb_provider_completion_free(&c);
 
     cr_assert_eq(th_fixture_parse(&pb_provider_anthropic, "good_odd_usage.json", &c, NULL), PB_OK);
     cr_assert_eq(c.prompt_tokens, -1);
     cr_assert_eq(c.completion_tokens, -1);
-    pb_completion_free(&c);
+    pb_provider_completion_free(&c);
 }
 
 Test(anthropic, parse_bad_replies)
@@ -369,7 +369,7 @@ Test(anthropic, parse_every_prefix_fails_without_crashing)
         int rc = pb_provider_anthropic.parse_response(prefix, n, &c, NULL);
         if (rc == PB_OK) {
             cr_assert(fx.data[n] == '\n' && n + 1 == fx.len, "prefix %zu parsed", n);
-            pb_completion_free(&c);
+            pb_provider_completion_free(&c);
         }
         free(prefix);
     }

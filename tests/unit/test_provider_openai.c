@@ -230,9 +230,9 @@ Test(openai, request_key_with_line_break_is_refused_without_echo)
 Test(openai, free_accepts_null)
 {
     pb_http_request_free(NULL);
-    pb_completion_free(NULL);
+    pb_provider_completion_free(NULL);
     pb_completion c = {0};
-    pb_completion_free(&c);
+    pb_provider_completion_free(&c);
 }
 
 Test(openai, parse_good)
@@ -244,7 +244,7 @@ Test(openai, parse_good)
     cr_assert_str_eq(c.content, "Paris is the capital of France.");
     cr_assert_eq(c.prompt_tokens, 12);
     cr_assert_eq(c.completion_tokens, 30);
-    pb_completion_free(&c);
+    pb_provider_completion_free(&c);
     cr_assert_null(c.content);
 }
 
@@ -255,12 +255,12 @@ Test(openai, parse_good_without_usage)
     cr_assert_str_eq(c.content, "Hi there");
     cr_assert_eq(c.prompt_tokens, -1);
     cr_assert_eq(c.completion_tokens, -1);
-    pb_completion_free(&c);
+    pb_provider_completion_free(&c);
 
     cr_assert_eq(th_fixture_parse(&pb_provider_openai, "good_usage_null.json", &c, NULL), PB_OK);
     cr_assert_str_eq(c.content, "ok");
     cr_assert_eq(c.prompt_tokens, -1);
-    pb_completion_free(&c);
+    pb_provider_completion_free(&c);
 }
 
 Test(openai, parse_content_parts_joined)
@@ -270,7 +270,7 @@ Test(openai, parse_content_parts_joined)
     cr_assert_str_eq(c.content, "Hello, world");
     cr_assert_eq(c.prompt_tokens, 5);
     cr_assert_eq(c.completion_tokens, 3);
-    pb_completion_free(&c);
+    pb_provider_completion_free(&c);
 }
 
 Test(openai, parse_unicode_and_escapes)
@@ -280,7 +280,7 @@ Test(openai, parse_unicode_and_escapes)
     cr_assert_str_eq(c.content, "caf\xc3\xa9 \xf0\x9f\x98\x80 a/b \"q\"\n");
     cr_assert_eq(c.prompt_tokens, 0);
     cr_assert_eq(c.completion_tokens, 7);
-    pb_completion_free(&c);
+    pb_provider_completion_free(&c);
 }
 
 Test(openai, parse_odd_usage_values)
@@ -289,12 +289,12 @@ Test(openai, parse_odd_usage_values)
     cr_assert_eq(th_fixture_parse(&pb_provider_openai, "good_odd_usage.json", &c, NULL), PB_OK);
     cr_assert_eq(c.prompt_tokens, -1, "a string is not a count");
     cr_assert_eq(c.completion_tokens, -1, "a negative count is not a count");
-    pb_completion_free(&c);
+    pb_provider_completion_free(&c);
 
     cr_assert_eq(th_fixture_parse(&pb_provider_openai, "good_huge_usage.json", &c, NULL), PB_OK);
     cr_assert_eq(c.prompt_tokens, -1, "1e300 is a double");
     cr_assert_geq(c.completion_tokens, 0, "a huge integer saturates, never wraps");
-    pb_completion_free(&c);
+    pb_provider_completion_free(&c);
 }
 
 Test(openai, parse_bad_replies)
@@ -339,7 +339,7 @@ Test(openai, parse_reads_exactly_len_bytes)
     memcpy(more + fx.len, "garbage!", 8);
     pb_completion c;
     cr_assert_eq(pb_provider_openai.parse_response(more, fx.len, &c, NULL), PB_OK);
-    pb_completion_free(&c);
+    pb_provider_completion_free(&c);
     /* ... and one byte short of the whole is incomplete. */
     cr_assert_eq(pb_provider_openai.parse_response(more, fx.len - 3, &c, NULL), PB_ERR);
     free(more);
@@ -360,7 +360,7 @@ Test(openai, parse_every_prefix_fails_without_crashing)
         if (rc == PB_OK) {
             for (size_t i = n; i < fx.len; i++)
                 cr_assert(strchr(" \t\r\n", fx.data[i]) != NULL, "prefix %zu parsed", n);
-            pb_completion_free(&c);
+            pb_provider_completion_free(&c);
         } else {
             cr_assert_eq(err.code, PB_PROVIDER_BAD_REPLY);
         }
@@ -394,7 +394,7 @@ Test(openai, parse_nul_bytes_and_random_bytes)
         }
         pb_error err = {0};
         if (pb_provider_openai.parse_response(junk, n, &c, &err) == PB_OK)
-            pb_completion_free(&c);
+            pb_provider_completion_free(&c);
         else
             cr_assert_eq(err.code, PB_PROVIDER_BAD_REPLY);
         free(junk);
@@ -422,7 +422,7 @@ Test(openai, parse_deep_nesting_and_huge_content)
     memcpy(body + strlen(head) + big, tail, strlen(tail));
     cr_assert_eq(pb_provider_openai.parse_response(body, len, &c, NULL), PB_OK);
     cr_assert_eq(strlen(c.content), big);
-    pb_completion_free(&c);
+    pb_provider_completion_free(&c);
     free(body);
 }
 

@@ -26,7 +26,7 @@ Test(scripts, every_lua_file_is_embedded_byte_for_byte)
 {
     const char *names[] = {"claim", "finish", "handback", "heartbeat"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        const pb_lua_source *s = pb_script_find(names[i]);
+        const pb_lua_source *s = pb_scripts_find(names[i]);
         cr_assert_not_null(s, "%s embedded", names[i]);
         char path[512];
         snprintf(path, sizeof(path), "%s/lua/%s.lua", PB_SRC_DIR, names[i]);
@@ -37,16 +37,16 @@ Test(scripts, every_lua_file_is_embedded_byte_for_byte)
         cr_expect_eq(strlen(s->body), len, "NUL-terminated");
         free(disk);
     }
-    cr_expect_null(pb_script_find("nope"));
+    cr_expect_null(pb_scripts_find("nope"));
 }
 
 Test(scripts, sha_is_the_sha1_of_the_file)
 {
     /* Redis names a script by the SHA-1 of its body: sha1sum of the file must agree. */
-    const pb_lua_source *s = pb_script_find("finish");
-    const char *sha = pb_script_sha(s);
+    const pb_lua_source *s = pb_scripts_find("finish");
+    const char *sha = pb_scripts_sha(s);
     cr_assert_eq(strlen(sha), 40);
-    cr_expect_eq(pb_script_sha(s), sha, "computed once and cached");
+    cr_expect_eq(pb_scripts_sha(s), sha, "computed once and cached");
     char cmd[600], out[64] = "";
     snprintf(cmd, sizeof(cmd), "sha1sum %s/lua/finish.lua", PB_SRC_DIR);
     FILE *p = popen(cmd, "r");
