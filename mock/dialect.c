@@ -1,4 +1,4 @@
-/* mock_dialect.c -- what OpenAI and Anthropic accept and answer, as far as planb cares.
+/* dialect.c -- what OpenAI and Anthropic accept and answer, as far as planb cares.
  *
  * Validation is strict on purpose: the mock exists to catch planb sending a
  * wrong request (missing max_tokens for Anthropic, roles out of order, no
@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "planb/buf.h"
+#include "planb/hash.h"
 
 #define DIALECT_JSON_FLAGS   (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 #define DIALECT_DIMS_DEFAULT 64
@@ -96,19 +97,6 @@ dialect_text_blocks_ok(json_object *v, bool allow_string)
     return true;
 }
 
-/* body.messages when it is a non-empty array; NULL with a 400 in err otherwise. */
-static json_object *
-dialect_messages(json_object *body, pb_error *err)
-{
-    json_object *msgs;
-    if (!json_object_object_get_ex(body, "messages", &msgs) ||
-        !json_object_is_type(msgs, json_type_array) || json_object_array_length(msgs) == 0) {
-        dialect_fail(err, 400, "messages: must be a non-empty array");
-        return NULL;
-    }
-    return msgs;
-}
-
 /* The role of messages[i] (m) when m is an object whose role is one of allowed
  * (NULL-terminated, listed in words as must_be for the error); NULL with a 400 in
  * err otherwise. The dialects differ in their roles, not in how they check them. */
@@ -132,25 +120,76 @@ dialect_message_role(json_object *m, size_t i, const char *const *allowed, const
     return NULL;
 }
 
+/* A dialect's rules for messages[i] (m, an object whose role rs is allowed) beyond its
+ * role: 0 when it passes, else 400 with err set. */
+typedef int (*dialect_message_fn)(json_object *m, size_t i, const char *rs, pb_error *err);
+
+/* Checks body.messages: a non-empty array whose every message has a role among allowed
+ * (see dialect_message_role) and passes check. 0 when valid, else 400 with err set. */
+static int
+dialect_validate_messages(json_object *body, const char *const *allowed, const char *must_be,
+                          dialect_message_fn check, pb_error *err)
+{
+    json_object *msgs;
+    if (!json_object_object_get_ex(body, "messages", &msgs) ||
+        !json_object_is_type(msgs, json_type_array) || json_object_array_length(msgs) == 0)
+        return dialect_fail(err, 400, "messages: must be a non-empty array");
+    for (size_t i = 0; i < json_object_array_length(msgs); i++) {
+        json_object *m = json_object_array_get_idx(msgs, i);
+        const char *rs = dialect_message_role(m, i, allowed, must_be, err);
+        if (rs == NULL || check(m, i, rs, err) != 0)
+            return 400;
+    }
+    return 0;
+}
+
+/* OpenAI: any allowed role in any order; content is a string. */
+static int
+dialect_openai_message(json_object *m, size_t i, const char *rs, pb_error *err)
+{
+    json_object *content;
+    (void)rs;
+    if (!json_object_object_get_ex(m, "content", &content) ||
+        !json_object_is_type(content, json_type_string)) {
+        pb_error_set(err, 400, "messages[%zu].content: must be a string", i);
+        return 400;
+    }
+    return 0;
+}
+
+/* Anthropic: user first, then alternating; content is a string or text blocks. */
+static int
+dialect_anthropic_message(json_object *m, size_t i, const char *rs, pb_error *err)
+{
+    json_object *content;
+    const char *want = i % 2 == 0 ? "user" : "assistant";
+    if (strcmp(rs, want) != 0) {
+        if (i == 0)
+            return dialect_fail(err, 400, "messages[0].role: the first message must be user");
+        pb_error_set(err, 400, "messages[%zu].role: roles must alternate user/assistant", i);
+        return 400;
+    }
+    if (!json_object_object_get_ex(m, "content", &content) ||
+        !dialect_text_blocks_ok(content, true)) {
+        pb_error_set(err, 400,
+                     "messages[%zu].content: must be a string or a non-empty array of "
+                     "{\"type\":\"text\",\"text\":string}",
+                     i);
+        return 400;
+    }
+    return 0;
+}
+
 static int
 dialect_validate_openai(const pb_mock_request *r, pb_error *err)
 {
+    static const char *const roles[] = {"system", "user", "assistant", "tool", NULL};
     if (!dialect_bearer_ok(r->authorization))
         return dialect_fail(err, 401, "Authorization: a header 'Bearer <api key>' is required");
-    static const char *const roles[] = {"system", "user", "assistant", "tool", NULL};
-    json_object *msgs = dialect_messages(r->body, err);
-    if (msgs == NULL)
-        return 400;
-    for (size_t i = 0; i < json_object_array_length(msgs); i++) {
-        json_object *m = json_object_array_get_idx(msgs, i), *content;
-        if (dialect_message_role(m, i, roles, "system, user, assistant or tool", err) == NULL)
-            return 400;
-        if (!json_object_object_get_ex(m, "content", &content) ||
-            !json_object_is_type(content, json_type_string)) {
-            pb_error_set(err, 400, "messages[%zu].content: must be a string", i);
-            return 400;
-        }
-    }
+    int bad = dialect_validate_messages(r->body, roles, "system, user, assistant or tool",
+                                        dialect_openai_message, err);
+    if (bad != 0)
+        return bad;
     if (!dialect_positive_int_or_absent(r->body, "max_tokens"))
         return dialect_fail(err, 400, "max_tokens: must be a positive integer");
     if (!dialect_temperature_ok(r->body, 2.0))
@@ -161,6 +200,7 @@ dialect_validate_openai(const pb_mock_request *r, pb_error *err)
 static int
 dialect_validate_anthropic(const pb_mock_request *r, pb_error *err)
 {
+    static const char *const roles[] = {"user", "assistant", NULL};
     if (r->api_key == NULL || r->api_key[0] == '\0')
         return dialect_fail(err, 401, "x-api-key: header is required");
     if (r->version == NULL || r->version[0] == '\0')
@@ -169,31 +209,10 @@ dialect_validate_anthropic(const pb_mock_request *r, pb_error *err)
     if (!json_object_object_get_ex(r->body, "max_tokens", &v) ||
         !dialect_positive_int_or_absent(r->body, "max_tokens"))
         return dialect_fail(err, 400, "max_tokens: a positive integer is required");
-    static const char *const roles[] = {"user", "assistant", NULL};
-    json_object *msgs = dialect_messages(r->body, err);
-    if (msgs == NULL)
-        return 400;
-    for (size_t i = 0; i < json_object_array_length(msgs); i++) {
-        json_object *m = json_object_array_get_idx(msgs, i), *content;
-        const char *rs = dialect_message_role(m, i, roles, "user or assistant", err);
-        if (rs == NULL)
-            return 400;
-        const char *want = i % 2 == 0 ? "user" : "assistant";
-        if (strcmp(rs, want) != 0) {
-            if (i == 0)
-                return dialect_fail(err, 400, "messages[0].role: the first message must be user");
-            pb_error_set(err, 400, "messages[%zu].role: roles must alternate user/assistant", i);
-            return 400;
-        }
-        if (!json_object_object_get_ex(m, "content", &content) ||
-            !dialect_text_blocks_ok(content, true)) {
-            pb_error_set(err, 400,
-                         "messages[%zu].content: must be a string or a non-empty array of "
-                         "{\"type\":\"text\",\"text\":string}",
-                         i);
-            return 400;
-        }
-    }
+    int bad = dialect_validate_messages(r->body, roles, "user or assistant",
+                                        dialect_anthropic_message, err);
+    if (bad != 0)
+        return bad;
     if (json_object_object_get_ex(r->body, "system", &v) && !dialect_text_blocks_ok(v, true))
         return dialect_fail(err, 400, "system: must be a string or an array of text blocks");
     if (!dialect_temperature_ok(r->body, 1.0))
@@ -226,7 +245,7 @@ dialect_validate_embeddings(const pb_mock_request *r, pb_error *err)
 }
 
 int
-pb_mock_validate(const pb_mock_request *r, pb_error *err)
+pb_mock_dialect_validate(const pb_mock_request *r, pb_error *err)
 {
     switch (r->api) {
     case PB_MOCK_API_OPENAI:
@@ -426,35 +445,19 @@ dialect_chat_reply(const pb_mock_request *r, const char *text, long prompt, unsi
     return body;
 }
 
-static uint64_t
-dialect_fnv1a(const char *s, size_t n)
-{
-    uint64_t h = 14695981039346656037ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
-static uint64_t
-dialect_splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
+/* The vector of input, dims long and L2-normalised: the FNV-1a 64 of the text seeds a
+ * splitmix64 stream whose values, mapped to [-1, 1), are the components before the
+ * normalising, so the same text always gives the same vector. */
 static json_object *
 dialect_vector(json_object *input, int dims)
 {
     double v[DIALECT_DIMS_MAX];
     uint64_t state =
-        dialect_fnv1a(json_object_get_string(input), (size_t)json_object_get_string_len(input));
+        pb_hash_fnv1a64(json_object_get_string(input), (size_t)json_object_get_string_len(input),
+                        PB_HASH_FNV1A64_OFFSET);
     double norm = 0;
     for (int i = 0; i < dims; i++) {
-        v[i] = (double)(dialect_splitmix64(&state) >> 11) * 0x1.0p-53 * 2.0 - 1.0;
+        v[i] = (double)(pb_hash_splitmix64(&state) >> 11) * 0x1.0p-53 * 2.0 - 1.0;
         norm += v[i] * v[i];
     }
     norm = sqrt(norm);
@@ -511,8 +514,8 @@ dialect_embeddings_reply(const pb_mock_request *r, pb_mock_body_kind kind, size_
 }
 
 char *
-pb_mock_body_reply(const pb_mock_request *r, pb_mock_body_kind kind, const char *text,
-                   unsigned long id, size_t pad_to, size_t *len)
+pb_mock_dialect_reply(const pb_mock_request *r, pb_mock_body_kind kind, const char *text,
+                      unsigned long id, size_t pad_to, size_t *len)
 {
     if (r->api == PB_MOCK_API_EMBEDDINGS)
         return dialect_embeddings_reply(r, kind, pad_to, len);
@@ -573,8 +576,8 @@ dialect_error_type(pb_mock_api api, int status)
 }
 
 char *
-pb_mock_body_error(pb_mock_api api, int status, const char *type, const char *message,
-                   const char *code, size_t *len)
+pb_mock_dialect_error(pb_mock_api api, int status, const char *type, const char *message,
+                      const char *code, size_t *len)
 {
     char dflt[96];
     if (type == NULL)

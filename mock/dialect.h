@@ -1,4 +1,4 @@
-/* mock_dialect.h -- request checks and reply bodies of the APIs planb-mock imitates (private).
+/* dialect.h -- request checks and reply bodies of the APIs planb-mock imitates (private).
  *
  * Pure functions: no I/O, so the server decides when and how a body is sent. */
 #ifndef PLANB_MOCK_DIALECT_H
@@ -32,13 +32,13 @@ typedef enum {
 
 /* Checks r against its dialect's rules: 0 when valid, else the status to answer (400 or 401)
  * with err->msg saying what is wrong. */
-int pb_mock_validate(const pb_mock_request *r, pb_error *err);
+int pb_mock_dialect_validate(const pb_mock_request *r, pb_error *err);
 /* A 200 body for a valid r: text replaces the echoed answer when non-NULL, id numbers the
  * reply, and a body shorter than pad_to bytes is padded to exactly that. Caller frees. */
-char *pb_mock_body_reply(const pb_mock_request *r, pb_mock_body_kind kind, const char *text,
-                         unsigned long id, size_t pad_to, size_t *len);
+char *pb_mock_dialect_reply(const pb_mock_request *r, pb_mock_body_kind kind, const char *text,
+                            unsigned long id, size_t pad_to, size_t *len);
 /* The provider's error body for status; type, message and code may be NULL (defaults). */
-char *pb_mock_body_error(pb_mock_api api, int status, const char *type, const char *message,
-                         const char *code, size_t *len);
+char *pb_mock_dialect_error(pb_mock_api api, int status, const char *type, const char *message,
+                            const char *code, size_t *len);
 
 #endif

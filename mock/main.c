@@ -1,9 +1,9 @@
-/* mock_main.c -- planb-mock: a fault-injecting mock LLM server for tests, benchmarks and demos.
+/* main.c -- planb-mock: a fault-injecting mock LLM server for tests, benchmarks and demos.
  *
  * One thread, one libevent loop, evhttp. It speaks enough of the OpenAI chat
  * and embeddings APIs and the Anthropic Messages API for planb, and answers
  * each request the way the behaviour of its "model" says: a good reply, an
- * error status, a hang, a trickle, a TCP reset, a broken body (mock_model.h
+ * error status, a hang, a trickle, a TCP reset, a broken body (model.h
  * lists them). Tests pick faults per model through /_mock/ control
  * endpoints and read back counters and the last request.
  *
@@ -23,6 +23,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,6 +164,15 @@ mock_respond_json(struct evhttp_request *req, int status, json_object *o)
     json_object_put(o);
 }
 
+/* Control endpoint success: {"ok":true}. */
+static void
+mock_respond_ok(struct evhttp_request *req)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "ok", json_object_new_boolean(1));
+    mock_respond_json(req, 200, o);
+}
+
 /* Control endpoint errors: {"error":"..."}. */
 static void
 mock_respond_control_error(struct evhttp_request *req, int status, const char *msg)
@@ -175,7 +186,7 @@ static void
 mock_respond_api_error(struct evhttp_request *req, pb_mock_api api, int status, const char *msg)
 {
     size_t len;
-    char *body = pb_mock_body_error(api, status, NULL, msg, NULL, &len);
+    char *body = pb_mock_dialect_error(api, status, NULL, msg, NULL, &len);
     mock_respond(req, status, "application/json", body, len, NULL);
 }
 
@@ -390,18 +401,18 @@ mock_plan(mock_server *srv, const pb_mock_request *r, pb_mock_model *m, const pb
         m->fail_seen++;
         m->failed++;
         plan->status = b->fail_status;
-        plan->body = pb_mock_body_error(r->api, b->fail_status, NULL, NULL, NULL, &plan->len);
+        plan->body = pb_mock_dialect_error(r->api, b->fail_status, NULL, NULL, NULL, &plan->len);
         return;
     }
     switch (b->mode) {
     case PB_MOCK_OK:
-        plan->body = pb_mock_body_reply(r, PB_MOCK_BODY_OK, b->reply, id, 0, &plan->len);
+        plan->body = pb_mock_dialect_reply(r, PB_MOCK_BODY_OK, b->reply, id, 0, &plan->len);
         ok = true;
         break;
     case PB_MOCK_STATUS:
         plan->status = b->status;
-        plan->body = pb_mock_body_error(r->api, b->status, b->error_type, b->error_message,
-                                        b->error_code, &plan->len);
+        plan->body = pb_mock_dialect_error(r->api, b->status, b->error_type, b->error_message,
+                                           b->error_code, &plan->len);
         break;
     case PB_MOCK_HANG:
         plan->action = MOCK_HANG;
@@ -410,14 +421,14 @@ mock_plan(mock_server *srv, const pb_mock_request *r, pb_mock_model *m, const pb
         plan->action = MOCK_DRIP;
         plan->drip_bytes = b->drip_bytes;
         plan->drip_interval_ms = b->drip_interval_ms;
-        plan->body = pb_mock_body_reply(r, PB_MOCK_BODY_OK, b->reply, id, 0, &plan->len);
+        plan->body = pb_mock_dialect_reply(r, PB_MOCK_BODY_OK, b->reply, id, 0, &plan->len);
         ok = true;
         break;
     case PB_MOCK_RESET:
         plan->action = MOCK_RESET;
         break;
     case PB_MOCK_TRUNCATED:
-        plan->body = pb_mock_body_reply(r, PB_MOCK_BODY_OK, b->reply, id, 0, &plan->len);
+        plan->body = pb_mock_dialect_reply(r, PB_MOCK_BODY_OK, b->reply, id, 0, &plan->len);
         plan->len /= 2;
         break;
     case PB_MOCK_HTML:
@@ -426,13 +437,13 @@ mock_plan(mock_server *srv, const pb_mock_request *r, pb_mock_model *m, const pb
         plan->body = pb_xstrndup(mock_html, plan->len);
         break;
     case PB_MOCK_MISSING:
-        plan->body = pb_mock_body_reply(r, PB_MOCK_BODY_MISSING, NULL, id, 0, &plan->len);
+        plan->body = pb_mock_dialect_reply(r, PB_MOCK_BODY_MISSING, NULL, id, 0, &plan->len);
         break;
     case PB_MOCK_EMPTY:
-        plan->body = pb_mock_body_reply(r, PB_MOCK_BODY_EMPTY, NULL, id, 0, &plan->len);
+        plan->body = pb_mock_dialect_reply(r, PB_MOCK_BODY_EMPTY, NULL, id, 0, &plan->len);
         break;
     case PB_MOCK_OVERSIZED:
-        plan->body = pb_mock_body_reply(r, PB_MOCK_BODY_OK, b->reply, id, b->bytes, &plan->len);
+        plan->body = pb_mock_dialect_reply(r, PB_MOCK_BODY_OK, b->reply, id, b->bytes, &plan->len);
         break;
     }
     if (m != NULL) {
@@ -480,7 +491,7 @@ mock_on_api(mock_server *srv, struct evhttp_request *req, pb_mock_api api, const
         mock_record_last(m, req, path, body);
     }
     pb_error err;
-    int bad = pb_mock_validate(&r, &err);
+    int bad = pb_mock_dialect_validate(&r, &err);
     if (bad != 0) {
         if (m != NULL)
             m->invalid++;
@@ -514,9 +525,7 @@ mock_on_set(mock_server *srv, struct evhttp_request *req, const char *name)
         return;
     }
     pb_mock_table_set(srv->table, name, b);
-    json_object *ok = json_object_new_object();
-    json_object_object_add(ok, "ok", json_object_new_boolean(1));
-    mock_respond_json(req, 200, ok);
+    mock_respond_ok(req);
 }
 
 static void
@@ -545,9 +554,7 @@ mock_on_control(mock_server *srv, struct evhttp_request *req, const char *path)
     }
     if (strcmp(path, "/_mock/reset") == 0) {
         pb_mock_table_reset(srv->table);
-        json_object *ok = json_object_new_object();
-        json_object_object_add(ok, "ok", json_object_new_boolean(1));
-        mock_respond_json(req, 200, ok);
+        mock_respond_ok(req);
         return;
     }
     if (rest == NULL) {

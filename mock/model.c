@@ -1,4 +1,4 @@
-/* mock_model.c -- behaviours and the per-model table of planb-mock.
+/* model.c -- behaviours and the per-model table of planb-mock.
  *
  * A test chooses a fault per model name: the config file sets the starting
  * behaviours, the control endpoints replace them at run time, and reset goes
@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "planb/hash.h"
 
 /* Bounds on behaviour fields: generous for tests, small enough that a typo
  * (latency in seconds instead of ms, say) cannot wedge a test run for hours. */
@@ -99,6 +101,17 @@ model_get_str(json_object *v, const char *key, bool header, char **out, pb_error
     return PB_OK;
 }
 
+/* Reads an int field into *out when it lies in [min, max]. */
+static int
+model_set_int(json_object *v, const char *key, int min, int max, int *out, pb_error *err)
+{
+    int64_t n;
+    if (model_get_int(v, key, min, max, &n, err) != PB_OK)
+        return PB_ERR;
+    *out = (int)n;
+    return PB_OK;
+}
+
 static int
 model_parse_field(pb_mock_behaviour *b, const char *key, json_object *v, pb_error *err)
 {
@@ -116,36 +129,16 @@ model_parse_field(pb_mock_behaviour *b, const char *key, json_object *v, pb_erro
                      "missing, empty, oversized");
         return PB_ERR;
     }
-    if (strcmp(key, "status") == 0) {
-        if (model_get_int(v, key, 400, 599, &n, err) != PB_OK)
-            return PB_ERR;
-        b->status = (int)n;
-        return PB_OK;
-    }
-    if (strcmp(key, "fail_status") == 0) {
-        if (model_get_int(v, key, 400, 599, &n, err) != PB_OK)
-            return PB_ERR;
-        b->fail_status = (int)n;
-        return PB_OK;
-    }
-    if (strcmp(key, "latency_ms") == 0) {
-        if (model_get_int(v, key, 0, MOCK_LATENCY_MAX_MS, &n, err) != PB_OK)
-            return PB_ERR;
-        b->latency_ms = (int)n;
-        return PB_OK;
-    }
-    if (strcmp(key, "drip_bytes") == 0) {
-        if (model_get_int(v, key, 1, MOCK_DRIP_BYTES_MAX, &n, err) != PB_OK)
-            return PB_ERR;
-        b->drip_bytes = (int)n;
-        return PB_OK;
-    }
-    if (strcmp(key, "drip_interval_ms") == 0) {
-        if (model_get_int(v, key, 1, MOCK_INTERVAL_MAX_MS, &n, err) != PB_OK)
-            return PB_ERR;
-        b->drip_interval_ms = (int)n;
-        return PB_OK;
-    }
+    if (strcmp(key, "status") == 0)
+        return model_set_int(v, key, 400, 599, &b->status, err);
+    if (strcmp(key, "fail_status") == 0)
+        return model_set_int(v, key, 400, 599, &b->fail_status, err);
+    if (strcmp(key, "latency_ms") == 0)
+        return model_set_int(v, key, 0, MOCK_LATENCY_MAX_MS, &b->latency_ms, err);
+    if (strcmp(key, "drip_bytes") == 0)
+        return model_set_int(v, key, 1, MOCK_DRIP_BYTES_MAX, &b->drip_bytes, err);
+    if (strcmp(key, "drip_interval_ms") == 0)
+        return model_set_int(v, key, 1, MOCK_INTERVAL_MAX_MS, &b->drip_interval_ms, err);
     if (strcmp(key, "bytes") == 0) {
         if (model_get_int(v, key, 0, (int64_t)MOCK_BYTES_MAX, &n, err) != PB_OK)
             return PB_ERR;
@@ -190,16 +183,12 @@ pb_mock_behaviour_parse(json_object *obj, pb_error *err)
     return b;
 }
 
-/* 64-bit FNV-1a: model names are short, so a simple hash is enough. */
-static uint64_t
-model_hash(const char *s)
+/* The bucket of name among nbuckets (a power of two). FNV-1a 64: model names are
+ * short, so a simple hash is enough. */
+static size_t
+model_bucket(const char *name, size_t nbuckets)
 {
-    uint64_t h = 14695981039346656037ULL;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h;
+    return (size_t)pb_hash_fnv1a64_str(name, PB_HASH_FNV1A64_OFFSET) & (nbuckets - 1);
 }
 
 static void
@@ -240,7 +229,7 @@ model_grow(pb_mock_table *t)
         pb_mock_model *m = t->buckets[i];
         while (m != NULL) {
             pb_mock_model *next = m->next;
-            size_t j = (size_t)model_hash(m->name) & (n - 1);
+            size_t j = model_bucket(m->name, n);
             m->next = b[j];
             b[j] = m;
             m = next;
@@ -254,7 +243,7 @@ model_grow(pb_mock_table *t)
 pb_mock_model *
 pb_mock_table_get(pb_mock_table *t, const char *name, bool create)
 {
-    size_t i = (size_t)model_hash(name) & (t->nbuckets - 1);
+    size_t i = model_bucket(name, t->nbuckets);
     for (pb_mock_model *m = t->buckets[i]; m != NULL; m = m->next)
         if (strcmp(m->name, name) == 0)
             return m;
@@ -262,7 +251,7 @@ pb_mock_table_get(pb_mock_table *t, const char *name, bool create)
         return NULL;
     if (t->count >= t->nbuckets) {
         model_grow(t);
-        i = (size_t)model_hash(name) & (t->nbuckets - 1);
+        i = model_bucket(name, t->nbuckets);
     }
     pb_mock_model *m = pb_xcalloc(1, sizeof(*m));
     m->name = pb_xstrdup(name);

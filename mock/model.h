@@ -1,4 +1,4 @@
-/* mock_model.h -- planb-mock's behaviours and per-model table (private to the mock).
+/* model.h -- planb-mock's behaviours and per-model table (private to the mock).
  *
  * A behaviour says how the mock answers requests naming a model; the table
  * maps model names to their behaviour, counters and last request. */
