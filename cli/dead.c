@@ -1,4 +1,4 @@
-/* cli_dead.c -- `planb dead`: the operator's view of the dead-letter list.
+/* dead.c -- `planb dead`: the operator's view of the dead-letter list.
  *
  *   planb dead -c FILE list [--limit N]           newest first, one line per entry
  *   planb dead -c FILE show (N | ID)              one entry as pretty JSON
@@ -10,8 +10,6 @@
  * remove exactly that entry, delete the job's old result and reply list, push
  * the raw job onto its queue, all or nothing, so two operators retrying at once
  * push a job once. The list can be long, so an id is searched chunk by chunk. */
-#include "dead.h"
-
 #include <ctype.h>
 #include <getopt.h>
 #include <json-c/json.h>
@@ -20,16 +18,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "redis.h"
+#include "cli.h"
 #include "planb/keys.h"
 #include "planb/scripts.h"
-
-enum {
-    DEAD_OK = 0,                   /* done */
-    DEAD_NOT_FOUND = 1,            /* no such entry, or nothing could be retried */
-    DEAD_USAGE = 2,                /* bad arguments or config */
-    DEAD_REDIS = PB_CLI_EXIT_REDIS /* Redis unreachable or refused a command */
-};
 
 #define DEAD_SCAN_CHUNK   500    /* entries fetched per LRANGE while searching an id */
 #define DEAD_LIST_DEFAULT 20     /* entries `list` shows without --limit */
@@ -37,39 +28,10 @@ enum {
 #define DEAD_ERROR_SHOWN  100    /* chars of an entry's error on a `list` line */
 
 typedef struct dead_cli {
-    redisContext *rc;  /* blocking connection */
-    pb_config *cfg;    /* loaded config (prefix, queues) */
-    char *key;         /* <p>:dead */
-    const char *queue; /* --queue override for retry, or NULL */
+    const pb_cli_ctx *ctx; /* its config (prefix, queues) and blocking connection */
+    char *key;             /* <p>:dead */
+    const char *queue;     /* --queue override for retry, or NULL */
 } dead_cli;
-
-static void
-dead_usage(FILE *out)
-{
-    fprintf(out, "usage: planb dead -c FILE list [--limit N]\n"
-                 "       planb dead -c FILE show (N | ID | --id ID)\n"
-                 "       planb dead -c FILE retry (N | ID | --id ID | --all) [--queue Q]\n"
-                 "       planb dead -c FILE purge\n"
-                 "  N is a position shown by list (0 = newest); retry pushes the job back onto\n"
-                 "  its queue (--queue overrides) after deleting its old result.\n"
-                 "exit codes: 0 ok, 1 no such entry, 2 usage, 5 redis error\n");
-}
-
-/* A redisCommand reply, or NULL after printing the error (connection or command). */
-static redisReply *
-dead_cmd_check(dead_cli *d, redisReply *r)
-{
-    if (r == NULL) {
-        fprintf(stderr, "planb: Redis error: %s\n", d->rc->errstr);
-        return NULL;
-    }
-    if (r->type == REDIS_REPLY_ERROR) {
-        fprintf(stderr, "planb: Redis error: %s\n", r->str);
-        freeReplyObject(r);
-        return NULL;
-    }
-    return r;
-}
 
 /* A string field of an entry, or NULL (borrowed from e). */
 static const char *
@@ -97,14 +59,15 @@ dead_print_clean(const char *s, size_t max)
 static int
 dead_list(dead_cli *d, long limit)
 {
-    redisReply *n = dead_cmd_check(d, redisCommand(d->rc, "LLEN %s", d->key));
+    redisReply *n = pb_cli_reply(d->ctx, redisCommand(d->ctx->rc, "LLEN %s", d->key));
     if (n == NULL)
-        return DEAD_REDIS;
+        return PB_CLI_EXIT_REDIS;
     long long total = n->integer;
     freeReplyObject(n);
-    redisReply *r = dead_cmd_check(d, redisCommand(d->rc, "LRANGE %s 0 %ld", d->key, limit - 1));
+    redisReply *r =
+        pb_cli_reply(d->ctx, redisCommand(d->ctx->rc, "LRANGE %s 0 %ld", d->key, limit - 1));
     if (r == NULL)
-        return DEAD_REDIS;
+        return PB_CLI_EXIT_REDIS;
     for (size_t i = 0; i < r->elements; i++) {
         json_object *e = json_tokener_parse(r->element[i]->str);
         const char *id = dead_field(e, "id"), *err = dead_field(e, "error");
@@ -125,7 +88,7 @@ dead_list(dead_cli *d, long limit)
     }
     printf("%zu of %lld dead letters shown\n", r->elements, total);
     freeReplyObject(r);
-    return DEAD_OK;
+    return PB_CLI_EXIT_OK;
 }
 
 static bool
@@ -145,19 +108,19 @@ dead_find(dead_cli *d, const char *sel, bool by_id, char **out)
 {
     *out = NULL;
     if (!by_id && dead_is_position(sel)) {
-        redisReply *r = dead_cmd_check(d, redisCommand(d->rc, "LINDEX %s %s", d->key, sel));
+        redisReply *r = pb_cli_reply(d->ctx, redisCommand(d->ctx->rc, "LINDEX %s %s", d->key, sel));
         if (r == NULL)
-            return DEAD_REDIS;
+            return PB_CLI_EXIT_REDIS;
         if (r->type == REDIS_REPLY_STRING)
             *out = pb_xstrndup(r->str, r->len);
         freeReplyObject(r);
-        return DEAD_OK;
+        return PB_CLI_EXIT_OK;
     }
     for (long start = 0;; start += DEAD_SCAN_CHUNK) {
-        redisReply *r = dead_cmd_check(d, redisCommand(d->rc, "LRANGE %s %ld %ld", d->key, start,
-                                                       start + DEAD_SCAN_CHUNK - 1));
+        redisReply *r = pb_cli_reply(d->ctx, redisCommand(d->ctx->rc, "LRANGE %s %ld %ld", d->key,
+                                                          start, start + DEAD_SCAN_CHUNK - 1));
         if (r == NULL)
-            return DEAD_REDIS;
+            return PB_CLI_EXIT_REDIS;
         size_t n = r->elements;
         for (size_t i = 0; i < n && *out == NULL; i++) {
             json_object *e = json_tokener_parse(r->element[i]->str);
@@ -168,18 +131,18 @@ dead_find(dead_cli *d, const char *sel, bool by_id, char **out)
         }
         freeReplyObject(r);
         if (*out || n < DEAD_SCAN_CHUNK)
-            return DEAD_OK;
+            return PB_CLI_EXIT_OK;
     }
 }
 
-/* dead_find, with an absent entry reported (DEAD_NOT_FOUND) rather than returned as NULL. */
+/* dead_find, with an absent entry reported (PB_CLI_EXIT_NOT_FOUND) rather than returned as NULL. */
 static int
 dead_find_existing(dead_cli *d, const char *sel, bool by_id, char **out)
 {
     int rc = dead_find(d, sel, by_id, out);
-    if (rc == DEAD_OK && *out == NULL) {
+    if (rc == PB_CLI_EXIT_OK && *out == NULL) {
         fprintf(stderr, "planb: no dead letter %s\n", sel);
-        return DEAD_NOT_FOUND;
+        return PB_CLI_EXIT_NOT_FOUND;
     }
     return rc;
 }
@@ -189,7 +152,7 @@ dead_show(dead_cli *d, const char *sel, bool by_id)
 {
     char *entry;
     int rc = dead_find_existing(d, sel, by_id, &entry);
-    if (rc != DEAD_OK)
+    if (rc != PB_CLI_EXIT_OK)
         return rc;
     json_object *e = json_tokener_parse(entry);
     printf("%s\n",
@@ -198,10 +161,11 @@ dead_show(dead_cli *d, const char *sel, bool by_id)
              : entry);
     json_object_put(e);
     free(entry);
-    return DEAD_OK;
+    return PB_CLI_EXIT_OK;
 }
 
-/* Pushes one entry's job back (dead_retry.lua). DEAD_OK pushed, DEAD_NOT_FOUND not retryable. */
+/* Pushes one entry's job back (dead_retry.lua). PB_CLI_EXIT_OK pushed, PB_CLI_EXIT_NOT_FOUND not
+ * retryable. */
 static int
 dead_retry_entry(dead_cli *d, const char *entry)
 {
@@ -211,19 +175,22 @@ dead_retry_entry(dead_cli *d, const char *entry)
     if (job == NULL) {
         printf("skipped: %s (its bytes are not text; see `planb dead show`)\n", id ? id : "?");
         json_object_put(e);
-        return DEAD_NOT_FOUND;
+        return PB_CLI_EXIT_NOT_FOUND;
     }
     const pb_lua_source *src = pb_scripts_find("dead_retry");
     pb_assert(src != NULL);
-    char *qkey = pb_key_queue(d->cfg->prefix, queue ? queue : d->cfg->queues[0]);
-    char *rkey = pb_key_result(d->cfg->prefix, id ? id : "");
-    char *pkey = pb_key_reply(d->cfg->prefix, id ? id : "");
-    redisReply *r = dead_cmd_check(d, redisCommand(d->rc, "EVAL %s 4 %s %s %s %s %s %s", src->body,
-                                                   d->key, qkey, rkey, pkey, entry, job));
-    int rc = r == NULL ? DEAD_REDIS : r->integer == 1 ? DEAD_OK : DEAD_NOT_FOUND;
-    if (rc == DEAD_OK)
+    char *qkey = pb_key_queue(d->ctx->cfg->prefix, queue ? queue : d->ctx->cfg->queues[0]);
+    char *rkey = pb_key_result(d->ctx->cfg->prefix, id ? id : "");
+    char *pkey = pb_key_reply(d->ctx->cfg->prefix, id ? id : "");
+    redisReply *r =
+        pb_cli_reply(d->ctx, redisCommand(d->ctx->rc, "EVAL %s 4 %s %s %s %s %s %s", src->body,
+                                          d->key, qkey, rkey, pkey, entry, job));
+    int rc = r == NULL         ? PB_CLI_EXIT_REDIS
+             : r->integer == 1 ? PB_CLI_EXIT_OK
+                               : PB_CLI_EXIT_NOT_FOUND;
+    if (rc == PB_CLI_EXIT_OK)
         printf("retried: %s -> %s\n", id ? id : "(no id)", qkey);
-    else if (rc == DEAD_NOT_FOUND)
+    else if (rc == PB_CLI_EXIT_NOT_FOUND)
         printf("skipped: %s (already retried or purged)\n", id ? id : "?");
     freeReplyObject(r);
     free(qkey);
@@ -238,56 +205,56 @@ dead_retry_entry(dead_cli *d, const char *entry)
 static int
 dead_retry_all(dead_cli *d)
 {
-    redisReply *n = dead_cmd_check(d, redisCommand(d->rc, "LLEN %s", d->key));
+    redisReply *n = pb_cli_reply(d->ctx, redisCommand(d->ctx->rc, "LLEN %s", d->key));
     if (n == NULL)
-        return DEAD_REDIS;
+        return PB_CLI_EXIT_REDIS;
     long long total = n->integer, kept = 0, done = 0;
     freeReplyObject(n);
     for (long long i = 0; i < total; i++) {
         redisReply *r =
-            dead_cmd_check(d, redisCommand(d->rc, "LINDEX %s %lld", d->key, -(kept + 1)));
+            pb_cli_reply(d->ctx, redisCommand(d->ctx->rc, "LINDEX %s %lld", d->key, -(kept + 1)));
         if (r == NULL)
-            return DEAD_REDIS;
+            return PB_CLI_EXIT_REDIS;
         if (r->type != REDIS_REPLY_STRING) {
             freeReplyObject(r);
             break;
         }
         int rc = dead_retry_entry(d, r->str);
         freeReplyObject(r);
-        if (rc == DEAD_REDIS)
+        if (rc == PB_CLI_EXIT_REDIS)
             return rc;
-        if (rc == DEAD_OK)
+        if (rc == PB_CLI_EXIT_OK)
             done++;
         else
             kept++;
     }
     printf("%lld retried, %lld left\n", done, kept);
-    return done > 0 || total == 0 ? DEAD_OK : DEAD_NOT_FOUND;
+    return done > 0 || total == 0 ? PB_CLI_EXIT_OK : PB_CLI_EXIT_NOT_FOUND;
 }
 
 static int
 dead_purge(dead_cli *d)
 {
-    redisAppendCommand(d->rc, "MULTI");
-    redisAppendCommand(d->rc, "LLEN %s", d->key);
-    redisAppendCommand(d->rc, "DEL %s", d->key);
-    redisAppendCommand(d->rc, "EXEC");
+    redisAppendCommand(d->ctx->rc, "MULTI");
+    redisAppendCommand(d->ctx->rc, "LLEN %s", d->key);
+    redisAppendCommand(d->ctx->rc, "DEL %s", d->key);
+    redisAppendCommand(d->ctx->rc, "EXEC");
     redisReply *replies[4] = {0};
-    int rc = DEAD_OK;
+    int rc = PB_CLI_EXIT_OK;
     for (int i = 0; i < 4; i++) {
         void *p = NULL;
-        if (redisGetReply(d->rc, &p) != REDIS_OK || p == NULL) {
-            fprintf(stderr, "planb: Redis error: %s\n", d->rc->errstr);
-            rc = DEAD_REDIS;
+        if (redisGetReply(d->ctx->rc, &p) != REDIS_OK || p == NULL) {
+            fprintf(stderr, "planb: Redis error: %s\n", d->ctx->rc->errstr);
+            rc = PB_CLI_EXIT_REDIS;
             break;
         }
         replies[i] = p;
     }
     redisReply *ex = replies[3];
-    if (rc == DEAD_OK && ex->type == REDIS_REPLY_ARRAY && ex->elements == 2)
+    if (rc == PB_CLI_EXIT_OK && ex->type == REDIS_REPLY_ARRAY && ex->elements == 2)
         printf("purged %lld dead letters\n", ex->element[0]->integer);
-    else if (rc == DEAD_OK)
-        rc = DEAD_REDIS;
+    else if (rc == PB_CLI_EXIT_OK)
+        rc = PB_CLI_EXIT_REDIS;
     for (int i = 0; i < 4; i++)
         freeReplyObject(replies[i]);
     return rc;
@@ -307,7 +274,7 @@ dead_run(dead_cli *d, const char *sub, const char *sel, bool by_id, bool all, lo
         return dead_show(d, sel, by_id);
     char *entry;
     int rc = dead_find_existing(d, sel, by_id, &entry);
-    if (rc != DEAD_OK)
+    if (rc != PB_CLI_EXIT_OK)
         return rc;
     rc = dead_retry_entry(d, entry);
     free(entry);
@@ -315,25 +282,20 @@ dead_run(dead_cli *d, const char *sub, const char *sel, bool by_id, bool all, lo
 }
 
 int
-pb_cli_dead(int argc, char **argv)
+pb_cli_dead(pb_cli_ctx *ctx, int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"limit", required_argument, NULL, 'n'},
+    static const struct option opts[] = {{"limit", required_argument, NULL, 'n'},
                                          {"queue", required_argument, NULL, 'q'},
                                          {"id", required_argument, NULL, 'i'},
                                          {"all", no_argument, NULL, 'a'},
-                                         {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *path = NULL, *sel = NULL;
-    dead_cli d = {0};
+    const char *sel = NULL;
+    dead_cli d = {.ctx = ctx};
     bool by_id = false, all = false;
     long limit = DEAD_LIST_DEFAULT;
     int c;
-    while ((c = getopt_long(argc, argv, "c:n:q:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "n:q:", opts, NULL)) != -1) {
         switch (c) {
-        case 'c':
-            path = optarg;
-            break;
         case 'n':
             limit = strtol(optarg, NULL, 10);
             break;
@@ -347,12 +309,8 @@ pb_cli_dead(int argc, char **argv)
         case 'a':
             all = true;
             break;
-        case 'h':
-            dead_usage(stdout);
-            return DEAD_OK;
         default:
-            dead_usage(stderr);
-            return DEAD_USAGE;
+            return pb_cli_usage_error(ctx);
         }
     }
     const char *sub = optind < argc ? argv[optind++] : NULL;
@@ -361,22 +319,13 @@ pb_cli_dead(int argc, char **argv)
     bool needs_sel = sub && (strcmp(sub, "show") == 0 || (strcmp(sub, "retry") == 0 && !all));
     bool known = sub && (strcmp(sub, "list") == 0 || strcmp(sub, "show") == 0 ||
                          strcmp(sub, "retry") == 0 || strcmp(sub, "purge") == 0);
-    if (path == NULL || !known || (needs_sel && sel == NULL) || optind < argc || limit < 1 ||
-        limit > DEAD_LIST_MAX) {
-        dead_usage(stderr);
-        return DEAD_USAGE;
-    }
-    d.cfg = pb_cli_load_config(path);
-    if (d.cfg == NULL)
-        return DEAD_USAGE;
-    int rc = DEAD_REDIS;
-    d.rc = pb_cli_redis_connect(d.cfg);
-    if (d.rc) {
-        d.key = pb_key_dead(d.cfg->prefix);
-        rc = dead_run(&d, sub, sel, by_id, all, limit);
-        free(d.key);
-        redisFree(d.rc);
-    }
-    pb_config_free(d.cfg);
-    return rc;
+    if (!known || (needs_sel && sel == NULL) || optind < argc || limit < 1 || limit > DEAD_LIST_MAX)
+        return pb_cli_usage_error(ctx);
+    int code = pb_cli_ready(ctx);
+    if (code != PB_CLI_EXIT_OK)
+        return code;
+    d.key = pb_key_dead(ctx->cfg->prefix);
+    code = dead_run(&d, sub, sel, by_id, all, limit);
+    free(d.key);
+    return code;
 }

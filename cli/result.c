@@ -1,77 +1,38 @@
-/* cli_result.c -- `planb result -c FILE ID`: print a job's stored result.
+/* result.c -- `planb result -c FILE ID`: print a job's stored result.
  *
  * Reads planb:result:<id> (kept result_ttl_s), so an operator or a script can
  * look up what happened to a job without knowing the key layout. */
-#include "result.h"
-
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
-#include "redis.h"
+#include "cli.h"
 #include "planb/keys.h"
 
-enum {
-    RESULT_OK = 0,                   /* printed */
-    RESULT_NONE = 1,                 /* no result: unknown id, not finished yet, or expired */
-    RESULT_USAGE = 2,                /* bad arguments or config */
-    RESULT_REDIS = PB_CLI_EXIT_REDIS /* Redis unreachable or refused the command */
-};
-
-static void
-result_usage(FILE *out)
-{
-    fprintf(out, "usage: planb result -c FILE ID\n"
-                 "  print the stored result JSON of job ID\n"
-                 "exit codes: 0 printed, 1 no result (unknown, unfinished or expired), 2 usage,\n"
-                 "            5 redis error\n");
-}
-
 int
-pb_cli_result(int argc, char **argv)
+pb_cli_result(pb_cli_ctx *ctx, int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    const char *path = NULL;
-    int c;
-    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-        if (c == 'c') {
-            path = optarg;
-        } else if (c == 'h') {
-            result_usage(stdout);
-            return RESULT_OK;
-        } else {
-            result_usage(stderr);
-            return RESULT_USAGE;
-        }
+    int code = pb_cli_no_options(ctx, argc, argv);
+    if (code != PB_CLI_EXIT_OK)
+        return code;
+    if (optind + 1 != argc)
+        return pb_cli_usage_error(ctx);
+    code = pb_cli_ready(ctx);
+    if (code != PB_CLI_EXIT_OK)
+        return code;
+    const char *id = argv[optind];
+    char *key = pb_key_result(ctx->cfg->prefix, id);
+    redisReply *r = pb_cli_reply(ctx, redisCommand(ctx->rc, "GET %s", key));
+    free(key);
+    if (r == NULL)
+        return PB_CLI_EXIT_REDIS;
+    if (r->type == REDIS_REPLY_STRING) {
+        printf("%s\n", r->str);
+        code = PB_CLI_EXIT_OK;
+    } else {
+        fprintf(stderr, "planb: no result for %s (unknown, not finished yet, or expired)\n", id);
+        code = PB_CLI_EXIT_NOT_FOUND;
     }
-    if (path == NULL || optind + 1 != argc) {
-        result_usage(stderr);
-        return RESULT_USAGE;
-    }
-    pb_config *cfg = pb_cli_load_config(path);
-    if (cfg == NULL)
-        return RESULT_USAGE;
-    int code = RESULT_REDIS;
-    redisContext *rc = pb_cli_redis_connect(cfg);
-    if (rc) {
-        char *key = pb_key_result(cfg->prefix, argv[optind]);
-        redisReply *r = redisCommand(rc, "GET %s", key);
-        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-            fprintf(stderr, "planb: Redis error: %s\n", r ? r->str : rc->errstr);
-        } else if (r->type == REDIS_REPLY_STRING) {
-            printf("%s\n", r->str);
-            code = RESULT_OK;
-        } else {
-            fprintf(stderr, "planb: no result for %s (unknown, not finished yet, or expired)\n",
-                    argv[optind]);
-            code = RESULT_NONE;
-        }
-        freeReplyObject(r);
-        free(key);
-        redisFree(rc);
-    }
-    pb_config_free(cfg);
+    freeReplyObject(r);
     return code;
 }

@@ -1,32 +1,25 @@
-/* cli_stats.c -- `planb stats`: queue depths, in-flight jobs, 1/5/60-minute rates, breaker
+/* stats.c -- `planb stats`: queue depths, in-flight jobs, 1/5/60-minute rates, breaker
  * states and per-model errors, read from Redis in one snapshot.lua call.
  *
  * The same snapshot feeds the planb:stats publisher and /metrics, so the
  * three never disagree. --json prints the planb:stats message format;
  * --watch redraws every S seconds (default 2) until interrupted. */
-#include "stats.h"
-
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "planb/breaker.h"
-#include "redis.h"
-#include "planb/config.h"
-#include "planb/core.h"
 #include "planb/scripts.h"
 #include "planb/stats.h"
 
-#define CLI_STATS_USAGE     2
-#define CLI_STATS_REDIS     PB_CLI_EXIT_REDIS
-#define CLI_STATS_WATCH_S   2
-#define CLI_STATS_WATCH_MAX 3600
+#define STATS_WATCH_S   2    /* --watch without S: redraw every 2 s */
+#define STATS_WATCH_MAX 3600 /* --watch bound: an hour, past that nobody is watching */
 
 /* Runs snapshot.lua (EVAL: a one-shot client need not care whether it is loaded). */
 static redisReply *
-cli_stats_read(redisContext *rc, const pb_config *cfg)
+stats_read(redisContext *rc, const pb_config *cfg)
 {
     char **owned;
     const char **view;
@@ -48,7 +41,7 @@ cli_stats_read(redisContext *rc, const pb_config *cfg)
 }
 
 static void
-cli_stats_table(const pb_config *cfg, const pb_stats_snapshot *s)
+stats_table(const pb_config *cfg, const pb_stats_snapshot *s)
 {
     static const char *const states[] = {"closed", "open", "half_open"};
     printf("queues   ");
@@ -92,9 +85,9 @@ cli_stats_table(const pb_config *cfg, const pb_stats_snapshot *s)
 
 /* One read and print; returns an exit code. */
 static int
-cli_stats_once(redisContext *rc, const pb_config *cfg, bool json)
+stats_once(redisContext *rc, const pb_config *cfg, bool json)
 {
-    redisReply *r = cli_stats_read(rc, cfg);
+    redisReply *r = stats_read(rc, cfg);
     pb_stats_snapshot snap;
     if (r == NULL || pb_stats_parse(cfg, r, &snap) != PB_OK) {
         fprintf(stderr, "planb: cannot read the figures: %s\n",
@@ -102,7 +95,7 @@ cli_stats_once(redisContext *rc, const pb_config *cfg, bool json)
                 : r->type == REDIS_REPLY_ERROR ? r->str
                                                : "bad reply");
         freeReplyObject(r);
-        return CLI_STATS_REDIS;
+        return PB_CLI_EXIT_REDIS;
     }
     freeReplyObject(r);
     if (json) {
@@ -110,62 +103,47 @@ cli_stats_once(redisContext *rc, const pb_config *cfg, bool json)
         printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
         json_object_put(o);
     } else {
-        cli_stats_table(cfg, &snap);
+        stats_table(cfg, &snap);
     }
     pb_stats_snapshot_free(&snap);
     fflush(stdout);
-    return 0;
+    return PB_CLI_EXIT_OK;
 }
 
+/* The options are parsed by hand: getopt_long cannot take --watch's optional S as a separate
+ * argument (`--watch 5`), which is how the README writes it. */
 int
-pb_cli_stats(int argc, char **argv)
+pb_cli_stats(pb_cli_ctx *ctx, int argc, char **argv)
 {
-    const char *path = NULL;
     bool json = false;
     int watch_s = 0;
     for (int i = 1; i < argc; i++) {
-        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
-            path = argv[++i];
-        } else if (strcmp(argv[i], "--json") == 0) {
+        if (strcmp(argv[i], "--json") == 0) {
             json = true;
         } else if (strcmp(argv[i], "--watch") == 0) {
-            watch_s = CLI_STATS_WATCH_S;
+            watch_s = STATS_WATCH_S;
             char *end;
             long s = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : 0;
             if (i + 1 < argc && *end == '\0' && end != argv[i + 1]) {
-                if (s < 1 || s > CLI_STATS_WATCH_MAX) {
-                    fprintf(stderr, "planb: --watch takes 1 to %d seconds\n", CLI_STATS_WATCH_MAX);
-                    return CLI_STATS_USAGE;
+                if (s < 1 || s > STATS_WATCH_MAX) {
+                    fprintf(stderr, "planb: --watch takes 1 to %d seconds\n", STATS_WATCH_MAX);
+                    return PB_CLI_EXIT_USAGE;
                 }
                 watch_s = (int)s;
                 i++;
             }
-        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: planb stats -c FILE [--watch [S]] [--json]\n");
-            return 0;
         } else {
-            fprintf(stderr, "usage: planb stats -c FILE [--watch [S]] [--json]\n");
-            return CLI_STATS_USAGE;
+            return pb_cli_usage_error(ctx);
         }
     }
-    if (path == NULL) {
-        fprintf(stderr, "planb: stats needs -c CONFIG\n");
-        return CLI_STATS_USAGE;
-    }
-    pb_config *cfg = pb_cli_load_config(path);
-    if (cfg == NULL)
-        return CLI_STATS_USAGE;
-    redisContext *rc = pb_cli_redis_connect(cfg);
-    int code = rc ? 0 : CLI_STATS_REDIS;
-    while (rc) {
+    int code = pb_cli_ready(ctx);
+    while (code == PB_CLI_EXIT_OK) {
         if (watch_s && !json)
             printf("\033[H\033[2J");
-        code = cli_stats_once(rc, cfg, json);
-        if (code != 0 || watch_s == 0)
+        code = stats_once(ctx->rc, ctx->cfg, json);
+        if (watch_s == 0)
             break;
         sleep((unsigned)watch_s);
     }
-    redisFree(rc);
-    pb_config_free(cfg);
     return code;
 }
