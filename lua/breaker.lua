@@ -1,77 +1,193 @@
--- breaker.lua -- one model's shared circuit breaker and Retry-After hold, for every worker.
--- States: closed -> (failures retryable failures within window_ms) -> open -> (open_ms later,
--- one caller wins "probe") -> half_open -> "ok" closes it, "fail" opens it again. A probe
--- holder that vanishes loses the probe after lease_ms, so another caller can take it.
--- Times come from Redis (TIME), so every host agrees; replies carry durations, not stamps.
+-- breaker.lua -- one model's shared circuit breaker, Retry-After hold and refused-key hold.
+-- States: closed -> open when, over the sliding window (per-second buckets), at least min_calls
+-- calls were made and the share that failed reaches failure_rate, or the share slower than
+-- slow_call_ms reaches slow_call_rate, or `consecutive` calls failed in a row; open -> after
+-- the open time, up to half_open_calls callers win a probe -> half_open; half_open_calls
+-- successful probes close it, one failed probe opens it again for twice the last open time
+-- (capped by max_open_ms). A probe holder that vanishes loses its probe after lease_ms.
+-- Workers count calls locally and add them in the "report" they send every 200 ms anyway, so
+-- counting costs no round trip per call. Times come from Redis (TIME), so every host agrees;
+-- replies carry durations, not stamps.
 -- KEYS[1]  breaker hash (planb:breaker:<model>)
 -- KEYS[2]  stats hash (planb:stats): transitions counted as breaker:<model>:<state>
--- ARGV[1]  op: get | fail | ok | probe
+-- ARGV[1]  op: report | probe | probe_ok | probe_fail | hold | refused
 -- ARGV[2]  model name (alerts and counters)
--- ARGV[3]  failures that open it (0 = the breaker is off; holds still apply)
--- ARGV[4]  window_ms
--- ARGV[5]  open_ms
--- ARGV[6]  fail: hold the model this many ms (Retry-After, 0 = none); probe: lease ms
--- ARGV[7]  alerts channel (planb:alerts)
+-- ARGV[3]  alerts channel (planb:alerts)
+-- ARGV[4]  settings "on window_s failure_rate min_calls consecutive slow_call_rate
+--          half_open_calls open_ms max_open_ms" (space-separated; on = 0 turns breaking off)
+-- ARGV[5]  report: "calls fails slow trailing_fails had_success"; probe: lease ms;
+--          hold: hold ms (Retry-After, already capped); refused: hold ms; else unused
+-- ARGV[6]  refused: the HTTP status, for the alert
 -- Returns  {state (0 closed, 1 open, 2 half_open), open_left_ms (open: until a probe may
---          start; half_open: until the probe lease ends), not_before_left_ms, granted (probe)}
+--          start; half_open: until the probe lease ends), not_before_left_ms, granted (probe),
+--          refused_left_ms}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local op, model = ARGV[1], ARGV[2]
-local failures, window_ms, open_ms = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local arg = tonumber(ARGV[6])
-local h = redis.call('HMGET', KEYS[1], 'state', 'fails', 'win_start', 'open_until', 'probe_until',
-                     'not_before')
+local sec = tonumber(t[1])
+local op, model, alerts = ARGV[1], ARGV[2], ARGV[3]
+local s = {}
+for v in string.gmatch(ARGV[4], '%S+') do
+  s[#s + 1] = tonumber(v)
+end
+local on, window_s, failure_rate, min_calls = s[1], s[2], s[3], s[4]
+local consecutive, slow_rate, half_open_calls, open_ms, max_open_ms = s[5], s[6], s[7], s[8], s[9]
+-- Buckets are one second wide up to a 60 s window, wider past it (60 buckets at most), so a
+-- report costs the same whatever the window.
+local bucket_s = math.max(1, math.ceil(window_s / 60))
+local nbuckets = math.ceil(window_s / bucket_s)
+local nslots = nbuckets + 1
+local bucket = math.floor(sec / bucket_s)
+
+local h = redis.call('HMGET', KEYS[1], 'state', 'open_until', 'open_ms', 'probe_until', 'probes',
+                     'probe_ok', 'not_before', 'refused_until', 'consec')
 local state = h[1] or 'closed'
-local fails, win_start = tonumber(h[2] or '0'), tonumber(h[3] or '0')
-local open_until, probe_until = tonumber(h[4] or '0'), tonumber(h[5] or '0')
-local not_before = tonumber(h[6] or '0')
+local open_until, cur_open_ms = tonumber(h[2] or '0'), tonumber(h[3] or tostring(open_ms))
+local probe_until, probes, probe_ok = tonumber(h[4] or '0'), tonumber(h[5] or '0'),
+                                      tonumber(h[6] or '0')
+local not_before, refused_until = tonumber(h[7] or '0'), tonumber(h[8] or '0')
+local consec = tonumber(h[9] or '0')
 local granted = 0
+local dirty = op ~= 'report'
+
+local function publish(o)
+  o.model, o.at_ms = model, now
+  redis.call('PUBLISH', alerts, cjson.encode(o))
+end
+
+-- Forgets every bucket: a closed breaker starts counting afresh (old failures must not
+-- reopen it), and an open one does not count the stragglers that were already in flight.
+local function clear_window()
+  local f = {}
+  for i = 0, nslots - 1 do
+    f[#f + 1] = 't' .. i
+  end
+  f[#f + 1] = 'w_calls'
+  f[#f + 1] = 'w_fails'
+  f[#f + 1] = 'w_slow'
+  redis.call('HDEL', KEYS[1], unpack(f))
+  consec = 0
+end
 
 local function transition(to, why)
   state = to
+  dirty = true
   redis.call('HINCRBY', KEYS[2], 'breaker:' .. model .. ':' .. to, 1)
-  redis.call('PUBLISH', ARGV[7], cjson.encode({type = 'breaker', model = model, state = to,
-                                               reason = why, at_ms = now}))
+  publish({type = 'breaker', state = to, reason = why})
 end
 
-if op == 'fail' then
-  if arg > 0 and now + arg > not_before then
-    not_before = now + arg
+local function open(why, ms)
+  cur_open_ms = ms
+  open_until = now + ms
+  probes, probe_ok = 0, 0
+  clear_window()
+  transition('open', why)
+end
+
+-- The window's sums: slot t<i> holds "bucket calls fails slow" for one bucket.
+local function window_sums()
+  local f = {}
+  for i = 0, nslots - 1 do
+    f[#f + 1] = 't' .. i
   end
-  if state == 'half_open' then
-    open_until = now + open_ms
-    transition('open', 'probe failed')
-  elseif state == 'closed' and failures > 0 then
-    if now - win_start >= window_ms then
-      fails, win_start = 0, now
-    end
-    fails = fails + 1
-    if fails >= failures then
-      fails, open_until = 0, now + open_ms
-      transition('open', failures .. ' failures within ' .. window_ms .. ' ms')
+  local v = redis.call('HMGET', KEYS[1], unpack(f))
+  local calls, fails, slow = 0, 0, 0
+  for i = 1, nslots do
+    if v[i] then
+      local at, c, fl, sl = string.match(v[i], '(%d+) (%d+) (%d+) (%d+)')
+      if at and bucket - tonumber(at) < nbuckets then
+        calls, fails, slow = calls + tonumber(c), fails + tonumber(fl), slow + tonumber(sl)
+      end
     end
   end
-elseif op == 'ok' then
-  if state == 'half_open' or (state == 'open' and now >= open_until) then
-    fails, win_start = 0, now
-    transition('closed', 'probe succeeded')
+  return calls, fails, slow
+end
+
+if op == 'report' then
+  local r = {}
+  for v in string.gmatch(ARGV[5], '%S+') do
+    r[#r + 1] = tonumber(v)
+  end
+  local calls, fails, slow, trailing, had_success = r[1], r[2], r[3], r[4], r[5]
+  if on == 1 and state == 'closed' and calls > 0 then
+    local slot = 't' .. (bucket % nslots)
+    local cur = redis.call('HGET', KEYS[1], slot)
+    local at, c, fl, sl = nil, 0, 0, 0
+    if cur then
+      at, c, fl, sl = string.match(cur, '(%d+) (%d+) (%d+) (%d+)')
+    end
+    if tonumber(at) ~= bucket then
+      c, fl, sl = 0, 0, 0
+    end
+    redis.call('HSET', KEYS[1], slot, bucket .. ' ' .. (c + calls) .. ' ' .. (fl + fails) .. ' ' ..
+               (sl + slow))
+    if had_success == 1 then
+      consec = trailing
+    else
+      consec = consec + fails
+    end
+    dirty = true
+    local wc, wf, ws = window_sums()
+    redis.call('HSET', KEYS[1], 'w_calls', wc, 'w_fails', wf, 'w_slow', ws)
+    if consecutive > 0 and consec >= consecutive then
+      open(consec .. ' consecutive failures', open_ms)
+    elseif wc >= min_calls and wf > 0 and wf >= failure_rate * wc then
+      open(string.format('%d of %d calls failed within %d s', wf, wc, window_s), open_ms)
+    elseif slow_rate > 0 and wc >= min_calls and ws > 0 and ws >= slow_rate * wc then
+      open(string.format('%d of %d calls were slow within %d s', ws, wc, window_s), open_ms)
+    end
   end
 elseif op == 'probe' then
+  local lease = tonumber(ARGV[5])
   if state == 'closed' then
     granted = 1
-  elseif (state == 'open' and now >= open_until) or (state == 'half_open' and now >= probe_until) then
-    probe_until = now + arg
-    if state == 'open' then
-      transition('half_open', 'probing')
-    end
+  elseif state == 'open' and now >= open_until then
+    probes, probe_ok, probe_until = 1, 0, now + lease
+    transition('half_open', 'probing')
     granted = 1
+  elseif state == 'half_open' then
+    if now >= probe_until then
+      probes = probe_ok -- the holders of unfinished probes are gone: hand their probes on
+    end
+    if probes < half_open_calls then
+      probes, probe_until = probes + 1, now + lease
+      granted = 1
+    end
   end
+elseif op == 'probe_ok' then
+  if state == 'half_open' then
+    probe_ok = probe_ok + 1
+    if probe_ok >= half_open_calls then
+      cur_open_ms, probes, probe_ok = open_ms, 0, 0
+      clear_window()
+      transition('closed', half_open_calls .. ' probe(s) succeeded')
+    end
+  end
+elseif op == 'probe_fail' then
+  if state == 'half_open' then
+    open('probe failed', math.min(max_open_ms, cur_open_ms * 2))
+  end
+elseif op == 'hold' then
+  local hold = tonumber(ARGV[5])
+  if hold > 0 and now + hold > not_before then
+    not_before = now + hold
+  end
+elseif op == 'refused' then
+  local hold = tonumber(ARGV[5])
+  if now >= refused_until then
+    redis.call('HINCRBY', KEYS[2], 'breaker:' .. model .. ':refused', 1)
+    publish({type = 'model_refused', status = tonumber(ARGV[6]), hold_ms = hold,
+             reason = 'the provider refused the key (HTTP ' .. ARGV[6] .. '): skipped by every ' ..
+                      'worker until the hold ends'})
+  end
+  refused_until = now + hold
 end
 
-if op ~= 'get' then
-  redis.call('HSET', KEYS[1], 'state', state, 'fails', fails, 'win_start', win_start,
-             'open_until', open_until, 'probe_until', probe_until, 'not_before', not_before)
-  redis.call('PEXPIRE', KEYS[1], 86400000 + open_ms + math.max(0, not_before - now))
+if dirty then
+  redis.call('HSET', KEYS[1], 'state', state, 'open_until', open_until, 'open_ms', cur_open_ms,
+             'probe_until', probe_until, 'probes', probes, 'probe_ok', probe_ok,
+             'not_before', not_before, 'refused_until', refused_until, 'consec', consec)
+  redis.call('PEXPIRE', KEYS[1], 86400000 + max_open_ms +
+             math.max(0, not_before - now, refused_until - now))
 end
 local code, left = 0, 0
 if state == 'open' then
@@ -79,4 +195,4 @@ if state == 'open' then
 elseif state == 'half_open' then
   code, left = 2, math.max(0, probe_until - now)
 end
-return {code, left, math.max(0, not_before - now), granted}
+return {code, left, math.max(0, not_before - now), granted, math.max(0, refused_until - now)}

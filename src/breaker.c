@@ -1,24 +1,31 @@
-/* breaker.c -- shared per-model circuit breakers, Retry-After holds and rate limits.
+/* breaker.c -- shared per-model circuit breakers, Retry-After holds, refused-key holds and rate
+ * limits.
  *
  * States (per model, in Redis, see lua/breaker.lua):
  *
- *   closed --`failures` retryable failures within window_s--> open
- *   open --open_s passed, one caller wins "probe"--> half_open
- *   half_open --the probe succeeds--> closed     --the probe fails--> open
+ *                  failure rate >= failure_rate, or slow-call rate >= slow_call_rate
+ *                  (both with >= min_calls calls in window_s), or `consecutive` failures
+ *   closed ---------------------------------------------------------------> open
+ *     ^                                                                     |  open time over:
+ *     | half_open_calls probes succeed             a probe fails: open     |  probes granted
+ *     +---------------------------- half_open <-----------------------------+
+ *                                       |  (open time doubled, up to max_open_s)
+ *                                       +--------------------------------> open
  *
  * API:
- *   pb_breaker_check decides from this worker's local view of the model, which
- *   a timer refreshes every BREAKER_REFRESH_MS (one "get" per model, whether
- *   or not jobs run, so a view is never older than that plus a round trip),
- *   as does the reply of every report: an attempt on a healthy model costs no
- *   Redis round trip. Once the view says
- *   the open time is over, the chain asks pb_breaker_probe; exactly one caller
- *   across all workers gets the probe, the others skip the model.
- *   pb_breaker_report sends retryable failures (and Retry-After holds) to
- *   Redis; a success is only sent when the view is not closed, i.e. when it
- *   may close the breaker. pb_breaker_acquire asks ratelimit.lua for a slot
- *   of a model with rpm/tpm limits (the one case that needs a round trip per
- *   attempt). */
+ *   pb_breaker_check decides from this worker's local view of the model. A
+ *   timer runs every BREAKER_REFRESH_MS and sends one "report" per model: the
+ *   calls, failures and slow calls this worker saw since the last one (zeros
+ *   when idle), which also brings the shared state back, so a view is never
+ *   older than that plus a round trip and an attempt costs no round trip of
+ *   its own. Once the view says the open time is over, the chain asks
+ *   pb_breaker_probe; up to half_open_calls callers across all workers get a
+ *   probe, the others skip the model. Probe results, Retry-After holds
+ *   (capped by max_hold_s) and refused keys (401/403: the model is skipped
+ *   everywhere for refused_hold_s, with one alert) are sent at once: they are
+ *   rare and others must see them soon. pb_breaker_acquire asks
+ *   ratelimit.lua for a slot of a model with rpm/tpm limits (the one case
+ *   that needs a round trip per attempt). */
 #include "planb/breaker.h"
 
 #include <stdio.h>
@@ -32,8 +39,18 @@
 #define BREAKER_REFRESH_MS     200  /* period of the background re-read of every view */
 #define BREAKER_PROBE_SLACK_MS 1000 /* a probe's lease: the model's timeout plus this */
 
+/* Calls on one model since this worker's last report. */
+typedef struct breaker_counts {
+    long calls;       /* attempts with a verdict of ok or fail */
+    long fails;       /* ... of which failed */
+    long slow;        /* ... slower than breaker.slow_call_ms */
+    long trailing;    /* failures since the last success */
+    bool had_success; /* trailing started after a success in this batch */
+} breaker_counts;
+
 typedef struct breaker_model {
     pb_breaker_view view;
+    breaker_counts counts; /* not yet reported */
     char *key;        /* <p>:breaker:<model> */
     char *rl_key;     /* <p>:ratelimit:<model> */
     char *tokens_key; /* <p>:tokens:<model> */
@@ -46,6 +63,7 @@ struct pb_breaker {
     char *stats_key; /* <p>:stats */
     char *alerts;    /* <p>:alerts */
     char *worker_id; /* makes rate-limit members unique */
+    char settings[256]; /* breaker.lua ARGV[4], the same for every call */
     uint64_t seq;    /* ... with this counter */
     breaker_model *models;
 };
@@ -58,10 +76,25 @@ typedef struct breaker_call {
     void *arg;
 } breaker_call;
 
+pb_breaker_verdict
+pb_breaker_verdict_of(pb_class cls, long status)
+{
+    if (cls == PB_CLASS_OK)
+        return PB_VERDICT_OK;
+    if (status == 401 || status == 403)
+        return PB_VERDICT_REFUSED;
+    if (status == 429 || status == 400 || (status >= 400 && status < 500 && status != 404 &&
+                                           status != 408))
+        return PB_VERDICT_NEUTRAL;
+    return PB_VERDICT_FAIL; /* no response, 404, 408, 5xx, bad or oversized 2xx replies */
+}
+
 pb_gate
 pb_breaker_decide(const pb_breaker_view *v, int64_t now_ms, int64_t *wait_ms)
 {
     *wait_ms = 0;
+    if (now_ms < v->refused_until_mono_ms)
+        return PB_GATE_REFUSED;
     if (v->state != PB_BREAKER_CLOSED)
         return now_ms < v->open_until_mono_ms ? PB_GATE_OPEN : PB_GATE_PROBE;
     if (now_ms < v->not_before_mono_ms) {
@@ -74,9 +107,9 @@ pb_breaker_decide(const pb_breaker_view *v, int64_t now_ms, int64_t *wait_ms)
 int
 pb_breaker_apply(pb_breaker_view *v, const redisReply *reply, int64_t now_ms)
 {
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 4)
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 5)
         return -1;
-    for (size_t i = 0; i < 4; i++)
+    for (size_t i = 0; i < 5; i++)
         if (reply->element[i]->type != REDIS_REPLY_INTEGER || reply->element[i]->integer < 0)
             return -1;
     long long st = reply->element[0]->integer;
@@ -85,14 +118,17 @@ pb_breaker_apply(pb_breaker_view *v, const redisReply *reply, int64_t now_ms)
     v->state = (pb_breaker_state)st;
     v->open_until_mono_ms = now_ms + reply->element[1]->integer;
     v->not_before_mono_ms = now_ms + reply->element[2]->integer;
+    v->refused_until_mono_ms = now_ms + reply->element[4]->integer;
     return (int)reply->element[3]->integer;
 }
 
 static breaker_call *breaker_call_new(pb_breaker *b, int m, pb_breaker_fn fn, void *arg);
-static void breaker_send(pb_breaker *b, int m, const char *op, int64_t hold_ms, pb_redis_fn fn,
-                         void *arg);
+static void breaker_send(pb_breaker *b, int m, const char *op, const char *arg5,
+                         const char *arg6, pb_redis_fn fn, void *arg);
 static void breaker_on_view(redisReply *reply, void *arg);
 
+/* Sends every model's report: this worker's counts since the last one (then zeroed), which
+ * also refreshes the view. A model whose last report is unanswered keeps counting. */
 static void
 breaker_on_refresh(evutil_socket_t fd, short what, void *arg)
 {
@@ -102,9 +138,15 @@ breaker_on_refresh(evutil_socket_t fd, short what, void *arg)
     for (size_t m = 0; m < b->cfg->n_models; m++) {
         breaker_model *bm = &b->models[m];
         if (bm->view.refreshing)
-            continue; /* Redis is slow or away: one outstanding read per model is enough */
+            continue; /* Redis is slow or away: one outstanding report per model is enough */
         bm->view.refreshing = true;
-        breaker_send(b, (int)m, "get", 0, breaker_on_view, breaker_call_new(b, (int)m, NULL, b));
+        const breaker_counts *c = &bm->counts;
+        char report[128];
+        snprintf(report, sizeof(report), "%ld %ld %ld %ld %d", c->calls, c->fails, c->slow,
+                 c->trailing, c->had_success ? 1 : 0);
+        bm->counts = (breaker_counts){0};
+        breaker_send(b, (int)m, "report", report, "0", breaker_on_view,
+                     breaker_call_new(b, (int)m, NULL, b));
     }
 }
 
@@ -118,6 +160,12 @@ pb_breaker_new(struct event_base *base, const pb_config *cfg, pb_redis *cmd, con
     b->alerts = pb_key_channel_alerts(cfg->prefix);
     b->worker_id = pb_xstrdup(worker_id);
     b->models = pb_xcalloc(cfg->n_models, sizeof(breaker_model));
+    snprintf(b->settings, sizeof(b->settings), "%d %d %.4f %d %d %.4f %d %lld %lld",
+             cfg->breaker_failures > 0 ? 1 : 0, cfg->breaker_window_s, cfg->breaker_failure_rate,
+             cfg->breaker_min_calls, cfg->breaker_consecutive,
+             cfg->breaker_slow_call_ms > 0 ? cfg->breaker_slow_call_rate : 0.0,
+             cfg->breaker_half_open_calls, (long long)cfg->breaker_open_s * 1000,
+             (long long)cfg->breaker_max_open_s * 1000);
     for (size_t i = 0; i < cfg->n_models; i++) {
         b->models[i].key = pb_key_breaker(cfg->prefix, cfg->models[i].name);
         b->models[i].rl_key = pb_key_ratelimit(cfg->prefix, cfg->models[i].name);
@@ -148,23 +196,18 @@ pb_breaker_free(pb_breaker *b)
     free(b);
 }
 
-/* Sends one breaker.lua op for model m; hold_ms is the op's ARGV[6]. */
+/* Sends one breaker.lua op for model m with its ARGV[5] and ARGV[6]. */
 static void
-breaker_send(pb_breaker *b, int m, const char *op, int64_t hold_ms, pb_redis_fn fn, void *arg)
+breaker_send(pb_breaker *b, int m, const char *op, const char *arg5, const char *arg6,
+             pb_redis_fn fn, void *arg)
 {
-    const pb_config *cfg = b->cfg;
-    char failures[16], window[24], open[24], hold[24];
-    snprintf(failures, sizeof(failures), "%d", cfg->breaker_failures);
-    snprintf(window, sizeof(window), "%lld", (long long)cfg->breaker_window_s * 1000);
-    snprintf(open, sizeof(open), "%lld", (long long)cfg->breaker_open_s * 1000);
-    snprintf(hold, sizeof(hold), "%lld", (long long)(hold_ms > 0 ? hold_ms : 0));
-    const char *argv[] = {b->models[m].key, b->stats_key, op,   cfg->models[m].name,
-                          failures,         window,       open, hold,
-                          b->alerts};
-    pb_redis_script(b->cmd, "breaker", fn, arg, 2, 9, argv, NULL);
+    const char *argv[] = {b->models[m].key, b->stats_key, op,   b->cfg->models[m].name,
+                          b->alerts,        b->settings,  arg5, arg6};
+    pb_redis_script(b->cmd, "breaker", fn, arg, 2, 8, argv, NULL);
 }
 
-/* Reply of a get/fail/ok: only refreshes the view. arg is a breaker_call without fn. */
+/* Reply of a report or a one-way op: only refreshes the view. arg is a breaker_call without
+ * fn (the timer's report has arg == b). */
 static void
 breaker_on_view(redisReply *reply, void *arg)
 {
@@ -208,8 +251,10 @@ breaker_on_probe(redisReply *reply, void *arg)
 void
 pb_breaker_probe(pb_breaker *b, int m, pb_breaker_fn fn, void *arg)
 {
-    int64_t lease = (int64_t)b->cfg->models[m].timeout_ms + BREAKER_PROBE_SLACK_MS;
-    breaker_send(b, m, "probe", lease, breaker_on_probe, breaker_call_new(b, m, fn, arg));
+    char lease[24];
+    snprintf(lease, sizeof(lease), "%lld",
+             (long long)b->cfg->models[m].timeout_ms + BREAKER_PROBE_SLACK_MS);
+    breaker_send(b, m, "probe", lease, "0", breaker_on_probe, breaker_call_new(b, m, fn, arg));
 }
 
 static void
@@ -240,23 +285,58 @@ pb_breaker_acquire(pb_breaker *b, int m, pb_breaker_fn fn, void *arg)
                     argv, NULL);
 }
 
-void
-pb_breaker_report(pb_breaker *b, int m, bool failed, int64_t hold_ms, long tokens)
+/* Sends a one-way op whose reply only refreshes the view. */
+static void
+breaker_tell(pb_breaker *b, int m, const char *op, int64_t ms, long status)
 {
+    char a5[24], a6[24];
+    snprintf(a5, sizeof(a5), "%lld", (long long)ms);
+    snprintf(a6, sizeof(a6), "%ld", status);
+    breaker_send(b, m, op, a5, a6, breaker_on_view, breaker_call_new(b, m, NULL, NULL));
+}
+
+void
+pb_breaker_report(pb_breaker *b, int m, const pb_breaker_outcome *o)
+{
+    const pb_config *cfg = b->cfg;
     breaker_model *bm = &b->models[m];
-    if (failed && hold_ms > 0) {
+    int64_t now = pb_mono_ms();
+    if (o->hold_ms > 0) {
         /* Hold off at once in this worker; the reply brings the shared value. */
-        int64_t until = pb_mono_ms() + hold_ms;
-        if (until > bm->view.not_before_mono_ms)
-            bm->view.not_before_mono_ms = until;
+        int64_t hold = o->hold_ms;
+        if (hold > (int64_t)cfg->breaker_max_hold_s * 1000)
+            hold = (int64_t)cfg->breaker_max_hold_s * 1000;
+        if (now + hold > bm->view.not_before_mono_ms)
+            bm->view.not_before_mono_ms = now + hold;
+        breaker_tell(b, m, "hold", hold, o->status);
     }
-    if (failed && (b->cfg->breaker_failures > 0 || hold_ms > 0))
-        breaker_send(b, m, "fail", hold_ms, breaker_on_view, breaker_call_new(b, m, NULL, NULL));
-    else if (!failed && bm->view.state != PB_BREAKER_CLOSED)
-        breaker_send(b, m, "ok", 0, breaker_on_view, breaker_call_new(b, m, NULL, NULL));
-    if (!failed && tokens > 0 && b->cfg->models[m].tpm > 0) {
+    if (o->verdict == PB_VERDICT_REFUSED && cfg->breaker_refused_hold_s > 0) {
+        int64_t hold = (int64_t)cfg->breaker_refused_hold_s * 1000;
+        bm->view.refused_until_mono_ms = now + hold;
+        breaker_tell(b, m, "refused", hold, o->status);
+    }
+    if (o->probe) {
+        if (o->verdict == PB_VERDICT_OK || o->verdict == PB_VERDICT_FAIL ||
+            o->verdict == PB_VERDICT_REFUSED)
+            breaker_tell(b, m, o->verdict == PB_VERDICT_OK ? "probe_ok" : "probe_fail", 0,
+                         o->status);
+    } else if (cfg->breaker_failures > 0 && bm->view.state == PB_BREAKER_CLOSED &&
+               (o->verdict == PB_VERDICT_OK || o->verdict == PB_VERDICT_FAIL)) {
+        breaker_counts *c = &bm->counts;
+        c->calls++;
+        if (cfg->breaker_slow_call_ms > 0 && o->elapsed_ms >= cfg->breaker_slow_call_ms)
+            c->slow++;
+        if (o->verdict == PB_VERDICT_FAIL) {
+            c->fails++;
+            c->trailing++;
+        } else {
+            c->had_success = true;
+            c->trailing = 0;
+        }
+    }
+    if (o->verdict == PB_VERDICT_OK && o->tokens > 0 && cfg->models[m].tpm > 0) {
         char n[24];
-        snprintf(n, sizeof(n), "%ld", tokens);
+        snprintf(n, sizeof(n), "%ld", o->tokens);
         const char *argv[] = {bm->rl_key, bm->tokens_key, "usage", n};
         pb_redis_script(b->cmd, "ratelimit", NULL, NULL, 2, 4, argv, NULL);
     }

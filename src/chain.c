@@ -65,6 +65,15 @@ typedef struct chain_job {
     size_t n_attempts, cap_attempts;
     pb_http_call *call;  /* the attempt in flight */
     bool probing;        /* the attempt in flight is the breaker's half-open probe */
+    pb_http_call *hedge_call;   /* the hedge beside call, on models[hedge_pos] (NULL: none) */
+    size_t hedge_pos;           /* index into req->models of the hedge's model */
+    int64_t hedge_started_mono_ms; /* when the hedge call started */
+    bool hedged;                /* the job's one hedge was started (never a second) */
+    bool hedge_is_main;         /* the hedge call took over as the main attempt */
+    int hedge_model;            /* model the hedge ran on (stats), -1 none */
+    bool hedge_won;             /* the hedge's answer was used */
+    int cancelled_model;        /* model whose transfer was cancelled by the other's answer */
+    struct event *hedge_timer;  /* fires hedge_after_ms into the main attempt */
     pb_gate gate;        /* PB_GATE_PROBE or PB_GATE_LIMIT while in state JOB_GATE */
     int64_t gate_wait;   /* its answer (see pb_breaker_fn) */
     struct event *timer; /* backoff and finish retry */
@@ -159,6 +168,51 @@ pb_chain_attempt_timeouts(const pb_model_conf *m, int64_t remaining_ms, int *con
     *connect_ms = m->connect_timeout_ms < *timeout_ms ? m->connect_timeout_ms : *timeout_ms;
 }
 
+/* ---------------------------------------------------------------- model latencies */
+
+#define CHAIN_LATENCY_SAMPLES 256 /* recent answers kept per model for the adaptive hedge */
+#define CHAIN_LATENCY_MIN     20  /* fewer samples than this: no p95 yet */
+#define CHAIN_LATENCY_EVERY   32  /* the p95 is recomputed every this many samples */
+
+/* This worker's recent answer times for one model (adaptive hedging). */
+struct chain_latency {
+    int64_t ms[CHAIN_LATENCY_SAMPLES]; /* ring of elapsed ms of successful calls */
+    size_t n;                          /* samples taken (the ring holds the last 256) */
+    int64_t p95;                       /* of the ring, as of the last recompute; -1 none */
+};
+
+static int
+chain_cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void
+chain_latency_add(pb_chain_ctx *ctx, int m, int64_t ms)
+{
+    if (ctx->latency == NULL)
+        return; /* no adaptive hedge has asked yet: nobody reads them */
+    struct chain_latency *l = &ctx->latency[m];
+    l->ms[l->n++ % CHAIN_LATENCY_SAMPLES] = ms;
+    if (l->n >= CHAIN_LATENCY_MIN && l->n % CHAIN_LATENCY_EVERY == 0) {
+        size_t k = l->n < CHAIN_LATENCY_SAMPLES ? l->n : CHAIN_LATENCY_SAMPLES;
+        int64_t sorted[CHAIN_LATENCY_SAMPLES];
+        memcpy(sorted, l->ms, k * sizeof(int64_t));
+        qsort(sorted, k, sizeof(int64_t), chain_cmp_i64);
+        l->p95 = sorted[(k * 95) / 100 < k ? (k * 95) / 100 : k - 1];
+    }
+}
+
+/* The model's recent p95 answer time, or -1 while there are too few samples. */
+static int64_t
+chain_latency_p95(const pb_chain_ctx *ctx, int m)
+{
+    if (ctx->latency == NULL || ctx->latency[m].n < CHAIN_LATENCY_EVERY)
+        return -1;
+    return ctx->latency[m].p95;
+}
+
 /* ---------------------------------------------------------------- one job */
 
 static void
@@ -167,8 +221,12 @@ chain_job_free(chain_job *j)
     pb_chain_ctx *ctx = j->ctx;
     if (j->call)
         pb_http_cancel(j->call);
+    if (j->hedge_call)
+        pb_http_cancel(j->hedge_call);
     if (j->timer)
         event_free(j->timer);
+    if (j->hedge_timer)
+        event_free(j->hedge_timer);
     pb_semcache_query_free(j->semq);
     free(j->matched_question);
     pb_cache_end(j->cache_op, NULL, false);
@@ -340,21 +398,27 @@ chain_next_model(chain_job *j)
     chain_attempt(j);
 }
 
-static void
-chain_on_attempt_done(const pb_http_reply *r, void *arg)
-{
-    chain_job *j = arg;
-    pb_chain_ctx *ctx = j->ctx;
-    const pb_config *cfg = ctx->cfg;
-    j->call = NULL;
-    int m = j->req->models[j->pos];
-    const pb_model_conf *model = &cfg->models[m];
-    const pb_provider_ops *ops = pb_provider_for(cfg->providers[model->provider].type);
+/* What one finished call (main or hedge) on model m said, recorded and reported. */
+typedef struct chain_reply {
+    pb_class cls;        /* what it means for the job */
+    int64_t retry_after; /* from the reply's Retry-After, -1 none */
+    long status;         /* HTTP status, 0 none */
+} chain_reply;
 
+/* Records the attempt, reports it to the breaker and, on an answer, takes it as the job's
+ * content. */
+static chain_reply
+chain_take_reply(chain_job *j, int m, const pb_http_reply *r, bool probe)
+{
+    pb_chain_ctx *ctx = j->ctx;
+    const pb_model_conf *model = &ctx->cfg->models[m];
+    const pb_provider_ops *ops = pb_provider_for(ctx->cfg->providers[model->provider].type);
     pb_completion comp = {0};
     char outcome[32];
-    pb_class cls = pb_chain_classify_reply(ops, r, &comp, outcome, sizeof(outcome));
-    if (cls == PB_CLASS_OK) {
+    chain_reply out = {.status = r->status};
+    out.cls = pb_chain_classify_reply(ops, r, &comp, outcome, sizeof(outcome));
+    if (out.cls == PB_CLASS_OK) {
+        chain_latency_add(ctx, m, r->elapsed_ms);
         free(j->content);
         j->content = comp.content;
         comp.content = NULL;
@@ -365,19 +429,94 @@ chain_on_attempt_done(const pb_http_reply *r, void *arg)
     chain_add_attempt(j, m, outcome, r->elapsed_ms);
     pb_log(PB_LOG_DEBUG, "event=attempt job=%s model=%s try=%d outcome=%s ms=%lld", j->req->id,
            model->name, j->try_no, outcome, (long long)r->elapsed_ms);
-
-    int64_t retry_after =
+    out.retry_after =
         r->retry_after ? pb_retry_after_ms(r->retry_after, pb_wall_ms()) : (int64_t)-1;
     if (ctx->breaker) {
         /* A Retry-After on 429/503 holds the model for every worker, not just this job. */
         bool held = r->status == 429 || r->status == 503;
-        long tokens = cls == PB_CLASS_OK && j->prompt_tokens >= 0 && j->completion_tokens >= 0
+        long tokens = out.cls == PB_CLASS_OK && j->prompt_tokens >= 0 && j->completion_tokens >= 0
                           ? j->prompt_tokens + j->completion_tokens
                           : 0;
-        pb_breaker_report(ctx->breaker, m, cls == PB_CLASS_RETRY, held ? retry_after : -1, tokens);
+        pb_breaker_outcome bo = {.verdict = pb_breaker_verdict_of(out.cls, r->status),
+                                 .status = r->status,
+                                 .elapsed_ms = r->elapsed_ms,
+                                 .hold_ms = held ? out.retry_after : -1,
+                                 .tokens = tokens,
+                                 .probe = probe};
+        pb_breaker_report(ctx->breaker, m, &bo);
     }
+    return out;
+}
+
+/* Cancels the transfer still running beside an answer and records it (0 ms of use to the
+ * job, the time it ran so far as its ms). */
+static void
+chain_cancel_loser(chain_job *j, pb_http_call **call, int m, int64_t started_mono_ms)
+{
+    pb_http_cancel(*call);
+    *call = NULL;
+    chain_add_attempt(j, m, "hedge_cancelled", pb_mono_ms() - started_mono_ms);
+    j->cancelled_model = m;
+}
+
+/* The main attempt on models[pos] finished. With a hedge in flight: an answer wins at once
+ * (the hedge is cancelled); a failure hands the job to the hedge, which becomes the main
+ * attempt (first try of its model) instead of retrying or falling back now. */
+static void
+chain_on_main_done(chain_job *j, const pb_http_reply *r)
+{
+    int m = j->req->models[j->pos];
+    bool probe = j->probing;
     j->probing = false;
-    chain_decide(j, m, cls, retry_after, r->status);
+    if (j->hedge_timer)
+        evtimer_del(j->hedge_timer);
+    chain_reply cr = chain_take_reply(j, m, r, probe);
+    if (j->hedge_call != NULL) {
+        if (cr.cls == PB_CLASS_OK) {
+            chain_cancel_loser(j, &j->hedge_call, j->req->models[j->hedge_pos],
+                               j->hedge_started_mono_ms);
+        } else {
+            j->call = j->hedge_call;
+            j->hedge_call = NULL;
+            j->hedge_is_main = true;
+            j->pos = j->hedge_pos;
+            j->try_no = 1;
+            return;
+        }
+    }
+    chain_decide(j, m, cr.cls, cr.retry_after, cr.status);
+}
+
+static void
+chain_on_attempt_done(const pb_http_reply *r, void *arg)
+{
+    chain_job *j = arg;
+    j->call = NULL;
+    chain_on_main_done(j, r);
+}
+
+/* The hedge's call finished: as the main attempt once it took over; else an answer wins
+ * (the main call is cancelled) and a failure is only recorded (the main call goes on). */
+static void
+chain_on_hedge_done(const pb_http_reply *r, void *arg)
+{
+    chain_job *j = arg;
+    if (j->hedge_is_main) {
+        j->call = NULL;
+        chain_on_main_done(j, r);
+        return;
+    }
+    j->hedge_call = NULL;
+    int hm = j->req->models[j->hedge_pos];
+    chain_reply cr = chain_take_reply(j, hm, r, false);
+    if (cr.cls != PB_CLASS_OK)
+        return;
+    j->hedge_won = true;
+    chain_cancel_loser(j, &j->call, j->req->models[j->pos], j->hedge_started_mono_ms);
+    j->probing = false;
+    j->pos = j->hedge_pos;
+    j->try_no = 1;
+    chain_decide(j, hm, PB_CLASS_OK, -1, cr.status);
 }
 
 /* After an attempt (or a refusal without a call) of class cls on model m: finish, retry
@@ -479,6 +618,9 @@ chain_attempt(chain_job *j)
     case PB_GATE_OPEN:
         chain_refuse(j, m, "breaker_open", PB_CLASS_FALLBACK, -1);
         return;
+    case PB_GATE_REFUSED:
+        chain_refuse(j, m, "key_refused", PB_CLASS_FALLBACK, -1);
+        return;
     case PB_GATE_HOLD:
         chain_refuse(j, m, "held_off", PB_CLASS_RETRY, wait);
         return;
@@ -494,20 +636,16 @@ chain_attempt(chain_job *j)
     }
 }
 
-static void
-chain_call(chain_job *j)
+/* Starts a call of models[pos] with done as its callback; NULL after recording a build error
+ * (the caller moves on). */
+static pb_http_call *
+chain_start_call(chain_job *j, size_t pos, pb_http_done_fn done)
 {
     pb_chain_ctx *ctx = j->ctx;
     const pb_config *cfg = ctx->cfg;
-    int m = j->req->models[j->pos];
+    int m = j->req->models[pos];
     const pb_model_conf *model = &cfg->models[m];
     const pb_provider_conf *prov = &cfg->providers[model->provider];
-    int64_t remaining = chain_remaining_ms(j);
-    if (remaining < CHAIN_MIN_ATTEMPT_MS) {
-        chain_degrade(j);
-        return;
-    }
-    j->try_no++;
     pb_http_request *hr = pb_xcalloc(1, sizeof(*hr));
     pb_error err = {0};
     if (pb_provider_for(prov->type)->build_request(prov, model, j->req, hr, &err) != PB_OK) {
@@ -515,13 +653,80 @@ chain_call(chain_job *j)
         chain_add_attempt(j, m, "build_error", 0);
         pb_log(PB_LOG_WARN, "event=build_error job=%s model=%s error=\"%s\"", j->req->id,
                model->name, err.msg);
+        return NULL;
+    }
+    int timeout, connect;
+    pb_chain_attempt_timeouts(model, chain_remaining_ms(j), &connect, &timeout);
+    return pb_http_start(ctx->http, hr, connect, timeout, done, j);
+}
+
+static void chain_on_hedge_timer(evutil_socket_t fd, short what, void *arg);
+
+/* Arms the job's one hedge when its route hedges and a later model could take it. */
+static void
+chain_arm_hedge(chain_job *j)
+{
+    const pb_route_conf *route = &j->ctx->cfg->routes[j->req->route];
+    if (route->hedge_after_ms <= 0 || j->hedged || j->pos + 1 >= j->req->n_models)
+        return;
+    int64_t delay = route->hedge_after_ms;
+    if (route->hedge_adaptive) {
+        if (j->ctx->latency == NULL)
+            j->ctx->latency = pb_xcalloc(j->ctx->cfg->n_models, sizeof(*j->ctx->latency));
+        int64_t p95 = chain_latency_p95(j->ctx, j->req->models[j->pos]);
+        if (p95 > delay)
+            delay = p95;
+    }
+    if (delay >= chain_remaining_ms(j))
+        return;
+    if (j->hedge_timer == NULL)
+        j->hedge_timer = evtimer_new(j->ctx->base, chain_on_hedge_timer, j);
+    struct timeval tv = {(time_t)(delay / 1000), (suseconds_t)((delay % 1000) * 1000)};
+    evtimer_add(j->hedge_timer, &tv);
+}
+
+/* The main attempt is slow: start the next model that may answer and whose breaker passes
+ * (no probe, no rate-limit round trip), beside it. */
+static void
+chain_on_hedge_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    chain_job *j = arg;
+    if (j->call == NULL || j->hedged || chain_remaining_ms(j) < CHAIN_MIN_ATTEMPT_MS)
+        return;
+    for (size_t p = j->pos + 1; p < j->req->n_models; p++) {
+        int m = j->req->models[p];
+        int64_t wait;
+        if (!pb_chain_model_allowed(j->ctx->cfg, j->req, m) ||
+            (j->ctx->breaker && pb_breaker_check(j->ctx->breaker, m, &wait) != PB_GATE_PASS))
+            continue;
+        j->hedged = true;
+        j->hedge_model = m;
+        j->hedge_pos = p;
+        j->hedge_started_mono_ms = pb_mono_ms();
+        j->hedge_call = chain_start_call(j, p, chain_on_hedge_done);
+        pb_log(PB_LOG_DEBUG, "event=hedge job=%s model=%s", j->req->id,
+               j->ctx->cfg->models[m].name);
+        return;
+    }
+}
+
+static void
+chain_call(chain_job *j)
+{
+    if (chain_remaining_ms(j) < CHAIN_MIN_ATTEMPT_MS) {
+        chain_degrade(j);
+        return;
+    }
+    j->try_no++;
+    j->call = chain_start_call(j, j->pos, chain_on_attempt_done);
+    if (j->call == NULL) {
         j->pos++;
         chain_next_model(j);
         return;
     }
-    int timeout, connect;
-    pb_chain_attempt_timeouts(model, remaining, &connect, &timeout);
-    j->call = pb_http_start(ctx->http, hr, connect, timeout, chain_on_attempt_done, j);
+    chain_arm_hedge(j);
 }
 
 static void
@@ -610,6 +815,9 @@ chain_finish(chain_job *j)
         .n_attempts = j->n_attempts,
         .cache_missed = j->cache_missed,
         .coalesced = j->coalesced,
+        .hedge_model = j->hedge_model,
+        .hedge_won = j->hedge_won,
+        .cancelled_model = j->cancelled_model,
     };
     pb_stats_tally c;
     pb_stats_count_job(ctx->cfg, &facts, &c);
@@ -728,6 +936,7 @@ pb_chain_start(pb_chain_ctx *ctx, char *raw, size_t len)
     j->prompt_tokens = j->completion_tokens = -1;
     j->similarity = -1;
     j->cache_age_s = -1;
+    j->hedge_model = j->cancelled_model = -1;
     j->state = JOB_RUNNING;
     j->next = ctx->jobs;
     if (ctx->jobs)
@@ -760,4 +969,6 @@ pb_chain_abandon_all(pb_chain_ctx *ctx)
     ctx->on_released = NULL;
     while (ctx->jobs)
         chain_job_free(ctx->jobs);
+    free(ctx->latency);
+    ctx->latency = NULL;
 }

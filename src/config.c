@@ -67,10 +67,14 @@ static const char *const config_model_keys[] = {
 static const char *const config_route_keys[] = {
     "chain",          "retries",           "backoff_ms",
     "backoff_max_ms", "deadline_ms",       "critical_min_tier",
-    "degraded_reply", "semantic_critical", NULL};
+    "degraded_reply", "semantic_critical", "hedge_after_ms",
+    "hedge_adaptive", NULL};
 static const char *const config_cache_keys[] = {"ttl_s", "stale_if_error_s", "semantic", "redis",
                                                 NULL};
-static const char *const config_breaker_keys[] = {"failures", "window_s", "open_s", NULL};
+static const char *const config_breaker_keys[] = {
+    "failures",       "window_s",        "open_s",         "failure_rate",   "min_calls",
+    "consecutive",    "slow_call_ms",    "slow_call_rate", "half_open_calls", "max_open_s",
+    "max_hold_s",     "refused_hold_s",  NULL};
 static const char *const config_monitor_keys[] = {"stats_interval_s", "alert_fallback_rate",
                                                   "metrics_listen", NULL};
 static const char *const config_semantic_keys[] = {
@@ -623,8 +627,12 @@ config_parse_route(pb_config *cfg, pb_route_conf *r, json_object *o, const char 
         config_int(o, path, "critical_min_tier", 0, 0, 9, &r->critical_min_tier, err) != PB_OK ||
         config_str(o, path, "degraded_reply", CONFIG_DEFAULT_DEGRADED, CONFIG_REPLY_MAX,
                    &r->degraded_reply, err) != PB_OK ||
-        config_boolean(o, path, "semantic_critical", false, &r->semantic_critical, err) != PB_OK)
+        config_boolean(o, path, "semantic_critical", false, &r->semantic_critical, err) != PB_OK ||
+        config_int(o, path, "hedge_after_ms", 0, 0, 600000, &r->hedge_after_ms, err) != PB_OK ||
+        config_boolean(o, path, "hedge_adaptive", false, &r->hedge_adaptive, err) != PB_OK)
         return PB_ERR;
+    if (r->hedge_adaptive && r->hedge_after_ms == 0)
+        return config_fail(err, path, "hedge_adaptive", "needs hedge_after_ms (the floor)");
     return PB_OK;
 }
 
@@ -790,6 +798,38 @@ config_listen(json_object *m, char **out, pb_error *err)
     return PB_OK;
 }
 
+/* The breaker section (README "Circuit breakers"): failures keeps its old name as the switch
+ * and the default of consecutive; the rate rules need min_calls calls in the window. */
+static int
+config_breaker(json_object *b, pb_config *cfg, pb_error *err)
+{
+    if (config_int(b, "breaker", "failures", 5, 0, 100000, &cfg->breaker_failures, err) != PB_OK ||
+        config_int(b, "breaker", "window_s", 30, 1, CONFIG_DAY_S, &cfg->breaker_window_s, err) !=
+            PB_OK ||
+        config_int(b, "breaker", "open_s", 30, 1, CONFIG_DAY_S, &cfg->breaker_open_s, err) !=
+            PB_OK ||
+        config_number(b, "breaker", "failure_rate", 0.5, 0.01, 1.0, &cfg->breaker_failure_rate,
+                      err) != PB_OK ||
+        config_int(b, "breaker", "min_calls", 20, 1, 1000000, &cfg->breaker_min_calls, err) !=
+            PB_OK ||
+        config_int(b, "breaker", "consecutive", cfg->breaker_failures, 0, 100000,
+                   &cfg->breaker_consecutive, err) != PB_OK ||
+        config_int(b, "breaker", "slow_call_ms", 10000, 0, 3600000, &cfg->breaker_slow_call_ms,
+                   err) != PB_OK ||
+        config_number(b, "breaker", "slow_call_rate", 0.5, 0.01, 1.0,
+                      &cfg->breaker_slow_call_rate, err) != PB_OK ||
+        config_int(b, "breaker", "half_open_calls", 1, 1, 100, &cfg->breaker_half_open_calls,
+                   err) != PB_OK ||
+        config_int(b, "breaker", "max_open_s", cfg->breaker_open_s > 300 ? cfg->breaker_open_s : 300,
+                   cfg->breaker_open_s, CONFIG_DAY_S, &cfg->breaker_max_open_s, err) != PB_OK ||
+        config_int(b, "breaker", "max_hold_s", 60, 1, CONFIG_DAY_S, &cfg->breaker_max_hold_s,
+                   err) != PB_OK ||
+        config_int(b, "breaker", "refused_hold_s", 60, 0, CONFIG_DAY_S,
+                   &cfg->breaker_refused_hold_s, err) != PB_OK)
+        return PB_ERR;
+    return PB_OK;
+}
+
 /* The breaker and monitor sections (breaker.c, stats.c, metrics.c read them). */
 static int
 config_parse_breaker_monitor(pb_config *cfg, json_object *root, pb_error *err)
@@ -801,12 +841,7 @@ config_parse_breaker_monitor(pb_config *cfg, json_object *root, pb_error *err)
     json_object *empty = json_object_new_object();
     int rc = PB_ERR;
     if (config_check_keys(b ? b : empty, "breaker", config_breaker_keys, err) != PB_OK ||
-        config_int(b ? b : empty, "breaker", "failures", 5, 0, 100000, &cfg->breaker_failures,
-                   err) != PB_OK ||
-        config_int(b ? b : empty, "breaker", "window_s", 30, 1, CONFIG_DAY_S,
-                   &cfg->breaker_window_s, err) != PB_OK ||
-        config_int(b ? b : empty, "breaker", "open_s", 30, 1, CONFIG_DAY_S, &cfg->breaker_open_s,
-                   err) != PB_OK ||
+        config_breaker(b ? b : empty, cfg, err) != PB_OK ||
         config_check_keys(m ? m : empty, "monitor", config_monitor_keys, err) != PB_OK ||
         config_int(m ? m : empty, "monitor", "stats_interval_s", 10, 1, 3600,
                    &cfg->stats_interval_s, err) != PB_OK ||

@@ -34,6 +34,7 @@ typedef struct pb_chain_ctx {
     pb_semcache *semcache;            /* NULL when cache.semantic is off */
     int active;                       /* jobs started and not yet released */
     struct chain_job *jobs;           /* every live job (for pb_chain_abandon_all) */
+    struct chain_latency *latency;    /* per model, recent answer times (adaptive hedging) */
     void (*on_released)(void *owner); /* a job finished (or was abandoned) */
     void *owner;
 } pb_chain_ctx;
@@ -41,7 +42,7 @@ typedef struct pb_chain_ctx {
 /* Runs one claimed job; takes ownership of raw (malloc'd, len bytes). */
 void pb_chain_start(pb_chain_ctx *ctx, char *raw, size_t len);
 /* Frees every live job without finishing it (the worker is exiting and has handed
- * them back); on_released is not called. */
+ * them back), and the latency samples; on_released is not called. */
 void pb_chain_abandon_all(pb_chain_ctx *ctx);
 
 /* Pure decisions the state machine is built from (no I/O; unit-tested). */

@@ -49,6 +49,8 @@ typedef struct pb_route_conf {
     int critical_min_tier;  /* critical jobs use only models with tier <= this (0 = no floor) */
     char *degraded_reply;   /* content of a degraded result */
     bool semantic_critical; /* critical jobs may be answered from the semantic cache */
+    int hedge_after_ms;     /* start the next model beside a call this slow (0 = no hedging) */
+    bool hedge_adaptive;    /* hedge after the model's recent p95 instead, at least hedge_after_ms */
 } pb_route_conf;
 
 typedef struct pb_limits {
@@ -110,9 +112,18 @@ typedef struct pb_config {
     int cache_stale_if_error_s;    /* kept past TTL for stale answers (default 604800) */
     struct pb_config *cache_redis; /* cache.redis: only its redis_* fields are set (what
                                       pb_redis_new reads); NULL = the queue's Redis */
-    int breaker_failures;          /* retryable failures in the window that open it (5; 0 = off) */
-    int breaker_window_s;          /* the failure-counting window (default 30) */
-    int breaker_open_s;            /* how long it stays open before a probe (default 30) */
+    int breaker_failures;          /* 0 turns breakers off; the default of consecutive (5) */
+    int breaker_window_s;          /* the sliding window of the rates (default 30) */
+    int breaker_open_s;            /* the first open time before a probe (default 30) */
+    double breaker_failure_rate;   /* share of failed calls in the window that opens (0.5) */
+    int breaker_min_calls;         /* calls the window needs before a rate counts (20) */
+    int breaker_consecutive;       /* failures in a row that open it (failures; 0 = no rule) */
+    int breaker_slow_call_ms;      /* a call this slow counts as slow (10000; 0 = no rule) */
+    double breaker_slow_call_rate; /* share of slow calls in the window that opens (0.5) */
+    int breaker_half_open_calls;   /* probes let through, all must succeed to close (1) */
+    int breaker_max_open_s;        /* cap of the open time, doubled per failed probe (300) */
+    int breaker_max_hold_s;        /* cap of a shared Retry-After hold (60) */
+    int breaker_refused_hold_s;    /* a 401/403 skips the model this long everywhere (60) */
     int stats_interval_s;          /* planb:stats snapshot period (default 10) */
     double alert_fallback_rate;    /* 5-minute fallback rate that raises an alert (default 0.2) */
     char *metrics_listen;          /* "host:port" of GET /metrics; NULL = disabled ("") */

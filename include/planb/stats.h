@@ -27,6 +27,9 @@ typedef struct pb_stats_job {
     size_t n_attempts;          /* entries of attempts */
     bool cache_missed;          /* looked the cache up and had to run the chain */
     bool coalesced;             /* answered from another job's call it waited on */
+    int hedge_model;            /* model a hedge was started on, -1 none */
+    bool hedge_won;             /* the hedge's answer was used */
+    int cancelled_model;        /* model whose transfer the other's answer cancelled, -1 none */
 } pb_stats_job;
 
 /* The fields and increments one job sends to finish.lua. The names live in the struct itself
@@ -40,7 +43,8 @@ typedef struct pb_stats_tally {
 } pb_stats_tally;
 
 /* Pure: fills t with job's fields (jobs, status, source, route x source, latency bucket and sum,
- * per-model and per-provider attempts and errors, cache misses, coalesced and hits). A field
+ * per-model and per-provider attempts and errors, cache misses, coalesced and hits, hedges
+ * started, won and cancelled per model). A field
  * past PB_QUEUE_MAX_COUNTERS distinct ones is dropped. */
 void pb_stats_count_job(const pb_config *cfg, const pb_stats_job *job, pb_stats_tally *t);
 
