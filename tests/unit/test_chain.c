@@ -154,7 +154,7 @@ expect_class(const pb_provider_ops *ops, const pb_http_reply *r, pb_class cls, c
     } else {
         cr_expect_null(comp.content, "no answer from a failed call");
     }
-    pb_completion_free(&comp);
+    pb_provider_completion_free(&comp);
 }
 
 /* A transfer that ended without a usable HTTP reply. */
@@ -211,7 +211,7 @@ Test(classify_reply, a_good_200_is_ok_with_the_answer)
         PB_CLASS_OK);
     cr_expect_eq(comp.prompt_tokens, 12);
     cr_expect_eq(comp.completion_tokens, 30);
-    pb_completion_free(&comp);
+    pb_provider_completion_free(&comp);
     free(fr.body);
 
     fr = fixture_reply_new(&pb_provider_anthropic, 200, "good.json");
@@ -291,5 +291,5 @@ Test(classify_reply, the_outcome_is_cut_to_its_buffer)
                  PB_CLASS_RETRY);
     cr_expect_str_eq(outcome, "http_");
     cr_expect_eq(outcome[6], 'x', "nothing written past outcome_size");
-    pb_completion_free(&comp);
+    pb_provider_completion_free(&comp);
 }
