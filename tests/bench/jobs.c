@@ -141,16 +141,54 @@ workers_peak_rss_kib(pid_t master)
     return total;
 }
 
+/* For th_wait_for: planb:stats "jobs" has reached target. */
+typedef struct jobs_wait {
+    redisContext *rc; /* planb's Redis */
+    long target;      /* finished jobs to wait for */
+} jobs_wait;
+
+static bool
+jobs_done(void *arg)
+{
+    const jobs_wait *w = arg;
+    return stat_jobs(w->rc) >= w->target;
+}
+
+/* Waits about timeout_ms for target finished jobs, polling every 2 ms so the time measured
+ * ends close to the last result. */
 static bool
 wait_jobs(redisContext *rc, long target, int timeout_ms)
 {
-    int64_t end = now_ms() + timeout_ms;
-    while (now_ms() < end) {
-        if (stat_jobs(rc) >= target)
-            return true;
-        usleep(2000);
+    jobs_wait w = {rc, target};
+    return th_wait_for(jobs_done, &w, timeout_ms / 2, 2);
+}
+
+/* For th_wait_for: n workers are in planb:workers (a worker joins it right before its first
+ * claim and leaves it when it drains, so planb stopped between runs leaves none behind). */
+typedef struct workers_wait {
+    redisContext *rc; /* planb's Redis */
+    long n;           /* workers planb serve starts */
+} workers_wait;
+
+static bool
+workers_up(void *arg)
+{
+    const workers_wait *w = arg;
+    redisReply *r = redisCommand(w->rc, "ZCARD planb:workers");
+    bool up = r && r->type == REDIS_REPLY_INTEGER && r->integer >= w->n;
+    freeReplyObject(r);
+    return up;
+}
+
+/* Waits up to 10 s for planb's workers, so the time measured starts with planb ready. */
+static void
+wait_workers(redisContext *rc, int workers)
+{
+    workers_wait w = {rc, workers};
+    if (!th_wait_for(workers_up, &w, 500, 20)) {
+        fprintf(stderr, "bench_jobs: planb's workers did not start\n");
+        exit(1);
     }
-    return false;
 }
 
 static void
@@ -200,7 +238,7 @@ main(int argc, char **argv)
 
     /* 1. zero latency */
     start_planb(workers, 512, 10000);
-    usleep(300000);
+    wait_workers(rc, workers);
     int64_t t0 = now_ms();
     push_jobs(rc, "z", jobs);
     bool done = wait_jobs(rc, jobs, 300000);
@@ -221,7 +259,7 @@ main(int argc, char **argv)
     th_mock_reset(&mock_p);
     th_mock_set(&mock_p, "m1", "{\"mode\":\"status\",\"status\":500}");
     start_planb(workers, 512, 10000);
-    usleep(300000);
+    wait_workers(rc, workers);
     t0 = now_ms();
     push_jobs(rc, "f", jobs);
     done = wait_jobs(rc, jobs, 300000);
@@ -244,7 +282,7 @@ main(int argc, char **argv)
     th_mock_set(&mock_p, "m1", "{\"mode\":\"ok\",\"latency_ms\":2000}");
     int per_worker = slow_jobs / workers + 64;
     start_planb(workers, per_worker, 10000);
-    usleep(300000);
+    wait_workers(rc, workers);
     t0 = now_ms();
     push_jobs(rc, "s", slow_jobs);
     done = wait_jobs(rc, slow_jobs, 120000);
@@ -260,7 +298,7 @@ out:
     if (getenv("PB_BENCH_KEEP")) {
         printf("redis port %d\n", redis_p.port);
         fflush(stdout);
-        sleep(120);
+        sleep(120); /* deliberate: two minutes to inspect Redis by hand, then clean up */
     }
     redisFree(rc);
     th_proc_stop(&mock_p, 5000);

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include "harness.h"
 #include "th_jobs.h"
@@ -386,6 +385,39 @@ Test(chain, oversized_and_binary_jobs_are_dead_lettered)
     cr_expect(saw_large);
 }
 
+/* For th_wait_for: the workers have claimed every job on planb:q:default. */
+static bool
+queue_is_empty(void *arg)
+{
+    (void)arg;
+    redisReply *r = redisCommand(rc, "LLEN planb:q:default");
+    bool empty = r && r->type == REDIS_REPLY_INTEGER && r->integer == 0;
+    freeReplyObject(r);
+    return empty;
+}
+
+/* For th_wait_for: every flap job has its result. Each poll also flips the primary, so the
+ * flips overlap the processing however fast or slow this machine is. */
+typedef struct flap_wait {
+    int total; /* jobs pushed */
+    int seen;  /* results at the last poll */
+    int polls; /* polls so far: their parity picks the primary's next mode */
+} flap_wait;
+
+static bool
+flap_all_results(void *arg)
+{
+    flap_wait *w = arg;
+    redisReply *k =
+        redisCommand(rc, "EVAL %s 0", "return #redis.call('KEYS','planb:result:flap-*')");
+    cr_assert(k && k->type == REDIS_REPLY_INTEGER);
+    w->seen = (int)k->integer;
+    freeReplyObject(k);
+    th_mock_set(&mock_p, "primary",
+                w->polls++ % 2 ? "{\"mode\":\"status\",\"status\":503}" : "{\"mode\":\"ok\"}");
+    return w->seen >= w->total;
+}
+
 /* 1,000 jobs while the primary flips down and up: exactly one result each, counters add up. */
 Test(chain, thousand_jobs_with_a_flapping_primary)
 {
@@ -405,23 +437,15 @@ Test(chain, thousand_jobs_with_a_flapping_primary)
                  "\"content\":\"q%d\"}]}",
                  i, i);
         push(job);
+        /* Pace the pushes by the workers, so each flip lands on jobs being processed. Best
+         * effort: a slow machine (ASan) goes on after about 20 ms with jobs still queued. */
         if (i % 50 == 49)
-            usleep(20000);
+            th_wait_for(queue_is_empty, NULL, 3, 10);
     }
-    /* Keep flipping while the workers catch up, so the flips overlap the processing
-     * however fast or slow this machine is. */
-    int primary = 0, fallback = 0, other = 0, seen = 0;
-    for (int tries = 0; tries < 600 && seen < total; tries++) {
-        redisReply *k =
-            redisCommand(rc, "EVAL %s 0", "return #redis.call('KEYS','planb:result:flap-*')");
-        cr_assert(k && k->type == REDIS_REPLY_INTEGER);
-        seen = (int)k->integer;
-        freeReplyObject(k);
-        th_mock_set(&mock_p, "primary",
-                    tries % 2 ? "{\"mode\":\"status\",\"status\":503}" : "{\"mode\":\"ok\"}");
-        if (seen < total)
-            usleep(100000);
-    }
+    /* Keep flipping while the workers catch up (up to a minute). */
+    flap_wait w = {.total = total};
+    th_wait_for(flap_all_results, &w, 600, 100);
+    int primary = 0, fallback = 0, other = 0, seen = w.seen;
     cr_assert_eq(seen, total, "results: %d of %d", seen, total);
     for (int i = 0; i < total; i++) {
         redisReply *g = redisCommand(rc, "GET planb:result:flap-%d", i);

@@ -251,6 +251,22 @@ nothing_pending(void *arg)
     return n == 0;
 }
 
+/* For th_wait_for: the mock holds want requests open; seen is the last count read. */
+typedef struct pending_wait {
+    long want; /* requests the mock should hold */
+    long seen; /* "pending" at the last poll */
+} pending_wait;
+
+static bool
+pending_reached(void *arg)
+{
+    pending_wait *w = arg;
+    json_object *s = stats();
+    w->seen = jint(s, "pending");
+    json_object_put(s);
+    return w->seen == w->want;
+}
+
 /* Sends a chat request on a raw socket and returns it unread (for held requests). */
 static int
 raw_chat(const char *model)
@@ -412,16 +428,8 @@ Test(mock, many_hung_clients_leave)
     int fds[N];
     for (int i = 0; i < N; i++)
         fds[i] = raw_chat("stuck");
-    json_object *s;
-    for (int tries = 0;; tries++) {
-        s = stats();
-        if (jint(s, "pending") == N || tries == 200)
-            break;
-        json_object_put(s);
-        usleep(10000);
-    }
-    cr_assert_eq(jint(s, "pending"), N);
-    json_object_put(s);
+    pending_wait w = {.want = N};
+    cr_assert(th_wait_for(pending_reached, &w, 201, 10), "pending %ld, want %ld", w.seen, w.want);
     for (int i = 0; i < N; i++)
         close(fds[i]);
     cr_assert(th_wait_for(nothing_pending, NULL, 200, 10));
@@ -889,16 +897,8 @@ Test(mock, sigterm_exits_cleanly_with_requests_held)
     set("slowdrip", "{\"mode\":\"drip\",\"drip_interval_ms\":50}");
     set("lag", "{\"latency_ms\":5000}");
     int fds[3] = {raw_chat("stuck"), raw_chat("slowdrip"), raw_chat("lag")};
-    json_object *s;
-    for (int tries = 0;; tries++) {
-        s = stats();
-        if (jint(s, "pending") == 3 || tries == 200)
-            break;
-        json_object_put(s);
-        usleep(10000);
-    }
-    cr_assert_eq(jint(s, "pending"), 3);
-    json_object_put(s);
+    pending_wait w = {.want = 3};
+    cr_assert(th_wait_for(pending_reached, &w, 201, 10), "pending %ld, want %ld", w.seen, w.want);
     int st = th_proc_stop(&mock, 5000);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
     for (int i = 0; i < 3; i++)

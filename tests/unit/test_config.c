@@ -558,3 +558,43 @@ Test(config, semantic_errors_name_the_field)
                  "CONFIG cache.semantic.max_entries: must be an integer from 1 to 100000000");
     expect_error(SEM_BASE "{\"typo\": 0}}}", "CONFIG cache.semantic.typo: unknown key");
 }
+
+/* The breaker and monitor sections: their defaults, and every out-of-range value refused. */
+static const char *test_cfg =
+    "{\"providers\": {\"p\": {\"type\": \"openai\", \"base_url\": \"http://x\"}},"
+    " \"models\": {\"m:1\": {\"provider\": \"p\"}, \"b\": {\"provider\": \"p\"}},"
+    " \"routes\": {\"default\": {\"chain\": [\"m:1\", \"b\"]}}}";
+
+Test(config, breaker_monitor_and_limits)
+{
+    pb_error err = {0};
+    pb_config *cfg = pb_config_parse(test_cfg, &err);
+    cr_assert_eq(cfg->breaker_failures, 5);
+    cr_assert_eq(cfg->breaker_window_s, 30);
+    cr_assert_eq(cfg->breaker_open_s, 30);
+    cr_assert_eq(cfg->stats_interval_s, 10);
+    cr_assert_float_eq(cfg->alert_fallback_rate, 0.2, 1e-9);
+    cr_assert_str_eq(cfg->metrics_listen, "127.0.0.1:9464");
+    cr_assert_eq(cfg->models[0].rpm, 0);
+    pb_config_free(cfg);
+    static const char *bad[] = {"\"breaker\": {\"failures\": -1}",
+                                "\"breaker\": {\"open_s\": 0}",
+                                "\"breaker\": {\"typo\": 1}",
+                                "\"monitor\": {\"alert_fallback_rate\": 1.5}",
+                                "\"monitor\": {\"metrics_listen\": \"nohost\"}",
+                                "\"monitor\": {\"stats_interval_s\": 0}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char json[1024];
+        snprintf(json, sizeof(json), "%.*s, %s}", (int)strlen(test_cfg) - 1, test_cfg, bad[i]);
+        cr_expect_null(pb_config_parse(json, &err), "%s accepted", bad[i]);
+    }
+    char json[1024];
+    snprintf(json, sizeof(json),
+             "%.*s, \"monitor\": {\"metrics_listen\": \"\", \"alert_fallback_rate\": 0.5}}",
+             (int)strlen(test_cfg) - 1, test_cfg);
+    cfg = pb_config_parse(json, &err);
+    cr_assert_not_null(cfg, "%s", err.msg);
+    cr_assert_null(cfg->metrics_listen);
+    cr_assert_float_eq(cfg->alert_fallback_rate, 0.5, 1e-9);
+    pb_config_free(cfg);
+}

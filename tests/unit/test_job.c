@@ -1,4 +1,5 @@
-/* test_job.c -- job parsing (every accepted and refused input) and result JSON.
+/* test_job.c -- job parsing (every accepted and refused input), result JSON and the
+ * dead-letter entry.
  *
  * Jobs come from tests/fixtures/jobs/ where a file can hold them, inline
  * otherwise (NUL bytes, generated sizes). Configs are the fixtures in
@@ -7,6 +8,7 @@
 #include <criterion/criterion.h>
 #include <json-c/json.h>
 #include <math.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -778,4 +780,90 @@ Test(result, names)
     cr_expect_str_eq(pb_job_source_name(PB_SOURCE_STALE_CACHE), "stale_cache");
     cr_expect_str_eq(pb_job_source_name(PB_SOURCE_DEGRADED), "degraded");
     cr_expect_str_eq(pb_job_source_name(PB_SOURCE_NONE), "none");
+}
+
+/* ---------------------------------------------------------------- dead-letter entries */
+
+/* Decodes standard base64 (as EVP_EncodeBlock writes it); *len set. Caller frees. */
+static unsigned char *
+unbase64(const char *b64, size_t *len)
+{
+    size_t n = strlen(b64);
+    cr_assert_eq(n % 4, 0, "base64 length %zu", n);
+    unsigned char *out = malloc(n / 4 * 3 + 1);
+    int got = EVP_DecodeBlock(out, (const unsigned char *)b64, (int)n);
+    cr_assert_geq(got, 0, "not base64: %s", b64);
+    size_t pad = (n > 0 && b64[n - 1] == '=') + (n > 1 && b64[n - 2] == '=');
+    *len = (size_t)got - pad;
+    return out;
+}
+
+/* The dead entry of raw, parsed strictly; caller puts. */
+static json_object *
+dead_entry(const char *raw, size_t len, const char *id)
+{
+    char *s = pb_job_dead_entry(raw, len, id, "BAD_JSON job is not valid JSON", "host:7",
+                                1718000000123LL);
+    cr_assert_not_null(s);
+    json_object *o = parse_result(s, strlen(s));
+    free(s);
+    return o;
+}
+
+Test(dead, a_text_job_is_kept_as_text)
+{
+    static const char *const raws[] = {"{\"id\": \"j1\", \"messages\": [", "",
+                                       "h\xc3\xa9llo \"quoted\" \\ \xf0\x9f\x98\x80\n\x01"};
+    for (size_t i = 0; i < sizeof(raws) / sizeof(raws[0]); i++) {
+        json_object *o = dead_entry(raws[i], strlen(raws[i]), "j1");
+        cr_expect_str_eq(get_str(o, "job"), raws[i], "raw %zu", i);
+        cr_expect_not(has(o, "job_base64"), "raw %zu", i);
+        json_object_put(o);
+    }
+}
+
+/* A string literal with its length (it may hold NULs). */
+#define RAW(s) (s), sizeof(s) - 1
+
+Test(dead, invalid_utf8_or_a_nul_goes_as_base64)
+{
+    static const struct {
+        const char *raw;
+        size_t len;
+    } cases[] = {
+        {RAW("\xff\xfe{\"id\":1}")},
+        {RAW("{\"content\": \"caf\xe9\"}")},      /* Latin-1, not UTF-8 */
+        {RAW("{\"content\": \"\xed\xa0\x80\"}")}, /* a surrogate */
+        {RAW("{\"a\":\0}")},                      /* a NUL byte */
+        {RAW("\0")},
+        {RAW("ab\xe2\x9c")}, /* cut in a sequence */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_object *o = dead_entry(cases[i].raw, cases[i].len, NULL);
+        cr_expect_not(has(o, "job"), "case %zu", i);
+        size_t len;
+        unsigned char *back = unbase64(get_str(o, "job_base64"), &len);
+        cr_expect_eq(len, cases[i].len, "case %zu", i);
+        cr_expect_eq(memcmp(back, cases[i].raw, cases[i].len), 0, "case %zu", i);
+        free(back);
+        json_object_put(o);
+    }
+}
+
+Test(dead, fields_and_an_absent_id)
+{
+    json_object *o = dead_entry("x", 1, "order-42");
+    cr_expect_str_eq(get_str(o, "id"), "order-42");
+    cr_expect_str_eq(get_str(o, "error"), "BAD_JSON job is not valid JSON");
+    cr_expect_str_eq(get_str(o, "worker"), "host:7");
+    cr_expect_eq(get_int(o, "at_ms"), 1718000000123LL);
+    cr_expect_str_eq(get_str(o, "job"), "x");
+    json_object_put(o);
+
+    o = dead_entry("x", 1, NULL);
+    cr_expect_not(has(o, "id"), "no id when none could be read");
+    cr_expect_str_eq(get_str(o, "error"), "BAD_JSON job is not valid JSON");
+    cr_expect_str_eq(get_str(o, "worker"), "host:7");
+    cr_expect_eq(get_int(o, "at_ms"), 1718000000123LL);
+    json_object_put(o);
 }

@@ -1,6 +1,10 @@
-/* test_keys.c -- the Redis key and channel names are the README contract: pin them. */
+/* test_keys.c -- the Redis key and channel names are the README contract: pin them, and the
+ * worker id that several of them embed. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "planb/keys.h"
 
@@ -33,4 +37,26 @@ Test(keys, custom_prefix)
     expect_name(pb_key_queue("app.prod:llm", "bulk"), "app.prod:llm:q:bulk");
     expect_name(pb_key_dead("t-1"), "t-1:dead");
     expect_name(pb_key_result("p", "a/b+c=d@e"), "p:result:a/b+c=d@e");
+}
+
+Test(keys, worker_id_is_host_colon_pid)
+{
+    char host[64], want[PB_KEY_WORKER_ID_MAX], got[PB_KEY_WORKER_ID_MAX];
+    cr_assert_eq(gethostname(host, sizeof(host)), 0);
+    host[sizeof(host) - 1] = '\0';
+    snprintf(want, sizeof(want), "%s:%d", host, 4242);
+    pb_key_worker_id(got, sizeof(got), 4242);
+    cr_expect_str_eq(got, want);
+    snprintf(want, sizeof(want), "%s:%d", host, (int)getpid());
+    pb_key_worker_id(got, sizeof(got), getpid());
+    cr_expect_str_eq(got, want);
+}
+
+Test(keys, worker_id_is_cut_to_the_buffer)
+{
+    char buf[6];
+    memset(buf, 'x', sizeof(buf));
+    pb_key_worker_id(buf, 4, 4242);
+    cr_expect_eq(strlen(buf), 3, "NUL-terminated within size");
+    cr_expect_eq(buf[4], 'x', "nothing written past size");
 }
