@@ -193,6 +193,7 @@ local code, left = 0, 0
 if state == 'open' then
   code, left = 1, math.max(0, open_until - now)
 elseif state == 'half_open' then
-  code, left = 2, math.max(0, probe_until - now)
+  -- 0 while probes are left to hand out: callers then ask for one instead of skipping.
+  code, left = 2, probes < half_open_calls and 0 or math.max(0, probe_until - now)
 end
 return {code, left, math.max(0, not_before - now), granted, math.max(0, refused_until - now)}

@@ -8,7 +8,8 @@
 -- ARGV[2]  the current unix minute
 -- ARGV[3]  number of queues Q, then ARGV[4 .. 3+Q] queue names, then model names
 -- Returns  {HGETALL of the stats hash, {depth per queue}, jobs in flight,
---          {state, open_left_ms per model}, {window sums for 1, 5 and 60 minutes}}
+--          {state, open_left_ms, window calls, failed, slow per model (as of the breaker's
+--          last report)}, {window sums for 1, 5 and 60 minutes}}
 --          each window sum lists the fields below, in order
 local fields = {'jobs', 'source:primary', 'source:fallback', 'source:cache',
                 'source:semantic_cache', 'source:stale_cache', 'source:degraded'}
@@ -26,7 +27,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local breakers = {}
 for i = 4 + nq, #ARGV do
   local h = redis.call('HMGET', prefix .. ':breaker:' .. ARGV[i], 'state', 'open_until',
-                       'probe_until')
+                       'probe_until', 'w_calls', 'w_fails', 'w_slow')
   local code, left = 0, 0
   if h[1] == 'open' then
     code, left = 1, math.max(0, tonumber(h[2]) - now)
@@ -35,6 +36,9 @@ for i = 4 + nq, #ARGV do
   end
   breakers[#breakers + 1] = code
   breakers[#breakers + 1] = left
+  for k = 4, 6 do
+    breakers[#breakers + 1] = tonumber(h[k] or '0')
+  end
 end
 local windows = {}
 local sums = {}

@@ -41,6 +41,7 @@
 #include <json-c/json.h>
 
 #include "planb/core.h"
+#include "planb/hash.h"
 #include "planb/log.h"
 
 #include "dialect.h"
@@ -62,6 +63,7 @@ typedef struct mock_server {
     json_tokener *tok;       /* reused for every body */
     long pending;            /* calls held (latency, hang, drip, reset) */
     unsigned long next_id;   /* numbers replies: chatcmpl-mock-<n>, msg_mock_<n> */
+    uint64_t rng;            /* splitmix64 state for fail_rate and slow_rate draws (fixed seed) */
 } mock_server;
 
 typedef enum {
@@ -384,6 +386,13 @@ mock_record_last(pb_mock_model *m, struct evhttp_request *req, const char *path,
     m->last = o;
 }
 
+/* A uniform draw in [0, 1) from the server's stream: runs repeat given the same requests. */
+static double
+mock_draw(mock_server *srv)
+{
+    return (double)(pb_hash_splitmix64(&srv->rng) >> 11) * 0x1.0p-53;
+}
+
 /* Fills plan with the answer behaviour b gives to valid request r, and counts it on m. */
 static void
 mock_plan(mock_server *srv, const pb_mock_request *r, pb_mock_model *m, const pb_mock_behaviour *b,
@@ -397,8 +406,12 @@ mock_plan(mock_server *srv, const pb_mock_request *r, pb_mock_model *m, const pb
     plan->retry_after = b->retry_after != NULL ? pb_xstrdup(b->retry_after) : NULL;
     unsigned long id = ++srv->next_id;
     bool ok = false;
-    if (m != NULL && m->fail_seen < b->fail_first) {
-        m->fail_seen++;
+    bool random_fail = b->fail_rate > 0 && mock_draw(srv) < b->fail_rate;
+    if (b->slow_rate > 0 && mock_draw(srv) < b->slow_rate)
+        plan->latency_ms = b->slow_ms;
+    if (m != NULL && (m->fail_seen < b->fail_first || random_fail)) {
+        if (m->fail_seen < b->fail_first)
+            m->fail_seen++;
         m->failed++;
         plan->status = b->fail_status;
         plan->body = pb_mock_dialect_error(r->api, b->fail_status, NULL, NULL, NULL, &plan->len);
@@ -693,7 +706,8 @@ mock_usage(FILE *out)
         "Behaviour: {\"mode\": ok|status|hang|drip|reset|truncated|html|missing|empty|oversized,\n"
         "  \"reply\", \"status\", \"error_type\", \"error_message\", \"error_code\",\n"
         "  \"retry_after\", \"latency_ms\", \"drip_bytes\", \"drip_interval_ms\", \"bytes\",\n"
-        "  \"fail_first\", \"fail_status\"}\n"
+        "  \"fail_first\", \"fail_status\", \"fail_rate\" (0..1: that share fails at random),\n"
+        "  \"slow_rate\" (0..1), \"slow_ms\" (that share of answers waits slow_ms)}\n"
         "Control: POST /_mock/models/<name>, POST /_mock/default, POST /_mock/reset,\n"
         "  GET /_mock/stats, GET /_mock/last/<name>\n",
         out);
@@ -745,7 +759,7 @@ main(int argc, char **argv)
         return PB_EXIT_FATAL;
     }
     pb_error err;
-    mock_server srv = {0};
+    mock_server srv = {.rng = 0x5EED5EED5EED5EEDULL};
     srv.table = pb_mock_table_new(config, &err);
     json_object_put(config);
     if (srv.table == NULL) {

@@ -83,6 +83,20 @@ model_get_int(json_object *v, const char *key, int64_t min, int64_t max, int64_t
     return PB_OK;
 }
 
+/* Reads a share (a number from 0 to 1) into *out. */
+static int
+model_get_share(json_object *v, const char *key, double *out, pb_error *err)
+{
+    double d = json_object_get_double(v);
+    if ((!json_object_is_type(v, json_type_double) && !json_object_is_type(v, json_type_int)) ||
+        !(d >= 0.0 && d <= 1.0)) {
+        pb_error_set(err, 1, "%s: must be a number from 0 to 1", key);
+        return PB_ERR;
+    }
+    *out = d;
+    return PB_OK;
+}
+
 /* Copies a string field into *out (replacing it); header values must not hold CR/LF. */
 static int
 model_get_str(json_object *v, const char *key, bool header, char **out, pb_error *err)
@@ -135,6 +149,12 @@ model_parse_field(pb_mock_behaviour *b, const char *key, json_object *v, pb_erro
         return model_set_int(v, key, 400, 599, &b->fail_status, err);
     if (strcmp(key, "latency_ms") == 0)
         return model_set_int(v, key, 0, MOCK_LATENCY_MAX_MS, &b->latency_ms, err);
+    if (strcmp(key, "slow_ms") == 0)
+        return model_set_int(v, key, 0, MOCK_LATENCY_MAX_MS, &b->slow_ms, err);
+    if (strcmp(key, "fail_rate") == 0)
+        return model_get_share(v, key, &b->fail_rate, err);
+    if (strcmp(key, "slow_rate") == 0)
+        return model_get_share(v, key, &b->slow_rate, err);
     if (strcmp(key, "drip_bytes") == 0)
         return model_set_int(v, key, 1, MOCK_DRIP_BYTES_MAX, &b->drip_bytes, err);
     if (strcmp(key, "drip_interval_ms") == 0)

@@ -38,6 +38,9 @@ typedef struct pb_mock_behaviour {
     size_t bytes;         /* PB_MOCK_OVERSIZED: body size (default 8 MiB) */
     long fail_first;      /* this many requests answer fail_status first */
     int fail_status;      /* status of those answers (default 503) */
+    double fail_rate;     /* then this share of requests, drawn at random, answers fail_status */
+    double slow_rate;     /* this share of answers, drawn at random, waits slow_ms ... */
+    int slow_ms;          /* ... instead of latency_ms (a latency distribution with a tail) */
 } pb_mock_behaviour;
 
 /* Parses a behaviour object (borrowed); NULL with err set on an unknown mode or a bad field. */

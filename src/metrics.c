@@ -7,7 +7,9 @@
  *
  * Families: planb_jobs_total{route,source}, planb_attempts_total{model,outcome},
  * planb_breaker_state{model} (0 closed, 1 open, 2 half_open),
- * planb_breaker_transitions_total{model,state}, planb_queue_depth{queue},
+ * planb_breaker_transitions_total{model,state}, planb_breaker_window_calls{model},
+ * planb_breaker_failure_rate{model}, planb_breaker_slow_call_rate{model},
+ * planb_hedges_total{model,event}, planb_queue_depth{queue},
  * planb_inflight, planb_job_latency_seconds (histogram), and
  * planb_fallback_ratio / planb_degraded_ratio / planb_cache_hit_ratio{window}. */
 #include "planb/metrics.h"
@@ -162,6 +164,32 @@ metrics_ratios(pb_buf *out, const pb_stats_snapshot *snap)
     }
 }
 
+/* The breaker's sliding window per model, as of its last report: calls and the failed and
+ * slow shares that open it. */
+static void
+metrics_breaker_window(pb_buf *out, const pb_config *cfg, const pb_stats_snapshot *snap)
+{
+    static const char *const names[3] = {"planb_breaker_window_calls",
+                                          "planb_breaker_failure_rate",
+                                          "planb_breaker_slow_call_rate"};
+    static const char *const helps[3] = {
+        "Calls counted in the breaker's sliding window (breaker.window_s).",
+        "Share of the window's calls that failed (opens at breaker.failure_rate).",
+        "Share of the window's calls slower than breaker.slow_call_ms."};
+    for (int k = 0; k < 3; k++) {
+        metrics_family(out, names[k], "gauge", helps[k]);
+        for (size_t m = 0; m < cfg->n_models; m++) {
+            const long long *w = snap->breaker_window[m];
+            metrics_printf(out, "%s{", names[k]);
+            metrics_label(out, "model", cfg->models[m].name, strlen(cfg->models[m].name), true);
+            if (k == 0)
+                metrics_printf(out, " %lld\n", w[0]);
+            else
+                metrics_printf(out, " %.4f\n", w[0] > 0 ? (double)w[k] / (double)w[0] : 0.0);
+        }
+    }
+}
+
 void
 pb_metrics_format(const pb_config *cfg, const pb_stats_snapshot *snap, pb_buf *out)
 {
@@ -179,6 +207,11 @@ pb_metrics_format(const pb_config *cfg, const pb_stats_snapshot *snap, pb_buf *o
                    "Breaker transitions by model and the state entered.");
     metrics_split_family(out, snap, "planb_breaker_transitions_total", "breaker:", "model",
                          "state");
+    metrics_breaker_window(out, cfg, snap);
+    metrics_family(out, "planb_hedges_total", "counter",
+                   "Hedged requests by model: started, won (its answer was used), cancelled "
+                   "(its transfer was stopped by the other's answer).");
+    metrics_split_family(out, snap, "planb_hedges_total", "hedges:", "model", "event");
     metrics_family(out, "planb_queue_depth", "gauge", "Jobs waiting in each queue.");
     for (size_t q = 0; q < cfg->n_queues; q++) {
         metrics_printf(out, "planb_queue_depth{");

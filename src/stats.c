@@ -178,7 +178,7 @@ pb_stats_parse(const pb_config *cfg, const redisReply *reply, pb_stats_snapshot 
                      *b = reply->element[3], *w = reply->element[4];
     if (!stats_is_array(h, (size_t)-1) || h->elements % 2 != 0 ||
         h->elements / 2 > STATS_MAX_FIELDS || !stats_is_array(d, cfg->n_queues) ||
-        !stats_is_int(inf) || !stats_is_array(b, 2 * cfg->n_models) ||
+        !stats_is_int(inf) || !stats_is_array(b, PB_STATS_BREAKER_INTS * cfg->n_models) ||
         !stats_is_array(w, PB_STATS_N_WINDOWS))
         return PB_ERR;
     snap->fields = pb_xcalloc(h->elements / 2 + 1, sizeof(pb_stats_field));
@@ -199,12 +199,18 @@ pb_stats_parse(const pb_config *cfg, const redisReply *reply, pb_stats_snapshot 
     snap->inflight = inf->integer;
     snap->breaker_state = pb_xcalloc(cfg->n_models + 1, sizeof(int));
     snap->breaker_left_ms = pb_xcalloc(cfg->n_models + 1, sizeof(long long));
+    snap->breaker_window = pb_xcalloc(cfg->n_models + 1, sizeof(*snap->breaker_window));
     for (size_t i = 0; i < cfg->n_models; i++) {
-        const redisReply *st = b->element[2 * i], *left = b->element[2 * i + 1];
-        if (!stats_is_int(st) || !stats_is_int(left) || st->integer < 0 || st->integer > 2)
+        redisReply *const *e = &b->element[PB_STATS_BREAKER_INTS * i];
+        for (int k = 0; k < PB_STATS_BREAKER_INTS; k++)
+            if (!stats_is_int(e[k]) || e[k]->integer < 0)
+                goto bad;
+        if (e[0]->integer > 2)
             goto bad;
-        snap->breaker_state[i] = (int)st->integer;
-        snap->breaker_left_ms[i] = left->integer;
+        snap->breaker_state[i] = (int)e[0]->integer;
+        snap->breaker_left_ms[i] = e[1]->integer;
+        for (int k = 0; k < 3; k++)
+            snap->breaker_window[i][k] = e[2 + k]->integer;
     }
     for (int k = 0; k < PB_STATS_N_WINDOWS; k++) {
         const redisReply *one = w->element[k];
@@ -231,6 +237,7 @@ pb_stats_snapshot_free(pb_stats_snapshot *snap)
     free(snap->queue_depth);
     free(snap->breaker_state);
     free(snap->breaker_left_ms);
+    free(snap->breaker_window);
     memset(snap, 0, sizeof(*snap));
 }
 
@@ -312,6 +319,10 @@ pb_stats_to_json(const pb_config *cfg, const pb_stats_snapshot *snap)
         json_object_object_add(b, "state",
                                json_object_new_string(stats_breaker_names[snap->breaker_state[i]]));
         json_object_object_add(b, "left_ms", json_object_new_int64(snap->breaker_left_ms[i]));
+        const long long *win = snap->breaker_window[i];
+        json_object_object_add(b, "window_calls", json_object_new_int64(win[0]));
+        json_object_object_add(b, "failure_rate", stats_json_ratio(stats_share(win[1], win[0])));
+        json_object_object_add(b, "slow_call_rate", stats_json_ratio(stats_share(win[2], win[0])));
         json_object_object_add(bs, cfg->models[i].name, b);
     }
     json_object_object_add(o, "breakers", bs);

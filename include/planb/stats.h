@@ -67,6 +67,8 @@ typedef enum {
 #define PB_STATS_N_WINDOWS 3 /* 1, 5 and 60 minutes */
 extern const int pb_stats_window_min[PB_STATS_N_WINDOWS];
 
+#define PB_STATS_BREAKER_INTS 5 /* snapshot.lua's per-model breaker entry */
+
 typedef struct pb_stats_field {
     char *name; /* planb:stats field, e.g. "errors:gpt-4o:http_503" */
     long long value;
@@ -79,6 +81,7 @@ typedef struct pb_stats_snapshot {
     long long inflight;         /* jobs in all workers' in-flight lists */
     int *breaker_state;         /* pb_breaker_state per cfg->models */
     long long *breaker_left_ms; /* open: until a probe; half_open: probe lease left */
+    long long (*breaker_window)[3]; /* per model: calls, failed, slow in the breaker's window */
     long long win[PB_STATS_N_WINDOWS][PB_WIN_NFIELDS]; /* sums over 1, 5, 60 minutes */
 } pb_stats_snapshot;
 
