@@ -51,20 +51,20 @@ typedef struct breaker_counts {
 typedef struct breaker_model {
     pb_breaker_view view;
     breaker_counts counts; /* not yet reported */
-    char *key;        /* <p>:breaker:<model> */
-    char *rl_key;     /* <p>:ratelimit:<model> */
-    char *tokens_key; /* <p>:tokens:<model> */
+    char *key;             /* <p>:breaker:<model> */
+    char *rl_key;          /* <p>:ratelimit:<model> */
+    char *tokens_key;      /* <p>:tokens:<model> */
 } breaker_model;
 
 struct pb_breaker {
     const pb_config *cfg;
     struct event *refresh; /* re-reads every model's view */
     pb_redis *cmd;
-    char *stats_key; /* <p>:stats */
-    char *alerts;    /* <p>:alerts */
-    char *worker_id; /* makes rate-limit members unique */
+    char *stats_key;    /* <p>:stats */
+    char *alerts;       /* <p>:alerts */
+    char *worker_id;    /* makes rate-limit members unique */
     char settings[256]; /* breaker.lua ARGV[4], the same for every call */
-    uint64_t seq;    /* ... with this counter */
+    uint64_t seq;       /* ... with this counter */
     breaker_model *models;
 };
 
@@ -83,8 +83,8 @@ pb_breaker_verdict_of(pb_class cls, long status)
         return PB_VERDICT_OK;
     if (status == 401 || status == 403)
         return PB_VERDICT_REFUSED;
-    if (status == 429 || status == 400 || (status >= 400 && status < 500 && status != 404 &&
-                                           status != 408))
+    if (status == 429 || status == 400 ||
+        (status >= 400 && status < 500 && status != 404 && status != 408))
         return PB_VERDICT_NEUTRAL;
     return PB_VERDICT_FAIL; /* no response, 404, 408, 5xx, bad or oversized 2xx replies */
 }
@@ -123,8 +123,8 @@ pb_breaker_apply(pb_breaker_view *v, const redisReply *reply, int64_t now_ms)
 }
 
 static breaker_call *breaker_call_new(pb_breaker *b, int m, pb_breaker_fn fn, void *arg);
-static void breaker_send(pb_breaker *b, int m, const char *op, const char *arg5,
-                         const char *arg6, pb_redis_fn fn, void *arg);
+static void breaker_send(pb_breaker *b, int m, const char *op, const char *arg5, const char *arg6,
+                         pb_redis_fn fn, void *arg);
 static void breaker_on_view(redisReply *reply, void *arg);
 
 /* Sends every model's report: this worker's counts since the last one (then zeroed), which

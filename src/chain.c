@@ -63,20 +63,20 @@ typedef struct chain_job {
     int try_no; /* tries of the current model so far */
     pb_attempt *attempts;
     size_t n_attempts, cap_attempts;
-    pb_http_call *call;  /* the attempt in flight */
-    bool probing;        /* the attempt in flight is the breaker's half-open probe */
-    pb_http_call *hedge_call;   /* the hedge beside call, on models[hedge_pos] (NULL: none) */
-    size_t hedge_pos;           /* index into req->models of the hedge's model */
+    pb_http_call *call;            /* the attempt in flight */
+    bool probing;                  /* the attempt in flight is the breaker's half-open probe */
+    pb_http_call *hedge_call;      /* the hedge beside call, on models[hedge_pos] (NULL: none) */
+    size_t hedge_pos;              /* index into req->models of the hedge's model */
     int64_t hedge_started_mono_ms; /* when the hedge call started */
-    bool hedged;                /* the job's one hedge was started (never a second) */
-    bool hedge_is_main;         /* the hedge call took over as the main attempt */
-    int hedge_model;            /* model the hedge ran on (stats), -1 none */
-    bool hedge_won;             /* the hedge's answer was used */
-    int cancelled_model;        /* model whose transfer was cancelled by the other's answer */
-    struct event *hedge_timer;  /* fires hedge_after_ms into the main attempt */
-    pb_gate gate;        /* PB_GATE_PROBE or PB_GATE_LIMIT while in state JOB_GATE */
-    int64_t gate_wait;   /* its answer (see pb_breaker_fn) */
-    struct event *timer; /* backoff and finish retry */
+    bool hedged;                   /* the job's one hedge was started (never a second) */
+    bool hedge_is_main;            /* the hedge call took over as the main attempt */
+    int hedge_model;               /* model the hedge ran on (stats), -1 none */
+    bool hedge_won;                /* the hedge's answer was used */
+    int cancelled_model;           /* model whose transfer was cancelled by the other's answer */
+    struct event *hedge_timer;     /* fires hedge_after_ms into the main attempt */
+    pb_gate gate;                  /* PB_GATE_PROBE or PB_GATE_LIMIT while in state JOB_GATE */
+    int64_t gate_wait;             /* its answer (see pb_breaker_fn) */
+    struct event *timer;           /* backoff and finish retry */
     /* outcome */
     pb_status status;
     pb_source source;
@@ -674,6 +674,9 @@ chain_arm_hedge(chain_job *j)
         if (j->ctx->latency == NULL)
             j->ctx->latency = pb_xcalloc(j->ctx->cfg->n_models, sizeof(*j->ctx->latency));
         int64_t p95 = chain_latency_p95(j->ctx, j->req->models[j->pos]);
+        if (p95 < 0)
+            return; /* still learning the model: a hedge now would cut the very answers that
+                       teach its p95 */
         if (p95 > delay)
             delay = p95;
     }
@@ -815,8 +818,10 @@ chain_finish(chain_job *j)
         .n_attempts = j->n_attempts,
         .cache_missed = j->cache_missed,
         .coalesced = j->coalesced,
+        .hedged = j->hedge_model >= 0,
         .hedge_model = j->hedge_model,
         .hedge_won = j->hedge_won,
+        .cancelled = j->cancelled_model >= 0,
         .cancelled_model = j->cancelled_model,
     };
     pb_stats_tally c;

@@ -64,17 +64,32 @@ static const char *const config_provider_keys[] = {"type", "base_url", "api_key_
 static const char *const config_model_keys[] = {
     "provider",           "model", "tier", "timeout_ms", "connect_timeout_ms",
     "max_tokens_default", "rpm",   "tpm",  NULL};
-static const char *const config_route_keys[] = {
-    "chain",          "retries",           "backoff_ms",
-    "backoff_max_ms", "deadline_ms",       "critical_min_tier",
-    "degraded_reply", "semantic_critical", "hedge_after_ms",
-    "hedge_adaptive", NULL};
+static const char *const config_route_keys[] = {"chain",
+                                                "retries",
+                                                "backoff_ms",
+                                                "backoff_max_ms",
+                                                "deadline_ms",
+                                                "critical_min_tier",
+                                                "degraded_reply",
+                                                "semantic_critical",
+                                                "hedge_after_ms",
+                                                "hedge_adaptive",
+                                                NULL};
 static const char *const config_cache_keys[] = {"ttl_s", "stale_if_error_s", "semantic", "redis",
                                                 NULL};
-static const char *const config_breaker_keys[] = {
-    "failures",       "window_s",        "open_s",         "failure_rate",   "min_calls",
-    "consecutive",    "slow_call_ms",    "slow_call_rate", "half_open_calls", "max_open_s",
-    "max_hold_s",     "refused_hold_s",  NULL};
+static const char *const config_breaker_keys[] = {"failures",
+                                                  "window_s",
+                                                  "open_s",
+                                                  "failure_rate",
+                                                  "min_calls",
+                                                  "consecutive",
+                                                  "slow_call_ms",
+                                                  "slow_call_rate",
+                                                  "half_open_calls",
+                                                  "max_open_s",
+                                                  "max_hold_s",
+                                                  "refused_hold_s",
+                                                  NULL};
 static const char *const config_monitor_keys[] = {"stats_interval_s", "alert_fallback_rate",
                                                   "metrics_listen", NULL};
 static const char *const config_semantic_keys[] = {
@@ -816,12 +831,13 @@ config_breaker(json_object *b, pb_config *cfg, pb_error *err)
                    &cfg->breaker_consecutive, err) != PB_OK ||
         config_int(b, "breaker", "slow_call_ms", 10000, 0, 3600000, &cfg->breaker_slow_call_ms,
                    err) != PB_OK ||
-        config_number(b, "breaker", "slow_call_rate", 0.5, 0.01, 1.0,
-                      &cfg->breaker_slow_call_rate, err) != PB_OK ||
+        config_number(b, "breaker", "slow_call_rate", 0.5, 0.01, 1.0, &cfg->breaker_slow_call_rate,
+                      err) != PB_OK ||
         config_int(b, "breaker", "half_open_calls", 1, 1, 100, &cfg->breaker_half_open_calls,
                    err) != PB_OK ||
-        config_int(b, "breaker", "max_open_s", cfg->breaker_open_s > 300 ? cfg->breaker_open_s : 300,
-                   cfg->breaker_open_s, CONFIG_DAY_S, &cfg->breaker_max_open_s, err) != PB_OK ||
+        config_int(b, "breaker", "max_open_s",
+                   cfg->breaker_open_s > 300 ? cfg->breaker_open_s : 300, cfg->breaker_open_s,
+                   CONFIG_DAY_S, &cfg->breaker_max_open_s, err) != PB_OK ||
         config_int(b, "breaker", "max_hold_s", 60, 1, CONFIG_DAY_S, &cfg->breaker_max_hold_s,
                    err) != PB_OK ||
         config_int(b, "breaker", "refused_hold_s", 60, 0, CONFIG_DAY_S,

@@ -169,9 +169,8 @@ metrics_ratios(pb_buf *out, const pb_stats_snapshot *snap)
 static void
 metrics_breaker_window(pb_buf *out, const pb_config *cfg, const pb_stats_snapshot *snap)
 {
-    static const char *const names[3] = {"planb_breaker_window_calls",
-                                          "planb_breaker_failure_rate",
-                                          "planb_breaker_slow_call_rate"};
+    static const char *const names[3] = {"planb_breaker_window_calls", "planb_breaker_failure_rate",
+                                         "planb_breaker_slow_call_rate"};
     static const char *const helps[3] = {
         "Calls counted in the breaker's sliding window (breaker.window_s).",
         "Share of the window's calls that failed (opens at breaker.failure_rate).",

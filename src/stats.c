@@ -107,6 +107,14 @@ pb_stats_count_job(const pb_config *cfg, const pb_stats_job *job, pb_stats_tally
         stats_tally_add(t, "cache:misses", 1);
     if (job->coalesced)
         stats_tally_add(t, "cache:coalesced", 1);
+    if (job->hedged) {
+        const char *hm = cfg->models[job->hedge_model].name;
+        stats_tally_add_name(t, "hedges", hm, "started");
+        if (job->hedge_won)
+            stats_tally_add_name(t, "hedges", hm, "won");
+    }
+    if (job->cancelled)
+        stats_tally_add_name(t, "hedges", cfg->models[job->cancelled_model].name, "cancelled");
     if ((job->source == PB_SOURCE_CACHE || job->source == PB_SOURCE_STALE_CACHE) && job->model >= 0)
         stats_tally_add_name(t, job->source == PB_SOURCE_CACHE ? "cache:hits" : "cache:stale_hits",
                              cfg->providers[cfg->models[job->model].provider].name, NULL);

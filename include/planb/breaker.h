@@ -28,18 +28,18 @@ typedef struct pb_breaker_view {
 } pb_breaker_view;
 
 typedef enum {
-    PB_GATE_PASS,    /* call the model */
-    PB_GATE_OPEN,    /* breaker open (or its probes are all taken): skip the model */
-    PB_GATE_HOLD,    /* a shared Retry-After holds it: wait or skip */
-    PB_GATE_PROBE,   /* open long enough: ask Redis for a probe (pb_breaker_probe) */
-    PB_GATE_LIMIT,   /* the model has rpm/tpm: ask Redis for a slot (pb_breaker_acquire) */
-    PB_GATE_REFUSED  /* its provider refused the key lately: skip the model */
+    PB_GATE_PASS,   /* call the model */
+    PB_GATE_OPEN,   /* breaker open (or its probes are all taken): skip the model */
+    PB_GATE_HOLD,   /* a shared Retry-After holds it: wait or skip */
+    PB_GATE_PROBE,  /* open long enough: ask Redis for a probe (pb_breaker_probe) */
+    PB_GATE_LIMIT,  /* the model has rpm/tpm: ask Redis for a slot (pb_breaker_acquire) */
+    PB_GATE_REFUSED /* its provider refused the key lately: skip the model */
 } pb_gate;
 
 /* What an attempt says about the model's health. */
 typedef enum {
-    PB_VERDICT_OK,      /* a usable answer: a success */
-    PB_VERDICT_FAIL,    /* the model is failing: transport errors, timeouts, 5xx, 404, bad replies */
+    PB_VERDICT_OK,   /* a usable answer: a success */
+    PB_VERDICT_FAIL, /* the model is failing: transport errors, timeouts, 5xx, 404, bad replies */
     PB_VERDICT_NEUTRAL, /* says nothing about health: 429 (holds handle it), 400, other 4xx */
     PB_VERDICT_REFUSED  /* 401/403: the key is refused; neither success nor failure */
 } pb_breaker_verdict;

@@ -50,7 +50,8 @@ typedef struct pb_route_conf {
     char *degraded_reply;   /* content of a degraded result */
     bool semantic_critical; /* critical jobs may be answered from the semantic cache */
     int hedge_after_ms;     /* start the next model beside a call this slow (0 = no hedging) */
-    bool hedge_adaptive;    /* hedge after the model's recent p95 instead, at least hedge_after_ms */
+    bool hedge_adaptive;    /* hedge after the model's recent p95 (>= hedge_after_ms; none until
+                               the worker has 32 answers of it) */
 } pb_route_conf;
 
 typedef struct pb_limits {

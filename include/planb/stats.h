@@ -27,9 +27,11 @@ typedef struct pb_stats_job {
     size_t n_attempts;          /* entries of attempts */
     bool cache_missed;          /* looked the cache up and had to run the chain */
     bool coalesced;             /* answered from another job's call it waited on */
-    int hedge_model;            /* model a hedge was started on, -1 none */
+    bool hedged;                /* a hedge was started, on hedge_model */
+    int hedge_model;            /* index into cfg->models (when hedged) */
     bool hedge_won;             /* the hedge's answer was used */
-    int cancelled_model;        /* model whose transfer the other's answer cancelled, -1 none */
+    bool cancelled;             /* one transfer was cancelled by the other's answer ... */
+    int cancelled_model;        /* ... on this model */
 } pb_stats_job;
 
 /* The fields and increments one job sends to finish.lua. The names live in the struct itself
@@ -77,10 +79,10 @@ typedef struct pb_stats_field {
 typedef struct pb_stats_snapshot {
     pb_stats_field *fields; /* the planb:stats hash */
     size_t n_fields;
-    long long *queue_depth;     /* per cfg->queues */
-    long long inflight;         /* jobs in all workers' in-flight lists */
-    int *breaker_state;         /* pb_breaker_state per cfg->models */
-    long long *breaker_left_ms; /* open: until a probe; half_open: probe lease left */
+    long long *queue_depth;         /* per cfg->queues */
+    long long inflight;             /* jobs in all workers' in-flight lists */
+    int *breaker_state;             /* pb_breaker_state per cfg->models */
+    long long *breaker_left_ms;     /* open: until a probe; half_open: probe lease left */
     long long (*breaker_window)[3]; /* per model: calls, failed, slow in the breaker's window */
     long long win[PB_STATS_N_WINDOWS][PB_WIN_NFIELDS]; /* sums over 1, 5, 60 minutes */
 } pb_stats_snapshot;

@@ -88,7 +88,8 @@ th_snapshot_reply(void)
     for (size_t i = 0; i < h->elements; i++)
         h->element[i] = th_reply_str(hash[i]);
     r->element[0] = h;
-    long long depth[] = {3}, breakers[] = {1, 2500, 0, 0, 0, 0, 0, 0, 0, 0}, w[] = {10, 6, 4, 0, 0, 0, 0};
+    long long depth[] = {3}, breakers[] = {1, 2500, 0, 0, 0, 0, 0, 0, 0, 0},
+              w[] = {10, 6, 4, 0, 0, 0, 0};
     r->element[1] = th_reply_int_array(depth, 1);
     r->element[2] = th_reply_int(2);
     r->element[3] = th_reply_int_array(breakers, 10);
