@@ -94,10 +94,11 @@ else
   [ "$QUICK" = 1 ] && PER_PHASE=10
 fi
 
-# Shared circuit breakers, when this build has them: open after 5 failures, probe again after
-# 2 s, so the short story shows them opening in phase 2 and closing in phase 4.
+# Shared circuit breakers: open after 5 failures in a row, probe again after 2 s (max_open_s
+# keeps it 2 s even after failed probes), so the short story shows them opening in phase 2 and
+# closing in phase 4.
 BREAKER_OPEN_S=2
-sed "s|^  \"cache\":|  \"breaker\": {\"failures\": 5, \"window_s\": 10, \"open_s\": $BREAKER_OPEN_S},\n  \"cache\":|" \
+sed "s|^  \"cache\":|  \"breaker\": {\"failures\": 5, \"window_s\": 10, \"open_s\": $BREAKER_OPEN_S, \"max_open_s\": $BREAKER_OPEN_S},\n  \"cache\":|" \
   "$WORK/planb.json" >"$WORK/planb-breaker.json"
 if "$BIN/planb" check -c "$WORK/planb-breaker.json" >/dev/null 2>&1; then
   mv "$WORK/planb-breaker.json" "$WORK/planb.json"

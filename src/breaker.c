@@ -127,27 +127,31 @@ static void breaker_send(pb_breaker *b, int m, const char *op, const char *arg5,
                          pb_redis_fn fn, void *arg);
 static void breaker_on_view(redisReply *reply, void *arg);
 
-/* Sends every model's report: this worker's counts since the last one (then zeroed), which
- * also refreshes the view. A model whose last report is unanswered keeps counting. */
+/* Sends model m's report: this worker's counts since the last one (then zeroed), which also
+ * refreshes the view. A model whose last report is unanswered keeps counting. */
+static void
+breaker_flush(pb_breaker *b, int m)
+{
+    breaker_model *bm = &b->models[m];
+    if (bm->view.refreshing)
+        return; /* Redis is slow or away: one outstanding report per model is enough */
+    bm->view.refreshing = true;
+    const breaker_counts *c = &bm->counts;
+    char report[128];
+    snprintf(report, sizeof(report), "%ld %ld %ld %ld %d", c->calls, c->fails, c->slow,
+             c->trailing, c->had_success ? 1 : 0);
+    bm->counts = (breaker_counts){0};
+    breaker_send(b, m, "report", report, "0", breaker_on_view, breaker_call_new(b, m, NULL, b));
+}
+
 static void
 breaker_on_refresh(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     pb_breaker *b = arg;
-    for (size_t m = 0; m < b->cfg->n_models; m++) {
-        breaker_model *bm = &b->models[m];
-        if (bm->view.refreshing)
-            continue; /* Redis is slow or away: one outstanding report per model is enough */
-        bm->view.refreshing = true;
-        const breaker_counts *c = &bm->counts;
-        char report[128];
-        snprintf(report, sizeof(report), "%ld %ld %ld %ld %d", c->calls, c->fails, c->slow,
-                 c->trailing, c->had_success ? 1 : 0);
-        bm->counts = (breaker_counts){0};
-        breaker_send(b, (int)m, "report", report, "0", breaker_on_view,
-                     breaker_call_new(b, (int)m, NULL, b));
-    }
+    for (size_t m = 0; m < b->cfg->n_models; m++)
+        breaker_flush(b, (int)m);
 }
 
 pb_breaker *
@@ -329,6 +333,10 @@ pb_breaker_report(pb_breaker *b, int m, const pb_breaker_outcome *o)
         if (o->verdict == PB_VERDICT_FAIL) {
             c->fails++;
             c->trailing++;
+            /* This worker alone saw enough failures in a row to open it: tell Redis now
+             * rather than at the next tick, so every worker stops calling sooner. */
+            if (cfg->breaker_consecutive > 0 && c->trailing == cfg->breaker_consecutive)
+                breaker_flush(b, m);
         } else {
             c->had_success = true;
             c->trailing = 0;

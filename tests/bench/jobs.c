@@ -23,173 +23,10 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "th_bench.h"
 
 static th_proc redis_p, mock_p, planb_p;
 static const char *cache_mode = "skip"; /* the jobs' "cache" field */
-
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t
-wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static long
-stat_jobs(redisContext *rc)
-{
-    redisReply *r = redisCommand(rc, "HGET planb:stats jobs");
-    long n = (r && r->type == REDIS_REPLY_STRING) ? atol(r->str) : 0;
-    freeReplyObject(r);
-    return n;
-}
-
-/* Pushes n jobs tagged run, 500 per LPUSH. */
-static void
-push_jobs(redisContext *rc, const char *run, int n)
-{
-    const int batch = 500;
-    const char **argv = malloc(sizeof(char *) * (batch + 2));
-    char **jobs = malloc(sizeof(char *) * batch);
-    argv[0] = "LPUSH";
-    argv[1] = "planb:q:default";
-    for (int i = 0; i < n; i += batch) {
-        int k = n - i < batch ? n - i : batch;
-        for (int j = 0; j < k; j++) {
-            jobs[j] = malloc(256);
-            snprintf(jobs[j], 256,
-                     "{\"id\":\"%s-%d\",\"submitted_at_ms\":%lld,\"cache\":\"%s\",\"messages\":"
-                     "[{\"role\":\"user\",\"content\":\"%s question %d\"}]}",
-                     run, i + j, (long long)wall_ms(), cache_mode, run, i + j);
-            argv[2 + j] = jobs[j];
-        }
-        redisReply *r = redisCommandArgv(rc, k + 2, argv, NULL);
-        freeReplyObject(r);
-        for (int j = 0; j < k; j++)
-            free(jobs[j]);
-    }
-    free(jobs);
-    free(argv);
-}
-
-static int
-cmp_long(const void *a, const void *b)
-{
-    long x = *(const long *)a, y = *(const long *)b;
-    return (x > y) - (x < y);
-}
-
-/* p50/p99 of queued_ms + latency_ms over every step-th result of the run. */
-static void
-latency_percentiles(redisContext *rc, const char *run, int n, int step, long *p50, long *p99)
-{
-    int m = 0;
-    long *v = malloc(sizeof(long) * (size_t)(n / step + 1));
-    for (int i = 0; i < n; i += step)
-        redisAppendCommand(rc, "GET planb:result:%s-%d", run, i);
-    for (int i = 0; i < n; i += step) {
-        redisReply *r;
-        if (redisGetReply(rc, (void **)&r) != REDIS_OK)
-            break;
-        if (r->type == REDIS_REPLY_STRING) {
-            json_object *o = json_tokener_parse(r->str), *q, *l;
-            if (o && json_object_object_get_ex(o, "queued_ms", &q) &&
-                json_object_object_get_ex(o, "latency_ms", &l))
-                v[m++] = (long)(json_object_get_int64(q) + json_object_get_int64(l));
-            json_object_put(o);
-        }
-        freeReplyObject(r);
-    }
-    qsort(v, (size_t)m, sizeof(long), cmp_long);
-    *p50 = m ? v[m / 2] : -1;
-    *p99 = m ? v[(m * 99) / 100 < m ? (m * 99) / 100 : m - 1] : -1;
-    free(v);
-}
-
-/* Peak RSS in KiB summed over the master's children (the workers). */
-static long
-workers_peak_rss_kib(pid_t master)
-{
-    long total = 0;
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        char path[300], line[256];
-        snprintf(path, sizeof(path), "/proc/%s/status", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        long ppid = -1, hwm = 0;
-        while (fgets(line, sizeof(line), f)) {
-            sscanf(line, "PPid: %ld", &ppid);
-            sscanf(line, "VmHWM: %ld", &hwm);
-        }
-        fclose(f);
-        if (ppid == master)
-            total += hwm;
-    }
-    if (d)
-        closedir(d);
-    return total;
-}
-
-/* For th_wait_for: planb:stats "jobs" has reached target. */
-typedef struct jobs_wait {
-    redisContext *rc; /* planb's Redis */
-    long target;      /* finished jobs to wait for */
-} jobs_wait;
-
-static bool
-jobs_done(void *arg)
-{
-    const jobs_wait *w = arg;
-    return stat_jobs(w->rc) >= w->target;
-}
-
-/* Waits about timeout_ms for target finished jobs, polling every 2 ms so the time measured
- * ends close to the last result. */
-static bool
-wait_jobs(redisContext *rc, long target, int timeout_ms)
-{
-    jobs_wait w = {rc, target};
-    return th_wait_for(jobs_done, &w, timeout_ms / 2, 2);
-}
-
-/* For th_wait_for: n workers are in planb:workers (a worker joins it right before its first
- * claim and leaves it when it drains, so planb stopped between runs leaves none behind). */
-typedef struct workers_wait {
-    redisContext *rc; /* planb's Redis */
-    long n;           /* workers planb serve starts */
-} workers_wait;
-
-static bool
-workers_up(void *arg)
-{
-    const workers_wait *w = arg;
-    redisReply *r = redisCommand(w->rc, "ZCARD planb:workers");
-    bool up = r && r->type == REDIS_REPLY_INTEGER && r->integer >= w->n;
-    freeReplyObject(r);
-    return up;
-}
-
-/* Waits up to 10 s for planb's workers, so the time measured starts with planb ready. */
-static void
-wait_workers(redisContext *rc, int workers)
-{
-    workers_wait w = {rc, workers};
-    if (!th_wait_for(workers_up, &w, 500, 20)) {
-        fprintf(stderr, "bench_jobs: planb's workers did not start\n");
-        exit(1);
-    }
-}
 
 static void
 start_planb(int workers, int concurrency, int timeout_ms)
@@ -240,11 +77,11 @@ main(int argc, char **argv)
     start_planb(workers, 512, 10000);
     wait_workers(rc, workers);
     int64_t t0 = now_ms();
-    push_jobs(rc, "z", jobs);
+    push_jobs(rc, "z", jobs, cache_mode);
     bool done = wait_jobs(rc, jobs, 300000);
     int64_t t1 = now_ms();
     long p50, p99;
-    latency_percentiles(rc, "z", jobs, jobs > 10000 ? 10 : 1, &p50, &p99);
+    latency_percentiles(rc, "z", jobs, jobs > 10000 ? 10 : 1, true, &p50, &p99);
     printf("bench_jobs zero_latency workers=%d jobs=%d done=%s seconds=%.2f jobs_per_s=%.0f "
            "p50_ms=%ld p99_ms=%ld\n",
            workers, jobs, done ? "yes" : "NO", (t1 - t0) / 1000.0, jobs / ((t1 - t0) / 1000.0), p50,
@@ -261,10 +98,10 @@ main(int argc, char **argv)
     start_planb(workers, 512, 10000);
     wait_workers(rc, workers);
     t0 = now_ms();
-    push_jobs(rc, "f", jobs);
+    push_jobs(rc, "f", jobs, cache_mode);
     done = wait_jobs(rc, jobs, 300000);
     t1 = now_ms();
-    latency_percentiles(rc, "f", jobs, jobs > 10000 ? 10 : 1, &p50, &p99);
+    latency_percentiles(rc, "f", jobs, jobs > 10000 ? 10 : 1, true, &p50, &p99);
     double fail_rate = jobs / ((t1 - t0) / 1000.0);
     printf("bench_jobs primary_down_breaker workers=%d jobs=%d done=%s seconds=%.2f "
            "jobs_per_s=%.0f ratio_to_all_ok=%.2f p50_ms=%ld p99_ms=%ld primary_calls=%ld\n",
@@ -284,11 +121,11 @@ main(int argc, char **argv)
     start_planb(workers, per_worker, 10000);
     wait_workers(rc, workers);
     t0 = now_ms();
-    push_jobs(rc, "s", slow_jobs);
+    push_jobs(rc, "s", slow_jobs, cache_mode);
     done = wait_jobs(rc, slow_jobs, 120000);
     t1 = now_ms();
     long rss = workers_peak_rss_kib(planb_p.pid);
-    latency_percentiles(rc, "s", slow_jobs, slow_jobs > 10000 ? 10 : 1, &p50, &p99);
+    latency_percentiles(rc, "s", slow_jobs, slow_jobs > 10000 ? 10 : 1, true, &p50, &p99);
     printf("bench_jobs slow_2s workers=%d jobs=%d done=%s seconds=%.2f p50_ms=%ld p99_ms=%ld "
            "peak_rss_all_workers_mib=%.1f\n",
            workers, slow_jobs, done ? "yes" : "NO", (t1 - t0) / 1000.0, p50, p99, rss / 1024.0);

@@ -1,0 +1,185 @@
+/* th_bench.h -- what the benchmarks share: clocks, pipelined pushes, waiting for planb:stats,
+ * latency percentiles from the stored results, and the workers' peak RSS.
+ *
+ * Header-only like th_jobs.h; benchmarks print figures and fail only when they cannot run. */
+#ifndef PLANB_TEST_BENCH_H
+#define PLANB_TEST_BENCH_H
+
+#include <dirent.h>
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "harness.h"
+
+static inline int64_t
+now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static inline int64_t
+wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static inline long
+stat_jobs(redisContext *rc)
+{
+    redisReply *r = redisCommand(rc, "HGET planb:stats jobs");
+    long n = (r && r->type == REDIS_REPLY_STRING) ? atol(r->str) : 0;
+    freeReplyObject(r);
+    return n;
+}
+
+/* Pushes n jobs "<run>-<i>" with cache mode cache_mode, 500 per LPUSH. */
+static inline void
+push_jobs(redisContext *rc, const char *run, int n, const char *cache_mode)
+{
+    const int batch = 500;
+    const char **argv = malloc(sizeof(char *) * (batch + 2));
+    char **jobs = malloc(sizeof(char *) * batch);
+    argv[0] = "LPUSH";
+    argv[1] = "planb:q:default";
+    for (int i = 0; i < n; i += batch) {
+        int k = n - i < batch ? n - i : batch;
+        for (int j = 0; j < k; j++) {
+            jobs[j] = malloc(256);
+            snprintf(jobs[j], 256,
+                     "{\"id\":\"%s-%d\",\"submitted_at_ms\":%lld,\"cache\":\"%s\",\"messages\":"
+                     "[{\"role\":\"user\",\"content\":\"%s question %d\"}]}",
+                     run, i + j, (long long)wall_ms(), cache_mode, run, i + j);
+            argv[2 + j] = jobs[j];
+        }
+        redisReply *r = redisCommandArgv(rc, k + 2, argv, NULL);
+        freeReplyObject(r);
+        for (int j = 0; j < k; j++)
+            free(jobs[j]);
+    }
+    free(jobs);
+    free(argv);
+}
+
+static inline int
+cmp_long(const void *a, const void *b)
+{
+    long x = *(const long *)a, y = *(const long *)b;
+    return (x > y) - (x < y);
+}
+
+/* p50/p99 of latency_ms (plus queued_ms when with_queue) over every step-th result of run. */
+static inline void
+latency_percentiles(redisContext *rc, const char *run, int n, int step, bool with_queue, long *p50,
+                    long *p99)
+{
+    int m = 0;
+    long *v = malloc(sizeof(long) * (size_t)(n / step + 1));
+    for (int i = 0; i < n; i += step)
+        redisAppendCommand(rc, "GET planb:result:%s-%d", run, i);
+    for (int i = 0; i < n; i += step) {
+        redisReply *r;
+        if (redisGetReply(rc, (void **)&r) != REDIS_OK)
+            break;
+        if (r->type == REDIS_REPLY_STRING) {
+            json_object *o = json_tokener_parse(r->str), *q, *l;
+            if (o && json_object_object_get_ex(o, "queued_ms", &q) &&
+                json_object_object_get_ex(o, "latency_ms", &l))
+                v[m++] =
+                    (long)((with_queue ? json_object_get_int64(q) : 0) + json_object_get_int64(l));
+            json_object_put(o);
+        }
+        freeReplyObject(r);
+    }
+    qsort(v, (size_t)m, sizeof(long), cmp_long);
+    *p50 = m ? v[m / 2] : -1;
+    *p99 = m ? v[(m * 99) / 100 < m ? (m * 99) / 100 : m - 1] : -1;
+    free(v);
+}
+
+/* Peak RSS in KiB summed over the master's children (the workers). */
+static inline long
+workers_peak_rss_kib(pid_t master)
+{
+    long total = 0;
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        char path[300], line[256];
+        snprintf(path, sizeof(path), "/proc/%s/status", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        long ppid = -1, hwm = 0;
+        while (fgets(line, sizeof(line), f)) {
+            sscanf(line, "PPid: %ld", &ppid);
+            sscanf(line, "VmHWM: %ld", &hwm);
+        }
+        fclose(f);
+        if (ppid == master)
+            total += hwm;
+    }
+    if (d)
+        closedir(d);
+    return total;
+}
+
+/* For th_wait_for: planb:stats "jobs" has reached target. */
+typedef struct jobs_wait {
+    redisContext *rc; /* planb's Redis */
+    long target;      /* finished jobs to wait for */
+} jobs_wait;
+
+static inline bool
+jobs_done(void *arg)
+{
+    const jobs_wait *w = arg;
+    return stat_jobs(w->rc) >= w->target;
+}
+
+/* Waits about timeout_ms for target finished jobs, polling every 2 ms so the time measured
+ * ends close to the last result. */
+static inline bool
+wait_jobs(redisContext *rc, long target, int timeout_ms)
+{
+    jobs_wait w = {rc, target};
+    return th_wait_for(jobs_done, &w, timeout_ms / 2, 2);
+}
+
+/* For th_wait_for: n workers are in planb:workers (a worker joins it right before its first
+ * claim and leaves it when it drains, so planb stopped between runs leaves none behind). */
+typedef struct workers_wait {
+    redisContext *rc; /* planb's Redis */
+    long n;           /* workers planb serve starts */
+} workers_wait;
+
+static inline bool
+workers_up(void *arg)
+{
+    const workers_wait *w = arg;
+    redisReply *r = redisCommand(w->rc, "ZCARD planb:workers");
+    bool up = r && r->type == REDIS_REPLY_INTEGER && r->integer >= w->n;
+    freeReplyObject(r);
+    return up;
+}
+
+/* Waits up to 10 s for planb's workers, so the time measured starts with planb ready. */
+static inline void
+wait_workers(redisContext *rc, int workers)
+{
+    workers_wait w = {rc, workers};
+    if (!th_wait_for(workers_up, &w, 500, 20)) {
+        fprintf(stderr, "bench: planb's workers did not start\n");
+        exit(1);
+    }
+}
+
+#endif
