@@ -598,3 +598,67 @@ Test(config, breaker_monitor_and_limits)
     cr_assert_float_eq(cfg->alert_fallback_rate, 0.5, 1e-9);
     pb_config_free(cfg);
 }
+
+Test(config, breaker_rate_keys_defaults_and_ranges)
+{
+    pb_error err = {0};
+    pb_config *cfg = pb_config_parse(test_cfg, &err);
+    cr_assert_not_null(cfg, "%s", err.msg);
+    cr_assert_float_eq(cfg->breaker_failure_rate, 0.5, 1e-9);
+    cr_assert_eq(cfg->breaker_min_calls, 20);
+    cr_assert_eq(cfg->breaker_consecutive, 5, "defaults to failures");
+    cr_assert_eq(cfg->breaker_slow_call_ms, 10000);
+    cr_assert_float_eq(cfg->breaker_slow_call_rate, 0.5, 1e-9);
+    cr_assert_eq(cfg->breaker_half_open_calls, 1);
+    cr_assert_eq(cfg->breaker_max_open_s, 300);
+    cr_assert_eq(cfg->breaker_max_hold_s, 60);
+    cr_assert_eq(cfg->breaker_refused_hold_s, 60);
+    cr_assert_eq(cfg->routes[0].hedge_after_ms, 0);
+    cr_assert(!cfg->routes[0].hedge_adaptive);
+    pb_config_free(cfg);
+
+    char json[2048];
+    snprintf(json, sizeof(json),
+             "%.*s, \"breaker\": {\"failures\": 3, \"open_s\": 600, \"failure_rate\": 0.25, "
+             "\"half_open_calls\": 4}}",
+             (int)strlen(test_cfg) - 1, test_cfg);
+    cfg = pb_config_parse(json, &err);
+    cr_assert_not_null(cfg, "%s", err.msg);
+    cr_assert_eq(cfg->breaker_consecutive, 3, "an old config's failures keep their meaning");
+    cr_assert_eq(cfg->breaker_max_open_s, 600, "never below open_s");
+    cr_assert_float_eq(cfg->breaker_failure_rate, 0.25, 1e-9);
+    cr_assert_eq(cfg->breaker_half_open_calls, 4);
+    pb_config_free(cfg);
+
+    static const char *bad[] = {"\"breaker\": {\"failure_rate\": 0}",
+                                "\"breaker\": {\"failure_rate\": 1.5}",
+                                "\"breaker\": {\"min_calls\": 0}",
+                                "\"breaker\": {\"slow_call_rate\": 2}",
+                                "\"breaker\": {\"half_open_calls\": 0}",
+                                "\"breaker\": {\"open_s\": 60, \"max_open_s\": 30}",
+                                "\"breaker\": {\"max_hold_s\": 0}",
+                                "\"breaker\": {\"consecutive\": -1}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(json, sizeof(json), "%.*s, %s}", (int)strlen(test_cfg) - 1, test_cfg, bad[i]);
+        cr_expect_null(pb_config_parse(json, &err), "%s accepted", bad[i]);
+    }
+}
+
+#define HEDGE_CFG(route_keys)                                                                      \
+    "{\"providers\": {\"p\": {\"type\": \"openai\", \"base_url\": \"http://x\"}},"                 \
+    " \"models\": {\"a\": {\"provider\": \"p\"}, \"b\": {\"provider\": \"p\"}},"                   \
+    " \"routes\": {\"default\": {\"chain\": [\"a\", \"b\"], " route_keys "}}}"
+
+Test(config, hedge_keys)
+{
+    pb_error err = {0};
+    pb_config *cfg =
+        pb_config_parse(HEDGE_CFG("\"hedge_after_ms\": 300, \"hedge_adaptive\": true"), &err);
+    cr_assert_not_null(cfg, "%s", err.msg);
+    cr_assert_eq(cfg->routes[0].hedge_after_ms, 300);
+    cr_assert(cfg->routes[0].hedge_adaptive);
+    pb_config_free(cfg);
+    cr_assert_null(pb_config_parse(HEDGE_CFG("\"hedge_adaptive\": true"), &err));
+    cr_assert(strstr(err.msg, "hedge_adaptive") != NULL, "%s", err.msg);
+    cr_assert_null(pb_config_parse(HEDGE_CFG("\"hedge_after_ms\": -1"), &err));
+}
