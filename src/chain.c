@@ -704,11 +704,12 @@ chain_on_hedge_timer(evutil_socket_t fd, short what, void *arg)
         if (!pb_chain_model_allowed(j->ctx->cfg, j->req, m) ||
             (j->ctx->breaker && pb_breaker_check(j->ctx->breaker, m, &wait) != PB_GATE_PASS))
             continue;
-        j->hedged = true;
-        j->hedge_model = m;
+        j->hedged = true; /* even when the call cannot be built: one try per job */
         j->hedge_pos = p;
         j->hedge_started_mono_ms = pb_mono_ms();
         j->hedge_call = chain_start_call(j, p, chain_on_hedge_done);
+        if (j->hedge_call != NULL)
+            j->hedge_model = m;
         pb_log(PB_LOG_DEBUG, "event=hedge job=%s model=%s", j->req->id,
                j->ctx->cfg->models[m].name);
         return;
