@@ -138,8 +138,8 @@ breaker_flush(pb_breaker *b, int m)
     bm->view.refreshing = true;
     const breaker_counts *c = &bm->counts;
     char report[128];
-    snprintf(report, sizeof(report), "%ld %ld %ld %ld %d", c->calls, c->fails, c->slow,
-             c->trailing, c->had_success ? 1 : 0);
+    snprintf(report, sizeof(report), "%ld %ld %ld %ld %d", c->calls, c->fails, c->slow, c->trailing,
+             c->had_success ? 1 : 0);
     bm->counts = (breaker_counts){0};
     breaker_send(b, m, "report", report, "0", breaker_on_view, breaker_call_new(b, m, NULL, b));
 }

@@ -12,6 +12,12 @@
 #include "harness.h"
 #include "th_jobs.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define TH_SLOWDOWN 2 /* ASan build: timing bounds get this factor on their margin */
+#else
+#define TH_SLOWDOWN 1
+#endif
+
 static th_proc redis_p, mock_p, planb_p;
 static redisContext *rc;
 
@@ -98,8 +104,12 @@ Test(hedge, a_slow_tail_is_cut_by_the_backup)
            N, primary, fallback, lat[N / 2], p99, calls, (double)calls / N,
            stat_of("hedges:backup:started"), stat_of("hedges:backup:won"),
            stat_of("hedges:primary:cancelled"));
-    cr_expect_leq(p99, 300 + 50 + 100, "p99 %ld ms: the hedge cuts the 3 s tail", p99);
-    cr_expect_leq(calls, N * 115 / 100, "%ld calls for %d jobs", calls, N);
+    /* The targets (bench_breaker prints them for the release build); a sanitizer build runs
+     * several times slower, so it gets twice the margin over the 300 ms + 50 ms floor. */
+    cr_expect_leq(p99, 300 + 50 + 100 * TH_SLOWDOWN, "p99 %ld ms: the hedge cuts the 3 s tail",
+                  p99);
+    cr_expect_leq(calls, N * (115 + 5 * (TH_SLOWDOWN - 1)) / 100, "%ld calls for %d jobs", calls,
+                  N);
     cr_expect_eq(primary + fallback, N);
     cr_expect_gt(stat_of("hedges:backup:started"), 0);
     cr_expect_eq(stat_of("hedges:backup:won"), fallback, "every fallback here is a won hedge");

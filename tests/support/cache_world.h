@@ -31,7 +31,7 @@ world_config(int workers, const char *cache_extra)
         buf, sizeof(buf),
         "{\"redis\": {\"url\": \"redis://127.0.0.1:%d/0\"},\n"
         " \"workers\": %d, \"concurrency\": 256, \"drain_timeout_ms\": 2000,\n"
-        " \"breaker\": {\"failures\": 0},\n"
+        " \"breaker\": {\"failures\": 0, \"refused_hold_s\": 0},\n"
         " \"providers\": {\n"
         "   \"oai\": {\"type\": \"openai\", \"base_url\": \"http://127.0.0.1:%d/v1\","
         " \"api_key_env\": \"PB_TEST_KEY\"},\n"
