@@ -56,11 +56,17 @@ end
 
 -- Forgets every bucket: a closed breaker starts counting afresh (old failures must not
 -- reopen it), and an open one does not count the stragglers that were already in flight.
-local function clear_window()
+-- The hash fields of the window's slots.
+local function slot_fields()
   local f = {}
   for i = 0, nslots - 1 do
     f[#f + 1] = 't' .. i
   end
+  return f
+end
+
+local function clear_window()
+  local f = slot_fields()
   f[#f + 1] = 'w_calls'
   f[#f + 1] = 'w_fails'
   f[#f + 1] = 'w_slow'
@@ -85,11 +91,7 @@ end
 
 -- The window's sums: slot t<i> holds "bucket calls fails slow" for one bucket.
 local function window_sums()
-  local f = {}
-  for i = 0, nslots - 1 do
-    f[#f + 1] = 't' .. i
-  end
-  local v = redis.call('HMGET', KEYS[1], unpack(f))
+  local v = redis.call('HMGET', KEYS[1], unpack(slot_fields()))
   local calls, fails, slow = 0, 0, 0
   for i = 1, nslots do
     if v[i] then

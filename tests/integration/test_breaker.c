@@ -73,6 +73,16 @@ breaker_is(void *state)
                   (const char *)state) == 0;
 }
 
+/* Redis's clock in ms (the breaker's times are in it). */
+static long long
+redis_now_ms(void)
+{
+    redisReply *t = redisCommand(rc, "TIME");
+    long long now = atoll(t->element[0]->str) * 1000 + atoll(t->element[1]->str) / 1000;
+    freeReplyObject(t);
+    return now;
+}
+
 /* Redis time has passed the breaker's open_until: the next attempt may probe. */
 static bool
 open_time_over(void *arg)
@@ -80,10 +90,7 @@ open_time_over(void *arg)
     (void)arg;
     char buf[32];
     long long until = atoll(th_hget(rc, "planb:breaker:primary", "open_until", buf, sizeof(buf)));
-    redisReply *t = redisCommand(rc, "TIME");
-    long long now = atoll(t->element[0]->str) * 1000 + atoll(t->element[1]->str) / 1000;
-    freeReplyObject(t);
-    return until > 0 && now >= until;
+    return until > 0 && redis_now_ms() >= until;
 }
 
 /* Views in other workers are at most ~200 ms stale; give them time to hear of a change. */
@@ -446,9 +453,7 @@ hold_at_most_2s(void *arg)
     (void)arg;
     char buf[32];
     long long nb = atoll(th_hget(rc, "planb:breaker:primary", "not_before", buf, sizeof(buf)));
-    redisReply *t = redisCommand(rc, "TIME");
-    long long now = atoll(t->element[0]->str) * 1000 + atoll(t->element[1]->str) / 1000;
-    freeReplyObject(t);
+    long long now = redis_now_ms();
     return nb > now && nb - now <= 2000;
 }
 
