@@ -42,6 +42,11 @@ struct pb_http_call {
     int64_t started_mono_ms;
     pb_http_done_fn done;
     void *arg;
+    pb_http_data_fn on_data; /* streaming: 2xx body pieces go here, not to body (NULL: none) */
+    size_t streamed_bytes;   /* bytes handed to on_data, bounded by reply_max_bytes */
+    bool streamed;           /* on_data got the body */
+    bool stopped;            /* on_data asked to stop */
+    bool overflow;           /* the streamed body passed reply_max_bytes */
     pb_http_call *next_free; /* pool link (unused while active) */
 };
 
@@ -140,13 +145,33 @@ http_on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
     return 0;
 }
 
+/* Body bytes: buffered (bounded), or for a streaming call with a 2xx status handed to its
+ * data callback as they come (bounded in total the same way). Returning short aborts the
+ * transfer with CURLE_WRITE_ERROR. */
 static size_t
 http_on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     pb_http_call *c = userdata;
     size_t n = size * nmemb;
+    if (c->on_data != NULL) {
+        long status = 0;
+        curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+        if (status >= 200 && status < 300) {
+            c->streamed = true;
+            if (c->streamed_bytes + n > c->http->reply_max_bytes) {
+                c->overflow = true;
+                return 0;
+            }
+            c->streamed_bytes += n;
+            if (c->on_data(ptr, n, c->arg) != 0) {
+                c->stopped = true;
+                return 0;
+            }
+            return n;
+        }
+    }
     if (pb_buf_append(&c->body, ptr, n) != PB_OK)
-        return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
+        return 0;
     return n;
 }
 
@@ -273,6 +298,13 @@ pb_http_call *
 pb_http_start(pb_http *h, pb_http_request *req, int connect_timeout_ms, int timeout_ms,
               pb_http_done_fn done, void *arg)
 {
+    return pb_http_start_stream(h, req, connect_timeout_ms, timeout_ms, NULL, done, arg);
+}
+
+pb_http_call *
+pb_http_start_stream(pb_http *h, pb_http_request *req, int connect_timeout_ms, int timeout_ms,
+                     pb_http_data_fn on_data, pb_http_done_fn done, void *arg)
+{
     pb_http_call *c = h->pool;
     if (c) {
         h->pool = c->next_free;
@@ -290,6 +322,9 @@ pb_http_start(pb_http *h, pb_http_request *req, int connect_timeout_ms, int time
     c->retry_after[0] = '\0';
     c->done = done;
     c->arg = arg;
+    c->on_data = on_data;
+    c->streamed_bytes = 0;
+    c->streamed = c->stopped = c->overflow = false;
     c->started_mono_ms = pb_mono_ms();
     c->headers = NULL;
     for (char **hd = req->headers; hd && *hd; hd++)
@@ -367,7 +402,9 @@ http_check_done(http_shard *sh)
             .status = status,
             .curl_code = (int)code,
             .timed_out = code == CURLE_OPERATION_TIMEDOUT,
-            .too_large = c->body.overflow,
+            .too_large = c->body.overflow || c->overflow,
+            .streamed = c->streamed,
+            .stopped = c->stopped,
             .body = c->body.data ? c->body.data : "",
             .body_len = c->body.len,
             .retry_after = c->retry_after[0] ? c->retry_after : NULL,

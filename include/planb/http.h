@@ -35,6 +35,8 @@ typedef struct pb_http_reply {
     bool too_large;   /* body passed the limit */
     const char *body; /* NUL-terminated (may be empty), valid during the callback */
     size_t body_len;
+    bool streamed; /* a streaming call's 2xx body went to its data callback (body empty) */
+    bool stopped;  /* the data callback stopped the transfer */
     const char *retry_after; /* Retry-After header value or NULL */
     int64_t elapsed_ms;      /* start to completion */
 } pb_http_reply;
@@ -49,6 +51,14 @@ void pb_http_free(pb_http *h);
 /* Starts a POST; takes ownership of req. Returns the call (cancel handle). */
 pb_http_call *pb_http_start(pb_http *h, pb_http_request *req, int connect_timeout_ms,
                             int timeout_ms, pb_http_done_fn done, void *arg);
+/* A piece of a streaming call's 2xx body, from inside the transfer: it must not start or
+ * cancel calls. Non-zero stops the transfer (the done callback then reports stopped). */
+typedef int (*pb_http_data_fn)(const char *p, size_t n, void *arg);
+/* pb_http_start whose 2xx body goes to on_data as it arrives (bounded in total by
+ * reply_max_bytes); a non-2xx body is buffered as usual for classification. */
+pb_http_call *pb_http_start_stream(pb_http *h, pb_http_request *req, int connect_timeout_ms,
+                                   int timeout_ms, pb_http_data_fn on_data, pb_http_done_fn done,
+                                   void *arg);
 /* Aborts a call that has not reported yet; its callback never runs. */
 void pb_http_cancel(pb_http_call *call);
 /* Calls in flight. */
