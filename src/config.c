@@ -50,11 +50,13 @@ static const char config_key_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmn
 static const char config_name_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                                         "0123456789_.:-@/+=";
 
-static const char *const config_top_keys[] = {
-    "redis",         "workers",     "concurrency",      "queues",   "result_ttl_s",
-    "reply_ttl_s",   "claim_batch", "drain_timeout_ms", "lease_ms", "max_deliveries",
-    "events_maxlen", "limits",      "providers",        "models",   "routes",
-    "cache",         "breaker",     "monitor",          NULL};
+static const char *const config_top_keys[] = {"redis",          "workers",          "concurrency",
+                                              "queues",         "result_ttl_s",     "reply_ttl_s",
+                                              "claim_batch",    "drain_timeout_ms", "lease_ms",
+                                              "max_deliveries", "events_maxlen",    "stream_maxlen",
+                                              "stream_ttl_s",   "limits",           "providers",
+                                              "models",         "routes",           "cache",
+                                              "breaker",        "monitor",          NULL};
 static const char *const config_redis_keys[] = {"url", "password_env", "user", "prefix", NULL};
 static const char *const config_cache_redis_keys[] = {"url", "password_env", "user", NULL};
 static const char *const config_limits_keys[] = {
@@ -898,6 +900,10 @@ config_parse_root(pb_config *cfg, json_object *root, pb_error *err)
             PB_OK ||
         config_int(root, "", "lease_ms", 10000, 1000, 600000, &cfg->lease_ms, err) != PB_OK ||
         config_int(root, "", "max_deliveries", 5, 1, 100, &cfg->max_deliveries, err) != PB_OK ||
+        config_int(root, "", "stream_maxlen", 10000, 16, 1000000, &cfg->stream_maxlen, err) !=
+            PB_OK ||
+        config_int(root, "", "stream_ttl_s", 300, 1, CONFIG_DAY_S, &cfg->stream_ttl_s, err) !=
+            PB_OK ||
         config_int(root, "", "events_maxlen", 100000, 0, 100000000, &cfg->events_maxlen, err) !=
             PB_OK ||
         config_parse_limits(cfg, root, err) != PB_OK ||

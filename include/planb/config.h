@@ -101,6 +101,8 @@ typedef struct pb_config {
     int lease_ms;         /* a worker silent this long is dead (default 10000) */
     int max_deliveries;   /* hand-backs before dead-lettering (default 5) */
     int events_maxlen;    /* planb:events stream length, approximate (default 100000, 0 = off) */
+    int stream_maxlen;    /* entries of one planb:stream:<id>, approximate (default 10000) */
+    int stream_ttl_s;     /* planb:stream:<id> TTL after its last entry (default 300) */
     pb_limits limits;
     pb_provider_conf *providers;
     size_t n_providers;
