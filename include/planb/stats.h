@@ -27,6 +27,8 @@ typedef struct pb_stats_job {
     size_t n_attempts;          /* entries of attempts */
     bool cache_missed;          /* looked the cache up and had to run the chain */
     bool coalesced;             /* answered from another job's call it waited on */
+    double cost_usd;            /* the answer's cost at the model's prices (0: none) */
+    const char *tenant;         /* the job's tenant, NULL when none (cost per tenant) */
 } pb_stats_job;
 
 /* The fields and increments one job sends to finish.lua. The names live in the struct itself
