@@ -500,7 +500,11 @@ mock_on_api(mock_server *srv, struct evhttp_request *req, pb_mock_api api, const
         return;
     }
     mock_call plan;
-    mock_plan(srv, &r, m, pb_mock_table_behaviour(srv->table, m), &plan);
+    const pb_mock_behaviour *b = pb_mock_table_behaviour(srv->table, m);
+    r.tool_calls = b->tool_calls;
+    r.bad_tool_args = b->bad_tool_args;
+    r.finish_reason = b->finish_reason;
+    mock_plan(srv, &r, m, b, &plan);
     json_object_put(body);
     if (plan.action == MOCK_SEND && plan.latency_ms == 0) {
         mock_respond(req, plan.status, plan.content_type, plan.body, plan.len, plan.retry_after);
