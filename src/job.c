@@ -98,9 +98,15 @@ job_lookup(const char *s, const char *const *names, size_t n)
 static json_object *
 job_tokenize(const char *raw, size_t len, pb_error *err)
 {
-    json_tokener *tok = json_tokener_new_ex(JOB_MAX_DEPTH);
-    pb_assert(tok != NULL);
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    /* One tokener per process, reset per job: a new one is a multi-KiB allocation per job
+     * (a worker is one thread, and parsing never re-enters). */
+    static json_tokener *tok;
+    if (tok == NULL) {
+        tok = json_tokener_new_ex(JOB_MAX_DEPTH);
+        pb_assert(tok != NULL);
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    }
+    json_tokener_reset(tok);
     json_object *root = json_tokener_parse_ex(tok, raw, (int)len);
     enum json_tokener_error jerr = json_tokener_get_error(tok);
     size_t end = json_tokener_get_parse_end(tok);
@@ -111,7 +117,7 @@ job_tokenize(const char *raw, size_t len, pb_error *err)
         jerr = json_tokener_get_error(tok);
         truncated = jerr != json_tokener_success;
     }
-    json_tokener_free(tok);
+    json_tokener_reset(tok); /* drops what a failed parse built */
     /* json-c takes a NUL for the end of input, wherever it is: name it instead. */
     const char *nul = (jerr != json_tokener_success || end != len)
                           ? memchr(raw, '\0', end < len ? end + 1 : len)
@@ -380,7 +386,7 @@ pb_job_parse(const char *raw, size_t len, const pb_config *cfg, pb_request **out
         pb_request_parse_messages(req, job_field(root, "messages"), cfg->limits.max_messages,
                                   err) == PB_OK &&
         job_parse_chain(req, root, cfg, err) == PB_OK &&
-        pb_request_parse_params(req, job_field(root, "params"), err) == PB_OK &&
+        pb_request_parse_params(req, job_field(root, "params"), len, err) == PB_OK &&
         job_parse_options(req, root, cfg, err) == PB_OK)
         rc = PB_OK;
     json_object_put(root);

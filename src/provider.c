@@ -129,6 +129,32 @@ pb_provider_error_message(const char *body, size_t len, char *out, size_t cap)
 }
 
 void
+pb_provider_json_string(pb_buf *b, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    pb_buf_append(b, "\"", 1);
+    size_t run = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        pb_buf_append(b, s + run, i - run);
+        char esc[6] = {'\\', (char)c, 0, 0, 0, 0};
+        size_t n = 2;
+        if (c < 0x20) {
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            n = 6;
+        }
+        pb_buf_append(b, esc, n);
+        run = i + 1;
+    }
+    pb_buf_append(b, s + run, len - run);
+    pb_buf_append(b, "\"", 1);
+}
+
+void
 pb_provider_drop(char (*names)[PB_PROVIDER_PARAM_LEN], size_t *n, size_t max, const char *name)
 {
     if (*n >= max)
@@ -167,12 +193,17 @@ pb_provider_parse_object(const char *body, size_t len, pb_error *err)
         pb_error_set(err, PB_PROVIDER_BAD_REPLY, "BAD_REPLY body too large to parse");
         return NULL;
     }
-    json_tokener *tok = json_tokener_new();
-    pb_assert(tok != NULL);
+    /* One tokener per process, reset per reply (see job.c's job_tokenize). */
+    static json_tokener *tok;
+    if (tok == NULL) {
+        tok = json_tokener_new();
+        pb_assert(tok != NULL);
+    }
+    json_tokener_reset(tok);
     json_object *root = json_tokener_parse_ex(tok, body, (int)len);
     enum json_tokener_error jerr = json_tokener_get_error(tok);
     size_t end = json_tokener_get_parse_end(tok);
-    json_tokener_free(tok);
+    json_tokener_reset(tok);
     const char *why = NULL;
     if (jerr == json_tokener_continue)
         why = "body is incomplete JSON";

@@ -11,10 +11,12 @@
 #include "planb/provider.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "planb/buf.h"
 #include "planb/utf8.h"
 
 #define OPENAI_JSON_FLAGS     (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
@@ -100,7 +102,7 @@ openai_string(json_object *obj, const char *key)
 
 /* The reply's tool calls in the canonical shape {id, type, function{name, arguments}}, as JSON
  * text (caller frees), or NULL with *why set when any is malformed. *none is set when the reply
- * has none. */
+ * has none. Written by hand: a json-c tree per call would cost more than the reply's parse. */
 static char *
 openai_tool_calls(json_object *message, bool *none, const char **why)
 {
@@ -114,39 +116,35 @@ openai_tool_calls(json_object *message, bool *none, const char **why)
         *why = "tool_calls is not an array of at most 128 calls";
         return NULL;
     }
-    json_object *out = json_object_new_array_ext((int)n);
+    pb_buf out;
+    pb_buf_init(&out, SIZE_MAX);
+    pb_buf_append(&out, "[", 1);
     for (size_t i = 0; i < n; i++) {
         json_object *call = json_object_array_get_idx(tc, i), *fn;
         const char *id = openai_string(call, "id");
         const char *name =
             json_object_object_get_ex(call, "function", &fn) ? openai_string(fn, "name") : NULL;
         const char *args = name ? openai_string(fn, "arguments") : NULL;
-        if (id == NULL || id[0] == '\0' || name == NULL || name[0] == '\0') {
+        if (id == NULL || id[0] == '\0' || name == NULL || name[0] == '\0' ||
+            !pb_utf8_is_text(id, strlen(id)) || !pb_utf8_is_text(name, strlen(name))) {
             *why = "a tool call without id or function name";
         } else if (args == NULL || !pb_request_is_json_object(args, strlen(args))) {
             *why = "tool call arguments are not a JSON object";
         } else {
-            json_object *f = json_object_new_object(), *c = json_object_new_object();
-            json_object_object_add(f, "name", json_object_new_string(name));
-            json_object_object_add(f, "arguments", json_object_new_string(args));
-            json_object_object_add(c, "id", json_object_new_string(id));
-            json_object_object_add(c, "type", json_object_new_string("function"));
-            json_object_object_add(c, "function", f);
-            json_object_array_add(out, c);
+            pb_buf_append(&out, i ? ",{\"id\":" : "{\"id\":", i ? 7 : 6);
+            pb_provider_json_string(&out, id, strlen(id));
+            pb_buf_append(&out, ",\"type\":\"function\",\"function\":{\"name\":", 38);
+            pb_provider_json_string(&out, name, strlen(name));
+            pb_buf_append(&out, ",\"arguments\":", 13);
+            pb_provider_json_string(&out, args, strlen(args));
+            pb_buf_append(&out, "}}", 2);
             continue;
         }
-        json_object_put(out);
+        pb_buf_free(&out);
         return NULL;
     }
-    char *s = pb_xstrdup(json_object_to_json_string_ext(out, OPENAI_JSON_FLAGS));
-    json_object_put(out);
-    /* json-c copies string bytes through unchecked; a result must stay valid UTF-8. */
-    if (!pb_utf8_is_text(s, strlen(s))) {
-        free(s);
-        *why = "tool calls are not valid UTF-8";
-        return NULL;
-    }
-    return s;
+    pb_buf_append(&out, "]", 2); /* with the terminating NUL */
+    return out.data;
 }
 
 /* OpenAI's finish reasons are the normalized ones; function_call is the old name. */

@@ -38,8 +38,10 @@
 #define REQUEST_LOGIT_BIAS_MAX   300     /* token ids in logit_bias */
 #define REQUEST_MAX_TOKENS_MAX   1000000 /* above any model's output window */
 #define REQUEST_QUOTE_MAX        48      /* bytes of a producer's key echoed in an error */
-#define REQUEST_ARGS_DEPTH       64      /* nesting of tool-call arguments */
-#define REQUEST_JSON_FLAGS       (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+#define REQUEST_ARGS_DEPTH                                                                         \
+    24 /* nesting of tool-call arguments (json-c, which                                            \
+          parses them for Anthropic, takes 32) */
+#define REQUEST_JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 
 static const char *const request_role_names[PB_ROLE_COUNT] = {"system", "user", "assistant",
                                                               "developer", "tool"};
@@ -196,6 +198,9 @@ request_integer(json_object *v, int64_t min, int64_t max, int64_t *out)
     return true;
 }
 
+/* Bytes of the job being parsed (pb_request_parse_params), an upper bound on any part of it. */
+static size_t request_job_bytes;
+
 /* A JSON Schema for an object: an object whose "type" is "object", at most
  * REQUEST_SCHEMA_MAX_BYTES serialized. */
 static int
@@ -206,7 +211,8 @@ request_check_schema(json_object *schema, const char *where, pb_error *err)
     if (!json_object_is_type(schema, json_type_object) || type == NULL ||
         strcmp(type, "object") != 0)
         return request_bad(err, "%s must be a JSON Schema object with \"type\": \"object\"", where);
-    size_t n = request_json_bytes(schema);
+    /* A part serializes to no more bytes than the job it came in, so small jobs skip this. */
+    size_t n = request_job_bytes > REQUEST_SCHEMA_MAX_BYTES ? request_json_bytes(schema) : 0;
     if (n > REQUEST_SCHEMA_MAX_BYTES) {
         pb_error_set(err, PB_REQUEST_TOO_LARGE, "TOO_LARGE %s is %zu bytes, limit %d", where, n,
                      REQUEST_SCHEMA_MAX_BYTES);
@@ -336,23 +342,160 @@ request_parse_content(pb_request *req, pb_message *m, json_object *c, size_t i, 
     return PB_OK;
 }
 
+/* A strict RFC 8259 syntax check, allocation-free (tool-call arguments are checked on every
+ * job and every reply that carries them; building a json-c tree for that would cost more than
+ * the rest of the job). Each json_* step returns the position after the value, or NULL. */
+typedef struct request_json {
+    const char *end; /* one past the last byte */
+    int depth;       /* nesting left before REQUEST_ARGS_DEPTH is exceeded */
+} request_json;
+
+static const char *request_json_value(request_json *j, const char *p);
+
+static const char *
+request_json_ws(const request_json *j, const char *p)
+{
+    while (p < j->end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+static bool
+request_is_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static const char *
+request_json_string(const request_json *j, const char *p)
+{
+    for (p++; p < j->end; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"')
+            return p + 1;
+        if (c < 0x20)
+            return NULL;
+        if (c != '\\')
+            continue;
+        if (++p >= j->end)
+            return NULL;
+        if (*p == 'u') {
+            if (j->end - p < 5 || !request_is_hex(p[1]) || !request_is_hex(p[2]) ||
+                !request_is_hex(p[3]) || !request_is_hex(p[4]))
+                return NULL;
+            p += 4;
+        } else if (strchr("\"\\/bfnrt", *p) == NULL || *p == '\0') {
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+static const char *
+request_json_digits(const request_json *j, const char *p)
+{
+    const char *start = p;
+    while (p < j->end && *p >= '0' && *p <= '9')
+        p++;
+    return p > start ? p : NULL;
+}
+
+static const char *
+request_json_number(const request_json *j, const char *p)
+{
+    if (p < j->end && *p == '-')
+        p++;
+    if (p < j->end && *p == '0')
+        p++;
+    else if ((p = request_json_digits(j, p)) == NULL)
+        return NULL;
+    if (p < j->end && *p == '.' && (p = request_json_digits(j, p + 1)) == NULL)
+        return NULL;
+    if (p < j->end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < j->end && (*p == '+' || *p == '-'))
+            p++;
+        p = request_json_digits(j, p);
+    }
+    return p;
+}
+
+/* An object or array (open is '{' or '['), members separated by commas. */
+static const char *
+request_json_container(request_json *j, const char *p, char close)
+{
+    if (--j->depth < 0)
+        return NULL;
+    p = request_json_ws(j, p + 1);
+    if (p < j->end && *p == close) {
+        j->depth++;
+        return p + 1;
+    }
+    for (;;) {
+        if (close == '}') {
+            if (p >= j->end || *p != '"' || (p = request_json_string(j, p)) == NULL)
+                return NULL;
+            p = request_json_ws(j, p);
+            if (p >= j->end || *p != ':')
+                return NULL;
+            p++;
+        }
+        if ((p = request_json_value(j, p)) == NULL)
+            return NULL;
+        p = request_json_ws(j, p);
+        if (p < j->end && *p == ',') {
+            p = request_json_ws(j, p + 1);
+            continue;
+        }
+        if (p < j->end && *p == close) {
+            j->depth++;
+            return p + 1;
+        }
+        return NULL;
+    }
+}
+
+static const char *
+request_json_literal(const request_json *j, const char *p, const char *word)
+{
+    size_t n = strlen(word);
+    return (size_t)(j->end - p) >= n && memcmp(p, word, n) == 0 ? p + n : NULL;
+}
+
+static const char *
+request_json_value(request_json *j, const char *p)
+{
+    p = request_json_ws(j, p);
+    if (p >= j->end)
+        return NULL;
+    switch (*p) {
+    case '{':
+        return request_json_container(j, p, '}');
+    case '[':
+        return request_json_container(j, p, ']');
+    case '"':
+        return request_json_string(j, p);
+    case 't':
+        return request_json_literal(j, p, "true");
+    case 'f':
+        return request_json_literal(j, p, "false");
+    case 'n':
+        return request_json_literal(j, p, "null");
+    default:
+        return request_json_number(j, p);
+    }
+}
+
 bool
 pb_request_is_json_object(const char *s, size_t len)
 {
-    if (len > INT32_MAX || !pb_utf8_is_text(s, len))
+    if (!pb_utf8_is_text(s, len))
         return false;
-    json_tokener *tok = json_tokener_new_ex(REQUEST_ARGS_DEPTH);
-    pb_assert(tok != NULL);
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-    json_object *o = json_tokener_parse_ex(tok, s, (int)len);
-    bool ok = json_tokener_get_error(tok) == json_tokener_success &&
-              json_object_is_type(o, json_type_object);
-    size_t end = json_tokener_get_parse_end(tok);
-    json_tokener_free(tok);
-    json_object_put(o);
-    for (size_t i = end; ok && i < len; i++)
-        ok = s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r';
-    return ok;
+    request_json j = {.end = s + len, .depth = REQUEST_ARGS_DEPTH};
+    const char *p = request_json_ws(&j, s);
+    if (p >= j.end || *p != '{' || (p = request_json_container(&j, p, '}')) == NULL)
+        return false;
+    return request_json_ws(&j, p) == j.end;
 }
 
 /* messages[i].tool_calls of an assistant: [{id, type "function", function{name, arguments}}]. */
@@ -1013,10 +1156,11 @@ request_check_combinations(const pb_request *req, pb_error *err)
 }
 
 int
-pb_request_parse_params(pb_request *req, json_object *params, pb_error *err)
+pb_request_parse_params(pb_request *req, json_object *params, size_t job_bytes, pb_error *err)
 {
     if (params == NULL)
         return PB_OK;
+    request_job_bytes = job_bytes;
     if (!json_object_is_type(params, json_type_object))
         return request_bad(err, "params must be an object");
     req->params = json_object_new_object();

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "planb/buf.h"
 #include "planb/config.h"
 #include "planb/core.h"
 #include "planb/http.h"
@@ -96,6 +97,9 @@ bool pb_provider_body_mentions(const char *body, size_t len, const char *const *
  * never quotes the line: it may hold a key) when the line contains CR or LF. */
 int pb_provider_add_header(pb_http_request *r, pb_error *err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Appends s (len bytes, UTF-8) to b as a JSON string: quotes, backslashes and controls
+ * escaped. */
+void pb_provider_json_string(pb_buf *b, const char *s, size_t len);
 /* Appends name to names (cut to PB_PROVIDER_PARAM_LEN - 1 bytes) when *n < max. */
 void pb_provider_drop(char (*names)[PB_PROVIDER_PARAM_LEN], size_t *n, size_t max,
                       const char *name);

@@ -81,8 +81,9 @@ unsigned pb_request_cap_parse(const char *s);
  * needs they imply. PB_ERR with err "CODE sentence" naming the field. */
 int pb_request_parse_messages(pb_request *req, json_object *msgs, size_t max_messages,
                               pb_error *err);
-/* Fills req->params (and the typed fields) from the job's "params" (borrowed, may be NULL). */
-int pb_request_parse_params(pb_request *req, json_object *params, pb_error *err);
+/* Fills req->params (and the typed fields) from the job's "params" (borrowed, may be NULL);
+ * job_bytes is the raw job's size (no part of it serializes to more). */
+int pb_request_parse_params(pb_request *req, json_object *params, size_t job_bytes, pb_error *err);
 /* True when name is a field of an OpenAI Chat Completions request (for the BAD_FIELD hint). */
 bool pb_request_is_openai_field(const char *name);
 /* True when s (len bytes) is valid UTF-8 JSON text of one object (tool-call arguments). */

@@ -1021,3 +1021,42 @@ Test(request, sizes_are_bounded)
     free(raw);
     pb_config_free(cfg);
 }
+
+/* The tool and schema fixtures the fuzzer starts from are valid jobs. */
+Test(request, tool_and_schema_fixtures_parse)
+{
+    pb_config *cfg = load_config("full.json");
+    const char *names[] = {"good_tools.json", "good_json_schema.json"};
+    for (size_t i = 0; i < 2; i++) {
+        size_t len;
+        char *raw = load_job(names[i], &len);
+        pb_request *req = NULL;
+        pb_error err = {0};
+        cr_assert_eq(pb_job_parse(raw, len, cfg, &req, NULL, &err), PB_OK, "%s: %s", names[i],
+                     err.msg);
+        free(raw);
+        pb_request_free(req);
+    }
+    pb_config_free(cfg);
+}
+
+/* Tool-call arguments: strict JSON text of one object, checked without building a tree. */
+Test(request, arguments_json_check)
+{
+    static const char *const good[] = {"{}", " {\"a\": [1, -2.5e3, true, false, null]} ",
+                                       "{\"s\": \"\\u00e9\\n\\\"\", \"o\": {\"p\": {}}}"};
+    static const char *const bad[] = {
+        "",      "[]",         "{",       "{\"a\":}",         "{\"a\" 1}",       "{\"a\":1,}",
+        "{} {}", "{\"a\":01}", "{'a':1}", "{\"a\":\"\x01\"}", "{\"a\":\"\\x\"}", "{\"a\":tru}"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
+        cr_expect(pb_request_is_json_object(good[i], strlen(good[i])), "%s", good[i]);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+        cr_expect(!pb_request_is_json_object(bad[i], strlen(bad[i])), "%s", bad[i]);
+    char deep[512] = {0};
+    for (int i = 0; i < 40; i++)
+        strcat(deep, "{\"a\":");
+    strcat(deep, "1");
+    for (int i = 0; i < 40; i++)
+        strcat(deep, "}");
+    cr_expect(!pb_request_is_json_object(deep, strlen(deep)), "nesting is bounded");
+}
