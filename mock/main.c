@@ -697,7 +697,10 @@ mock_usage(FILE *out)
         "Behaviour: {\"mode\": ok|status|hang|drip|reset|truncated|html|missing|empty|oversized,\n"
         "  \"reply\", \"status\", \"error_type\", \"error_message\", \"error_code\",\n"
         "  \"retry_after\", \"latency_ms\", \"drip_bytes\", \"drip_interval_ms\", \"bytes\",\n"
-        "  \"fail_first\", \"fail_status\"}\n"
+        "  \"fail_first\", \"fail_status\", \"tool_calls\": [{\"name\", \"arguments\": {...}}],\n"
+        "  \"bad_tool_args\", \"finish_reason\": length|content_filter}\n"
+        "Answers echo the last user text (\"tool said: ...\" after tool results), as\n"
+        "{\"answer\": ...} JSON for a response_format or a forced Anthropic tool.\n"
         "Control: POST /_mock/models/<name>, POST /_mock/default, POST /_mock/reset,\n"
         "  GET /_mock/stats, GET /_mock/last/<name>\n",
         out);
