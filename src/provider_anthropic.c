@@ -501,7 +501,9 @@ anthropic_read_blocks(json_object *content, const pb_request *req, pb_completion
                 pb_buf_append(&text, s, strlen(s));
                 format = NULL; /* one answer; later text is not appended to it */
                 break;
-            } else if (json_object_array_length(calls) < ANTHROPIC_MAX_TOOL_CALLS) {
+            } else if (json_object_array_length(calls) >= ANTHROPIC_MAX_TOOL_CALLS) {
+                why = "more than 128 tool_use blocks";
+            } else {
                 json_object *f = json_object_new_object(), *c = json_object_new_object();
                 json_object_object_add(f, "name", json_object_get(name));
                 json_object_object_add(f, "arguments",
