@@ -10,14 +10,17 @@
 -- ARGV[5]  completion tokens ("-1" = unknown)
 -- ARGV[6]  entry lifetime in seconds (ttl_s + stale_if_error_s)
 -- ARGV[7]  lock token ("" = the caller holds no lock)
+-- ARGV[8]  the answer's extras as JSON text {tool_calls, refusal, finish_reason}, "" = none
 -- Returns  the stored_at stamp (seconds)
 local t = redis.call('TIME')
 local now = tonumber(t[1])
 local usage = {}
 if tonumber(ARGV[4]) >= 0 then usage.prompt_tokens = tonumber(ARGV[4]) end
 if tonumber(ARGV[5]) >= 0 then usage.completion_tokens = tonumber(ARGV[5]) end
-local entry = cjson.encode({content = ARGV[1], model = ARGV[2], tier = tonumber(ARGV[3]),
-                            stored_at = now, usage = usage})
+local fields = {content = ARGV[1], model = ARGV[2], tier = tonumber(ARGV[3]),
+                stored_at = now, usage = usage}
+if ARGV[8] and ARGV[8] ~= '' then fields.message = ARGV[8] end
+local entry = cjson.encode(fields)
 redis.call('SET', KEYS[1], entry, 'EX', ARGV[6])
 if ARGV[7] ~= '' and redis.call('GET', KEYS[2]) == ARGV[7] then
   redis.call('DEL', KEYS[2])

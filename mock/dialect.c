@@ -143,21 +143,264 @@ dialect_validate_messages(json_object *body, const char *const *allowed, const c
     return 0;
 }
 
-/* OpenAI: any allowed role in any order; content is a string. */
+/* The string obj[key], or NULL. */
+static const char *
+dialect_str(json_object *obj, const char *key)
+{
+    json_object *v;
+    if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
+        return NULL;
+    return json_object_get_string(v);
+}
+
+static bool
+dialect_blank(const char *s)
+{
+    for (; *s; s++)
+        if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r' && *s != '\f' && *s != '\v')
+            return false;
+    return true;
+}
+
+/* The real APIs refuse fields they do not know: a 400 naming the first one. */
+static int
+dialect_known_fields(json_object *body, const char *const *known, bool anthropic, pb_error *err)
+{
+    json_object_object_foreach(body, key, val)
+    {
+        (void)val;
+        bool ok = false;
+        for (const char *const *k = known; *k && !ok; k++)
+            ok = strcmp(key, *k) == 0;
+        if (!ok) {
+            if (anthropic)
+                pb_error_set(err, 400, "%s: Extra inputs are not permitted", key);
+            else
+                pb_error_set(err, 400, "Unrecognized request argument supplied: %s", key);
+            return 400;
+        }
+    }
+    return 0;
+}
+
+/* A function/tool name as both APIs require: ^[a-zA-Z0-9_-]{1,64}$. */
+static bool
+dialect_tool_name_ok(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    return n >= 1 && n <= 64 &&
+           strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") == n;
+}
+
+/* A JSON Schema for tool input: an object whose type is "object". */
+static bool
+dialect_object_schema_ok(json_object *v)
+{
+    const char *type = dialect_str(v, "type");
+    return json_object_is_type(v, json_type_object) && type != NULL && strcmp(type, "object") == 0;
+}
+
+/* OpenAI: a content part (text, or image_url with an https or data: URL). */
+static bool
+dialect_openai_part_ok(json_object *p, bool user)
+{
+    const char *type = dialect_str(p, "type");
+    json_object *img;
+    if (type == NULL)
+        return false;
+    if (strcmp(type, "text") == 0)
+        return dialect_str(p, "text") != NULL;
+    if (strcmp(type, "image_url") != 0 || !user || !json_object_object_get_ex(p, "image_url", &img))
+        return false;
+    const char *url = dialect_str(img, "url");
+    return url != NULL &&
+           (strncmp(url, "https://", 8) == 0 || strncmp(url, "data:image/", 11) == 0);
+}
+
+/* OpenAI: any allowed role in any order; content is a string or parts (null for an assistant
+ * with tool_calls); tool_calls and tool_call_id as the API shapes them. */
 static int
 dialect_openai_message(json_object *m, size_t i, const char *rs, pb_error *err)
 {
-    json_object *content;
-    (void)rs;
-    if (!json_object_object_get_ex(m, "content", &content) ||
-        !json_object_is_type(content, json_type_string)) {
-        pb_error_set(err, 400, "messages[%zu].content: must be a string", i);
+    json_object *content = NULL, *tc = NULL;
+    bool has_content = json_object_object_get_ex(m, "content", &content);
+    bool assistant = strcmp(rs, "assistant") == 0;
+    if (json_object_object_get_ex(m, "tool_calls", &tc) && tc != NULL) {
+        size_t n = json_object_is_type(tc, json_type_array) ? json_object_array_length(tc) : 0;
+        bool ok = assistant && n > 0;
+        for (size_t k = 0; ok && k < n; k++) {
+            json_object *c = json_object_array_get_idx(tc, k), *fn;
+            const char *type = dialect_str(c, "type");
+            ok = dialect_str(c, "id") != NULL && type != NULL && strcmp(type, "function") == 0 &&
+                 json_object_object_get_ex(c, "function", &fn) && dialect_str(fn, "name") != NULL &&
+                 dialect_str(fn, "arguments") != NULL;
+        }
+        if (!ok) {
+            pb_error_set(err, 400,
+                         "messages[%zu].tool_calls: must be an array of {id, type: "
+                         "function, function: {name, arguments}} on an assistant message",
+                         i);
+            return 400;
+        }
+    }
+    if (strcmp(rs, "tool") == 0 && dialect_str(m, "tool_call_id") == NULL) {
+        pb_error_set(err, 400, "messages[%zu].tool_call_id: is required for role tool", i);
+        return 400;
+    }
+    if (assistant && tc != NULL && (!has_content || content == NULL))
+        return 0;
+    if (json_object_is_type(content, json_type_string))
+        return 0;
+    size_t n =
+        json_object_is_type(content, json_type_array) ? json_object_array_length(content) : 0;
+    bool ok = n > 0;
+    for (size_t k = 0; ok && k < n; k++)
+        ok = dialect_openai_part_ok(json_object_array_get_idx(content, k), strcmp(rs, "user") == 0);
+    if (!ok) {
+        pb_error_set(err, 400,
+                     "messages[%zu].content: must be a string or an array of text / "
+                     "image_url parts",
+                     i);
         return 400;
     }
     return 0;
 }
 
-/* Anthropic: user first, then alternating; content is a string or text blocks. */
+/* OpenAI: every tool message answers a tool call of the assistant message before its run,
+ * and every tool call is answered. */
+static int
+dialect_openai_tool_pairs(json_object *msgs, pb_error *err)
+{
+    json_object *calls = NULL;
+    size_t n = json_object_array_length(msgs), answered = 0;
+    for (size_t i = 0; i <= n; i++) {
+        json_object *m = i < n ? json_object_array_get_idx(msgs, i) : NULL;
+        const char *role = m ? dialect_str(m, "role") : "";
+        if (strcmp(role, "tool") == 0) {
+            const char *id = dialect_str(m, "tool_call_id");
+            bool found = false;
+            for (size_t k = 0; calls != NULL && k < json_object_array_length(calls) && !found; k++)
+                found = strcmp(dialect_str(json_object_array_get_idx(calls, k), "id"), id) == 0;
+            if (!found) {
+                pb_error_set(err, 400,
+                             "messages[%zu]: messages with role 'tool' must be a "
+                             "response to a preceding message with 'tool_calls'",
+                             i);
+                return 400;
+            }
+            answered++;
+            continue;
+        }
+        if (calls != NULL && answered < json_object_array_length(calls))
+            return dialect_fail(err, 400,
+                                "messages: an assistant message with 'tool_calls' must "
+                                "be followed by tool messages responding to each "
+                                "'tool_call_id'");
+        json_object *tc = NULL;
+        calls = m && json_object_object_get_ex(m, "tool_calls", &tc) ? tc : NULL;
+        answered = 0;
+    }
+    return 0;
+}
+
+static int
+dialect_openai_tools(json_object *body, pb_error *err)
+{
+    json_object *tools = NULL, *choice = NULL, *rf = NULL, *stop = NULL, *v;
+    if (json_object_object_get_ex(body, "tools", &tools)) {
+        size_t n =
+            json_object_is_type(tools, json_type_array) ? json_object_array_length(tools) : 0;
+        if (n == 0)
+            return dialect_fail(err, 400, "tools: must be a non-empty array");
+        for (size_t i = 0; i < n; i++) {
+            json_object *t = json_object_array_get_idx(tools, i), *fn, *params;
+            const char *type = dialect_str(t, "type");
+            if (type == NULL || strcmp(type, "function") != 0 ||
+                !json_object_object_get_ex(t, "function", &fn) ||
+                !dialect_tool_name_ok(dialect_str(fn, "name")) ||
+                (json_object_object_get_ex(fn, "parameters", &params) &&
+                 !dialect_object_schema_ok(params))) {
+                pb_error_set(err, 400,
+                             "tools[%zu]: Invalid schema for function: must be "
+                             "{type: function, function: {name, parameters: {type: "
+                             "object}}}",
+                             i);
+                return 400;
+            }
+        }
+    }
+    if (json_object_object_get_ex(body, "tool_choice", &choice)) {
+        const char *c = json_object_get_string(choice);
+        bool ok = tools != NULL;
+        if (ok && json_object_is_type(choice, json_type_string))
+            ok = strcmp(c, "none") == 0 || strcmp(c, "auto") == 0 || strcmp(c, "required") == 0;
+        else if (ok)
+            ok = json_object_object_get_ex(choice, "function", &v) && dialect_str(v, "name");
+        if (!ok)
+            return dialect_fail(err, 400,
+                                "tool_choice: must be none, auto, required or a "
+                                "function, and is only allowed with tools");
+    }
+    if (json_object_object_get_ex(body, "response_format", &rf)) {
+        const char *type = dialect_str(rf, "type");
+        bool ok = type != NULL && (strcmp(type, "text") == 0 || strcmp(type, "json_object") == 0);
+        if (type != NULL && strcmp(type, "json_schema") == 0)
+            ok = json_object_object_get_ex(rf, "json_schema", &v) && dialect_str(v, "name");
+        if (!ok)
+            return dialect_fail(err, 400,
+                                "response_format: must be text, json_object or "
+                                "json_schema with a name");
+    }
+    if (json_object_object_get_ex(body, "stop", &stop) &&
+        !json_object_is_type(stop, json_type_string) &&
+        (!json_object_is_type(stop, json_type_array) || json_object_array_length(stop) > 4))
+        return dialect_fail(err, 400, "stop: must be a string or up to 4 strings");
+    if (json_object_object_get_ex(body, "max_tokens", &v) &&
+        json_object_object_get_ex(body, "max_completion_tokens", &v))
+        return dialect_fail(err, 400,
+                            "max_tokens: use max_tokens or max_completion_tokens, not "
+                            "both");
+    return 0;
+}
+
+/* Anthropic: one content block of a message of role rs (user or assistant). */
+static bool
+dialect_anthropic_block_ok(json_object *b, bool user)
+{
+    const char *type = dialect_str(b, "type");
+    json_object *v, *src;
+    if (type == NULL)
+        return false;
+    if (strcmp(type, "text") == 0) {
+        const char *t = dialect_str(b, "text");
+        return t != NULL && !dialect_blank(t);
+    }
+    if (strcmp(type, "image") == 0) {
+        const char *st =
+            json_object_object_get_ex(b, "source", &src) ? dialect_str(src, "type") : NULL;
+        if (!user || st == NULL)
+            return false;
+        if (strcmp(st, "url") == 0)
+            return dialect_str(src, "url") != NULL;
+        const char *mt = dialect_str(src, "media_type");
+        return strcmp(st, "base64") == 0 && dialect_str(src, "data") != NULL && mt != NULL &&
+               (strcmp(mt, "image/png") == 0 || strcmp(mt, "image/jpeg") == 0 ||
+                strcmp(mt, "image/gif") == 0 || strcmp(mt, "image/webp") == 0);
+    }
+    if (strcmp(type, "tool_use") == 0)
+        return !user && dialect_str(b, "id") != NULL &&
+               dialect_tool_name_ok(dialect_str(b, "name")) &&
+               json_object_object_get_ex(b, "input", &v) &&
+               json_object_is_type(v, json_type_object);
+    if (strcmp(type, "tool_result") == 0)
+        return user && dialect_str(b, "tool_use_id") != NULL &&
+               (!json_object_object_get_ex(b, "content", &v) ||
+                json_object_is_type(v, json_type_string) ||
+                json_object_is_type(v, json_type_array));
+    return false;
+}
+
+/* Anthropic: user first, then alternating; content is a non-blank string or blocks. */
 static int
 dialect_anthropic_message(json_object *m, size_t i, const char *rs, pb_error *err)
 {
@@ -169,28 +412,204 @@ dialect_anthropic_message(json_object *m, size_t i, const char *rs, pb_error *er
         pb_error_set(err, 400, "messages[%zu].role: roles must alternate user/assistant", i);
         return 400;
     }
-    if (!json_object_object_get_ex(m, "content", &content) ||
-        !dialect_text_blocks_ok(content, true)) {
+    bool ok = json_object_object_get_ex(m, "content", &content);
+    if (ok && json_object_is_type(content, json_type_string)) {
+        ok = !dialect_blank(json_object_get_string(content));
+    } else if (ok) {
+        size_t n =
+            json_object_is_type(content, json_type_array) ? json_object_array_length(content) : 0;
+        ok = n > 0;
+        bool after_other = false;
+        for (size_t k = 0; ok && k < n; k++) {
+            json_object *b = json_object_array_get_idx(content, k);
+            ok = dialect_anthropic_block_ok(b, strcmp(rs, "user") == 0);
+            bool result = ok && strcmp(dialect_str(b, "type"), "tool_result") == 0;
+            if (result && after_other) {
+                pb_error_set(err, 400,
+                             "messages[%zu].content[%zu]: tool_result blocks must come "
+                             "first in the content",
+                             i, k);
+                return 400;
+            }
+            after_other |= !result;
+        }
+    }
+    if (!ok) {
         pb_error_set(err, 400,
-                     "messages[%zu].content: must be a string or a non-empty array of "
-                     "{\"type\":\"text\",\"text\":string}",
+                     "messages[%zu].content: must be a non-blank string or a non-empty array of "
+                     "text (non-blank), image, tool_use (assistant) or tool_result (user) blocks",
                      i);
         return 400;
     }
     return 0;
 }
 
+/* True when blocks (a content array) has a block of type with field key equal to id. */
+static bool
+dialect_has_block(json_object *content, const char *type, const char *key, const char *id)
+{
+    for (size_t k = 0;
+         json_object_is_type(content, json_type_array) && k < json_object_array_length(content);
+         k++) {
+        json_object *b = json_object_array_get_idx(content, k);
+        const char *t = dialect_str(b, "type"), *v = dialect_str(b, key);
+        if (t != NULL && v != NULL && strcmp(t, type) == 0 && strcmp(v, id) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Anthropic: every tool_result answers a tool_use of the message just before, and every
+ * tool_use is answered in the message just after. */
+static int
+dialect_anthropic_tool_pairs(json_object *msgs, pb_error *err)
+{
+    size_t n = json_object_array_length(msgs);
+    for (size_t i = 0; i < n; i++) {
+        json_object *content, *prev = NULL, *next = NULL;
+        json_object_object_get_ex(json_object_array_get_idx(msgs, i), "content", &content);
+        if (i > 0)
+            json_object_object_get_ex(json_object_array_get_idx(msgs, i - 1), "content", &prev);
+        if (i + 1 < n)
+            json_object_object_get_ex(json_object_array_get_idx(msgs, i + 1), "content", &next);
+        for (size_t k = 0;
+             json_object_is_type(content, json_type_array) && k < json_object_array_length(content);
+             k++) {
+            json_object *b = json_object_array_get_idx(content, k);
+            const char *t = dialect_str(b, "type");
+            if (strcmp(t, "tool_result") == 0 &&
+                !dialect_has_block(prev, "tool_use", "id", dialect_str(b, "tool_use_id"))) {
+                pb_error_set(err, 400,
+                             "messages.%zu.content.%zu: unexpected tool_use_id found in "
+                             "tool_result blocks: %s. Each tool_result block must have a "
+                             "corresponding tool_use block in the previous message.",
+                             i, k, dialect_str(b, "tool_use_id"));
+                return 400;
+            }
+            if (strcmp(t, "tool_use") == 0 && i + 1 < n &&
+                !dialect_has_block(next, "tool_result", "tool_use_id", dialect_str(b, "id"))) {
+                pb_error_set(err, 400,
+                             "messages.%zu: tool_use ids were found without tool_result "
+                             "blocks immediately after: %s",
+                             i, dialect_str(b, "id"));
+                return 400;
+            }
+        }
+    }
+    return 0;
+}
+
+static int
+dialect_anthropic_tools(json_object *body, pb_error *err)
+{
+    json_object *tools = NULL, *choice, *stop, *v;
+    if (json_object_object_get_ex(body, "tools", &tools)) {
+        size_t n =
+            json_object_is_type(tools, json_type_array) ? json_object_array_length(tools) : 0;
+        for (size_t i = 0; i < n; i++) {
+            json_object *t = json_object_array_get_idx(tools, i), *schema;
+            if (!dialect_tool_name_ok(dialect_str(t, "name")) ||
+                !json_object_object_get_ex(t, "input_schema", &schema) ||
+                !dialect_object_schema_ok(schema)) {
+                pb_error_set(err, 400,
+                             "tools.%zu: must have a name matching "
+                             "^[a-zA-Z0-9_-]{1,64}$ and an input_schema of type object",
+                             i);
+                return 400;
+            }
+        }
+        if (n == 0)
+            return dialect_fail(err, 400, "tools: must be an array of tools");
+    }
+    if (json_object_object_get_ex(body, "tool_choice", &choice)) {
+        const char *type = dialect_str(choice, "type");
+        bool ok = type != NULL && (strcmp(type, "auto") == 0 || strcmp(type, "any") == 0 ||
+                                   strcmp(type, "none") == 0);
+        if (type != NULL && strcmp(type, "tool") == 0) {
+            const char *name = dialect_str(choice, "name");
+            for (size_t i = 0; name != NULL && tools != NULL && i < json_object_array_length(tools);
+                 i++)
+                ok |= strcmp(dialect_str(json_object_array_get_idx(tools, i), "name"), name) == 0;
+        }
+        if (!ok)
+            return dialect_fail(err, 400,
+                                "tool_choice: must be {type: auto|any|none} or {type: "
+                                "tool, name: <a tool in tools>}");
+    }
+    if (json_object_object_get_ex(body, "stop_sequences", &stop)) {
+        size_t n = json_object_is_type(stop, json_type_array) ? json_object_array_length(stop) : 0;
+        bool ok = json_object_is_type(stop, json_type_array);
+        for (size_t i = 0; ok && i < n; i++) {
+            v = json_object_array_get_idx(stop, i);
+            ok = json_object_is_type(v, json_type_string) &&
+                 !dialect_blank(json_object_get_string(v));
+        }
+        if (!ok)
+            return dialect_fail(err, 400,
+                                "stop_sequences: each element must contain "
+                                "non-whitespace");
+    }
+    if (json_object_object_get_ex(body, "top_k", &v) &&
+        (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0))
+        return dialect_fail(err, 400, "top_k: must be a non-negative integer");
+    return 0;
+}
+
 static int
 dialect_validate_openai(const pb_mock_request *r, pb_error *err)
 {
-    static const char *const roles[] = {"system", "user", "assistant", "tool", NULL};
+    static const char *const roles[] = {"system", "developer", "user", "assistant", "tool", NULL};
+    static const char *const known[] = {"model",
+                                        "messages",
+                                        "audio",
+                                        "frequency_penalty",
+                                        "function_call",
+                                        "functions",
+                                        "logit_bias",
+                                        "logprobs",
+                                        "max_completion_tokens",
+                                        "max_tokens",
+                                        "metadata",
+                                        "modalities",
+                                        "n",
+                                        "parallel_tool_calls",
+                                        "prediction",
+                                        "presence_penalty",
+                                        "prompt_cache_key",
+                                        "reasoning_effort",
+                                        "response_format",
+                                        "safety_identifier",
+                                        "seed",
+                                        "service_tier",
+                                        "stop",
+                                        "store",
+                                        "stream",
+                                        "stream_options",
+                                        "temperature",
+                                        "tool_choice",
+                                        "tools",
+                                        "top_logprobs",
+                                        "top_p",
+                                        "user",
+                                        "verbosity",
+                                        "web_search_options",
+                                        NULL};
     if (!dialect_bearer_ok(r->authorization))
         return dialect_fail(err, 401, "Authorization: a header 'Bearer <api key>' is required");
-    int bad = dialect_validate_messages(r->body, roles, "system, user, assistant or tool",
-                                        dialect_openai_message, err);
+    int bad = dialect_known_fields(r->body, known, false, err);
+    if (bad == 0)
+        bad =
+            dialect_validate_messages(r->body, roles, "system, developer, user, assistant or tool",
+                                      dialect_openai_message, err);
     if (bad != 0)
         return bad;
-    if (!dialect_positive_int_or_absent(r->body, "max_tokens"))
+    json_object *msgs;
+    json_object_object_get_ex(r->body, "messages", &msgs);
+    if ((bad = dialect_openai_tool_pairs(msgs, err)) != 0 ||
+        (bad = dialect_openai_tools(r->body, err)) != 0)
+        return bad;
+    if (!dialect_positive_int_or_absent(r->body, "max_tokens") ||
+        !dialect_positive_int_or_absent(r->body, "max_completion_tokens"))
         return dialect_fail(err, 400, "max_tokens: must be a positive integer");
     if (!dialect_temperature_ok(r->body, 2.0))
         return dialect_fail(err, 400, "temperature: must be a number between 0 and 2");
@@ -201,17 +620,29 @@ static int
 dialect_validate_anthropic(const pb_mock_request *r, pb_error *err)
 {
     static const char *const roles[] = {"user", "assistant", NULL};
+    static const char *const known[] = {
+        "model",       "messages", "max_tokens", "system",       "stop_sequences",
+        "temperature", "top_p",    "top_k",      "tools",        "tool_choice",
+        "metadata",    "thinking", "stream",     "service_tier", "container",
+        "mcp_servers", NULL};
     if (r->api_key == NULL || r->api_key[0] == '\0')
         return dialect_fail(err, 401, "x-api-key: header is required");
     if (r->version == NULL || r->version[0] == '\0')
         return dialect_fail(err, 400, "anthropic-version: header is required");
+    int bad = dialect_known_fields(r->body, known, true, err);
+    if (bad != 0)
+        return bad;
     json_object *v;
     if (!json_object_object_get_ex(r->body, "max_tokens", &v) ||
         !dialect_positive_int_or_absent(r->body, "max_tokens"))
         return dialect_fail(err, 400, "max_tokens: a positive integer is required");
-    int bad = dialect_validate_messages(r->body, roles, "user or assistant",
-                                        dialect_anthropic_message, err);
+    bad = dialect_validate_messages(r->body, roles, "user or assistant", dialect_anthropic_message,
+                                    err);
     if (bad != 0)
+        return bad;
+    json_object_object_get_ex(r->body, "messages", &v);
+    if ((bad = dialect_anthropic_tool_pairs(v, err)) != 0 ||
+        (bad = dialect_anthropic_tools(r->body, err)) != 0)
         return bad;
     if (json_object_object_get_ex(r->body, "system", &v) && !dialect_text_blocks_ok(v, true))
         return dialect_fail(err, 400, "system: must be a string or an array of text blocks");
@@ -359,6 +790,126 @@ dialect_usage(const char *in_key, long in, const char *out_key, long out)
     return u;
 }
 
+/* The stop reason a behaviour asks for in r's dialect, else natural. */
+static const char *
+dialect_stop_reason(const pb_mock_request *r, const char *natural)
+{
+    bool an = r->api == PB_MOCK_API_ANTHROPIC;
+    if (r->finish_reason != NULL && strcmp(r->finish_reason, "length") == 0)
+        return an ? "max_tokens" : "length";
+    if (r->finish_reason != NULL && strcmp(r->finish_reason, "content_filter") == 0)
+        return an ? "refusal" : "content_filter";
+    return natural;
+}
+
+/* A reply carrying tool calls ([{name, arguments: object}]): OpenAI tool_calls (arguments as
+ * JSON text, broken when the behaviour asks) or Anthropic tool_use blocks. */
+static char *
+dialect_tool_json(const pb_mock_request *r, json_object *calls, long prompt, unsigned long id,
+                  size_t *len)
+{
+    json_object *o = json_object_new_object(), *list = json_object_new_array();
+    bool an = r->api == PB_MOCK_API_ANTHROPIC;
+    char idbuf[64];
+    for (size_t i = 0; i < json_object_array_length(calls); i++) {
+        json_object *c = json_object_array_get_idx(calls, i), *name, *args;
+        json_object_object_get_ex(c, "name", &name);
+        json_object_object_get_ex(c, "arguments", &args);
+        json_object *out = json_object_new_object();
+        if (an) {
+            snprintf(idbuf, sizeof(idbuf), "toolu_mock_%lu_%zu", id, i);
+            json_object_object_add(out, "type", json_object_new_string("tool_use"));
+            json_object_object_add(out, "id", json_object_new_string(idbuf));
+            json_object_object_add(out, "name", json_object_get(name));
+            json_object_object_add(out, "input", json_object_get(args));
+        } else {
+            snprintf(idbuf, sizeof(idbuf), "call_mock_%lu_%zu", id, i);
+            json_object *fn = json_object_new_object();
+            json_object_object_add(fn, "name", json_object_get(name));
+            json_object_object_add(
+                fn, "arguments",
+                json_object_new_string(
+                    r->bad_tool_args ? "{\"city\": \"Par"
+                                     : json_object_to_json_string_ext(args, DIALECT_JSON_FLAGS)));
+            json_object_object_add(out, "id", json_object_new_string(idbuf));
+            json_object_object_add(out, "type", json_object_new_string("function"));
+            json_object_object_add(out, "function", fn);
+        }
+        json_object_array_add(list, out);
+    }
+    if (an) {
+        snprintf(idbuf, sizeof(idbuf), "msg_mock_%lu", id);
+        json_object_object_add(o, "id", json_object_new_string(idbuf));
+        json_object_object_add(o, "type", json_object_new_string("message"));
+        json_object_object_add(o, "role", json_object_new_string("assistant"));
+        json_object_object_add(o, "model", json_object_new_string(r->model));
+        json_object_object_add(o, "content", list);
+        json_object_object_add(o, "stop_reason",
+                               json_object_new_string(dialect_stop_reason(r, "tool_use")));
+        json_object_object_add(o, "stop_sequence", NULL);
+        json_object_object_add(o, "usage",
+                               dialect_usage("input_tokens", prompt, "output_tokens", 1));
+        return dialect_take_json(o, len);
+    }
+    snprintf(idbuf, sizeof(idbuf), "chatcmpl-mock-%lu", id);
+    json_object *msg = json_object_new_object(), *choice = json_object_new_object();
+    json_object_object_add(msg, "role", json_object_new_string("assistant"));
+    json_object_object_add(msg, "content", NULL);
+    json_object_object_add(msg, "tool_calls", list);
+    json_object_object_add(choice, "index", json_object_new_int(0));
+    json_object_object_add(choice, "message", msg);
+    json_object_object_add(choice, "finish_reason",
+                           json_object_new_string(dialect_stop_reason(r, "tool_calls")));
+    json_object *choices = json_object_new_array();
+    json_object_array_add(choices, choice);
+    json_object_object_add(o, "id", json_object_new_string(idbuf));
+    json_object_object_add(o, "object", json_object_new_string("chat.completion"));
+    json_object_object_add(o, "model", json_object_new_string(r->model));
+    json_object_object_add(o, "choices", choices);
+    json_object_object_add(o, "usage",
+                           dialect_usage("prompt_tokens", prompt, "completion_tokens", 1));
+    return dialect_take_json(o, len);
+}
+
+/* The result text of the tool results the conversation ends with, or NULL when it ends
+ * otherwise: an OpenAI tool message, or an Anthropic user turn holding tool_result blocks. */
+static json_object *
+dialect_tool_result(const pb_mock_request *r)
+{
+    json_object *msgs, *content;
+    if (!json_object_object_get_ex(r->body, "messages", &msgs) ||
+        json_object_array_length(msgs) == 0)
+        return NULL;
+    json_object *last = json_object_array_get_idx(msgs, json_object_array_length(msgs) - 1);
+    const char *role = dialect_str(last, "role");
+    if (!json_object_object_get_ex(last, "content", &content))
+        return NULL;
+    if (r->api != PB_MOCK_API_ANTHROPIC)
+        return role != NULL && strcmp(role, "tool") == 0 ? content : NULL;
+    for (size_t k = 0;
+         json_object_is_type(content, json_type_array) && k < json_object_array_length(content);
+         k++) {
+        json_object *b = json_object_array_get_idx(content, k), *c;
+        const char *t = dialect_str(b, "type");
+        if (t != NULL && strcmp(t, "tool_result") == 0)
+            return json_object_object_get_ex(b, "content", &c) ? c : b;
+    }
+    return NULL;
+}
+
+/* The tool Anthropic is forced to call (tool_choice {type: tool}), or NULL. */
+static const char *
+dialect_forced_tool(const pb_mock_request *r)
+{
+    json_object *tc;
+    const char *type;
+    if (r->api != PB_MOCK_API_ANTHROPIC ||
+        !json_object_object_get_ex(r->body, "tool_choice", &tc) ||
+        (type = dialect_str(tc, "type")) == NULL || strcmp(type, "tool") != 0)
+        return NULL;
+    return dialect_str(tc, "name");
+}
+
 static char *
 dialect_chat_json(const pb_mock_request *r, const char *text, size_t text_len, long prompt,
                   unsigned long id, size_t *len)
@@ -379,7 +930,8 @@ dialect_chat_json(const pb_mock_request *r, const char *text, size_t text_len, l
         json_object_object_add(o, "role", json_object_new_string("assistant"));
         json_object_object_add(o, "model", json_object_new_string(r->model));
         json_object_object_add(o, "content", arr);
-        json_object_object_add(o, "stop_reason", json_object_new_string("end_turn"));
+        json_object_object_add(o, "stop_reason",
+                               json_object_new_string(dialect_stop_reason(r, "end_turn")));
         json_object_object_add(o, "stop_sequence", NULL);
         json_object_object_add(o, "usage",
                                dialect_usage("input_tokens", prompt, "output_tokens", words));
@@ -392,7 +944,8 @@ dialect_chat_json(const pb_mock_request *r, const char *text, size_t text_len, l
     json_object *choice = json_object_new_object();
     json_object_object_add(choice, "index", json_object_new_int(0));
     json_object_object_add(choice, "message", msg);
-    json_object_object_add(choice, "finish_reason", json_object_new_string("stop"));
+    json_object_object_add(choice, "finish_reason",
+                           json_object_new_string(dialect_stop_reason(r, "stop")));
     json_object *choices = json_object_new_array();
     json_object_array_add(choices, choice);
     json_object_object_add(o, "id", json_object_new_string(idbuf));
@@ -538,12 +1091,44 @@ pb_mock_dialect_reply(const pb_mock_request *r, pb_mock_body_kind kind, const ch
         return dialect_chat_reply(r, "", prompt, id, pad_to, len);
     if (text != NULL)
         return dialect_chat_reply(r, text, prompt, id, pad_to, len);
+    /* Tool calls when the behaviour asks, unless the app is handing results back. */
+    json_object *result = dialect_tool_result(r);
+    if (kind == PB_MOCK_BODY_OK && r->tool_calls != NULL && result == NULL)
+        return dialect_tool_json(r, r->tool_calls, prompt, id, len);
     pb_buf echo;
     pb_buf_init(&echo, SIZE_MAX);
-    pb_buf_append(&echo, "echo: ", 6);
-    if (last_user != NULL)
-        dialect_content_text(last_user, &echo);
-    char *body = dialect_chat_reply(r, echo.data, prompt, id, pad_to, len);
+    if (result != NULL) {
+        pb_buf_append(&echo, "tool said: ", 11);
+        if (json_object_is_type(result, json_type_string) ||
+            json_object_is_type(result, json_type_array))
+            dialect_content_text(result, &echo);
+    } else {
+        pb_buf_append(&echo, "echo: ", 6);
+        if (last_user != NULL)
+            dialect_content_text(last_user, &echo);
+    }
+    /* Structured output: {"answer": <the text>}, as content (OpenAI response_format) or as the
+     * input of the forced tool (Anthropic). */
+    json_object *rf, *answer = json_object_new_object();
+    json_object_object_add(answer, "answer", json_object_new_string_len(echo.data, (int)echo.len));
+    const char *forced = dialect_forced_tool(r);
+    char *body;
+    if (forced != NULL) {
+        json_object *calls = json_object_new_array(), *c = json_object_new_object();
+        json_object_object_add(c, "name", json_object_new_string(forced));
+        json_object_object_add(c, "arguments", json_object_get(answer));
+        json_object_array_add(calls, c);
+        body = dialect_tool_json(r, calls, prompt, id, len);
+        json_object_put(calls);
+    } else if (r->api == PB_MOCK_API_OPENAI &&
+               json_object_object_get_ex(r->body, "response_format", &rf) &&
+               strcmp(dialect_str(rf, "type"), "text") != 0) {
+        body = dialect_chat_reply(r, json_object_to_json_string_ext(answer, DIALECT_JSON_FLAGS),
+                                  prompt, id, pad_to, len);
+    } else {
+        body = dialect_chat_reply(r, echo.data, prompt, id, pad_to, len);
+    }
+    json_object_put(answer);
     pb_buf_free(&echo);
     return body;
 }

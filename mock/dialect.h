@@ -5,6 +5,7 @@
 #define PLANB_MOCK_DIALECT_H
 
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "planb/core.h"
@@ -22,6 +23,9 @@ typedef struct pb_mock_request {
     const char *authorization; /* Authorization header or NULL */
     const char *api_key;       /* x-api-key header or NULL */
     const char *version;       /* anthropic-version header or NULL */
+    json_object *tool_calls;   /* behaviour: answer with [{name, arguments}] (borrowed) or NULL */
+    bool bad_tool_args;        /* behaviour: tool-call arguments that are not JSON */
+    const char *finish_reason; /* behaviour: "length" / "content_filter", NULL = natural */
 } pb_mock_request;
 
 typedef enum {

@@ -513,7 +513,11 @@ mock_on_api(mock_server *srv, struct evhttp_request *req, pb_mock_api api, const
         return;
     }
     mock_call plan;
-    mock_plan(srv, &r, m, pb_mock_table_behaviour(srv->table, m), &plan);
+    const pb_mock_behaviour *b = pb_mock_table_behaviour(srv->table, m);
+    r.tool_calls = b->tool_calls;
+    r.bad_tool_args = b->bad_tool_args;
+    r.finish_reason = b->finish_reason;
+    mock_plan(srv, &r, m, b, &plan);
     json_object_put(body);
     if (plan.action == MOCK_SEND && plan.latency_ms == 0) {
         mock_respond(req, plan.status, plan.content_type, plan.body, plan.len, plan.retry_after);
@@ -707,7 +711,11 @@ mock_usage(FILE *out)
         "  \"reply\", \"status\", \"error_type\", \"error_message\", \"error_code\",\n"
         "  \"retry_after\", \"latency_ms\", \"drip_bytes\", \"drip_interval_ms\", \"bytes\",\n"
         "  \"fail_first\", \"fail_status\", \"fail_rate\" (0..1: that share fails at random),\n"
-        "  \"slow_rate\" (0..1), \"slow_ms\" (that share of answers waits slow_ms)}\n"
+        "  \"slow_rate\" (0..1), \"slow_ms\" (that share of answers waits slow_ms),\n"
+        "  \"tool_calls\": [{\"name\", \"arguments\": {...}}],\n"
+        "  \"bad_tool_args\", \"finish_reason\": length|content_filter}\n"
+        "Answers echo the last user text (\"tool said: ...\" after tool results), as\n"
+        "{\"answer\": ...} JSON for a response_format or a forced Anthropic tool.\n"
         "Control: POST /_mock/models/<name>, POST /_mock/default, POST /_mock/reset,\n"
         "  GET /_mock/stats, GET /_mock/last/<name>\n",
         out);

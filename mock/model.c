@@ -48,6 +48,8 @@ pb_mock_behaviour_free(pb_mock_behaviour *b)
     free(b->error_code);
     free(b->retry_after);
     free(b->reply);
+    free(b->finish_reason);
+    json_object_put(b->tool_calls);
     free(b);
 }
 
@@ -126,6 +128,28 @@ model_set_int(json_object *v, const char *key, int min, int max, int *out, pb_er
     return PB_OK;
 }
 
+/* tool_calls: a non-empty array of {"name": string, "arguments": object}. */
+static int
+model_parse_tool_calls(pb_mock_behaviour *b, json_object *v, pb_error *err)
+{
+    size_t n = json_object_is_type(v, json_type_array) ? json_object_array_length(v) : 0;
+    bool ok = n > 0 && n <= 16;
+    for (size_t i = 0; ok && i < n; i++) {
+        json_object *c = json_object_array_get_idx(v, i), *name, *args;
+        ok = json_object_object_get_ex(c, "name", &name) &&
+             json_object_is_type(name, json_type_string) &&
+             json_object_object_get_ex(c, "arguments", &args) &&
+             json_object_is_type(args, json_type_object);
+    }
+    if (!ok) {
+        pb_error_set(err, 1, "tool_calls: must be 1..16 {\"name\": string, \"arguments\": object}");
+        return PB_ERR;
+    }
+    json_object_put(b->tool_calls);
+    b->tool_calls = json_object_get(v);
+    return PB_OK;
+}
+
 static int
 model_parse_field(pb_mock_behaviour *b, const char *key, json_object *v, pb_error *err)
 {
@@ -181,6 +205,24 @@ model_parse_field(pb_mock_behaviour *b, const char *key, json_object *v, pb_erro
         return model_get_str(v, key, false, &b->reply, err);
     if (strcmp(key, "retry_after") == 0)
         return model_get_str(v, key, true, &b->retry_after, err);
+    if (strcmp(key, "tool_calls") == 0)
+        return model_parse_tool_calls(b, v, err);
+    if (strcmp(key, "bad_tool_args") == 0) {
+        if (!json_object_is_type(v, json_type_boolean)) {
+            pb_error_set(err, 1, "bad_tool_args: must be true or false");
+            return PB_ERR;
+        }
+        b->bad_tool_args = json_object_get_boolean(v);
+        return PB_OK;
+    }
+    if (strcmp(key, "finish_reason") == 0) {
+        const char *s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
+        if (strcmp(s, "length") != 0 && strcmp(s, "content_filter") != 0) {
+            pb_error_set(err, 1, "finish_reason: must be length or content_filter");
+            return PB_ERR;
+        }
+        return model_get_str(v, key, false, &b->finish_reason, err);
+    }
     pb_error_set(err, 1, "%s: unknown field", key);
     return PB_ERR;
 }

@@ -25,22 +25,27 @@ typedef enum {
 } pb_mock_mode;
 
 typedef struct pb_mock_behaviour {
-    pb_mock_mode mode;    /* what to answer once fail_first is spent */
-    int status;           /* HTTP status for PB_MOCK_STATUS (default 500) */
-    char *error_type;     /* error body type; NULL = the status's default */
-    char *error_message;  /* error body message; NULL = a generic one */
-    char *error_code;     /* OpenAI error.code; NULL = null */
-    char *retry_after;    /* Retry-After header on error answers; NULL = none */
-    char *reply;          /* answer text; NULL = "echo: <last user message>" */
-    int latency_ms;       /* delay before answering (all modes but hang) */
-    int drip_bytes;       /* PB_MOCK_DRIP: bytes per tick (default 1) */
-    int drip_interval_ms; /* PB_MOCK_DRIP: tick period (default 100) */
-    size_t bytes;         /* PB_MOCK_OVERSIZED: body size (default 8 MiB) */
-    long fail_first;      /* this many requests answer fail_status first */
-    int fail_status;      /* status of those answers (default 503) */
-    double fail_rate;     /* then this share of requests, drawn at random, answers fail_status */
-    double slow_rate;     /* this share of answers, drawn at random, waits slow_ms ... */
-    int slow_ms;          /* ... instead of latency_ms (a latency distribution with a tail) */
+    pb_mock_mode mode;       /* what to answer once fail_first is spent */
+    int status;              /* HTTP status for PB_MOCK_STATUS (default 500) */
+    char *error_type;        /* error body type; NULL = the status's default */
+    char *error_message;     /* error body message; NULL = a generic one */
+    char *error_code;        /* OpenAI error.code; NULL = null */
+    char *retry_after;       /* Retry-After header on error answers; NULL = none */
+    char *reply;             /* answer text; NULL = "echo: <last user message>" */
+    int latency_ms;          /* delay before answering (all modes but hang) */
+    int drip_bytes;          /* PB_MOCK_DRIP: bytes per tick (default 1) */
+    int drip_interval_ms;    /* PB_MOCK_DRIP: tick period (default 100) */
+    size_t bytes;            /* PB_MOCK_OVERSIZED: body size (default 8 MiB) */
+    long fail_first;         /* this many requests answer fail_status first */
+    int fail_status;         /* status of those answers (default 503) */
+    double fail_rate;        /* then this share of requests, drawn at random, answers fail_status */
+    double slow_rate;        /* this share of answers, drawn at random, waits slow_ms ... */
+    int slow_ms;             /* ... instead of latency_ms (a latency distribution with a tail) */
+    json_object *tool_calls; /* [{"name", "arguments": {...}}]: answer with these tool calls
+                                unless the request ends with tool results; NULL = text */
+    bool bad_tool_args;      /* tool-call arguments that are not JSON (OpenAI dialect) */
+    char *finish_reason;     /* "length" or "content_filter" reported on ok answers; NULL = the
+                                natural one (stop, or tool_calls) */
 } pb_mock_behaviour;
 
 /* Parses a behaviour object (borrowed); NULL with err set on an unknown mode or a bad field. */

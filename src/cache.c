@@ -40,7 +40,7 @@
 #define CACHE_FAILED_MS   1000 /* a spent chain's marker outlives the longest poll interval */
 #define CACHE_LOCK_SLACK  100  /* ms past the leader's deadline before its lock expires */
 #define CACHE_ENTRY_MAX   (16 * 1024 * 1024) /* an entry larger than this is ignored */
-#define CACHE_CANON_TAG   "planb-cache-v1"   /* bump when the canonical form changes */
+#define CACHE_CANON_TAG   "planb-cache-v2"   /* bump when the canonical form changes */
 #define CACHE_MARKER_MAX  2048               /* "failed:" + 16 names of <= 64 chars + commas */
 
 struct pb_cache {
@@ -88,16 +88,14 @@ cache_feed(EVP_MD_CTX *md, char tag, const char *s, size_t n)
 }
 
 static void
-cache_feed_num(EVP_MD_CTX *md, char tag, double d, bool present)
+cache_canon_feed(void *arg, char tag, const char *s, size_t len)
 {
-    char s[32] = "-";
-    if (present)
-        snprintf(s, sizeof(s), "%.17g", d);
-    cache_feed(md, tag, s, strlen(s));
+    cache_feed(arg, tag, s, len);
 }
 
-/* The canonical form: a version tag, the tenant (or "absent"), every message's role and
- * content in order, then max_tokens, temperature and top_p (or "absent"). Not the id, meta,
+/* The canonical form: a version tag, the tenant (or "absent"), then pb_request_canon: every
+ * message's role, text, parts, tool calls, tool_call_id and name in order, and every param
+ * (tools, response_format, stop, seed, images, ...) in a fixed order. Not the id, meta,
  * route, models, deadline, critical or reply: they change who may answer or how the result
  * is delivered, not what the answer is. */
 void
@@ -111,14 +109,7 @@ pb_cache_key(const pb_request *req, char out[PB_CACHE_KEY_LEN + 1])
         cache_feed(md, 't', req->tenant, strlen(req->tenant));
     else
         cache_feed(md, 'n', "", 0);
-    for (size_t i = 0; i < req->n_messages; i++) {
-        const char *role = pb_request_role_name(req->messages[i].role);
-        cache_feed(md, 'r', role, strlen(role));
-        cache_feed(md, 'c', req->messages[i].content, strlen(req->messages[i].content));
-    }
-    cache_feed_num(md, 'm', req->max_tokens, req->max_tokens >= 0);
-    cache_feed_num(md, 'T', req->temperature, isfinite(req->temperature));
-    cache_feed_num(md, 'p', req->top_p, isfinite(req->top_p));
+    pb_request_canon(req, cache_canon_feed, md);
     unsigned char d[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
     pb_assert(EVP_DigestFinal_ex(md, d, &n) == 1 && n * 2 == PB_CACHE_KEY_LEN);
@@ -176,7 +167,33 @@ pb_cache_entry_free(pb_cache_entry *e)
         return;
     free(e->content);
     free(e->model);
+    free(e->tool_calls);
+    free(e->refusal);
     memset(e, 0, sizeof(*e));
+}
+
+/* The answer's "message" extras {tool_calls, refusal, finish_reason} (a JSON text field,
+ * absent in entries of plain text answers). */
+static void
+cache_parse_message(json_object *o, pb_cache_entry *e)
+{
+    static const char *const reasons[] = {"stop", "tool_calls", "content_filter"};
+    json_object *v, *m = NULL, *f;
+    e->finish_reason = "stop";
+    if (!json_object_object_get_ex(o, "message", &v) || !json_object_is_type(v, json_type_string))
+        return;
+    m = json_tokener_parse(json_object_get_string(v));
+    if (json_object_object_get_ex(m, "tool_calls", &f) && json_object_is_type(f, json_type_array))
+        e->tool_calls = pb_xstrdup(json_object_to_json_string_ext(
+            f, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    if (json_object_object_get_ex(m, "refusal", &f) && json_object_is_type(f, json_type_string))
+        e->refusal = pb_xstrdup(json_object_get_string(f));
+    if (json_object_object_get_ex(m, "finish_reason", &f) &&
+        json_object_is_type(f, json_type_string))
+        for (size_t i = 0; i < sizeof(reasons) / sizeof(*reasons); i++)
+            if (strcmp(json_object_get_string(f), reasons[i]) == 0)
+                e->finish_reason = reasons[i];
+    json_object_put(m);
 }
 
 /* Reads an entry's JSON (any bytes); false when it is not one planb wrote. */
@@ -192,7 +209,7 @@ cache_parse_entry(const char *s, size_t len, int64_t age_s, pb_cache_entry *e)
     json_tokener_free(tok);
     bool ok = json_object_is_type(o, json_type_object) &&
               json_object_object_get_ex(o, "content", &v) &&
-              json_object_is_type(v, json_type_string) && json_object_get_string_len(v) > 0;
+              json_object_is_type(v, json_type_string);
     if (ok) {
         e->content = pb_xstrdup(json_object_get_string(v));
         e->model = pb_xstrdup(json_object_object_get_ex(o, "model", &v) &&
@@ -209,6 +226,11 @@ cache_parse_entry(const char *s, size_t len, int64_t age_s, pb_cache_entry *e)
             json_object_is_type(v, json_type_int))
             e->completion_tokens = (long)json_object_get_int64(v);
         e->age_s = age_s;
+        cache_parse_message(o, e);
+        if (e->content[0] == '\0' && e->tool_calls == NULL && e->refusal == NULL) {
+            pb_cache_entry_free(e);
+            ok = false;
+        }
     }
     json_object_put(o);
     return ok;
@@ -408,6 +430,27 @@ pb_cache_begin(pb_cache *c, const pb_request *req, const char *const *chain, siz
     return op;
 }
 
+/* The answer's extras as JSON text for cache_put.lua, "" for a plain text answer (caller
+ * frees). Only planb-written JSON goes in (tool_calls is the adapter's text). */
+static char *
+cache_message_json(const pb_cache_entry *a)
+{
+    if (a->tool_calls == NULL && a->refusal == NULL &&
+        (a->finish_reason == NULL || strcmp(a->finish_reason, "stop") == 0))
+        return pb_xstrdup("");
+    json_object *m = json_object_new_object();
+    if (a->tool_calls != NULL)
+        json_object_object_add(m, "tool_calls", json_tokener_parse(a->tool_calls));
+    if (a->refusal != NULL)
+        json_object_object_add(m, "refusal", json_object_new_string(a->refusal));
+    if (a->finish_reason != NULL)
+        json_object_object_add(m, "finish_reason", json_object_new_string(a->finish_reason));
+    char *s = pb_xstrdup(
+        json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(m);
+    return s;
+}
+
 void
 pb_cache_end(pb_cache_op *op, const pb_cache_entry *answer, bool failed)
 {
@@ -421,6 +464,7 @@ pb_cache_end(pb_cache_op *op, const pb_cache_entry *answer, bool failed)
         snprintf(ct, sizeof(ct), "%ld", answer->completion_tokens);
         snprintf(life, sizeof(life), "%lld",
                  (long long)c->cfg->cache_ttl_s + c->cfg->cache_stale_if_error_s);
+        char *message = cache_message_json(answer);
         const char *argv[] = {op->key,
                               op->lock_key,
                               answer->content,
@@ -429,8 +473,10 @@ pb_cache_end(pb_cache_op *op, const pb_cache_entry *answer, bool failed)
                               pt,
                               ct,
                               life,
-                              op->leader ? op->token : ""};
-        pb_redis_script(c->r, "cache_put", NULL, NULL, 2, 9, argv, NULL);
+                              op->leader ? op->token : "",
+                              message};
+        pb_redis_script(c->r, "cache_put", NULL, NULL, 2, 10, argv, NULL);
+        free(message);
     } else if (!c->closing && op->leader) {
         char ms[16];
         snprintf(ms, sizeof(ms), "%d", CACHE_FAILED_MS);

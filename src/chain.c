@@ -10,9 +10,14 @@
  *     |   ^ fall back (next model)
  *     v   |
  *   attempt (HTTP call in flight) --ok--> finish(ok, primary|fallback)
- *     |   ^                      --upstream says the job is malformed--> finish(invalid)
+ *     |   ^                      --400: this model refuses the job--> next model; when every
+ *     |   |                        model has refused (400 or unsupported): finish(invalid)
  *     v   | retry
  *   backoff (timer: jittered backoff or Retry-After, only when it fits the deadline)
+ *
+ *   A model that cannot serve the job (a capability it lacks, or a param its dialect
+ *   cannot send without changing its meaning) is skipped without a call (outcome
+ *   unsupported, 0 ms); a job no model of its chain can serve is invalid at once.
  *
  *   Before each attempt the model's shared breaker (breaker.h) is consulted:
  *   open = the attempt is skipped at once (outcome breaker_open, fall back);
@@ -80,14 +85,23 @@ typedef struct chain_job {
     /* outcome */
     pb_status status;
     pb_source source;
-    char *content; /* owned answer (NULL: degraded reply or none) */
+    char *content;             /* owned answer (NULL: degraded reply or none) */
+    char *tool_calls;          /* owned JSON array of the answer's tool calls, NULL: none */
+    char *refusal;             /* owned refusal of the answer, NULL: none */
+    char *logprobs;            /* owned logprobs JSON of the answer, NULL: none */
+    const char *finish_reason; /* static; NULL: no model answered */
     int model;
     long prompt_tokens, completion_tokens;
-    char *error; /* "CODE sentence" for invalid */
-    bool dead;   /* dead-letter the raw job too */
+    long cached_tokens, reasoning_tokens; /* 0 when unknown */
+    size_t n_refused;                     /* models that refused: upstream 400 or unsupported */
+    size_t n_rejected;                    /* of them, by an upstream 400 */
+    char reject_msg[160];                 /* the last such 400's message (sanitized) */
+    char *error;                          /* "CODE sentence" for invalid */
+    bool dead;                            /* dead-letter the raw job too */
     char *result_json;
     size_t result_len;
     int64_t latency_ms;      /* claim to finish, fixed when the job starts finishing */
+    double cost_usd;         /* the answer's cost at the model's prices, 0 without */
     pb_semcache_query *semq; /* semantic cache view, NULL when it does not apply */
     bool semantic_tried;     /* the fallback lookup ran */
     char *matched_question;  /* semantic_cache hit: the question it answered */
@@ -141,15 +155,15 @@ chain_transport_outcome(const pb_http_reply *r)
 }
 
 pb_class
-pb_chain_classify_reply(const pb_provider_ops *ops, const pb_http_reply *r, pb_completion *comp,
-                        char *outcome, size_t outcome_size)
+pb_chain_classify_reply(const pb_provider_ops *ops, const pb_http_reply *r, const pb_request *req,
+                        pb_completion *comp, char *outcome, size_t outcome_size)
 {
     if (r->curl_code != 0 || r->too_large) {
         snprintf(outcome, outcome_size, "%s", chain_transport_outcome(r));
         return PB_CLASS_RETRY;
     }
     if (r->status >= 200 && r->status < 300) {
-        if (ops->parse_response(r->body, r->body_len, comp, NULL) == PB_OK) {
+        if (ops->parse_response(r->body, r->body_len, req, comp, NULL) == PB_OK) {
             snprintf(outcome, outcome_size, "ok");
             return PB_CLASS_OK;
         }
@@ -236,6 +250,9 @@ chain_job_free(chain_job *j)
     free(j->raw);
     free(j->attempts);
     free(j->content);
+    free(j->tool_calls);
+    free(j->refusal);
+    free(j->logprobs);
     free(j->error);
     free(j->result_json);
     if (j->prev)
@@ -306,6 +323,7 @@ chain_take_semantic(chain_job *j, const pb_semcache_hit *hit)
     j->model = -1;
     free(j->content);
     j->content = pb_xstrdup(hit->content);
+    j->finish_reason = "stop";
     j->matched_question = pb_xstrdup(hit->question);
     j->similarity = hit->similarity;
     j->cache_age_s = hit->age_s;
@@ -353,6 +371,12 @@ chain_answer_from_entry(chain_job *j, pb_cache_entry *e, pb_source source)
     j->model = pb_config_model_index(j->ctx->cfg, e->model);
     j->prompt_tokens = e->prompt_tokens;
     j->completion_tokens = e->completion_tokens;
+    free(j->tool_calls);
+    free(j->refusal);
+    j->tool_calls = e->tool_calls;
+    j->refusal = e->refusal;
+    e->tool_calls = e->refusal = NULL;
+    j->finish_reason = e->finish_reason;
     j->cache_age_s = e->age_s;
     pb_cache_entry_free(e);
     chain_finish(j);
@@ -384,12 +408,50 @@ pb_chain_model_allowed(const pb_config *cfg, const pb_request *req, int m)
     return cfg->models[m].tier <= route->critical_min_tier;
 }
 
+/* Why model m cannot serve the job (capability or dialect), NULL when it can. */
+static const char *
+chain_unsupported(const pb_config *cfg, const pb_request *req, int m)
+{
+    const pb_model_conf *model = &cfg->models[m];
+    return pb_provider_unsupported(model, cfg->providers[model->provider].type, req);
+}
+
+/* Every model of the chain has refused the job (an upstream 400, or unsupported) and at
+ * least one upstream said why: the job is invalid, with the last upstream's words. */
+static void
+chain_reject(chain_job *j)
+{
+    j->status = PB_STATUS_INVALID;
+    j->source = PB_SOURCE_NONE;
+    j->model = -1;
+    j->dead = true;
+    j->error = pb_xasprintf("UPSTREAM_REJECTED every model refused the request; the last said: %s",
+                            j->reject_msg[0] ? j->reject_msg : "(no message)");
+    chain_finish(j);
+}
+
 static void
 chain_next_model(chain_job *j)
 {
-    while (j->pos < j->req->n_models &&
-           !pb_chain_model_allowed(j->ctx->cfg, j->req, j->req->models[j->pos]))
-        j->pos++;
+    const pb_config *cfg = j->ctx->cfg;
+    for (; j->pos < j->req->n_models; j->pos++) {
+        int m = j->req->models[j->pos];
+        if (!pb_chain_model_allowed(cfg, j->req, m))
+            continue;
+        const char *why = chain_unsupported(cfg, j->req, m);
+        if (why == NULL)
+            break;
+        /* Skipped without a call: recorded like a refusal before any request. */
+        j->try_no = 1;
+        chain_add_attempt(j, m, "unsupported", 0);
+        j->n_refused++;
+        pb_log(PB_LOG_DEBUG, "event=attempt job=%s model=%s outcome=unsupported why=\"%s\"",
+               j->req->id, cfg->models[m].name, why);
+    }
+    if (j->pos >= j->req->n_models && j->n_rejected > 0 && j->n_refused == j->req->n_models) {
+        chain_reject(j);
+        return;
+    }
     if (j->pos >= j->req->n_models || chain_remaining_ms(j) < CHAIN_MIN_ATTEMPT_MS) {
         chain_degrade(j);
         return;
@@ -416,14 +478,25 @@ chain_take_reply(chain_job *j, int m, const pb_http_reply *r, bool probe)
     pb_completion comp = {0};
     char outcome[32];
     chain_reply out = {.status = r->status};
-    out.cls = pb_chain_classify_reply(ops, r, &comp, outcome, sizeof(outcome));
+    out.cls = pb_chain_classify_reply(ops, r, j->req, &comp, outcome, sizeof(outcome));
     if (out.cls == PB_CLASS_OK) {
         chain_latency_add(ctx, m, r->elapsed_ms);
         free(j->content);
+        free(j->tool_calls);
+        free(j->refusal);
+        free(j->logprobs);
         j->content = comp.content;
-        comp.content = NULL;
+        j->tool_calls = comp.tool_calls;
+        j->refusal = comp.refusal;
+        j->logprobs = comp.logprobs;
+        comp.content = comp.tool_calls = comp.refusal = comp.logprobs = NULL;
+        j->finish_reason = comp.finish_reason;
         j->prompt_tokens = comp.prompt_tokens;
         j->completion_tokens = comp.completion_tokens;
+        j->cached_tokens = comp.cached_tokens > 0 ? comp.cached_tokens : 0;
+        j->reasoning_tokens = comp.reasoning_tokens > 0 ? comp.reasoning_tokens : 0;
+    } else if (out.cls == PB_CLASS_INVALID) {
+        pb_provider_error_message(r->body, r->body_len, j->reject_msg, sizeof(j->reject_msg));
     }
     pb_provider_completion_free(&comp);
     chain_add_attempt(j, m, outcome, r->elapsed_ms);
@@ -535,7 +608,9 @@ chain_decide(chain_job *j, int m, pb_class cls, int64_t retry_after, long status
         j->status = PB_STATUS_OK;
         j->source = j->pos == 0 ? PB_SOURCE_PRIMARY : PB_SOURCE_FALLBACK;
         j->model = m;
-        if (j->semq) {
+        /* A cut answer or a tool call is not an answer to a question asked in other words. */
+        if (j->semq && strcmp(j->finish_reason, "length") != 0 &&
+            (j->tool_calls == NULL || cfg->routes[j->req->route].semantic_tools)) {
             pb_semcache_shadow_record(j->semq, j->content);
             pb_semcache_insert(j->semq, j->content);
         }
@@ -550,14 +625,14 @@ chain_decide(chain_job *j, int m, pb_class cls, int64_t retry_after, long status
         chain_next_model(j);
         return;
     case PB_NEXT_INVALID:
-        j->status = PB_STATUS_INVALID;
-        j->source = PB_SOURCE_NONE;
-        j->model = -1;
-        j->dead = true;
-        j->error = pb_xasprintf("UPSTREAM_REJECTED model %s rejected the request as malformed "
-                                "(HTTP %ld)",
-                                cfg->models[m].name, status);
-        chain_finish(j);
+        /* A 400 is this model's verdict (a param or value it lacks, its context, its policy):
+         * the next model may take the job; chain_next_model rejects it when none does. */
+        pb_log(PB_LOG_INFO, "event=model_refused job=%s model=%s status=%ld", j->req->id,
+               cfg->models[m].name, status);
+        j->n_refused++;
+        j->n_rejected++;
+        j->pos++;
+        chain_next_model(j);
         return;
     }
 }
@@ -650,7 +725,9 @@ chain_start_call(chain_job *j, size_t pos, pb_http_done_fn done)
     pb_error err = {0};
     if (pb_provider_for(prov->type)->build_request(prov, model, j->req, hr, &err) != PB_OK) {
         pb_http_request_free(hr);
-        chain_add_attempt(j, m, "build_error", 0);
+        bool unsupported = err.code == PB_PROVIDER_UNSUPPORTED;
+        chain_add_attempt(j, m, unsupported ? "unsupported" : "build_error", 0);
+        j->n_refused += unsupported;
         pb_log(PB_LOG_WARN, "event=build_error job=%s model=%s error=\"%s\"", j->req->id,
                model->name, err.msg);
         return NULL;
@@ -702,6 +779,7 @@ chain_on_hedge_timer(evutil_socket_t fd, short what, void *arg)
         int m = j->req->models[p];
         int64_t wait;
         if (!pb_chain_model_allowed(j->ctx->cfg, j->req, m) ||
+            chain_unsupported(j->ctx->cfg, j->req, m) != NULL ||
             (j->ctx->breaker && pb_breaker_check(j->ctx->breaker, m, &wait) != PB_GATE_PASS))
             continue;
         j->hedged = true; /* even when the call cannot be built: one try per job */
@@ -761,6 +839,24 @@ chain_build_result(chain_job *j)
     const char *content = j->content;
     if (j->status == PB_STATUS_DEGRADED)
         content = cfg->routes[req->route].degraded_reply;
+    /* What the answering model was not sent (only for an answer fresh from it). */
+    char dropped[PB_PROVIDER_DROPPED_MAX][PB_PROVIDER_PARAM_LEN];
+    const char *dropped_p[PB_PROVIDER_DROPPED_MAX];
+    size_t n_dropped = 0;
+    bool fresh = j->status == PB_STATUS_OK &&
+                 (j->source == PB_SOURCE_PRIMARY || j->source == PB_SOURCE_FALLBACK);
+    const pb_model_conf *mc = j->model >= 0 ? &cfg->models[j->model] : NULL;
+    if (fresh && mc != NULL)
+        n_dropped = pb_provider_for(cfg->providers[mc->provider].type)
+                        ->dropped(req, dropped, PB_PROVIDER_DROPPED_MAX);
+    for (size_t i = 0; i < n_dropped; i++)
+        dropped_p[i] = dropped[i];
+    bool has_cost = fresh && mc != NULL && mc->price_in_per_mtok >= 0 && j->prompt_tokens >= 0 &&
+                    j->completion_tokens >= 0;
+    j->cost_usd = has_cost ? ((double)j->prompt_tokens * mc->price_in_per_mtok +
+                              (double)j->completion_tokens * mc->price_out_per_mtok) /
+                                 1e6
+                           : 0;
     pb_result res = {
         .id = req ? req->id : j->bad_id,
         .status = j->status,
@@ -783,6 +879,16 @@ chain_build_result(chain_job *j)
         .cache_age_s = j->cache_age_s,
         .similarity = j->similarity,
         .matched_question = j->matched_question,
+        .finish_reason = j->status == PB_STATUS_OK ? j->finish_reason : NULL,
+        .tool_calls = j->status == PB_STATUS_OK ? j->tool_calls : NULL,
+        .refusal = j->status == PB_STATUS_OK ? j->refusal : NULL,
+        .logprobs = j->status == PB_STATUS_OK ? j->logprobs : NULL,
+        .cached_tokens = j->cached_tokens,
+        .reasoning_tokens = j->reasoning_tokens,
+        .has_cost = has_cost,
+        .cost_usd = j->cost_usd,
+        .dropped = dropped_p,
+        .n_dropped = n_dropped,
     };
     j->result_json = pb_job_result_to_json(&res, cfg, &j->result_len);
     /* One line per job; never message bodies or keys (error is our own sentence). */
@@ -824,6 +930,8 @@ chain_finish(chain_job *j)
         .hedge_won = j->hedge_won,
         .cancelled = j->cancelled_model >= 0,
         .cancelled_model = j->cancelled_model,
+        .cost_usd = j->cost_usd,
+        .tenant = j->req ? j->req->tenant : NULL,
     };
     pb_stats_tally c;
     pb_stats_count_job(ctx->cfg, &facts, &c);
@@ -914,19 +1022,46 @@ chain_cache_end(chain_job *j)
     if (j->cache_op == NULL)
         return;
     pb_cache_entry answer = {0};
+    /* An answer cut at max_tokens is returned but never cached: the next ask may fit. */
     bool fresh = j->status == PB_STATUS_OK &&
-                 (j->source == PB_SOURCE_PRIMARY || j->source == PB_SOURCE_FALLBACK);
+                 (j->source == PB_SOURCE_PRIMARY || j->source == PB_SOURCE_FALLBACK) &&
+                 strcmp(j->finish_reason, "length") != 0;
     if (fresh) {
         const pb_model_conf *m = &j->ctx->cfg->models[j->model];
         answer = (pb_cache_entry){.content = j->content,
                                   .model = m->name,
                                   .tier = m->tier,
                                   .prompt_tokens = j->prompt_tokens,
-                                  .completion_tokens = j->completion_tokens};
+                                  .completion_tokens = j->completion_tokens,
+                                  .tool_calls = j->tool_calls,
+                                  .refusal = j->refusal,
+                                  .finish_reason = j->finish_reason};
     }
     bool spent = j->status == PB_STATUS_DEGRADED || j->source == PB_SOURCE_STALE_CACHE;
     pb_cache_end(j->cache_op, fresh ? &answer : NULL, spent);
     j->cache_op = NULL;
+}
+
+/* A job that no model of its chain can serve is invalid before the cache or any call: the
+ * error names what the first model lacks (all of them lack something). */
+static int
+chain_check_servable(chain_job *j)
+{
+    const pb_config *cfg = j->ctx->cfg;
+    const char *first = NULL;
+    for (size_t i = 0; i < j->req->n_models; i++) {
+        const char *why = chain_unsupported(cfg, j->req, j->req->models[i]);
+        if (why == NULL)
+            return PB_OK;
+        if (first == NULL)
+            first = why;
+    }
+    j->status = PB_STATUS_INVALID;
+    j->source = PB_SOURCE_NONE;
+    j->dead = true;
+    j->error = pb_xasprintf("UNSUPPORTED no model of the chain can serve this job (%s: %s)",
+                            cfg->models[j->req->models[0]].name, first);
+    return PB_ERR;
 }
 
 void
@@ -961,6 +1096,10 @@ pb_chain_start(pb_chain_ctx *ctx, char *raw, size_t len)
         return;
     }
     j->deadline_mono_ms = j->claimed_mono_ms + j->req->deadline_ms;
+    if (chain_check_servable(j) != PB_OK) {
+        chain_finish(j);
+        return;
+    }
     pb_testhook_job_started(j->req);
     if (ctx->cache != NULL && j->req->cache != PB_CACHE_SKIP) {
         chain_cache_begin(j);

@@ -64,19 +64,13 @@ static const char *const config_limits_keys[] = {
 static const char *const config_provider_keys[] = {"type", "base_url", "api_key_env",
                                                    "anthropic_version", NULL};
 static const char *const config_model_keys[] = {
-    "provider",           "model", "tier", "timeout_ms", "connect_timeout_ms",
-    "max_tokens_default", "rpm",   "tpm",  NULL};
-static const char *const config_route_keys[] = {"chain",
-                                                "retries",
-                                                "backoff_ms",
-                                                "backoff_max_ms",
-                                                "deadline_ms",
-                                                "critical_min_tier",
-                                                "degraded_reply",
-                                                "semantic_critical",
-                                                "hedge_after_ms",
-                                                "hedge_adaptive",
-                                                NULL};
+    "provider",           "model", "tier", "timeout_ms",   "connect_timeout_ms",
+    "max_tokens_default", "rpm",   "tpm",  "capabilities", "price_in_per_mtok",
+    "price_out_per_mtok", NULL};
+static const char *const config_route_keys[] = {
+    "chain",          "retries",           "backoff_ms",     "backoff_max_ms",
+    "deadline_ms",    "critical_min_tier", "degraded_reply", "semantic_critical",
+    "semantic_tools", "hedge_after_ms",    "hedge_adaptive", NULL};
 static const char *const config_cache_keys[] = {"ttl_s", "stale_if_error_s", "semantic", "redis",
                                                 NULL};
 static const char *const config_breaker_keys[] = {"failures",
@@ -569,6 +563,42 @@ config_parse_provider(pb_provider_conf *p, json_object *o, const char *path, pb_
     return PB_OK;
 }
 
+unsigned
+pb_config_default_capabilities(pb_provider_type t)
+{
+    /* Anthropic's Messages API returns no token log probabilities. */
+    return t == PB_PROVIDER_ANTHROPIC ? PB_CAP_ALL & ~(unsigned)PB_CAP_LOGPROBS : PB_CAP_ALL;
+}
+
+/* models.<m>.capabilities: an array of capability names replacing the provider type's
+ * defaults (a local server without tool calling or vision says so here). */
+static int
+config_capabilities(json_object *o, const char *path, pb_provider_type t, unsigned *out,
+                    pb_error *err)
+{
+    json_object *v;
+    *out = pb_config_default_capabilities(t);
+    if (!config_get(o, "capabilities", &v))
+        return PB_OK;
+    if (!json_object_is_type(v, json_type_array))
+        return config_fail(err, path, "capabilities",
+                           "must be an array of tools, vision, json_schema, json_object, logprobs");
+    *out = 0;
+    for (size_t i = 0; i < json_object_array_length(v); i++) {
+        json_object *c = json_object_array_get_idx(v, i);
+        unsigned bit = json_object_is_type(c, json_type_string)
+                           ? pb_request_cap_parse(json_object_get_string(c))
+                           : 0;
+        if (bit == 0)
+            return config_fail(err, path, "capabilities",
+                               "entry %zu is not one of tools, vision, json_schema, json_object, "
+                               "logprobs",
+                               i);
+        *out |= bit;
+    }
+    return PB_OK;
+}
+
 static int
 config_parse_model(pb_config *cfg, pb_model_conf *m, json_object *o, const char *path,
                    pb_error *err)
@@ -603,9 +633,17 @@ config_parse_model(pb_config *cfg, pb_model_conf *m, json_object *o, const char 
         return PB_ERR;
     if (config_int(o, path, "max_tokens_default", 1024, 1, 1000000, &m->max_tokens_default, err) !=
             PB_OK ||
-        config_int(o, path, "rpm", 0, 0, CONFIG_RPM_MAX, &m->rpm, err) != PB_OK)
+        config_int(o, path, "rpm", 0, 0, CONFIG_RPM_MAX, &m->rpm, err) != PB_OK ||
+        config_i64(o, path, "tpm", 0, 0, INT64_C(1000000000000), &m->tpm, err) != PB_OK ||
+        config_number(o, path, "price_in_per_mtok", -1, 0, 1e6, &m->price_in_per_mtok, err) !=
+            PB_OK ||
+        config_number(o, path, "price_out_per_mtok", -1, 0, 1e6, &m->price_out_per_mtok, err) !=
+            PB_OK)
         return PB_ERR;
-    return config_i64(o, path, "tpm", 0, 0, INT64_C(1000000000000), &m->tpm, err);
+    if (config_get(o, "price_in_per_mtok", NULL) != config_get(o, "price_out_per_mtok", NULL))
+        return config_fail(err, path, "price_in_per_mtok",
+                           "and price_out_per_mtok must be given together");
+    return config_capabilities(o, path, cfg->providers[m->provider].type, &m->capabilities, err);
 }
 
 static int
@@ -645,6 +683,7 @@ config_parse_route(pb_config *cfg, pb_route_conf *r, json_object *o, const char 
         config_str(o, path, "degraded_reply", CONFIG_DEFAULT_DEGRADED, CONFIG_REPLY_MAX,
                    &r->degraded_reply, err) != PB_OK ||
         config_boolean(o, path, "semantic_critical", false, &r->semantic_critical, err) != PB_OK ||
+        config_boolean(o, path, "semantic_tools", false, &r->semantic_tools, err) != PB_OK ||
         config_int(o, path, "hedge_after_ms", 0, 0, 600000, &r->hedge_after_ms, err) != PB_OK ||
         config_boolean(o, path, "hedge_adaptive", false, &r->hedge_adaptive, err) != PB_OK)
         return PB_ERR;

@@ -5,8 +5,9 @@
  * inside it, and counts and lengths per field after it. Any input, including
  * NULs and invalid UTF-8, ends as either a request or a "CODE sentence" error,
  * never a crash. Optional fields may be JSON null (many producers serialize
- * "not set" that way): null means absent. Unknown top-level fields are
- * ignored, so producers can be upgraded before workers.
+ * "not set" that way): null means absent. An unknown top-level field is a
+ * BAD_FIELD naming it: a misplaced "temperature" or "tools" must not pass
+ * silently. "messages" and "params" are parsed by request.c.
  *
  * The result writer is hand-rolled instead of building a json-c tree: it runs
  * once per job on the hot path, and one growing buffer is much cheaper than an
@@ -28,14 +29,13 @@
 
 #include "planb/utf8.h"
 
-#define JOB_MAX_DEPTH      32      /* real jobs nest 3 levels; meta gets the rest */
-#define JOB_TENANT_MAX     128     /* hashed into the cache key, so only a sanity bound */
-#define JOB_MAX_TOKENS_MAX 1000000 /* above any model's output window */
-#define JOB_DEADLINE_MIN   100     /* shorter than one upstream round trip */
-#define JOB_DEADLINE_MAX   3600000 /* an hour: past that nobody is waiting for the answer */
-#define JOB_QUOTE_MAX      64      /* bytes of a producer's value echoed in an error */
-#define JOB_ID_RANDOM      12      /* random bytes in a generated id: 96 bits, 24 hex chars */
-#define JOB_JSON_FLAGS     (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+#define JOB_MAX_DEPTH    32      /* real jobs nest 3 levels; meta gets the rest */
+#define JOB_TENANT_MAX   128     /* hashed into the cache key, so only a sanity bound */
+#define JOB_DEADLINE_MIN 100     /* shorter than one upstream round trip */
+#define JOB_DEADLINE_MAX 3600000 /* an hour: past that nobody is waiting for the answer */
+#define JOB_QUOTE_MAX    64      /* bytes of a producer's value echoed in an error */
+#define JOB_ID_RANDOM    12      /* random bytes in a generated id: 96 bits, 24 hex chars */
+#define JOB_JSON_FLAGS   (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 
 /* Characters allowed in a job id: it becomes part of Redis key names. */
 static const char job_id_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -98,9 +98,15 @@ job_lookup(const char *s, const char *const *names, size_t n)
 static json_object *
 job_tokenize(const char *raw, size_t len, pb_error *err)
 {
-    json_tokener *tok = json_tokener_new_ex(JOB_MAX_DEPTH);
-    pb_assert(tok != NULL);
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    /* One tokener per process, reset per job: a new one is a multi-KiB allocation per job
+     * (a worker is one thread, and parsing never re-enters). */
+    static json_tokener *tok;
+    if (tok == NULL) {
+        tok = json_tokener_new_ex(JOB_MAX_DEPTH);
+        pb_assert(tok != NULL);
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    }
+    json_tokener_reset(tok);
     json_object *root = json_tokener_parse_ex(tok, raw, (int)len);
     enum json_tokener_error jerr = json_tokener_get_error(tok);
     size_t end = json_tokener_get_parse_end(tok);
@@ -111,7 +117,7 @@ job_tokenize(const char *raw, size_t len, pb_error *err)
         jerr = json_tokener_get_error(tok);
         truncated = jerr != json_tokener_success;
     }
-    json_tokener_free(tok);
+    json_tokener_reset(tok); /* drops what a failed parse built */
     /* json-c takes a NUL for the end of input, wherever it is: name it instead. */
     const char *nul = (jerr != json_tokener_success || end != len)
                           ? memchr(raw, '\0', end < len ? end + 1 : len)
@@ -157,51 +163,33 @@ job_parse_id(pb_request *req, json_object *root, const pb_config *cfg, pb_error 
     return PB_OK;
 }
 
+/* The job's top-level fields. Anything else is refused by name: an OpenAI request field
+ * there (temperature, tools, stream) would otherwise be silently ignored. */
+static const char *const job_fields[] = {"id",     "messages", "route",       "tenant",
+                                         "models", "params",   "deadline_ms", "critical",
+                                         "cache",  "reply",    "meta",        "submitted_at_ms"};
+
 static int
-job_parse_messages(pb_request *req, json_object *root, const pb_config *cfg, pb_error *err)
+job_check_fields(json_object *root, pb_error *err)
 {
-    json_object *msgs = job_field(root, "messages");
-    size_t n = json_object_is_type(msgs, json_type_array) ? json_object_array_length(msgs) : 0;
-    if (n == 0) {
-        pb_error_set(err, PB_JOB_BAD_FIELD, "BAD_FIELD messages must be a non-empty array");
-        return PB_ERR;
-    }
-    if (n > cfg->limits.max_messages) {
-        pb_error_set(err, PB_JOB_TOO_LARGE, "TOO_LARGE job has %zu messages, limit %zu", n,
-                     cfg->limits.max_messages);
-        return PB_ERR;
-    }
-    req->messages = pb_xcalloc(n, sizeof(pb_message));
-    bool has_user = false;
-    for (size_t i = 0; i < n; i++) {
-        json_object *m = json_object_array_get_idx(msgs, i);
-        if (!json_object_is_type(m, json_type_object)) {
-            pb_error_set(err, PB_JOB_BAD_FIELD, "BAD_FIELD messages[%zu] must be an object", i);
-            return PB_ERR;
-        }
-        size_t len;
-        const char *role = job_string(job_field(m, "role"), &len);
-        int r = role ? pb_request_role_parse(role) : -1;
-        if (r < 0) {
+    json_object_object_foreach(root, key, val)
+    {
+        (void)val;
+        if (job_lookup(key, job_fields, sizeof(job_fields) / sizeof(*job_fields)) >= 0)
+            continue;
+        char q[JOB_QUOTE_MAX + 4];
+        if (strcmp(key, "model") == 0)
             pb_error_set(err, PB_JOB_BAD_FIELD,
-                         "BAD_FIELD messages[%zu].role must be one of system, user, assistant", i);
-            return PB_ERR;
-        }
-        json_object *c = job_field(m, "content");
-        const char *content = job_string(c, &len);
-        if (content == NULL) {
-            pb_error_set(err, PB_JOB_BAD_FIELD, "BAD_FIELD messages[%zu].content must be a %s", i,
-                         json_object_is_type(c, json_type_string) ? "string without NUL characters"
-                                                                  : "string");
-            return PB_ERR;
-        }
-        req->messages[i].role = (pb_role)r;
-        req->messages[i].content = pb_xstrndup(content, len);
-        req->n_messages++;
-        has_user |= r == PB_ROLE_USER;
-    }
-    if (!has_user) {
-        pb_error_set(err, PB_JOB_BAD_FIELD, "BAD_FIELD messages must contain a user message");
+                         "BAD_FIELD model is not a job field: name configured models in "
+                         "\"models\", or let the route choose");
+        else if (pb_request_is_openai_field(key))
+            pb_error_set(err, PB_JOB_BAD_FIELD,
+                         "BAD_FIELD %s is not a job field: OpenAI request parameters go in "
+                         "\"params\"",
+                         key);
+        else
+            pb_error_set(err, PB_JOB_BAD_FIELD, "BAD_FIELD %s is not a job field",
+                         job_quote(key, q));
         return PB_ERR;
     }
     return PB_OK;
@@ -256,63 +244,6 @@ job_parse_chain(pb_request *req, json_object *root, const pb_config *cfg, pb_err
             return PB_ERR;
         }
         req->models[req->n_models++] = m;
-    }
-    return PB_OK;
-}
-
-/* A JSON number (integer or not) in [min, max], as a double. */
-static bool
-job_number(json_object *v, double min, double max, double *out)
-{
-    if (!json_object_is_type(v, json_type_double) && !json_object_is_type(v, json_type_int))
-        return false;
-    double d = json_object_get_double(v);
-    if (!isfinite(d) || d < min || d > max)
-        return false;
-    *out = d;
-    return true;
-}
-
-static int
-job_parse_params(pb_request *req, json_object *root, pb_error *err)
-{
-    json_object *p = job_field(root, "params");
-    if (p == NULL)
-        return PB_OK;
-    if (!json_object_is_type(p, json_type_object)) {
-        pb_error_set(err, PB_JOB_BAD_FIELD, "BAD_FIELD params must be an object");
-        return PB_ERR;
-    }
-    json_object_object_foreach(p, key, val)
-    {
-        char q[JOB_QUOTE_MAX + 4];
-        if (strcmp(key, "max_tokens") == 0) {
-            int64_t n = json_object_get_int64(val);
-            if (val != NULL &&
-                (!json_object_is_type(val, json_type_int) || n < 1 || n > JOB_MAX_TOKENS_MAX)) {
-                pb_error_set(err, PB_JOB_BAD_FIELD,
-                             "BAD_FIELD params.max_tokens must be an integer from 1 to %d",
-                             JOB_MAX_TOKENS_MAX);
-                return PB_ERR;
-            }
-            req->max_tokens = val ? (int)n : -1;
-        } else if (strcmp(key, "temperature") == 0) {
-            if (val != NULL && !job_number(val, 0, 2, &req->temperature)) {
-                pb_error_set(err, PB_JOB_BAD_FIELD,
-                             "BAD_FIELD params.temperature must be a number from 0 to 2");
-                return PB_ERR;
-            }
-        } else if (strcmp(key, "top_p") == 0) {
-            if (val != NULL && !job_number(val, 0, 1, &req->top_p)) {
-                pb_error_set(err, PB_JOB_BAD_FIELD,
-                             "BAD_FIELD params.top_p must be a number from 0 to 1");
-                return PB_ERR;
-            }
-        } else {
-            pb_error_set(err, PB_JOB_BAD_FIELD, "BAD_FIELD params.%s is not supported",
-                         job_quote(key, q));
-            return PB_ERR;
-        }
     }
     return PB_OK;
 }
@@ -451,10 +382,11 @@ pb_job_parse(const char *raw, size_t len, const pb_config *cfg, pb_request **out
     req->temperature = NAN;
     req->top_p = NAN;
     int rc = PB_ERR;
-    if (job_parse_id(req, root, cfg, err) == PB_OK &&
-        job_parse_messages(req, root, cfg, err) == PB_OK &&
+    if (job_parse_id(req, root, cfg, err) == PB_OK && job_check_fields(root, err) == PB_OK &&
+        pb_request_parse_messages(req, job_field(root, "messages"), cfg->limits.max_messages,
+                                  err) == PB_OK &&
         job_parse_chain(req, root, cfg, err) == PB_OK &&
-        job_parse_params(req, root, err) == PB_OK &&
+        pb_request_parse_params(req, job_field(root, "params"), len, err) == PB_OK &&
         job_parse_options(req, root, cfg, err) == PB_OK)
         rc = PB_OK;
     json_object_put(root);
@@ -602,7 +534,9 @@ pb_job_result_to_json(const pb_result *res, const pb_config *cfg, size_t *len)
     job_out o = {0};
     size_t content_len = res->content ? strlen(res->content) : 0;
     /* One allocation for the usual case: fixed fields ~200 bytes, attempts ~70 each. */
-    job_out_reserve(&o, 256 + content_len + content_len / 8 + 80 * res->n_attempts);
+    size_t calls_len = res->tool_calls ? strlen(res->tool_calls) : 0;
+    job_out_reserve(&o,
+                    384 + 2 * (content_len + content_len / 8) + calls_len + 80 * res->n_attempts);
     job_out_lit(&o, "{\"id\":");
     if (res->id)
         job_out_str(&o, res->id);
@@ -613,6 +547,39 @@ pb_job_result_to_json(const pb_result *res, const pb_config *cfg, size_t *len)
     if (res->content) {
         job_out_lit(&o, ",\"content\":");
         job_out_strn(&o, res->content, content_len);
+        /* The OpenAI-shaped assistant message: the tool calls are JSON text the adapters
+         * wrote (valid UTF-8, checked there). */
+        job_out_lit(&o, ",\"message\":{\"role\":\"assistant\",\"content\":");
+        if (content_len > 0 || res->tool_calls == NULL)
+            job_out_strn(&o, res->content, content_len);
+        else
+            job_out_lit(&o, "null");
+        if (res->tool_calls) {
+            job_out_lit(&o, ",\"tool_calls\":");
+            job_out_raw(&o, res->tool_calls, strlen(res->tool_calls));
+        }
+        if (res->refusal) {
+            job_out_lit(&o, ",\"refusal\":");
+            job_out_str(&o, res->refusal);
+        }
+        job_out_lit(&o, "}");
+    }
+    if (res->finish_reason) {
+        job_out_lit(&o, ",\"finish_reason\":");
+        job_out_str(&o, res->finish_reason);
+    }
+    if (res->n_dropped > 0) {
+        job_out_lit(&o, ",\"dropped_params\":[");
+        for (size_t i = 0; i < res->n_dropped; i++) {
+            if (i > 0)
+                job_out_lit(&o, ",");
+            job_out_str(&o, res->dropped[i]);
+        }
+        job_out_lit(&o, "]");
+    }
+    if (res->logprobs) {
+        job_out_lit(&o, ",\"logprobs\":");
+        job_out_raw(&o, res->logprobs, strlen(res->logprobs));
     }
     if (res->error) {
         job_out_lit(&o, ",\"error\":");
@@ -659,7 +626,20 @@ pb_job_result_to_json(const pb_result *res, const pb_config *cfg, size_t *len)
             job_out_lit(&o, "\"completion_tokens\":");
             job_out_i64(&o, res->completion_tokens);
         }
+        if (res->cached_tokens > 0) {
+            job_out_lit(&o, ",\"cached_tokens\":");
+            job_out_i64(&o, res->cached_tokens);
+        }
+        if (res->reasoning_tokens > 0) {
+            job_out_lit(&o, ",\"reasoning_tokens\":");
+            job_out_i64(&o, res->reasoning_tokens);
+        }
         job_out_lit(&o, "}");
+    }
+    if (res->has_cost) {
+        char num[48];
+        int n = snprintf(num, sizeof(num), ",\"cost_usd\":%.8f", res->cost_usd);
+        job_out_raw(&o, num, (size_t)n);
     }
     if (res->queued_ms >= 0) {
         job_out_lit(&o, ",\"queued_ms\":");

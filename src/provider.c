@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "planb/buf.h"
+#include "planb/utf8.h"
 
 /* Error bodies put the reason near the top; reading only this much bounds the
  * work on a multi-megabyte HTML page from a proxy. */
@@ -72,13 +73,106 @@ pb_provider_classify_status(long status, const char *body, size_t len)
     }
 }
 
+const char *
+pb_provider_unsupported(const pb_model_conf *m, pb_provider_type t, const pb_request *req)
+{
+    unsigned missing = req->needs & ~m->capabilities;
+    for (unsigned bit = 1; missing != 0 && bit <= PB_CAP_ALL; bit <<= 1)
+        if (missing & bit)
+            return pb_request_cap_name(bit);
+    const pb_provider_ops *ops = pb_provider_for(t);
+    return ops != NULL && ops->refuses != NULL ? ops->refuses(req) : NULL;
+}
+
+/* Words that start like an API key (OpenAI sk-, Anthropic sk-ant-, bearer tokens) are never
+ * echoed, even when an upstream quotes them back. */
+static bool
+provider_is_keyish(const char *w, size_t n)
+{
+    return (n >= 3 && strncmp(w, "sk-", 3) == 0) || (n >= 4 && strncmp(w, "key-", 4) == 0) ||
+           n >= 40;
+}
+
+void
+pb_provider_error_message(const char *body, size_t len, char *out, size_t cap)
+{
+    out[0] = '\0';
+    json_object *root = pb_provider_parse_object(body, len, NULL), *e, *msg = NULL;
+    if (root != NULL && json_object_object_get_ex(root, "error", &e)) {
+        if (json_object_is_type(e, json_type_string))
+            msg = e;
+        else
+            json_object_object_get_ex(e, "message", &msg);
+    }
+    const char *s = json_object_is_type(msg, json_type_string) ? json_object_get_string(msg) : "";
+    size_t o = 0;
+    while (*s && o + 1 < cap) {
+        size_t w = strcspn(s, " \t\r\n");
+        if (w > 0 && provider_is_keyish(s, w)) {
+            const char *red = "[redacted]";
+            for (size_t k = 0; red[k] && o + 1 < cap; k++)
+                out[o++] = red[k];
+            s += w;
+            continue;
+        }
+        unsigned char c = (unsigned char)*s++;
+        out[o++] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+    }
+    /* Cut on a character boundary: the message ends up in a JSON result. */
+    size_t lead = o;
+    while (lead > 0 && ((unsigned char)out[lead - 1] & 0xC0) == 0x80)
+        lead--;
+    if (lead > 0 && pb_utf8_seq_len((const unsigned char *)out + lead - 1, o - lead + 1) == 0)
+        o = lead - 1;
+    out[o] = '\0';
+    json_object_put(root);
+}
+
+void
+pb_provider_json_string(pb_buf *b, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    pb_buf_append(b, "\"", 1);
+    size_t run = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        pb_buf_append(b, s + run, i - run);
+        char esc[6] = {'\\', (char)c, 0, 0, 0, 0};
+        size_t n = 2;
+        if (c < 0x20) {
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            n = 6;
+        }
+        pb_buf_append(b, esc, n);
+        run = i + 1;
+    }
+    pb_buf_append(b, s + run, len - run);
+    pb_buf_append(b, "\"", 1);
+}
+
+void
+pb_provider_drop(char (*names)[PB_PROVIDER_PARAM_LEN], size_t *n, size_t max, const char *name)
+{
+    if (*n >= max)
+        return;
+    snprintf(names[*n], PB_PROVIDER_PARAM_LEN, "%s", name);
+    (*n)++;
+}
+
 void
 pb_provider_completion_free(pb_completion *c)
 {
     if (c == NULL)
         return;
     free(c->content);
-    c->content = NULL;
+    free(c->tool_calls);
+    free(c->refusal);
+    free(c->logprobs);
+    c->content = c->tool_calls = c->refusal = c->logprobs = NULL;
 }
 
 static bool
@@ -99,12 +193,17 @@ pb_provider_parse_object(const char *body, size_t len, pb_error *err)
         pb_error_set(err, PB_PROVIDER_BAD_REPLY, "BAD_REPLY body too large to parse");
         return NULL;
     }
-    json_tokener *tok = json_tokener_new();
-    pb_assert(tok != NULL);
+    /* One tokener per process, reset per reply (see job.c's job_tokenize). */
+    static json_tokener *tok;
+    if (tok == NULL) {
+        tok = json_tokener_new();
+        pb_assert(tok != NULL);
+    }
+    json_tokener_reset(tok);
     json_object *root = json_tokener_parse_ex(tok, body, (int)len);
     enum json_tokener_error jerr = json_tokener_get_error(tok);
     size_t end = json_tokener_get_parse_end(tok);
-    json_tokener_free(tok);
+    json_tokener_reset(tok);
     const char *why = NULL;
     if (jerr == json_tokener_continue)
         why = "body is incomplete JSON";

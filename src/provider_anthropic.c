@@ -1,24 +1,37 @@
 /* provider_anthropic.c -- the Anthropic Messages dialect.
  *
- * Jobs arrive in the OpenAI shape (system messages anywhere, any role order).
- * The Messages API is stricter: the system prompt is a separate field, turns
- * must alternate starting with the user, text blocks must not be blank, a
- * final assistant turn (a prefill) must not end in whitespace, and max_tokens
- * is required. build_request converts, so the shape of a job that OpenAI
- * would take is never why Anthropic rejects it. Error replies carry a typed
+ * Jobs arrive in the OpenAI shape (system messages anywhere, any role order,
+ * tool calls on assistant messages, tool results as their own messages). The
+ * Messages API is stricter: the system prompt is a separate field, turns must
+ * alternate starting with the user, text blocks must not be blank, a final
+ * assistant turn (a prefill) must not end in whitespace, max_tokens is
+ * required, tool calls are tool_use blocks and their results tool_result
+ * blocks of the next user turn, stop sequences must not be blank. build_request
+ * converts (README "Translation" has the table), so the shape of a job that
+ * OpenAI would take is never why Anthropic rejects it; what has no
+ * equivalent is listed by anthropic_dropped, and what cannot be sent without a
+ * change of meaning is refused by anthropic_refuses (the chain moves on).
+ * A response_format is a forced tool whose input is the answer. Error replies carry a typed
  * {"type":"error","error":{"type":...}} body, which classify reads before
  * falling back to the shared status table. */
 #include "planb/provider.h"
 
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "planb/buf.h"
+#include "planb/utf8.h"
 
 #define ANTHROPIC_VERSION_DEFAULT "2023-06-01"
 /* Stands in for the user turn the API requires first when a job starts elsewhere. */
 #define ANTHROPIC_CONTINUED "(continued)"
+/* The description of the tool that carries a response_format. */
+#define ANTHROPIC_FORMAT_DESC    "Give the answer as this tool's input, matching its schema."
+#define ANTHROPIC_JSON_FLAGS     (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+#define ANTHROPIC_MAX_TOOL_CALLS 128 /* tool calls taken from one reply (request.c's bound) */
 
 /* Error types whose meaning does not depend on the status they came with. */
 static const struct {
@@ -41,6 +54,20 @@ static const struct {
 static const char *const anthropic_not_the_job[] = {"prompt is too long", "context", "too long",
                                                     "credit balance", NULL};
 
+/* What the Messages API cannot take without a change of meaning. */
+static const char *
+anthropic_refuses(const pb_request *req)
+{
+    if (isfinite(req->temperature) && req->temperature > 1.0)
+        return "temperature above 1 (the Messages API takes 0..1)";
+    json_object *rf = pb_request_param(req, "response_format"), *type;
+    bool json = json_object_object_get_ex(rf, "type", &type) &&
+                strcmp(json_object_get_string(type), "text") != 0;
+    if (json && pb_request_param(req, "tools") != NULL)
+        return "response_format together with tools (the JSON answer is a forced tool here)";
+    return NULL;
+}
+
 static bool
 anthropic_is_space(char c)
 {
@@ -55,66 +82,321 @@ anthropic_is_blank(const char *s)
     return *s == '\0';
 }
 
-static void
-anthropic_add_message(json_object *msgs, pb_role role, const char *text, size_t len)
+/* The name of the tool that carries a response_format on Anthropic (forced with
+ * tool_choice), or NULL when the job asks for no JSON answer. */
+static const char *
+anthropic_format_tool(const pb_request *req, json_object **schema, const char **desc)
 {
+    json_object *rf = pb_request_param(req, "response_format"), *v, *js = NULL;
+    *schema = NULL;
+    *desc = NULL;
+    if (rf == NULL || !json_object_object_get_ex(rf, "type", &v))
+        return NULL;
+    const char *type = json_object_get_string(v);
+    if (strcmp(type, "json_object") == 0)
+        return "json_object";
+    if (strcmp(type, "json_schema") != 0 || !json_object_object_get_ex(rf, "json_schema", &js))
+        return NULL;
+    json_object_object_get_ex(js, "schema", schema);
+    if (json_object_object_get_ex(js, "description", &v))
+        *desc = json_object_get_string(v);
+    return json_object_object_get_ex(js, "name", &v) ? json_object_get_string(v) : NULL;
+}
+
+static json_object *
+anthropic_text_block(const char *text, size_t len)
+{
+    json_object *b = json_object_new_object();
+    json_object_object_add(b, "type", json_object_new_string("text"));
+    json_object_object_add(b, "text", json_object_new_string_len(text, (int)len));
+    return b;
+}
+
+/* image_url (validated by request.c: https or data:image/<type>;base64,<data>) -> image. */
+static json_object *
+anthropic_image_block(const char *url)
+{
+    json_object *src = json_object_new_object();
+    if (strncmp(url, "data:", 5) == 0) {
+        const char *semi = strchr(url, ';'), *comma = strchr(url, ',');
+        json_object_object_add(src, "type", json_object_new_string("base64"));
+        json_object_object_add(src, "media_type",
+                               json_object_new_string_len(url + 5, (int)(semi - url - 5)));
+        json_object_object_add(src, "data", json_object_new_string(comma + 1));
+    } else {
+        json_object_object_add(src, "type", json_object_new_string("url"));
+        json_object_object_add(src, "url", json_object_new_string(url));
+    }
+    json_object *b = json_object_new_object();
+    json_object_object_add(b, "type", json_object_new_string("image"));
+    json_object_object_add(b, "source", src);
+    return b;
+}
+
+/* Adds a text block, or joins text to the turn's last block (of an earlier message of the
+ * same side) with a blank line, so merged messages read as before. */
+static void
+anthropic_add_text(json_object *blocks, const char *text, size_t len, bool join)
+{
+    size_t n = json_object_array_length(blocks);
+    json_object *last = n ? json_object_array_get_idx(blocks, n - 1) : NULL, *type, *t;
+    if (join && last != NULL && json_object_object_get_ex(last, "type", &type) &&
+        strcmp(json_object_get_string(type), "text") == 0 &&
+        json_object_object_get_ex(last, "text", &t)) {
+        pb_buf b;
+        pb_buf_init(&b, SIZE_MAX);
+        pb_buf_append(&b, json_object_get_string(t), (size_t)json_object_get_string_len(t));
+        pb_buf_append(&b, "\n\n", 2);
+        pb_buf_append(&b, text, len);
+        json_object_object_add(last, "text", json_object_new_string_len(b.data, (int)b.len));
+        pb_buf_free(&b);
+        return;
+    }
+    json_object_array_add(blocks, anthropic_text_block(text, len));
+}
+
+/* Adds m's content as blocks: text parts (not blank), images. */
+static void
+anthropic_add_content(json_object *blocks, const pb_message *m)
+{
+    if (m->parts == NULL) {
+        if (!anthropic_is_blank(m->content))
+            anthropic_add_text(blocks, m->content, strlen(m->content), true);
+        return;
+    }
+    for (size_t k = 0; k < json_object_array_length(m->parts); k++) {
+        json_object *part = json_object_array_get_idx(m->parts, k), *v, *img;
+        json_object_object_get_ex(part, "type", &v);
+        if (strcmp(json_object_get_string(v), "text") == 0) {
+            json_object_object_get_ex(part, "text", &v);
+            if (!anthropic_is_blank(json_object_get_string(v)))
+                json_object_array_add(blocks,
+                                      anthropic_text_block(json_object_get_string(v),
+                                                           (size_t)json_object_get_string_len(v)));
+        } else if (json_object_object_get_ex(part, "image_url", &img) &&
+                   json_object_object_get_ex(img, "url", &v)) {
+            json_object_array_add(blocks, anthropic_image_block(json_object_get_string(v)));
+        }
+    }
+}
+
+/* An assistant's tool_calls -> tool_use blocks with the same ids and the arguments parsed
+ * (request.c checked they are JSON objects). */
+static void
+anthropic_add_tool_uses(json_object *blocks, json_object *tool_calls)
+{
+    for (size_t k = 0; k < json_object_array_length(tool_calls); k++) {
+        json_object *call = json_object_array_get_idx(tool_calls, k), *id, *fn, *name, *args;
+        json_object_object_get_ex(call, "id", &id);
+        json_object_object_get_ex(call, "function", &fn);
+        json_object_object_get_ex(fn, "name", &name);
+        json_object_object_get_ex(fn, "arguments", &args);
+        json_object *b = json_object_new_object();
+        json_object_object_add(b, "type", json_object_new_string("tool_use"));
+        json_object_object_add(b, "id", json_object_get(id));
+        json_object_object_add(b, "name", json_object_get(name));
+        json_object *input = json_tokener_parse(json_object_get_string(args));
+        json_object_object_add(b, "input", input ? input : json_object_new_object());
+        json_object_array_add(blocks, b);
+    }
+}
+
+/* A tool message -> one tool_result block answering its tool_use. */
+static json_object *
+anthropic_tool_result(const pb_message *m)
+{
+    json_object *b = json_object_new_object();
+    json_object_object_add(b, "type", json_object_new_string("tool_result"));
+    json_object_object_add(b, "tool_use_id", json_object_new_string(m->tool_call_id));
+    if (!anthropic_is_blank(m->content))
+        json_object_object_add(b, "content", json_object_new_string(m->content));
+    return b;
+}
+
+/* Emits a turn (role, blocks) unless it is empty; a single text block becomes a string. The
+ * final assistant turn (a prefill) must not end in whitespace. */
+static void
+anthropic_flush_turn(json_object *msgs, const char *role, json_object *blocks, bool is_last)
+{
+    size_t n = json_object_array_length(blocks);
+    if (n == 0) {
+        json_object_put(blocks);
+        return;
+    }
+    bool assistant = strcmp(role, "assistant") == 0;
+    json_object *lastb = json_object_array_get_idx(blocks, n - 1), *type, *text;
+    if (is_last && assistant && json_object_object_get_ex(lastb, "type", &type) &&
+        strcmp(json_object_get_string(type), "text") == 0 &&
+        json_object_object_get_ex(lastb, "text", &text)) {
+        const char *s = json_object_get_string(text);
+        size_t len = (size_t)json_object_get_string_len(text);
+        while (len > 0 && anthropic_is_space(s[len - 1]))
+            len--;
+        json_object_object_add(lastb, "text", json_object_new_string_len(s, (int)len));
+    }
+    if (assistant && json_object_array_length(msgs) == 0) {
+        json_object *u = json_object_new_object();
+        json_object_object_add(u, "role", json_object_new_string("user"));
+        json_object_object_add(u, "content", json_object_new_string(ANTHROPIC_CONTINUED));
+        json_object_array_add(msgs, u);
+    }
     json_object *msg = json_object_new_object();
-    json_object_object_add(
-        msg, "role", json_object_new_string(role == PB_ROLE_ASSISTANT ? "assistant" : "user"));
-    json_object_object_add(msg, "content", json_object_new_string_len(text, (int)len));
+    json_object_object_add(msg, "role", json_object_new_string(role));
+    json_object *first = json_object_array_get_idx(blocks, 0);
+    if (n == 1 && json_object_object_get_ex(first, "type", &type) &&
+        strcmp(json_object_get_string(type), "text") == 0) {
+        json_object_object_get_ex(first, "text", &text);
+        json_object_object_add(msg, "content", json_object_get(text));
+        json_object_put(blocks);
+    } else {
+        json_object_object_add(msg, "content", blocks);
+    }
     json_object_array_add(msgs, msg);
 }
 
-/* Emits the merged turn held in turn (if any) and empties it. */
-static void
-anthropic_flush_turn(json_object *msgs, pb_role role, pb_buf *turn, bool is_last)
-{
-    size_t len = turn->len;
-    if (is_last && role == PB_ROLE_ASSISTANT)
-        while (len > 0 && anthropic_is_space(turn->data[len - 1]))
-            len--;
-    if (len > 0) {
-        if (role == PB_ROLE_ASSISTANT && json_object_array_length(msgs) == 0)
-            anthropic_add_message(msgs, PB_ROLE_USER, ANTHROPIC_CONTINUED,
-                                  strlen(ANTHROPIC_CONTINUED));
-        anthropic_add_message(msgs, role, turn->data, len);
-    }
-    pb_buf_reset(turn);
-}
-
-/* Adds "system" (all system messages, joined) and "messages" (the rest, consecutive
- * same-role messages joined so roles alternate, user first) to root. */
+/* Adds "system" (system and developer messages, joined) and "messages": the rest as turns of
+ * blocks, consecutive messages of one side merged so roles alternate user first; tool
+ * messages become tool_result blocks of a user turn (so consecutive ones share one turn),
+ * tool calls tool_use blocks of the assistant's. */
 static void
 anthropic_add_conversation(json_object *root, const pb_request *req)
 {
-    pb_buf sys, turn;
+    pb_buf sys;
     pb_buf_init(&sys, SIZE_MAX);
-    pb_buf_init(&turn, SIZE_MAX);
     json_object *msgs = json_object_new_array();
-    pb_role role = PB_ROLE_SYSTEM; /* role of the turn being merged; SYSTEM: none yet */
+    const char *role = NULL; /* side of the turn being merged; NULL: none yet */
+    json_object *blocks = NULL;
     for (size_t i = 0; i < req->n_messages; i++) {
-        const pb_message *msg = &req->messages[i];
-        if (anthropic_is_blank(msg->content))
+        const pb_message *m = &req->messages[i];
+        if (m->role == PB_ROLE_SYSTEM || m->role == PB_ROLE_DEVELOPER) {
+            if (anthropic_is_blank(m->content))
+                continue;
+            if (sys.len > 0)
+                pb_buf_append(&sys, "\n\n", 2);
+            pb_buf_append(&sys, m->content, strlen(m->content));
             continue;
-        pb_buf *dst = &sys;
-        if (msg->role != PB_ROLE_SYSTEM) {
-            if (msg->role != role)
-                anthropic_flush_turn(msgs, role, &turn, false);
-            role = msg->role;
-            dst = &turn;
         }
-        if (dst->len > 0)
-            pb_buf_append(dst, "\n\n", 2);
-        pb_buf_append(dst, msg->content, strlen(msg->content));
+        /* A blank message adds nothing and must not split a turn. */
+        if (m->role != PB_ROLE_TOOL && m->tool_calls == NULL && m->parts == NULL &&
+            anthropic_is_blank(m->content))
+            continue;
+        const char *side = m->role == PB_ROLE_ASSISTANT ? "assistant" : "user";
+        if (role == NULL || strcmp(role, side) != 0) {
+            if (blocks != NULL)
+                anthropic_flush_turn(msgs, role, blocks, false);
+            blocks = json_object_new_array();
+            role = side;
+        }
+        if (m->role == PB_ROLE_TOOL) {
+            json_object_array_add(blocks, anthropic_tool_result(m));
+            continue;
+        }
+        anthropic_add_content(blocks, m);
+        if (m->tool_calls != NULL)
+            anthropic_add_tool_uses(blocks, m->tool_calls);
     }
-    anthropic_flush_turn(msgs, role, &turn, true);
-    if (json_object_array_length(msgs) == 0)
-        anthropic_add_message(msgs, PB_ROLE_USER, ANTHROPIC_CONTINUED, strlen(ANTHROPIC_CONTINUED));
+    if (blocks != NULL)
+        anthropic_flush_turn(msgs, role, blocks, true);
+    if (json_object_array_length(msgs) == 0) {
+        json_object *u = json_object_new_object();
+        json_object_object_add(u, "role", json_object_new_string("user"));
+        json_object_object_add(u, "content", json_object_new_string(ANTHROPIC_CONTINUED));
+        json_object_array_add(msgs, u);
+    }
     if (sys.len > 0)
         json_object_object_add(root, "system", json_object_new_string_len(sys.data, (int)sys.len));
     json_object_object_add(root, "messages", msgs);
     pb_buf_free(&sys);
-    pb_buf_free(&turn);
+}
+
+/* OpenAI function tools -> {name, description, input_schema}; a response_format is one more
+ * tool, forced by tool_choice. */
+static void
+anthropic_add_tools(json_object *root, const pb_request *req)
+{
+    json_object *tools = pb_request_param(req, "tools"),
+                *choice = pb_request_param(req, "tool_choice");
+    json_object *schema;
+    const char *desc;
+    const char *format = anthropic_format_tool(req, &schema, &desc);
+    json_object *out = json_object_new_array(), *tc = NULL;
+    for (size_t i = 0; tools != NULL && i < json_object_array_length(tools); i++) {
+        json_object *fn, *v, *t = json_object_new_object();
+        json_object_object_get_ex(json_object_array_get_idx(tools, i), "function", &fn);
+        json_object_object_get_ex(fn, "name", &v);
+        json_object_object_add(t, "name", json_object_get(v));
+        if (json_object_object_get_ex(fn, "description", &v) && v != NULL)
+            json_object_object_add(t, "description", json_object_get(v));
+        if (json_object_object_get_ex(fn, "parameters", &v) && v != NULL)
+            json_object_object_add(t, "input_schema", json_object_get(v));
+        else
+            json_object_object_add(t, "input_schema",
+                                   json_tokener_parse("{\"type\":\"object\",\"properties\":{}}"));
+        json_object_array_add(out, t);
+    }
+    if (format != NULL) {
+        json_object *t = json_object_new_object();
+        json_object_object_add(t, "name", json_object_new_string(format));
+        json_object_object_add(t, "description",
+                               json_object_new_string(desc ? desc : ANTHROPIC_FORMAT_DESC));
+        json_object_object_add(t, "input_schema",
+                               schema ? json_object_get(schema)
+                                      : json_tokener_parse("{\"type\":\"object\"}"));
+        json_object_array_add(out, t);
+        tc = json_object_new_object();
+        json_object_object_add(tc, "type", json_object_new_string("tool"));
+        json_object_object_add(tc, "name", json_object_new_string(format));
+    } else if (json_object_is_type(choice, json_type_string)) {
+        const char *c = json_object_get_string(choice);
+        tc = json_object_new_object();
+        json_object_object_add(tc, "type",
+                               json_object_new_string(strcmp(c, "required") == 0 ? "any" : c));
+    } else if (choice != NULL) {
+        json_object *fn, *name;
+        json_object_object_get_ex(choice, "function", &fn);
+        json_object_object_get_ex(fn, "name", &name);
+        tc = json_object_new_object();
+        json_object_object_add(tc, "type", json_object_new_string("tool"));
+        json_object_object_add(tc, "name", json_object_get(name));
+    }
+    json_object *ptc = pb_request_param(req, "parallel_tool_calls");
+    if (ptc != NULL && !json_object_get_boolean(ptc)) {
+        if (tc == NULL) {
+            tc = json_object_new_object();
+            json_object_object_add(tc, "type", json_object_new_string("auto"));
+        }
+        json_object *type;
+        json_object_object_get_ex(tc, "type", &type);
+        if (strcmp(json_object_get_string(type), "none") != 0)
+            json_object_object_add(tc, "disable_parallel_tool_use", json_object_new_boolean(1));
+    }
+    if (json_object_array_length(out) > 0)
+        json_object_object_add(root, "tools", out);
+    else
+        json_object_put(out);
+    if (tc != NULL)
+        json_object_object_add(root, "tool_choice", tc);
+}
+
+/* stop -> stop_sequences without whitespace-only entries (which Anthropic refuses). */
+static void
+anthropic_add_stop(json_object *root, const pb_request *req)
+{
+    json_object *stop = pb_request_param(req, "stop");
+    if (stop == NULL)
+        return;
+    json_object *out = json_object_new_array();
+    size_t n = json_object_is_type(stop, json_type_array) ? json_object_array_length(stop) : 1;
+    for (size_t i = 0; i < n; i++) {
+        json_object *s =
+            json_object_is_type(stop, json_type_array) ? json_object_array_get_idx(stop, i) : stop;
+        if (!anthropic_is_blank(json_object_get_string(s)))
+            json_object_array_add(out, json_object_get(s));
+    }
+    if (json_object_array_length(out) > 0)
+        json_object_object_add(root, "stop_sequences", out);
+    else
+        json_object_put(out);
 }
 
 static int
@@ -129,6 +411,11 @@ anthropic_build_request(const pb_provider_conf *p, const pb_model_conf *m, const
         (has_key && pb_provider_add_header(out, err, "x-api-key: %s", p->api_key) != PB_OK) ||
         pb_provider_add_header(out, err, "anthropic-version: %s", version) != PB_OK)
         return PB_ERR;
+    const char *why = anthropic_refuses(req);
+    if (why != NULL) {
+        pb_error_set(err, PB_PROVIDER_UNSUPPORTED, "UNSUPPORTED %s", why);
+        return PB_ERR;
+    }
 
     json_object *root = json_object_new_object();
     json_object_object_add(root, "model",
@@ -137,24 +424,121 @@ anthropic_build_request(const pb_provider_conf *p, const pb_model_conf *m, const
         root, "max_tokens",
         json_object_new_int(req->max_tokens >= 0 ? req->max_tokens : m->max_tokens_default));
     anthropic_add_conversation(root, req);
-    /* OpenAI allows temperature up to 2; Anthropic rejects anything outside 0..1. */
     if (isfinite(req->temperature))
-        json_object_object_add(root, "temperature",
-                               pb_provider_new_double(fmin(fmax(req->temperature, 0.0), 1.0)));
+        json_object_object_add(root, "temperature", pb_provider_new_double(req->temperature));
     if (isfinite(req->top_p))
         json_object_object_add(root, "top_p", pb_provider_new_double(req->top_p));
+    anthropic_add_stop(root, req);
+    anthropic_add_tools(root, req);
+    json_object *user = pb_request_param(req, "safety_identifier"), *a, *v;
+    if (user == NULL)
+        user = pb_request_param(req, "user");
+    if (user != NULL) {
+        json_object *md = json_object_new_object();
+        json_object_object_add(md, "user_id", json_object_get(user));
+        json_object_object_add(root, "metadata", md);
+    }
+    if ((a = pb_request_param(req, "anthropic")) != NULL) {
+        if (json_object_object_get_ex(a, "top_k", &v) && v != NULL)
+            json_object_object_add(root, "top_k", json_object_get(v));
+        if (json_object_object_get_ex(a, "thinking", &v) && v != NULL)
+            json_object_object_add(root, "thinking", json_object_get(v));
+    }
     pb_provider_set_json_body(out, root);
     return PB_OK;
 }
 
+/* stop_reason -> the normalized finish_reason. */
+static const char *
+anthropic_finish_reason(const char *stop, bool has_tool_calls)
+{
+    if (stop == NULL)
+        return has_tool_calls ? "tool_calls" : "stop";
+    if (strcmp(stop, "max_tokens") == 0 || strcmp(stop, "model_context_window_exceeded") == 0)
+        return "length";
+    if (strcmp(stop, "tool_use") == 0)
+        return has_tool_calls ? "tool_calls" : "stop";
+    if (strcmp(stop, "refusal") == 0)
+        return "content_filter";
+    return "stop"; /* end_turn, stop_sequence, pause_turn */
+}
+
+/* Reads the content blocks: text joined into out->content, tool_use into out->tool_calls
+ * (OpenAI shape, arguments = the input serialized), except the forced response_format tool,
+ * whose input is the answer text. NULL, or why the blocks are malformed. */
+static const char *
+anthropic_read_blocks(json_object *content, const pb_request *req, pb_completion *out)
+{
+    json_object *schema;
+    const char *desc;
+    const char *format = req ? anthropic_format_tool(req, &schema, &desc) : NULL;
+    pb_buf text;
+    pb_buf_init(&text, SIZE_MAX);
+    json_object *calls = json_object_new_array();
+    const char *why = NULL;
+    for (size_t i = 0; why == NULL && i < json_object_array_length(content); i++) {
+        json_object *b = json_object_array_get_idx(content, i), *type, *v, *id, *name, *input;
+        if (!json_object_object_get_ex(b, "type", &type) ||
+            !json_object_is_type(type, json_type_string))
+            continue;
+        const char *t = json_object_get_string(type);
+        if (strcmp(t, "text") == 0 && json_object_object_get_ex(b, "text", &v) &&
+            json_object_is_type(v, json_type_string)) {
+            pb_buf_append(&text, json_object_get_string(v), (size_t)json_object_get_string_len(v));
+        } else if (strcmp(t, "tool_use") == 0) {
+            if (!json_object_object_get_ex(b, "id", &id) ||
+                !json_object_is_type(id, json_type_string) || json_object_get_string_len(id) == 0 ||
+                !json_object_object_get_ex(b, "name", &name) ||
+                !json_object_is_type(name, json_type_string) ||
+                json_object_get_string_len(name) == 0) {
+                why = "a tool_use block without id or name";
+            } else if (!json_object_object_get_ex(b, "input", &input) ||
+                       !json_object_is_type(input, json_type_object)) {
+                why = "tool_use input is not a JSON object";
+            } else if (format != NULL && strcmp(json_object_get_string(name), format) == 0) {
+                const char *s = json_object_to_json_string_ext(input, ANTHROPIC_JSON_FLAGS);
+                pb_buf_reset(&text);
+                pb_buf_append(&text, s, strlen(s));
+                format = NULL; /* one answer; later text is not appended to it */
+                break;
+            } else if (json_object_array_length(calls) >= ANTHROPIC_MAX_TOOL_CALLS) {
+                why = "more than 128 tool_use blocks";
+            } else {
+                json_object *f = json_object_new_object(), *c = json_object_new_object();
+                json_object_object_add(f, "name", json_object_get(name));
+                json_object_object_add(f, "arguments",
+                                       json_object_new_string(json_object_to_json_string_ext(
+                                           input, ANTHROPIC_JSON_FLAGS)));
+                json_object_object_add(c, "id", json_object_get(id));
+                json_object_object_add(c, "type", json_object_new_string("function"));
+                json_object_object_add(c, "function", f);
+                json_object_array_add(calls, c);
+            }
+        }
+    }
+    if (why == NULL && json_object_array_length(calls) > 0) {
+        const char *s = json_object_to_json_string_ext(calls, ANTHROPIC_JSON_FLAGS);
+        if (pb_utf8_is_text(s, strlen(s)))
+            out->tool_calls = pb_xstrdup(s);
+        else
+            why = "tool calls are not valid UTF-8";
+    }
+    json_object_put(calls);
+    /* Checked as a C string: a text that starts with \u0000 is empty to every reader. */
+    out->content = pb_xstrdup(text.data ? text.data : "");
+    pb_buf_free(&text);
+    return why;
+}
+
 static int
-anthropic_parse_response(const char *body, size_t len, pb_completion *out, pb_error *err)
+anthropic_parse_response(const char *body, size_t len, const pb_request *req, pb_completion *out,
+                         pb_error *err)
 {
     memset(out, 0, sizeof(*out));
     json_object *root = pb_provider_parse_object(body, len, err);
     if (root == NULL)
         return PB_ERR;
-    json_object *type, *error, *content, *usage = NULL;
+    json_object *type, *error, *content, *usage = NULL, *stop;
     const char *why = NULL;
     if ((json_object_object_get_ex(root, "type", &type) &&
          json_object_is_type(type, json_type_string) &&
@@ -164,16 +548,33 @@ anthropic_parse_response(const char *body, size_t len, pb_completion *out, pb_er
     else if (!json_object_object_get_ex(root, "content", &content) ||
              !json_object_is_type(content, json_type_array))
         why = "no content";
-    else if ((out->content = pb_provider_join_text(content)) == NULL)
-        why = "no text in content";
+    else
+        why = anthropic_read_blocks(content, req, out);
+    if (why == NULL) {
+        const char *sr = json_object_object_get_ex(root, "stop_reason", &stop) &&
+                                 json_object_is_type(stop, json_type_string)
+                             ? json_object_get_string(stop)
+                             : NULL;
+        out->finish_reason = anthropic_finish_reason(sr, out->tool_calls != NULL);
+        if (out->content[0] == '\0' && out->tool_calls == NULL &&
+            strcmp(out->finish_reason, "content_filter") != 0)
+            why = "no text in content";
+    }
     if (why != NULL) {
         json_object_put(root);
+        pb_provider_completion_free(out);
         pb_error_set(err, PB_PROVIDER_BAD_REPLY, "BAD_REPLY %s", why);
         return PB_ERR;
     }
     json_object_object_get_ex(root, "usage", &usage);
-    out->prompt_tokens = pb_provider_tokens(usage, "input_tokens");
+    long in = pb_provider_tokens(usage, "input_tokens");
+    long read = pb_provider_tokens(usage, "cache_read_input_tokens");
+    long made = pb_provider_tokens(usage, "cache_creation_input_tokens");
+    /* OpenAI's prompt_tokens include the cached ones; Anthropic counts them apart. */
+    out->prompt_tokens = in < 0 ? -1 : in + (read > 0 ? read : 0) + (made > 0 ? made : 0);
+    out->cached_tokens = read;
     out->completion_tokens = pb_provider_tokens(usage, "output_tokens");
+    out->reasoning_tokens = -1;
     json_object_put(root);
     return PB_OK;
 }
@@ -215,9 +616,75 @@ anthropic_classify(long status, const char *body, size_t len)
     return cls;
 }
 
+/* Params Anthropic has no equivalent for: sent nowhere, listed in dropped_params. */
+static const char *const anthropic_drops[] = {"frequency_penalty",
+                                              "presence_penalty",
+                                              "logit_bias",
+                                              "logprobs",
+                                              "top_logprobs",
+                                              "seed",
+                                              "store",
+                                              "metadata",
+                                              "prediction",
+                                              "service_tier",
+                                              "prompt_cache_key",
+                                              "reasoning_effort",
+                                              "verbosity",
+                                              NULL};
+
+static size_t
+anthropic_dropped(const pb_request *req, char (*names)[PB_PROVIDER_PARAM_LEN], size_t max)
+{
+    size_t n = 0;
+    for (const char *const *d = anthropic_drops; *d; d++)
+        if (pb_request_param(req, *d) != NULL)
+            pb_provider_drop(names, &n, max, *d);
+    json_object *stop = pb_request_param(req, "stop"), *tools = pb_request_param(req, "tools"), *v;
+    for (size_t i = 0;
+         json_object_is_type(stop, json_type_array) && i < json_object_array_length(stop); i++)
+        if (anthropic_is_blank(json_object_get_string(json_object_array_get_idx(stop, i)))) {
+            char name[PB_PROVIDER_PARAM_LEN];
+            snprintf(name, sizeof(name), "stop[%zu]", i);
+            pb_provider_drop(names, &n, max, name);
+        }
+    if (json_object_is_type(stop, json_type_string) &&
+        anthropic_is_blank(json_object_get_string(stop)))
+        pb_provider_drop(names, &n, max, "stop");
+    for (size_t i = 0; tools != NULL && i < json_object_array_length(tools); i++) {
+        json_object *fn;
+        json_object_object_get_ex(json_object_array_get_idx(tools, i), "function", &fn);
+        if (json_object_object_get_ex(fn, "strict", &v) && json_object_get_boolean(v)) {
+            pb_provider_drop(names, &n, max, "tools.function.strict");
+            break;
+        }
+    }
+    json_object *rf = pb_request_param(req, "response_format"), *js;
+    if (json_object_object_get_ex(rf, "json_schema", &js) &&
+        json_object_object_get_ex(js, "strict", &v) && json_object_get_boolean(v))
+        pb_provider_drop(names, &n, max, "response_format.json_schema.strict");
+    bool name = false, detail = false;
+    for (size_t i = 0; i < req->n_messages; i++) {
+        const pb_message *m = &req->messages[i];
+        name |= m->name != NULL;
+        for (size_t k = 0; m->parts != NULL && k < json_object_array_length(m->parts); k++) {
+            json_object *img;
+            detail |= json_object_object_get_ex(json_object_array_get_idx(m->parts, k), "image_url",
+                                                &img) &&
+                      json_object_object_get_ex(img, "detail", &v);
+        }
+    }
+    if (name)
+        pb_provider_drop(names, &n, max, "messages.name");
+    if (detail)
+        pb_provider_drop(names, &n, max, "image_url.detail");
+    return n;
+}
+
 const pb_provider_ops pb_provider_anthropic = {
     .type_name = "anthropic",
     .build_request = anthropic_build_request,
     .parse_response = anthropic_parse_response,
     .classify = anthropic_classify,
+    .refuses = anthropic_refuses,
+    .dropped = anthropic_dropped,
 };

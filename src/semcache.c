@@ -136,6 +136,18 @@ pb_semcache_codes(const float *v, size_t dim, unsigned *codes, unsigned *probes)
     }
 }
 
+/* Feeds a JSON node (NULL: a marker) into the scope hash. */
+static void
+semcache_scope_json(EVP_MD_CTX *md, json_object *v)
+{
+    size_t len = 0;
+    const char *s = v ? json_object_to_json_string_length(
+                            v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len)
+                      : "-";
+    EVP_DigestUpdate(md, "\n", 1);
+    EVP_DigestUpdate(md, s, v ? len : 1);
+}
+
 /* Hex of the first 8 bytes of SHA-256 over the scope parts into out[17]; the entry id into
  * id[24] from the scope and the question. */
 static void
@@ -157,7 +169,15 @@ semcache_scope(const pb_semcache *sc, const pb_request *req, size_t qi, char *ou
                      i == qi ? "Q" : "");
         EVP_DigestUpdate(md, buf, (size_t)n);
         EVP_DigestUpdate(md, c, strlen(c));
+        semcache_scope_json(md, i == qi && !(req->needs & PB_CAP_VISION) ? NULL
+                                                                         : req->messages[i].parts);
+        semcache_scope_json(md, req->messages[i].tool_calls);
+        if (req->messages[i].tool_call_id)
+            EVP_DigestUpdate(md, req->messages[i].tool_call_id,
+                             strlen(req->messages[i].tool_call_id));
     }
+    /* Every param is scope: an answer given under other tools or formats never matches. */
+    semcache_scope_json(md, req->params);
     unsigned char h[EVP_MAX_MD_SIZE];
     unsigned int hl = 0;
     EVP_MD_CTX *md2 = EVP_MD_CTX_new();
@@ -279,8 +299,12 @@ pb_semcache_free(pb_semcache *sc)
 pb_semcache_query *
 pb_semcache_query_new(pb_semcache *sc, const pb_request *req)
 {
-    if (sc == NULL || req->cache == PB_CACHE_SKIP ||
-        (req->critical && !sc->cfg->routes[req->route].semantic_critical))
+    const pb_route_conf *route = sc ? &sc->cfg->routes[req->route] : NULL;
+    /* Tool calling and structured output answer an app, not a question in other words. */
+    bool structured = (req->needs & (PB_CAP_TOOLS | PB_CAP_JSON_SCHEMA | PB_CAP_JSON_OBJECT)) ||
+                      pb_request_param(req, "response_format") != NULL;
+    if (sc == NULL || req->cache == PB_CACHE_SKIP || (req->critical && !route->semantic_critical) ||
+        (structured && !route->semantic_tools))
         return NULL;
     size_t qi = req->n_messages;
     for (size_t i = req->n_messages; i-- > 0;)

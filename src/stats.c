@@ -9,6 +9,7 @@
  * sees it. */
 #include "planb/stats.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,9 +57,9 @@ stats_tally_add(pb_stats_tally *t, const char *field, long n)
     t->counts[t->n++] = n;
 }
 
-/* Adds one to a field named by "a:b" or "a:b:c" (c may be NULL), formatted into t->names. */
+/* Adds n to a field named by "a:b" or "a:b:c" (c may be NULL), formatted into t->names. */
 static void
-stats_tally_add_name(pb_stats_tally *t, const char *a, const char *b, const char *c)
+stats_tally_add_name_n(pb_stats_tally *t, const char *a, const char *b, const char *c, long n)
 {
     size_t room = sizeof(t->names) - t->names_used;
     char *dst = t->names + t->names_used;
@@ -67,7 +68,7 @@ stats_tally_add_name(pb_stats_tally *t, const char *a, const char *b, const char
         return; /* cannot happen with config-bounded names; dropping beats overflowing */
     for (size_t i = 0; i < t->n; i++) {
         if (strcmp(t->fields[i], dst) == 0) {
-            t->counts[i]++;
+            t->counts[i] += n;
             return; /* the copy in names[] is simply not kept */
         }
     }
@@ -75,7 +76,13 @@ stats_tally_add_name(pb_stats_tally *t, const char *a, const char *b, const char
         return;
     t->names_used += (size_t)len + 1;
     t->fields[t->n] = dst;
-    t->counts[t->n++] = 1;
+    t->counts[t->n++] = n;
+}
+
+static void
+stats_tally_add_name(pb_stats_tally *t, const char *a, const char *b, const char *c)
+{
+    stats_tally_add_name_n(t, a, b, c, 1);
 }
 
 void
@@ -118,6 +125,13 @@ pb_stats_count_job(const pb_config *cfg, const pb_stats_job *job, pb_stats_tally
     if ((job->source == PB_SOURCE_CACHE || job->source == PB_SOURCE_STALE_CACHE) && job->model >= 0)
         stats_tally_add_name(t, job->source == PB_SOURCE_CACHE ? "cache:hits" : "cache:stale_hits",
                              cfg->providers[cfg->models[job->model].provider].name, NULL);
+    /* Micro-dollars: HINCRBY counts integers. */
+    long micro = (long)llround(job->cost_usd * 1e6);
+    if (micro > 0 && job->model >= 0) {
+        stats_tally_add_name_n(t, "cost_micro_usd", cfg->models[job->model].name, NULL, micro);
+        if (job->tenant != NULL)
+            stats_tally_add_name_n(t, "cost_micro_usd:tenant", job->tenant, NULL, micro);
+    }
 }
 
 int

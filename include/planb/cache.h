@@ -17,7 +17,8 @@
 
 #define PB_CACHE_KEY_LEN 64 /* hex SHA-256 */
 
-/* Hex SHA-256 (NUL-terminated) of req's messages, answer-changing params and tenant. Pure. */
+/* Hex SHA-256 (NUL-terminated) of req's canonical form (pb_request_canon: every message field
+ * and every param) and tenant. Pure. */
 void pb_cache_key(const pb_request *req, char out[PB_CACHE_KEY_LEN + 1]);
 
 typedef struct pb_cache pb_cache;
@@ -29,6 +30,9 @@ typedef struct pb_cache_entry {
     int tier;
     long prompt_tokens, completion_tokens; /* -1 when unknown */
     int64_t age_s;                         /* seconds since it was stored (Redis clock) */
+    char *tool_calls;                      /* JSON array of the answer's tool calls, or NULL */
+    char *refusal;                         /* the answer's refusal, or NULL */
+    const char *finish_reason;             /* static: "stop", "tool_calls", "content_filter" */
 } pb_cache_entry;
 
 typedef enum {

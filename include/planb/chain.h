@@ -52,7 +52,8 @@ bool pb_chain_model_allowed(const pb_config *cfg, const pb_request *req, int m);
  * "timeout", "connect_error", "no_response", "transport_error", "too_large", "bad_reply")
  * written to outcome. On PB_CLASS_OK *comp holds the answer (caller frees it either way). */
 pb_class pb_chain_classify_reply(const pb_provider_ops *ops, const pb_http_reply *r,
-                                 pb_completion *comp, char *outcome, size_t outcome_size);
+                                 const pb_request *req, pb_completion *comp, char *outcome,
+                                 size_t outcome_size);
 /* An attempt's total and connect timeouts: the model's, capped by what is left of the job. */
 void pb_chain_attempt_timeouts(const pb_model_conf *m, int64_t remaining_ms, int *connect_ms,
                                int *timeout_ms);

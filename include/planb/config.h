@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "planb/core.h"
+#include "planb/request.h"
 
 /* The longest fallback chain: a route's "chain" and a job's "models" (each model costs at
  * least one attempt within one deadline, so longer chains only add latency). */
@@ -27,15 +28,18 @@ typedef struct pb_provider_conf {
 } pb_provider_conf;
 
 typedef struct pb_model_conf {
-    char *name;             /* key in "models": the name in jobs, results, stats */
-    char *upstream;         /* "model" sent upstream; defaults to name */
-    int provider;           /* index into pb_config.providers */
-    int tier;               /* 1 = best; a critical job refuses tiers above the route's floor */
-    int timeout_ms;         /* per attempt, whole request (default 10000) */
-    int connect_timeout_ms; /* per attempt, TCP+TLS connect (default 2000, <= timeout_ms) */
-    int max_tokens_default; /* sent when the job gives none (Anthropic needs one; default 1024) */
-    int rpm;                /* requests per minute across all workers and hosts (0 = no limit) */
-    int64_t tpm;            /* tokens per minute (prompt + completion), 0 = no limit */
+    char *name;               /* key in "models": the name in jobs, results, stats */
+    char *upstream;           /* "model" sent upstream; defaults to name */
+    int provider;             /* index into pb_config.providers */
+    int tier;                 /* 1 = best; a critical job refuses tiers above the route's floor */
+    int timeout_ms;           /* per attempt, whole request (default 10000) */
+    int connect_timeout_ms;   /* per attempt, TCP+TLS connect (default 2000, <= timeout_ms) */
+    int max_tokens_default;   /* sent when the job gives none (Anthropic needs one; default 1024) */
+    int rpm;                  /* requests per minute across all workers and hosts (0 = no limit) */
+    int64_t tpm;              /* tokens per minute (prompt + completion), 0 = no limit */
+    unsigned capabilities;    /* PB_CAP_* bits (request.h); default per provider type */
+    double price_in_per_mtok; /* USD per million prompt tokens; < 0 = not configured */
+    double price_out_per_mtok; /* USD per million completion tokens; < 0 = not configured */
 } pb_model_conf;
 
 typedef struct pb_route_conf {
@@ -52,6 +56,8 @@ typedef struct pb_route_conf {
     int hedge_after_ms;     /* start the next model beside a call this slow (0 = no hedging) */
     bool hedge_adaptive;    /* hedge after the model's recent p95 (>= hedge_after_ms; none until
                                the worker has 32 answers of it) */
+    bool semantic_tools;    /* jobs with tools/response_format and tool-call answers may use
+                               the semantic cache */
 } pb_route_conf;
 
 typedef struct pb_limits {
@@ -132,6 +138,9 @@ typedef struct pb_config {
     char *metrics_listen;          /* "host:port" of GET /metrics; NULL = disabled ("") */
     pb_semantic_conf semantic;     /* cache.semantic */
 } pb_config;
+
+/* The capabilities a model of provider type t has unless its config says otherwise. */
+unsigned pb_config_default_capabilities(pb_provider_type t);
 
 /* Loads and validates a config file; NULL with err filled ("CONFIG <field>: <why>"). Caller frees.
  */

@@ -20,7 +20,8 @@ enum {
     PB_JOB_TOO_LARGE,
     PB_JOB_BAD_FIELD,
     PB_JOB_UNKNOWN_ROUTE,
-    PB_JOB_UNKNOWN_MODEL
+    PB_JOB_UNKNOWN_MODEL,
+    PB_JOB_UNSUPPORTED
 };
 
 /* Parses and validates raw job bytes against cfg. On success *out is set (caller
@@ -68,6 +69,16 @@ typedef struct pb_result {
     int64_t cache_age_s;          /* cache, stale_cache and semantic_cache results; -1 otherwise */
     double similarity;            /* semantic_cache: cosine of the match; < 0 otherwise */
     const char *matched_question; /* semantic_cache: the question the answer was for */
+    const char *finish_reason;    /* stop, length, tool_calls, content_filter; NULL: none */
+    const char *tool_calls;       /* JSON array of OpenAI-shaped tool calls, NULL: none */
+    const char *refusal;          /* the model's refusal, NULL: none */
+    const char *logprobs;         /* the model's logprobs JSON, NULL: none */
+    long cached_tokens;           /* prompt tokens from the provider's cache; 0: none or unknown */
+    long reasoning_tokens;        /* completion tokens spent reasoning; 0: none or unknown */
+    bool has_cost;                /* the answering model has prices: cost_usd is set */
+    double cost_usd;              /* prompt and completion tokens at the model's prices */
+    const char *const *dropped;   /* params the answering model did not get (dropped_params) */
+    size_t n_dropped;             /* entries of dropped */
 } pb_result;
 
 /* Serializes a result; returns a new string (caller frees) and its length in *len. */

@@ -10,17 +10,29 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "planb/buf.h"
 #include "planb/config.h"
 #include "planb/core.h"
 #include "planb/http.h"
 #include "planb/request.h"
 #include "planb/retry.h"
 
+/* An answer. Usable when content is non-empty, or there are tool calls, or a refusal, or the
+ * provider stopped it for its content filter. */
 typedef struct pb_completion {
-    char *content;          /* the answer text, non-empty (owned) */
-    long prompt_tokens;     /* -1 when the reply has no usage */
-    long completion_tokens; /* -1 when the reply has no usage */
+    char *content;             /* the answer text, "" when there is none (owned) */
+    char *tool_calls;          /* JSON array of OpenAI-shaped tool calls, NULL when none (owned) */
+    char *refusal;             /* the model's refusal, NULL when none (owned) */
+    char *logprobs;            /* choices[0].logprobs as JSON, NULL when none (owned) */
+    const char *finish_reason; /* "stop", "length", "tool_calls" or "content_filter" (static) */
+    long prompt_tokens;        /* -1 when the reply has no usage */
+    long completion_tokens;    /* -1 when the reply has no usage */
+    long cached_tokens;        /* prompt tokens read from the provider's prompt cache, or -1 */
+    long reasoning_tokens;     /* completion tokens spent reasoning, or -1 */
 } pb_completion;
+
+#define PB_PROVIDER_PARAM_LEN   48 /* "response_format.json_schema.strict" and the like */
+#define PB_PROVIDER_DROPPED_MAX 40 /* every param plus the per-message fields */
 
 typedef struct pb_provider_ops {
     const char *type_name; /* "openai", "anthropic" */
@@ -28,11 +40,19 @@ typedef struct pb_provider_ops {
      * (err "BAD_CONF why") out may be partly filled: pb_http_request_free it either way. */
     int (*build_request)(const pb_provider_conf *p, const pb_model_conf *m, const pb_request *req,
                          pb_http_request *out, pb_error *err);
-    /* Parses a 2xx body of exactly len bytes (any bytes). PB_ERR (err: "BAD_REPLY why", out
-     * left empty) when it holds no usable answer. Free with pb_provider_completion_free. */
-    int (*parse_response)(const char *body, size_t len, pb_completion *out, pb_error *err);
+    /* Parses a 2xx body of exactly len bytes (any bytes) answering req (NULL: a plain text
+     * request). PB_ERR (err: "BAD_REPLY why", out left empty) when it holds no usable answer,
+     * or tool calls whose arguments are not JSON. Free with pb_provider_completion_free. */
+    int (*parse_response)(const char *body, size_t len, const pb_request *req, pb_completion *out,
+                          pb_error *err);
     /* Classifies a non-2xx HTTP status with its (maybe empty) body. */
     pb_class (*classify)(long status, const char *body, size_t len);
+    /* Why this dialect cannot send req without changing its meaning (a static sentence), or
+     * NULL: the chain then skips the model (attempt outcome "unsupported"). */
+    const char *(*refuses)(const pb_request *req);
+    /* Fills names with what req asks that this dialect leaves out (the result's
+     * dropped_params), at most max; returns the count. */
+    size_t (*dropped)(const pb_request *req, char (*names)[PB_PROVIDER_PARAM_LEN], size_t max);
 } pb_provider_ops;
 
 /* The adapters (provider_openai.c, provider_anthropic.c). */
@@ -40,7 +60,7 @@ extern const pb_provider_ops pb_provider_openai;
 extern const pb_provider_ops pb_provider_anthropic;
 
 /* Error codes set in pb_error.code by build_request / parse_response. */
-enum { PB_PROVIDER_BAD_REPLY = 1, PB_PROVIDER_BAD_CONF };
+enum { PB_PROVIDER_BAD_REPLY = 1, PB_PROVIDER_BAD_CONF, PB_PROVIDER_UNSUPPORTED };
 
 /* The adapter for a provider type, NULL for an unknown one. */
 const pb_provider_ops *pb_provider_for(pb_provider_type type);
@@ -48,6 +68,15 @@ const pb_provider_ops *pb_provider_for(pb_provider_type type);
 /* The common status table shared by adapters (408/429/5xx retry, 401/403/404
  * fall back, 400 -> invalid unless body says context length / content filter). */
 pb_class pb_provider_classify_status(long status, const char *body, size_t len);
+
+/* The missing capability (PB_CAP_* name) or dialect refusal that keeps model m (of provider
+ * type t) from serving req, NULL when it can. Pure. */
+const char *pb_provider_unsupported(const pb_model_conf *m, pb_provider_type t,
+                                    const pb_request *req);
+/* The upstream's error message in an error body (OpenAI or Anthropic shape), made safe for a
+ * result: CR/LF and controls to spaces, cut to cap - 1 bytes on a UTF-8 boundary, anything
+ * that looks like a key replaced. "" when there is none. */
+void pb_provider_error_message(const char *body, size_t len, char *out, size_t cap);
 
 /* Frees what c owns, not c (completions live on the caller's stack); accepts NULL. */
 void pb_provider_completion_free(pb_completion *c);
@@ -68,6 +97,12 @@ bool pb_provider_body_mentions(const char *body, size_t len, const char *const *
  * never quotes the line: it may hold a key) when the line contains CR or LF. */
 int pb_provider_add_header(pb_http_request *r, pb_error *err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Appends s (len bytes, UTF-8) to b as a JSON string: quotes, backslashes and controls
+ * escaped. */
+void pb_provider_json_string(pb_buf *b, const char *s, size_t len);
+/* Appends name to names (cut to PB_PROVIDER_PARAM_LEN - 1 bytes) when *n < max. */
+void pb_provider_drop(char (*names)[PB_PROVIDER_PARAM_LEN], size_t *n, size_t max,
+                      const char *name);
 /* Serializes body (taken: it is put here) into r->body / r->body_len. */
 void pb_provider_set_json_body(pb_http_request *r, json_object *body);
 /* A JSON number for a double that prints as written ("0.2", not "0.20000000000000001"). */

@@ -32,6 +32,8 @@ typedef struct pb_stats_job {
     bool hedge_won;             /* the hedge's answer was used */
     bool cancelled;             /* one transfer was cancelled by the other's answer ... */
     int cancelled_model;        /* ... on this model */
+    double cost_usd;            /* the answer's cost at the model's prices (0: none) */
+    const char *tenant;         /* the job's tenant, NULL when none (cost per tenant) */
 } pb_stats_job;
 
 /* The fields and increments one job sends to finish.lua. The names live in the struct itself

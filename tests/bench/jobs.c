@@ -4,6 +4,15 @@
  *   1. zero latency: pushes N jobs (pipelined LPUSH) and times first push ->
  *      last result (planb:stats "jobs" reaching N); prints jobs/s and p50/p99
  *      of each job's queued_ms + latency_ms.
+ *   1b. tool-calling mix against plain text, same planb right after run 1, in alternating
+ *      rounds (3; 2 with --quick) of N jobs each: a tools round has the primary answer with
+ *      tool calls and alternates a first turn (params.tools, tool_choice) with a second turn
+ *      (the assistant's tool_calls and the tool result, answered with text); a plain round
+ *      is run 1's jobs again. Prints each round's jobs/s and the ratio of the best tools
+ *      round to the best plain round (best of, so a neighbour's CPU burst on a shared
+ *      machine does not decide it): the price of parsing, translating and answering tools.
+ *      Each round also prints the CPU time per job of planb's processes and of the mock
+ *      (/proc), and planb_cpu_ratio = plain CPU per job / tools CPU per job.
  *   2. primary down: the primary answers 500 to every call (breaker on, default
  *      config); the same N jobs, timed the same way; prints jobs/s and its ratio
  *      to run 1 (after the first few jobs the breaker skips the primary).
@@ -28,6 +37,99 @@
 static th_proc redis_p, mock_p, planb_p;
 static const char *cache_mode = "skip"; /* the jobs' "cache" field */
 
+#define BENCH_TOOLS                                                                                \
+    "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"description\":"    \
+    "\"Weather of a "                                                                              \
+    "city\",\"parameters\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":"               \
+    "\"string\"}},\"required\":[\"city\"]}}}]"
+
+static bool tools_mix; /* push_jobs writes the tool-calling mix of run 1b */
+
+/* Job i of run (text, or one turn of a tool-calling conversation) into buf. */
+static void
+bench_job(char *buf, size_t cap, const char *run, int i)
+{
+    if (!tools_mix)
+        snprintf(buf, cap,
+                 "{\"id\":\"%s-%d\",\"submitted_at_ms\":%lld,\"cache\":\"%s\",\"messages\":"
+                 "[{\"role\":\"user\",\"content\":\"%s question %d\"}]}",
+                 run, i, (long long)wall_ms(), cache_mode, run, i);
+    else if (i % 2 == 0)
+        snprintf(
+            buf, cap,
+            "{\"id\":\"%s-%d\",\"submitted_at_ms\":%lld,\"cache\":\"%s\",\"messages\":"
+            "[{\"role\":\"user\",\"content\":\"Weather in city %d?\"}],\"params\":{" BENCH_TOOLS
+            ",\"tool_choice\":\"auto\"}}",
+            run, i, (long long)wall_ms(), cache_mode, i);
+    else
+        snprintf(buf, cap,
+                 "{\"id\":\"%s-%d\",\"submitted_at_ms\":%lld,\"cache\":\"%s\",\"messages\":"
+                 "[{\"role\":\"user\",\"content\":\"Weather in city %d?\"},{\"role\":\"assistant\","
+                 "\"content\":null,\"tool_calls\":[{\"id\":\"call_%d\",\"type\":\"function\","
+                 "\"function\":{\"name\":\"get_weather\",\"arguments\":\"{\\\"city\\\":\\\"c%d\\\"}"
+                 "\"}}]},"
+                 "{\"role\":\"tool\",\"tool_call_id\":\"call_%d\",\"content\":\"18C\"}],"
+                 "\"params\":{" BENCH_TOOLS "}}",
+                 run, i, (long long)wall_ms(), cache_mode, i, i, i, i);
+}
+
+/* Pushes n jobs tagged run (bench_job: text, or the tool-calling mix), 500 per LPUSH. */
+static void
+push_mix_jobs(redisContext *rc, const char *run, int n)
+{
+    const int batch = 500;
+    const char **argv = malloc(sizeof(char *) * (batch + 2));
+    char **jobs = malloc(sizeof(char *) * batch);
+    argv[0] = "LPUSH";
+    argv[1] = "planb:q:default";
+    for (int i = 0; i < n; i += batch) {
+        int k = n - i < batch ? n - i : batch;
+        for (int j = 0; j < k; j++) {
+            jobs[j] = malloc(1024);
+            bench_job(jobs[j], 1024, run, i + j);
+            argv[2 + j] = jobs[j];
+        }
+        redisReply *r = redisCommandArgv(rc, k + 2, argv, NULL);
+        freeReplyObject(r);
+        for (int j = 0; j < k; j++)
+            free(jobs[j]);
+    }
+    free(jobs);
+    free(argv);
+}
+
+/* CPU time (user + system, ms) of process pid, or of its children too when children. */
+static double
+cpu_ms(pid_t pid, bool children)
+{
+    double total = 0;
+    long tick = sysconf(_SC_CLK_TCK);
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        char path[300], buf[1024];
+        snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        /* pid (comm) state ppid ... utime(14) stime(15): comm may hold spaces, so from ')' */
+        char *rp = strrchr(buf, ')');
+        long self = atol(e->d_name), ppid = 0;
+        unsigned long ut = 0, st = 0;
+        if (rp == NULL || sscanf(rp + 2, "%*c %ld %*s %*s %*s %*s %*s %*s %*s %*s %*s %lu %lu",
+                                 &ppid, &ut, &st) != 3)
+            continue;
+        if (self == pid || (children && ppid == pid))
+            total += (double)(ut + st) * 1000.0 / (double)tick;
+    }
+    if (d)
+        closedir(d);
+    return total;
+}
+
 static void
 start_planb(int workers, int concurrency, int timeout_ms)
 {
@@ -51,11 +153,12 @@ start_planb(int workers, int concurrency, int timeout_ms)
 int
 main(int argc, char **argv)
 {
-    int jobs = 100000, slow_jobs = 10000, workers = 2;
+    int jobs = 100000, slow_jobs = 10000, workers = 2, rounds = 3;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {
             jobs = 5000;
             slow_jobs = 1000;
+            rounds = 2;
         } else if (strcmp(argv[i], "--jobs") == 0 && i + 1 < argc) {
             jobs = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--slow-jobs") == 0 && i + 1 < argc) {
@@ -77,7 +180,7 @@ main(int argc, char **argv)
     start_planb(workers, 512, 10000);
     wait_workers(rc, workers);
     int64_t t0 = now_ms();
-    push_jobs(rc, "z", jobs, cache_mode);
+    push_mix_jobs(rc, "z", jobs);
     bool done = wait_jobs(rc, jobs, 300000);
     int64_t t1 = now_ms();
     long p50, p99;
@@ -87,8 +190,50 @@ main(int argc, char **argv)
            workers, jobs, done ? "yes" : "NO", (t1 - t0) / 1000.0, jobs / ((t1 - t0) / 1000.0), p50,
            p99);
     fflush(stdout);
-    th_proc_stop(&planb_p, 10000);
     double ok_rate = jobs / ((t1 - t0) / 1000.0);
+
+    /* 1b. the tool-calling mix against plain text on the same planb, alternating rounds */
+    double best_tools = 0, best_plain = 0, cpu_tools = 0, cpu_plain = 0;
+    long target = jobs;
+    for (int round = 0; round < rounds; round++) {
+        for (int kind = 0; kind < 2; kind++) {
+            char tag[16];
+            snprintf(tag, sizeof(tag), "%c%d", kind ? 'p' : 't', round);
+            th_mock_set(&mock_p, "m1",
+                        kind ? "{\"mode\":\"ok\"}"
+                             : "{\"mode\":\"ok\",\"tool_calls\":[{\"name\":\"get_weather\","
+                               "\"arguments\":{\"city\":\"Paris\"}}]}");
+            tools_mix = kind == 0;
+            target += jobs;
+            double c0 = cpu_ms(planb_p.pid, true), m0 = cpu_ms(mock_p.pid, false);
+            t0 = now_ms();
+            push_mix_jobs(rc, tag, jobs);
+            done = wait_jobs(rc, target, 300000);
+            t1 = now_ms();
+            double rate = jobs / ((t1 - t0) / 1000.0);
+            double planb_us = (cpu_ms(planb_p.pid, true) - c0) * 1000.0 / jobs;
+            double mock_us = (cpu_ms(mock_p.pid, false) - m0) * 1000.0 / jobs;
+            *(kind ? &cpu_plain : &cpu_tools) += planb_us / rounds;
+            printf(
+                "bench_jobs %s round=%d jobs=%d done=%s jobs_per_s=%.0f planb_cpu_us_per_job=%.1f "
+                "mock_cpu_us_per_job=%.1f\n",
+                kind ? "plain_text" : "tool_calling_mix", round, jobs, done ? "yes" : "NO", rate,
+                planb_us, mock_us);
+            if (kind == 0 && rate > best_tools)
+                best_tools = rate;
+            if (kind == 1 && rate > best_plain)
+                best_plain = rate;
+        }
+    }
+    tools_mix = false;
+    latency_percentiles(rc, "t0", jobs, jobs > 10000 ? 10 : 1, true, &p50, &p99);
+    printf("bench_jobs tool_calling_mix workers=%d jobs=%d rounds=%d best_jobs_per_s=%.0f "
+           "best_plain_jobs_per_s=%.0f ratio_to_plain_text=%.2f planb_cpu_ratio=%.2f p50_ms=%ld "
+           "p99_ms=%ld\n",
+           workers, jobs, rounds, best_tools, best_plain, best_tools / best_plain,
+           cpu_plain / cpu_tools, p50, p99);
+    fflush(stdout);
+    th_proc_stop(&planb_p, 10000);
 
     /* 2. primary failing 100%, breaker on */
     redisReply *r = redisCommand(rc, "DEL planb:stats");
@@ -98,7 +243,7 @@ main(int argc, char **argv)
     start_planb(workers, 512, 10000);
     wait_workers(rc, workers);
     t0 = now_ms();
-    push_jobs(rc, "f", jobs, cache_mode);
+    push_mix_jobs(rc, "f", jobs);
     done = wait_jobs(rc, jobs, 300000);
     t1 = now_ms();
     latency_percentiles(rc, "f", jobs, jobs > 10000 ? 10 : 1, true, &p50, &p99);
@@ -121,7 +266,7 @@ main(int argc, char **argv)
     start_planb(workers, per_worker, 10000);
     wait_workers(rc, workers);
     t0 = now_ms();
-    push_jobs(rc, "s", slow_jobs, cache_mode);
+    push_mix_jobs(rc, "s", slow_jobs);
     done = wait_jobs(rc, slow_jobs, 120000);
     t1 = now_ms();
     long rss = workers_peak_rss_kib(planb_p.pid);

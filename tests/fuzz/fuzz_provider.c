@@ -2,7 +2,10 @@
  *
  * Built once per adapter (FUZZ_PROVIDER = PB_PROVIDER_OPENAI or _ANTHROPIC). An
  * upstream (or anything between us and it) can answer anything: parse_response
- * and classify must turn every body into an answer or an error. The first two
+ * and classify must turn every body into an answer or an error: text, tool calls
+ * (OpenAI tool_calls, Anthropic tool_use blocks) or, for a request with a
+ * response_format, the forced tool's input. Each body is parsed twice, for a plain
+ * request and for one with tools and a json_schema response_format. The first two
  * input bytes pick the HTTP status for classify. Seed corpus:
  * tests/fixtures/replies/<provider>. */
 #include <stdint.h>
@@ -10,6 +13,7 @@
 #include <string.h>
 
 #include "planb/provider.h"
+#include "planb/utf8.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -20,11 +24,30 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *body = malloc(size ? size : 1);
     if (size)
         memcpy(body, data, size);
-    pb_completion c = {0};
-    pb_error err = {0};
-    if (ops->parse_response(body, size, &c, &err) == PB_OK && (c.content == NULL || !c.content[0]))
-        abort(); /* the contract: an accepted reply has a non-empty answer */
-    pb_provider_completion_free(&c);
+    static pb_request *structured;
+    if (structured == NULL) {
+        structured = pb_xcalloc(1, sizeof(*structured));
+        structured->params = json_tokener_parse(
+            "{\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"f\"}}}");
+    }
+    const pb_request *reqs[] = {NULL, structured};
+    for (size_t i = 0; i < 2; i++) {
+        pb_completion c = {0};
+        pb_error err = {0};
+        if (ops->parse_response(body, size, reqs[i], &c, &err) != PB_OK)
+            continue;
+        /* The contract: an accepted reply has an answer, and tool calls are valid JSON text. */
+        if (c.content == NULL || c.finish_reason == NULL ||
+            (!c.content[0] && c.tool_calls == NULL && c.refusal == NULL &&
+             strcmp(c.finish_reason, "content_filter") != 0) ||
+            (c.tool_calls != NULL && !pb_utf8_is_text(c.tool_calls, strlen(c.tool_calls))))
+            abort();
+        json_object *calls = c.tool_calls ? json_tokener_parse(c.tool_calls) : NULL;
+        if (c.tool_calls != NULL && !json_object_is_type(calls, json_type_array))
+            abort();
+        json_object_put(calls);
+        pb_provider_completion_free(&c);
+    }
     long status = size >= 2 ? 100 + (((long)data[0] << 8 | data[1]) % 500) : 500;
     (void)ops->classify(status, body, size);
     free(body);

@@ -270,14 +270,17 @@ Test(cache, herd_shares_a_spent_chain_and_its_stale_entry)
 
 Test(cache, followers_lead_when_the_leader_job_is_malformed_upstream)
 {
-    /* A 400 makes the leader invalid and frees the lock without a failure marker: the
-     * waiting jobs then ask upstream themselves, one at a time, and all end. */
+    /* A 400 from every model of the chain makes the leader invalid and frees the lock
+     * without a failure marker: the waiting jobs then ask upstream themselves, one at a
+     * time, and all end. */
     th_mock_set(&mock_p, "top", "{\"mode\":\"status\",\"status\":400,\"latency_ms\":200}");
+    th_mock_set(&mock_p, "low", "{\"mode\":\"status\",\"status\":400}");
     long n = 5;
     push_herd("i", "rejected", 5);
     cr_assert(th_wait_for(all_done, &n, 200, 50));
     cr_expect_eq(stat("invalid"), 5);
     cr_expect_eq(th_mock_requests(&mock_p, "top"), 5);
+    cr_expect_eq(th_mock_requests(&mock_p, "low"), 5);
 }
 
 static bool

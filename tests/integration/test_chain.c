@@ -275,14 +275,26 @@ Test(chain, models_override_and_other_route)
     json_object_put(r);
 }
 
-Test(chain, upstream_400_is_invalid_but_context_length_falls_back)
+/* One model's 400 is its own verdict: the next model is asked; only when every model of the
+ * chain refuses is the job invalid, with the last upstream's message. */
+Test(chain, upstream_400_falls_back_and_all_refused_is_invalid)
 {
     th_mock_set(&mock_p, "primary", "{\"mode\":\"status\",\"status\":400}");
     json_object *r = run_job("u1", NULL);
-    cr_expect_str_eq(field(r, "status"), "invalid");
-    cr_expect(strncmp(field(r, "error"), "UPSTREAM_REJECTED", 17) == 0);
-    cr_expect_eq(th_mock_requests(&mock_p, "backup"), 0);
+    cr_expect_str_eq(field(r, "status"), "ok");
+    cr_expect_str_eq(field(r, "source"), "fallback");
+    cr_expect_str_eq(attempt_field(r, 0, "outcome"), "http_400");
+    cr_expect_eq(th_mock_requests(&mock_p, "primary"), 1, "a 400 is not retried");
     json_object_put(r);
+    th_mock_set(&mock_p, "backup",
+                "{\"mode\":\"status\",\"status\":400,\"error_message\":\"Unsupported parameter: "
+                "'seed'\"}");
+    r = run_job("u0", NULL);
+    cr_expect_str_eq(field(r, "status"), "invalid");
+    cr_expect_str_eq(field(r, "error"), "UPSTREAM_REJECTED every model refused the request; the "
+                                        "last said: Unsupported parameter: 'seed'");
+    json_object_put(r);
+    th_mock_set(&mock_p, "backup", "{\"mode\":\"ok\"}");
     th_mock_set(&mock_p, "primary",
                 "{\"mode\":\"status\",\"status\":400,\"error_type\":\"invalid_request_error\","
                 "\"error_message\":\"This model's maximum context length is 8192 tokens\"}");

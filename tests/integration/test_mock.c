@@ -676,6 +676,64 @@ static const bad_case bad_cases[] = {
      "system"},
     {AN, anthropic_hdrs, "{\"model\":\"v\",\"max_tokens\":5,\"temperature\":1.5," OK_MSGS "}", 400,
      "temperature"},
+    /* What real apps send: tools, tool results, parts, unknown fields, stop sequences. */
+    {OA, openai_hdrs, "{\"model\":\"v\"," OK_MSGS ",\"temprature\":1}", 400,
+     "Unrecognized request argument supplied: temprature"},
+    {OA, openai_hdrs,
+     "{\"model\":\"v\"," OK_MSGS ",\"tools\":[{\"type\":\"function\","
+     "\"function\":{\"name\":\"bad name\"}}]}",
+     400, "Invalid schema for function"},
+    {OA, openai_hdrs,
+     "{\"model\":\"v\"," OK_MSGS ",\"tools\":[{\"type\":\"function\","
+     "\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"array\"}}}]}",
+     400, "Invalid schema"},
+    {OA, openai_hdrs, "{\"model\":\"v\"," OK_MSGS ",\"tool_choice\":\"auto\"}", 400, "tool_choice"},
+    {OA, openai_hdrs,
+     "{\"model\":\"v\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"},"
+     "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"r\"}]}",
+     400, "must be a response to a preceding message with 'tool_calls'"},
+    {OA, openai_hdrs,
+     "{\"model\":\"v\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"},"
+     "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c1\",\"type\":"
+     "\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]}]}",
+     400, "must be followed by tool messages"},
+    {OA, openai_hdrs,
+     "{\"model\":\"v\",\"messages\":[{\"role\":\"user\",\"content\":"
+     "[{\"type\":\"image_url\",\"image_url\":{\"url\":\"ftp://x\"}}]}]}",
+     400, "messages[0].content"},
+    {OA, openai_hdrs, "{\"model\":\"v\"," OK_MSGS ",\"max_tokens\":5,\"max_completion_tokens\":5}",
+     400, "not both"},
+    {AN, anthropic_hdrs, "{\"model\":\"v\",\"max_tokens\":5," OK_MSGS ",\"seed\":1}", 400,
+     "seed: Extra inputs are not permitted"},
+    {AN, anthropic_hdrs,
+     "{\"model\":\"v\",\"max_tokens\":5," OK_MSGS ",\"stop_sequences\":[\" \"]}", 400,
+     "stop_sequences"},
+    {AN, anthropic_hdrs,
+     "{\"model\":\"v\",\"max_tokens\":5," OK_MSGS ",\"tools\":[{\"name\":\"f\","
+     "\"input_schema\":{\"type\":\"string\"}}]}",
+     400, "input_schema"},
+    {AN, anthropic_hdrs,
+     "{\"model\":\"v\",\"max_tokens\":5," OK_MSGS ",\"tools\":[{\"name\":\"f\","
+     "\"input_schema\":{\"type\":\"object\"}}],\"tool_choice\":{\"type\":\"tool\",\"name\":\"g\"}}",
+     400, "tool_choice"},
+    {AN, anthropic_hdrs,
+     "{\"model\":\"v\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\","
+     "\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"toolu_1\",\"content\":\"r\"}]}]}",
+     400, "unexpected tool_use_id found in tool_result blocks: toolu_1"},
+    {AN, anthropic_hdrs,
+     "{\"model\":\"v\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\","
+     "\"content\":\"x\"},{\"role\":\"assistant\",\"content\":[{\"type\":\"tool_use\",\"id\":"
+     "\"toolu_1\",\"name\":\"f\",\"input\":{}}]},{\"role\":\"user\",\"content\":\"no result\"}]}",
+     400, "tool_use ids were found without tool_result blocks"},
+    {AN, anthropic_hdrs,
+     "{\"model\":\"v\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\","
+     "\"content\":[{\"type\":\"text\",\"text\":\"  \"}]}]}",
+     400, "messages[0].content"},
+    {AN, anthropic_hdrs,
+     "{\"model\":\"v\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\","
+     "\"content\":[{\"type\":\"image\",\"source\":{\"type\":\"base64\",\"media_type\":"
+     "\"image/bmp\",\"data\":\"AA\"}}]}]}",
+     400, "messages[0].content"},
     {EM, no_auth, "{\"model\":\"v\",\"input\":\"x\"}", 401, "Authorization"},
     {EM, openai_hdrs, "{\"model\":\"v\"}", 400, "input"},
     {EM, openai_hdrs, "{\"model\":\"v\",\"input\":[]}", 400, "input"},

@@ -182,7 +182,8 @@ Test(providers, every_anthropic_fault_retries_or_falls_back)
         cr_expect_str_neq(attempt_field(r, 0, "outcome"), "ok", "%s", faults[i].behaviour);
         json_object_put(r);
     }
-    /* A trickled but complete reply is an answer, and a 400 about the job is "invalid". */
+    /* A trickled but complete reply is an answer; one model's 400 falls back, and only when
+     * every model refuses is the job "invalid", with the last upstream's message. */
     th_mock_set(&mock_p, "claude", "{\"mode\":\"drip\",\"drip_bytes\":256,\"drip_interval_ms\":5}");
     json_object *r = run_conversation("drip-ok", "an", "slowly", NULL);
     cr_expect_str_eq(field(r, "source"), "primary");
@@ -192,7 +193,20 @@ Test(providers, every_anthropic_fault_retries_or_falls_back)
                 "{\"mode\":\"status\",\"status\":400,\"error_type\":\"invalid_request_error\","
                 "\"error_message\":\"messages: roles must alternate\"}");
     r = run_conversation("bad", "an", "x", NULL);
+    cr_expect_str_eq(field(r, "status"), "ok");
+    cr_expect_str_eq(field(r, "model"), "top");
+    cr_expect_str_eq(attempt_field(r, 0, "outcome"), "http_400");
+    json_object_put(r);
+    th_mock_set(&mock_p, "top",
+                "{\"mode\":\"status\",\"status\":400,\"error_message\":\"Unsupported value: "
+                "'x' for sk-abcdef0123456789\"}");
+    r = run_conversation("bad2", "an", "x", NULL);
     cr_expect_str_eq(field(r, "status"), "invalid");
+    cr_expect(strstr(field(r, "error"), "UPSTREAM_REJECTED") == field(r, "error") &&
+                  strstr(field(r, "error"), "Unsupported value") != NULL &&
+                  strstr(field(r, "error"), "sk-abc") == NULL,
+              "%s", field(r, "error"));
+    cr_expect_eq(n_attempts(r), 2);
     json_object_put(r);
     cr_expect_eq(mock_invalid("claude"), 0, "planb never sent a malformed request");
 }

@@ -172,3 +172,25 @@ Test(semantic, shadow_mode_never_serves_and_records_agreement)
     cr_expect_str_eq(field(sample, "agreed"), "true");
     json_object_put(sample);
 }
+
+/* Tool calling and structured output answer an app, not a question in other words: such jobs
+ * neither store nor find semantic answers (the route has no semantic_tools). */
+Test(semantic, jobs_with_tools_or_response_format_stay_out)
+{
+    start_world("first");
+    const char *tools = ",\"params\":{\"tools\":[{\"type\":\"function\",\"function\":{\"name\":"
+                        "\"open_ticket\"}}]}";
+    const char *format = ",\"params\":{\"response_format\":{\"type\":\"json_object\"}}";
+    json_object *r = ask("s1", "How do I contact customer support?", tools);
+    expect_source(r, "primary");
+    json_object_put(r);
+    r = ask("s2", "How can I reach customer support?", tools);
+    expect_source(r, "primary");
+    json_object_put(r);
+    r = ask("s3", "How can I reach customer support?", NULL);
+    expect_source(r, "primary"); /* s1/s2 stored nothing */
+    json_object_put(r);
+    r = ask("s4", "How do I contact customer support?", format);
+    expect_source(r, "primary"); /* and a structured job finds nothing either */
+    json_object_put(r);
+}

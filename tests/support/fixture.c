@@ -29,7 +29,7 @@ int
 th_fixture_parse(const pb_provider_ops *ops, const char *name, pb_completion *out, pb_error *err)
 {
     th_fixture fx = th_fixture_load(ops->type_name, name);
-    int rc = ops->parse_response(fx.data, fx.len, out, err);
+    int rc = ops->parse_response(fx.data, fx.len, NULL, out, err);
     free(fx.data);
     return rc;
 }

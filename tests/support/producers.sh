@@ -20,6 +20,14 @@ producer_checks() {
   [ "$(json_get "$out" model)" = backup ] || fail "producer with primary down: $out"
   mock_set primary '{"mode":"ok"}'
 
+  # A tool-calling round trip: the model calls get_weather, the producer runs it and sends the
+  # result back, the model answers from it.
+  mock_set primary '{"mode":"ok","tool_calls":[{"name":"get_weather","arguments":{"city":"Paris"}}]}'
+  out=$("$@" --redis "$url" --timeout 20 --tools "Weather in Paris?")
+  [ "$(json_get "$out" status)" = ok ] || fail "tools: $out"
+  [ "$(json_get "$out" content)" = "tool said: 18C and sunny in Paris" ] || fail "tools: $out"
+  mock_set primary '{"mode":"ok"}'
+
   set +e
   "$@" --redis "$url" --route nope "bad route" >/dev/null
   rc=$?

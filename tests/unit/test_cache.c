@@ -180,3 +180,47 @@ Test(cache, cache_redis_defaults_to_the_queue_url_and_rejects_prefix)
     cr_expect_null(c->cache_redis);
     pb_config_free(c);
 }
+
+/* The key covers the whole canonical request: tools, response_format, stop, seed, images,
+ * tool calls and their ids (LiteLLM #42400: parameters left out of the key serve answers made
+ * under other settings). */
+Test(cache, every_param_and_message_field_changes_the_key)
+{
+    const char *base = "{" USER_HI "}";
+    const char *params[] = {
+        "\"seed\":1",
+        "\"stop\":[\"x\"]",
+        "\"response_format\":{\"type\":\"json_object\"}",
+        "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]",
+        "\"frequency_penalty\":1",
+        "\"reasoning_effort\":\"low\"",
+        "\"anthropic\":{\"top_k\":3}",
+    };
+    char a[512], b[512];
+    for (size_t i = 0; i < sizeof(params) / sizeof(*params); i++) {
+        snprintf(a, sizeof(a), "{" USER_HI ",\"params\":{%s}}", params[i]);
+        expect_different(base, a);
+    }
+    expect_different("{" USER_HI ",\"params\":{\"max_tokens\":5}}",
+                     "{" USER_HI ",\"params\":{\"max_completion_tokens\":5}}");
+    snprintf(a, sizeof(a),
+             "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\","
+             "\"text\":\"hi\"},{\"type\":\"image_url\",\"image_url\":{\"url\":"
+             "\"https://a.b/1.png\"}}]}]}");
+    snprintf(b, sizeof(b),
+             "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\","
+             "\"text\":\"hi\"},{\"type\":\"image_url\",\"image_url\":{\"url\":"
+             "\"https://a.b/2.png\"}}]}]}");
+    expect_different(a, b);
+    expect_different(base, a);
+#define CONVO(id, result)                                                                          \
+    "{\"messages\":[{\"role\":\"user\",\"content\":\"w?\"},{\"role\":\"assistant\",\"content\":"   \
+    "null,\"tool_calls\":[{\"id\":\"" id "\",\"type\":\"function\",\"function\":{\"name\":\"f\","  \
+    "\"arguments\":\"{}\"}}]},{\"role\":\"tool\",\"tool_call_id\":\"" id                           \
+    "\",\"content\":\"" result "\"}]}"
+    expect_different(CONVO("c1", "sun"), CONVO("c1", "rain"));
+    expect_different(CONVO("c1", "sun"), CONVO("c2", "sun"));
+    expect_same(CONVO("c1", "sun"), CONVO("c1", "sun"));
+    expect_same("{" USER_HI ",\"params\":{\"seed\":1,\"stop\":\"x\"}}",
+                "{" USER_HI ",\"params\":{\"stop\":\"x\",\"seed\":1}}");
+}

@@ -142,7 +142,7 @@ expect_class(const pb_provider_ops *ops, const pb_http_reply *r, pb_class cls, c
     pb_completion comp = {0};
     char got[32];
     memset(got, 'x', sizeof(got));
-    pb_class c = pb_chain_classify_reply(ops, r, &comp, got, sizeof(got));
+    pb_class c = pb_chain_classify_reply(ops, r, NULL, &comp, got, sizeof(got));
     cr_expect_eq(c, cls, "%s status %ld curl %d: class %d, want %d", ops->type_name, r->status,
                  r->curl_code, c, cls);
     cr_expect_str_eq(got, outcome, "%s status %ld curl %d", ops->type_name, r->status,
@@ -207,7 +207,7 @@ Test(classify_reply, a_good_200_is_ok_with_the_answer)
     pb_completion comp = {0};
     char outcome[32];
     cr_assert_eq(
-        pb_chain_classify_reply(&pb_provider_openai, &fr.r, &comp, outcome, sizeof(outcome)),
+        pb_chain_classify_reply(&pb_provider_openai, &fr.r, NULL, &comp, outcome, sizeof(outcome)),
         PB_CLASS_OK);
     cr_expect_eq(comp.prompt_tokens, 12);
     cr_expect_eq(comp.completion_tokens, 30);
@@ -287,7 +287,7 @@ Test(classify_reply, the_outcome_is_cut_to_its_buffer)
     pb_completion comp = {0};
     char outcome[8];
     memset(outcome, 'x', sizeof(outcome));
-    cr_expect_eq(pb_chain_classify_reply(&pb_provider_openai, &r, &comp, outcome, 6),
+    cr_expect_eq(pb_chain_classify_reply(&pb_provider_openai, &r, NULL, &comp, outcome, 6),
                  PB_CLASS_RETRY);
     cr_expect_str_eq(outcome, "http_");
     cr_expect_eq(outcome[6], 'x', "nothing written past outcome_size");

@@ -662,3 +662,29 @@ Test(config, hedge_keys)
     cr_assert(strstr(err.msg, "hedge_adaptive") != NULL, "%s", err.msg);
     cr_assert_null(pb_config_parse(HEDGE_CFG("\"hedge_after_ms\": -1"), &err));
 }
+
+Test(config, capabilities_prices_and_semantic_tools)
+{
+    pb_config *cfg =
+        must_parse("{\"providers\": {\"o\": {\"type\": \"openai\", \"base_url\": \"http://x\"},"
+                   " \"a\": {\"type\": \"anthropic\", \"base_url\": \"http://y\"}},"
+                   " \"models\": {\"g\": {\"provider\": \"o\", \"price_in_per_mtok\": 2.5,"
+                   " \"price_out_per_mtok\": 10}, \"c\": {\"provider\": \"a\"},"
+                   " \"local\": {\"provider\": \"o\", \"capabilities\": [\"tools\"]}},"
+                   " \"routes\": {\"default\": {\"chain\": [\"g\"], \"semantic_tools\": true}}}");
+    cr_expect_eq(cfg->models[0].capabilities, PB_CAP_ALL);
+    cr_expect_eq(cfg->models[1].capabilities, PB_CAP_ALL & ~(unsigned)PB_CAP_LOGPROBS);
+    cr_expect_eq(cfg->models[2].capabilities, PB_CAP_TOOLS);
+    cr_expect_float_eq(cfg->models[0].price_in_per_mtok, 2.5, 1e-12);
+    cr_expect_lt(cfg->models[1].price_in_per_mtok, 0, "no prices: no cost");
+    cr_expect(cfg->routes[0].semantic_tools);
+    pb_config_free(cfg);
+    expect_error("{" MIN_PROVIDERS ", \"models\": {\"m\": {\"provider\": \"p\", \"capabilities\":"
+                 " [\"telepathy\"]}}, " MIN_ROUTES "}",
+                 "CONFIG models.m.capabilities: entry 0 is not one of tools, vision, json_schema, "
+                 "json_object, logprobs");
+    expect_error("{" MIN_PROVIDERS ", \"models\": {\"m\": {\"provider\": \"p\", "
+                 "\"price_in_per_mtok\": 1}}, " MIN_ROUTES "}",
+                 "CONFIG models.m.price_in_per_mtok: and price_out_per_mtok must be given "
+                 "together");
+}

@@ -198,9 +198,10 @@ Test(job, malformed_fixtures)
         {"bad_deep.json", PB_JOB_BAD_JSON,
          "BAD_JSON job is not valid JSON (nested deeper than 32 levels)", NULL},
         {"bad_role.json", PB_JOB_BAD_FIELD,
-         "BAD_FIELD messages[2].role must be one of system, user, assistant", "r1"},
+         "BAD_FIELD messages[2].role must be one of system, developer, user, assistant, tool",
+         "r1"},
         {"bad_content_type.json", PB_JOB_BAD_FIELD,
-         "BAD_FIELD messages[0].content must be a string", "c1"},
+         "BAD_FIELD messages[0].content[0] must be an object with a \"type\"", "c1"},
         {"bad_no_user.json", PB_JOB_BAD_FIELD, "BAD_FIELD messages must contain a user message",
          "s1"},
         {"bad_empty_messages.json", PB_JOB_BAD_FIELD,
@@ -209,7 +210,8 @@ Test(job, malformed_fixtures)
          "UNKNOWN_ROUTE route \"x\" is not configured", "u1"},
         {"bad_unknown_model.json", PB_JOB_UNKNOWN_MODEL,
          "UNKNOWN_MODEL models[1]: \"claude\" is not configured", "u2"},
-        {"bad_params_key.json", PB_JOB_BAD_FIELD, "BAD_FIELD params.foo is not supported", "p1"},
+        {"bad_params_key.json", PB_JOB_BAD_FIELD,
+         "BAD_FIELD params.foo is not an OpenAI Chat Completions parameter", "p1"},
         {"bad_params_temperature.json", PB_JOB_BAD_FIELD,
          "BAD_FIELD params.temperature must be a number from 0 to 2", "p2"},
         {"bad_id_chars.json", PB_JOB_BAD_FIELD,
@@ -327,17 +329,18 @@ Test(job, wrong_types_and_ranges)
         {"{\"id\": \"j\", \"messages\": [1]}", PB_JOB_BAD_FIELD,
          "BAD_FIELD messages[0] must be an object"},
         {"{\"id\": \"j\", \"messages\": [{\"content\": \"x\"}]}", PB_JOB_BAD_FIELD,
-         "BAD_FIELD messages[0].role must be one of system, user, assistant"},
+         "BAD_FIELD messages[0].role must be one of system, developer, user, assistant, tool"},
         {"{\"id\": \"j\", \"messages\": [{\"role\": 1, \"content\": \"x\"}]}", PB_JOB_BAD_FIELD,
-         "BAD_FIELD messages[0].role must be one of system, user, assistant"},
+         "BAD_FIELD messages[0].role must be one of system, developer, user, assistant, tool"},
         {"{\"id\": \"j\", \"messages\": [{\"role\": \"User\", \"content\": \"x\"}]}",
-         PB_JOB_BAD_FIELD, "BAD_FIELD messages[0].role must be one of system, user, assistant"},
+         PB_JOB_BAD_FIELD,
+         "BAD_FIELD messages[0].role must be one of system, developer, user, assistant, tool"},
         {"{\"id\": \"j\", \"messages\": [{\"role\": \"user\"}]}", PB_JOB_BAD_FIELD,
-         "BAD_FIELD messages[0].content must be a string"},
+         "BAD_FIELD messages[0].content must be a string or an array of parts"},
         {"{\"id\": \"j\", \"messages\": [{\"role\": \"user\", \"content\": null}]}",
-         PB_JOB_BAD_FIELD, "BAD_FIELD messages[0].content must be a string"},
+         PB_JOB_BAD_FIELD, "BAD_FIELD messages[0].content must be a string or an array of parts"},
         {"{\"id\": \"j\", \"messages\": [{\"role\": \"user\", \"content\": 5}]}", PB_JOB_BAD_FIELD,
-         "BAD_FIELD messages[0].content must be a string"},
+         "BAD_FIELD messages[0].content must be a string or an array of parts"},
         {JOB_WITH("\"route\": 5"), PB_JOB_BAD_FIELD, "BAD_FIELD route must be a string"},
         {JOB_WITH("\"route\": \"\""), PB_JOB_UNKNOWN_ROUTE,
          "UNKNOWN_ROUTE route \"\" is not configured"},
@@ -376,8 +379,8 @@ Test(job, wrong_types_and_ranges)
          "BAD_FIELD params.top_p must be a number from 0 to 1"},
         {JOB_WITH("\"params\": {\"top_p\": true}"), PB_JOB_BAD_FIELD,
          "BAD_FIELD params.top_p must be a number from 0 to 1"},
-        {JOB_WITH("\"params\": {\"stop\": [\"x\"]}"), PB_JOB_BAD_FIELD,
-         "BAD_FIELD params.stop is not supported"},
+        {JOB_WITH("\"params\": {\"stop\": [\"x\", \"\"]}"), PB_JOB_BAD_FIELD,
+         "BAD_FIELD params.stop must be a string or an array of 1..4 strings of 1..256 bytes"},
         {JOB_WITH("\"deadline_ms\": 99"), PB_JOB_BAD_FIELD,
          "BAD_FIELD deadline_ms must be an integer from 100 to 3600000"},
         {JOB_WITH("\"deadline_ms\": 3600001"), PB_JOB_BAD_FIELD,
@@ -866,4 +869,290 @@ Test(dead, fields_and_an_absent_id)
     cr_expect_str_eq(get_str(o, "worker"), "host:7");
     cr_expect_eq(get_int(o, "at_ms"), 1718000000123LL);
     json_object_put(o);
+}
+
+/* ---------------------------------------------------------------- the OpenAI request */
+
+#define PARAMS_JOB(params)                                                                         \
+    "{\"id\": \"j\", \"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"params\": "       \
+    "{" params "}}"
+#define TOOL                                                                                       \
+    "\"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\", \"description\": "       \
+    "\"d\", "                                                                                      \
+    "\"parameters\": {\"type\": \"object\", \"properties\": {}}, \"strict\": true}}]"
+
+/* Every OpenAI Chat Completions request field planb takes, each with a valid value. */
+Test(request, every_accepted_openai_param_parses)
+{
+    pb_config *cfg = load_config("full.json");
+    static const char *const ok[] = {
+        PARAMS_JOB("\"frequency_penalty\": -2"),
+        PARAMS_JOB("\"presence_penalty\": 1.5"),
+        PARAMS_JOB("\"logit_bias\": {\"50256\": -100, \"13\": 5.5}"),
+        PARAMS_JOB("\"logprobs\": true, \"top_logprobs\": 20"),
+        PARAMS_JOB("\"max_completion_tokens\": 100"),
+        PARAMS_JOB("\"max_tokens\": 1000000"),
+        PARAMS_JOB("\"metadata\": {\"order\": \"42\"}"),
+        PARAMS_JOB("\"modalities\": [\"text\"]"),
+        PARAMS_JOB("\"n\": 1"),
+        PARAMS_JOB(TOOL ", \"parallel_tool_calls\": false"),
+        PARAMS_JOB("\"prediction\": {\"type\": \"content\", \"content\": \"draft\"}"),
+        PARAMS_JOB("\"prompt_cache_key\": \"k1\""),
+        PARAMS_JOB("\"reasoning_effort\": \"minimal\""),
+        PARAMS_JOB("\"response_format\": {\"type\": \"text\"}"),
+        PARAMS_JOB("\"response_format\": {\"type\": \"json_object\"}"),
+        PARAMS_JOB("\"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"name\": "
+                   "\"a\", \"strict\": true, \"schema\": {\"type\": \"object\"}}}"),
+        PARAMS_JOB("\"safety_identifier\": \"user-hash\""),
+        PARAMS_JOB("\"seed\": -5"),
+        PARAMS_JOB("\"service_tier\": \"flex\""),
+        PARAMS_JOB("\"stop\": \"END\""),
+        PARAMS_JOB("\"stop\": [\"a\", \"b\", \"c\", \" \"]"),
+        PARAMS_JOB("\"store\": false"),
+        PARAMS_JOB("\"stream\": false"),
+        PARAMS_JOB("\"temperature\": 2"),
+        PARAMS_JOB(TOOL ", \"tool_choice\": \"required\""),
+        PARAMS_JOB(TOOL ", \"tool_choice\": {\"type\": \"function\", \"function\": {\"name\": "
+                        "\"f\"}}"),
+        PARAMS_JOB("\"top_p\": 0"),
+        PARAMS_JOB("\"user\": \"u-1\""),
+        PARAMS_JOB("\"verbosity\": \"low\""),
+        PARAMS_JOB("\"anthropic\": {\"top_k\": 40, \"thinking\": {\"type\": \"enabled\", "
+                   "\"budget_tokens\": 2048}}"),
+        PARAMS_JOB("\"temperature\": null"),
+    };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(*ok); i++) {
+        pb_request *req = NULL;
+        pb_error err = {0};
+        cr_expect_eq(pb_job_parse(ok[i], strlen(ok[i]), cfg, &req, NULL, &err), PB_OK, "%s: %s",
+                     ok[i], err.msg);
+        pb_request_free(req);
+    }
+    pb_config_free(cfg);
+}
+
+/* Every field planb does not take, or a value out of range, is refused with a clear error. */
+Test(request, refused_openai_params_name_the_field)
+{
+    pb_config *cfg = load_config("full.json");
+    static const struct {
+        const char *job;
+        const char *msg;
+    } bad[] = {
+        {PARAMS_JOB("\"n\": 2"), "BAD_FIELD params.n must be 1: planb returns one answer per job "
+                                 "(push one job per answer)"},
+        {PARAMS_JOB("\"stream\": true"),
+         "BAD_FIELD params.stream is not supported yet: every job gets one whole result"},
+        {PARAMS_JOB("\"stream_options\": {\"include_usage\": true}"),
+         "BAD_FIELD params.stream_options is not supported yet: every job gets one whole "
+         "result"},
+        {PARAMS_JOB("\"audio\": {\"voice\": \"alloy\", \"format\": \"wav\"}"),
+         "BAD_FIELD params.audio planb returns text answers (no audio output)"},
+        {PARAMS_JOB("\"modalities\": [\"text\", \"audio\"]"),
+         "BAD_FIELD params.modalities: only [\"text\"] is supported (planb returns text "
+         "answers)"},
+        {PARAMS_JOB("\"functions\": []"), "BAD_FIELD params.functions is deprecated: use tools"},
+        {PARAMS_JOB("\"function_call\": \"auto\""),
+         "BAD_FIELD params.function_call is deprecated: use tool_choice"},
+        {PARAMS_JOB("\"web_search_options\": {}"),
+         "BAD_FIELD params.web_search_options is not supported: planb calls no search tool"},
+        {PARAMS_JOB("\"frequency_penalty\": 2.5"),
+         "BAD_FIELD params.frequency_penalty must be a number from -2 to 2"},
+        {PARAMS_JOB("\"top_logprobs\": 3"), "BAD_FIELD params.top_logprobs needs params.logprobs: "
+                                            "true"},
+        {PARAMS_JOB("\"max_tokens\": 5, \"max_completion_tokens\": 5"),
+         "BAD_FIELD params.max_tokens and params.max_completion_tokens: give one of them"},
+        {PARAMS_JOB("\"reasoning_effort\": \"max\""),
+         "BAD_FIELD params.reasoning_effort must be one of none minimal low medium high"},
+        {PARAMS_JOB("\"stop\": [\"a\", \"b\", \"c\", \"d\", \"e\"]"),
+         "BAD_FIELD params.stop must be a string or an array of 1..4 strings of 1..256 bytes"},
+        {PARAMS_JOB("\"tool_choice\": \"auto\""),
+         "BAD_FIELD params.tool_choice is only allowed when params.tools is given"},
+        {PARAMS_JOB(TOOL ", \"tool_choice\": {\"type\": \"function\", \"function\": {\"name\": "
+                         "\"g\"}}"),
+         "BAD_FIELD params.tool_choice names a function that is not in params.tools"},
+        {PARAMS_JOB(
+             "\"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"bad name\"}}]"),
+         "BAD_FIELD params.tools[0].function.name must be 1..64 characters [A-Za-z0-9_-]"},
+        {PARAMS_JOB("\"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\", "
+                    "\"parameters\": {\"type\": \"string\"}}}]"),
+         "BAD_FIELD params.tools[0].function.parameters must be a JSON Schema object with "
+         "\"type\": \"object\""},
+        {PARAMS_JOB("\"tools\": [{\"type\": \"custom\", \"custom\": {\"name\": \"f\"}}]"),
+         "BAD_FIELD params.tools[0].type must be \"function\" (custom tools are not "
+         "supported)"},
+        {PARAMS_JOB("\"response_format\": {\"type\": \"json_schema\", \"json_schema\": {}}"),
+         "BAD_FIELD params.response_format.json_schema.name must be 1..64 characters "
+         "[A-Za-z0-9_-]"},
+        {PARAMS_JOB("\"metadata\": {\"k\": 5}"), "BAD_FIELD params.metadata keys must be 1..64 "
+                                                 "bytes and values strings of at most 512 bytes"},
+        {PARAMS_JOB("\"anthropic\": {\"top_p\": 1}"),
+         "BAD_FIELD params.anthropic.top_p is not a known field"},
+        {PARAMS_JOB("\"frobnicate\": 1"),
+         "BAD_FIELD params.frobnicate is not an OpenAI Chat Completions parameter"},
+        {"{\"id\": \"j\", \"model\": \"gpt-4o\", \"messages\": [{\"role\": \"user\", "
+         "\"content\": \"x\"}]}",
+         "BAD_FIELD model is not a job field: name configured models in \"models\", or let the "
+         "route choose"},
+        {"{\"id\": \"j\", \"tools\": [], \"messages\": [{\"role\": \"user\", \"content\": "
+         "\"x\"}]}",
+         "BAD_FIELD tools is not a job field: OpenAI request parameters go in \"params\""},
+        {"{\"id\": \"j\", \"stream\": true, \"messages\": [{\"role\": \"user\", \"content\": "
+         "\"x\"}]}",
+         "BAD_FIELD stream is not a job field: OpenAI request parameters go in \"params\""},
+        {"{\"id\": \"j\", \"future\": 1, \"messages\": [{\"role\": \"user\", \"content\": "
+         "\"x\"}]}",
+         "BAD_FIELD future is not a job field"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+        expect_bad(cfg, bad[i].job, strlen(bad[i].job), PB_JOB_BAD_FIELD, bad[i].msg, "j");
+    pb_config_free(cfg);
+}
+
+#define MSGS_JOB(msgs) "{\"id\": \"j\", \"messages\": [" msgs "]}"
+#define CALL(id)                                                                                   \
+    "{\"id\": \"" id "\", \"type\": \"function\", \"function\": {\"name\": \"f\", "                \
+    "\"arguments\": \"{\\\"a\\\": 1}\"}}"
+
+Test(request, message_shapes_parse_into_the_canonical_request)
+{
+    pb_config *cfg = load_config("full.json");
+    const char *raw = MSGS_JOB(
+        "{\"role\": \"developer\", \"content\": [{\"type\": \"text\", \"text\": \"Be "
+        "brief.\"}]},"
+        "{\"role\": \"user\", \"name\": \"ann\", \"content\": [{\"type\": \"text\", \"text\": "
+        "\"a\"}, {\"type\": \"image_url\", \"image_url\": {\"url\": "
+        "\"data:image/png;base64,AAAA\", \"detail\": \"high\"}}, {\"type\": \"text\", "
+        "\"text\": "
+        "\"b\"}]},"
+        "{\"role\": \"assistant\", \"content\": null, \"tool_calls\": [" CALL("c1") "," CALL(
+            "c2") "]},"
+                  "{\"role\": \"tool\", \"tool_call_id\": \"c2\", \"content\": \"two\"},"
+                  "{\"role\": \"tool\", \"tool_call_id\": \"c1\", \"content\": \"one\"}");
+    pb_request *req = NULL;
+    pb_error err = {0};
+    cr_assert_eq(pb_job_parse(raw, strlen(raw), cfg, &req, NULL, &err), PB_OK, "%s", err.msg);
+    cr_assert_eq(req->n_messages, 5);
+    cr_expect_eq(req->messages[0].role, PB_ROLE_DEVELOPER);
+    cr_expect_str_eq(req->messages[0].content, "Be brief.");
+    cr_expect_str_eq(req->messages[1].content, "a\nb", "text parts joined");
+    cr_expect_str_eq(req->messages[1].name, "ann");
+    cr_expect_not_null(req->messages[1].parts);
+    cr_expect_str_eq(req->messages[2].content, "");
+    cr_expect_eq(json_object_array_length(req->messages[2].tool_calls), 2);
+    cr_expect_str_eq(req->messages[3].tool_call_id, "c2");
+    cr_expect_eq(req->needs, PB_CAP_TOOLS | PB_CAP_VISION);
+    pb_request_free(req);
+    pb_config_free(cfg);
+}
+
+Test(request, malformed_messages_are_refused_by_field)
+{
+    pb_config *cfg = load_config("full.json");
+    static const struct {
+        const char *job;
+        const char *msg;
+    } bad[] = {
+        {MSGS_JOB("{\"role\": \"user\", \"content\": \"x\"}, {\"role\": \"tool\", "
+                  "\"tool_call_id\": \"c1\", \"content\": \"r\"}"),
+         "BAD_FIELD messages[1]: a tool message must answer a tool_call_id of the assistant "
+         "message before it"},
+        {MSGS_JOB("{\"role\": \"user\", \"content\": \"x\"}, {\"role\": \"assistant\", "
+                  "\"tool_calls\": [" CALL("c1") "]}, {\"role\": \"user\", \"content\": \"y\"}"),
+         "BAD_FIELD messages[1]: an assistant message with tool_calls must be followed by a "
+         "tool "
+         "message for each tool_call_id"},
+        {MSGS_JOB("{\"role\": \"user\", \"content\": \"x\"}, {\"role\": \"assistant\", "
+                  "\"tool_calls\": [{\"id\": \"c1\", \"type\": \"function\", \"function\": "
+                  "{\"name\": \"f\", \"arguments\": \"{oops\"}}]}"),
+         "BAD_FIELD messages[1].tool_calls[0].function.arguments must be a string holding a "
+         "JSON "
+         "object"},
+        {MSGS_JOB("{\"role\": \"user\", \"content\": [{\"type\": \"image_url\", \"image_url\": "
+                  "{\"url\": \"http://example.com/a.png\"}}]}"),
+         "BAD_FIELD messages[0].content[0].image_url.url must be an https URL (at most 8192 "
+         "bytes) or a data:image/(png|jpeg|gif|webp);base64 URL"},
+        {MSGS_JOB("{\"role\": \"user\", \"content\": [{\"type\": \"input_audio\"}]}"),
+         "BAD_FIELD messages[0].content[0].type \"input_audio\" is not supported (text, "
+         "image_url)"},
+        {MSGS_JOB("{\"role\": \"system\", \"content\": [{\"type\": \"image_url\", \"image_url\": "
+                  "{\"url\": \"https://a.b/c\"}}]}, {\"role\": \"user\", \"content\": \"x\"}"),
+         "BAD_FIELD messages[0].content[0]: image_url parts are allowed in user messages only"},
+        {MSGS_JOB("{\"role\": \"user\", \"content\": \"x\", \"tool_calls\": []}"),
+         "BAD_FIELD messages[0].tool_calls is allowed on assistant messages only"},
+        {MSGS_JOB("{\"role\": \"user\", \"content\": \"x\", \"weight\": 1}"),
+         "BAD_FIELD messages[0].weight is not a known field"},
+        {MSGS_JOB("{\"role\": \"function\", \"content\": \"x\"}"),
+         "BAD_FIELD messages[0].role must be one of system, developer, user, assistant, tool"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+        expect_bad(cfg, bad[i].job, strlen(bad[i].job), PB_JOB_BAD_FIELD, bad[i].msg, "j");
+    pb_config_free(cfg);
+}
+
+/* Bounds on sizes from outside: parts per message, tools. */
+Test(request, sizes_are_bounded)
+{
+    pb_config *cfg = load_config("full.json");
+    char *raw = pb_xmalloc(65536);
+    size_t n = (size_t)snprintf(raw, 65536,
+                                "{\"id\": \"j\", \"messages\": [{\"role\": \"user\", "
+                                "\"content\": [");
+    for (int i = 0; i < 65; i++)
+        n += (size_t)snprintf(raw + n, 65536 - n, "%s{\"type\": \"text\", \"text\": \"t\"}",
+                              i ? "," : "");
+    n += (size_t)snprintf(raw + n, 65536 - n, "]}]}");
+    expect_bad(cfg, raw, n, PB_JOB_TOO_LARGE,
+               "TOO_LARGE messages[0].content has 65 parts, limit 64", "j");
+    n = (size_t)snprintf(raw, 65536,
+                         "{\"id\": \"j\", \"messages\": [{\"role\": \"user\", "
+                         "\"content\": \"x\"}], \"params\": {\"tools\": [");
+    for (int i = 0; i < 129; i++)
+        n += (size_t)snprintf(raw + n, 65536 - n,
+                              "%s{\"type\": \"function\", \"function\": {\"name\": \"f%d\"}}",
+                              i ? "," : "", i);
+    n += (size_t)snprintf(raw + n, 65536 - n, "]}}");
+    expect_bad(cfg, raw, n, PB_JOB_TOO_LARGE, "TOO_LARGE params.tools has 129 tools, limit 128",
+               "j");
+    free(raw);
+    pb_config_free(cfg);
+}
+
+/* The tool and schema fixtures the fuzzer starts from are valid jobs. */
+Test(request, tool_and_schema_fixtures_parse)
+{
+    pb_config *cfg = load_config("full.json");
+    const char *names[] = {"good_tools.json", "good_json_schema.json"};
+    for (size_t i = 0; i < 2; i++) {
+        size_t len;
+        char *raw = load_job(names[i], &len);
+        pb_request *req = NULL;
+        pb_error err = {0};
+        cr_assert_eq(pb_job_parse(raw, len, cfg, &req, NULL, &err), PB_OK, "%s: %s", names[i],
+                     err.msg);
+        free(raw);
+        pb_request_free(req);
+    }
+    pb_config_free(cfg);
+}
+
+/* Tool-call arguments: strict JSON text of one object, checked without building a tree. */
+Test(request, arguments_json_check)
+{
+    static const char *const good[] = {"{}", " {\"a\": [1, -2.5e3, true, false, null]} ",
+                                       "{\"s\": \"\\u00e9\\n\\\"\", \"o\": {\"p\": {}}}"};
+    static const char *const bad[] = {
+        "",      "[]",         "{",       "{\"a\":}",         "{\"a\" 1}",       "{\"a\":1,}",
+        "{} {}", "{\"a\":01}", "{'a':1}", "{\"a\":\"\x01\"}", "{\"a\":\"\\x\"}", "{\"a\":tru}"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
+        cr_expect(pb_request_is_json_object(good[i], strlen(good[i])), "%s", good[i]);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+        cr_expect(!pb_request_is_json_object(bad[i], strlen(bad[i])), "%s", bad[i]);
+    char deep[512] = {0};
+    for (int i = 0; i < 40; i++)
+        strcat(deep, "{\"a\":");
+    strcat(deep, "1");
+    for (int i = 0; i < 40; i++)
+        strcat(deep, "}");
+    cr_expect(!pb_request_is_json_object(deep, strlen(deep)), "nesting is bounded");
 }

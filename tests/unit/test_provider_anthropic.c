@@ -102,7 +102,7 @@ expect_messages(json_object *body, const char *const *pairs, size_t n)
 
 Test(anthropic, request_url_and_headers)
 {
-    pb_message msgs[] = {{PB_ROLE_USER, (char[]){"Hi"}}};
+    pb_message msgs[] = {{.role = PB_ROLE_USER, .content = (char[]){"Hi"}}};
     pb_request req = request(msgs, 1);
     pb_provider_conf p = provider((char[]){"sk-ant-1"}, (char[]){"2024-01-01"});
     pb_http_request *r = pb_xcalloc(1, sizeof(*r));
@@ -118,7 +118,7 @@ Test(anthropic, request_url_and_headers)
 
 Test(anthropic, request_without_key_and_default_version)
 {
-    pb_message msgs[] = {{PB_ROLE_USER, (char[]){"Hi"}}};
+    pb_message msgs[] = {{.role = PB_ROLE_USER, .content = (char[]){"Hi"}}};
     pb_request req = request(msgs, 1);
     char *keys[] = {NULL, (char[]){""}};
     for (size_t i = 0; i < 2; i++) {
@@ -134,7 +134,7 @@ Test(anthropic, request_without_key_and_default_version)
 
 Test(anthropic, request_key_with_line_break_is_refused_without_echo)
 {
-    pb_message msgs[] = {{PB_ROLE_USER, (char[]){"Hi"}}};
+    pb_message msgs[] = {{.role = PB_ROLE_USER, .content = (char[]){"Hi"}}};
     pb_request req = request(msgs, 1);
     pb_provider_conf p = provider((char[]){"sk-ant-secret\n"}, NULL);
     pb_http_request *r = pb_xcalloc(1, sizeof(*r));
@@ -149,7 +149,7 @@ Test(anthropic, request_key_with_line_break_is_refused_without_echo)
 
 Test(anthropic, request_max_tokens_always)
 {
-    pb_message msgs[] = {{PB_ROLE_USER, (char[]){"Hi"}}};
+    pb_message msgs[] = {{.role = PB_ROLE_USER, .content = (char[]){"Hi"}}};
     pb_request req = request(msgs, 1);
     json_object *body = build_body(&req);
     cr_assert_str_eq(json_object_get_string(field(body, "model")), "claude-3-5-sonnet-latest");
@@ -169,10 +169,10 @@ Test(anthropic, request_max_tokens_always)
 Test(anthropic, request_system_messages_joined_and_lifted)
 {
     pb_message msgs[] = {
-        {PB_ROLE_SYSTEM, (char[]){"You are terse."}},
-        {PB_ROLE_USER, (char[]){"Hi"}},
-        {PB_ROLE_SYSTEM, (char[]){"Answer in French."}},
-        {PB_ROLE_ASSISTANT, (char[]){"Bonjour"}},
+        {.role = PB_ROLE_SYSTEM, .content = (char[]){"You are terse."}},
+        {.role = PB_ROLE_USER, .content = (char[]){"Hi"}},
+        {.role = PB_ROLE_SYSTEM, .content = (char[]){"Answer in French."}},
+        {.role = PB_ROLE_ASSISTANT, .content = (char[]){"Bonjour"}},
     };
     pb_request req = request(msgs, 4);
     json_object *body = build_body(&req);
@@ -186,10 +186,13 @@ Test(anthropic, request_system_messages_joined_and_lifted)
 Test(anthropic, request_consecutive_roles_merged)
 {
     pb_message msgs[] = {
-        {PB_ROLE_USER, (char[]){"one"}},     {PB_ROLE_USER, (char[]){"two"}},
-        {PB_ROLE_SYSTEM, (char[]){"sys"}},   {PB_ROLE_USER, (char[]){"three"}},
-        {PB_ROLE_ASSISTANT, (char[]){"a1"}}, {PB_ROLE_ASSISTANT, (char[]){"a2"}},
-        {PB_ROLE_USER, (char[]){"four"}},
+        {.role = PB_ROLE_USER, .content = (char[]){"one"}},
+        {.role = PB_ROLE_USER, .content = (char[]){"two"}},
+        {.role = PB_ROLE_SYSTEM, .content = (char[]){"sys"}},
+        {.role = PB_ROLE_USER, .content = (char[]){"three"}},
+        {.role = PB_ROLE_ASSISTANT, .content = (char[]){"a1"}},
+        {.role = PB_ROLE_ASSISTANT, .content = (char[]){"a2"}},
+        {.role = PB_ROLE_USER, .content = (char[]){"four"}},
     };
     pb_request req = request(msgs, 7);
     json_object *body = build_body(&req);
@@ -202,9 +205,9 @@ Test(anthropic, request_consecutive_roles_merged)
 Test(anthropic, request_first_turn_is_user)
 {
     pb_message msgs[] = {
-        {PB_ROLE_SYSTEM, (char[]){"sys"}},
-        {PB_ROLE_ASSISTANT, (char[]){"How can I help?"}},
-        {PB_ROLE_USER, (char[]){"Weather?"}},
+        {.role = PB_ROLE_SYSTEM, .content = (char[]){"sys"}},
+        {.role = PB_ROLE_ASSISTANT, .content = (char[]){"How can I help?"}},
+        {.role = PB_ROLE_USER, .content = (char[]){"Weather?"}},
     };
     pb_request req = request(msgs, 3);
     json_object *body = build_body(&req);
@@ -216,7 +219,7 @@ Test(anthropic, request_first_turn_is_user)
 
 Test(anthropic, request_only_system_gets_a_user_turn)
 {
-    pb_message msgs[] = {{PB_ROLE_SYSTEM, (char[]){"Tell a joke."}}};
+    pb_message msgs[] = {{.role = PB_ROLE_SYSTEM, .content = (char[]){"Tell a joke."}}};
     pb_request req = request(msgs, 1);
     json_object *body = build_body(&req);
     const char *want[] = {"user", "(continued)"};
@@ -228,9 +231,11 @@ Test(anthropic, request_only_system_gets_a_user_turn)
 Test(anthropic, request_blank_messages_skipped)
 {
     pb_message msgs[] = {
-        {PB_ROLE_SYSTEM, (char[]){" "}},        {PB_ROLE_USER, (char[]){"one"}},
-        {PB_ROLE_ASSISTANT, (char[]){""}},      {PB_ROLE_USER, (char[]){"two"}},
-        {PB_ROLE_ASSISTANT, (char[]){"\n\t "}},
+        {.role = PB_ROLE_SYSTEM, .content = (char[]){" "}},
+        {.role = PB_ROLE_USER, .content = (char[]){"one"}},
+        {.role = PB_ROLE_ASSISTANT, .content = (char[]){""}},
+        {.role = PB_ROLE_USER, .content = (char[]){"two"}},
+        {.role = PB_ROLE_ASSISTANT, .content = (char[]){"\n\t "}},
     };
     pb_request req = request(msgs, 5);
     json_object *body = build_body(&req);
@@ -243,10 +248,10 @@ Test(anthropic, request_blank_messages_skipped)
 Test(anthropic, request_final_assistant_prefill_trimmed)
 {
     pb_message msgs[] = {
-        {PB_ROLE_USER, (char[]){"List three fruits."}},
-        {PB_ROLE_ASSISTANT, (char[]){"Sure:  \n"}},
-        {PB_ROLE_USER, (char[]){"As JSON."}},
-        {PB_ROLE_ASSISTANT, (char[]){"{\"fruits\": [ \n"}},
+        {.role = PB_ROLE_USER, .content = (char[]){"List three fruits."}},
+        {.role = PB_ROLE_ASSISTANT, .content = (char[]){"Sure:  \n"}},
+        {.role = PB_ROLE_USER, .content = (char[]){"As JSON."}},
+        {.role = PB_ROLE_ASSISTANT, .content = (char[]){"{\"fruits\": [ \n"}},
     };
     pb_request req = request(msgs, 4);
     json_object *body = build_body(&req);
@@ -269,7 +274,7 @@ Test(anthropic, request_roles_alternate_user_first_for_every_small_job)
             pb_message msgs[5];
             size_t c = code;
             for (size_t i = 0; i < n; i++, c /= 3)
-                msgs[i] = (pb_message){(pb_role)(c % 3), text};
+                msgs[i] = (pb_message){.role = (pb_role)(c % 3), .content = text};
             pb_request req = request(msgs, n);
             json_object *body = build_body(&req);
             json_object *out = field(body, "messages");
@@ -285,13 +290,15 @@ Test(anthropic, request_roles_alternate_user_first_for_every_small_job)
     }
 }
 
-Test(anthropic, request_temperature_clamped_top_p_passed)
+Test(anthropic, request_temperature_above_1_refused_top_p_passed)
 {
-    pb_message msgs[] = {{PB_ROLE_USER, (char[]){"Hi"}}};
+    pb_message msgs[] = {{.role = PB_ROLE_USER, .content = (char[]){"Hi"}}};
     pb_request req = request(msgs, 1);
-    double in[] = {1.7, -0.5, 0.0, 0.3, 1.0};
-    double want[] = {1.0, 0.0, 0.0, 0.3, 1.0};
-    for (size_t i = 0; i < 5; i++) {
+    req.temperature = 1.7;
+    cr_expect_not_null(pb_provider_anthropic.refuses(&req), "never clamped: refused");
+    double in[] = {0.0, 0.3, 1.0};
+    double want[] = {0.0, 0.3, 1.0};
+    for (size_t i = 0; i < 3; i++) {
         req.temperature = in[i];
         req.top_p = 0.95;
         json_object *body = build_body(&req);
@@ -349,7 +356,7 @@ Test(anthropic, parse_bad_replies)
 {
     th_expect_bad_reply(&pb_provider_anthropic, "error_200.json", "error object");
     th_expect_bad_reply(&pb_provider_anthropic, "empty_content.json", "no text");
-    th_expect_bad_reply(&pb_provider_anthropic, "tool_only.json", "no text");
+    th_expect_bad_reply(&pb_provider_anthropic, "bad_tool_input.json", "not a JSON object");
     th_expect_bad_reply(&pb_provider_anthropic, "empty_text.json", "no text");
     th_expect_bad_reply(&pb_provider_anthropic, "null_text.json", "no text");
     th_expect_bad_reply(&pb_provider_anthropic, "missing_content.json", "no content");
@@ -366,7 +373,7 @@ Test(anthropic, parse_every_prefix_fails_without_crashing)
         char *prefix = malloc(n ? n : 1);
         memcpy(prefix, fx.data, n);
         pb_completion c;
-        int rc = pb_provider_anthropic.parse_response(prefix, n, &c, NULL);
+        int rc = pb_provider_anthropic.parse_response(prefix, n, NULL, &c, NULL);
         if (rc == PB_OK) {
             cr_assert(fx.data[n] == '\n' && n + 1 == fx.len, "prefix %zu parsed", n);
             pb_provider_completion_free(&c);
@@ -431,4 +438,33 @@ Test(anthropic, classify_untyped_bodies_use_the_status_table)
         "{\"type\":\"error\",\"error\":{\"type\":\"new_error\",\"message\":\"x\"}}";
     cr_expect_eq(pb_provider_anthropic.classify(400, unknown, strlen(unknown)), PB_CLASS_INVALID);
     cr_expect_eq(pb_provider_anthropic.classify(422, unknown, strlen(unknown)), PB_CLASS_FALLBACK);
+}
+
+Test(anthropic, parse_tool_use_and_finish_reasons)
+{
+    pb_completion c;
+    cr_assert_eq(th_fixture_parse(&pb_provider_anthropic, "tool_use.json", &c, NULL), PB_OK);
+    cr_expect_str_eq(c.content, "Checking.");
+    cr_expect_str_eq(c.finish_reason, "tool_calls");
+    json_object *calls = json_tokener_parse(c.tool_calls), *fn, *v;
+    cr_assert_eq(json_object_array_length(calls), 1, "%s", c.tool_calls);
+    json_object *c0 = json_object_array_get_idx(calls, 0);
+    json_object_object_get_ex(c0, "id", &v);
+    cr_expect_str_eq(json_object_get_string(v), "toolu_01A", "the same id");
+    json_object_object_get_ex(c0, "function", &fn);
+    json_object_object_get_ex(fn, "arguments", &v);
+    cr_expect_str_eq(json_object_get_string(v), "{\"city\":\"Paris\"}", "input as JSON text");
+    json_object_put(calls);
+    cr_expect_eq(c.prompt_tokens, 15, "input + cache reads, as OpenAI counts");
+    cr_expect_eq(c.cached_tokens, 5);
+    pb_provider_completion_free(&c);
+
+    cr_assert_eq(th_fixture_parse(&pb_provider_anthropic, "tool_only.json", &c, NULL), PB_OK);
+    cr_expect_str_eq(c.content, "");
+    cr_expect_not_null(c.tool_calls);
+    pb_provider_completion_free(&c);
+
+    cr_assert_eq(th_fixture_parse(&pb_provider_anthropic, "max_tokens.json", &c, NULL), PB_OK);
+    cr_expect_str_eq(c.finish_reason, "length");
+    pb_provider_completion_free(&c);
 }

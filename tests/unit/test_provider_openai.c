@@ -30,10 +30,10 @@ static const pb_model_conf model = {.name = (char[]){"fast"},
                                     .max_tokens_default = 1024};
 
 static pb_message chat[] = {
-    {PB_ROLE_SYSTEM, (char[]){"Be brief."}},
-    {PB_ROLE_USER, (char[]){"Capital of France? a/b"}},
-    {PB_ROLE_ASSISTANT, (char[]){"Paris."}},
-    {PB_ROLE_USER, (char[]){"And Spain?"}},
+    {.role = PB_ROLE_SYSTEM, .content = (char[]){"Be brief."}},
+    {.role = PB_ROLE_USER, .content = (char[]){"Capital of France? a/b"}},
+    {.role = PB_ROLE_ASSISTANT, .content = (char[]){"Paris."}},
+    {.role = PB_ROLE_USER, .content = (char[]){"And Spain?"}},
 };
 
 static char job_id[] = "job-1";
@@ -312,7 +312,7 @@ Test(openai, parse_bad_replies)
     th_expect_bad_reply(&pb_provider_openai, "empty_choices.json", "no choices");
     th_expect_bad_reply(&pb_provider_openai, "choices_not_array.json", "no choices");
     th_expect_bad_reply(&pb_provider_openai, "missing_message.json", "no message");
-    th_expect_bad_reply(&pb_provider_openai, "missing_content.json", "null or missing");
+    th_expect_bad_reply(&pb_provider_openai, "bad_tool_args.json", "arguments are not a JSON");
     th_expect_bad_reply(&pb_provider_openai, "null_content.json", "null or missing");
     th_expect_bad_reply(&pb_provider_openai, "empty_content.json", "empty content");
     th_expect_bad_reply(&pb_provider_openai, "content_number.json", "not text");
@@ -338,10 +338,10 @@ Test(openai, parse_reads_exactly_len_bytes)
     memcpy(more, fx.data, fx.len);
     memcpy(more + fx.len, "garbage!", 8);
     pb_completion c;
-    cr_assert_eq(pb_provider_openai.parse_response(more, fx.len, &c, NULL), PB_OK);
+    cr_assert_eq(pb_provider_openai.parse_response(more, fx.len, NULL, &c, NULL), PB_OK);
     pb_provider_completion_free(&c);
     /* ... and one byte short of the whole is incomplete. */
-    cr_assert_eq(pb_provider_openai.parse_response(more, fx.len - 3, &c, NULL), PB_ERR);
+    cr_assert_eq(pb_provider_openai.parse_response(more, fx.len - 3, NULL, &c, NULL), PB_ERR);
     free(more);
     free(fx.data);
 }
@@ -355,7 +355,7 @@ Test(openai, parse_every_prefix_fails_without_crashing)
         memcpy(prefix, fx.data, n);
         pb_completion c;
         pb_error err = {0};
-        int rc = pb_provider_openai.parse_response(prefix, n, &c, &err);
+        int rc = pb_provider_openai.parse_response(prefix, n, NULL, &c, &err);
         /* Only trailing whitespace may be cut from a complete reply. */
         if (rc == PB_OK) {
             for (size_t i = n; i < fx.len; i++)
@@ -373,14 +373,17 @@ Test(openai, parse_nul_bytes_and_random_bytes)
 {
     static const char nul_inside[] = "{\"choices\":[{\"message\":{\"content\":\"a\0b\"}}]}";
     pb_completion c;
-    cr_assert_eq(pb_provider_openai.parse_response(nul_inside, sizeof(nul_inside) - 1, &c, NULL),
-                 PB_ERR);
+    cr_assert_eq(
+        pb_provider_openai.parse_response(nul_inside, sizeof(nul_inside) - 1, NULL, &c, NULL),
+        PB_ERR);
     static const char nul_after[] = "{\"choices\":[{\"message\":{\"content\":\"ab\"}}]}\0\0";
-    cr_assert_eq(pb_provider_openai.parse_response(nul_after, sizeof(nul_after) - 1, &c, NULL),
-                 PB_ERR);
+    cr_assert_eq(
+        pb_provider_openai.parse_response(nul_after, sizeof(nul_after) - 1, NULL, &c, NULL),
+        PB_ERR);
     static const char escaped_nul[] = "{\"choices\":[{\"message\":{\"content\":\"\\u0000b\"}}]}";
-    cr_assert_eq(pb_provider_openai.parse_response(escaped_nul, sizeof(escaped_nul) - 1, &c, NULL),
-                 PB_ERR, "content that reads as an empty C string is empty");
+    cr_assert_eq(
+        pb_provider_openai.parse_response(escaped_nul, sizeof(escaped_nul) - 1, NULL, &c, NULL),
+        PB_ERR, "content that reads as an empty C string is empty");
 
     uint64_t x = 0x9E3779B97F4A7C15u; /* xorshift64, seeded: the same bytes every run */
     for (int round = 0; round < 2000; round++) {
@@ -393,7 +396,7 @@ Test(openai, parse_nul_bytes_and_random_bytes)
             junk[i] = round % 2 ? (char)x : "{}[]\":,0a\\ "[x % 11];
         }
         pb_error err = {0};
-        if (pb_provider_openai.parse_response(junk, n, &c, &err) == PB_OK)
+        if (pb_provider_openai.parse_response(junk, n, NULL, &c, &err) == PB_OK)
             pb_provider_completion_free(&c);
         else
             cr_assert_eq(err.code, PB_PROVIDER_BAD_REPLY);
@@ -409,7 +412,7 @@ Test(openai, parse_deep_nesting_and_huge_content)
     memset(deep, '[', depth);
     memset(deep + depth, ']', depth);
     pb_completion c;
-    cr_assert_eq(pb_provider_openai.parse_response(deep, 2 * depth, &c, NULL), PB_ERR);
+    cr_assert_eq(pb_provider_openai.parse_response(deep, 2 * depth, NULL, &c, NULL), PB_ERR);
     free(deep);
 
     size_t big = 3u << 20;
@@ -420,7 +423,7 @@ Test(openai, parse_deep_nesting_and_huge_content)
     memcpy(body, head, strlen(head));
     memset(body + strlen(head), 'x', big);
     memcpy(body + strlen(head) + big, tail, strlen(tail));
-    cr_assert_eq(pb_provider_openai.parse_response(body, len, &c, NULL), PB_OK);
+    cr_assert_eq(pb_provider_openai.parse_response(body, len, NULL, &c, NULL), PB_OK);
     cr_assert_eq(strlen(c.content), big);
     pb_provider_completion_free(&c);
     free(body);
@@ -511,4 +514,31 @@ Test(helpers, tokens_and_join_text_edge_cases)
                                             "{\"type\":\"text\",\"text\":\"\"}]");
     cr_assert_null(pb_provider_join_text(parts));
     json_object_put(parts);
+}
+
+Test(openai, parse_tool_calls_finish_reason_and_usage_details)
+{
+    pb_completion c;
+    cr_assert_eq(th_fixture_parse(&pb_provider_openai, "tool_calls.json", &c, NULL), PB_OK);
+    cr_expect_str_eq(c.content, "Let me check.");
+    cr_expect_str_eq(c.finish_reason, "tool_calls");
+    json_object *calls = json_tokener_parse(c.tool_calls);
+    cr_assert_eq(json_object_array_length(calls), 2, "%s", c.tool_calls);
+    json_object *c0 = json_object_array_get_idx(calls, 0), *fn, *v;
+    cr_assert(json_object_object_get_ex(c0, "function", &fn));
+    json_object_object_get_ex(c0, "id", &v);
+    cr_expect_str_eq(json_object_get_string(v), "call_a");
+    json_object_object_get_ex(fn, "arguments", &v);
+    cr_expect_str_eq(json_object_get_string(v), "{\"city\":\"Paris\"}");
+    json_object_put(calls);
+    cr_expect_eq(c.prompt_tokens, 20);
+    cr_expect_eq(c.cached_tokens, 8);
+    cr_expect_eq(c.reasoning_tokens, 3);
+    pb_provider_completion_free(&c);
+
+    cr_assert_eq(th_fixture_parse(&pb_provider_openai, "tool_calls_only.json", &c, NULL), PB_OK);
+    cr_expect_str_eq(c.content, "");
+    cr_expect_str_eq(c.finish_reason, "tool_calls", "no finish_reason: tool calls decide");
+    cr_expect_not_null(c.tool_calls);
+    pb_provider_completion_free(&c);
 }

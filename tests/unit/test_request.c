@@ -13,6 +13,8 @@ Test(request, role_names)
     cr_expect_str_eq(pb_request_role_name(PB_ROLE_SYSTEM), "system");
     cr_expect_str_eq(pb_request_role_name(PB_ROLE_USER), "user");
     cr_expect_str_eq(pb_request_role_name(PB_ROLE_ASSISTANT), "assistant");
+    cr_expect_str_eq(pb_request_role_name(PB_ROLE_DEVELOPER), "developer");
+    cr_expect_str_eq(pb_request_role_name(PB_ROLE_TOOL), "tool");
 }
 
 Test(request, role_names_round_trip)
@@ -23,7 +25,7 @@ Test(request, role_names_round_trip)
 
 Test(request, unknown_role_is_minus_one)
 {
-    static const char *const unknown[] = {"", "bot", "tool", "users", "use", "system "};
+    static const char *const unknown[] = {"", "bot", "function", "users", "use", "system "};
     for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++)
         cr_expect_eq(pb_request_role_parse(unknown[i]), -1, "\"%s\"", unknown[i]);
 }
@@ -39,8 +41,8 @@ Test(request, free_releases_everything_it_owns)
     req->id = strdup("job-1");
     req->n_messages = 2;
     req->messages = calloc(2, sizeof(pb_message));
-    req->messages[0] = (pb_message){PB_ROLE_SYSTEM, strdup("be brief")};
-    req->messages[1] = (pb_message){PB_ROLE_USER, strdup("hi")};
+    req->messages[0] = (pb_message){.role = PB_ROLE_SYSTEM, .content = strdup("be brief")};
+    req->messages[1] = (pb_message){.role = PB_ROLE_USER, .content = strdup("hi")};
     req->tenant = strdup("acme");
     req->n_models = 1;
     req->models = calloc(1, sizeof(int));

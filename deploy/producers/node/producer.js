@@ -8,8 +8,12 @@
 //   const { ask } = require('./producer');
 //   const result = await ask(client, [{ role: 'user', content: 'Where is my order?' }]);
 //
-// As a command:  node producer.js [--redis URL] [--timeout S] QUESTION
-// prints the result JSON and exits 0 ok, 1 degraded, 3 invalid, 4 no result in time
+// Tool calling is the same OpenAI shape: askWithTools() sends params.tools, runs each tool
+// call the answer asks for, sends the results back as tool messages and returns the final
+// answer (call -> tool result -> answer), whichever provider answered.
+//
+// As a command:  node producer.js [--redis URL] [--timeout S] [--tools] QUESTION
+// (--tools: offer the example get_weather tool) prints the result JSON and exits 0 ok, 1 degraded, 3 invalid, 4 no result in time
 // (the same codes as `planb submit --wait`).
 'use strict';
 const crypto = require('crypto');
@@ -32,6 +36,36 @@ async function ask(client, messages, { queue = 'default', prefix = 'planb', time
   return JSON.parse(got.element);
 }
 
+// An example tool in OpenAI's shape: planb translates it for Anthropic models.
+const WEATHER_TOOL = {
+  type: 'function',
+  function: {
+    name: 'get_weather',
+    description: 'Current weather of a city',
+    parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+  },
+};
+const getWeather = ({ city }) => `18C and sunny in ${city}`;
+
+// A tool-calling conversation: asks with tools; while the answer holds tool_calls, runs each
+// with functions[name](arguments) and asks again with the assistant's calls and one tool
+// message per call id. Resolves to the last result.
+async function askWithTools(client, messages, tools, functions, { maxRounds = 5, params = {}, ...opts } = {}) {
+  const convo = [...messages];
+  let res = null;
+  for (let round = 0; round < maxRounds; round++) {
+    res = await ask(client, convo, { ...opts, params: { ...params, tools } });
+    const calls = res.message && res.message.tool_calls;
+    if (res.status !== 'ok' || !calls) return res;
+    convo.push({ role: 'assistant', content: res.message.content, tool_calls: calls });
+    for (const call of calls) {
+      const out = await functions[call.function.name](JSON.parse(call.function.arguments));
+      convo.push({ role: 'tool', tool_call_id: call.id, content: String(out) });
+    }
+  }
+  return res;
+}
+
 const EXIT_FOR_STATUS = { ok: 0, degraded: 1, invalid: 3 };
 
 // Tiny flag parser: --name value pairs, the rest is the question.
@@ -39,25 +73,28 @@ function parseArgs(argv, defaults) {
   const opts = { ...defaults, rest: [] };
   for (let i = 0; i < argv.length; i++) {
     const m = /^--([a-z]+)$/.exec(argv[i]);
-    if (m && m[1] in defaults && i + 1 < argv.length) opts[m[1]] = argv[++i];
+    if (m && typeof defaults[m[1]] === 'boolean') opts[m[1]] = true;
+    else if (m && m[1] in defaults && i + 1 < argv.length) opts[m[1]] = argv[++i];
     else opts.rest.push(argv[i]);
   }
   return opts;
 }
 
 async function main() {
-  const a = parseArgs(process.argv.slice(2), { redis: 'redis://127.0.0.1:6379/0', queue: 'default', route: '', timeout: '60' });
+  const a = parseArgs(process.argv.slice(2), { redis: 'redis://127.0.0.1:6379/0', queue: 'default', route: '', timeout: '60', tools: false });
   if (a.rest.length !== 1) {
-    console.error('usage: node producer.js [--redis URL] [--queue Q] [--route R] [--timeout S] QUESTION');
+    console.error('usage: node producer.js [--redis URL] [--queue Q] [--route R] [--timeout S] [--tools] QUESTION');
     return 2;
   }
   const client = createClient({ url: a.redis });
   client.on('error', (e) => console.error('redis:', e.message));
   await client.connect();
   try {
-    const res = await ask(client, [{ role: 'user', content: a.rest[0] }], {
-      queue: a.queue, timeoutS: Number(a.timeout), ...(a.route ? { route: a.route } : {}),
-    });
+    const messages = [{ role: 'user', content: a.rest[0] }];
+    const opts = { queue: a.queue, timeoutS: Number(a.timeout), ...(a.route ? { route: a.route } : {}) };
+    const res = a.tools
+      ? await askWithTools(client, messages, [WEATHER_TOOL], { get_weather: getWeather }, opts)
+      : await ask(client, messages, opts);
     console.log(JSON.stringify(res));
     return EXIT_FOR_STATUS[res.status] ?? 3;
   } catch (e) {
@@ -69,7 +106,7 @@ async function main() {
   }
 }
 
-module.exports = { ask, parseArgs };
+module.exports = { ask, askWithTools, parseArgs, WEATHER_TOOL };
 
 if (require.main === module) {
   main().then((code) => { process.exitCode = code; }, (e) => { console.error(e.message); process.exitCode = 5; });

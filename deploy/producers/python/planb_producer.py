@@ -9,8 +9,12 @@ planb:reply:<id> for the one result. Needs only Debian's python3-redis.
     result = ask(redis.Redis(), [{"role": "user", "content": "Where is my order?"}])
     print(result["content"], result["source"])
 
-As a command:  /usr/bin/python3 planb_producer.py [--redis URL] [--timeout S] QUESTION
-prints the result JSON and exits 0 ok, 1 degraded, 3 invalid, 4 no result in time
+Tool calling is the same OpenAI shape: ask_with_tools() sends params.tools, runs
+each tool call the answer asks for, sends the results back as tool messages and
+returns the final answer (call -> tool result -> answer), whichever provider answered.
+
+As a command:  /usr/bin/python3 planb_producer.py [--redis URL] [--timeout S] [--tools] QUESTION
+(--tools: offer the example get_weather tool) prints the result JSON and exits 0 ok, 1 degraded, 3 invalid, 4 no result in time
 (the same codes as `planb submit --wait`).
 """
 import argparse
@@ -39,6 +43,38 @@ def ask(r, messages, *, queue="default", prefix="planb", timeout_s=60.0, **field
     return json.loads(got[1])
 
 
+# An example tool in OpenAI's shape: planb translates it for Anthropic models.
+WEATHER_TOOL = {"type": "function", "function": {
+    "name": "get_weather", "description": "Current weather of a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                   "required": ["city"]}}}
+
+
+def get_weather(city):
+    return f"18C and sunny in {city}"
+
+
+def ask_with_tools(r, messages, tools, functions, *, max_rounds=5, **fields):
+    """A tool-calling conversation: asks with tools; while the answer holds tool_calls, runs
+    each with functions[name](**arguments) and asks again with the assistant's calls and one
+    tool message per call id. Returns the last result (a dict)."""
+    messages = list(messages)
+    params = dict(fields.pop("params", {}), tools=tools)
+    res = None
+    for _ in range(max_rounds):
+        res = ask(r, messages, params=params, **fields)
+        calls = (res.get("message") or {}).get("tool_calls")
+        if res.get("status") != "ok" or not calls:
+            return res
+        messages.append({"role": "assistant", "content": res["message"].get("content"),
+                         "tool_calls": calls})
+        for call in calls:
+            args = json.loads(call["function"]["arguments"])
+            out = functions[call["function"]["name"]](**args)
+            messages.append({"role": "tool", "tool_call_id": call["id"], "content": str(out)})
+    return res
+
+
 EXIT_FOR_STATUS = {"ok": 0, "degraded": 1, "invalid": 3}
 
 
@@ -49,12 +85,17 @@ def main():
     p.add_argument("--queue", default="default")
     p.add_argument("--route", default=None)
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait")
+    p.add_argument("--tools", action="store_true", help="offer the get_weather example tool")
     a = p.parse_args()
     r = redis.Redis.from_url(a.redis)
     fields = {"route": a.route} if a.route else {}
+    messages = [{"role": "user", "content": a.question}]
     try:
-        res = ask(r, [{"role": "user", "content": a.question}], queue=a.queue,
-                  timeout_s=a.timeout, **fields)
+        if a.tools:
+            res = ask_with_tools(r, messages, [WEATHER_TOOL], {"get_weather": get_weather},
+                                 queue=a.queue, timeout_s=a.timeout, **fields)
+        else:
+            res = ask(r, messages, queue=a.queue, timeout_s=a.timeout, **fields)
     except TimeoutError as e:
         print(e, file=sys.stderr)
         return 4
