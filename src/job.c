@@ -165,9 +165,9 @@ job_parse_id(pb_request *req, json_object *root, const pb_config *cfg, pb_error 
 
 /* The job's top-level fields. Anything else is refused by name: an OpenAI request field
  * there (temperature, tools, stream) would otherwise be silently ignored. */
-static const char *const job_fields[] = {"id",     "messages", "route",       "tenant",
-                                         "models", "params",   "deadline_ms", "critical",
-                                         "cache",  "reply",    "meta",        "submitted_at_ms"};
+static const char *const job_fields[] = {
+    "id",       "messages", "route", "tenant", "models",          "params", "deadline_ms",
+    "critical", "cache",    "reply", "meta",   "submitted_at_ms", "stream"};
 
 static int
 job_check_fields(json_object *root, pb_error *err)
@@ -293,7 +293,8 @@ job_parse_options(pb_request *req, json_object *root, const pb_config *cfg, pb_e
         req->deadline_ms = n;
     }
     if (job_parse_bool(root, "critical", &req->critical, err) != PB_OK ||
-        job_parse_bool(root, "reply", &req->reply, err) != PB_OK)
+        job_parse_bool(root, "reply", &req->reply, err) != PB_OK ||
+        job_parse_bool(root, "stream", &req->stream, err) != PB_OK)
         return PB_ERR;
     v = job_field(root, "cache");
     if (v != NULL) {

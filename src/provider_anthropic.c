@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "planb/buf.h"
+#include "planb/delta.h"
 #include "planb/utf8.h"
 
 #define ANTHROPIC_VERSION_DEFAULT "2023-06-01"
@@ -65,6 +66,8 @@ anthropic_refuses(const pb_request *req)
                 strcmp(json_object_get_string(type), "text") != 0;
     if (json && pb_request_param(req, "tools") != NULL)
         return "response_format together with tools (the JSON answer is a forced tool here)";
+    if (json && req->stream)
+        return "a streamed response_format (the JSON answer is a forced tool's input here)";
     return NULL;
 }
 
@@ -444,6 +447,8 @@ anthropic_build_request(const pb_provider_conf *p, const pb_model_conf *m, const
         if (json_object_object_get_ex(a, "thinking", &v) && v != NULL)
             json_object_object_add(root, "thinking", json_object_get(v));
     }
+    if (req->stream)
+        json_object_object_add(root, "stream", json_object_new_boolean(1));
     pb_provider_set_json_body(out, root);
     return PB_OK;
 }
@@ -680,6 +685,90 @@ anthropic_dropped(const pb_request *req, char (*names)[PB_PROVIDER_PARAM_LEN], s
     return n;
 }
 
+/* obj[key] as an int, or -1. */
+static int
+anthropic_int(json_object *obj, const char *key)
+{
+    json_object *v;
+    return json_object_object_get_ex(obj, key, &v) && json_object_is_type(v, json_type_int)
+               ? json_object_get_int(v)
+               : -1;
+}
+
+/* obj[key] as a string, or NULL. */
+static const char *
+anthropic_str(json_object *obj, const char *key)
+{
+    json_object *v;
+    return json_object_object_get_ex(obj, key, &v) && json_object_is_type(v, json_type_string)
+               ? json_object_get_string(v)
+               : NULL;
+}
+
+/* One Messages stream event: message_start (input usage), content_block_start (a text block,
+ * or a tool_use with its id and name), content_block_delta (text_delta, or input_json_delta
+ * pieces of a tool's input), message_delta (stop_reason, output usage), message_stop (the
+ * end), ping (nothing), error (a failure of the attempt). */
+static int
+anthropic_stream_event(pb_delta *d, const char *event, const char *data, size_t len, pb_error *err)
+{
+    if (strcmp(event, "ping") == 0)
+        return PB_OK;
+    json_object *root = pb_provider_parse_object(data, len, err), *o = NULL;
+    if (root == NULL)
+        return PB_ERR;
+    const char *why = NULL;
+    int index, block = anthropic_int(root, "index");
+    if (strcmp(event, "error") == 0) {
+        why = "the stream reported an error";
+    } else if (strcmp(event, "message_start") == 0) {
+        json_object *usage = NULL;
+        if (json_object_object_get_ex(root, "message", &o))
+            json_object_object_get_ex(o, "usage", &usage);
+        pb_delta_usage(d, pb_provider_tokens(usage, "input_tokens"), -1,
+                       pb_provider_tokens(usage, "cache_read_input_tokens"), -1);
+    } else if (strcmp(event, "content_block_start") == 0) {
+        json_object_object_get_ex(root, "content_block", &o);
+        const char *type = anthropic_str(o, "type");
+        if (type != NULL && strcmp(type, "tool_use") == 0) {
+            if (pb_delta_block_tool(d, block, true, &index) != PB_OK ||
+                pb_delta_tool(d, index, anthropic_str(o, "id"), anthropic_str(o, "name"), "", 0) !=
+                    PB_OK)
+                why = "too many tool_use blocks";
+        } else if (type != NULL && strcmp(type, "text") == 0) {
+            const char *t = anthropic_str(o, "text");
+            if (t)
+                pb_delta_text(d, t, strlen(t));
+        }
+    } else if (strcmp(event, "content_block_delta") == 0) {
+        json_object_object_get_ex(root, "delta", &o);
+        const char *type = anthropic_str(o, "type");
+        const char *t = anthropic_str(o, "text"), *pj = anthropic_str(o, "partial_json");
+        if (type != NULL && strcmp(type, "text_delta") == 0 && t != NULL)
+            pb_delta_text(d, t, strlen(t));
+        else if (type != NULL && strcmp(type, "input_json_delta") == 0 && pj != NULL &&
+                 (pb_delta_block_tool(d, block, false, &index) != PB_OK ||
+                  pb_delta_tool(d, index, NULL, NULL, pj, strlen(pj)) != PB_OK))
+            why = "input_json_delta for a block that is not a tool_use";
+    } else if (strcmp(event, "message_delta") == 0) {
+        json_object *usage = NULL;
+        json_object_object_get_ex(root, "delta", &o);
+        json_object_object_get_ex(root, "usage", &usage);
+        const char *stop = anthropic_str(o, "stop_reason");
+        if (stop)
+            pb_delta_finish_reason(d, anthropic_finish_reason(stop, strcmp(stop, "tool_use") == 0));
+        pb_delta_usage(d, -1, pb_provider_tokens(usage, "output_tokens"), -1, -1);
+    } else if (strcmp(event, "message_stop") == 0) {
+        pb_delta_end(d);
+    }
+    json_object_put(root);
+    if (why) {
+        pb_error_set(err, PB_PROVIDER_BAD_REPLY, "BAD_REPLY %s", why);
+        return PB_ERR;
+    }
+    return PB_OK;
+}
+
 const pb_provider_ops pb_provider_anthropic = {
     .type_name = "anthropic",
     .build_request = anthropic_build_request,
@@ -687,4 +776,5 @@ const pb_provider_ops pb_provider_anthropic = {
     .classify = anthropic_classify,
     .refuses = anthropic_refuses,
     .dropped = anthropic_dropped,
+    .stream_event = anthropic_stream_event,
 };

@@ -10,6 +10,8 @@
  * BAD_REPLY, which the chain retries. */
 #include "planb/provider.h"
 
+#include "planb/delta.h"
+
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -78,13 +80,20 @@ openai_build_request(const pb_provider_conf *p, const pb_model_conf *m, const pb
             "temperature", "top_p",  NULL};
         json_object_object_foreach(req->params, key, val)
         {
-            /* stream: false is the default; request.c refuses true. */
+            /* stream and stream_options are planb's to set (the job-level "stream" above). */
             bool skipped = false;
             for (const char *const *k = skip; *k && !skipped; k++)
                 skipped = strcmp(key, *k) == 0;
             if (!skipped)
                 json_object_object_add(root, key, json_object_get(val));
         }
+    }
+    if (req->stream) {
+        /* chat.completion.chunk events; the last one carries the usage. */
+        json_object_object_add(root, "stream", json_object_new_boolean(1));
+        json_object *so = json_object_new_object();
+        json_object_object_add(so, "include_usage", json_object_new_boolean(1));
+        json_object_object_add(root, "stream_options", so);
     }
     pb_provider_set_json_body(out, root);
     return PB_OK;
@@ -271,6 +280,67 @@ openai_dropped(const pb_request *req, char (*names)[PB_PROVIDER_PARAM_LEN], size
     return n;
 }
 
+/* One chat.completion.chunk event: choices[0].delta's content and tool_calls pieces, its
+ * finish_reason, and the usage of the last chunk; "[DONE]" ends the stream. */
+static int
+openai_stream_event(pb_delta *d, const char *event, const char *data, size_t len, pb_error *err)
+{
+    (void)event;
+    if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
+        pb_delta_end(d);
+        return PB_OK;
+    }
+    json_object *root = pb_provider_parse_object(data, len, err);
+    if (root == NULL)
+        return PB_ERR;
+    int rc = PB_OK;
+    json_object *choices, *usage = NULL, *error;
+    if (json_object_object_get_ex(root, "error", &error)) {
+        pb_error_set(err, PB_PROVIDER_BAD_REPLY, "BAD_REPLY the stream reported an error");
+        rc = PB_ERR;
+        goto out;
+    }
+    if (json_object_object_get_ex(root, "usage", &usage) &&
+        json_object_is_type(usage, json_type_object))
+        pb_delta_usage(d, pb_provider_tokens(usage, "prompt_tokens"),
+                       pb_provider_tokens(usage, "completion_tokens"),
+                       openai_detail(usage, "prompt_tokens_details", "cached_tokens"),
+                       openai_detail(usage, "completion_tokens_details", "reasoning_tokens"));
+    if (!json_object_object_get_ex(root, "choices", &choices) ||
+        !json_object_is_type(choices, json_type_array) || json_object_array_length(choices) == 0)
+        goto out; /* the usage chunk */
+    json_object *choice = json_object_array_get_idx(choices, 0), *delta, *v;
+    if (json_object_object_get_ex(choice, "delta", &delta) &&
+        json_object_is_type(delta, json_type_object)) {
+        if (json_object_object_get_ex(delta, "content", &v) &&
+            json_object_is_type(v, json_type_string))
+            pb_delta_text(d, json_object_get_string(v), (size_t)json_object_get_string_len(v));
+        json_object *calls;
+        if (json_object_object_get_ex(delta, "tool_calls", &calls) &&
+            json_object_is_type(calls, json_type_array)) {
+            for (size_t i = 0; i < json_object_array_length(calls) && rc == PB_OK; i++) {
+                json_object *c = json_object_array_get_idx(calls, i), *idx, *fn = NULL;
+                json_object_object_get_ex(c, "function", &fn);
+                const char *args = openai_string(fn, "arguments");
+                if (!json_object_object_get_ex(c, "index", &idx) ||
+                    !json_object_is_type(idx, json_type_int) ||
+                    pb_delta_tool(d, json_object_get_int(idx), openai_string(c, "id"),
+                                  openai_string(fn, "name"), args ? args : "",
+                                  args ? strlen(args) : 0) != PB_OK) {
+                    pb_error_set(err, PB_PROVIDER_BAD_REPLY,
+                                 "BAD_REPLY malformed tool_calls delta");
+                    rc = PB_ERR;
+                }
+            }
+        }
+    }
+    if (openai_string(choice, "finish_reason") != NULL)
+        pb_delta_finish_reason(d, openai_finish_reason(choice, false));
+out:
+    json_object_put(root);
+    return rc;
+}
+
 const pb_provider_ops pb_provider_openai = {
     .type_name = "openai",
     .build_request = openai_build_request,
@@ -278,4 +348,5 @@ const pb_provider_ops pb_provider_openai = {
     .classify = pb_provider_classify_status,
     .refuses = openai_refuses,
     .dropped = openai_dropped,
+    .stream_event = openai_stream_event,
 };

@@ -739,10 +739,11 @@ static const request_param request_params[] = {
     {"service_tier", PARAM_ENUM, 0, 0, "auto default flex scale priority"},
     {"stop", PARAM_STOP, 0, 0, NULL},
     {"store", PARAM_BOOL, 0, 0, NULL},
-    {"stream", PARAM_REFUSED, 0, 0, "is not supported yet: every job gets one whole result"},
+    {"stream", PARAM_REFUSED, 0, 0,
+     "is a job field: put \"stream\": true at the job's top level (the answer then streams "
+     "on planb:stream:<id>)"},
     {"stream_options", PARAM_REFUSED, 0, 0,
-     "is not supported yet: every job gets one whole "
-     "result"},
+     "is planb's to set: a streamed job always asks for usage"},
     {"temperature", PARAM_NUM, 0, 2, NULL},
     {"tool_choice", PARAM_TOOL_CHOICE, 0, 0, NULL},
     {"tools", PARAM_TOOLS, 0, 0, NULL},

@@ -34,6 +34,9 @@ typedef struct pb_completion {
 #define PB_PROVIDER_PARAM_LEN   48 /* "response_format.json_schema.strict" and the like */
 #define PB_PROVIDER_DROPPED_MAX 40 /* every param plus the per-message fields */
 
+/* An answer being streamed (delta.h). */
+typedef struct pb_delta pb_delta;
+
 typedef struct pb_provider_ops {
     const char *type_name; /* "openai", "anthropic" */
     /* Fills *out (caller-allocated) with a request for req on model m (key from p). On PB_ERR
@@ -53,6 +56,10 @@ typedef struct pb_provider_ops {
     /* Fills names with what req asks that this dialect leaves out (the result's
      * dropped_params), at most max; returns the count. */
     size_t (*dropped)(const pb_request *req, char (*names)[PB_PROVIDER_PARAM_LEN], size_t max);
+    /* One event of a streamed 2xx reply (event: its SSE type; data: len bytes, any bytes) into
+     * d. PB_ERR (err "BAD_REPLY why") for an error event or a malformed one. */
+    int (*stream_event)(pb_delta *d, const char *event, const char *data, size_t len,
+                        pb_error *err);
 } pb_provider_ops;
 
 /* The adapters (provider_openai.c, provider_anthropic.c). */

@@ -63,6 +63,7 @@ typedef struct pb_request {
     bool critical;           /* never answer below the route's quality floor */
     pb_cache_mode cache;     /* use (default) | skip | refresh */
     bool reply;              /* also push the result to planb:reply:<id> */
+    bool stream;             /* deliver the answer as it comes on planb:stream:<id> */
     json_object *meta;       /* echoed back untouched; NULL when absent (owned) */
     int64_t submitted_at_ms; /* producer's wall-clock stamp, 0 when absent (for queued_ms) */
 } pb_request;

@@ -942,10 +942,11 @@ Test(request, refused_openai_params_name_the_field)
         {PARAMS_JOB("\"n\": 2"), "BAD_FIELD params.n must be 1: planb returns one answer per job "
                                  "(push one job per answer)"},
         {PARAMS_JOB("\"stream\": true"),
-         "BAD_FIELD params.stream is not supported yet: every job gets one whole result"},
+         "BAD_FIELD params.stream is a job field: put \"stream\": true at the job's top level "
+         "(the answer then streams on planb:stream:<id>)"},
         {PARAMS_JOB("\"stream_options\": {\"include_usage\": true}"),
-         "BAD_FIELD params.stream_options is not supported yet: every job gets one whole "
-         "result"},
+         "BAD_FIELD params.stream_options is planb's to set: a streamed job always asks for "
+         "usage"},
         {PARAMS_JOB("\"audio\": {\"voice\": \"alloy\", \"format\": \"wav\"}"),
          "BAD_FIELD params.audio planb returns text answers (no audio output)"},
         {PARAMS_JOB("\"modalities\": [\"text\", \"audio\"]"),
