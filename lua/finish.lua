@@ -13,6 +13,7 @@
 -- KEYS[8]  the worker's suspect key (planb:suspect:<worker>, see claim.lua)
 -- KEYS[9]  this minute's stats hash (planb:stats:m:<unix minute>): the jobs, source:* and
 --          errors:* increments again, kept 25 hours for the 1/5/60-minute rates
+-- KEYS[10] the job's answer stream (planb:stream:<id>; "-" when it did not ask to stream)
 -- ARGV[1]  the raw job exactly as claimed (LREM'd from the tail: the oldest claims sit there)
 -- ARGV[2]  result JSON ("" = no result: an invalid job whose id could not be read)
 -- ARGV[3]  result TTL in seconds
@@ -20,7 +21,10 @@
 -- ARGV[5]  results channel (planb:results)
 -- ARGV[6]  dead-letter entry ("" = none)
 -- ARGV[7]  events stream MAXLEN, approximate ("0" = no stream)
--- ARGV[8..] stats hash field, increment, field, increment, ...
+-- ARGV[8]  answer stream MAXLEN ("0" = the job did not stream): its one `end` entry, with
+--          the result, is added here with the result, so it is there exactly once, last
+-- ARGV[9]  answer stream TTL in seconds
+-- ARGV[10..] stats hash field, increment, field, increment, ...
 -- Returns  1 stored, 0 duplicate (a result already existed)
 local acked = redis.call('LREM', KEYS[1], -1, ARGV[1])
 if acked == 1 and redis.call('EXISTS', KEYS[7]) == 1 then
@@ -42,7 +46,7 @@ end
 if ARGV[6] ~= '' then
   redis.call('LPUSH', KEYS[5], ARGV[6])
 end
-for i = 8, #ARGV - 1, 2 do
+for i = 10, #ARGV - 1, 2 do
   local f = ARGV[i]
   redis.call('HINCRBY', KEYS[4], f, ARGV[i + 1])
   local head = string.sub(f, 1, 7)
@@ -59,6 +63,10 @@ if ARGV[2] ~= '' then
   redis.call('PUBLISH', ARGV[5], ARGV[2])
   if ARGV[7] ~= '0' then
     redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[7], '*', 'result', ARGV[2])
+  end
+  if ARGV[8] ~= '0' then
+    redis.call('XADD', KEYS[10], 'MAXLEN', '~', ARGV[8], '*', 'type', 'end', 'result', ARGV[2])
+    redis.call('EXPIRE', KEYS[10], ARGV[9])
   end
 end
 return 1

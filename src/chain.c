@@ -40,6 +40,9 @@
 #include <string.h>
 
 #include "planb/cache.h"
+#include "planb/delta.h"
+#include "planb/sse.h"
+#include "planb/stream.h"
 #include "planb/core.h"
 #include "planb/job.h"
 #include "planb/log.h"
@@ -79,9 +82,21 @@ typedef struct chain_job {
     bool hedge_won;                /* the hedge's answer was used */
     int cancelled_model;           /* model whose transfer was cancelled by the other's answer */
     struct event *hedge_timer;     /* fires hedge_after_ms into the main attempt */
-    pb_gate gate;                  /* PB_GATE_PROBE or PB_GATE_LIMIT while in state JOB_GATE */
-    int64_t gate_wait;             /* its answer (see pb_breaker_fn) */
-    struct event *timer;           /* backoff and finish retry */
+    /* streamed jobs (req->stream) */
+    pb_stream *stream;          /* the job's planb:stream:<id> writer, NULL: not streamed */
+    pb_sse sse;                 /* the streamed attempt's event reader */
+    pb_delta *delta;            /* the streamed attempt's answer so far (NULL: none) */
+    struct event *stream_timer; /* first_token_ms, then idle_ms, of the streamed attempt */
+    const char *stream_fail;    /* why the attempt failed inside its transfer, or NULL */
+    const char *stream_timeout; /* "first_token_timeout" / "idle_timeout" when the timer won */
+    bool started;               /* the current attempt's `start` entry is on the stream */
+    bool cut;                   /* the answer was cut after its first token */
+    char cut_reason[32];        /* the outcome that cut it */
+    bool continued;             /* a later model continued a cut answer */
+    char *partial;              /* the cut text a continuation starts from, NULL: none */
+    pb_gate gate;               /* PB_GATE_PROBE or PB_GATE_LIMIT while in state JOB_GATE */
+    int64_t gate_wait;          /* its answer (see pb_breaker_fn) */
+    struct event *timer;        /* backoff and finish retry */
     /* outcome */
     pb_status status;
     pb_source source;
@@ -120,6 +135,8 @@ static void chain_call(chain_job *j);
 static void chain_gate_resume(chain_job *j);
 static void chain_decide(chain_job *j, int m, pb_class cls, int64_t retry_after, long status);
 static void chain_cache_end(chain_job *j);
+static void chain_stream_end_cut(chain_job *j);
+static void chain_on_main_done(chain_job *j, const pb_http_reply *r);
 
 static uint64_t
 chain_rand(pb_chain_ctx *ctx)
@@ -241,6 +258,12 @@ chain_job_free(chain_job *j)
         event_free(j->timer);
     if (j->hedge_timer)
         event_free(j->hedge_timer);
+    if (j->stream_timer)
+        event_free(j->stream_timer);
+    pb_stream_free(j->stream);
+    pb_delta_free(j->delta);
+    pb_sse_free(&j->sse);
+    free(j->partial);
     pb_semcache_query_free(j->semq);
     free(j->matched_question);
     pb_cache_end(j->cache_op, NULL, false);
@@ -387,6 +410,10 @@ chain_answer_from_entry(chain_job *j, pb_cache_entry *e, pb_source source)
 static void
 chain_degrade(chain_job *j)
 {
+    if (j->partial != NULL) {
+        chain_stream_end_cut(j);
+        return;
+    }
     if (chain_semantic_fallback(j))
         return;
     if (j->stale.content != NULL) {
@@ -460,6 +487,208 @@ chain_next_model(chain_job *j)
     chain_attempt(j);
 }
 
+/* ---------------------------------------------------------------- streamed attempts */
+
+static const char *
+chain_source_for_pos(size_t pos)
+{
+    return pos == 0 ? "primary" : "fallback";
+}
+
+/* The first piece of an attempt's answer puts its `start` entry on the stream. */
+static void
+chain_stream_started(chain_job *j)
+{
+    if (j->started)
+        return;
+    j->started = true;
+    pb_stream_start(j->stream, j->ctx->cfg->models[j->req->models[j->pos]].name,
+                    chain_source_for_pos(j->pos), j->continued);
+}
+
+/* A content piece came: the attempt's idle bound starts again. */
+static void
+chain_stream_rearm(chain_job *j)
+{
+    const pb_model_conf *m = &j->ctx->cfg->models[j->req->models[j->pos]];
+    struct timeval tv = {m->idle_ms / 1000, (m->idle_ms % 1000) * 1000};
+    evtimer_add(j->stream_timer, &tv);
+}
+
+/* Delta sink (inside the transfer's write callback: only queues Redis commands). */
+static void
+chain_on_delta_text(void *arg, const char *p, size_t n)
+{
+    chain_job *j = arg;
+    chain_stream_started(j);
+    pb_stream_text(j->stream, p, n);
+    chain_stream_rearm(j);
+}
+
+static void
+chain_on_delta_tool(void *arg, int index, const char *id, const char *name, const char *args,
+                    size_t args_len)
+{
+    chain_job *j = arg;
+    chain_stream_started(j);
+    pb_stream_tool(j->stream, index, id, name, args, args_len);
+    chain_stream_rearm(j);
+}
+
+static int
+chain_on_sse_event(const pb_sse_event *ev, void *arg)
+{
+    chain_job *j = arg;
+    const pb_config *cfg = j->ctx->cfg;
+    const pb_model_conf *m = &cfg->models[j->req->models[j->pos]];
+    pb_error err = {0};
+    if (pb_provider_for(cfg->providers[m->provider].type)
+            ->stream_event(j->delta, ev->event, ev->data, ev->data_len, &err) != PB_OK) {
+        pb_log(PB_LOG_DEBUG, "event=stream_error job=%s model=%s error=\"%s\"", j->req->id, m->name,
+               err.msg);
+        j->stream_fail = "bad_reply";
+        return 1;
+    }
+    return 0;
+}
+
+/* A piece of a streamed 2xx body (curl's write callback): events parsed, pieces put on the
+ * stream in one flush per read. Non-zero stops the transfer (a broken stream). */
+static int
+chain_on_stream_data(const char *p, size_t n, void *arg)
+{
+    chain_job *j = arg;
+    int rc = pb_sse_feed(&j->sse, p, n, chain_on_sse_event, j);
+    pb_stream_flush(j->stream);
+    if (rc != PB_OK && j->stream_fail == NULL)
+        j->stream_fail = "bad_reply"; /* the SSE framing itself is broken */
+    return rc == PB_OK ? 0 : 1;
+}
+
+/* No first token within first_token_ms, or no content for idle_ms: the transfer is dropped
+ * (from the loop, outside curl) and the attempt fails like a timeout. */
+static void
+chain_on_stream_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    chain_job *j = arg;
+    if (j->call == NULL)
+        return;
+    pb_http_cancel(j->call);
+    j->call = NULL;
+    j->stream_timeout = pb_delta_has_content(j->delta) ? "idle_timeout" : "first_token_timeout";
+    pb_http_reply r = {.timed_out = true, .body = "", .elapsed_ms = 0};
+    chain_on_main_done(j, &r);
+}
+
+/* A new streamed attempt: fresh reader and answer, the first-token bound armed. */
+static void
+chain_stream_begin_attempt(chain_job *j, const pb_model_conf *m)
+{
+    pb_delta_sink sink = {chain_on_delta_text, chain_on_delta_tool, j};
+    pb_delta_free(j->delta);
+    j->delta = pb_delta_new(&sink);
+    pb_sse_free(&j->sse);
+    pb_sse_init(&j->sse);
+    j->stream_fail = NULL;
+    j->stream_timeout = NULL;
+    j->started = false;
+    if (j->stream_timer == NULL)
+        j->stream_timer = evtimer_new(j->ctx->base, chain_on_stream_timer, j);
+    struct timeval tv = {m->first_token_ms / 1000, (m->first_token_ms % 1000) * 1000};
+    evtimer_add(j->stream_timer, &tv);
+}
+
+/* What a streamed attempt came to: a timeout, a broken stream, or the whole answer. */
+static pb_class
+chain_stream_classify(chain_job *j, pb_completion *comp, char *outcome, size_t size)
+{
+    if (j->stream_timeout) {
+        snprintf(outcome, size, "%s", j->stream_timeout);
+        return PB_CLASS_RETRY;
+    }
+    if (j->stream_fail == NULL && pb_delta_complete(j->delta, comp, NULL) == PB_OK) {
+        snprintf(outcome, size, "ok");
+        return PB_CLASS_OK;
+    }
+    snprintf(outcome, size, "bad_reply");
+    return PB_CLASS_RETRY;
+}
+
+/* A continuation's answer starts with the cut text it continued. */
+static void
+chain_stream_join_partial(chain_job *j)
+{
+    if (j->partial == NULL || j->content == NULL)
+        return;
+    char *joined = pb_xasprintf("%s%s", j->partial, j->content);
+    free(j->content);
+    j->content = joined;
+}
+
+/* Ends the job with the answer cut where its stream broke: the text the reader has, marked. */
+static void
+chain_stream_end_cut(chain_job *j)
+{
+    j->status = PB_STATUS_OK;
+    j->source = j->pos == 0 ? PB_SOURCE_PRIMARY : PB_SOURCE_FALLBACK;
+    j->cut = true;
+    free(j->content);
+    j->content = j->partial ? j->partial : pb_xstrdup("");
+    j->partial = NULL;
+    j->finish_reason = "cut";
+    free(j->tool_calls);
+    j->tool_calls = NULL;
+    chain_finish(j);
+}
+
+/* The streamed attempt on model m failed after the reader saw its first token. With the
+ * route's stream_continue, and not inside a tool call, the next model continues the text
+ * (prompted with it as the assistant's start); else the job ends cut. */
+static void
+chain_stream_cut(chain_job *j, int m)
+{
+    size_t len;
+    const char *text = pb_delta_text_so_far(j->delta, &len);
+    char *partial = pb_xasprintf("%s%.*s", j->partial ? j->partial : "", (int)len, text);
+    free(j->partial);
+    j->partial = partial;
+    snprintf(j->cut_reason, sizeof(j->cut_reason), "%s",
+             j->n_attempts ? j->attempts[j->n_attempts - 1].outcome : "cut");
+    j->model = m;
+    const pb_route_conf *route = &j->ctx->cfg->routes[j->req->route];
+    if (!route->stream_continue || pb_delta_in_tool(j->delta) || j->pos + 1 >= j->req->n_models ||
+        j->req->n_messages >= j->ctx->cfg->limits.max_messages) {
+        chain_stream_end_cut(j);
+        return;
+    }
+    pb_request *req = j->req;
+    req->messages = pb_xrealloc(req->messages, (req->n_messages + 1) * sizeof(pb_message));
+    req->messages[req->n_messages++] =
+        (pb_message){.role = PB_ROLE_ASSISTANT, .content = pb_xstrdup(j->partial)};
+    j->continued = true;
+    j->pos++;
+    chain_next_model(j);
+}
+
+/* An answer that did not come as a stream (cache, stale, semantic, degraded) still reaches a
+ * streamed job's reader the one way: `start`, the whole text, then finish.lua's `end`. */
+static void
+chain_stream_deliver_whole(chain_job *j)
+{
+    if (j->stream == NULL || j->started || j->status == PB_STATUS_INVALID)
+        return;
+    const pb_config *cfg = j->ctx->cfg;
+    const char *text = j->status == PB_STATUS_DEGRADED ? cfg->routes[j->req->route].degraded_reply
+                                                       : (j->content ? j->content : "");
+    j->started = true;
+    pb_stream_start(j->stream, j->model >= 0 ? cfg->models[j->model].name : NULL,
+                    pb_job_source_name(j->source), false);
+    pb_stream_text(j->stream, text, strlen(text));
+    pb_stream_flush(j->stream);
+}
+
 /* What one finished call (main or hedge) on model m said, recorded and reported. */
 typedef struct chain_reply {
     pb_class cls;        /* what it means for the job */
@@ -478,7 +707,11 @@ chain_take_reply(chain_job *j, int m, const pb_http_reply *r, bool probe)
     pb_completion comp = {0};
     char outcome[32];
     chain_reply out = {.status = r->status};
-    out.cls = pb_chain_classify_reply(ops, r, j->req, &comp, outcome, sizeof(outcome));
+    if (j->delta != NULL &&
+        (j->stream_timeout || (r->streamed && (r->curl_code == 0 || r->stopped))))
+        out.cls = chain_stream_classify(j, &comp, outcome, sizeof(outcome));
+    else
+        out.cls = pb_chain_classify_reply(ops, r, j->req, &comp, outcome, sizeof(outcome));
     if (out.cls == PB_CLASS_OK) {
         chain_latency_add(ctx, m, r->elapsed_ms);
         free(j->content);
@@ -543,7 +776,17 @@ chain_on_main_done(chain_job *j, const pb_http_reply *r)
     j->probing = false;
     if (j->hedge_timer)
         evtimer_del(j->hedge_timer);
+    if (j->stream_timer)
+        evtimer_del(j->stream_timer);
     chain_reply cr = chain_take_reply(j, m, r, probe);
+    j->stream_timeout = NULL;
+    if (j->delta != NULL && pb_delta_has_content(j->delta)) {
+        if (cr.cls != PB_CLASS_OK) {
+            chain_stream_cut(j, m);
+            return;
+        }
+        chain_stream_join_partial(j);
+    }
     if (j->hedge_call != NULL) {
         if (cr.cls == PB_CLASS_OK) {
             chain_cancel_loser(j, &j->hedge_call, j->req->models[j->hedge_pos],
@@ -734,6 +977,13 @@ chain_start_call(chain_job *j, size_t pos, pb_http_done_fn done)
     }
     int timeout, connect;
     pb_chain_attempt_timeouts(model, chain_remaining_ms(j), &connect, &timeout);
+    if (j->stream != NULL) {
+        /* A stream may run past timeout_ms: first_token_ms and idle_ms bound it instead. */
+        chain_stream_begin_attempt(j, model);
+        int64_t left = chain_remaining_ms(j);
+        return pb_http_start_stream(ctx->http, hr, connect, (int)left, chain_on_stream_data, done,
+                                    j);
+    }
     return pb_http_start(ctx->http, hr, connect, timeout, done, j);
 }
 
@@ -744,8 +994,9 @@ static void
 chain_arm_hedge(chain_job *j)
 {
     const pb_route_conf *route = &j->ctx->cfg->routes[j->req->route];
-    if (route->hedge_after_ms <= 0 || j->hedged || j->pos + 1 >= j->req->n_models)
-        return;
+    if (route->hedge_after_ms <= 0 || j->hedged || j->pos + 1 >= j->req->n_models ||
+        j->stream != NULL)
+        return; /* a streamed job is not hedged: its reader would see two answers begin */
     int64_t delay = route->hedge_after_ms;
     if (route->hedge_adaptive) {
         if (j->ctx->latency == NULL)
@@ -889,6 +1140,9 @@ chain_build_result(chain_job *j)
         .cost_usd = j->cost_usd,
         .dropped = dropped_p,
         .n_dropped = n_dropped,
+        .cut = j->cut,
+        .cut_reason = j->cut ? j->cut_reason : NULL,
+        .continued = j->continued,
     };
     j->result_json = pb_job_result_to_json(&res, cfg, &j->result_len);
     /* One line per job; never message bodies or keys (error is our own sentence). */
@@ -907,6 +1161,7 @@ chain_finish(chain_job *j)
     const char *id = j->req ? j->req->id : j->bad_id;
     if (j->state != JOB_FINISHING) {
         j->state = JOB_FINISHING;
+        chain_stream_deliver_whole(j);
         j->latency_ms = pb_mono_ms() - j->claimed_mono_ms;
         chain_cache_end(j);
         if (id)
@@ -945,6 +1200,7 @@ chain_finish(chain_job *j)
          * the reply list too: a producer waiting on it must not hang. */
         .reply_ttl_s = (j->req == NULL || j->req->reply) ? ctx->cfg->reply_ttl_s : 0,
         .dead_entry = dead,
+        .stream_key = j->stream ? pb_stream_key(j->stream) : NULL,
         .counters = c.fields,
         .counts = c.counts,
         .n_counters = c.n,
@@ -1025,7 +1281,7 @@ chain_cache_end(chain_job *j)
     /* An answer cut at max_tokens is returned but never cached: the next ask may fit. */
     bool fresh = j->status == PB_STATUS_OK &&
                  (j->source == PB_SOURCE_PRIMARY || j->source == PB_SOURCE_FALLBACK) &&
-                 strcmp(j->finish_reason, "length") != 0;
+                 strcmp(j->finish_reason, "length") != 0 && !j->cut;
     if (fresh) {
         const pb_model_conf *m = &j->ctx->cfg->models[j->model];
         answer = (pb_cache_entry){.content = j->content,
@@ -1096,6 +1352,8 @@ pb_chain_start(pb_chain_ctx *ctx, char *raw, size_t len)
         return;
     }
     j->deadline_mono_ms = j->claimed_mono_ms + j->req->deadline_ms;
+    if (j->req->stream)
+        j->stream = pb_stream_new(ctx->cmd, ctx->cfg, j->req->id);
     if (chain_check_servable(j) != PB_OK) {
         chain_finish(j);
         return;

@@ -63,14 +63,33 @@ static const char *const config_limits_keys[] = {
     "job_max_bytes", "max_messages", "reply_max_bytes", "meta_max_bytes", "id_max_bytes", NULL};
 static const char *const config_provider_keys[] = {"type", "base_url", "api_key_env",
                                                    "anthropic_version", NULL};
-static const char *const config_model_keys[] = {
-    "provider",           "model", "tier", "timeout_ms",   "connect_timeout_ms",
-    "max_tokens_default", "rpm",   "tpm",  "capabilities", "price_in_per_mtok",
-    "price_out_per_mtok", NULL};
-static const char *const config_route_keys[] = {
-    "chain",          "retries",           "backoff_ms",     "backoff_max_ms",
-    "deadline_ms",    "critical_min_tier", "degraded_reply", "semantic_critical",
-    "semantic_tools", "hedge_after_ms",    "hedge_adaptive", NULL};
+static const char *const config_model_keys[] = {"provider",
+                                                "model",
+                                                "tier",
+                                                "timeout_ms",
+                                                "connect_timeout_ms",
+                                                "max_tokens_default",
+                                                "rpm",
+                                                "tpm",
+                                                "capabilities",
+                                                "price_in_per_mtok",
+                                                "price_out_per_mtok",
+                                                "first_token_ms",
+                                                "idle_ms",
+                                                NULL};
+static const char *const config_route_keys[] = {"chain",
+                                                "retries",
+                                                "backoff_ms",
+                                                "backoff_max_ms",
+                                                "deadline_ms",
+                                                "critical_min_tier",
+                                                "degraded_reply",
+                                                "semantic_critical",
+                                                "semantic_tools",
+                                                "hedge_after_ms",
+                                                "hedge_adaptive",
+                                                "stream_continue",
+                                                NULL};
 static const char *const config_cache_keys[] = {"ttl_s", "stale_if_error_s", "semantic", "redis",
                                                 NULL};
 static const char *const config_breaker_keys[] = {"failures",
@@ -638,7 +657,10 @@ config_parse_model(pb_config *cfg, pb_model_conf *m, json_object *o, const char 
         config_number(o, path, "price_in_per_mtok", -1, 0, 1e6, &m->price_in_per_mtok, err) !=
             PB_OK ||
         config_number(o, path, "price_out_per_mtok", -1, 0, 1e6, &m->price_out_per_mtok, err) !=
-            PB_OK)
+            PB_OK ||
+        config_int(o, path, "first_token_ms", m->timeout_ms, 50, 600000, &m->first_token_ms, err) !=
+            PB_OK ||
+        config_int(o, path, "idle_ms", m->timeout_ms, 50, 600000, &m->idle_ms, err) != PB_OK)
         return PB_ERR;
     if (config_get(o, "price_in_per_mtok", NULL) != config_get(o, "price_out_per_mtok", NULL))
         return config_fail(err, path, "price_in_per_mtok",
@@ -685,7 +707,8 @@ config_parse_route(pb_config *cfg, pb_route_conf *r, json_object *o, const char 
         config_boolean(o, path, "semantic_critical", false, &r->semantic_critical, err) != PB_OK ||
         config_boolean(o, path, "semantic_tools", false, &r->semantic_tools, err) != PB_OK ||
         config_int(o, path, "hedge_after_ms", 0, 0, 600000, &r->hedge_after_ms, err) != PB_OK ||
-        config_boolean(o, path, "hedge_adaptive", false, &r->hedge_adaptive, err) != PB_OK)
+        config_boolean(o, path, "hedge_adaptive", false, &r->hedge_adaptive, err) != PB_OK ||
+        config_boolean(o, path, "stream_continue", false, &r->stream_continue, err) != PB_OK)
         return PB_ERR;
     if (r->hedge_adaptive && r->hedge_after_ms == 0)
         return config_fail(err, path, "hedge_adaptive", "needs hedge_after_ms (the floor)");

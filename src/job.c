@@ -565,6 +565,12 @@ pb_job_result_to_json(const pb_result *res, const pb_config *cfg, size_t *len)
         }
         job_out_lit(&o, "}");
     }
+    if (res->cut) {
+        job_out_lit(&o, ",\"cut\":true,\"cut_reason\":");
+        job_out_str(&o, res->cut_reason ? res->cut_reason : "");
+    }
+    if (res->continued)
+        job_out_lit(&o, ",\"continued\":true");
     if (res->finish_reason) {
         job_out_lit(&o, ",\"finish_reason\":");
         job_out_str(&o, res->finish_reason);

@@ -13,8 +13,8 @@
 #include "planb/core.h"
 #include "planb/keys.h"
 
-#define QUEUE_FINISH_FIXED_ARGS 16 /* 9 keys + 7 fixed ARGV of finish.lua */
-#define QUEUE_FINISH_KEYS       9
+#define QUEUE_FINISH_FIXED_ARGS 19 /* 10 keys + 9 fixed ARGV of finish.lua */
+#define QUEUE_FINISH_KEYS       10
 
 void
 pb_queue_keys_init(pb_queue_keys *k, const pb_config *cfg, const char *worker_id)
@@ -107,7 +107,9 @@ pb_queue_finish(pb_redis *r, const pb_config *cfg, const pb_queue_keys *k, const
     char *result_key = f->id ? pb_key_result(cfg->prefix, f->id) : pb_xstrdup("-");
     char *reply_key = f->id ? pb_key_reply(cfg->prefix, f->id) : pb_xstrdup("-");
     char *minute_key = pb_key_stats_minute(cfg->prefix, (long long)(pb_wall_ms() / 60000));
-    char ttl[16], reply_ttl[16];
+    char ttl[16], reply_ttl[16], stream_maxlen[16], stream_ttl[16];
+    snprintf(stream_maxlen, sizeof(stream_maxlen), "%d", f->stream_key ? cfg->stream_maxlen : 0);
+    snprintf(stream_ttl, sizeof(stream_ttl), "%d", cfg->stream_ttl_s);
     snprintf(ttl, sizeof(ttl), "%d", cfg->result_ttl_s);
     snprintf(reply_ttl, sizeof(reply_ttl), "%d", f->id ? f->reply_ttl_s : 0);
     int n = 0;
@@ -120,6 +122,7 @@ pb_queue_finish(pb_redis *r, const pb_config *cfg, const pb_queue_keys *k, const
     argv[n++] = k->deliveries;
     argv[n++] = k->suspect;
     argv[n++] = minute_key;
+    argv[n++] = f->stream_key ? f->stream_key : "-";
     argv[n] = f->raw;
     lens[n++] = f->raw_len;
     argv[n] = f->result_json ? f->result_json : "";
@@ -129,6 +132,8 @@ pb_queue_finish(pb_redis *r, const pb_config *cfg, const pb_queue_keys *k, const
     argv[n++] = k->results_chan;
     argv[n++] = f->dead_entry ? f->dead_entry : "";
     argv[n++] = k->events_maxlen;
+    argv[n++] = stream_maxlen;
+    argv[n++] = stream_ttl;
     for (size_t i = 0; i < f->n_counters; i++) {
         snprintf(counts[i], sizeof(counts[i]), "%ld", f->counts[i]);
         argv[n++] = f->counters[i];

@@ -34,6 +34,8 @@ typedef struct pb_model_conf {
     int tier;                 /* 1 = best; a critical job refuses tiers above the route's floor */
     int timeout_ms;           /* per attempt, whole request (default 10000) */
     int connect_timeout_ms;   /* per attempt, TCP+TLS connect (default 2000, <= timeout_ms) */
+    int first_token_ms;       /* streamed: first content chunk within this (default timeout_ms) */
+    int idle_ms;              /* streamed: no content chunk for this ends it (default timeout_ms) */
     int max_tokens_default;   /* sent when the job gives none (Anthropic needs one; default 1024) */
     int rpm;                  /* requests per minute across all workers and hosts (0 = no limit) */
     int64_t tpm;              /* tokens per minute (prompt + completion), 0 = no limit */
@@ -56,6 +58,8 @@ typedef struct pb_route_conf {
     int hedge_after_ms;     /* start the next model beside a call this slow (0 = no hedging) */
     bool hedge_adaptive;    /* hedge after the model's recent p95 (>= hedge_after_ms; none until
                                the worker has 32 answers of it) */
+    bool stream_continue;   /* a stream cut after its first token is continued by the next
+                               model (prose only) instead of ending cut */
     bool semantic_tools;    /* jobs with tools/response_format and tool-call answers may use
                                the semantic cache */
 } pb_route_conf;

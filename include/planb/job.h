@@ -79,6 +79,9 @@ typedef struct pb_result {
     double cost_usd;              /* prompt and completion tokens at the model's prices */
     const char *const *dropped;   /* params the answering model did not get (dropped_params) */
     size_t n_dropped;             /* entries of dropped */
+    bool cut;                     /* streamed: the answer broke off after its first token */
+    const char *cut_reason;       /* the attempt outcome that cut it (with cut) */
+    bool continued;               /* streamed: a later model continued a cut answer */
 } pb_result;
 
 /* Serializes a result; returns a new string (caller frees) and its length in *len. */

@@ -52,6 +52,7 @@ typedef struct pb_finish {
     size_t result_len;
     int reply_ttl_s;             /* 0: no reply list */
     const char *dead_entry;      /* NULL: not dead-lettered */
+    const char *stream_key;      /* the job's planb:stream:<id> for its `end` entry, or NULL */
     const char *const *counters; /* stats fields to increment ... */
     const long *counts;          /* ... by these amounts */
     size_t n_counters;           /* at most PB_QUEUE_MAX_COUNTERS */

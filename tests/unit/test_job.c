@@ -998,9 +998,12 @@ Test(request, refused_openai_params_name_the_field)
         {"{\"id\": \"j\", \"tools\": [], \"messages\": [{\"role\": \"user\", \"content\": "
          "\"x\"}]}",
          "BAD_FIELD tools is not a job field: OpenAI request parameters go in \"params\""},
-        {"{\"id\": \"j\", \"stream\": true, \"messages\": [{\"role\": \"user\", \"content\": "
+        {"{\"id\": \"j\", \"temperature\": 1, \"messages\": [{\"role\": \"user\", "
+         "\"content\": \"x\"}]}",
+         "BAD_FIELD temperature is not a job field: OpenAI request parameters go in \"params\""},
+        {"{\"id\": \"j\", \"stream\": 1, \"messages\": [{\"role\": \"user\", \"content\": "
          "\"x\"}]}",
-         "BAD_FIELD stream is not a job field: OpenAI request parameters go in \"params\""},
+         "BAD_FIELD stream must be true or false"},
         {"{\"id\": \"j\", \"future\": 1, \"messages\": [{\"role\": \"user\", \"content\": "
          "\"x\"}]}",
          "BAD_FIELD future is not a job field"},
@@ -1156,4 +1159,22 @@ Test(request, arguments_json_check)
     for (int i = 0; i < 40; i++)
         strcat(deep, "}");
     cr_expect(!pb_request_is_json_object(deep, strlen(deep)), "nesting is bounded");
+}
+
+Test(job, stream_is_a_job_field)
+{
+    pb_config *cfg = load_config("full.json");
+    const char *job = "{\"id\": \"s\", \"stream\": true, \"messages\": [{\"role\": \"user\", "
+                      "\"content\": \"x\"}]}";
+    pb_request *req = NULL;
+    char *bad_id = NULL;
+    pb_error err = {0};
+    cr_assert_eq(pb_job_parse(job, strlen(job), cfg, &req, &bad_id, &err), PB_OK, "%s", err.msg);
+    cr_expect(req->stream);
+    pb_request_free(req);
+    const char *plain = "{\"id\": \"p\", \"messages\": [{\"role\": \"user\", \"content\": \"x\"}]}";
+    cr_assert_eq(pb_job_parse(plain, strlen(plain), cfg, &req, &bad_id, &err), PB_OK);
+    cr_expect(!req->stream, "not streamed unless asked");
+    pb_request_free(req);
+    pb_config_free(cfg);
 }
