@@ -1,0 +1,395 @@
+/* test_stream.c -- streamed jobs end to end: a reader on planb:stream:<id> sees the answer as
+ * the upstream sends it, fallback until the first token, cut (or continued) after it, the
+ * first-token and idle bounds, resuming from a last id, and cached / degraded answers as
+ * streams too.
+ *
+ * Real redis-server, planb-mock streaming in both dialects with its faults (chunk_interval_ms,
+ * stream_fault, fault_after) and `planb serve`; the reader uses XREAD BLOCK like a producer. */
+#include <criterion/criterion.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "harness.h"
+#include "th_jobs.h"
+
+static th_proc redis_p, mock_p, planb_p;
+static redisContext *rc;
+
+/* Primary (OpenAI dialect) and backup (Anthropic dialect); route_extra adds route keys,
+ * model_extra the primary's. */
+static void
+start_world(const char *route_extra, const char *model_extra)
+{
+    th_world_start(&redis_p, &mock_p, NULL, &rc);
+    char cfg[4096];
+    snprintf(cfg, sizeof(cfg),
+             "{\"redis\": {\"url\": \"redis://127.0.0.1:%d/0\"}, \"workers\": 1,"
+             " \"concurrency\": 64, \"drain_timeout_ms\": 2000,"
+             " \"providers\": {\"a\": {\"type\": \"openai\", \"base_url\": "
+             "\"http://127.0.0.1:%d/v1\", \"api_key_env\": \"PB_TEST_KEY\"},"
+             " \"b\": {\"type\": \"anthropic\", \"base_url\": \"http://127.0.0.1:%d/v1\","
+             " \"api_key_env\": \"PB_TEST_KEY\"}},"
+             " \"models\": {\"primary\": {\"provider\": \"a\", \"timeout_ms\": 5000 %s},"
+             " \"backup\": {\"provider\": \"b\", \"tier\": 2}},"
+             " \"routes\": {\"default\": {\"chain\": [\"primary\", \"backup\"], \"retries\": 0,"
+             " \"deadline_ms\": 10000 %s}},"
+             " \"breaker\": {\"failures\": 0, \"refused_hold_s\": 0},"
+             " \"monitor\": {\"metrics_listen\": \"\"}}",
+             redis_p.port, mock_p.port, mock_p.port, model_extra ? model_extra : "",
+             route_extra ? route_extra : "");
+    th_serve(&planb_p, cfg);
+}
+
+static void
+teardown(void)
+{
+    th_planb_stop_clean(&planb_p);
+    th_world_stop(&mock_p, &redis_p, &rc);
+}
+
+TestSuite(stream, .fini = teardown, .timeout = 120);
+
+#define MAX_ENTRIES 256
+
+/* One stream entry as the reader got it. */
+typedef struct entry {
+    char id[48];         /* the stream entry id */
+    json_object *fields; /* its fields as a JSON object of strings */
+    int64_t at_ms;       /* when the reader had it (monotonic) */
+} entry;
+
+typedef struct reading {
+    entry e[MAX_ENTRIES];
+    int n;
+    int64_t t0; /* when the job was pushed */
+} reading;
+
+static int64_t
+mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *
+ef(const entry *e, const char *name)
+{
+    return th_field(e->fields, name);
+}
+
+/* XREAD BLOCK from `from` until an `end` entry, up to max entries or timeout_ms. */
+static void
+read_stream(reading *rd, const char *id, const char *from, int max, int timeout_ms)
+{
+    char last[48];
+    snprintf(last, sizeof(last), "%s", from);
+    int64_t until = mono_ms() + timeout_ms;
+    while (rd->n < max && mono_ms() < until) {
+        redisReply *r =
+            redisCommand(rc, "XREAD COUNT 16 BLOCK 200 STREAMS planb:stream:%s %s", id, last);
+        cr_assert_not_null(r);
+        bool ended = false;
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
+            redisReply *entries = r->element[0]->element[1];
+            for (size_t i = 0; i < entries->elements && rd->n < max; i++) {
+                redisReply *en = entries->element[i];
+                entry *e = &rd->e[rd->n++];
+                snprintf(e->id, sizeof(e->id), "%s", en->element[0]->str);
+                snprintf(last, sizeof(last), "%s", e->id);
+                e->fields = json_object_new_object();
+                redisReply *kv = en->element[1];
+                for (size_t k = 0; k + 1 < kv->elements; k += 2)
+                    json_object_object_add(
+                        e->fields, kv->element[k]->str,
+                        json_object_new_string_len(kv->element[k + 1]->str,
+                                                   (int)kv->element[k + 1]->len));
+                e->at_ms = mono_ms();
+                ended |= strcmp(ef(e, "type"), "end") == 0;
+            }
+        }
+        freeReplyObject(r);
+        if (ended)
+            return;
+    }
+}
+
+static void
+reading_free(reading *rd)
+{
+    for (int i = 0; i < rd->n; i++)
+        json_object_put(rd->e[i].fields);
+    rd->n = 0;
+}
+
+/* Pushes a streamed job (question text, extra job fields) and reads its whole stream. */
+static void
+run_streamed(reading *rd, const char *id, const char *text, const char *extra)
+{
+    char fields[512];
+    snprintf(fields, sizeof(fields), "\"stream\": true%s%s", extra ? ", " : "", extra ? extra : "");
+    rd->n = 0;
+    rd->t0 = mono_ms();
+    cr_assert_eq(th_push_job_text(rc, id, text, fields), 0);
+    read_stream(rd, id, "0", MAX_ENTRIES, 15000);
+    cr_assert_gt(rd->n, 0, "nothing on planb:stream:%s", id);
+}
+
+/* The deltas' text joined; counts of entry types; checks exactly one end, last. */
+static json_object *
+check_shape(const reading *rd, char *text, size_t cap, int *starts)
+{
+    text[0] = '\0';
+    *starts = 0;
+    int ends = 0;
+    for (int i = 0; i < rd->n; i++) {
+        const char *t = ef(&rd->e[i], "type");
+        if (strcmp(t, "delta") == 0)
+            strncat(text, ef(&rd->e[i], "text"), cap - strlen(text) - 1);
+        *starts += strcmp(t, "start") == 0;
+        ends += strcmp(t, "end") == 0;
+    }
+    cr_assert_eq(ends, 1, "exactly one end entry");
+    cr_assert_str_eq(ef(&rd->e[rd->n - 1], "type"), "end", "the end entry is last");
+    json_object *res = json_tokener_parse(ef(&rd->e[rd->n - 1], "result"));
+    cr_assert_not_null(res, "the end entry carries the result");
+    return res;
+}
+
+Test(stream, the_first_chunk_reaches_the_reader_before_the_upstream_sends_its_last)
+{
+    start_world(NULL, NULL);
+    th_mock_set(&mock_p, "primary",
+                "{\"mode\":\"ok\",\"reply\":\"one two three four five six\","
+                "\"chunk_interval_ms\":150}");
+    reading rd;
+    run_streamed(&rd, "s1", "count", NULL);
+    char text[1024];
+    int starts;
+    json_object *res = check_shape(&rd, text, sizeof(text), &starts);
+    cr_expect_eq(starts, 1);
+    cr_expect_str_eq(ef(&rd.e[0], "type"), "start");
+    cr_expect_str_eq(ef(&rd.e[0], "model"), "primary");
+    cr_expect_str_eq(ef(&rd.e[0], "source"), "primary");
+    cr_expect_str_eq(text, "one two three four five six");
+    cr_expect_str_eq(th_field(res, "content"), text, "the result holds the streamed answer");
+    cr_expect_str_eq(th_field(res, "status"), "ok");
+    int first_delta = -1;
+    for (int i = 0; i < rd.n && first_delta < 0; i++)
+        if (strcmp(ef(&rd.e[i], "type"), "delta") == 0)
+            first_delta = i;
+    cr_assert_geq(first_delta, 0);
+    int64_t first_ms = rd.e[first_delta].at_ms - rd.t0, end_ms = rd.e[rd.n - 1].at_ms - rd.t0;
+    printf("figures: stream first_delta_ms=%lld end_ms=%lld entries=%d\n", (long long)first_ms,
+           (long long)end_ms, rd.n);
+    cr_expect_lt(first_ms + 500, end_ms, "first chunk at %lld ms, last at %lld ms",
+                 (long long)first_ms, (long long)end_ms);
+    json_object_put(res);
+    reading_free(&rd);
+}
+
+Test(stream, a_primary_failing_before_its_first_token_shows_only_the_backup)
+{
+    start_world(NULL, NULL);
+    th_mock_set(&mock_p, "primary", "{\"mode\":\"ok\",\"stream_fault\":\"error_before\"}");
+    reading rd;
+    run_streamed(&rd, "s2", "hello", NULL);
+    char text[1024];
+    int starts;
+    json_object *res = check_shape(&rd, text, sizeof(text), &starts);
+    cr_expect_eq(starts, 1, "nothing of the failed attempt is visible");
+    cr_expect_str_eq(ef(&rd.e[0], "model"), "backup");
+    cr_expect_str_eq(ef(&rd.e[0], "source"), "fallback");
+    cr_expect_str_eq(th_field(res, "source"), "fallback");
+    cr_expect_str_eq(th_attempt(res, 0, "outcome"), "bad_reply");
+    cr_expect_str_eq(th_field(res, "content"), text);
+    json_object_put(res);
+    reading_free(&rd);
+}
+
+Test(stream, a_failure_after_the_first_token_ends_the_stream_cut)
+{
+    start_world(NULL, NULL);
+    th_mock_set(&mock_p, "primary",
+                "{\"mode\":\"ok\",\"reply\":\"alpha beta gamma delta\","
+                "\"stream_fault\":\"error_mid\",\"fault_after\":2}");
+    reading rd;
+    run_streamed(&rd, "s3", "x", NULL);
+    char text[1024];
+    int starts;
+    json_object *res = check_shape(&rd, text, sizeof(text), &starts);
+    cr_expect_eq(starts, 1, "no backup once the reader saw tokens");
+    cr_expect_str_eq(text, "alpha beta ");
+    cr_expect_str_eq(th_field(res, "content"), "alpha beta ", "the partial text");
+    cr_expect_str_eq(th_field(res, "cut"), "true");
+    cr_expect_str_eq(th_field(res, "cut_reason"), "bad_reply");
+    cr_expect_str_eq(th_field(res, "finish_reason"), "cut");
+    cr_expect_eq(th_mock_requests(&mock_p, "backup"), 0);
+    json_object_put(res);
+    reading_free(&rd);
+}
+
+Test(stream, stream_continue_lets_the_backup_continue_a_cut_answer)
+{
+    start_world(", \"stream_continue\": true", NULL);
+    th_mock_set(&mock_p, "primary",
+                "{\"mode\":\"ok\",\"reply\":\"alpha beta gamma delta\","
+                "\"stream_fault\":\"reset_mid\",\"fault_after\":2}");
+    th_mock_set(&mock_p, "backup", "{\"mode\":\"ok\",\"reply\":\"gamma delta\"}");
+    reading rd;
+    run_streamed(&rd, "s4", "x", NULL);
+    char text[1024];
+    int starts;
+    json_object *res = check_shape(&rd, text, sizeof(text), &starts);
+    cr_expect_eq(starts, 2);
+    int second = -1;
+    for (int i = 1; i < rd.n && second < 0; i++)
+        if (strcmp(ef(&rd.e[i], "type"), "start") == 0)
+            second = i;
+    cr_assert_gt(second, 0);
+    cr_expect_str_eq(ef(&rd.e[second], "model"), "backup");
+    cr_expect_str_eq(ef(&rd.e[second], "continued"), "1");
+    cr_expect_str_eq(text, "alpha beta gamma delta");
+    cr_expect_str_eq(th_field(res, "content"), "alpha beta gamma delta");
+    cr_expect_str_eq(th_field(res, "continued"), "true");
+    /* The backup was prompted with the cut text as the assistant's start. */
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/_mock/last/backup", mock_p.port);
+    long status = 0;
+    char *last = th_http("GET", url, NULL, &status);
+    cr_assert_not_null(last);
+    cr_expect(strstr(last, "\"assistant\"") != NULL && strstr(last, "alpha beta") != NULL,
+              "the continuation request: %s", last);
+    free(last);
+    json_object_put(res);
+    reading_free(&rd);
+}
+
+Test(stream, a_stalled_stream_is_abandoned_within_its_bounds)
+{
+    start_world(NULL, ", \"first_token_ms\": 300, \"idle_ms\": 300");
+    /* Stalls before any content: first_token_ms, then the backup answers. */
+    th_mock_set(&mock_p, "primary",
+                "{\"mode\":\"ok\",\"stream_fault\":\"stall\",\"fault_after\":0}");
+    reading rd;
+    run_streamed(&rd, "s5", "x", NULL);
+    char text[1024];
+    int starts;
+    json_object *res = check_shape(&rd, text, sizeof(text), &starts);
+    cr_expect_str_eq(th_attempt(res, 0, "outcome"), "first_token_timeout");
+    cr_expect_str_eq(th_field(res, "source"), "fallback");
+    long ms = th_field_int(res, "latency_ms");
+    cr_expect_lt(ms, 300 + 100 + 200, "fell back after first_token_ms: %ld ms", ms);
+    json_object_put(res);
+    reading_free(&rd);
+
+    /* Stalls after two chunks: idle_ms after the last content, the job ends cut. */
+    th_mock_set(&mock_p, "primary",
+                "{\"mode\":\"ok\",\"reply\":\"a b c d\",\"stream_fault\":\"stall\","
+                "\"fault_after\":2,\"stall_pings\":true,\"chunk_interval_ms\":50}");
+    run_streamed(&rd, "s6", "x", NULL);
+    res = check_shape(&rd, text, sizeof(text), &starts);
+    cr_expect_str_eq(th_field(res, "cut"), "true");
+    cr_expect_str_eq(th_field(res, "cut_reason"), "idle_timeout");
+    int last_delta = 0;
+    for (int i = 0; i < rd.n; i++)
+        if (strcmp(ef(&rd.e[i], "type"), "delta") == 0)
+            last_delta = i;
+    int64_t gap = rd.e[rd.n - 1].at_ms - rd.e[last_delta].at_ms;
+    printf("figures: stream idle_cut_gap_ms=%lld (idle_ms 300)\n", (long long)gap);
+    cr_expect_lt(gap, 300 + 100 + 50, "ended %lld ms after the last content", (long long)gap);
+    json_object_put(res);
+    reading_free(&rd);
+}
+
+Test(stream, a_reader_that_resumes_from_its_last_id_loses_no_chunk)
+{
+    start_world(NULL, NULL);
+    th_mock_set(&mock_p, "primary",
+                "{\"mode\":\"ok\",\"reply\":\"w1 w2 w3 w4 w5 w6 w7 w8\","
+                "\"chunk_interval_ms\":60}");
+    reading part = {0}, rest = {0}, all = {0};
+    part.t0 = mono_ms();
+    cr_assert_eq(th_push_job_text(rc, "s7", "x", "\"stream\": true"), 0);
+    read_stream(&part, "s7", "0", 3, 10000); /* the reader goes away after 3 entries */
+    cr_assert_eq(part.n, 3);
+    read_stream(&rest, "s7", part.e[2].id, MAX_ENTRIES, 10000);
+    read_stream(&all, "s7", "0", MAX_ENTRIES, 10000);
+    cr_expect_eq(part.n + rest.n, all.n, "%d + %d entries, %d in the stream", part.n, rest.n,
+                 all.n);
+    for (int i = 0; i < all.n && i < part.n + rest.n; i++) {
+        const entry *got = i < part.n ? &part.e[i] : &rest.e[i - part.n];
+        cr_expect_str_eq(got->id, all.e[i].id);
+    }
+    reading_free(&part);
+    reading_free(&rest);
+    reading_free(&all);
+}
+
+Test(stream, cached_and_degraded_answers_come_as_a_stream_too)
+{
+    start_world(NULL, NULL);
+    reading rd;
+    char text[1024];
+    int starts;
+    run_streamed(&rd, "c1", "same question", "\"cache\": \"use\"");
+    json_object *first = check_shape(&rd, text, sizeof(text), &starts);
+    json_object_put(first);
+    reading_free(&rd);
+    run_streamed(&rd, "c2", "same question", "\"cache\": \"use\"");
+    json_object *res = check_shape(&rd, text, sizeof(text), &starts);
+    cr_expect_str_eq(th_field(res, "source"), "cache");
+    cr_expect_str_eq(ef(&rd.e[0], "source"), "cache");
+    cr_expect_str_eq(text, th_field(res, "content"));
+    json_object_put(res);
+    reading_free(&rd);
+
+    th_mock_set(&mock_p, "primary", "{\"mode\":\"status\",\"status\":500}");
+    th_mock_set(&mock_p, "backup", "{\"mode\":\"status\",\"status\":500}");
+    run_streamed(&rd, "d1", "a new question", NULL);
+    res = check_shape(&rd, text, sizeof(text), &starts);
+    cr_expect_str_eq(th_field(res, "status"), "degraded");
+    cr_expect_str_eq(ef(&rd.e[0], "source"), "degraded");
+    cr_expect_str_eq(text, th_field(res, "content"), "the reader gets the degraded reply");
+    json_object_put(res);
+    reading_free(&rd);
+}
+
+Test(stream, tool_calls_stream_in_both_dialects)
+{
+    start_world(NULL, NULL);
+    const char *tools = "\"params\": {\"tools\": [{\"type\": \"function\", \"function\": "
+                        "{\"name\": \"get_weather\", \"parameters\": {\"type\": \"object\", "
+                        "\"properties\": {\"city\": {\"type\": \"string\"}}}}}]}";
+    const char *beh = "{\"mode\":\"ok\",\"tool_calls\":[{\"name\":\"get_weather\","
+                      "\"arguments\":{\"city\":\"Paris\"}}]}";
+    for (int dialect = 0; dialect < 2; dialect++) {
+        th_mock_set(&mock_p, dialect == 0 ? "primary" : "backup", beh);
+        if (dialect == 1)
+            th_mock_set(&mock_p, "primary", "{\"mode\":\"status\",\"status\":500}");
+        reading rd;
+        char id[16], text[1024];
+        snprintf(id, sizeof(id), "t%d", dialect);
+        run_streamed(&rd, id, "weather?", tools);
+        int starts, tool_entries = 0;
+        json_object *res = check_shape(&rd, text, sizeof(text), &starts);
+        for (int i = 0; i < rd.n; i++)
+            tool_entries += strcmp(ef(&rd.e[i], "type"), "tool") == 0;
+        cr_expect_gt(tool_entries, 0, "dialect %d: tool pieces on the stream", dialect);
+        cr_expect_str_eq(th_field(res, "finish_reason"), "tool_calls", "dialect %d", dialect);
+        json_object *msg, *calls;
+        cr_assert(json_object_object_get_ex(res, "message", &msg));
+        cr_assert(json_object_object_get_ex(msg, "tool_calls", &calls));
+        json_object *fn, *args;
+        json_object_object_get_ex(json_object_array_get_idx(calls, 0), "function", &fn);
+        json_object_object_get_ex(fn, "arguments", &args);
+        json_object *parsed = json_tokener_parse(json_object_get_string(args));
+        cr_expect_str_eq(th_field(parsed, "city"), "Paris", "dialect %d", dialect);
+        json_object_put(parsed);
+        json_object_put(res);
+        reading_free(&rd);
+    }
+}
