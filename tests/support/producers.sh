@@ -28,6 +28,11 @@ producer_checks() {
   [ "$(json_get "$out" content)" = "tool said: 18C and sunny in Paris" ] || fail "tools: $out"
   mock_set primary '{"mode":"ok"}'
 
+  # A streamed answer: the pieces on stderr as they come, the result on stdout.
+  out=$("$@" --redis "$url" --timeout 20 --stream "stream me" 2>"$WORK/stream.err")
+  [ "$(json_get "$out" content)" = "echo: stream me" ] || fail "stream result: $out"
+  grep -q "echo: stream me" "$WORK/stream.err" || fail "stream pieces: $(cat "$WORK/stream.err")"
+
   set +e
   "$@" --redis "$url" --route nope "bad route" >/dev/null
   rc=$?
@@ -54,6 +59,9 @@ web_checks() {
     [ "$(json_get "$(cat "$WORK/web.$i")" answer)" = "echo: web $i" ] || fail "web $i: $(cat "$WORK/web.$i")"
     [ "$(json_get "$(cat "$WORK/web.$i")" source)" = primary ] || fail "web $i: $(cat "$WORK/web.$i")"
   done
+  curl -sN -m 20 "$web/ask/stream?question=web+stream" >"$WORK/web.sse" || fail "web stream: curl failed"
+  grep -q '^data: {"text": *"echo' "$WORK/web.sse" || fail "web stream pieces: $(cat "$WORK/web.sse")"
+  grep -q '^event: end' "$WORK/web.sse" || fail "web stream end: $(cat "$WORK/web.sse")"
   code=$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$web/ask" -d '{"nope":1}')
   [ "$code" = 400 ] || fail "a bad request must get 400, got $code"
 }

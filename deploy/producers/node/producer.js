@@ -12,8 +12,14 @@
 // call the answer asks for, sends the results back as tool messages and returns the final
 // answer (call -> tool result -> answer), whichever provider answered.
 //
-// As a command:  node producer.js [--redis URL] [--timeout S] [--tools] QUESTION
-// (--tools: offer the example get_weather tool) prints the result JSON and exits 0 ok, 1 degraded, 3 invalid, 4 no result in time
+// Streaming: askStream() pushes a job with "stream": true and yields each entry of
+// planb:stream:<id> as it comes (XREAD BLOCK from the last id read, so a reader that
+// reconnects resumes without losing a piece): {type: 'start'|'delta'|'tool', ...fields},
+// then {type: 'end', result}.
+//
+// As a command:  node producer.js [--redis URL] [--timeout S] [--tools] [--stream] QUESTION
+// (--tools: offer the example get_weather tool; --stream: print the answer to stderr as it
+// comes) prints the result JSON and exits 0 ok, 1 degraded, 3 invalid, 4 no result in time
 // (the same codes as `planb submit --wait`).
 'use strict';
 const crypto = require('crypto');
@@ -34,6 +40,33 @@ async function ask(client, messages, { queue = 'default', prefix = 'planb', time
     throw e;
   }
   return JSON.parse(got.element);
+}
+
+// Pushes one streamed job and yields its stream entries until the end entry (an async
+// generator); throws a TimeoutError-named Error when the stream stays quiet for timeoutS.
+async function* askStream(client, messages, { queue = 'default', prefix = 'planb', timeoutS = 60, ...fields } = {}) {
+  const id = fields.id || 'js-' + crypto.randomBytes(12).toString('hex');
+  const job = { ...fields, id, messages, stream: true, submitted_at_ms: Date.now() };
+  await client.lPush(`${prefix}:q:${queue}`, JSON.stringify(job));
+  const key = `${prefix}:stream:${id}`;
+  let last = '0';
+  for (;;) {
+    const got = await client.xRead(commandOptions({ isolated: true }), { key, id: last },
+      { COUNT: 64, BLOCK: Math.round(timeoutS * 1000) });
+    if (!got) {
+      const e = new Error(`${key} quiet for ${timeoutS} s`);
+      e.name = 'TimeoutError';
+      throw e;
+    }
+    for (const { id: entryId, message } of got[0].messages) {
+      last = entryId;
+      if (message.type === 'end') {
+        yield { type: 'end', result: JSON.parse(message.result) };
+        return;
+      }
+      yield message;
+    }
+  }
 }
 
 // An example tool in OpenAI's shape: planb translates it for Anthropic models.
@@ -81,9 +114,9 @@ function parseArgs(argv, defaults) {
 }
 
 async function main() {
-  const a = parseArgs(process.argv.slice(2), { redis: 'redis://127.0.0.1:6379/0', queue: 'default', route: '', timeout: '60', tools: false });
+  const a = parseArgs(process.argv.slice(2), { redis: 'redis://127.0.0.1:6379/0', queue: 'default', route: '', timeout: '60', tools: false, stream: false });
   if (a.rest.length !== 1) {
-    console.error('usage: node producer.js [--redis URL] [--queue Q] [--route R] [--timeout S] [--tools] QUESTION');
+    console.error('usage: node producer.js [--redis URL] [--queue Q] [--route R] [--timeout S] [--tools] [--stream] QUESTION');
     return 2;
   }
   const client = createClient({ url: a.redis });
@@ -92,9 +125,18 @@ async function main() {
   try {
     const messages = [{ role: 'user', content: a.rest[0] }];
     const opts = { queue: a.queue, timeoutS: Number(a.timeout), ...(a.route ? { route: a.route } : {}) };
-    const res = a.tools
-      ? await askWithTools(client, messages, [WEATHER_TOOL], { get_weather: getWeather }, opts)
-      : await ask(client, messages, opts);
+    let res = null;
+    if (a.stream) {
+      for await (const entry of askStream(client, messages, opts)) {
+        if (entry.type === 'delta') process.stderr.write(entry.text);
+        else if (entry.type === 'end') res = entry.result;
+      }
+      process.stderr.write('\n');
+    } else {
+      res = a.tools
+        ? await askWithTools(client, messages, [WEATHER_TOOL], { get_weather: getWeather }, opts)
+        : await ask(client, messages, opts);
+    }
     console.log(JSON.stringify(res));
     return EXIT_FOR_STATUS[res.status] ?? 3;
   } catch (e) {
@@ -106,7 +148,7 @@ async function main() {
   }
 }
 
-module.exports = { ask, askWithTools, parseArgs, WEATHER_TOOL };
+module.exports = { ask, askStream, askWithTools, parseArgs, WEATHER_TOOL };
 
 if (require.main === module) {
   main().then((code) => { process.exitCode = code; }, (e) => { console.error(e.message); process.exitCode = 5; });

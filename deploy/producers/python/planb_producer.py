@@ -13,8 +13,14 @@ Tool calling is the same OpenAI shape: ask_with_tools() sends params.tools, runs
 each tool call the answer asks for, sends the results back as tool messages and
 returns the final answer (call -> tool result -> answer), whichever provider answered.
 
-As a command:  /usr/bin/python3 planb_producer.py [--redis URL] [--timeout S] [--tools] QUESTION
-(--tools: offer the example get_weather tool) prints the result JSON and exits 0 ok, 1 degraded, 3 invalid, 4 no result in time
+Streaming: ask_stream() pushes a job with "stream": true and yields each entry of
+planb:stream:<id> as it comes (XREAD BLOCK from the last id read, so a reader that
+reconnects resumes without losing a piece): ("start", {model, source}), ("delta",
+{text}), ("tool", {index, id, name, arguments}), then ("end", result dict).
+
+As a command:  /usr/bin/python3 planb_producer.py [--redis URL] [--timeout S] [--tools] [--stream] QUESTION
+(--tools: offer the example get_weather tool; --stream: print the answer to stderr as it
+comes) prints the result JSON and exits 0 ok, 1 degraded, 3 invalid, 4 no result in time
 (the same codes as `planb submit --wait`).
 """
 import argparse
@@ -41,6 +47,28 @@ def ask(r, messages, *, queue="default", prefix="planb", timeout_s=60.0, **field
         # The job may still finish later: its result stays readable at planb:result:<id>.
         raise TimeoutError(f"no result for {job_id} within {timeout_s} s")
     return json.loads(got[1])
+
+
+def ask_stream(r, messages, *, queue="default", prefix="planb", timeout_s=60.0, **fields):
+    """Pushes one streamed job and yields (type, fields) per stream entry, ending with
+    ("end", result). Raises TimeoutError when the stream goes quiet for timeout_s."""
+    job_id = fields.pop("id", None) or "py-" + uuid.uuid4().hex
+    job = dict(fields, id=job_id, messages=messages, stream=True,
+               submitted_at_ms=int(time.time() * 1000))
+    r.lpush(f"{prefix}:q:{queue}", json.dumps(job))
+    key, last = f"{prefix}:stream:{job_id}", "0"
+    while True:
+        got = r.xread({key: last}, count=64, block=int(timeout_s * 1000))
+        if not got:
+            raise TimeoutError(f"planb:stream:{job_id} quiet for {timeout_s} s")
+        for entry_id, raw in got[0][1]:
+            last = entry_id
+            entry = {k.decode(): v.decode() for k, v in raw.items()}
+            kind = entry.pop("type")
+            if kind == "end":
+                yield "end", json.loads(entry["result"])
+                return
+            yield kind, entry
 
 
 # An example tool in OpenAI's shape: planb translates it for Anthropic models.
@@ -86,12 +114,22 @@ def main():
     p.add_argument("--route", default=None)
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait")
     p.add_argument("--tools", action="store_true", help="offer the get_weather example tool")
+    p.add_argument("--stream", action="store_true", help="print the answer to stderr as it comes")
     a = p.parse_args()
     r = redis.Redis.from_url(a.redis)
     fields = {"route": a.route} if a.route else {}
     messages = [{"role": "user", "content": a.question}]
     try:
-        if a.tools:
+        if a.stream:
+            res = None
+            for kind, entry in ask_stream(r, messages, queue=a.queue, timeout_s=a.timeout,
+                                          **fields):
+                if kind == "delta":
+                    print(entry["text"], end="", file=sys.stderr, flush=True)
+                elif kind == "end":
+                    res = entry
+            print(file=sys.stderr)
+        elif a.tools:
             res = ask_with_tools(r, messages, [WEATHER_TOOL], {"get_weather": get_weather},
                                  queue=a.queue, timeout_s=a.timeout, **fields)
         else:

@@ -4,6 +4,9 @@
     /usr/bin/python3 web.py [--redis URL] [--port 8080]
     curl -s localhost:8080/ask -d '{"question": "Where is my order?"}'
     -> {"answer": "...", "status": "ok", "source": "primary", "model": "gpt-4o", "id": "py-..."}
+    curl -sN 'localhost:8080/ask/stream?question=Where+is+my+order%3F'
+    -> server-sent events: "data: {"text": "..."}" per piece as planb streams it, then
+       "event: end" with the result JSON as its data (a browser's EventSource reads them)
 
 Each request thread pushes a job and blocks on its reply list; the Redis client's
 connection pool gives each waiting request its own connection. The HTTP status
@@ -14,10 +17,11 @@ import argparse
 import json
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
 
 import redis
 
-from planb_producer import ask
+from planb_producer import ask, ask_stream
 
 MAX_BODY = 64 * 1024  # bytes of request body read; a question is far smaller
 
@@ -33,6 +37,29 @@ class AskHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def do_GET(self):
+        """GET /ask/stream?question=...: relays the job's planb:stream:<id> as SSE."""
+        url = urlparse(self.path)
+        question = (parse_qs(url.query).get("question") or [""])[0]
+        if url.path != "/ask/stream" or not question or len(question) > MAX_BODY:
+            return self._send(400, {"error": "GET /ask/stream?question=..."})
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.end_headers()
+        try:
+            for kind, entry in ask_stream(self.r, [{"role": "user", "content": question}],
+                                          timeout_s=self.timeout_s):
+                if kind == "delta":
+                    self.wfile.write(f"data: {json.dumps({'text': entry['text']})}\n\n".encode())
+                elif kind == "end":
+                    self.wfile.write(f"event: end\ndata: {json.dumps(entry)}\n\n".encode())
+                self.wfile.flush()
+        except TimeoutError:
+            self.wfile.write(b'event: error\ndata: {"error": "no answer in time"}\n\n')
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the browser left; planb still stores the result
 
     def do_POST(self):
         if self.path != "/ask":
