@@ -1066,6 +1066,80 @@ dialect_embeddings_reply(const pb_mock_request *r, pb_mock_body_kind kind, size_
     return body;
 }
 
+/* What a valid chat request is answered with, streamed or not: the text, or the tool calls. */
+typedef struct dialect_answer {
+    pb_buf text;        /* the answer when calls is NULL (NUL-terminated) */
+    json_object *calls; /* [{name, arguments: object}] (owned ref), or NULL for a text answer */
+    long prompt;        /* prompt words (usage) */
+} dialect_answer;
+
+/* Fills a with the answer to r (a chat request): kind EMPTY is "", text replaces the echo;
+ * otherwise tool calls when the behaviour asks (unless the app is handing results back), a
+ * forced Anthropic tool or a response_format gets {"answer": ...}, and the rest an echo. */
+static void
+dialect_answer_make(const pb_mock_request *r, pb_mock_body_kind kind, const char *text,
+                    dialect_answer *a)
+{
+    json_object *last_user;
+    a->prompt = dialect_prompt(r, &last_user);
+    a->calls = NULL;
+    pb_buf_init(&a->text, SIZE_MAX);
+    pb_buf_append(&a->text, "", 0);
+    if (kind == PB_MOCK_BODY_EMPTY)
+        return;
+    if (text != NULL) {
+        pb_buf_append(&a->text, text, strlen(text));
+        return;
+    }
+    json_object *result = dialect_tool_result(r);
+    if (r->tool_calls != NULL && result == NULL) {
+        a->calls = json_object_get(r->tool_calls);
+        return;
+    }
+    pb_buf echo;
+    pb_buf_init(&echo, SIZE_MAX);
+    pb_buf_append(&echo, "", 0);
+    if (result != NULL) {
+        pb_buf_append(&echo, "tool said: ", 11);
+        if (json_object_is_type(result, json_type_string) ||
+            json_object_is_type(result, json_type_array))
+            dialect_content_text(result, &echo);
+    } else {
+        pb_buf_append(&echo, "echo: ", 6);
+        if (last_user != NULL)
+            dialect_content_text(last_user, &echo);
+    }
+    /* Structured output: {"answer": <the text>}, as content (OpenAI response_format) or as the
+     * input of the forced tool (Anthropic). */
+    json_object *rf, *answer = json_object_new_object();
+    json_object_object_add(answer, "answer", json_object_new_string_len(echo.data, (int)echo.len));
+    const char *forced = dialect_forced_tool(r);
+    if (forced != NULL) {
+        json_object *c = json_object_new_object();
+        a->calls = json_object_new_array();
+        json_object_object_add(c, "name", json_object_new_string(forced));
+        json_object_object_add(c, "arguments", json_object_get(answer));
+        json_object_array_add(a->calls, c);
+    } else if (r->api == PB_MOCK_API_OPENAI &&
+               json_object_object_get_ex(r->body, "response_format", &rf) &&
+               strcmp(dialect_str(rf, "type"), "text") != 0) {
+        size_t n;
+        const char *s = json_object_to_json_string_length(answer, DIALECT_JSON_FLAGS, &n);
+        pb_buf_append(&a->text, s, n);
+    } else {
+        pb_buf_append(&a->text, echo.data, echo.len);
+    }
+    json_object_put(answer);
+    pb_buf_free(&echo);
+}
+
+static void
+dialect_answer_free(dialect_answer *a)
+{
+    pb_buf_free(&a->text);
+    json_object_put(a->calls);
+}
+
 char *
 pb_mock_dialect_reply(const pb_mock_request *r, pb_mock_body_kind kind, const char *text,
                       unsigned long id, size_t pad_to, size_t *len)
@@ -1085,51 +1159,11 @@ pb_mock_dialect_reply(const pb_mock_request *r, pb_mock_body_kind kind, const ch
         }
         return dialect_take_json(o, len);
     }
-    json_object *last_user;
-    long prompt = dialect_prompt(r, &last_user);
-    if (kind == PB_MOCK_BODY_EMPTY)
-        return dialect_chat_reply(r, "", prompt, id, pad_to, len);
-    if (text != NULL)
-        return dialect_chat_reply(r, text, prompt, id, pad_to, len);
-    /* Tool calls when the behaviour asks, unless the app is handing results back. */
-    json_object *result = dialect_tool_result(r);
-    if (kind == PB_MOCK_BODY_OK && r->tool_calls != NULL && result == NULL)
-        return dialect_tool_json(r, r->tool_calls, prompt, id, len);
-    pb_buf echo;
-    pb_buf_init(&echo, SIZE_MAX);
-    if (result != NULL) {
-        pb_buf_append(&echo, "tool said: ", 11);
-        if (json_object_is_type(result, json_type_string) ||
-            json_object_is_type(result, json_type_array))
-            dialect_content_text(result, &echo);
-    } else {
-        pb_buf_append(&echo, "echo: ", 6);
-        if (last_user != NULL)
-            dialect_content_text(last_user, &echo);
-    }
-    /* Structured output: {"answer": <the text>}, as content (OpenAI response_format) or as the
-     * input of the forced tool (Anthropic). */
-    json_object *rf, *answer = json_object_new_object();
-    json_object_object_add(answer, "answer", json_object_new_string_len(echo.data, (int)echo.len));
-    const char *forced = dialect_forced_tool(r);
-    char *body;
-    if (forced != NULL) {
-        json_object *calls = json_object_new_array(), *c = json_object_new_object();
-        json_object_object_add(c, "name", json_object_new_string(forced));
-        json_object_object_add(c, "arguments", json_object_get(answer));
-        json_object_array_add(calls, c);
-        body = dialect_tool_json(r, calls, prompt, id, len);
-        json_object_put(calls);
-    } else if (r->api == PB_MOCK_API_OPENAI &&
-               json_object_object_get_ex(r->body, "response_format", &rf) &&
-               strcmp(dialect_str(rf, "type"), "text") != 0) {
-        body = dialect_chat_reply(r, json_object_to_json_string_ext(answer, DIALECT_JSON_FLAGS),
-                                  prompt, id, pad_to, len);
-    } else {
-        body = dialect_chat_reply(r, echo.data, prompt, id, pad_to, len);
-    }
-    json_object_put(answer);
-    pb_buf_free(&echo);
+    dialect_answer a;
+    dialect_answer_make(r, kind, text, &a);
+    char *body = a.calls != NULL ? dialect_tool_json(r, a.calls, a.prompt, id, len)
+                                 : dialect_chat_reply(r, a.text.data, a.prompt, id, pad_to, len);
+    dialect_answer_free(&a);
     return body;
 }
 
