@@ -28,6 +28,8 @@
 /* Room for the usage counters to gain digits when padding grows the answer:
  * two counters of at most 9 digits each (256 MiB of words). */
 #define DIALECT_PAD_SLACK 24
+/* Bytes of tool-call arguments per streamed fragment: small, as the real APIs stream them. */
+#define DIALECT_ARGS_PIECE 8
 
 static int
 dialect_fail(pb_error *err, int status, const char *msg)
@@ -555,6 +557,29 @@ dialect_anthropic_tools(json_object *body, pb_error *err)
     return 0;
 }
 
+/* stream is a boolean; OpenAI's stream_options ({"include_usage": bool}) only comes with
+ * stream true, as the real API insists. 0 when valid, else 400 with err set. */
+static int
+dialect_stream_ok(json_object *body, bool openai, pb_error *err)
+{
+    json_object *st = NULL, *so, *iu;
+    if (json_object_object_get_ex(body, "stream", &st) &&
+        !json_object_is_type(st, json_type_boolean))
+        return dialect_fail(err, 400, "stream: must be a boolean");
+    if (!openai || !json_object_object_get_ex(body, "stream_options", &so) || so == NULL)
+        return 0;
+    if (st == NULL || !json_object_get_boolean(st))
+        return dialect_fail(err, 400,
+                            "stream_options: The 'stream_options' parameter is only allowed "
+                            "when 'stream' is enabled.");
+    if (!json_object_is_type(so, json_type_object) ||
+        (json_object_object_get_ex(so, "include_usage", &iu) &&
+         !json_object_is_type(iu, json_type_boolean)))
+        return dialect_fail(err, 400,
+                            "stream_options: must be an object {\"include_usage\": boolean}");
+    return 0;
+}
+
 static int
 dialect_validate_openai(const pb_mock_request *r, pb_error *err)
 {
@@ -613,7 +638,7 @@ dialect_validate_openai(const pb_mock_request *r, pb_error *err)
         return dialect_fail(err, 400, "max_tokens: must be a positive integer");
     if (!dialect_temperature_ok(r->body, 2.0))
         return dialect_fail(err, 400, "temperature: must be a number between 0 and 2");
-    return 0;
+    return dialect_stream_ok(r->body, true, err);
 }
 
 static int
@@ -648,7 +673,7 @@ dialect_validate_anthropic(const pb_mock_request *r, pb_error *err)
         return dialect_fail(err, 400, "system: must be a string or an array of text blocks");
     if (!dialect_temperature_ok(r->body, 1.0))
         return dialect_fail(err, 400, "temperature: must be a number between 0 and 1");
-    return 0;
+    return dialect_stream_ok(r->body, false, err);
 }
 
 static int
@@ -1066,6 +1091,80 @@ dialect_embeddings_reply(const pb_mock_request *r, pb_mock_body_kind kind, size_
     return body;
 }
 
+/* What a valid chat request is answered with, streamed or not: the text, or the tool calls. */
+typedef struct dialect_answer {
+    pb_buf text;        /* the answer when calls is NULL (NUL-terminated) */
+    json_object *calls; /* [{name, arguments: object}] (owned ref), or NULL for a text answer */
+    long prompt;        /* prompt words (usage) */
+} dialect_answer;
+
+/* Fills a with the answer to r (a chat request): kind EMPTY is "", text replaces the echo;
+ * otherwise tool calls when the behaviour asks (unless the app is handing results back), a
+ * forced Anthropic tool or a response_format gets {"answer": ...}, and the rest an echo. */
+static void
+dialect_answer_make(const pb_mock_request *r, pb_mock_body_kind kind, const char *text,
+                    dialect_answer *a)
+{
+    json_object *last_user;
+    a->prompt = dialect_prompt(r, &last_user);
+    a->calls = NULL;
+    pb_buf_init(&a->text, SIZE_MAX);
+    pb_buf_append(&a->text, "", 0);
+    if (kind == PB_MOCK_BODY_EMPTY)
+        return;
+    if (text != NULL) {
+        pb_buf_append(&a->text, text, strlen(text));
+        return;
+    }
+    json_object *result = dialect_tool_result(r);
+    if (r->tool_calls != NULL && result == NULL) {
+        a->calls = json_object_get(r->tool_calls);
+        return;
+    }
+    pb_buf echo;
+    pb_buf_init(&echo, SIZE_MAX);
+    pb_buf_append(&echo, "", 0);
+    if (result != NULL) {
+        pb_buf_append(&echo, "tool said: ", 11);
+        if (json_object_is_type(result, json_type_string) ||
+            json_object_is_type(result, json_type_array))
+            dialect_content_text(result, &echo);
+    } else {
+        pb_buf_append(&echo, "echo: ", 6);
+        if (last_user != NULL)
+            dialect_content_text(last_user, &echo);
+    }
+    /* Structured output: {"answer": <the text>}, as content (OpenAI response_format) or as the
+     * input of the forced tool (Anthropic). */
+    json_object *rf, *answer = json_object_new_object();
+    json_object_object_add(answer, "answer", json_object_new_string_len(echo.data, (int)echo.len));
+    const char *forced = dialect_forced_tool(r);
+    if (forced != NULL) {
+        json_object *c = json_object_new_object();
+        a->calls = json_object_new_array();
+        json_object_object_add(c, "name", json_object_new_string(forced));
+        json_object_object_add(c, "arguments", json_object_get(answer));
+        json_object_array_add(a->calls, c);
+    } else if (r->api == PB_MOCK_API_OPENAI &&
+               json_object_object_get_ex(r->body, "response_format", &rf) &&
+               strcmp(dialect_str(rf, "type"), "text") != 0) {
+        size_t n;
+        const char *s = json_object_to_json_string_length(answer, DIALECT_JSON_FLAGS, &n);
+        pb_buf_append(&a->text, s, n);
+    } else {
+        pb_buf_append(&a->text, echo.data, echo.len);
+    }
+    json_object_put(answer);
+    pb_buf_free(&echo);
+}
+
+static void
+dialect_answer_free(dialect_answer *a)
+{
+    pb_buf_free(&a->text);
+    json_object_put(a->calls);
+}
+
 char *
 pb_mock_dialect_reply(const pb_mock_request *r, pb_mock_body_kind kind, const char *text,
                       unsigned long id, size_t pad_to, size_t *len)
@@ -1085,52 +1184,362 @@ pb_mock_dialect_reply(const pb_mock_request *r, pb_mock_body_kind kind, const ch
         }
         return dialect_take_json(o, len);
     }
-    json_object *last_user;
-    long prompt = dialect_prompt(r, &last_user);
-    if (kind == PB_MOCK_BODY_EMPTY)
-        return dialect_chat_reply(r, "", prompt, id, pad_to, len);
-    if (text != NULL)
-        return dialect_chat_reply(r, text, prompt, id, pad_to, len);
-    /* Tool calls when the behaviour asks, unless the app is handing results back. */
-    json_object *result = dialect_tool_result(r);
-    if (kind == PB_MOCK_BODY_OK && r->tool_calls != NULL && result == NULL)
-        return dialect_tool_json(r, r->tool_calls, prompt, id, len);
-    pb_buf echo;
-    pb_buf_init(&echo, SIZE_MAX);
-    if (result != NULL) {
-        pb_buf_append(&echo, "tool said: ", 11);
-        if (json_object_is_type(result, json_type_string) ||
-            json_object_is_type(result, json_type_array))
-            dialect_content_text(result, &echo);
-    } else {
-        pb_buf_append(&echo, "echo: ", 6);
-        if (last_user != NULL)
-            dialect_content_text(last_user, &echo);
-    }
-    /* Structured output: {"answer": <the text>}, as content (OpenAI response_format) or as the
-     * input of the forced tool (Anthropic). */
-    json_object *rf, *answer = json_object_new_object();
-    json_object_object_add(answer, "answer", json_object_new_string_len(echo.data, (int)echo.len));
-    const char *forced = dialect_forced_tool(r);
-    char *body;
-    if (forced != NULL) {
-        json_object *calls = json_object_new_array(), *c = json_object_new_object();
-        json_object_object_add(c, "name", json_object_new_string(forced));
-        json_object_object_add(c, "arguments", json_object_get(answer));
-        json_object_array_add(calls, c);
-        body = dialect_tool_json(r, calls, prompt, id, len);
-        json_object_put(calls);
-    } else if (r->api == PB_MOCK_API_OPENAI &&
-               json_object_object_get_ex(r->body, "response_format", &rf) &&
-               strcmp(dialect_str(rf, "type"), "text") != 0) {
-        body = dialect_chat_reply(r, json_object_to_json_string_ext(answer, DIALECT_JSON_FLAGS),
-                                  prompt, id, pad_to, len);
-    } else {
-        body = dialect_chat_reply(r, echo.data, prompt, id, pad_to, len);
-    }
-    json_object_put(answer);
-    pb_buf_free(&echo);
+    dialect_answer a;
+    dialect_answer_make(r, kind, text, &a);
+    char *body = a.calls != NULL ? dialect_tool_json(r, a.calls, a.prompt, id, len)
+                                 : dialect_chat_reply(r, a.text.data, a.prompt, id, pad_to, len);
+    dialect_answer_free(&a);
     return body;
+}
+
+bool
+pb_mock_dialect_wants_stream(const pb_mock_request *r)
+{
+    json_object *v;
+    return r->api != PB_MOCK_API_EMBEDDINGS && json_object_object_get_ex(r->body, "stream", &v) &&
+           json_object_is_type(v, json_type_boolean) && json_object_get_boolean(v);
+}
+
+void
+pb_mock_stream_free(pb_mock_stream *s)
+{
+    if (s == NULL)
+        return;
+    pb_buf_free(&s->data);
+    free(s->events);
+    free(s);
+}
+
+/* Appends one event: "event: <type>\n" when type is set (Anthropic), then "data: <o>\n\n";
+ * takes o. */
+static void
+dialect_event(pb_mock_stream *s, pb_mock_event_kind kind, const char *type, json_object *o)
+{
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 16;
+        s->events = pb_xrealloc(s->events, s->cap * sizeof(*s->events));
+    }
+    pb_mock_event *e = &s->events[s->n++];
+    e->kind = kind;
+    e->off = s->data.len;
+    if (type != NULL) {
+        pb_buf_append(&s->data, "event: ", 7);
+        pb_buf_append(&s->data, type, strlen(type));
+        pb_buf_append(&s->data, "\n", 1);
+    }
+    size_t n;
+    const char *js =
+        o != NULL ? json_object_to_json_string_length(o, DIALECT_JSON_FLAGS, &n) : "[DONE]";
+    if (o == NULL)
+        n = 6;
+    pb_buf_append(&s->data, "data: ", 6);
+    pb_buf_append(&s->data, js, n);
+    pb_buf_append(&s->data, "\n\n", 2);
+    e->len = s->data.len - e->off;
+    json_object_put(o);
+}
+
+static bool
+dialect_is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+/* The end of the piece of s (n bytes) that starts at i: one word and the whitespace after it
+ * (and before it, for the first); past i, so every loop over pieces ends. */
+static size_t
+dialect_word_end(const char *s, size_t n, size_t i)
+{
+    while (i < n && dialect_is_space(s[i]))
+        i++;
+    while (i < n && !dialect_is_space(s[i]))
+        i++;
+    while (i < n && dialect_is_space(s[i]))
+        i++;
+    return i;
+}
+
+/* The end of the next tool-input fragment of s (n bytes) from i: about
+ * DIALECT_ARGS_PIECE bytes, never splitting a UTF-8 sequence. */
+static size_t
+dialect_piece_end(const char *s, size_t n, size_t i)
+{
+    size_t j = i + DIALECT_ARGS_PIECE < n ? i + DIALECT_ARGS_PIECE : n;
+    while (j < n && ((unsigned char)s[j] & 0xC0) == 0x80)
+        j++;
+    return j;
+}
+
+/* The tool-call arguments as the reply carries them: JSON text, broken when asked. */
+static const char *
+dialect_args_text(const pb_mock_request *r, json_object *args)
+{
+    return r->bad_tool_args && r->api != PB_MOCK_API_ANTHROPIC
+               ? "{\"city\": \"Par"
+               : json_object_to_json_string_ext(args, DIALECT_JSON_FLAGS);
+}
+
+/* One OpenAI chat.completion.chunk around delta (taken); finish NULL = null. */
+static void
+dialect_chunk(pb_mock_stream *s, pb_mock_event_kind kind, const pb_mock_request *r, const char *id,
+              int64_t created, json_object *delta, const char *finish, bool usage_null)
+{
+    json_object *o = json_object_new_object(), *choice = json_object_new_object();
+    json_object *choices = json_object_new_array();
+    json_object_object_add(choice, "index", json_object_new_int(0));
+    json_object_object_add(choice, "delta", delta);
+    json_object_object_add(choice, "finish_reason",
+                           finish != NULL ? json_object_new_string(finish) : NULL);
+    json_object_array_add(choices, choice);
+    json_object_object_add(o, "id", json_object_new_string(id));
+    json_object_object_add(o, "object", json_object_new_string("chat.completion.chunk"));
+    json_object_object_add(o, "created", json_object_new_int64(created));
+    json_object_object_add(o, "model", json_object_new_string(r->model));
+    json_object_object_add(o, "choices", choices);
+    if (usage_null)
+        json_object_object_add(o, "usage", NULL);
+    dialect_event(s, kind, NULL, o);
+}
+
+/* One OpenAI tool_calls piece of call k: with its id, type and name when callid is set,
+ * then n bytes of its arguments text. */
+static void
+dialect_tool_piece(pb_mock_stream *s, const pb_mock_request *r, const char *id, int64_t created,
+                   bool usage, size_t k, const char *callid, json_object *name, const char *args,
+                   size_t n)
+{
+    json_object *tc = json_object_new_object(), *fn = json_object_new_object();
+    json_object *list = json_object_new_array(), *d = json_object_new_object();
+    json_object_object_add(tc, "index", json_object_new_int((int)k));
+    if (callid != NULL) {
+        json_object_object_add(tc, "id", json_object_new_string(callid));
+        json_object_object_add(tc, "type", json_object_new_string("function"));
+        json_object_object_add(fn, "name", json_object_get(name));
+    }
+    json_object_object_add(fn, "arguments", json_object_new_string_len(args, (int)n));
+    json_object_object_add(tc, "function", fn);
+    json_object_array_add(list, tc);
+    json_object_object_add(d, "tool_calls", list);
+    dialect_chunk(s, PB_MOCK_EVENT_CONTENT, r, id, created, d, NULL, usage);
+}
+
+/* OpenAI: role chunk, content or tool_calls pieces, finish chunk, usage chunk when
+ * stream_options.include_usage, [DONE]. */
+static void
+dialect_stream_openai(pb_mock_stream *s, const pb_mock_request *r, const dialect_answer *a,
+                      unsigned long id)
+{
+    char idbuf[48], callid[64];
+    json_object *so, *iu;
+    bool usage = json_object_object_get_ex(r->body, "stream_options", &so) &&
+                 json_object_object_get_ex(so, "include_usage", &iu) && json_object_get_boolean(iu);
+    int64_t created = (int64_t)time(NULL);
+    long words = 1;
+    snprintf(idbuf, sizeof(idbuf), "chatcmpl-mock-%lu", id);
+    json_object *d = json_object_new_object();
+    json_object_object_add(d, "role", json_object_new_string("assistant"));
+    json_object_object_add(d, "content", a->calls != NULL ? NULL : json_object_new_string(""));
+    dialect_chunk(s, PB_MOCK_EVENT_HEAD, r, idbuf, created, d, NULL, usage);
+    if (a->calls == NULL) {
+        words = dialect_words_n(a->text.data, a->text.len);
+        for (size_t i = 0, j; i < a->text.len; i = j) {
+            j = dialect_word_end(a->text.data, a->text.len, i);
+            d = json_object_new_object();
+            json_object_object_add(d, "content",
+                                   json_object_new_string_len(a->text.data + i, (int)(j - i)));
+            dialect_chunk(s, PB_MOCK_EVENT_CONTENT, r, idbuf, created, d, NULL, usage);
+        }
+    }
+    for (size_t k = 0; a->calls != NULL && k < json_object_array_length(a->calls); k++) {
+        json_object *c = json_object_array_get_idx(a->calls, k), *name, *args;
+        json_object_object_get_ex(c, "name", &name);
+        json_object_object_get_ex(c, "arguments", &args);
+        const char *text = dialect_args_text(r, args);
+        size_t n = strlen(text);
+        snprintf(callid, sizeof(callid), "call_mock_%lu_%zu", id, k);
+        /* The first piece names the call with empty arguments; fragments of them follow. */
+        dialect_tool_piece(s, r, idbuf, created, usage, k, callid, name, "", 0);
+        for (size_t i = 0, j; i < n; i = j) {
+            j = dialect_piece_end(text, n, i);
+            dialect_tool_piece(s, r, idbuf, created, usage, k, NULL, NULL, text + i, j - i);
+        }
+    }
+    dialect_chunk(s, PB_MOCK_EVENT_FRAME, r, idbuf, created, json_object_new_object(),
+                  dialect_stop_reason(r, a->calls != NULL ? "tool_calls" : "stop"), usage);
+    if (usage) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "id", json_object_new_string(idbuf));
+        json_object_object_add(o, "object", json_object_new_string("chat.completion.chunk"));
+        json_object_object_add(o, "created", json_object_new_int64(created));
+        json_object_object_add(o, "model", json_object_new_string(r->model));
+        json_object_object_add(o, "choices", json_object_new_array());
+        json_object_object_add(
+            o, "usage", dialect_usage("prompt_tokens", a->prompt, "completion_tokens", words));
+        dialect_event(s, PB_MOCK_EVENT_FRAME, NULL, o);
+    }
+    dialect_event(s, PB_MOCK_EVENT_END, NULL, NULL);
+}
+
+/* One Anthropic event of type: {"type": type, ...fields of o}; takes o. */
+static void
+dialect_anthropic_event(pb_mock_stream *s, pb_mock_event_kind kind, const char *type,
+                        json_object *o)
+{
+    json_object *e = json_object_new_object();
+    json_object_object_add(e, "type", json_object_new_string(type));
+    json_object_object_foreach(o, key, v)
+    {
+        json_object_object_add(e, key, json_object_get(v));
+    }
+    json_object_put(o);
+    dialect_event(s, kind, type, e);
+}
+
+/* {"index": i} plus, when key is set, key: v (taken). */
+static json_object *
+dialect_indexed(size_t i, const char *key, json_object *v)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "index", json_object_new_int((int)i));
+    if (key != NULL)
+        json_object_object_add(o, key, v);
+    return o;
+}
+
+/* {"type": type, key: the n bytes at p}. */
+static json_object *
+dialect_delta(const char *type, const char *key, const char *p, size_t n)
+{
+    json_object *d = json_object_new_object();
+    json_object_object_add(d, "type", json_object_new_string(type));
+    json_object_object_add(d, key, json_object_new_string_len(p, (int)n));
+    return d;
+}
+
+/* Anthropic: message_start, then per block content_block_start (a ping after the first),
+ * text_delta or input_json_delta pieces, content_block_stop; message_delta, message_stop. */
+static void
+dialect_stream_anthropic(pb_mock_stream *s, const pb_mock_request *r, const dialect_answer *a,
+                         unsigned long id)
+{
+    char idbuf[64];
+    snprintf(idbuf, sizeof(idbuf), "msg_mock_%lu", id);
+    json_object *m = json_object_new_object();
+    json_object_object_add(m, "id", json_object_new_string(idbuf));
+    json_object_object_add(m, "type", json_object_new_string("message"));
+    json_object_object_add(m, "role", json_object_new_string("assistant"));
+    json_object_object_add(m, "model", json_object_new_string(r->model));
+    json_object_object_add(m, "content", json_object_new_array());
+    json_object_object_add(m, "stop_reason", NULL);
+    json_object_object_add(m, "stop_sequence", NULL);
+    json_object_object_add(m, "usage",
+                           dialect_usage("input_tokens", a->prompt, "output_tokens", 1));
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "message", m);
+    dialect_anthropic_event(s, PB_MOCK_EVENT_HEAD, "message_start", o);
+    size_t blocks = a->calls != NULL ? json_object_array_length(a->calls) : 1;
+    for (size_t k = 0; k < blocks; k++) {
+        pb_mock_event_kind frame = k == 0 ? PB_MOCK_EVENT_HEAD : PB_MOCK_EVENT_FRAME;
+        json_object *blk = json_object_new_object(), *c = NULL, *name, *args;
+        const char *text = a->text.data;
+        size_t n = a->text.len;
+        if (a->calls != NULL) {
+            c = json_object_array_get_idx(a->calls, k);
+            json_object_object_get_ex(c, "name", &name);
+            json_object_object_get_ex(c, "arguments", &args);
+            snprintf(idbuf, sizeof(idbuf), "toolu_mock_%lu_%zu", id, k);
+            json_object_object_add(blk, "type", json_object_new_string("tool_use"));
+            json_object_object_add(blk, "id", json_object_new_string(idbuf));
+            json_object_object_add(blk, "name", json_object_get(name));
+            json_object_object_add(blk, "input", json_object_new_object());
+            text = dialect_args_text(r, args);
+            n = strlen(text);
+        } else {
+            json_object_object_add(blk, "type", json_object_new_string("text"));
+            json_object_object_add(blk, "text", json_object_new_string(""));
+        }
+        dialect_anthropic_event(s, frame, "content_block_start",
+                                dialect_indexed(k, "content_block", blk));
+        if (k == 0)
+            dialect_anthropic_event(s, PB_MOCK_EVENT_HEAD, "ping", json_object_new_object());
+        for (size_t i = 0, j; i < n; i = j) {
+            j = c != NULL ? dialect_piece_end(text, n, i) : dialect_word_end(text, n, i);
+            json_object *d =
+                c != NULL ? dialect_delta("input_json_delta", "partial_json", text + i, j - i)
+                          : dialect_delta("text_delta", "text", text + i, j - i);
+            dialect_anthropic_event(s, PB_MOCK_EVENT_CONTENT, "content_block_delta",
+                                    dialect_indexed(k, "delta", d));
+        }
+        dialect_anthropic_event(s, PB_MOCK_EVENT_FRAME, "content_block_stop",
+                                dialect_indexed(k, NULL, NULL));
+    }
+    json_object *d = json_object_new_object(), *u = json_object_new_object();
+    json_object_object_add(
+        d, "stop_reason",
+        json_object_new_string(dialect_stop_reason(r, a->calls != NULL ? "tool_use" : "end_turn")));
+    json_object_object_add(d, "stop_sequence", NULL);
+    json_object_object_add(
+        u, "output_tokens",
+        json_object_new_int64(a->calls != NULL ? 1 : dialect_words_n(a->text.data, a->text.len)));
+    o = json_object_new_object();
+    json_object_object_add(o, "delta", d);
+    json_object_object_add(o, "usage", u);
+    dialect_anthropic_event(s, PB_MOCK_EVENT_FRAME, "message_delta", o);
+    dialect_anthropic_event(s, PB_MOCK_EVENT_END, "message_stop", json_object_new_object());
+}
+
+pb_mock_stream *
+pb_mock_dialect_stream(const pb_mock_request *r, pb_mock_body_kind kind, const char *text,
+                       unsigned long id)
+{
+    pb_mock_stream *s = pb_xcalloc(1, sizeof(*s));
+    pb_buf_init(&s->data, SIZE_MAX);
+    dialect_answer a;
+    dialect_answer_make(r, kind, text, &a);
+    if (r->api == PB_MOCK_API_ANTHROPIC)
+        dialect_stream_anthropic(s, r, &a, id);
+    else
+        dialect_stream_openai(s, r, &a, id);
+    dialect_answer_free(&a);
+    return s;
+}
+
+char *
+pb_mock_dialect_stream_error(pb_mock_api api, const char *type, const char *message, size_t *len)
+{
+    pb_mock_stream s = {0};
+    pb_buf_init(&s.data, SIZE_MAX);
+    json_object *e = json_object_new_object(), *o = json_object_new_object();
+    if (type == NULL)
+        type = api == PB_MOCK_API_ANTHROPIC ? "overloaded_error" : "server_error";
+    if (message == NULL)
+        message = "planb-mock: injected stream error";
+    if (api == PB_MOCK_API_ANTHROPIC) {
+        json_object_object_add(e, "type", json_object_new_string(type));
+        json_object_object_add(e, "message", json_object_new_string(message));
+        json_object_object_add(o, "type", json_object_new_string("error"));
+    } else {
+        json_object_object_add(e, "message", json_object_new_string(message));
+        json_object_object_add(e, "type", json_object_new_string(type));
+    }
+    json_object_object_add(o, "error", e);
+    dialect_event(&s, PB_MOCK_EVENT_FRAME, api == PB_MOCK_API_ANTHROPIC ? "error" : NULL, o);
+    free(s.events);
+    *len = s.data.len;
+    return s.data.data;
+}
+
+const char *
+pb_mock_dialect_stream_malformed(pb_mock_api api)
+{
+    return api == PB_MOCK_API_ANTHROPIC ? "event: content_block_delta\ndata: {not json\n\n"
+                                        : "data: {not json\n\n";
+}
+
+const char *
+pb_mock_dialect_stream_ping(pb_mock_api api)
+{
+    return api == PB_MOCK_API_ANTHROPIC ? "event: ping\ndata: {\"type\":\"ping\"}\n\n" : NULL;
 }
 
 /* The error type a provider puts in its body for status. */

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "planb/buf.h"
 #include "planb/core.h"
 
 typedef enum {
@@ -41,6 +42,41 @@ int pb_mock_dialect_validate(const pb_mock_request *r, pb_error *err);
  * reply, and a body shorter than pad_to bytes is padded to exactly that. Caller frees. */
 char *pb_mock_dialect_reply(const pb_mock_request *r, pb_mock_body_kind kind, const char *text,
                             unsigned long id, size_t pad_to, size_t *len);
+/* True when r asks for a streamed answer ("stream": true). */
+bool pb_mock_dialect_wants_stream(const pb_mock_request *r);
+
+typedef enum {
+    PB_MOCK_EVENT_HEAD,    /* before the answer: role chunk; message_start, block start, ping */
+    PB_MOCK_EVENT_CONTENT, /* a piece of the answer (what fault_after counts) */
+    PB_MOCK_EVENT_FRAME,   /* the rest: block stop/start, finish, usage, message_delta */
+    PB_MOCK_EVENT_END      /* the terminator: data: [DONE] / message_stop */
+} pb_mock_event_kind;
+
+typedef struct pb_mock_event {
+    pb_mock_event_kind kind; /* its place in the stream */
+    size_t off;              /* where it starts in the stream's data */
+    size_t len;              /* bytes, "\n\n" included */
+} pb_mock_event;
+
+typedef struct pb_mock_stream {
+    pb_buf data;           /* every SSE event back to back */
+    pb_mock_event *events; /* in order */
+    size_t n;              /* events */
+    size_t cap;            /* room in events */
+} pb_mock_stream;
+
+/* The SSE stream answering a valid chat r the way pb_mock_dialect_reply would (same text or
+ * tool calls, same usage; kind OK or EMPTY). Free with pb_mock_stream_free. */
+pb_mock_stream *pb_mock_dialect_stream(const pb_mock_request *r, pb_mock_body_kind kind,
+                                       const char *text, unsigned long id);
+void pb_mock_stream_free(pb_mock_stream *s);
+/* The dialect's mid-stream error event; type and message may be NULL. Caller frees. */
+char *pb_mock_dialect_stream_error(pb_mock_api api, const char *type, const char *message,
+                                   size_t *len);
+/* A static event whose data is not JSON; and the keep-alive ping (NULL: the dialect has none). */
+const char *pb_mock_dialect_stream_malformed(pb_mock_api api);
+const char *pb_mock_dialect_stream_ping(pb_mock_api api);
+
 /* The provider's error body for status; type, message and code may be NULL (defaults). */
 char *pb_mock_dialect_error(pb_mock_api api, int status, const char *type, const char *message,
                             const char *code, size_t *len);

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -53,6 +54,10 @@
 /* listen(2) backlog: the kernel caps it at net.core.somaxconn; asking for the
  * most lets a burst of thousands of connects queue instead of retrying SYNs. */
 #define MOCK_BACKLOG 65535
+/* reset_mid polls this often, this many times, for the events before it to leave. */
+#define MOCK_RESET_WAIT_MS    2
+#define MOCK_RESET_WAIT_TRIES 500
+#define MOCK_PING_DEFAULT_MS  1000 /* stall_pings period when chunk_interval_ms is 0 */
 
 static const char mock_html[] = "<html><body><h1>502 Bad Gateway</h1></body></html>";
 
@@ -70,7 +75,8 @@ typedef enum {
     MOCK_SEND,  /* answer status + body */
     MOCK_DRIP,  /* chunked 200 body, drip_bytes per tick */
     MOCK_RESET, /* abortive close, no answer */
-    MOCK_HANG   /* no answer until the client leaves */
+    MOCK_HANG,  /* no answer until the client leaves */
+    MOCK_STREAM /* 200 text/event-stream, one event per tick, with the stream fault */
 } mock_action;
 
 /* An answer: built by mock_plan, sent at once or held in a mock_call. */
@@ -90,7 +96,16 @@ typedef struct mock_call {
     int latency_ms;                  /* delay before the answer starts */
     int drip_bytes;                  /* MOCK_DRIP: bytes per tick */
     int drip_interval_ms;            /* MOCK_DRIP: tick period */
-    bool started;                    /* MOCK_DRIP: headers sent */
+    bool started;                    /* MOCK_DRIP, MOCK_STREAM: headers sent */
+    pb_mock_api api;                 /* MOCK_STREAM: the dialect (error, malformed, ping) */
+    pb_mock_stream *stream;          /* MOCK_STREAM: the events (owned); body = error event */
+    size_t next;                     /* MOCK_STREAM: the next event to send */
+    size_t fault_at;                 /* MOCK_STREAM: the fault comes before events[fault_at] */
+    pb_mock_stream_fault fault;      /* MOCK_STREAM: what goes wrong */
+    int chunk_interval_ms;           /* MOCK_STREAM: tick period after the first event */
+    bool stall_pings;                /* MOCK_STREAM: pings while stalled (if the dialect has) */
+    bool faulted;                    /* MOCK_STREAM: the fault has happened */
+    int reset_tries;                 /* MOCK_STREAM: waits so far for the output to drain */
 } mock_call;
 
 static const char *
@@ -223,6 +238,7 @@ mock_call_free(mock_call *c)
         event_free(c->watch);
     free(c->body);
     free(c->retry_after);
+    pb_mock_stream_free(c->stream);
     c->srv->pending--;
     free(c);
 }
@@ -267,6 +283,15 @@ mock_call_done(mock_call *c)
     mock_call_free(c);
 }
 
+/* Ends a chunked reply (drip, stream) and its call. */
+static void
+mock_reply_end(mock_call *c)
+{
+    evhttp_connection_set_closecb(c->evcon, NULL, NULL);
+    evhttp_send_reply_end(c->req);
+    mock_call_free(c);
+}
+
 static void
 mock_arm(mock_call *c, int ms)
 {
@@ -299,9 +324,133 @@ mock_drip_tick(mock_call *c)
         mock_arm(c, c->drip_interval_ms);
         return;
     }
-    evhttp_connection_set_closecb(c->evcon, NULL, NULL);
-    evhttp_send_reply_end(c->req);
-    mock_call_free(c);
+    mock_reply_end(c);
+}
+
+/* The abortive close of MOCK_RESET and reset_mid: linger 0 makes close(2) send RST. evhttp
+ * shuts the write side down (a FIN) before its deferred close, so dissolve the connection
+ * first: connect(2) with AF_UNSPEC aborts a TCP socket with an RST on Linux and leaves
+ * nothing to FIN. Frees c (through mock_on_close). */
+static void
+mock_reset(mock_call *c)
+{
+    struct linger lg = {1, 0};
+    struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+    evutil_socket_t sock = bufferevent_getfd(evhttp_connection_get_bufferevent(c->evcon));
+    setsockopt(sock, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    connect(sock, &unspec, sizeof(unspec));
+    evhttp_connection_free(c->evcon); /* calls mock_on_close, which frees c */
+}
+
+/* Sends n bytes at p as one chunk of the streamed reply. */
+static void
+mock_stream_send(mock_call *c, const char *p, size_t n)
+{
+    struct evbuffer *chunk = evbuffer_new();
+    evbuffer_add(chunk, p, n);
+    evhttp_send_reply_chunk(c->req, chunk);
+    evbuffer_free(chunk);
+}
+
+/* reset_mid: an RST discards what the kernel has not delivered yet, so the events before
+ * the fault must have left (evhttp's buffer and the socket's send queue empty) first.
+ * A client that stops reading cannot hold the call for ever: after about a second of
+ * polling the reset goes out regardless. */
+static void
+mock_stream_reset(mock_call *c)
+{
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(c->evcon);
+    int queued = 0;
+    if (ioctl(bufferevent_getfd(bev), TIOCOUTQ, &queued) != 0)
+        queued = 0;
+    if ((evbuffer_get_length(bufferevent_get_output(bev)) > 0 || queued > 0) &&
+        c->reset_tries++ < MOCK_RESET_WAIT_TRIES) {
+        mock_arm(c, MOCK_RESET_WAIT_MS);
+        return;
+    }
+    mock_reset(c);
+}
+
+/* The stream fault, due before events[c->next]: false when the stream goes on at once
+ * (malformed), true when this tick is over (c may be freed). */
+static bool
+mock_stream_fault(mock_call *c)
+{
+    c->faulted = true;
+    switch (c->fault) {
+    case PB_MOCK_STREAM_ERROR_BEFORE:
+    case PB_MOCK_STREAM_ERROR_MID:
+        mock_stream_send(c, c->body, c->len);
+        mock_reply_end(c); /* "Connection: close" went with the headers */
+        return true;
+    case PB_MOCK_STREAM_RESET_MID:
+        mock_stream_reset(c);
+        return true;
+    case PB_MOCK_STREAM_STALL: {
+        /* No timer: the call waits for its client to leave, pinging if asked to. */
+        const char *ping = pb_mock_dialect_stream_ping(c->api);
+        if (c->stall_pings && ping != NULL) {
+            mock_stream_send(c, ping, strlen(ping));
+            mock_arm(c, c->chunk_interval_ms > 0 ? c->chunk_interval_ms : MOCK_PING_DEFAULT_MS);
+        }
+        return true;
+    }
+    case PB_MOCK_STREAM_MALFORMED: {
+        const char *bad = pb_mock_dialect_stream_malformed(c->api);
+        mock_stream_send(c, bad, strlen(bad));
+        if (c->chunk_interval_ms == 0)
+            return false;
+        mock_arm(c, c->chunk_interval_ms);
+        return true;
+    }
+    case PB_MOCK_STREAM_NONE:
+    case PB_MOCK_STREAM_NO_DONE:
+        break;
+    }
+    return false;
+}
+
+/* One tick of a stream: headers and the first event, then one event per chunk_interval_ms
+ * (all of them at once when that is 0), the fault where it is due. */
+static void
+mock_stream_tick(mock_call *c)
+{
+    if (c->faulted && c->fault == PB_MOCK_STREAM_RESET_MID) {
+        mock_stream_reset(c);
+        return;
+    }
+    if (c->faulted && c->fault == PB_MOCK_STREAM_STALL) {
+        mock_stream_fault(c); /* the next ping */
+        return;
+    }
+    if (!c->started) {
+        struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
+        evhttp_add_header(h, "Content-Type", "text/event-stream");
+        evhttp_add_header(h, "Cache-Control", "no-cache");
+        if (c->fault == PB_MOCK_STREAM_ERROR_BEFORE || c->fault == PB_MOCK_STREAM_ERROR_MID)
+            evhttp_add_header(h, "Connection", "close");
+        evhttp_send_reply_start(c->req, 200, "OK");
+        c->started = true;
+        if (c->fault == PB_MOCK_STREAM_ERROR_BEFORE) {
+            mock_stream_fault(c);
+            return;
+        }
+    }
+    do {
+        if (!c->faulted && c->next == c->fault_at && mock_stream_fault(c))
+            return;
+        const pb_mock_event *e = &c->stream->events[c->next];
+        if (e->kind == PB_MOCK_EVENT_END && c->fault == PB_MOCK_STREAM_NO_DONE) {
+            mock_reply_end(c);
+            return;
+        }
+        mock_stream_send(c, c->stream->data.data + e->off, e->len);
+        if (++c->next == c->stream->n) {
+            mock_reply_end(c);
+            return;
+        }
+    } while (c->chunk_interval_ms == 0);
+    mock_arm(c, c->chunk_interval_ms);
 }
 
 static void
@@ -319,18 +468,12 @@ mock_on_timer(evutil_socket_t fd, short what, void *arg)
     case MOCK_DRIP:
         mock_drip_tick(c);
         break;
-    case MOCK_RESET: {
-        /* Linger 0 makes close(2) send RST. evhttp shuts the write side down (a FIN)
-         * before its deferred close, so dissolve the connection first: connect(2) with
-         * AF_UNSPEC aborts a TCP socket with an RST on Linux and leaves nothing to FIN. */
-        struct linger lg = {1, 0};
-        struct sockaddr unspec = {.sa_family = AF_UNSPEC};
-        evutil_socket_t sock = bufferevent_getfd(evhttp_connection_get_bufferevent(c->evcon));
-        setsockopt(sock, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-        connect(sock, &unspec, sizeof(unspec));
-        evhttp_connection_free(c->evcon); /* calls mock_on_close, which frees c */
+    case MOCK_RESET:
+        mock_reset(c);
         break;
-    }
+    case MOCK_STREAM:
+        mock_stream_tick(c);
+        break;
     case MOCK_HANG:
         break;
     }
@@ -346,7 +489,7 @@ mock_hold(mock_server *srv, struct evhttp_request *req, const mock_call *plan)
     c->req = req;
     c->evcon = evhttp_request_get_connection(req);
     evutil_socket_t sock = bufferevent_getfd(evhttp_connection_get_bufferevent(c->evcon));
-    if (c->action == MOCK_DRIP) {
+    if (c->action == MOCK_DRIP || c->action == MOCK_STREAM) {
         /* Small chunks must leave when written, not wait for the client's delayed ACK. */
         int one = 1;
         setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -393,7 +536,60 @@ mock_draw(mock_server *srv)
     return (double)(pb_hash_splitmix64(&srv->rng) >> 11) * 0x1.0p-53;
 }
 
-/* Fills plan with the answer behaviour b gives to valid request r, and counts it on m. */
+/* Where a stream's fault goes: before the content event that follows the first `after`
+ * ones, or, with fewer, just after the last (just after the preamble when there is none). */
+static size_t
+mock_fault_at(const pb_mock_stream *s, long after)
+{
+    size_t at = 0, seen = 0;
+    while (at < s->n && s->events[at].kind == PB_MOCK_EVENT_HEAD)
+        at++;
+    for (size_t i = at; i < s->n; i++) {
+        if (s->events[i].kind != PB_MOCK_EVENT_CONTENT)
+            continue;
+        if (seen == (size_t)after)
+            return i;
+        seen++;
+        at = i + 1;
+    }
+    return at;
+}
+
+/* Makes plan a stream (kind OK or EMPTY) with b's pacing and fault; true when unfaulted. */
+static bool
+mock_plan_stream(const pb_mock_request *r, const pb_mock_behaviour *b, pb_mock_body_kind kind,
+                 unsigned long id, mock_call *plan)
+{
+    plan->action = MOCK_STREAM;
+    plan->api = r->api;
+    plan->stream = pb_mock_dialect_stream(r, kind, kind == PB_MOCK_BODY_OK ? b->reply : NULL, id);
+    plan->fault = b->stream_fault;
+    plan->fault_at = mock_fault_at(plan->stream, b->fault_after);
+    plan->chunk_interval_ms = b->chunk_interval_ms;
+    plan->stall_pings = b->stall_pings;
+    if (b->stream_fault == PB_MOCK_STREAM_ERROR_BEFORE ||
+        b->stream_fault == PB_MOCK_STREAM_ERROR_MID)
+        plan->body =
+            pb_mock_dialect_stream_error(r->api, b->error_type, b->error_message, &plan->len);
+    return b->stream_fault == PB_MOCK_STREAM_NONE;
+}
+
+/* The whole stream as one body (drip and truncated answers to stream requests). */
+static void
+mock_plan_stream_body(const pb_mock_request *r, const char *reply, unsigned long id,
+                      mock_call *plan)
+{
+    pb_mock_stream *st = pb_mock_dialect_stream(r, PB_MOCK_BODY_OK, reply, id);
+    plan->content_type = "text/event-stream";
+    plan->len = st->data.len;
+    plan->body = st->data.data;
+    st->data.data = NULL;
+    pb_mock_stream_free(st);
+}
+
+/* Fills plan with the answer behaviour b gives to valid request r, and counts it on m.
+ * A stream request ("stream": true) is streamed in modes ok and empty, dripped or cut as a
+ * stream in drip and truncated; the other modes answer it as they answer any request. */
 static void
 mock_plan(mock_server *srv, const pb_mock_request *r, pb_mock_model *m, const pb_mock_behaviour *b,
           mock_call *plan)
@@ -406,6 +602,7 @@ mock_plan(mock_server *srv, const pb_mock_request *r, pb_mock_model *m, const pb
     plan->retry_after = b->retry_after != NULL ? pb_xstrdup(b->retry_after) : NULL;
     unsigned long id = ++srv->next_id;
     bool ok = false;
+    bool stream = pb_mock_dialect_wants_stream(r);
     bool random_fail = b->fail_rate > 0 && mock_draw(srv) < b->fail_rate;
     if (b->slow_rate > 0 && mock_draw(srv) < b->slow_rate)
         plan->latency_ms = b->slow_ms;
@@ -419,6 +616,10 @@ mock_plan(mock_server *srv, const pb_mock_request *r, pb_mock_model *m, const pb
     }
     switch (b->mode) {
     case PB_MOCK_OK:
+        if (stream) {
+            ok = mock_plan_stream(r, b, PB_MOCK_BODY_OK, id, plan);
+            break;
+        }
         plan->body = pb_mock_dialect_reply(r, PB_MOCK_BODY_OK, b->reply, id, 0, &plan->len);
         ok = true;
         break;
@@ -434,14 +635,20 @@ mock_plan(mock_server *srv, const pb_mock_request *r, pb_mock_model *m, const pb
         plan->action = MOCK_DRIP;
         plan->drip_bytes = b->drip_bytes;
         plan->drip_interval_ms = b->drip_interval_ms;
-        plan->body = pb_mock_dialect_reply(r, PB_MOCK_BODY_OK, b->reply, id, 0, &plan->len);
+        if (stream)
+            mock_plan_stream_body(r, b->reply, id, plan);
+        else
+            plan->body = pb_mock_dialect_reply(r, PB_MOCK_BODY_OK, b->reply, id, 0, &plan->len);
         ok = true;
         break;
     case PB_MOCK_RESET:
         plan->action = MOCK_RESET;
         break;
     case PB_MOCK_TRUNCATED:
-        plan->body = pb_mock_dialect_reply(r, PB_MOCK_BODY_OK, b->reply, id, 0, &plan->len);
+        if (stream)
+            mock_plan_stream_body(r, b->reply, id, plan);
+        else
+            plan->body = pb_mock_dialect_reply(r, PB_MOCK_BODY_OK, b->reply, id, 0, &plan->len);
         plan->len /= 2;
         break;
     case PB_MOCK_HTML:
@@ -453,7 +660,10 @@ mock_plan(mock_server *srv, const pb_mock_request *r, pb_mock_model *m, const pb
         plan->body = pb_mock_dialect_reply(r, PB_MOCK_BODY_MISSING, NULL, id, 0, &plan->len);
         break;
     case PB_MOCK_EMPTY:
-        plan->body = pb_mock_dialect_reply(r, PB_MOCK_BODY_EMPTY, NULL, id, 0, &plan->len);
+        if (stream)
+            mock_plan_stream(r, b, PB_MOCK_BODY_EMPTY, id, plan);
+        else
+            plan->body = pb_mock_dialect_reply(r, PB_MOCK_BODY_EMPTY, NULL, id, 0, &plan->len);
         break;
     case PB_MOCK_OVERSIZED:
         plan->body = pb_mock_dialect_reply(r, PB_MOCK_BODY_OK, b->reply, id, b->bytes, &plan->len);

@@ -21,6 +21,7 @@
 #define MOCK_BYTES_DEFAULT   ((size_t)8 << 20)
 #define MOCK_BYTES_MAX       ((size_t)256 << 20)
 #define MOCK_FAIL_FIRST_MAX  1000000000L
+#define MOCK_FAULT_AFTER_MAX 100000 /* far more content events than a test streams */
 /* A load test may invent model names; past this many the rest share the default
  * behaviour and go uncounted instead of growing memory without bound. */
 #define MOCK_MODELS_MAX 65536
@@ -32,6 +33,10 @@ struct pb_mock_table {
     pb_mock_behaviour *fallback; /* behaviour of models without their own */
     json_object *config;         /* the config file (owned ref), for reset */
     long total;                  /* requests on API endpoints since the last reset */
+};
+
+static const char *const model_stream_fault_names[] = {
+    "none", "error_before", "error_mid", "reset_mid", "stall", "malformed", "no_done",
 };
 
 static const char *const model_mode_names[] = {
@@ -63,6 +68,7 @@ model_behaviour_default(void)
     b->drip_interval_ms = 100;
     b->bytes = MOCK_BYTES_DEFAULT;
     b->fail_status = 503;
+    b->fault_after = 2;
     return b;
 }
 
@@ -125,6 +131,17 @@ model_set_int(json_object *v, const char *key, int min, int max, int *out, pb_er
     if (model_get_int(v, key, min, max, &n, err) != PB_OK)
         return PB_ERR;
     *out = (int)n;
+    return PB_OK;
+}
+
+static int
+model_get_bool(json_object *v, const char *key, bool *out, pb_error *err)
+{
+    if (!json_object_is_type(v, json_type_boolean)) {
+        pb_error_set(err, 1, "%s: must be true or false", key);
+        return PB_ERR;
+    }
+    *out = json_object_get_boolean(v);
     return PB_OK;
 }
 
@@ -207,14 +224,32 @@ model_parse_field(pb_mock_behaviour *b, const char *key, json_object *v, pb_erro
         return model_get_str(v, key, true, &b->retry_after, err);
     if (strcmp(key, "tool_calls") == 0)
         return model_parse_tool_calls(b, v, err);
-    if (strcmp(key, "bad_tool_args") == 0) {
-        if (!json_object_is_type(v, json_type_boolean)) {
-            pb_error_set(err, 1, "bad_tool_args: must be true or false");
+    if (strcmp(key, "chunk_interval_ms") == 0)
+        return model_set_int(v, key, 0, MOCK_INTERVAL_MAX_MS, &b->chunk_interval_ms, err);
+    if (strcmp(key, "fault_after") == 0) {
+        if (model_get_int(v, key, 0, MOCK_FAULT_AFTER_MAX, &n, err) != PB_OK)
             return PB_ERR;
-        }
-        b->bad_tool_args = json_object_get_boolean(v);
+        b->fault_after = (long)n;
         return PB_OK;
     }
+    if (strcmp(key, "stream_fault") == 0) {
+        const char *s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
+        for (size_t i = 0;
+             i < sizeof(model_stream_fault_names) / sizeof(model_stream_fault_names[0]); i++) {
+            if (strcmp(s, model_stream_fault_names[i]) == 0) {
+                b->stream_fault = (pb_mock_stream_fault)i;
+                return PB_OK;
+            }
+        }
+        pb_error_set(err, 1,
+                     "stream_fault: must be one of none, error_before, error_mid, reset_mid, "
+                     "stall, malformed, no_done");
+        return PB_ERR;
+    }
+    if (strcmp(key, "bad_tool_args") == 0)
+        return model_get_bool(v, key, &b->bad_tool_args, err);
+    if (strcmp(key, "stall_pings") == 0)
+        return model_get_bool(v, key, &b->stall_pings, err);
     if (strcmp(key, "finish_reason") == 0) {
         const char *s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
         if (strcmp(s, "length") != 0 && strcmp(s, "content_filter") != 0) {

@@ -24,6 +24,17 @@ typedef enum {
     PB_MOCK_OVERSIZED  /* 200 valid reply padded to `bytes` */
 } pb_mock_mode;
 
+/* What goes wrong in a streamed answer ("stream": true), after fault_after content events. */
+typedef enum {
+    PB_MOCK_STREAM_NONE,         /* the whole stream */
+    PB_MOCK_STREAM_ERROR_BEFORE, /* 200 and headers, then an error event first of all, close */
+    PB_MOCK_STREAM_ERROR_MID,    /* the dialect's error event, then close */
+    PB_MOCK_STREAM_RESET_MID,    /* abortive TCP close (RST) */
+    PB_MOCK_STREAM_STALL,        /* nothing more (Anthropic: pings if stall_pings), kept open */
+    PB_MOCK_STREAM_MALFORMED,    /* one event whose data is not JSON, then the rest */
+    PB_MOCK_STREAM_NO_DONE       /* the whole stream but its [DONE] / message_stop */
+} pb_mock_stream_fault;
+
 typedef struct pb_mock_behaviour {
     pb_mock_mode mode;       /* what to answer once fail_first is spent */
     int status;              /* HTTP status for PB_MOCK_STATUS (default 500) */
@@ -46,6 +57,11 @@ typedef struct pb_mock_behaviour {
     bool bad_tool_args;      /* tool-call arguments that are not JSON (OpenAI dialect) */
     char *finish_reason;     /* "length" or "content_filter" reported on ok answers; NULL = the
                                 natural one (stop, or tool_calls) */
+    int chunk_interval_ms;   /* streams: delay between events after the first (default 0) */
+    pb_mock_stream_fault stream_fault; /* streams: the fault (default none) */
+    long fault_after;                  /* streams: content events before it (default 2) */
+    bool stall_pings;                  /* stall: Anthropic pings every chunk_interval_ms (1 s if
+                                          that is 0) while stalled */
 } pb_mock_behaviour;
 
 /* Parses a behaviour object (borrowed); NULL with err set on an unknown mode or a bad field. */

@@ -734,6 +734,21 @@ static const bad_case bad_cases[] = {
      "\"content\":[{\"type\":\"image\",\"source\":{\"type\":\"base64\",\"media_type\":"
      "\"image/bmp\",\"data\":\"AA\"}}]}]}",
      400, "messages[0].content"},
+    /* Streaming flags. */
+    {OA, openai_hdrs, "{\"model\":\"v\"," OK_MSGS ",\"stream_options\":{\"include_usage\":true}}",
+     400, "'stream_options' parameter is only allowed when 'stream' is enabled"},
+    {OA, openai_hdrs,
+     "{\"model\":\"v\"," OK_MSGS ",\"stream\":false,\"stream_options\":{\"include_usage\":true}}",
+     400, "only allowed when 'stream' is enabled"},
+    {OA, openai_hdrs,
+     "{\"model\":\"v\"," OK_MSGS ",\"stream\":true,\"stream_options\":{\"include_usage\":1}}", 400,
+     "stream_options"},
+    {OA, openai_hdrs, "{\"model\":\"v\"," OK_MSGS ",\"stream\":\"yes\"}", 400, "stream"},
+    {AN, anthropic_hdrs, "{\"model\":\"v\",\"max_tokens\":5," OK_MSGS ",\"stream\":1}", 400,
+     "stream"},
+    {AN, anthropic_hdrs,
+     "{\"model\":\"v\",\"max_tokens\":5," OK_MSGS ",\"stream\":true,\"stream_options\":{}}", 400,
+     "stream_options: Extra inputs are not permitted"},
     {EM, no_auth, "{\"model\":\"v\",\"input\":\"x\"}", 401, "Authorization"},
     {EM, openai_hdrs, "{\"model\":\"v\"}", 400, "input"},
     {EM, openai_hdrs, "{\"model\":\"v\",\"input\":[]}", 400, "input"},
@@ -889,6 +904,12 @@ Test(mock, control_rejects_bad_behaviours)
         "{\"status\":200}",
         "{\"retry_after\":\"1\\r\\nX-Evil: 1\"}",
         "{\"colour\":\"red\"}",
+        "{\"stream_fault\":\"explode\"}",
+        "{\"stream_fault\":1}",
+        "{\"chunk_interval_ms\":60001}",
+        "{\"chunk_interval_ms\":-1}",
+        "{\"fault_after\":100001}",
+        "{\"stall_pings\":\"yes\"}",
         "[]",
         "not json",
     };
@@ -961,6 +982,622 @@ Test(mock, sigterm_exits_cleanly_with_requests_held)
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
     for (int i = 0; i < 3; i++)
         close(fds[i]);
+}
+
+/* Streams ("stream": true). The SSE body is split into events and each is checked in
+ * order: these are the shapes planb's stream parsers must accept. */
+
+#define SSE_MAX_EVENTS 512
+
+typedef struct sse_event {
+    char type[48];     /* the "event:" line (Anthropic), "" when absent */
+    char data[4096];   /* the "data:" line */
+    json_object *json; /* data parsed, NULL when it is not JSON ([DONE], a malformed line) */
+} sse_event;
+
+typedef struct sse {
+    sse_event ev[SSE_MAX_EVENTS]; /* in order of arrival */
+    size_t n;                     /* events */
+    bool tail;                    /* bytes after the last blank line (an unfinished event) */
+} sse;
+
+/* Splits an SSE body into its events (blank-line separated). Caller frees with sse_free. */
+static sse *
+sse_parse(const char *body)
+{
+    sse *s = pb_xcalloc(1, sizeof(*s));
+    const char *p = body;
+    while (*p != '\0') {
+        const char *end = strstr(p, "\n\n");
+        if (end == NULL) {
+            s->tail = true;
+            break;
+        }
+        cr_assert_lt(s->n, SSE_MAX_EVENTS);
+        sse_event *e = &s->ev[s->n++];
+        for (const char *line = p; line < end;) {
+            const char *nl = memchr(line, '\n', (size_t)(end - line));
+            size_t len = (size_t)((nl != NULL ? nl : end) - line);
+            if (len > 7 && strncmp(line, "event: ", 7) == 0)
+                snprintf(e->type, sizeof(e->type), "%.*s", (int)(len - 7), line + 7);
+            else if (len > 6 && strncmp(line, "data: ", 6) == 0)
+                snprintf(e->data, sizeof(e->data), "%.*s", (int)(len - 6), line + 6);
+            else
+                cr_assert_fail("not an SSE line: %.*s", (int)len, line);
+            line += len + 1;
+        }
+        e->json = json_tokener_parse(e->data);
+        p = end + 2;
+    }
+    return s;
+}
+
+static void
+sse_free(sse *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->ev[i].json != NULL)
+            json_object_put(s->ev[i].json);
+    free(s);
+}
+
+/* The event of s at i when it is an OpenAI content chunk: its delta.content, else NULL. */
+static const char *
+sse_openai_text(const sse *s, size_t i)
+{
+    return i < s->n ? jstr(s->ev[i].json, "choices.0.delta.content") : NULL;
+}
+
+/* Concatenates the text an OpenAI stream carries; *chunks counts the non-empty pieces. */
+static void
+sse_openai_join(const sse *s, pb_buf *out, int *chunks)
+{
+    *chunks = 0;
+    pb_buf_append(out, "", 0);
+    for (size_t i = 0; i < s->n; i++) {
+        const char *t = sse_openai_text(s, i);
+        if (t != NULL && *t != '\0') {
+            pb_buf_append(out, t, strlen(t));
+            (*chunks)++;
+        }
+    }
+}
+
+/* Concatenates an Anthropic stream's text_delta texts (or input_json_delta partial_json of
+ * block index); *chunks counts the deltas. */
+static void
+sse_anthropic_join(const sse *s, long index, pb_buf *out, int *chunks)
+{
+    *chunks = 0;
+    pb_buf_append(out, "", 0);
+    for (size_t i = 0; i < s->n; i++) {
+        json_object *j = s->ev[i].json;
+        if (strcmp(s->ev[i].type, "content_block_delta") != 0 || jint(j, "index") != index)
+            continue;
+        const char *t = jstr(j, "delta.text");
+        if (t == NULL)
+            t = jstr(j, "delta.partial_json");
+        cr_assert_not_null(t, "delta without text: %s", s->ev[i].data);
+        pb_buf_append(out, t, strlen(t));
+        (*chunks)++;
+    }
+}
+
+/* True when t is one word with the whitespace after it (none inside). */
+static bool
+one_word(const char *t)
+{
+    size_t n = strcspn(t, " ");
+    return n > 0 && t[n + strspn(t + n, " ")] == '\0';
+}
+
+/* A one-message chat with "stream": true and extra fields (",..." or ""). */
+static reply *
+stream_chat(const char *dialect, const char *model, const char *content, const char *extra,
+            long timeout_ms)
+{
+    char *body = pb_xasprintf("{\"model\":\"%s\",\"max_tokens\":64,\"stream\":true%s,"
+                              "\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}]}",
+                              model, extra, content);
+    bool oa = strcmp(dialect, "openai") == 0;
+    reply *r = request("POST", oa ? "/v1/chat/completions" : "/v1/messages",
+                       oa ? openai_hdrs : anthropic_hdrs, body, timeout_ms);
+    free(body);
+    return r;
+}
+
+static const char *const anthropic_order[] = {"message_start", "content_block_start", "ping"};
+
+/* Asserts s is the whole Anthropic text stream: message_start, content_block_start,
+ * ping, deltas, content_block_stop, message_delta, message_stop, each event's type
+ * line matching its data's type. */
+static void
+assert_anthropic_frame(const sse *s, const char *stop_reason, long output_tokens)
+{
+    cr_assert_geq(s->n, 6);
+    for (size_t i = 0; i < s->n; i++)
+        cr_assert_str_eq(s->ev[i].type, jstr(s->ev[i].json, "type"), "event %zu: %s", i,
+                         s->ev[i].data);
+    for (size_t i = 0; i < 3; i++)
+        cr_assert_str_eq(s->ev[i].type, anthropic_order[i], "event %zu", i);
+    for (size_t i = 3; i < s->n - 3; i++)
+        cr_assert_str_eq(s->ev[i].type, "content_block_delta", "event %zu", i);
+    cr_assert_str_eq(s->ev[s->n - 3].type, "content_block_stop");
+    cr_assert_str_eq(s->ev[s->n - 2].type, "message_delta");
+    cr_assert_str_eq(s->ev[s->n - 1].type, "message_stop");
+    json_object *d = s->ev[s->n - 2].json;
+    cr_assert_str_eq(jstr(d, "delta.stop_reason"), stop_reason);
+    cr_assert_not_null(strstr(s->ev[s->n - 2].data, "\"stop_sequence\":null"));
+    cr_assert_eq(jint(d, "usage.output_tokens"), output_tokens);
+}
+
+Test(mock, stream_openai_text_same_answer_and_usage)
+{
+    const char *words = "the quick brown fox";
+    reply *plain = chat("openai", "st", words, 5000);
+    reply *r =
+        stream_chat("openai", "st", words, ",\"stream_options\":{\"include_usage\":true}", 5000);
+    cr_assert_eq(r->status, 200);
+    cr_assert_str_eq(r->content_type, "text/event-stream");
+    cr_assert(r->chunked);
+    sse *s = sse_parse(r->body.data);
+    cr_assert_not(s->tail, "unterminated event: %s", r->body.data);
+    /* role chunk, 6 words ("echo: the quick brown fox"... "echo:" is one), finish, usage, DONE */
+    cr_assert_eq(s->n, 1 + 5 + 3, "%zu events: %s", s->n, r->body.data);
+    json_object *first = s->ev[0].json;
+    cr_assert_str_eq(jstr(first, "object"), "chat.completion.chunk");
+    cr_assert_str_eq(jstr(first, "choices.0.delta.role"), "assistant");
+    cr_assert_str_eq(jstr(first, "choices.0.delta.content"), "");
+    cr_assert_str_eq(jstr(first, "model"), "st");
+    cr_assert_eq(strncmp(jstr(first, "id"), "chatcmpl-mock-", 14), 0);
+    for (size_t i = 0; i + 1 < s->n; i++) {
+        cr_assert_not_null(s->ev[i].json, "event %zu not JSON: %s", i, s->ev[i].data);
+        cr_assert_str_eq(jstr(s->ev[i].json, "id"), jstr(first, "id"));
+        cr_assert_str_eq(jstr(s->ev[i].json, "object"), "chat.completion.chunk");
+        cr_assert_str_eq(s->ev[i].type, "");
+    }
+    for (size_t i = 1; i <= 5; i++) {
+        const char *t = sse_openai_text(s, i);
+        cr_assert_not_null(t);
+        cr_assert_null(jstr(s->ev[i].json, "choices.0.finish_reason"));
+        cr_assert(one_word(t), "one word per chunk: '%s'", t);
+    }
+    pb_buf text;
+    pb_buf_init(&text, 1 << 20);
+    int chunks;
+    sse_openai_join(s, &text, &chunks);
+    cr_assert_str_eq(text.data, jstr(plain->json, "choices.0.message.content"));
+    json_object *fin = s->ev[s->n - 3].json;
+    cr_assert_str_eq(jstr(fin, "choices.0.finish_reason"), "stop");
+    cr_assert_eq(json_object_object_length(jget(fin, "choices.0.delta")), 0);
+    json_object *usage = s->ev[s->n - 2].json;
+    cr_assert_eq(json_object_array_length(jget(usage, "choices")), 0);
+    cr_assert_str_eq(json_object_to_json_string(jget(usage, "usage")),
+                     json_object_to_json_string(jget(plain->json, "usage")));
+    cr_assert_str_eq(s->ev[s->n - 1].data, "[DONE]");
+    /* The earlier chunks carry "usage": null, as the real API does with include_usage. */
+    cr_assert_not_null(strstr(s->ev[1].data, "\"usage\":null"));
+    pb_buf_free(&text);
+    sse_free(s);
+    reply_free(r);
+    reply_free(plain);
+    cr_assert_eq(stat_of("st", "ok"), 2);
+    cr_assert_eq(stat_of("st", "failed"), 0);
+}
+
+Test(mock, stream_openai_without_usage_and_finish_reason)
+{
+    set("fixed", "{\"reply\":\"a fixed  answer \",\"finish_reason\":\"length\"}");
+    reply *r = stream_chat("openai", "fixed", "x", "", 5000);
+    sse *s = sse_parse(r->body.data);
+    pb_buf text;
+    pb_buf_init(&text, 1 << 20);
+    int chunks;
+    sse_openai_join(s, &text, &chunks);
+    cr_assert_str_eq(text.data, "a fixed  answer ");
+    cr_assert_eq(chunks, 3, "%d chunks", chunks);
+    cr_assert_str_eq(sse_openai_text(s, 2), "fixed  ");
+    cr_assert_str_eq(jstr(s->ev[s->n - 2].json, "choices.0.finish_reason"), "length");
+    cr_assert_str_eq(s->ev[s->n - 1].data, "[DONE]");
+    cr_assert_null(strstr(r->body.data, "usage"), "no usage unless asked: %s", r->body.data);
+    pb_buf_free(&text);
+    sse_free(s);
+    reply_free(r);
+    set("fixed", "{\"reply\":\"a fixed answer\",\"finish_reason\":\"length\"}");
+    r = stream_chat("anthropic", "fixed", "x", "", 5000);
+    s = sse_parse(r->body.data);
+    assert_anthropic_frame(s, "max_tokens", 3);
+    sse_free(s);
+    reply_free(r);
+}
+
+#define TOOLS_BEHAVIOUR                                                                            \
+    "{\"tool_calls\":[{\"name\":\"get_weather\",\"arguments\":{\"city\":\"Paris\",\"unit\":"       \
+    "\"celsius\"}},{\"name\":\"get_time\",\"arguments\":{\"tz\":\"Europe/Paris\"}}]}"
+
+Test(mock, stream_openai_tool_calls_in_pieces)
+{
+    set("tools", TOOLS_BEHAVIOUR);
+    reply *plain = chat("openai", "tools", "weather?", 5000);
+    reply *r = stream_chat("openai", "tools", "weather?",
+                           ",\"stream_options\":{\"include_usage\":true}", 5000);
+    cr_assert_eq(r->status, 200);
+    sse *s = sse_parse(r->body.data);
+    cr_assert_str_eq(jstr(s->ev[0].json, "choices.0.delta.role"), "assistant");
+    cr_assert_null(jstr(s->ev[0].json, "choices.0.delta.content"));
+    pb_buf args[2];
+    int pieces[2] = {0, 0};
+    for (int k = 0; k < 2; k++) {
+        pb_buf_init(&args[k], 1 << 20);
+        pb_buf_append(&args[k], "", 0);
+    }
+    size_t i = 1;
+    for (; i < s->n && jget(s->ev[i].json, "choices.0.delta.tool_calls") != NULL; i++) {
+        json_object *tc = jget(s->ev[i].json, "choices.0.delta.tool_calls.0");
+        long k = jint(tc, "index");
+        cr_assert(k == 0 || k == 1, "index %ld", k);
+        const char *frag = jstr(tc, "function.arguments");
+        cr_assert_not_null(frag, "%s", s->ev[i].data);
+        if (pieces[k]++ == 0) {
+            char want[64];
+            snprintf(want, sizeof(want), "choices.0.message.tool_calls.%ld", k);
+            json_object *call = jget(plain->json, want);
+            cr_assert_str_eq(jstr(tc, "type"), "function");
+            cr_assert_str_eq(jstr(tc, "function.name"), jstr(call, "function.name"));
+            cr_assert_eq(strncmp(jstr(tc, "id"), "call_mock_", 10), 0);
+            cr_assert_str_eq(frag, "");
+        } else {
+            cr_assert_null(jget(tc, "id"), "only the first piece has the id");
+            cr_assert_null(jget(tc, "function.name"));
+        }
+        pb_buf_append(&args[k], frag, strlen(frag));
+    }
+    for (int k = 0; k < 2; k++) {
+        char want[64];
+        snprintf(want, sizeof(want), "choices.0.message.tool_calls.%d.function.arguments", k);
+        cr_assert_str_eq(args[k].data, jstr(plain->json, want));
+        cr_assert_gt(pieces[k], 2, "call %d arrived in %d pieces", k, pieces[k]);
+        pb_buf_free(&args[k]);
+    }
+    cr_assert_eq(i, s->n - 3, "finish, usage, [DONE] after the pieces");
+    cr_assert_str_eq(jstr(s->ev[i].json, "choices.0.finish_reason"), "tool_calls");
+    cr_assert_str_eq(json_object_to_json_string(jget(s->ev[i + 1].json, "usage")),
+                     json_object_to_json_string(jget(plain->json, "usage")));
+    cr_assert_str_eq(s->ev[i + 2].data, "[DONE]");
+    sse_free(s);
+    reply_free(r);
+    reply_free(plain);
+}
+
+Test(mock, stream_anthropic_text_same_answer_and_usage)
+{
+    reply *plain = chat("anthropic", "sa", "tell me a story", 5000);
+    reply *r = stream_chat("anthropic", "sa", "tell me a story", "", 5000);
+    cr_assert_eq(r->status, 200);
+    cr_assert_str_eq(r->content_type, "text/event-stream");
+    sse *s = sse_parse(r->body.data);
+    cr_assert_not(s->tail);
+    assert_anthropic_frame(s, "end_turn", jint(plain->json, "usage.output_tokens"));
+    json_object *m = jget(s->ev[0].json, "message");
+    cr_assert_eq(strncmp(jstr(m, "id"), "msg_mock_", 9), 0);
+    cr_assert_str_eq(jstr(m, "model"), "sa");
+    cr_assert_str_eq(jstr(m, "role"), "assistant");
+    cr_assert_eq(json_object_array_length(jget(m, "content")), 0);
+    cr_assert_eq(jint(m, "usage.input_tokens"), jint(plain->json, "usage.input_tokens"));
+    cr_assert_eq(jint(m, "usage.output_tokens"), 1);
+    cr_assert_str_eq(jstr(s->ev[1].json, "content_block.type"), "text");
+    cr_assert_str_eq(jstr(s->ev[1].json, "content_block.text"), "");
+    cr_assert_eq(jint(s->ev[1].json, "index"), 0);
+    pb_buf text;
+    pb_buf_init(&text, 1 << 20);
+    int chunks;
+    sse_anthropic_join(s, 0, &text, &chunks);
+    cr_assert_str_eq(text.data, jstr(plain->json, "content.0.text"));
+    cr_assert_eq(chunks, 5); /* "echo: ", "tell ", "me ", "a ", "story" */
+    cr_assert_str_eq(jstr(s->ev[3].json, "delta.type"), "text_delta");
+    cr_assert_eq(jint(s->ev[s->n - 3].json, "index"), 0);
+    pb_buf_free(&text);
+    sse_free(s);
+    reply_free(r);
+    reply_free(plain);
+    cr_assert_eq(stat_of("sa", "ok"), 2);
+}
+
+Test(mock, stream_anthropic_tool_use_blocks)
+{
+    set("tools", TOOLS_BEHAVIOUR);
+    reply *plain = chat("anthropic", "tools", "weather?", 5000);
+    reply *r = stream_chat("anthropic", "tools", "weather?", "", 5000);
+    sse *s = sse_parse(r->body.data);
+    cr_assert_str_eq(s->ev[0].type, "message_start");
+    cr_assert_str_eq(s->ev[s->n - 1].type, "message_stop");
+    cr_assert_str_eq(jstr(s->ev[s->n - 2].json, "delta.stop_reason"), "tool_use");
+    cr_assert_eq(jint(s->ev[s->n - 2].json, "usage.output_tokens"),
+                 jint(plain->json, "usage.output_tokens"));
+    /* Per block: start (tool_use, id, name, input {}), input_json_delta pieces, stop. */
+    for (long k = 0; k < 2; k++) {
+        size_t start = 0, stop = 0;
+        for (size_t i = 0; i < s->n; i++) {
+            if (jint(s->ev[i].json, "index") != k)
+                continue;
+            if (strcmp(s->ev[i].type, "content_block_start") == 0)
+                start = i;
+            if (strcmp(s->ev[i].type, "content_block_stop") == 0)
+                stop = i;
+        }
+        cr_assert(start > 0 && stop > start, "block %ld: start %zu stop %zu", k, start, stop);
+        char path[64];
+        snprintf(path, sizeof(path), "content.%ld", k);
+        json_object *want = jget(plain->json, path),
+                    *blk = jget(s->ev[start].json, "content_block");
+        cr_assert_str_eq(jstr(blk, "type"), "tool_use");
+        cr_assert_eq(strncmp(jstr(blk, "id"), "toolu_mock_", 11), 0);
+        cr_assert_str_eq(jstr(blk, "name"), jstr(want, "name"));
+        cr_assert_eq(json_object_object_length(jget(blk, "input")), 0);
+        pb_buf js;
+        pb_buf_init(&js, 1 << 20);
+        int chunks;
+        sse_anthropic_join(s, k, &js, &chunks);
+        cr_assert_gt(chunks, 1);
+        for (size_t i = start + 1; i < stop; i++)
+            if (strcmp(s->ev[i].type, "content_block_delta") == 0)
+                cr_assert_str_eq(jstr(s->ev[i].json, "delta.type"), "input_json_delta");
+        json_object *input = json_tokener_parse(js.data);
+        cr_assert_not_null(input, "partial_json pieces do not join into JSON: %s", js.data);
+        cr_assert(json_object_equal(input, jget(want, "input")), "%s", js.data);
+        json_object_put(input);
+        pb_buf_free(&js);
+    }
+    cr_assert_str_eq(s->ev[2].type, "ping");
+    sse_free(s);
+    reply_free(r);
+    reply_free(plain);
+}
+
+Test(mock, stream_empty_answer_has_no_deltas)
+{
+    set("blank", "{\"mode\":\"empty\"}");
+    reply *r = stream_chat("openai", "blank", "hi", "", 5000);
+    sse *s = sse_parse(r->body.data);
+    cr_assert_eq(s->n, 3, "role, finish, [DONE]: %s", r->body.data);
+    cr_assert_str_eq(jstr(s->ev[1].json, "choices.0.finish_reason"), "stop");
+    sse_free(s);
+    reply_free(r);
+    r = stream_chat("anthropic", "blank", "hi", "", 5000);
+    s = sse_parse(r->body.data);
+    assert_anthropic_frame(s, "end_turn", 0);
+    cr_assert_eq(s->n, 6);
+    sse_free(s);
+    reply_free(r);
+    cr_assert_eq(stat_of("blank", "failed"), 2);
+}
+
+Test(mock, stream_chunk_interval_spaces_events)
+{
+    set("dribble", "{\"chunk_interval_ms\":60,\"latency_ms\":100}");
+    const char *dialects[] = {"openai", "anthropic"};
+    for (int i = 0; i < 2; i++) {
+        reply *r = stream_chat(dialects[i], "dribble", "one two three", "", 5000);
+        cr_assert_eq(r->status, 200);
+        sse *s = sse_parse(r->body.data);
+        cr_assert_gt(s->n, 5);
+        cr_assert_geq(r->ms, 100 + (int64_t)(s->n - 1) * 60 - 5, "%s: %ld ms for %zu events",
+                      dialects[i], (long)r->ms, s->n);
+        sse_free(s);
+        reply_free(r);
+    }
+    /* Without an interval the whole stream goes at once. */
+    set("fast", "{}");
+    reply *r = stream_chat("openai", "fast", "one two three four five six seven eight", "", 5000);
+    cr_assert_lt(r->ms, 500);
+    reply_free(r);
+}
+
+Test(mock, stream_client_leaves_midway)
+{
+    set("dribble", "{\"chunk_interval_ms\":50}");
+    reply *r = stream_chat("anthropic", "dribble", "one two three four five six", "", 180);
+    cr_assert_eq(r->rc, CURLE_OPERATION_TIMEDOUT);
+    cr_assert_gt(r->body.len, 0);
+    reply_free(r);
+    cr_assert(th_wait_for(nothing_pending, NULL, 100, 10));
+}
+
+/* Counts the content events of an SSE body: OpenAI chunks with content or tool_calls, or
+ * Anthropic content_block_delta events. */
+static int
+sse_content_events(const sse *s)
+{
+    int n = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        const char *t = sse_openai_text(s, i);
+        n += (t != NULL && *t != '\0') || strcmp(s->ev[i].type, "content_block_delta") == 0;
+    }
+    return n;
+}
+
+Test(mock, stream_fault_error_before)
+{
+    set("eb", "{\"stream_fault\":\"error_before\"}");
+    reply *o = stream_chat("openai", "eb", "one two three", "", 5000);
+    cr_assert_eq(o->rc, CURLE_OK);
+    cr_assert_eq(o->status, 200);
+    cr_assert_str_eq(o->content_type, "text/event-stream");
+    sse *s = sse_parse(o->body.data);
+    cr_assert_eq(s->n, 1, "%s", o->body.data);
+    cr_assert_str_eq(jstr(s->ev[0].json, "error.type"), "server_error");
+    cr_assert_not_null(jstr(s->ev[0].json, "error.message"));
+    sse_free(s);
+    reply_free(o);
+    set("eb", "{\"stream_fault\":\"error_before\",\"error_message\":\"Overloaded\"}");
+    reply *a = stream_chat("anthropic", "eb", "one two three", "", 5000);
+    cr_assert_eq(a->status, 200);
+    s = sse_parse(a->body.data);
+    cr_assert_eq(s->n, 1, "%s", a->body.data);
+    cr_assert_str_eq(s->ev[0].type, "error");
+    cr_assert_str_eq(jstr(s->ev[0].json, "type"), "error");
+    cr_assert_str_eq(jstr(s->ev[0].json, "error.type"), "overloaded_error");
+    cr_assert_str_eq(jstr(s->ev[0].json, "error.message"), "Overloaded");
+    sse_free(s);
+    reply_free(a);
+    cr_assert_eq(stat_of("eb", "failed"), 2);
+    cr_assert_eq(stat_of("eb", "ok"), 0);
+}
+
+Test(mock, stream_fault_error_mid_after_fault_after)
+{
+    set("em", "{\"stream_fault\":\"error_mid\",\"fault_after\":3}");
+    reply *o = stream_chat("openai", "em", "one two three four five", "", 5000);
+    cr_assert_eq(o->rc, CURLE_OK);
+    sse *s = sse_parse(o->body.data);
+    cr_assert_eq(s->n, 1 + 3 + 1, "%s", o->body.data);
+    cr_assert_eq(sse_content_events(s), 3);
+    cr_assert_str_eq(jstr(s->ev[s->n - 1].json, "error.type"), "server_error");
+    sse_free(s);
+    reply_free(o);
+    reply *a = stream_chat("anthropic", "em", "one two three four five", "", 5000);
+    s = sse_parse(a->body.data);
+    cr_assert_eq(s->n, 3 + 3 + 1, "%s", a->body.data);
+    cr_assert_eq(sse_content_events(s), 3);
+    cr_assert_str_eq(s->ev[s->n - 1].type, "error");
+    cr_assert_str_eq(jstr(s->ev[s->n - 1].json, "error.type"), "overloaded_error");
+    sse_free(s);
+    reply_free(a);
+    /* fault_after past the answer: the error comes after the last content event. */
+    set("em", "{\"stream_fault\":\"error_mid\",\"fault_after\":100}");
+    o = stream_chat("openai", "em", "one two", "", 5000);
+    s = sse_parse(o->body.data);
+    cr_assert_eq(sse_content_events(s), 3);
+    cr_assert_not_null(jget(s->ev[s->n - 1].json, "error"));
+    cr_assert_null(strstr(o->body.data, "finish_reason\":\"stop"));
+    sse_free(s);
+    reply_free(o);
+}
+
+Test(mock, stream_fault_reset_mid)
+{
+    set("rm", "{\"stream_fault\":\"reset_mid\"}");
+    const char *dialects[] = {"openai", "anthropic"};
+    for (int i = 0; i < 2; i++) {
+        reply *r = stream_chat(dialects[i], "rm", "one two three four", "", 5000);
+        cr_assert(r->rc == CURLE_RECV_ERROR || r->rc == CURLE_PARTIAL_FILE, "%s: %s", dialects[i],
+                  curl_easy_strerror(r->rc));
+        sse *s = sse_parse(r->body.data);
+        cr_assert_eq(sse_content_events(s), 2, "%s: %s", dialects[i], r->body.data);
+        cr_assert_null(strstr(r->body.data, "[DONE]"));
+        cr_assert_null(strstr(r->body.data, "message_stop"));
+        sse_free(s);
+        reply_free(r);
+    }
+    cr_assert(th_wait_for(nothing_pending, NULL, 100, 10));
+    cr_assert_eq(stat_of("rm", "failed"), 2);
+}
+
+Test(mock, stream_fault_stall_until_client_timeout)
+{
+    set("stall", "{\"stream_fault\":\"stall\",\"fault_after\":1}");
+    reply *r = stream_chat("openai", "stall", "one two three", "", 600);
+    cr_assert_eq(r->rc, CURLE_OPERATION_TIMEDOUT, "%s", curl_easy_strerror(r->rc));
+    cr_assert_eq(r->status, 0); /* curl reports no status for a timed-out transfer */
+    cr_assert_geq(r->ms, 590);
+    sse *s = sse_parse(r->body.data);
+    cr_assert_eq(s->n, 2, "%s", r->body.data);
+    cr_assert_eq(sse_content_events(s), 1);
+    sse_free(s);
+    reply_free(r);
+    cr_assert(th_wait_for(nothing_pending, NULL, 100, 10), "a stalled stream was not released");
+    /* Anthropic pings keep a stall alive but carry no content. */
+    set("stall", "{\"stream_fault\":\"stall\",\"stall_pings\":true,\"chunk_interval_ms\":100}");
+    r = stream_chat("anthropic", "stall", "one two three", "", 1000);
+    cr_assert_eq(r->rc, CURLE_OPERATION_TIMEDOUT);
+    s = sse_parse(r->body.data);
+    cr_assert_eq(sse_content_events(s), 2);
+    size_t last_delta = 0, pings_after = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        if (strcmp(s->ev[i].type, "content_block_delta") == 0)
+            last_delta = i;
+        else if (last_delta > 0)
+            cr_assert_str_eq(s->ev[i].type, "ping", "event %zu after the stall", i);
+    }
+    pings_after = s->n - 1 - last_delta;
+    cr_assert_geq(pings_after, 3, "%zu pings: %s", pings_after, r->body.data);
+    sse_free(s);
+    reply_free(r);
+    cr_assert(th_wait_for(nothing_pending, NULL, 100, 10));
+    cr_assert_eq(stat_of("stall", "failed"), 2);
+}
+
+Test(mock, stream_fault_malformed_then_the_rest)
+{
+    set("mal", "{\"stream_fault\":\"malformed\",\"fault_after\":2}");
+    reply *plain = chat("openai", "mal", "one two three four", 5000);
+    reply *o = stream_chat("openai", "mal", "one two three four", "", 5000);
+    sse *s = sse_parse(o->body.data);
+    cr_assert_eq(o->rc, CURLE_OK);
+    cr_assert_null(s->ev[3].json, "event 3 should be the broken one: %s", s->ev[3].data);
+    cr_assert_str_eq(s->ev[3].data, "{not json");
+    for (size_t i = 0; i < s->n - 1; i++)
+        cr_assert(i == 3 || s->ev[i].json != NULL, "event %zu: %s", i, s->ev[i].data);
+    pb_buf text;
+    pb_buf_init(&text, 1 << 20);
+    int chunks;
+    sse_openai_join(s, &text, &chunks);
+    cr_assert_str_eq(text.data, jstr(plain->json, "choices.0.message.content"));
+    cr_assert_str_eq(s->ev[s->n - 1].data, "[DONE]");
+    pb_buf_free(&text);
+    sse_free(s);
+    reply_free(o);
+    reply_free(plain);
+    reply *a = stream_chat("anthropic", "mal", "one two three four", "", 5000);
+    s = sse_parse(a->body.data);
+    cr_assert_str_eq(s->ev[5].type, "content_block_delta");
+    cr_assert_null(s->ev[5].json, "%s", s->ev[5].data);
+    cr_assert_eq(sse_content_events(s), 5 + 1);
+    cr_assert_str_eq(s->ev[s->n - 1].type, "message_stop");
+    sse_free(s);
+    reply_free(a);
+    cr_assert_eq(stat_of("mal", "failed"), 2);
+}
+
+Test(mock, stream_fault_no_done)
+{
+    set("nd", "{\"stream_fault\":\"no_done\"}");
+    reply *o = stream_chat("openai", "nd", "one two",
+                           ",\"stream_options\":{\"include_usage\":true}", 5000);
+    cr_assert_eq(o->rc, CURLE_OK);
+    sse *s = sse_parse(o->body.data);
+    cr_assert_not(s->tail);
+    cr_assert_null(strstr(o->body.data, "[DONE]"));
+    cr_assert_not_null(jget(s->ev[s->n - 1].json, "usage.total_tokens"), "usage still last");
+    cr_assert_str_eq(jstr(s->ev[s->n - 2].json, "choices.0.finish_reason"), "stop");
+    sse_free(s);
+    reply_free(o);
+    reply *a = stream_chat("anthropic", "nd", "one two", "", 5000);
+    s = sse_parse(a->body.data);
+    cr_assert_str_eq(s->ev[s->n - 1].type, "message_delta");
+    cr_assert_null(strstr(a->body.data, "message_stop"));
+    sse_free(s);
+    reply_free(a);
+    cr_assert_eq(stat_of("nd", "failed"), 2);
+}
+
+Test(mock, stream_drip_and_truncated_cut_the_sse_bytes)
+{
+    set("sdrip", "{\"mode\":\"drip\",\"drip_bytes\":7,\"drip_interval_ms\":1}");
+    reply *plain = stream_chat("anthropic", "plain", "one two", "", 5000);
+    reply *d = stream_chat("anthropic", "sdrip", "one two", "", 5000);
+    cr_assert_str_eq(d->content_type, "text/event-stream");
+    sse *s = sse_parse(d->body.data);
+    assert_anthropic_frame(s, "end_turn", 3);
+    sse_free(s);
+    set("scut", "{\"mode\":\"truncated\"}");
+    reply *t = stream_chat("openai", "scut", "one two", "", 5000);
+    cr_assert_str_eq(t->content_type, "text/event-stream");
+    cr_assert_null(strstr(t->body.data, "[DONE]"));
+    cr_assert_gt(t->body.len, 0);
+    reply_free(plain);
+    reply_free(d);
+    reply_free(t);
 }
 
 TestSuite(mock_config, .fini = teardown, .timeout = 30);
