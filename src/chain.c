@@ -673,7 +673,8 @@ chain_stream_cut(chain_job *j, int m)
 }
 
 /* An answer that did not come as a stream (cache, stale, semantic, degraded) still reaches a
- * streamed job's reader the one way: `start`, the whole text, then finish.lua's `end`. */
+ * streamed job's reader the one way: `start`, the whole text and its tool calls (our own
+ * stored JSON), then finish.lua's `end`. */
 static void
 chain_stream_deliver_whole(chain_job *j)
 {
@@ -686,6 +687,18 @@ chain_stream_deliver_whole(chain_job *j)
     pb_stream_start(j->stream, j->model >= 0 ? cfg->models[j->model].name : NULL,
                     pb_job_source_name(j->source), false);
     pb_stream_text(j->stream, text, strlen(text));
+    json_object *calls = j->tool_calls ? json_tokener_parse(j->tool_calls) : NULL;
+    for (size_t i = 0; calls && i < json_object_array_length(calls); i++) {
+        json_object *c = json_object_array_get_idx(calls, i), *id, *fn = NULL, *name, *args;
+        json_object_object_get_ex(c, "function", &fn);
+        if (json_object_object_get_ex(c, "id", &id) &&
+            json_object_object_get_ex(fn, "name", &name) &&
+            json_object_object_get_ex(fn, "arguments", &args))
+            pb_stream_tool(j->stream, (int)i, json_object_get_string(id),
+                           json_object_get_string(name), json_object_get_string(args),
+                           (size_t)json_object_get_string_len(args));
+    }
+    json_object_put(calls);
     pb_stream_flush(j->stream);
 }
 
