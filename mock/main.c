@@ -31,6 +31,7 @@
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -58,6 +59,9 @@
 #define MOCK_RESET_WAIT_MS    2
 #define MOCK_RESET_WAIT_TRIES 500
 #define MOCK_PING_DEFAULT_MS  1000 /* stall_pings period when chunk_interval_ms is 0 */
+#define MOCK_STAMP_LEN        16   /* '@' run replaced by the send time in us (16 digits) */
+
+static const char mock_stamp_marker[MOCK_STAMP_LEN + 1] = "@@@@@@@@@@@@@@@@";
 
 static const char mock_html[] = "<html><body><h1>502 Bad Gateway</h1></body></html>";
 
@@ -342,12 +346,31 @@ mock_reset(mock_call *c)
     evhttp_connection_free(c->evcon); /* calls mock_on_close, which frees c */
 }
 
-/* Sends n bytes at p as one chunk of the streamed reply. */
+/* Sends n bytes at p as one chunk of the streamed reply. A run of MOCK_STAMP_LEN '@' in it
+ * (in an answer a benchmark chose) goes out as the send time, wall-clock microseconds in as
+ * many digits, so a reader can tell how long a piece took to reach it. */
 static void
 mock_stream_send(mock_call *c, const char *p, size_t n)
 {
     struct evbuffer *chunk = evbuffer_new();
-    evbuffer_add(chunk, p, n);
+    const char *end = p + n, *from = p, *at = p;
+    while ((at = memchr(at, '@', (size_t)(end - at))) != NULL) {
+        if (end - at < MOCK_STAMP_LEN || memcmp(at, mock_stamp_marker, MOCK_STAMP_LEN) != 0) {
+            at++;
+            continue;
+        }
+        char stamp[MOCK_STAMP_LEN + 1];
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        snprintf(stamp, sizeof(stamp), "%0*lld", MOCK_STAMP_LEN,
+                 (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+        evbuffer_add(chunk, from, (size_t)(at - from));
+        evbuffer_add(chunk, stamp, MOCK_STAMP_LEN);
+        at += MOCK_STAMP_LEN;
+        from = at;
+    }
+    p = from;
+    evbuffer_add(chunk, p, (size_t)(end - p));
     evhttp_send_reply_chunk(c->req, chunk);
     evbuffer_free(chunk);
 }
@@ -926,6 +949,7 @@ mock_usage(FILE *out)
         "  \"bad_tool_args\", \"finish_reason\": length|content_filter}\n"
         "Answers echo the last user text (\"tool said: ...\" after tool results), as\n"
         "{\"answer\": ...} JSON for a response_format or a forced Anthropic tool.\n"
+        "In a streamed answer each run of 16 '@' leaves as the send time (wall-clock us).\n"
         "Control: POST /_mock/models/<name>, POST /_mock/default, POST /_mock/reset,\n"
         "  GET /_mock/stats, GET /_mock/last/<name>\n",
         out);

@@ -1,0 +1,142 @@
+/* stream.c (bench_stream) -- streamed jobs at load: planb's added delay per chunk and memory.
+ *
+ * Starts its own redis-server, planb-mock and planb (2 workers), pushes N streamed jobs at
+ * once (1,000 by default, all in flight together: concurrency covers them) whose answers are
+ * W words sent one per chunk_interval_ms. Each word is a run of 16 '@', which planb-mock
+ * replaces with its send time (wall clock, us) as the chunk leaves. Once every job has its
+ * result, each stream is read back (XRANGE): a delta entry's id is Redis's clock (ms) when
+ * planb's XADD ran, so entry time - the earliest send time in its text is the delay planb
+ * (parse, batch, XADD) added to that chunk, at 1 ms resolution. Prints p50/p99/max of it, the
+ * jobs' completion, and the peak RSS (VmHWM) summed over the workers.
+ *   bench_stream [--quick] [--jobs N] [--words W] [--interval-ms I] */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "th_bench.h"
+
+static th_proc redis_p, mock_p, planb_p;
+
+static void
+push_streamed(redisContext *rc, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char job[256];
+        snprintf(job, sizeof(job),
+                 "{\"id\":\"st-%d\",\"stream\":true,\"cache\":\"skip\",\"messages\":"
+                 "[{\"role\":\"user\",\"content\":\"stream question %d\"}]}",
+                 i, i);
+        redisAppendCommand(rc, "LPUSH planb:q:default %s", job);
+    }
+    for (int i = 0; i < n; i++) {
+        redisReply *r;
+        if (redisGetReply(rc, (void **)&r) == REDIS_OK)
+            freeReplyObject(r);
+    }
+}
+
+/* Delays (us) of every delta of job i's stream, appended to d (grows). */
+static void
+collect_delays(redisContext *rc, int i, long **d, size_t *n, size_t *cap)
+{
+    redisReply *r = redisCommand(rc, "XRANGE planb:stream:st-%d - +", i);
+    for (size_t k = 0; r && r->type == REDIS_REPLY_ARRAY && k < r->elements; k++) {
+        redisReply *e = r->element[k], *kv = e->element[1];
+        long long entry_ms = atoll(e->element[0]->str);
+        char *text = NULL;
+        bool delta = false;
+        for (size_t f = 0; f + 1 < kv->elements; f += 2) {
+            if (strcmp(kv->element[f]->str, "type") == 0)
+                delta = strcmp(kv->element[f + 1]->str, "delta") == 0;
+            else if (strcmp(kv->element[f]->str, "text") == 0)
+                text = kv->element[f + 1]->str;
+        }
+        if (!delta || text == NULL)
+            continue;
+        long long first_us = 0; /* the earliest send stamp batched into this entry */
+        for (char *p = (char *)text; *p;) {
+            long long us = strtoll(p, &p, 10);
+            if (us > 0 && (first_us == 0 || us < first_us))
+                first_us = us;
+            while (*p && (*p < '0' || *p > '9'))
+                p++;
+        }
+        if (first_us == 0)
+            continue;
+        if (*n == *cap) {
+            *cap = *cap ? 2 * *cap : 4096;
+            *d = realloc(*d, *cap * sizeof(long));
+        }
+        /* The entry's ms is a floor: add half a ms so the figure is not biased low. */
+        long delay = (long)(entry_ms * 1000 + 500 - first_us);
+        (*d)[(*n)++] = delay < 0 ? 0 : delay;
+    }
+    freeReplyObject(r);
+}
+
+int
+main(int argc, char **argv)
+{
+    int jobs = 1000, words = 20, interval = 50;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0)
+            jobs = 200;
+        else if (strcmp(argv[i], "--jobs") == 0 && i + 1 < argc)
+            jobs = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--words") == 0 && i + 1 < argc)
+            words = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--interval-ms") == 0 && i + 1 < argc)
+            interval = atoi(argv[++i]);
+    }
+    setenv("PB_BENCH_KEY", "bench-key", 1);
+    if (th_redis_start(&redis_p, NULL) != 0 || th_mock_start(&mock_p, NULL) != 0) {
+        fprintf(stderr, "bench_stream: cannot start redis/mock\n");
+        return 1;
+    }
+    redisContext *rc = th_redis(redis_p.port);
+    char reply[4096] = "";
+    for (int w = 0; w < words && strlen(reply) + 18 < sizeof(reply); w++)
+        strcat(reply, w ? " @@@@@@@@@@@@@@@@" : "@@@@@@@@@@@@@@@@");
+    char beh[4400];
+    snprintf(beh, sizeof(beh), "{\"mode\":\"ok\",\"reply\":\"%s\",\"chunk_interval_ms\":%d}", reply,
+             interval);
+    th_mock_set(&mock_p, "m1", beh);
+    char cfg[2048];
+    snprintf(cfg, sizeof(cfg),
+             "{\"redis\": {\"url\": \"redis://127.0.0.1:%d/0\"}, \"workers\": 2,"
+             " \"concurrency\": %d, \"claim_batch\": 256,"
+             " \"providers\": {\"mock\": {\"type\": \"openai\", \"base_url\": "
+             "\"http://127.0.0.1:%d/v1\", \"api_key_env\": \"PB_BENCH_KEY\"}},"
+             " \"models\": {\"m1\": {\"provider\": \"mock\", \"timeout_ms\": 60000}},"
+             " \"routes\": {\"default\": {\"chain\": [\"m1\"], \"deadline_ms\": 120000}}}",
+             redis_p.port, jobs / 2 + 64, mock_p.port);
+    const char *args[] = {"serve", "-c", "%CONFIG%", "--log-level", "warn", NULL};
+    if (th_planb_start(&planb_p, cfg, args) != 0) {
+        fprintf(stderr, "bench_stream: cannot start planb\n");
+        return 1;
+    }
+    wait_workers(rc, 2);
+    int64_t t0 = now_ms();
+    push_streamed(rc, jobs);
+    bool done = wait_jobs(rc, jobs, 300000);
+    int64_t t1 = now_ms();
+    long rss = workers_peak_rss_kib(planb_p.pid);
+    long *d = NULL;
+    size_t n = 0, cap = 0;
+    for (int i = 0; i < jobs; i++)
+        collect_delays(rc, i, &d, &n, &cap);
+    qsort(d, n, sizeof(long), cmp_long);
+    printf("bench_stream jobs=%d words=%d interval_ms=%d done=%s seconds=%.2f chunks=%zu "
+           "added_delay_us_p50=%ld p99=%ld max=%ld target_p99_us=2000 "
+           "peak_rss_all_workers_mib=%.1f\n",
+           jobs, words, interval, done ? "yes" : "NO", (t1 - t0) / 1000.0, n, n ? d[n / 2] : -1,
+           n ? d[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1] : -1, n ? d[n - 1] : -1,
+           rss / 1024.0);
+    free(d);
+    th_proc_stop(&planb_p, 10000);
+    redisFree(rc);
+    th_proc_stop(&mock_p, 5000);
+    th_proc_stop(&redis_p, 5000);
+    return 0;
+}
