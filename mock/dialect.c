@@ -5,7 +5,11 @@
  * key), so every rule the real APIs enforce on the fields planb sends is here,
  * with a message that names the field. Replies carry the fields planb parses
  * (answer text, usage) in the providers' shapes; usage counts whitespace-
- * separated words, which is enough for tests to check arithmetic.
+ * separated words, which is enough for tests to check arithmetic. A
+ * streamed reply is the same answer (one dialect_answer feeds both) cut into
+ * server-sent events: a word per text event, DIALECT_ARGS_PIECE bytes per
+ * tool-input event, each event marked with its kind so the server knows
+ * where a stream fault goes.
  * Embedding vectors are a pure function of the input text (FNV-1a seed,
  * splitmix64 stream, L2-normalised) so caches keyed on them are testable. */
 #include "dialect.h"
