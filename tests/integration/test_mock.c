@@ -987,11 +987,11 @@ Test(mock, sigterm_exits_cleanly_with_requests_held)
 /* Streams ("stream": true). The SSE body is split into events and each is checked in
  * order: these are the shapes planb's stream parsers must accept. */
 
-#define SSE_MAX_EVENTS 512
+#define SSE_MAX_EVENTS 8192 /* the mock sends at most 4096 content events per block */
 
 typedef struct sse_event {
     char type[48];     /* the "event:" line (Anthropic), "" when absent */
-    char data[4096];   /* the "data:" line */
+    char *data;        /* the "data:" line (owned) */
     json_object *json; /* data parsed, NULL when it is not JSON ([DONE], a malformed line) */
 } sse_event;
 
@@ -1020,12 +1020,13 @@ sse_parse(const char *body)
             size_t len = (size_t)((nl != NULL ? nl : end) - line);
             if (len > 7 && strncmp(line, "event: ", 7) == 0)
                 snprintf(e->type, sizeof(e->type), "%.*s", (int)(len - 7), line + 7);
-            else if (len > 6 && strncmp(line, "data: ", 6) == 0)
-                snprintf(e->data, sizeof(e->data), "%.*s", (int)(len - 6), line + 6);
+            else if (len > 6 && strncmp(line, "data: ", 6) == 0 && e->data == NULL)
+                e->data = pb_xstrndup(line + 6, len - 6);
             else
                 cr_assert_fail("not an SSE line: %.*s", (int)len, line);
             line += len + 1;
         }
+        cr_assert_not_null(e->data, "an event without data: %.*s", (int)(end - p), p);
         e->json = json_tokener_parse(e->data);
         p = end + 2;
     }
@@ -1035,9 +1036,11 @@ sse_parse(const char *body)
 static void
 sse_free(sse *s)
 {
-    for (size_t i = 0; i < s->n; i++)
+    for (size_t i = 0; i < s->n; i++) {
         if (s->ev[i].json != NULL)
             json_object_put(s->ev[i].json);
+        free(s->ev[i].data);
+    }
     free(s);
 }
 
@@ -1372,6 +1375,31 @@ Test(mock, stream_empty_answer_has_no_deltas)
     cr_assert_eq(stat_of("blank", "failed"), 2);
 }
 
+Test(mock, stream_long_answer_has_bounded_events)
+{
+    enum { WORDS = 10000 };
+    pb_buf b;
+    pb_buf_init(&b, 1 << 20);
+    pb_buf_append(&b, "{\"reply\":\"", 10);
+    for (int i = 0; i < WORDS; i++)
+        pb_buf_append(&b, "w ", 2);
+    pb_buf_append(&b, "\"}", 2);
+    set("long", b.data);
+    pb_buf_free(&b);
+    reply *r = stream_chat("openai", "long", "x", "", 5000);
+    sse *s = sse_parse(r->body.data);
+    pb_buf text;
+    pb_buf_init(&text, 1 << 20);
+    int chunks;
+    sse_openai_join(s, &text, &chunks);
+    cr_assert_eq(text.len, 2 * WORDS);
+    cr_assert_leq(chunks, 4096);
+    cr_assert_geq(chunks, 3000, "%d chunks", chunks);
+    pb_buf_free(&text);
+    sse_free(s);
+    reply_free(r);
+}
+
 Test(mock, stream_chunk_interval_spaces_events)
 {
     set("dribble", "{\"chunk_interval_ms\":60,\"latency_ms\":100}");
@@ -1584,7 +1612,6 @@ Test(mock, stream_fault_no_done)
 Test(mock, stream_drip_and_truncated_cut_the_sse_bytes)
 {
     set("sdrip", "{\"mode\":\"drip\",\"drip_bytes\":7,\"drip_interval_ms\":1}");
-    reply *plain = stream_chat("anthropic", "plain", "one two", "", 5000);
     reply *d = stream_chat("anthropic", "sdrip", "one two", "", 5000);
     cr_assert_str_eq(d->content_type, "text/event-stream");
     sse *s = sse_parse(d->body.data);
@@ -1595,7 +1622,6 @@ Test(mock, stream_drip_and_truncated_cut_the_sse_bytes)
     cr_assert_str_eq(t->content_type, "text/event-stream");
     cr_assert_null(strstr(t->body.data, "[DONE]"));
     cr_assert_gt(t->body.len, 0);
-    reply_free(plain);
     reply_free(d);
     reply_free(t);
 }
