@@ -267,9 +267,10 @@ pending_reached(void *arg)
     return w->seen == w->want;
 }
 
-/* Sends a chat request on a raw socket and returns it unread (for held requests). */
+/* Sends a chat request with extra body fields (",..." or "") on a raw socket and returns it
+ * unread (for held requests). */
 static int
-raw_chat(const char *model)
+raw_chat_with(const char *model, const char *extra)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET,
@@ -277,7 +278,8 @@ raw_chat(const char *model)
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
     char *body = pb_xasprintf(
-        "{\"model\":\"%s\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", model);
+        "{\"model\":\"%s\"%s,\"messages\":[{\"role\":\"user\",\"content\":\"hi there\"}]}", model,
+        extra);
     char *req = pb_xasprintf("POST /v1/chat/completions HTTP/1.1\r\nHost: mock\r\n"
                              "Authorization: Bearer k\r\nContent-Type: application/json\r\n"
                              "Content-Length: %zu\r\n\r\n%s",
@@ -286,6 +288,12 @@ raw_chat(const char *model)
     free(body);
     free(req);
     return fd;
+}
+
+static int
+raw_chat(const char *model)
+{
+    return raw_chat_with(model, "");
 }
 
 TestSuite(mock, .init = setup, .fini = teardown, .timeout = 30);
@@ -975,12 +983,16 @@ Test(mock, sigterm_exits_cleanly_with_requests_held)
     set("stuck", "{\"mode\":\"hang\"}");
     set("slowdrip", "{\"mode\":\"drip\",\"drip_interval_ms\":50}");
     set("lag", "{\"latency_ms\":5000}");
-    int fds[3] = {raw_chat("stuck"), raw_chat("slowdrip"), raw_chat("lag")};
-    pending_wait w = {.want = 3};
+    set("stall", "{\"stream_fault\":\"stall\",\"fault_after\":0}");
+    set("dribble", "{\"chunk_interval_ms\":1000}");
+    int fds[5] = {raw_chat("stuck"), raw_chat("slowdrip"), raw_chat("lag"),
+                  raw_chat_with("stall", ",\"stream\":true"),
+                  raw_chat_with("dribble", ",\"stream\":true")};
+    pending_wait w = {.want = 5};
     cr_assert(th_wait_for(pending_reached, &w, 201, 10), "pending %ld, want %ld", w.seen, w.want);
     int st = th_proc_stop(&mock, 5000);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 5; i++)
         close(fds[i]);
 }
 
