@@ -833,6 +833,16 @@ dialect_stop_reason(const pb_mock_request *r, const char *natural)
     return natural;
 }
 
+/* The tool-call arguments as OpenAI replies carry them (and both dialects stream them):
+ * JSON text, broken when the behaviour asks (OpenAI only). */
+static const char *
+dialect_args_text(const pb_mock_request *r, json_object *args)
+{
+    return r->bad_tool_args && r->api != PB_MOCK_API_ANTHROPIC
+               ? "{\"city\": \"Par"
+               : json_object_to_json_string_ext(args, DIALECT_JSON_FLAGS);
+}
+
 /* A reply carrying tool calls ([{name, arguments: object}]): OpenAI tool_calls (arguments as
  * JSON text, broken when the behaviour asks) or Anthropic tool_use blocks. */
 static char *
@@ -857,11 +867,8 @@ dialect_tool_json(const pb_mock_request *r, json_object *calls, long prompt, uns
             snprintf(idbuf, sizeof(idbuf), "call_mock_%lu_%zu", id, i);
             json_object *fn = json_object_new_object();
             json_object_object_add(fn, "name", json_object_get(name));
-            json_object_object_add(
-                fn, "arguments",
-                json_object_new_string(
-                    r->bad_tool_args ? "{\"city\": \"Par"
-                                     : json_object_to_json_string_ext(args, DIALECT_JSON_FLAGS)));
+            json_object_object_add(fn, "arguments",
+                                   json_object_new_string(dialect_args_text(r, args)));
             json_object_object_add(out, "id", json_object_new_string(idbuf));
             json_object_object_add(out, "type", json_object_new_string("function"));
             json_object_object_add(out, "function", fn);
@@ -1289,15 +1296,6 @@ dialect_piece_end(const char *s, size_t n, size_t i)
     while (j < n && ((unsigned char)s[j] & 0xC0) == 0x80)
         j++;
     return j;
-}
-
-/* The tool-call arguments as the reply carries them: JSON text, broken when asked. */
-static const char *
-dialect_args_text(const pb_mock_request *r, json_object *args)
-{
-    return r->bad_tool_args && r->api != PB_MOCK_API_ANTHROPIC
-               ? "{\"city\": \"Par"
-               : json_object_to_json_string_ext(args, DIALECT_JSON_FLAGS);
 }
 
 /* One OpenAI chat.completion.chunk around delta (taken); finish NULL = null. */
