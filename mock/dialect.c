@@ -5,9 +5,12 @@
  * key), so every rule the real APIs enforce on the fields planb sends is here,
  * with a message that names the field. Replies carry the fields planb parses
  * (answer text, usage) in the providers' shapes; usage counts whitespace-
- * separated words, which is enough for tests to check arithmetic.
- * Embedding vectors are a pure function of the input text (FNV-1a seed,
- * splitmix64 stream, L2-normalised) so caches keyed on them are testable. */
+ * separated words, which is enough for tests to check arithmetic. A
+ * streamed reply is the same answer (one dialect_answer feeds both) cut into
+ * server-sent events: a word per text event, DIALECT_ARGS_PIECE bytes per
+ * tool-input event (longer for very long answers), each event marked with its kind so the server
+ * knows where a stream fault goes. Embedding vectors are a pure function of the input text (FNV-1a
+ * seed, splitmix64 stream, L2-normalised) so caches keyed on them are testable. */
 #include "dialect.h"
 
 #include <math.h>
@@ -30,6 +33,9 @@
 #define DIALECT_PAD_SLACK 24
 /* Bytes of tool-call arguments per streamed fragment: small, as the real APIs stream them. */
 #define DIALECT_ARGS_PIECE 8
+/* Content events per streamed block at most: a long answer (a 64 MiB echo) gets longer
+ * pieces, so a stream costs its text plus at most this many events' framing. */
+#define DIALECT_STREAM_PIECES_MAX 4096
 
 static int
 dialect_fail(pb_error *err, int status, const char *msg)
@@ -827,6 +833,16 @@ dialect_stop_reason(const pb_mock_request *r, const char *natural)
     return natural;
 }
 
+/* The tool-call arguments as OpenAI replies carry them (and both dialects stream them):
+ * JSON text, broken when the behaviour asks (OpenAI only). */
+static const char *
+dialect_args_text(const pb_mock_request *r, json_object *args)
+{
+    return r->bad_tool_args && r->api != PB_MOCK_API_ANTHROPIC
+               ? "{\"city\": \"Par"
+               : json_object_to_json_string_ext(args, DIALECT_JSON_FLAGS);
+}
+
 /* A reply carrying tool calls ([{name, arguments: object}]): OpenAI tool_calls (arguments as
  * JSON text, broken when the behaviour asks) or Anthropic tool_use blocks. */
 static char *
@@ -851,11 +867,8 @@ dialect_tool_json(const pb_mock_request *r, json_object *calls, long prompt, uns
             snprintf(idbuf, sizeof(idbuf), "call_mock_%lu_%zu", id, i);
             json_object *fn = json_object_new_object();
             json_object_object_add(fn, "name", json_object_get(name));
-            json_object_object_add(
-                fn, "arguments",
-                json_object_new_string(
-                    r->bad_tool_args ? "{\"city\": \"Par"
-                                     : json_object_to_json_string_ext(args, DIALECT_JSON_FLAGS)));
+            json_object_object_add(fn, "arguments",
+                                   json_object_new_string(dialect_args_text(r, args)));
             json_object_object_add(out, "id", json_object_new_string(idbuf));
             json_object_object_add(out, "type", json_object_new_string("function"));
             json_object_object_add(out, "function", fn);
@@ -1210,8 +1223,8 @@ pb_mock_stream_free(pb_mock_stream *s)
     free(s);
 }
 
-/* Appends one event: "event: <type>\n" when type is set (Anthropic), then "data: <o>\n\n";
- * takes o. */
+/* Appends one event: "event: <type>\n" when type is set (Anthropic), then "data: <o>\n\n"
+ * ("data: [DONE]" when o is NULL); takes o. */
 static void
 dialect_event(pb_mock_stream *s, pb_mock_event_kind kind, const char *type, json_object *o)
 {
@@ -1227,11 +1240,10 @@ dialect_event(pb_mock_stream *s, pb_mock_event_kind kind, const char *type, json
         pb_buf_append(&s->data, type, strlen(type));
         pb_buf_append(&s->data, "\n", 1);
     }
-    size_t n;
-    const char *js =
-        o != NULL ? json_object_to_json_string_length(o, DIALECT_JSON_FLAGS, &n) : "[DONE]";
-    if (o == NULL)
-        n = 6;
+    size_t n = 6;
+    const char *js = "[DONE]"; /* o NULL: OpenAI's terminator */
+    if (o != NULL)
+        js = json_object_to_json_string_length(o, DIALECT_JSON_FLAGS, &n);
     pb_buf_append(&s->data, "data: ", 6);
     pb_buf_append(&s->data, js, n);
     pb_buf_append(&s->data, "\n\n", 2);
@@ -1245,38 +1257,45 @@ dialect_is_space(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
-/* The end of the piece of s (n bytes) that starts at i: one word and the whitespace after it
- * (and before it, for the first); past i, so every loop over pieces ends. */
+/* The end of the text piece of s (n bytes) that starts at i: `words` words, each with the
+ * whitespace after it (and before it, for the first); past i, so every loop ends. */
 static size_t
-dialect_word_end(const char *s, size_t n, size_t i)
+dialect_word_end(const char *s, size_t n, size_t i, long words)
 {
     while (i < n && dialect_is_space(s[i]))
         i++;
-    while (i < n && !dialect_is_space(s[i]))
-        i++;
-    while (i < n && dialect_is_space(s[i]))
-        i++;
+    for (long w = 0; w < words && i < n; w++) {
+        while (i < n && !dialect_is_space(s[i]))
+            i++;
+        while (i < n && dialect_is_space(s[i]))
+            i++;
+    }
     return i;
 }
 
-/* The end of the next tool-input fragment of s (n bytes) from i: about
- * DIALECT_ARGS_PIECE bytes, never splitting a UTF-8 sequence. */
+/* How many words go in one text event of an answer of `words` words: one, unless that
+ * would pass DIALECT_STREAM_PIECES_MAX events. */
+static long
+dialect_words_per_piece(long words)
+{
+    return words > DIALECT_STREAM_PIECES_MAX
+               ? (words + DIALECT_STREAM_PIECES_MAX - 1) / DIALECT_STREAM_PIECES_MAX
+               : 1;
+}
+
+/* The end of the next tool-input fragment of s (n bytes) from i: DIALECT_ARGS_PIECE bytes
+ * (more when that would pass DIALECT_STREAM_PIECES_MAX fragments), never splitting a UTF-8
+ * sequence. */
 static size_t
 dialect_piece_end(const char *s, size_t n, size_t i)
 {
-    size_t j = i + DIALECT_ARGS_PIECE < n ? i + DIALECT_ARGS_PIECE : n;
+    size_t piece = (n + DIALECT_STREAM_PIECES_MAX - 1) / DIALECT_STREAM_PIECES_MAX;
+    if (piece < DIALECT_ARGS_PIECE)
+        piece = DIALECT_ARGS_PIECE;
+    size_t j = n - i > piece ? i + piece : n;
     while (j < n && ((unsigned char)s[j] & 0xC0) == 0x80)
         j++;
     return j;
-}
-
-/* The tool-call arguments as the reply carries them: JSON text, broken when asked. */
-static const char *
-dialect_args_text(const pb_mock_request *r, json_object *args)
-{
-    return r->bad_tool_args && r->api != PB_MOCK_API_ANTHROPIC
-               ? "{\"city\": \"Par"
-               : json_object_to_json_string_ext(args, DIALECT_JSON_FLAGS);
 }
 
 /* One OpenAI chat.completion.chunk around delta (taken); finish NULL = null. */
@@ -1342,8 +1361,9 @@ dialect_stream_openai(pb_mock_stream *s, const pb_mock_request *r, const dialect
     dialect_chunk(s, PB_MOCK_EVENT_HEAD, r, idbuf, created, d, NULL, usage);
     if (a->calls == NULL) {
         words = dialect_words_n(a->text.data, a->text.len);
+        long per = dialect_words_per_piece(words);
         for (size_t i = 0, j; i < a->text.len; i = j) {
-            j = dialect_word_end(a->text.data, a->text.len, i);
+            j = dialect_word_end(a->text.data, a->text.len, i, per);
             d = json_object_new_object();
             json_object_object_add(d, "content",
                                    json_object_new_string_len(a->text.data + i, (int)(j - i)));
@@ -1443,6 +1463,7 @@ dialect_stream_anthropic(pb_mock_stream *s, const pb_mock_request *r, const dial
         json_object *blk = json_object_new_object(), *c = NULL, *name, *args;
         const char *text = a->text.data;
         size_t n = a->text.len;
+        long per = dialect_words_per_piece(dialect_words_n(text, n));
         if (a->calls != NULL) {
             c = json_object_array_get_idx(a->calls, k);
             json_object_object_get_ex(c, "name", &name);
@@ -1463,7 +1484,7 @@ dialect_stream_anthropic(pb_mock_stream *s, const pb_mock_request *r, const dial
         if (k == 0)
             dialect_anthropic_event(s, PB_MOCK_EVENT_HEAD, "ping", json_object_new_object());
         for (size_t i = 0, j; i < n; i = j) {
-            j = c != NULL ? dialect_piece_end(text, n, i) : dialect_word_end(text, n, i);
+            j = c != NULL ? dialect_piece_end(text, n, i) : dialect_word_end(text, n, i, per);
             json_object *d =
                 c != NULL ? dialect_delta("input_json_delta", "partial_json", text + i, j - i)
                           : dialect_delta("text_delta", "text", text + i, j - i);

@@ -4,18 +4,22 @@
  * and embeddings APIs and the Anthropic Messages API for planb, and answers
  * each request the way the behaviour of its "model" says: a good reply, an
  * error status, a hang, a trickle, a TCP reset, a broken body (model.h
- * lists them). Tests pick faults per model through /_mock/ control
- * endpoints and read back counters and the last request.
+ * lists them). A request with "stream": true is answered as the real APIs
+ * stream (server-sent events), with stream faults of its own: an error
+ * event, a reset, a stall, a malformed event, a missing terminator. Tests
+ * pick faults per model through /_mock/ control endpoints and read back
+ * counters and the last request.
  *
  * Requests answered at once never allocate call state. A request that must
- * wait (latency_ms, hang, drip, reset) becomes a mock_call with a timer and a
- * watch on the client socket: evhttp stops reading a connection once it has
- * read a request, so without the watch a client that gives up on a hung
- * request would never be noticed. When the watch sees EOF the connection is
- * freed; every way a connection dies (that, a write error during a drip,
- * evhttp_free at exit) ends in the connection's close callback, which is the
- * single place a pending call is torn down. A call that finishes normally
- * clears the close callback first, so it cannot fire for a freed call. */
+ * wait (latency_ms, hang, drip, reset, stream) becomes a mock_call with a
+ * timer and a watch on the client socket: evhttp stops reading a connection
+ * once it has read a request, so without the watch a client that gives up
+ * on a hung request (or a stalled stream) would never be noticed. When the
+ * watch sees EOF the connection is freed; every way a connection dies (that,
+ * a write error during a drip or a stream, a reset, evhttp_free at exit)
+ * ends in the connection's close callback, the single place a pending call
+ * is torn down. A call that finishes normally clears the close callback
+ * first, so it cannot fire for a freed call. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
@@ -946,10 +950,17 @@ mock_usage(FILE *out)
         "  \"fail_first\", \"fail_status\", \"fail_rate\" (0..1: that share fails at random),\n"
         "  \"slow_rate\" (0..1), \"slow_ms\" (that share of answers waits slow_ms),\n"
         "  \"tool_calls\": [{\"name\", \"arguments\": {...}}],\n"
-        "  \"bad_tool_args\", \"finish_reason\": length|content_filter}\n"
+        "  \"bad_tool_args\", \"finish_reason\": length|content_filter,\n"
+        "  \"chunk_interval_ms\" (0..60000: streams, between events after the first),\n"
+        "  \"stream_fault\": none|error_before|error_mid|reset_mid|stall|malformed|no_done,\n"
+        "  \"fault_after\" (0..100000, default 2: content events before the fault),\n"
+        "  \"stall_pings\" (Anthropic pings every chunk_interval_ms, or 1 s, while stalled)}\n"
         "Answers echo the last user text (\"tool said: ...\" after tool results), as\n"
         "{\"answer\": ...} JSON for a response_format or a forced Anthropic tool.\n"
         "In a streamed answer each run of 16 '@' leaves as the send time (wall-clock us).\n"
+        "\"stream\": true gets text/event-stream (OpenAI chunks ending in data: [DONE],\n"
+        "Anthropic message_start ... message_stop) in modes ok and empty; drip and\n"
+        "truncated drip or cut that stream's bytes; latency_ms delays its first byte.\n"
         "Control: POST /_mock/models/<name>, POST /_mock/default, POST /_mock/reset,\n"
         "  GET /_mock/stats, GET /_mock/last/<name>\n",
         out);

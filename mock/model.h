@@ -12,19 +12,21 @@
 #include "planb/core.h"
 
 typedef enum {
-    PB_MOCK_OK,        /* a valid reply */
+    PB_MOCK_OK,        /* a valid reply (streamed when the request asks) */
     PB_MOCK_STATUS,    /* an HTTP error status with a provider-style error body */
     PB_MOCK_HANG,      /* never answers; held until the client goes away */
-    PB_MOCK_DRIP,      /* a valid reply trickled out as a chunked body */
+    PB_MOCK_DRIP,      /* a valid reply (or stream) trickled out as a chunked body */
     PB_MOCK_RESET,     /* TCP reset without any response */
-    PB_MOCK_TRUNCATED, /* 200 with the first half of a valid reply */
+    PB_MOCK_TRUNCATED, /* 200 with the first half of a valid reply (or stream) */
     PB_MOCK_HTML,      /* 200 text/html proxy error page */
     PB_MOCK_MISSING,   /* 200 valid JSON without the answer */
-    PB_MOCK_EMPTY,     /* 200 well-formed reply whose answer is "" */
+    PB_MOCK_EMPTY,     /* 200 well-formed reply whose answer is "" (a stream without deltas) */
     PB_MOCK_OVERSIZED  /* 200 valid reply padded to `bytes` */
 } pb_mock_mode;
 
-/* What goes wrong in a streamed answer ("stream": true), after fault_after content events. */
+/* What goes wrong in a streamed answer ("stream": true in modes ok and empty). The fault
+ * comes after fault_after content events (text deltas, tool-call pieces), or just after
+ * the last one when the answer has fewer; the events before it are the normal stream. */
 typedef enum {
     PB_MOCK_STREAM_NONE,         /* the whole stream */
     PB_MOCK_STREAM_ERROR_BEFORE, /* 200 and headers, then an error event first of all, close */
@@ -43,7 +45,8 @@ typedef struct pb_mock_behaviour {
     char *error_code;        /* OpenAI error.code; NULL = null */
     char *retry_after;       /* Retry-After header on error answers; NULL = none */
     char *reply;             /* answer text; NULL = "echo: <last user message>" */
-    int latency_ms;          /* delay before answering (all modes but hang) */
+    int latency_ms;          /* delay before answering (all modes but hang; a stream's first
+                                byte) */
     int drip_bytes;          /* PB_MOCK_DRIP: bytes per tick (default 1) */
     int drip_interval_ms;    /* PB_MOCK_DRIP: tick period (default 100) */
     size_t bytes;            /* PB_MOCK_OVERSIZED: body size (default 8 MiB) */
@@ -61,7 +64,7 @@ typedef struct pb_mock_behaviour {
     pb_mock_stream_fault stream_fault; /* streams: the fault (default none) */
     long fault_after;                  /* streams: content events before it (default 2) */
     bool stall_pings;                  /* stall: Anthropic pings every chunk_interval_ms (1 s if
-                                          that is 0) while stalled */
+                                          that is 0) while stalled; OpenAI has no pings */
 } pb_mock_behaviour;
 
 /* Parses a behaviour object (borrowed); NULL with err set on an unknown mode or a bad field. */

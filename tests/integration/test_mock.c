@@ -267,9 +267,10 @@ pending_reached(void *arg)
     return w->seen == w->want;
 }
 
-/* Sends a chat request on a raw socket and returns it unread (for held requests). */
+/* Sends a chat request with extra body fields (",..." or "") on a raw socket and returns it
+ * unread (for held requests). */
 static int
-raw_chat(const char *model)
+raw_chat_with(const char *model, const char *extra)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET,
@@ -277,7 +278,8 @@ raw_chat(const char *model)
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
     char *body = pb_xasprintf(
-        "{\"model\":\"%s\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", model);
+        "{\"model\":\"%s\"%s,\"messages\":[{\"role\":\"user\",\"content\":\"hi there\"}]}", model,
+        extra);
     char *req = pb_xasprintf("POST /v1/chat/completions HTTP/1.1\r\nHost: mock\r\n"
                              "Authorization: Bearer k\r\nContent-Type: application/json\r\n"
                              "Content-Length: %zu\r\n\r\n%s",
@@ -286,6 +288,12 @@ raw_chat(const char *model)
     free(body);
     free(req);
     return fd;
+}
+
+static int
+raw_chat(const char *model)
+{
+    return raw_chat_with(model, "");
 }
 
 TestSuite(mock, .init = setup, .fini = teardown, .timeout = 30);
@@ -975,23 +983,27 @@ Test(mock, sigterm_exits_cleanly_with_requests_held)
     set("stuck", "{\"mode\":\"hang\"}");
     set("slowdrip", "{\"mode\":\"drip\",\"drip_interval_ms\":50}");
     set("lag", "{\"latency_ms\":5000}");
-    int fds[3] = {raw_chat("stuck"), raw_chat("slowdrip"), raw_chat("lag")};
-    pending_wait w = {.want = 3};
+    set("stall", "{\"stream_fault\":\"stall\",\"fault_after\":0}");
+    set("dribble", "{\"chunk_interval_ms\":1000}");
+    int fds[5] = {raw_chat("stuck"), raw_chat("slowdrip"), raw_chat("lag"),
+                  raw_chat_with("stall", ",\"stream\":true"),
+                  raw_chat_with("dribble", ",\"stream\":true")};
+    pending_wait w = {.want = 5};
     cr_assert(th_wait_for(pending_reached, &w, 201, 10), "pending %ld, want %ld", w.seen, w.want);
     int st = th_proc_stop(&mock, 5000);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 5; i++)
         close(fds[i]);
 }
 
 /* Streams ("stream": true). The SSE body is split into events and each is checked in
  * order: these are the shapes planb's stream parsers must accept. */
 
-#define SSE_MAX_EVENTS 512
+#define SSE_MAX_EVENTS 8192 /* the mock sends at most 4096 content events per block */
 
 typedef struct sse_event {
     char type[48];     /* the "event:" line (Anthropic), "" when absent */
-    char data[4096];   /* the "data:" line */
+    char *data;        /* the "data:" line (owned) */
     json_object *json; /* data parsed, NULL when it is not JSON ([DONE], a malformed line) */
 } sse_event;
 
@@ -1020,12 +1032,13 @@ sse_parse(const char *body)
             size_t len = (size_t)((nl != NULL ? nl : end) - line);
             if (len > 7 && strncmp(line, "event: ", 7) == 0)
                 snprintf(e->type, sizeof(e->type), "%.*s", (int)(len - 7), line + 7);
-            else if (len > 6 && strncmp(line, "data: ", 6) == 0)
-                snprintf(e->data, sizeof(e->data), "%.*s", (int)(len - 6), line + 6);
+            else if (len > 6 && strncmp(line, "data: ", 6) == 0 && e->data == NULL)
+                e->data = pb_xstrndup(line + 6, len - 6);
             else
                 cr_assert_fail("not an SSE line: %.*s", (int)len, line);
             line += len + 1;
         }
+        cr_assert_not_null(e->data, "an event without data: %.*s", (int)(end - p), p);
         e->json = json_tokener_parse(e->data);
         p = end + 2;
     }
@@ -1035,9 +1048,11 @@ sse_parse(const char *body)
 static void
 sse_free(sse *s)
 {
-    for (size_t i = 0; i < s->n; i++)
+    for (size_t i = 0; i < s->n; i++) {
         if (s->ev[i].json != NULL)
             json_object_put(s->ev[i].json);
+        free(s->ev[i].data);
+    }
     free(s);
 }
 
@@ -1372,6 +1387,31 @@ Test(mock, stream_empty_answer_has_no_deltas)
     cr_assert_eq(stat_of("blank", "failed"), 2);
 }
 
+Test(mock, stream_long_answer_has_bounded_events)
+{
+    enum { WORDS = 10000 };
+    pb_buf b;
+    pb_buf_init(&b, 1 << 20);
+    pb_buf_append(&b, "{\"reply\":\"", 10);
+    for (int i = 0; i < WORDS; i++)
+        pb_buf_append(&b, "w ", 2);
+    pb_buf_append(&b, "\"}", 2);
+    set("long", b.data);
+    pb_buf_free(&b);
+    reply *r = stream_chat("openai", "long", "x", "", 5000);
+    sse *s = sse_parse(r->body.data);
+    pb_buf text;
+    pb_buf_init(&text, 1 << 20);
+    int chunks;
+    sse_openai_join(s, &text, &chunks);
+    cr_assert_eq(text.len, 2 * WORDS);
+    cr_assert_leq(chunks, 4096);
+    cr_assert_geq(chunks, 3000, "%d chunks", chunks);
+    pb_buf_free(&text);
+    sse_free(s);
+    reply_free(r);
+}
+
 Test(mock, stream_chunk_interval_spaces_events)
 {
     set("dribble", "{\"chunk_interval_ms\":60,\"latency_ms\":100}");
@@ -1584,7 +1624,6 @@ Test(mock, stream_fault_no_done)
 Test(mock, stream_drip_and_truncated_cut_the_sse_bytes)
 {
     set("sdrip", "{\"mode\":\"drip\",\"drip_bytes\":7,\"drip_interval_ms\":1}");
-    reply *plain = stream_chat("anthropic", "plain", "one two", "", 5000);
     reply *d = stream_chat("anthropic", "sdrip", "one two", "", 5000);
     cr_assert_str_eq(d->content_type, "text/event-stream");
     sse *s = sse_parse(d->body.data);
@@ -1595,7 +1634,6 @@ Test(mock, stream_drip_and_truncated_cut_the_sse_bytes)
     cr_assert_str_eq(t->content_type, "text/event-stream");
     cr_assert_null(strstr(t->body.data, "[DONE]"));
     cr_assert_gt(t->body.len, 0);
-    reply_free(plain);
     reply_free(d);
     reply_free(t);
 }
