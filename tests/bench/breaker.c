@@ -18,6 +18,7 @@
 #include "th_bench.h"
 
 static th_proc redis_p, mock_p, planb_p;
+static const char *skip = "skip"; /* the jobs' cache mode */
 
 static void
 start_planb(const char *route_extra)
@@ -107,7 +108,7 @@ main(int argc, char **argv)
     /* 1. all ok */
     fresh_run(rc, ok, ok, "");
     int64_t t0 = now_ms();
-    push_jobs(rc, "ok", jobs, "skip");
+    push_jobs(rc, "ok", jobs, th_plain_job, &skip);
     bool done = wait_jobs(rc, jobs, 300000);
     double ok_rate = jobs / ((now_ms() - t0) / 1000.0);
     printf("bench_breaker all_ok jobs=%d done=%s jobs_per_s=%.0f\n", jobs, done ? "yes" : "NO",
@@ -118,7 +119,7 @@ main(int argc, char **argv)
     /* 2. 1% random failures */
     fresh_run(rc, "{\"mode\":\"ok\",\"fail_rate\":0.01,\"fail_status\":500}", ok, "");
     t0 = now_ms();
-    push_jobs(rc, "noise", jobs, "skip");
+    push_jobs(rc, "noise", jobs, th_plain_job, &skip);
     done = wait_jobs(rc, jobs, 300000);
     double noise_rate = jobs / ((now_ms() - t0) / 1000.0);
     long long primary = hget_ll(rc, "planb:stats", "source:primary");
@@ -133,7 +134,7 @@ main(int argc, char **argv)
     /* 3. primary down */
     fresh_run(rc, "{\"mode\":\"status\",\"status\":500}", ok, "");
     down_wait w = {rc, jobs, now_ms(), -1};
-    push_jobs(rc, "down", jobs, "skip");
+    push_jobs(rc, "down", jobs, th_plain_job, &skip);
     done = th_wait_for(down_done, &w, 100000, 2);
     double down_rate = jobs / ((now_ms() - w.t0) / 1000.0);
     printf("bench_breaker primary_down jobs=%d done=%s opened_after_ms=%lld primary_calls=%ld "
@@ -147,7 +148,7 @@ main(int argc, char **argv)
     fresh_run(rc, "{\"mode\":\"ok\",\"slow_rate\":0.1,\"slow_ms\":3000}",
               "{\"mode\":\"ok\",\"latency_ms\":50}", ", \"hedge_after_ms\": 300");
     t0 = now_ms();
-    push_jobs(rc, "hedge", hedge_jobs, "skip");
+    push_jobs(rc, "hedge", hedge_jobs, th_plain_job, &skip);
     done = wait_jobs(rc, hedge_jobs, 300000);
     long p50, p99;
     latency_percentiles(rc, "hedge", hedge_jobs, 1, false, &p50, &p99);

@@ -47,13 +47,11 @@ static bool tools_mix; /* push_jobs writes the tool-calling mix of run 1b */
 
 /* Job i of run (text, or one turn of a tool-calling conversation) into buf. */
 static void
-bench_job(char *buf, size_t cap, const char *run, int i)
+bench_job(char *buf, size_t cap, const char *run, int i, void *arg)
 {
+    (void)arg;
     if (!tools_mix)
-        snprintf(buf, cap,
-                 "{\"id\":\"%s-%d\",\"submitted_at_ms\":%lld,\"cache\":\"%s\",\"messages\":"
-                 "[{\"role\":\"user\",\"content\":\"%s question %d\"}]}",
-                 run, i, (long long)wall_ms(), cache_mode, run, i);
+        th_plain_job(buf, cap, run, i, &cache_mode);
     else if (i % 2 == 0)
         snprintf(
             buf, cap,
@@ -71,31 +69,6 @@ bench_job(char *buf, size_t cap, const char *run, int i)
                  "{\"role\":\"tool\",\"tool_call_id\":\"call_%d\",\"content\":\"18C\"}],"
                  "\"params\":{" BENCH_TOOLS "}}",
                  run, i, (long long)wall_ms(), cache_mode, i, i, i, i);
-}
-
-/* Pushes n jobs tagged run (bench_job: text, or the tool-calling mix), 500 per LPUSH. */
-static void
-push_mix_jobs(redisContext *rc, const char *run, int n)
-{
-    const int batch = 500;
-    const char **argv = malloc(sizeof(char *) * (batch + 2));
-    char **jobs = malloc(sizeof(char *) * batch);
-    argv[0] = "LPUSH";
-    argv[1] = "planb:q:default";
-    for (int i = 0; i < n; i += batch) {
-        int k = n - i < batch ? n - i : batch;
-        for (int j = 0; j < k; j++) {
-            jobs[j] = malloc(1024);
-            bench_job(jobs[j], 1024, run, i + j);
-            argv[2 + j] = jobs[j];
-        }
-        redisReply *r = redisCommandArgv(rc, k + 2, argv, NULL);
-        freeReplyObject(r);
-        for (int j = 0; j < k; j++)
-            free(jobs[j]);
-    }
-    free(jobs);
-    free(argv);
 }
 
 /* CPU time (user + system, ms) of process pid, or of its children too when children. */
@@ -180,7 +153,7 @@ main(int argc, char **argv)
     start_planb(workers, 512, 10000);
     wait_workers(rc, workers);
     int64_t t0 = now_ms();
-    push_mix_jobs(rc, "z", jobs);
+    push_jobs(rc, "z", jobs, bench_job, NULL);
     bool done = wait_jobs(rc, jobs, 300000);
     int64_t t1 = now_ms();
     long p50, p99;
@@ -207,7 +180,7 @@ main(int argc, char **argv)
             target += jobs;
             double c0 = cpu_ms(planb_p.pid, true), m0 = cpu_ms(mock_p.pid, false);
             t0 = now_ms();
-            push_mix_jobs(rc, tag, jobs);
+            push_jobs(rc, tag, jobs, bench_job, NULL);
             done = wait_jobs(rc, target, 300000);
             t1 = now_ms();
             double rate = jobs / ((t1 - t0) / 1000.0);
@@ -243,7 +216,7 @@ main(int argc, char **argv)
     start_planb(workers, 512, 10000);
     wait_workers(rc, workers);
     t0 = now_ms();
-    push_mix_jobs(rc, "f", jobs);
+    push_jobs(rc, "f", jobs, bench_job, NULL);
     done = wait_jobs(rc, jobs, 300000);
     t1 = now_ms();
     latency_percentiles(rc, "f", jobs, jobs > 10000 ? 10 : 1, true, &p50, &p99);
@@ -266,7 +239,7 @@ main(int argc, char **argv)
     start_planb(workers, per_worker, 10000);
     wait_workers(rc, workers);
     t0 = now_ms();
-    push_mix_jobs(rc, "s", slow_jobs);
+    push_jobs(rc, "s", slow_jobs, bench_job, NULL);
     done = wait_jobs(rc, slow_jobs, 120000);
     t1 = now_ms();
     long rss = workers_peak_rss_kib(planb_p.pid);

@@ -41,9 +41,23 @@ stat_jobs(redisContext *rc)
     return n;
 }
 
-/* Pushes n jobs "<run>-<i>" with cache mode cache_mode, 500 per LPUSH. */
+/* Writes job i of run into buf (cap bytes). arg is the writer's own. */
+typedef void (*th_job_writer)(char *buf, size_t cap, const char *run, int i, void *arg);
+
+/* The plain job: a distinct question with "cache": *(const char **)arg (e.g. "skip"). */
 static inline void
-push_jobs(redisContext *rc, const char *run, int n, const char *cache_mode)
+th_plain_job(char *buf, size_t cap, const char *run, int i, void *arg)
+{
+    const char *cache_mode = *(const char **)arg;
+    snprintf(buf, cap,
+             "{\"id\":\"%s-%d\",\"submitted_at_ms\":%lld,\"cache\":\"%s\",\"messages\":"
+             "[{\"role\":\"user\",\"content\":\"%s question %d\"}]}",
+             run, i, (long long)wall_ms(), cache_mode, run, i);
+}
+
+/* Pushes n jobs "<run>-<i>" written by write, 500 per LPUSH. */
+static inline void
+push_jobs(redisContext *rc, const char *run, int n, th_job_writer write, void *arg)
 {
     const int batch = 500;
     const char **argv = malloc(sizeof(char *) * (batch + 2));
@@ -53,11 +67,8 @@ push_jobs(redisContext *rc, const char *run, int n, const char *cache_mode)
     for (int i = 0; i < n; i += batch) {
         int k = n - i < batch ? n - i : batch;
         for (int j = 0; j < k; j++) {
-            jobs[j] = malloc(256);
-            snprintf(jobs[j], 256,
-                     "{\"id\":\"%s-%d\",\"submitted_at_ms\":%lld,\"cache\":\"%s\",\"messages\":"
-                     "[{\"role\":\"user\",\"content\":\"%s question %d\"}]}",
-                     run, i + j, (long long)wall_ms(), cache_mode, run, i + j);
+            jobs[j] = malloc(1024);
+            write(jobs[j], 1024, run, i + j, arg);
             argv[2 + j] = jobs[j];
         }
         redisReply *r = redisCommandArgv(rc, k + 2, argv, NULL);
