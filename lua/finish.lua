@@ -20,7 +20,8 @@
 -- ARGV[5]  results channel (planb:results)
 -- ARGV[6]  dead-letter entry ("" = none)
 -- ARGV[7]  events stream MAXLEN, approximate ("0" = no stream)
--- ARGV[8..] stats hash field, increment, field, increment, ...
+-- ARGV[8]  dead-letter list bound: the newest this many are kept, trims counted (dead:trimmed)
+-- ARGV[9..] stats hash field, increment, field, increment, ...
 -- Returns  1 stored, 0 duplicate (a result already existed)
 local acked = redis.call('LREM', KEYS[1], -1, ARGV[1])
 if acked == 1 and redis.call('EXISTS', KEYS[7]) == 1 then
@@ -40,9 +41,13 @@ if ARGV[2] ~= '' then
   end
 end
 if ARGV[6] ~= '' then
-  redis.call('LPUSH', KEYS[5], ARGV[6])
+  local n, max = redis.call('LPUSH', KEYS[5], ARGV[6]), tonumber(ARGV[8])
+  if n > max then
+    redis.call('LTRIM', KEYS[5], 0, max - 1)
+    redis.call('HINCRBY', KEYS[4], 'dead:trimmed', n - max)
+  end
 end
-for i = 8, #ARGV - 1, 2 do
+for i = 9, #ARGV - 1, 2 do
   local f = ARGV[i]
   redis.call('HINCRBY', KEYS[4], f, ARGV[i + 1])
   local head = string.sub(f, 1, 7)

@@ -161,7 +161,7 @@ breaker_send(pb_breaker *b, int m, const char *op, int64_t hold_ms, pb_redis_fn 
     const char *argv[] = {b->models[m].key, b->stats_key, op,   cfg->models[m].name,
                           failures,         window,       open, hold,
                           b->alerts};
-    pb_redis_script(b->cmd, "breaker", fn, arg, 2, 9, argv, NULL);
+    pb_redis_script_within(b->cmd, cfg->redis_timeout_ms, "breaker", fn, arg, 2, 9, argv, NULL);
 }
 
 /* Reply of a get/fail/ok: only refreshes the view. arg is a breaker_call without fn. */
@@ -236,8 +236,8 @@ pb_breaker_acquire(pb_breaker *b, int m, pb_breaker_fn fn, void *arg)
     snprintf(member, sizeof(member), "%s:%llu", b->worker_id, (unsigned long long)++b->seq);
     const char *argv[] = {
         b->models[m].rl_key, b->models[m].tokens_key, "acquire", rpm, tpm, member};
-    pb_redis_script(b->cmd, "ratelimit", breaker_on_acquire, breaker_call_new(b, m, fn, arg), 2, 6,
-                    argv, NULL);
+    pb_redis_script_within(b->cmd, b->cfg->redis_timeout_ms, "ratelimit", breaker_on_acquire,
+                           breaker_call_new(b, m, fn, arg), 2, 6, argv, NULL);
 }
 
 void

@@ -158,6 +158,12 @@ pb_cache_close(pb_cache *c)
     c->r = NULL;
 }
 
+pb_redis *
+pb_cache_conn(pb_cache *c)
+{
+    return c->r;
+}
+
 void
 pb_cache_free(pb_cache *c)
 {
@@ -375,7 +381,12 @@ cache_send(pb_cache_op *op)
     argv[n++] = op->stale.content ? "0" : "1";
     argv[n++] = since;
     op->pending = true;
-    pb_redis_script(c->r, "cache_get", cache_on_get, op, nkeys, n, argv, NULL);
+    /* A stalled cache Redis must not eat the deadline: no reply in time is a miss. */
+    int bound =
+        c->cfg->cache_redis ? c->cfg->cache_redis->redis_timeout_ms : c->cfg->redis_timeout_ms;
+    if (left / 2 < bound)
+        bound = left / 2 > 1 ? (int)(left / 2) : 1;
+    pb_redis_script_within(c->r, bound, "cache_get", cache_on_get, op, nkeys, n, argv, NULL);
 }
 
 pb_cache_op *

@@ -6,14 +6,16 @@
  * so an ack touches a few entries, not every job in flight. */
 #include "planb/queue.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "planb/core.h"
 #include "planb/keys.h"
+#include "planb/log.h"
 
-#define QUEUE_FINISH_FIXED_ARGS 16 /* 9 keys + 7 fixed ARGV of finish.lua */
+#define QUEUE_FINISH_FIXED_ARGS 17 /* 9 keys + 8 fixed ARGV of finish.lua */
 #define QUEUE_FINISH_KEYS       9
 
 void
@@ -107,7 +109,8 @@ pb_queue_finish(pb_redis *r, const pb_config *cfg, const pb_queue_keys *k, const
     char *result_key = f->id ? pb_key_result(cfg->prefix, f->id) : pb_xstrdup("-");
     char *reply_key = f->id ? pb_key_reply(cfg->prefix, f->id) : pb_xstrdup("-");
     char *minute_key = pb_key_stats_minute(cfg->prefix, (long long)(pb_wall_ms() / 60000));
-    char ttl[16], reply_ttl[16];
+    char ttl[16], reply_ttl[16], dead_max[24];
+    snprintf(dead_max, sizeof(dead_max), "%zu", cfg->limits.dead_max_entries);
     snprintf(ttl, sizeof(ttl), "%d", cfg->result_ttl_s);
     snprintf(reply_ttl, sizeof(reply_ttl), "%d", f->id ? f->reply_ttl_s : 0);
     int n = 0;
@@ -129,6 +132,7 @@ pb_queue_finish(pb_redis *r, const pb_config *cfg, const pb_queue_keys *k, const
     argv[n++] = k->results_chan;
     argv[n++] = f->dead_entry ? f->dead_entry : "";
     argv[n++] = k->events_maxlen;
+    argv[n++] = dead_max;
     for (size_t i = 0; i < f->n_counters; i++) {
         snprintf(counts[i], sizeof(counts[i]), "%ld", f->counts[i]);
         argv[n++] = f->counters[i];
@@ -138,9 +142,31 @@ pb_queue_finish(pb_redis *r, const pb_config *cfg, const pb_queue_keys *k, const
         if (i < QUEUE_FINISH_KEYS || i > QUEUE_FINISH_KEYS + 1)
             lens[i] = strlen(argv[i]);
     pb_redis_script(r, "finish", fn, arg, QUEUE_FINISH_KEYS, n, argv, lens);
+    pb_queue_wait(r, cfg);
     free(minute_key);
     free(result_key);
     free(reply_key);
+}
+
+static void
+queue_on_wait(redisReply *reply, void *arg)
+{
+    long want = (long)(intptr_t)arg;
+    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer < want)
+        pb_log(PB_LOG_WARN, "event=wait_short replicas=%lld wanted=%ld", (long long)reply->integer,
+               want);
+}
+
+void
+pb_queue_wait(pb_redis *r, const pb_config *cfg)
+{
+    if (cfg->wait_replicas <= 0)
+        return;
+    char n[16], ms[16];
+    snprintf(n, sizeof(n), "%d", cfg->wait_replicas);
+    snprintf(ms, sizeof(ms), "%d", cfg->wait_timeout_ms);
+    const char *argv[] = {"WAIT", n, ms};
+    pb_redis_command(r, queue_on_wait, (void *)(intptr_t)cfg->wait_replicas, 3, argv, NULL);
 }
 
 void

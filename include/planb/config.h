@@ -14,6 +14,8 @@
 /* The longest fallback chain: a route's "chain" and a job's "models" (each model costs at
  * least one attempt within one deadline, so longer chains only add latency). */
 #define PB_CONFIG_MAX_CHAIN 16
+/* redis.sentinels: Sentinel deployments run 3 or 5; more only slows a failed discovery. */
+#define PB_CONFIG_MAX_SENTINELS 16
 
 typedef enum { PB_PROVIDER_OPENAI, PB_PROVIDER_ANTHROPIC } pb_provider_type;
 
@@ -52,11 +54,12 @@ typedef struct pb_route_conf {
 } pb_route_conf;
 
 typedef struct pb_limits {
-    size_t job_max_bytes;   /* raw job size (default 1 MiB) */
-    size_t max_messages;    /* messages per job (default 256) */
-    size_t reply_max_bytes; /* upstream reply body (default 4 MiB) */
-    size_t meta_max_bytes;  /* serialized meta (default 16 KiB) */
-    size_t id_max_bytes;    /* job id length (default 128) */
+    size_t job_max_bytes;    /* raw job size (default 1 MiB) */
+    size_t max_messages;     /* messages per job (default 256) */
+    size_t reply_max_bytes;  /* upstream reply body (default 4 MiB) */
+    size_t meta_max_bytes;   /* serialized meta (default 16 KiB) */
+    size_t id_max_bytes;     /* job id length (default 128) */
+    size_t dead_max_entries; /* planb:dead length bound, newest kept (default 10000) */
 } pb_limits;
 
 typedef enum { PB_EMBEDDER_LOCAL, PB_EMBEDDER_HTTP } pb_embedder_kind;
@@ -84,12 +87,20 @@ typedef struct pb_config {
     char *redis_host; /* parsed from redis_url */
     int redis_port;
     int redis_db;
-    char *redis_user;     /* ACL user or NULL */
-    char *redis_password; /* from password_env or the URL; never logged */
-    char *prefix;         /* key prefix, default "planb" */
-    int workers;          /* worker processes (default: CPUs) */
-    int concurrency;      /* jobs in flight per worker (default 512) */
-    char **queues;        /* queue names, default {"default"} */
+    char *redis_user;        /* ACL user or NULL */
+    char *redis_password;    /* from password_env or the URL; never logged */
+    char **sentinel_hosts;   /* redis.sentinels hosts (NULL: no Sentinel, use redis_host) */
+    int *sentinel_ports;     /* their ports */
+    size_t n_sentinels;      /* 0..PB_CONFIG_MAX_SENTINELS */
+    char *master_name;       /* redis.master_name, required with sentinels */
+    char *sentinel_password; /* from sentinel_password_env; never logged */
+    int redis_timeout_ms;    /* bound of one Redis call on a job's path (default 1000) */
+    int wait_replicas;       /* WAIT for this many replicas after claim and finish (0 = no) */
+    int wait_timeout_ms;     /* WAIT's timeout (default 1000) */
+    char *prefix;            /* key prefix, default "planb" */
+    int workers;             /* worker processes (default: CPUs) */
+    int concurrency;         /* jobs in flight per worker (default 512) */
+    char **queues;           /* queue names, default {"default"} */
     size_t n_queues;
     int result_ttl_s;     /* planb:result:<id> TTL (default 86400) */
     int reply_ttl_s;      /* planb:reply:<id> TTL (default 300) */

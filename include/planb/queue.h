@@ -60,6 +60,9 @@ typedef struct pb_finish {
 /* Runs finish.lua; the reply is 1 (stored) or 0 (a result already existed), NULL on outage. */
 void pb_queue_finish(pb_redis *r, const pb_config *cfg, const pb_queue_keys *k, const pb_finish *f,
                      pb_redis_fn fn, void *arg);
+/* redis.wait_replicas > 0: WAIT for that many replicas to have the writes sent so far on r
+ * (after a claim and a finish); a shorter count is logged (wait_short), nothing waits on it. */
+void pb_queue_wait(pb_redis *r, const pb_config *cfg);
 /* Stamps the worker's lease (heartbeat.lua). */
 void pb_queue_heartbeat(pb_redis *r, const pb_queue_keys *k, const char *worker_id);
 /* Returns every in-flight job to the first queue and leaves planb:workers (handback.lua);
