@@ -57,7 +57,7 @@ struct pb_cache {
 struct pb_cache_op {
     pb_cache *c;
     char *key, *lock_key; /* owned */
-    char token[192];      /* "<worker>:<n>" */
+    char token[192];      /* "<worker>:<connection ups>:<n>" */
     char *chain;          /* ",model,model," of the models this job may use */
     bool refresh;
     int max_tier;
@@ -399,8 +399,9 @@ pb_cache_begin(pb_cache *c, const pb_request *req, const char *const *chain, siz
     pb_cache_key(req, hex);
     op->key = pb_key_cache(c->cfg->prefix, hex);
     op->lock_key = pb_key_cache_lock(c->cfg->prefix, hex);
-    snprintf(op->token, sizeof(op->token), "%s:%llu", c->worker_id,
-             (unsigned long long)++c->next_tok);
+    /* The connection's up count marks locks taken before an outage (cache_get.lua). */
+    snprintf(op->token, sizeof(op->token), "%s:%llu:%llu", c->worker_id,
+             (unsigned long long)pb_redis_ups(c->r), (unsigned long long)++c->next_tok);
     pb_buf b;
     pb_buf_init(&b, CACHE_MARKER_MAX);
     pb_buf_append(&b, ",", 1);

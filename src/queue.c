@@ -98,6 +98,68 @@ pb_queue_claim_wait(pb_redis *r, const pb_queue_keys *k, size_t qi, double timeo
     pb_redis_command(r, fn, arg, 6, argv, NULL);
 }
 
+/* A finish under redis.wait_replicas: it counts once WAIT says enough replicas have it.
+ * Freed when both replies (the script's, then WAIT's, or the other way round after a
+ * NOSCRIPT re-send) are in; the caller hears once, at the second. */
+typedef struct queue_finish_wait {
+    pb_redis_fn fn;
+    void *arg;
+    int want;           /* replicas wanted */
+    int pending;        /* replies still to come (2, 1, 0) */
+    bool have;          /* the script answered */
+    int type;           /* its reply type: finish.lua returns an integer or an error */
+    long long integer;  /* its integer */
+    char *err;          /* its error text, NULL none */
+    long long replicas; /* WAIT's answer, -1 none */
+} queue_finish_wait;
+
+static void
+queue_finish_wait_done(queue_finish_wait *fw)
+{
+    if (--fw->pending > 0)
+        return;
+    if (fw->have && fw->type == REDIS_REPLY_ERROR) {
+        redisReply e = {.type = REDIS_REPLY_ERROR, .str = fw->err, .len = strlen(fw->err)};
+        fw->fn(&e, fw->arg);
+    } else if (fw->have && fw->replicas >= fw->want) {
+        redisReply v = {.type = REDIS_REPLY_INTEGER, .integer = fw->integer};
+        fw->fn(&v, fw->arg);
+    } else {
+        /* Stored on this master but on too few replicas: a failover could lose it, so it is
+         * held and sent again (finish.lua is idempotent) until enough replicas have it. */
+        if (fw->have)
+            pb_log(PB_LOG_WARN, "event=wait_short replicas=%lld wanted=%d", fw->replicas, fw->want);
+        fw->fn(NULL, fw->arg);
+    }
+    free(fw->err);
+    free(fw);
+}
+
+static void
+queue_on_finish_script(redisReply *reply, void *arg)
+{
+    queue_finish_wait *fw = arg;
+    if (reply && (reply->type == REDIS_REPLY_INTEGER || reply->type == REDIS_REPLY_ERROR)) {
+        fw->have = true;
+        fw->type = reply->type;
+        fw->integer = reply->integer;
+        if (reply->type == REDIS_REPLY_ERROR)
+            fw->err = pb_xstrndup(reply->str, reply->len);
+        if (pb_redis_is_transient(reply))
+            fw->have = false; /* held like a lost reply */
+    }
+    queue_finish_wait_done(fw);
+}
+
+static void
+queue_on_finish_wait(redisReply *reply, void *arg)
+{
+    queue_finish_wait *fw = arg;
+    if (reply && reply->type == REDIS_REPLY_INTEGER)
+        fw->replicas = reply->integer;
+    queue_finish_wait_done(fw);
+}
+
 void
 pb_queue_finish(pb_redis *r, const pb_config *cfg, const pb_queue_keys *k, const pb_finish *f,
                 pb_redis_fn fn, void *arg)
@@ -141,8 +203,19 @@ pb_queue_finish(pb_redis *r, const pb_config *cfg, const pb_queue_keys *k, const
     for (int i = 0; i < n; i++)
         if (i < QUEUE_FINISH_KEYS || i > QUEUE_FINISH_KEYS + 1)
             lens[i] = strlen(argv[i]);
-    pb_redis_script(r, "finish", fn, arg, QUEUE_FINISH_KEYS, n, argv, lens);
-    pb_queue_wait(r, cfg);
+    if (cfg->wait_replicas > 0) {
+        queue_finish_wait *fw = pb_xcalloc(1, sizeof(*fw));
+        *fw = (queue_finish_wait){
+            .fn = fn, .arg = arg, .want = cfg->wait_replicas, .pending = 2, .replicas = -1};
+        pb_redis_script(r, "finish", queue_on_finish_script, fw, QUEUE_FINISH_KEYS, n, argv, lens);
+        char want[16], ms[16];
+        snprintf(want, sizeof(want), "%d", cfg->wait_replicas);
+        snprintf(ms, sizeof(ms), "%d", cfg->wait_timeout_ms);
+        const char *wait[] = {"WAIT", want, ms};
+        pb_redis_command(r, queue_on_finish_wait, fw, 3, wait, NULL);
+    } else {
+        pb_redis_script(r, "finish", fn, arg, QUEUE_FINISH_KEYS, n, argv, lens);
+    }
     free(minute_key);
     free(result_key);
     free(reply_key);

@@ -57,6 +57,9 @@ struct pb_redis {
     bool not_ready;        /* the last failure was a not-ready server (short backoff) */
     bool ping_on;          /* this connection pings */
     int backoff_ms;
+    unsigned long ups;          /* times it became up */
+    char hint_ip[REDIS_IP_MAX]; /* +switch-master's new address: tried once before asking */
+    int hint_port;
     int handshake_left;       /* handshake replies still awaited */
     int64_t ping_sent_ms;     /* monotonic send time of the outstanding PING, 0 none */
     char ip[REDIS_IP_MAX];    /* address being connected to */
@@ -290,6 +293,7 @@ redis_became_up(pb_redis *r)
     }
     bool again = r->was_up;
     r->was_up = true;
+    r->ups++;
     if (again && r->on_up)
         r->on_up(r->on_up_arg);
 }
@@ -443,6 +447,12 @@ redis_on_switch(const char *ip, int port, void *arg)
     pb_log(PB_LOG_WARN, "event=switch_master conn=%s to=%s:%d", r->name, ip ? ip : "?", port);
     if (r->up && ip && strcmp(ip, r->ip) == 0 && port == r->port)
         return;
+    /* A sentinel that has not heard of the switch yet would name the old master, which
+     * stays writable until Sentinel reconfigures it: go where the switch says. */
+    if (ip && strlen(ip) < sizeof(r->hint_ip)) {
+        snprintf(r->hint_ip, sizeof(r->hint_ip), "%s", ip);
+        r->hint_port = port;
+    }
     r->backoff_ms = REDIS_BACKOFF_MIN_MS;
     redis_drop(r, "sentinel switched the master", true);
 }
@@ -452,6 +462,13 @@ redis_start(pb_redis *r)
 {
     struct timeval tv = {REDIS_CONNECT_LIMIT_MS / 1000, (REDIS_CONNECT_LIMIT_MS % 1000) * 1000};
     evtimer_add(r->retry, &tv); /* bounds the whole attempt */
+    if (r->cfg->n_sentinels > 0 && r->hint_ip[0]) {
+        char ip[REDIS_IP_MAX];
+        snprintf(ip, sizeof(ip), "%s", r->hint_ip);
+        r->hint_ip[0] = '\0';
+        redis_connect_ip(r, ip, r->hint_port); /* ROLE still checks it */
+        return;
+    }
     if (r->cfg->n_sentinels > 0) {
         r->sq = pb_sentinel_resolve(r->base, r->cfg, REDIS_SENTINEL_ASK_MS, redis_on_master, r);
         return;
@@ -541,6 +558,12 @@ bool
 pb_redis_is_up(const pb_redis *r)
 {
     return r->up;
+}
+
+unsigned long
+pb_redis_ups(const pb_redis *r)
+{
+    return r->ups;
 }
 
 void

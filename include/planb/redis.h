@@ -26,6 +26,8 @@ typedef void (*pb_redis_fn)(redisReply *reply, void *arg);
 pb_redis *pb_redis_new(struct event_base *base, const pb_config *cfg, const char *name);
 void pb_redis_free(pb_redis *r);
 bool pb_redis_is_up(const pb_redis *r);
+/* How many times the connection has become usable (1 after the first connect). */
+unsigned long pb_redis_ups(const pb_redis *r);
 /* Pinging off: for a connection that parks blocking commands (BLMOVE has its own watchdog). */
 void pb_redis_no_ping(pb_redis *r);
 /* fn(arg) runs (from the loop) each time the connection becomes usable again after an outage. */

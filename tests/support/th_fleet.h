@@ -82,18 +82,22 @@ th_fleet_int(redisContext *rc, const char *fmt, const char *arg)
     return v;
 }
 
-/* Jobs in every worker's in-flight list (KEYS: test-sized data only). */
+/* Jobs in the in-flight lists of the workers in planb:workers (never KEYS: the dataset may
+ * be millions of keys). */
 static inline long long
 th_fleet_inflight(redisContext *rc)
 {
-    redisReply *r = redisCommand(rc, "KEYS planb:inflight:*");
+    redisReply *r = redisCommand(rc, "ZRANGE planb:workers 0 -1");
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
         freeReplyObject(r);
         return -1;
     }
     long long n = 0;
-    for (size_t i = 0; i < r->elements; i++)
-        n += th_fleet_int(rc, "LLEN %s", r->element[i]->str);
+    for (size_t i = 0; i < r->elements; i++) {
+        redisReply *l = redisCommand(rc, "LLEN planb:inflight:%s", r->element[i]->str);
+        n += l && l->type == REDIS_REPLY_INTEGER ? l->integer : 0;
+        freeReplyObject(l);
+    }
     freeReplyObject(r);
     return n;
 }
