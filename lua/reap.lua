@@ -18,10 +18,11 @@
 -- KEYS[6]  events stream (planb:events)
 -- KEYS[7]  sweep lock (planb:reaper)
 -- KEYS[8]  reaper clock (planb:reaper:clock): last_sweep and grace_until (ms, Redis clock).
---          Sweeps run every 250 ms; a gap longer than ARGV[13] between two of them means no
---          reaper could reach Redis (restart, outage, BUSY): nobody could heartbeat either,
---          so the lease sweep pauses for one lease from then (grace) while live workers
---          stamp again. Only a worker silent past the lease after that is taken.
+--          Sweeps run every 250 ms; no clock yet, or a gap longer than ARGV[13] between
+--          two of them, means no reaper could reach Redis (restart, outage, BUSY): nobody
+--          could heartbeat either, so the lease sweep pauses for one lease from then
+--          (grace) while live workers stamp again. Only a worker silent past the lease
+--          after that is taken.
 -- ARGV[1]  key prefix ("planb")
 -- ARGV[2]  lease in ms ("0": no sweep, only the named workers)
 -- ARGV[3]  max deliveries
@@ -49,7 +50,9 @@ end
 if lease > 0 then
   local last = tonumber(redis.call('HGET', KEYS[8], 'last_sweep') or '0')
   local grace = tonumber(redis.call('HGET', KEYS[8], 'grace_until') or '0')
-  if last > 0 and now - last > tonumber(ARGV[13]) then
+  -- no clock at all: the first sweep on this Redis (or one restarted empty): nobody knows
+  -- how long workers could not heartbeat, so that is a gap too
+  if last == 0 or now - last > tonumber(ARGV[13]) then
     grace = now + lease
     redis.call('HSET', KEYS[8], 'grace_until', grace)
     redis.call('HINCRBY', KEYS[5], 'reaper:graces', 1)

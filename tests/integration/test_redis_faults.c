@@ -52,13 +52,19 @@ teardown(void)
 
 TestSuite(faults, .fini = teardown, .timeout = 240);
 
-/* The tail of planb's log on stderr, for a Test about to fail. */
+/* planb's log on stderr without the per-job lines, for a Test about to fail. */
 static void
 dump_planb_log(void)
 {
     char *log = th_proc_log(&planb_p);
-    size_t len = log ? strlen(log) : 0;
-    fprintf(stderr, "--- planb log (tail)\n%s\n", log ? log + (len > 6000 ? len - 6000 : 0) : "");
+    fprintf(stderr, "--- planb log (no per-job lines)\n");
+    for (char *line = log, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        if (nl)
+            *nl = '\0';
+        if (!strstr(line, "event=job_done") && !strstr(line, "event=finish_"))
+            fprintf(stderr, "%s\n", line);
+    }
     free(log);
 }
 
@@ -129,7 +135,7 @@ fleet_check(const char *name, const char *tag, int n, int got, const char *more)
             "held=%lld resends=%lld handbacks=%lld orphans=%lld reaper_graces=%lld %s\n",
             name, n, got, replies, dups, calls, stat_of("finish:held"), stat_of("finish:resends"),
             stat_of("handbacks"), stat_of("orphans"), stat_of("reaper:graces"), more ? more : "");
-    if (got != n)
+    if (got != n || replies != n || dups != 0 || calls != n)
         dump_planb_log();
     cr_expect_eq(got, n, "every job has a result");
     cr_expect_eq(replies, n, "every reply list holds exactly one result");
