@@ -26,17 +26,16 @@ char *pb_key_breaker(const char *prefix, const char *model);    /* <p>:breaker:<
 char *pb_key_deliveries(const char *prefix);                    /* <p>:deliveries (hash) */
 char *pb_key_events(const char *prefix);                        /* <p>:events (stream) */
 char *pb_key_reaper_lock(const char *prefix);                   /* <p>:reaper (string) */
-char *
-pb_key_reaper_clock(const char *prefix); /* <p>:reaper:clock (hash: last_sweep, grace_until) */
-char *pb_key_suspect(const char *prefix, const char *worker);  /* <p>:suspect:<worker> (string) */
-char *pb_key_ratelimit(const char *prefix, const char *model); /* <p>:ratelimit:<model> (zset) */
-char *pb_key_tokens(const char *prefix, const char *model);    /* <p>:tokens:<model> (hash) */
-char *pb_key_stats_minute(const char *prefix, long long min);  /* <p>:stats:m:<unix min> (hash) */
-char *pb_key_stats_lock(const char *prefix);                   /* <p>:lock:stats (string, PX) */
-char *pb_key_alert_state(const char *prefix);                  /* <p>:alert:fallback (string) */
-char *pb_key_channel_results(const char *prefix);              /* <p>:results (channel) */
-char *pb_key_channel_stats(const char *prefix);                /* <p>:stats (channel) */
-char *pb_key_channel_alerts(const char *prefix);               /* <p>:alerts (channel) */
+char *pb_key_reaper_clock(const char *prefix);                  /* <p>:reaper:clock (hash) */
+char *pb_key_suspect(const char *prefix, const char *worker);   /* <p>:suspect:<worker> (string) */
+char *pb_key_ratelimit(const char *prefix, const char *model);  /* <p>:ratelimit:<model> (zset) */
+char *pb_key_tokens(const char *prefix, const char *model);     /* <p>:tokens:<model> (hash) */
+char *pb_key_stats_minute(const char *prefix, long long min);   /* <p>:stats:m:<unix min> (hash) */
+char *pb_key_stats_lock(const char *prefix);                    /* <p>:lock:stats (string, PX) */
+char *pb_key_alert_state(const char *prefix);                   /* <p>:alert:fallback (string) */
+char *pb_key_channel_results(const char *prefix);               /* <p>:results (channel) */
+char *pb_key_channel_stats(const char *prefix);                 /* <p>:stats (channel) */
+char *pb_key_channel_alerts(const char *prefix);                /* <p>:alerts (channel) */
 /* Semantic cache (semcache.c): entries, LSH buckets, the age index and shadow samples. */
 char *pb_key_sem_entry_prefix(const char *prefix);  /* <p>:sem:e: (+ id: string) */
 char *pb_key_sem_bucket_prefix(const char *prefix); /* <p>:sem:b: (+ scope:table:code: set) */
