@@ -54,11 +54,12 @@ typedef struct pb_route_conf {
 } pb_route_conf;
 
 typedef struct pb_limits {
-    size_t job_max_bytes;    /* raw job size (default 1 MiB) */
-    size_t max_messages;     /* messages per job (default 256) */
-    size_t reply_max_bytes;  /* upstream reply body (default 4 MiB) */
-    size_t meta_max_bytes;   /* serialized meta (default 16 KiB) */
-    size_t id_max_bytes;     /* job id length (default 128) */
+    size_t job_max_bytes;   /* raw job size (default 1 MiB) */
+    size_t max_messages;    /* messages per job (default 256) */
+    size_t reply_max_bytes; /* upstream reply body (default 4 MiB) */
+    size_t meta_max_bytes;  /* serialized meta (default 16 KiB) */
+    size_t id_max_bytes;    /* job id length (default 128) */
+
     size_t dead_max_entries; /* planb:dead length bound, newest kept (default 10000) */
 } pb_limits;
 
@@ -87,20 +88,12 @@ typedef struct pb_config {
     char *redis_host; /* parsed from redis_url */
     int redis_port;
     int redis_db;
-    char *redis_user;        /* ACL user or NULL */
-    char *redis_password;    /* from password_env or the URL; never logged */
-    char **sentinel_hosts;   /* redis.sentinels hosts (NULL: no Sentinel, use redis_host) */
-    int *sentinel_ports;     /* their ports */
-    size_t n_sentinels;      /* 0..PB_CONFIG_MAX_SENTINELS */
-    char *master_name;       /* redis.master_name, required with sentinels */
-    char *sentinel_password; /* from sentinel_password_env; never logged */
-    int redis_timeout_ms;    /* bound of one Redis call on a job's path (default 1000) */
-    int wait_replicas;       /* WAIT for this many replicas after claim and finish (0 = no) */
-    int wait_timeout_ms;     /* WAIT's timeout (default 1000) */
-    char *prefix;            /* key prefix, default "planb" */
-    int workers;             /* worker processes (default: CPUs) */
-    int concurrency;         /* jobs in flight per worker (default 512) */
-    char **queues;           /* queue names, default {"default"} */
+    char *redis_user;     /* ACL user or NULL */
+    char *redis_password; /* from password_env or the URL; never logged */
+    char *prefix;         /* key prefix, default "planb" */
+    int workers;          /* worker processes (default: CPUs) */
+    int concurrency;      /* jobs in flight per worker (default 512) */
+    char **queues;        /* queue names, default {"default"} */
     size_t n_queues;
     int result_ttl_s;     /* planb:result:<id> TTL (default 86400) */
     int reply_ttl_s;      /* planb:reply:<id> TTL (default 300) */
@@ -128,6 +121,16 @@ typedef struct pb_config {
     double alert_fallback_rate;    /* 5-minute fallback rate that raises an alert (default 0.2) */
     char *metrics_listen;          /* "host:port" of GET /metrics; NULL = disabled ("") */
     pb_semantic_conf semantic;     /* cache.semantic */
+
+    /* redis.sentinels and the bounds of Redis calls (README "When Redis misbehaves") */
+    char **sentinel_hosts;   /* hosts of redis.sentinels (NULL: no Sentinel, use redis_host) */
+    int *sentinel_ports;     /* their ports */
+    size_t n_sentinels;      /* 0..PB_CONFIG_MAX_SENTINELS */
+    char *master_name;       /* redis.master_name, required with sentinels */
+    char *sentinel_password; /* from sentinel_password_env; never logged */
+    int redis_timeout_ms;    /* bound of one Redis call on a job's path (default 1000) */
+    int wait_replicas;       /* WAIT for this many replicas after claim and finish (0 = no) */
+    int wait_timeout_ms;     /* WAIT's timeout (default 1000) */
 } pb_config;
 
 /* Loads and validates a config file; NULL with err filled ("CONFIG <field>: <why>"). Caller frees.
