@@ -7,20 +7,33 @@
  * the workers' async machinery. submit loads the config on its own first
  * (pb_cli_load_config), so it reads stdin only once the config is good. AUTH and SELECT, and their
  * error messages, are written once here. The password comes from the config (password_env or the
- * URL) and is never printed. */
+ * URL) and is never printed. With redis.sentinels the master's address is asked of the
+ * sentinels first (blocking is fine in a one-shot command). */
 #include "cli.h"
 
 #include <stdio.h>
+
+#include "planb/sentinel.h"
+
+#define PREAMBLE_SENTINEL_MS 1000 /* one sentinel's answer */
 
 /* Connects to cfg's Redis (AUTH, SELECT); NULL after printing why. Caller redisFree()s. */
 static redisContext *
 preamble_connect(const pb_config *cfg)
 {
     struct timeval tv = {5, 0};
-    redisContext *rc = redisConnectWithTimeout(cfg->redis_host, cfg->redis_port, tv);
+    char host[256];
+    int port = cfg->redis_port;
+    snprintf(host, sizeof(host), "%s", cfg->redis_host);
+    if (cfg->n_sentinels > 0 &&
+        pb_sentinel_resolve_sync(cfg, PREAMBLE_SENTINEL_MS, host, sizeof(host), &port) != PB_OK) {
+        fprintf(stderr, "planb: no sentinel named a master for \"%s\"\n", cfg->master_name);
+        return NULL;
+    }
+    redisContext *rc = redisConnectWithTimeout(host, port, tv);
     if (rc == NULL || rc->err) {
-        fprintf(stderr, "planb: cannot connect to Redis at %s:%d: %s\n", cfg->redis_host,
-                cfg->redis_port, rc ? rc->errstr : "out of memory");
+        fprintf(stderr, "planb: cannot connect to Redis at %s:%d: %s\n", host, port,
+                rc ? rc->errstr : "out of memory");
         redisFree(rc);
         return NULL;
     }

@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS="build-essential cmake pkg-config clang-format curl libhiredis-dev libevent-dev
       libcurl4-openssl-dev libjson-c-dev libssl-dev libstemmer-dev libcriterion-dev redis-server
-      redis-tools clang libclang-rt-14-dev
+      redis-tools redis-sentinel clang libclang-rt-14-dev
       python3-redis iproute2 procps"
 missing=()
 for p in $PKGS; do

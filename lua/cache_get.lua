@@ -4,8 +4,11 @@
 -- KEYS[1]  cache entry (planb:cache:<sha256>)
 -- KEYS[2]  its herd lock (planb:cache:<sha256>:lock)
 -- KEYS[3]  optional: the workers zset (planb:workers), passed when the cache shares the
---          queue's Redis; a lock whose holder ("<host>:<pid>:<n>") is no longer in it was
---          left by a reaped worker and is taken over at once
+--          queue's Redis; a lock whose holder ("<host>:<pid>:<ups>:<n>") is no longer in it
+--          was left by a reaped worker and is taken over at once
+-- A lock this same worker took before its connection last came back (a smaller <ups>) is
+-- taken over too: the outage (a failover above all) may have lost its unlock, and a re-run
+-- of the job that took it must not wait for it until its deadline.
 -- ARGV[1]  "use" (a fresh entry is a hit) or "refresh" (never a hit; runs even when locked)
 -- ARGV[2]  TTL in seconds: an older entry is only stale
 -- ARGV[3]  highest tier accepted ("0" = any)
@@ -47,8 +50,13 @@ if holder == ARGV[4] then
   return {'lead', age, entry, '', now_ms}
 end
 local failed_ms = tonumber(string.match(holder, '^failed:(%d+):'))
+local me, my_ups = string.match(ARGV[4], '^(.*):(%d+):%d+$')
+local worker, ups = string.match(holder, '^(.*):(%d+):%d+$')
+if not failed_ms and worker and worker == me and tonumber(ups) < tonumber(my_ups) then
+  redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[5])
+  return {'lead', age, entry, '', now_ms}
+end
 if not failed_ms and KEYS[3] then
-  local worker = string.match(holder, '^(.*):%d+$')
   if worker and not redis.call('ZSCORE', KEYS[3], worker) then
     redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[5])
     return {'lead', age, entry, '', now_ms}

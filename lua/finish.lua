@@ -21,10 +21,11 @@
 -- ARGV[5]  results channel (planb:results)
 -- ARGV[6]  dead-letter entry ("" = none)
 -- ARGV[7]  events stream MAXLEN, approximate ("0" = no stream)
--- ARGV[8]  answer stream MAXLEN ("0" = the job did not stream): its one `end` entry, with
+-- ARGV[8]  dead-letter list bound: the newest this many are kept, trims counted (dead:trimmed)
+-- ARGV[9]  answer stream MAXLEN ("0" = the job did not stream): its one `end` entry, with
 --          the result, is added here with the result, so it is there exactly once, last
--- ARGV[9]  answer stream TTL in seconds
--- ARGV[10..] stats hash field, increment, field, increment, ...
+-- ARGV[10] answer stream TTL in seconds
+-- ARGV[11..] stats hash field, increment, field, increment, ...
 -- Returns  1 stored, 0 duplicate (a result already existed)
 local acked = redis.call('LREM', KEYS[1], -1, ARGV[1])
 if acked == 1 and redis.call('EXISTS', KEYS[7]) == 1 then
@@ -44,9 +45,13 @@ if ARGV[2] ~= '' then
   end
 end
 if ARGV[6] ~= '' then
-  redis.call('LPUSH', KEYS[5], ARGV[6])
+  local n, max = redis.call('LPUSH', KEYS[5], ARGV[6]), tonumber(ARGV[8])
+  if n > max then
+    redis.call('LTRIM', KEYS[5], 0, max - 1)
+    redis.call('HINCRBY', KEYS[4], 'dead:trimmed', n - max)
+  end
 end
-for i = 10, #ARGV - 1, 2 do
+for i = 11, #ARGV - 1, 2 do
   local f = ARGV[i]
   redis.call('HINCRBY', KEYS[4], f, ARGV[i + 1])
   local head = string.sub(f, 1, 7)
@@ -64,9 +69,9 @@ if ARGV[2] ~= '' then
   if ARGV[7] ~= '0' then
     redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[7], '*', 'result', ARGV[2])
   end
-  if ARGV[8] ~= '0' then
-    redis.call('XADD', KEYS[10], 'MAXLEN', '~', ARGV[8], '*', 'type', 'end', 'result', ARGV[2])
-    redis.call('EXPIRE', KEYS[10], ARGV[9])
+  if ARGV[9] ~= '0' then
+    redis.call('XADD', KEYS[10], 'MAXLEN', '~', ARGV[9], '*', 'type', 'end', 'result', ARGV[2])
+    redis.call('EXPIRE', KEYS[10], ARGV[10])
   end
 end
 return 1

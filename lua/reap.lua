@@ -17,6 +17,12 @@
 -- KEYS[5]  stats hash (planb:stats)
 -- KEYS[6]  events stream (planb:events)
 -- KEYS[7]  sweep lock (planb:reaper)
+-- KEYS[8]  reaper clock (planb:reaper:clock): last_sweep and grace_until (ms, Redis clock).
+--          Sweeps run every 250 ms; no clock yet, or a gap longer than ARGV[13] between
+--          two of them, means no reaper could reach Redis (restart, outage, BUSY): nobody
+--          could heartbeat either, so the lease sweep pauses for one lease from then
+--          (grace) while live workers stamp again. Only a worker silent past the lease
+--          after that is taken.
 -- ARGV[1]  key prefix ("planb")
 -- ARGV[2]  lease in ms ("0": no sweep, only the named workers)
 -- ARGV[3]  max deliveries
@@ -28,7 +34,9 @@
 -- ARGV[9]  lock time in ms
 -- ARGV[10] the most workers one sweep reaps
 -- ARGV[11] job id length limit
--- ARGV[12..] worker ids to reap now
+-- ARGV[12] dead-letter list bound (newest kept, trims counted as dead:trimmed)
+-- ARGV[13] sweep gap in ms that starts a grace
+-- ARGV[14..] worker ids to reap now
 -- Returns  {workers reaped, jobs handed back, jobs dead-lettered, jobs acked (result existed)}
 local prefix, lease, max_deliveries = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local id_max = tonumber(ARGV[11])
@@ -36,8 +44,24 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 local victims = {}
-for i = 12, #ARGV do
+for i = 14, #ARGV do
   victims[#victims + 1] = ARGV[i]
+end
+if lease > 0 then
+  local last = tonumber(redis.call('HGET', KEYS[8], 'last_sweep') or '0')
+  local grace = tonumber(redis.call('HGET', KEYS[8], 'grace_until') or '0')
+  -- no clock at all: the first sweep on this Redis (or one restarted empty): nobody knows
+  -- how long workers could not heartbeat, so that is a gap too
+  if last == 0 or now - last > tonumber(ARGV[13]) then
+    grace = now + lease
+    redis.call('HSET', KEYS[8], 'grace_until', grace)
+    redis.call('HINCRBY', KEYS[5], 'reaper:graces', 1)
+  end
+  redis.call('HSET', KEYS[8], 'last_sweep', now)
+  redis.call('PEXPIRE', KEYS[8], 86400000)
+  if now < grace then
+    lease = 0
+  end
 end
 if lease > 0 then
   local mine = redis.call('SET', KEYS[7], ARGV[8], 'NX', 'PX', ARGV[9])
@@ -70,7 +94,11 @@ local function poison(job, worker, n)
   local entry = '{"id":' .. (id and cjson.encode(id) or 'null') .. ',"error":' .. cjson.encode(err)
     .. ',"reason":"max_deliveries","worker":' .. cjson.encode(worker) .. ',"at_ms":' .. now
     .. ',"job":' .. cjson.encode(job) .. '}'
-  redis.call('LPUSH', KEYS[4], entry)
+  local len, max = redis.call('LPUSH', KEYS[4], entry), tonumber(ARGV[12])
+  if len > max then
+    redis.call('LTRIM', KEYS[4], 0, max - 1)
+    redis.call('HINCRBY', KEYS[5], 'dead:trimmed', len - max)
+  end
   redis.call('HINCRBY', KEYS[5], 'poisoned', 1)
   if not id or redis.call('EXISTS', prefix .. ':result:' .. id) == 1 then
     return

@@ -207,7 +207,7 @@ breaker_send(pb_breaker *b, int m, const char *op, const char *arg5, const char 
 {
     const char *argv[] = {b->models[m].key, b->stats_key, op,   b->cfg->models[m].name,
                           b->alerts,        b->settings,  arg5, arg6};
-    pb_redis_script(b->cmd, "breaker", fn, arg, 2, 8, argv, NULL);
+    pb_redis_script_within(b->cmd, b->cfg->redis_timeout_ms, "breaker", fn, arg, 2, 8, argv, NULL);
 }
 
 /* Reply of a report or a one-way op: only refreshes the view. arg is a breaker_call without
@@ -285,8 +285,8 @@ pb_breaker_acquire(pb_breaker *b, int m, pb_breaker_fn fn, void *arg)
     snprintf(member, sizeof(member), "%s:%llu", b->worker_id, (unsigned long long)++b->seq);
     const char *argv[] = {
         b->models[m].rl_key, b->models[m].tokens_key, "acquire", rpm, tpm, member};
-    pb_redis_script(b->cmd, "ratelimit", breaker_on_acquire, breaker_call_new(b, m, fn, arg), 2, 6,
-                    argv, NULL);
+    pb_redis_script_within(b->cmd, b->cfg->redis_timeout_ms, "ratelimit", breaker_on_acquire,
+                           breaker_call_new(b, m, fn, arg), 2, 6, argv, NULL);
 }
 
 /* Sends a one-way op whose reply only refreshes the view. */

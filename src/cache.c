@@ -57,7 +57,7 @@ struct pb_cache {
 struct pb_cache_op {
     pb_cache *c;
     char *key, *lock_key; /* owned */
-    char token[192];      /* "<worker>:<n>" */
+    char token[192];      /* "<worker>:<connection ups>:<n>" */
     char *chain;          /* ",model,model," of the models this job may use */
     bool refresh;
     int max_tier;
@@ -147,6 +147,12 @@ pb_cache_close(pb_cache *c)
     if (c->own_conn)
         pb_redis_free(c->r);
     c->r = NULL;
+}
+
+pb_redis *
+pb_cache_conn(pb_cache *c)
+{
+    return c->r;
 }
 
 void
@@ -397,7 +403,12 @@ cache_send(pb_cache_op *op)
     argv[n++] = op->stale.content ? "0" : "1";
     argv[n++] = since;
     op->pending = true;
-    pb_redis_script(c->r, "cache_get", cache_on_get, op, nkeys, n, argv, NULL);
+    /* A stalled cache Redis must not eat the deadline: no reply in time is a miss. */
+    int bound =
+        c->cfg->cache_redis ? c->cfg->cache_redis->redis_timeout_ms : c->cfg->redis_timeout_ms;
+    if (left / 2 < bound)
+        bound = left / 2 > 1 ? (int)(left / 2) : 1;
+    pb_redis_script_within(c->r, bound, "cache_get", cache_on_get, op, nkeys, n, argv, NULL);
 }
 
 pb_cache_op *
@@ -410,8 +421,9 @@ pb_cache_begin(pb_cache *c, const pb_request *req, const char *const *chain, siz
     pb_cache_key(req, hex);
     op->key = pb_key_cache(c->cfg->prefix, hex);
     op->lock_key = pb_key_cache_lock(c->cfg->prefix, hex);
-    snprintf(op->token, sizeof(op->token), "%s:%llu", c->worker_id,
-             (unsigned long long)++c->next_tok);
+    /* The connection's up count marks locks taken before an outage (cache_get.lua). */
+    snprintf(op->token, sizeof(op->token), "%s:%llu:%llu", c->worker_id,
+             (unsigned long long)pb_redis_ups(c->r), (unsigned long long)++c->next_tok);
     pb_buf b;
     pb_buf_init(&b, CACHE_MARKER_MAX);
     pb_buf_append(&b, ",", 1);

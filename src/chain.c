@@ -26,8 +26,12 @@
  *   back). A half-open probe or a rate-limit slot needs a Redis reply first
  *   (state gate); its answer resumes the job from a timer, never re-entrantly.
  *
- *   finish: finish.lua; on a Redis outage it is retried every FINISH_RETRY_MS
- *   until it lands, so a result is never dropped while the worker lives.
+ *   finish: finish.lua. A reply that is Redis away or not ready (no reply, LOADING, BUSY,
+ *   OOM, READONLY, MASTERDOWN, NOAUTH, TRYAGAIN: pb_redis_is_transient) keeps the result
+ *   and re-sends it after FINISH_RETRY_MS doubling to FINISH_RETRY_MAX_MS, until it lands,
+ *   so a result is never dropped while the worker lives. Held results are bounded by
+ *   concurrency (a held job keeps its slot, so no more are claimed), logged once each
+ *   (finish_held) and counted when they land (finish:held, finish:resends).
  *
  * Every attempt's timeout is the smaller of the model's and what is left of
  * the deadline, so the degraded reply arrives before the deadline. */
@@ -51,8 +55,9 @@
 #include "planb/stats.h"
 #include "planb/testhook.h"
 
-#define CHAIN_MIN_ATTEMPT_MS 20  /* an attempt with less time than this left is not started */
-#define FINISH_RETRY_MS      250 /* re-send a finish lost to a Redis outage */
+#define CHAIN_MIN_ATTEMPT_MS 20   /* an attempt with less time than this left is not started */
+#define FINISH_RETRY_MS      250  /* first re-send of a finish Redis could not take */
+#define FINISH_RETRY_MAX_MS  1000 /* re-send cap: a held result lands <= 1 s after Redis is back */
 
 typedef enum { JOB_RUNNING, JOB_BACKOFF, JOB_GATE, JOB_FINISHING } chain_state;
 
@@ -126,6 +131,8 @@ typedef struct chain_job {
     int64_t cache_age_s;     /* age of a cached answer, -1 otherwise */
     bool cache_missed;       /* looked the cache up and had to run the chain */
     bool coalesced;          /* answered from another job's call we waited on */
+    int finish_resends;      /* finishes sent again after a transient refusal */
+    int64_t held_since_ms;   /* first transient refusal of its finish (0: none) */
 } chain_job;
 
 static void chain_next_model(chain_job *j);
@@ -1079,12 +1086,23 @@ static void
 chain_on_finished(redisReply *reply, void *arg)
 {
     chain_job *j = arg;
-    if (reply == NULL) {
-        /* Redis is away: keep the result and send it again when it is back. */
-        chain_arm_timer(j, FINISH_RETRY_MS);
+    const char *id = j->req ? j->req->id : (j->bad_id ? j->bad_id : "-");
+    if (pb_redis_is_transient(reply)) {
+        /* Redis is away or not ready: keep the result and send it again, backing off. */
+        if (j->held_since_ms == 0) {
+            j->held_since_ms = pb_mono_ms();
+            pb_log(PB_LOG_WARN, "event=finish_held job=%s why=\"%.*s\"", id,
+                   reply ? (int)strcspn(reply->str, " \r\n") : 14,
+                   reply ? reply->str : "no connection");
+        }
+        int64_t delay = (int64_t)FINISH_RETRY_MS << (j->finish_resends < 3 ? j->finish_resends : 3);
+        chain_arm_timer(j, delay < FINISH_RETRY_MAX_MS ? delay : FINISH_RETRY_MAX_MS);
+        j->finish_resends++;
         return;
     }
-    const char *id = j->req ? j->req->id : (j->bad_id ? j->bad_id : "-");
+    if (j->held_since_ms != 0)
+        pb_log(PB_LOG_INFO, "event=finish_landed job=%s resends=%d held_ms=%lld", id,
+               j->finish_resends, (long long)(pb_mono_ms() - j->held_since_ms));
     if (reply->type == REDIS_REPLY_ERROR) {
         /* A script error is a bug, not an outage: leave the job in flight for hand-back. */
         pb_log(PB_LOG_ERROR, "event=finish_failed job=%s error=\"%s\"", id, reply->str);
@@ -1180,9 +1198,9 @@ chain_finish(chain_job *j)
         if (id)
             chain_build_result(j);
     }
-    char *dead =
-        j->dead ? pb_job_dead_entry(j->raw, j->raw_len, id, j->error, ctx->worker_id, pb_wall_ms())
-                : NULL;
+    char *dead = j->dead ? pb_job_dead_entry(j->raw, j->raw_len, ctx->cfg->limits.job_max_bytes, id,
+                                             j->error, ctx->worker_id, pb_wall_ms())
+                         : NULL;
     pb_stats_job facts = {
         .status = j->status,
         .source = j->source,
@@ -1203,6 +1221,12 @@ chain_finish(chain_job *j)
     };
     pb_stats_tally c;
     pb_stats_count_job(ctx->cfg, &facts, &c);
+    if (j->finish_resends > 0 && c.n + 2 <= PB_QUEUE_MAX_COUNTERS) {
+        c.fields[c.n] = "finish:held";
+        c.counts[c.n++] = 1;
+        c.fields[c.n] = "finish:resends";
+        c.counts[c.n++] = j->finish_resends;
+    }
     pb_finish f = {
         .raw = j->raw,
         .raw_len = j->raw_len,
@@ -1387,4 +1411,13 @@ pb_chain_abandon_all(pb_chain_ctx *ctx)
         chain_job_free(ctx->jobs);
     free(ctx->latency);
     ctx->latency = NULL;
+}
+
+size_t
+pb_chain_count_raw(const pb_chain_ctx *ctx, const char *raw, size_t len)
+{
+    size_t n = 0;
+    for (const chain_job *j = ctx->jobs; j; j = j->next)
+        n += j->raw_len == len && memcmp(j->raw, raw, len) == 0;
+    return n;
 }

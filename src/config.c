@@ -57,10 +57,20 @@ static const char *const config_top_keys[] = {"redis",          "workers",      
                                               "stream_ttl_s",   "limits",           "providers",
                                               "models",         "routes",           "cache",
                                               "breaker",        "monitor",          NULL};
-static const char *const config_redis_keys[] = {"url", "password_env", "user", "prefix", NULL};
-static const char *const config_cache_redis_keys[] = {"url", "password_env", "user", NULL};
-static const char *const config_limits_keys[] = {
-    "job_max_bytes", "max_messages", "reply_max_bytes", "meta_max_bytes", "id_max_bytes", NULL};
+static const char *const config_redis_keys[] = {
+    "url",         "password_env",          "user",       "prefix",        "sentinels",
+    "master_name", "sentinel_password_env", "timeout_ms", "wait_replicas", "wait_timeout_ms",
+    NULL};
+static const char *const config_cache_redis_keys[] = {
+    "url",         "password_env",          "user",       "sentinels",
+    "master_name", "sentinel_password_env", "timeout_ms", NULL};
+static const char *const config_limits_keys[] = {"job_max_bytes",
+                                                 "max_messages",
+                                                 "reply_max_bytes",
+                                                 "meta_max_bytes",
+                                                 "id_max_bytes",
+                                                 "dead_max_entries",
+                                                 NULL};
 static const char *const config_provider_keys[] = {"type", "base_url", "api_key_env",
                                                    "anthropic_version", NULL};
 static const char *const config_model_keys[] = {"provider",
@@ -415,6 +425,36 @@ config_parse_redis_url(pb_config *cfg, const char *path, pb_error *err)
     return PB_OK;
 }
 
+/* redis.sentinels: 1..PB_CONFIG_MAX_SENTINELS "host:port" strings, with master_name. */
+static int
+config_parse_sentinels(pb_config *cfg, json_object *r, const char *path, pb_error *err)
+{
+    json_object *list;
+    if (!config_get(r, "sentinels", &list))
+        return PB_OK;
+    size_t n = json_object_is_type(list, json_type_array) ? json_object_array_length(list) : 0;
+    if (n == 0 || n > PB_CONFIG_MAX_SENTINELS)
+        return config_fail(err, path, "sentinels", "must be an array of 1 to %d \"host:port\"",
+                           PB_CONFIG_MAX_SENTINELS);
+    cfg->sentinel_hosts = pb_xcalloc(n, sizeof(char *));
+    cfg->sentinel_ports = pb_xcalloc(n, sizeof(int));
+    for (size_t i = 0; i < n; i++) {
+        json_object *e = json_object_array_get_idx(list, i);
+        const char *s = json_object_is_type(e, json_type_string) ? json_object_get_string(e) : "";
+        const char *colon = strrchr(s, ':');
+        char idx[32];
+        snprintf(idx, sizeof(idx), "sentinels[%zu]", i);
+        if (colon == NULL || colon == s || colon - s > 255 ||
+            !config_parse_num(colon + 1, s + strlen(s), 1, 65535, &cfg->sentinel_ports[i]))
+            return config_fail(err, path, idx, "must look like \"host:port\"");
+        cfg->sentinel_hosts[i] = pb_xstrndup(s, (size_t)(colon - s));
+        cfg->n_sentinels = i + 1;
+    }
+    if (cfg->master_name == NULL)
+        return config_fail(err, path, "master_name", "is required with sentinels");
+    return PB_OK;
+}
+
 /* The connection fields of root[key] (path "redis", or "cache.redis", which has no prefix and
  * whose url defaults to the queue's). */
 static int
@@ -429,7 +469,7 @@ config_parse_redis_at(pb_config *cfg, json_object *root, const char *key, const 
         r = json_object_new_object();
     else
         json_object_get(r);
-    char *pass_env = NULL, *pass = NULL, *user = NULL;
+    char *pass_env = NULL, *pass = NULL, *user = NULL, *spass_env = NULL;
     int rc = PB_ERR;
     if (config_check_keys(r, path, with_prefix ? config_redis_keys : config_cache_redis_keys,
                           err) != PB_OK ||
@@ -437,7 +477,16 @@ config_parse_redis_at(pb_config *cfg, json_object *root, const char *key, const 
         config_env(r, path, "password_env", &pass_env, &pass, err) != PB_OK ||
         config_str(r, path, "user", NULL, 256, &user, err) != PB_OK ||
         (with_prefix &&
-         config_str(r, path, "prefix", "planb", CONFIG_NAME_MAX, &cfg->prefix, err) != PB_OK))
+         config_str(r, path, "prefix", "planb", CONFIG_NAME_MAX, &cfg->prefix, err) != PB_OK) ||
+        config_str(r, path, "master_name", NULL, 256, &cfg->master_name, err) != PB_OK ||
+        config_env(r, path, "sentinel_password_env", &spass_env, &cfg->sentinel_password, err) !=
+            PB_OK ||
+        config_int(r, path, "timeout_ms", 1000, 10, 60000, &cfg->redis_timeout_ms, err) != PB_OK ||
+        (with_prefix &&
+         (config_int(r, path, "wait_replicas", 0, 0, 16, &cfg->wait_replicas, err) != PB_OK ||
+          config_int(r, path, "wait_timeout_ms", 1000, 10, 5000, &cfg->wait_timeout_ms, err) !=
+              PB_OK)) ||
+        config_parse_sentinels(cfg, r, path, err) != PB_OK)
         goto out;
     if (with_prefix && !config_is_name(cfg->prefix, config_key_chars)) {
         config_fail(err, "redis", "prefix", "must be 1 to %d characters [A-Za-z0-9_.:-]",
@@ -459,6 +508,7 @@ config_parse_redis_at(pb_config *cfg, json_object *root, const char *key, const 
     rc = PB_OK;
 out:
     free(pass_env);
+    free(spass_env);
     free(pass);
     free(user);
     json_object_put(r);
@@ -506,7 +556,7 @@ config_parse_limits(pb_config *cfg, json_object *root, pb_error *err)
         return PB_ERR;
     pb_limits *lim = &cfg->limits;
     if (l == NULL) {
-        *lim = (pb_limits){CONFIG_MIB, 256, 4 * CONFIG_MIB, 16 * CONFIG_KIB, 128};
+        *lim = (pb_limits){CONFIG_MIB, 256, 4 * CONFIG_MIB, 16 * CONFIG_KIB, 128, 10000};
         return PB_OK;
     }
     if (config_check_keys(l, "limits", config_limits_keys, err) != PB_OK ||
@@ -517,7 +567,9 @@ config_parse_limits(pb_config *cfg, json_object *root, pb_error *err)
                     &lim->reply_max_bytes, err) != PB_OK ||
         config_size(l, "limits", "meta_max_bytes", 16 * CONFIG_KIB, 0, CONFIG_MIB,
                     &lim->meta_max_bytes, err) != PB_OK ||
-        config_size(l, "limits", "id_max_bytes", 128, 8, 512, &lim->id_max_bytes, err) != PB_OK)
+        config_size(l, "limits", "id_max_bytes", 128, 8, 512, &lim->id_max_bytes, err) != PB_OK ||
+        config_size(l, "limits", "dead_max_entries", 10000, 1, 10000000, &lim->dead_max_entries,
+                    err) != PB_OK)
         return PB_ERR;
     return PB_OK;
 }
@@ -1072,6 +1124,12 @@ pb_config_free(pb_config *cfg)
     free(cfg->redis_host);
     free(cfg->redis_user);
     free(cfg->redis_password);
+    for (size_t i = 0; i < cfg->n_sentinels; i++)
+        free(cfg->sentinel_hosts[i]);
+    free(cfg->sentinel_hosts);
+    free(cfg->sentinel_ports);
+    free(cfg->master_name);
+    free(cfg->sentinel_password);
     free(cfg->prefix);
     for (size_t i = 0; i < cfg->n_queues; i++)
         free(cfg->queues[i]);

@@ -36,6 +36,8 @@
 #define JOB_QUOTE_MAX    64      /* bytes of a producer's value echoed in an error */
 #define JOB_ID_RANDOM    12      /* random bytes in a generated id: 96 bits, 24 hex chars */
 #define JOB_JSON_FLAGS   (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+#define JOB_HEAD_SCAN    65536 /* bytes of an oversized job searched for its id */
+#define JOB_DEAD_HEAD    4096  /* bytes of an oversized job kept in its dead letter */
 
 /* Characters allowed in a job id: it becomes part of Redis key names. */
 static const char job_id_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -362,6 +364,83 @@ job_generate_id(void)
     return id;
 }
 
+/* Scans a JSON string starting at raw[*i] == '"'; *i ends past the closing quote. Returns its
+ * length, or -1 when it is cut off; *escaped tells whether it has a backslash. */
+static long
+job_head_string(const char *raw, size_t n, size_t *i, bool *escaped)
+{
+    size_t start = ++*i;
+    *escaped = false;
+    while (*i < n && raw[*i] != '"') {
+        if (raw[*i] == '\\') {
+            *escaped = true;
+            ++*i;
+        }
+        ++*i;
+    }
+    if (*i >= n)
+        return -1;
+    return (long)(*i)++ - (long)start;
+}
+
+/* The top-level "id" of a job too large to parse, read from its first JOB_HEAD_SCAN bytes
+ * without building a tree: a plain valid id string, else NULL. Caller frees. So a producer
+ * blocked on planb:reply:<id> still gets its TOO_LARGE answer. */
+static char *
+job_head_id(const char *raw, size_t len, size_t id_max)
+{
+    size_t n = len < JOB_HEAD_SCAN ? len : JOB_HEAD_SCAN, i = 0;
+    int depth = 0;
+    bool want_key = false, esc;
+    while (i < n) {
+        char c = raw[i];
+        if (c == '{' || c == '[') {
+            depth++;
+            want_key = depth == 1 && c == '{';
+            i++;
+        } else if (c == '}' || c == ']') {
+            depth--;
+            i++;
+        } else if (c == ',') {
+            want_key = depth == 1;
+            i++;
+        } else if (c == '"') {
+            size_t at = i + 1;
+            long kl = job_head_string(raw, n, &i, &esc);
+            if (kl < 0)
+                return NULL;
+            if (!(depth == 1 && want_key))
+                continue;
+            want_key = false;
+            bool is_id = kl == 2 && !esc && memcmp(raw + at, "id", 2) == 0;
+            while (i < n && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\n' || raw[i] == '\r'))
+                i++;
+            if (i >= n || raw[i] != ':')
+                return NULL;
+            i++;
+            while (i < n && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\n' || raw[i] == '\r'))
+                i++;
+            if (!is_id)
+                continue;
+            if (i >= n || raw[i] != '"')
+                return NULL;
+            at = i + 1;
+            long vl = job_head_string(raw, n, &i, &esc);
+            if (vl <= 0 || esc || (size_t)vl > id_max)
+                return NULL;
+            char *id = pb_xstrndup(raw + at, (size_t)vl);
+            if (strspn(id, job_id_chars) != (size_t)vl) {
+                free(id);
+                return NULL;
+            }
+            return id;
+        } else {
+            i++;
+        }
+    }
+    return NULL;
+}
+
 int
 pb_job_parse(const char *raw, size_t len, const pb_config *cfg, pb_request **out, char **bad_id,
              pb_error *err)
@@ -373,6 +452,8 @@ pb_job_parse(const char *raw, size_t len, const pb_config *cfg, pb_request **out
     if (len > cfg->limits.job_max_bytes) {
         pb_error_set(err, PB_JOB_TOO_LARGE, "TOO_LARGE job is %zu bytes, limit %zu", len,
                      cfg->limits.job_max_bytes);
+        if (bad_id != NULL)
+            *bad_id = job_head_id(raw, len, cfg->limits.id_max_bytes);
         return PB_ERR;
     }
     json_object *root = job_tokenize(raw, len, err);
@@ -694,9 +775,24 @@ job_base64(const char *p, size_t n)
     return out;
 }
 
+/* Lower-case hex SHA-256 of the bytes into out (65 bytes). */
+static void
+job_sha256_hex(const char *p, size_t n, char out[65])
+{
+    unsigned char md[32];
+    unsigned int md_len = 0;
+    EVP_Digest(p, n, md, &md_len, EVP_sha256(), NULL);
+    static const char hex[] = "0123456789abcdef";
+    for (unsigned int i = 0; i < 32; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[64] = '\0';
+}
+
 char *
-pb_job_dead_entry(const char *raw, size_t raw_len, const char *id, const char *error,
-                  const char *worker, int64_t at_wall_ms)
+pb_job_dead_entry(const char *raw, size_t raw_len, size_t keep_max, const char *id,
+                  const char *error, const char *worker, int64_t at_wall_ms)
 {
     json_object *o = json_object_new_object();
     if (id)
@@ -704,13 +800,26 @@ pb_job_dead_entry(const char *raw, size_t raw_len, const char *id, const char *e
     json_object_object_add(o, "error", json_object_new_string(error ? error : ""));
     json_object_object_add(o, "worker", json_object_new_string(worker));
     json_object_object_add(o, "at_ms", json_object_new_int64(at_wall_ms));
+    /* Oversized: a bounded head (cut on a character boundary), the length and a hash. */
+    bool cut = raw_len > keep_max;
+    size_t n = cut && raw_len > JOB_DEAD_HEAD ? JOB_DEAD_HEAD : raw_len;
+    while (cut && n > 0 && n < raw_len && ((unsigned char)raw[n] & 0xC0) == 0x80)
+        n--;
     /* json-c copies string bytes through unchecked, so only text may go in as a string. */
-    if (pb_utf8_is_text(raw, raw_len)) {
-        json_object_object_add(o, "job", json_object_new_string_len(raw, (int)raw_len));
+    if (pb_utf8_is_text(raw, n)) {
+        json_object_object_add(o, cut ? "job_head" : "job",
+                               json_object_new_string_len(raw, (int)n));
     } else {
-        char *b64 = job_base64(raw, raw_len);
-        json_object_object_add(o, "job_base64", json_object_new_string(b64));
+        char *b64 = job_base64(raw, n);
+        json_object_object_add(o, cut ? "job_head_base64" : "job_base64",
+                               json_object_new_string(b64));
         free(b64);
+    }
+    if (cut) {
+        char sha[65];
+        job_sha256_hex(raw, raw_len, sha);
+        json_object_object_add(o, "job_bytes", json_object_new_int64((int64_t)raw_len));
+        json_object_object_add(o, "job_sha256", json_object_new_string(sha));
     }
     char *s = pb_xstrdup(json_object_to_json_string_ext(o, JOB_JSON_FLAGS));
     json_object_put(o);

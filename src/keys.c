@@ -125,6 +125,12 @@ pb_key_reaper_lock(const char *prefix)
 }
 
 char *
+pb_key_reaper_clock(const char *prefix)
+{
+    return pb_xasprintf("%s:reaper:clock", prefix);
+}
+
+char *
 pb_key_suspect(const char *prefix, const char *worker)
 {
     return pb_xasprintf("%s:suspect:%s", prefix, worker);

@@ -6,14 +6,16 @@
  * so an ack touches a few entries, not every job in flight. */
 #include "planb/queue.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "planb/core.h"
 #include "planb/keys.h"
+#include "planb/log.h"
 
-#define QUEUE_FINISH_FIXED_ARGS 19 /* 10 keys + 9 fixed ARGV of finish.lua */
+#define QUEUE_FINISH_FIXED_ARGS 20 /* 10 keys + 10 fixed ARGV of finish.lua */
 #define QUEUE_FINISH_KEYS       10
 
 void
@@ -96,6 +98,68 @@ pb_queue_claim_wait(pb_redis *r, const pb_queue_keys *k, size_t qi, double timeo
     pb_redis_command(r, fn, arg, 6, argv, NULL);
 }
 
+/* A finish under redis.wait_replicas: it counts once WAIT says enough replicas have it.
+ * Freed when both replies (the script's, then WAIT's, or the other way round after a
+ * NOSCRIPT re-send) are in; the caller hears once, at the second. */
+typedef struct queue_finish_wait {
+    pb_redis_fn fn;
+    void *arg;
+    int want;           /* replicas wanted */
+    int pending;        /* replies still to come (2, 1, 0) */
+    bool have;          /* the script answered */
+    int type;           /* its reply type: finish.lua returns an integer or an error */
+    long long integer;  /* its integer */
+    char *err;          /* its error text, NULL none */
+    long long replicas; /* WAIT's answer, -1 none */
+} queue_finish_wait;
+
+static void
+queue_finish_wait_done(queue_finish_wait *fw)
+{
+    if (--fw->pending > 0)
+        return;
+    if (fw->have && fw->type == REDIS_REPLY_ERROR) {
+        redisReply e = {.type = REDIS_REPLY_ERROR, .str = fw->err, .len = strlen(fw->err)};
+        fw->fn(&e, fw->arg);
+    } else if (fw->have && fw->replicas >= fw->want) {
+        redisReply v = {.type = REDIS_REPLY_INTEGER, .integer = fw->integer};
+        fw->fn(&v, fw->arg);
+    } else {
+        /* Stored on this master but on too few replicas: a failover could lose it, so it is
+         * held and sent again (finish.lua is idempotent) until enough replicas have it. */
+        if (fw->have)
+            pb_log(PB_LOG_WARN, "event=wait_short replicas=%lld wanted=%d", fw->replicas, fw->want);
+        fw->fn(NULL, fw->arg);
+    }
+    free(fw->err);
+    free(fw);
+}
+
+static void
+queue_on_finish_script(redisReply *reply, void *arg)
+{
+    queue_finish_wait *fw = arg;
+    if (reply && (reply->type == REDIS_REPLY_INTEGER || reply->type == REDIS_REPLY_ERROR)) {
+        fw->have = true;
+        fw->type = reply->type;
+        fw->integer = reply->integer;
+        if (reply->type == REDIS_REPLY_ERROR)
+            fw->err = pb_xstrndup(reply->str, reply->len);
+        if (pb_redis_is_transient(reply))
+            fw->have = false; /* held like a lost reply */
+    }
+    queue_finish_wait_done(fw);
+}
+
+static void
+queue_on_finish_wait(redisReply *reply, void *arg)
+{
+    queue_finish_wait *fw = arg;
+    if (reply && reply->type == REDIS_REPLY_INTEGER)
+        fw->replicas = reply->integer;
+    queue_finish_wait_done(fw);
+}
+
 void
 pb_queue_finish(pb_redis *r, const pb_config *cfg, const pb_queue_keys *k, const pb_finish *f,
                 pb_redis_fn fn, void *arg)
@@ -107,7 +171,8 @@ pb_queue_finish(pb_redis *r, const pb_config *cfg, const pb_queue_keys *k, const
     char *result_key = f->id ? pb_key_result(cfg->prefix, f->id) : pb_xstrdup("-");
     char *reply_key = f->id ? pb_key_reply(cfg->prefix, f->id) : pb_xstrdup("-");
     char *minute_key = pb_key_stats_minute(cfg->prefix, (long long)(pb_wall_ms() / 60000));
-    char ttl[16], reply_ttl[16], stream_maxlen[16], stream_ttl[16];
+    char ttl[16], reply_ttl[16], dead_max[24], stream_maxlen[16], stream_ttl[16];
+    snprintf(dead_max, sizeof(dead_max), "%zu", cfg->limits.dead_max_entries);
     snprintf(stream_maxlen, sizeof(stream_maxlen), "%d", f->stream_key ? cfg->stream_maxlen : 0);
     snprintf(stream_ttl, sizeof(stream_ttl), "%d", cfg->stream_ttl_s);
     snprintf(ttl, sizeof(ttl), "%d", cfg->result_ttl_s);
@@ -132,6 +197,7 @@ pb_queue_finish(pb_redis *r, const pb_config *cfg, const pb_queue_keys *k, const
     argv[n++] = k->results_chan;
     argv[n++] = f->dead_entry ? f->dead_entry : "";
     argv[n++] = k->events_maxlen;
+    argv[n++] = dead_max;
     argv[n++] = stream_maxlen;
     argv[n++] = stream_ttl;
     for (size_t i = 0; i < f->n_counters; i++) {
@@ -142,10 +208,43 @@ pb_queue_finish(pb_redis *r, const pb_config *cfg, const pb_queue_keys *k, const
     for (int i = 0; i < n; i++)
         if (i < QUEUE_FINISH_KEYS || i > QUEUE_FINISH_KEYS + 1)
             lens[i] = strlen(argv[i]);
-    pb_redis_script(r, "finish", fn, arg, QUEUE_FINISH_KEYS, n, argv, lens);
+    if (cfg->wait_replicas > 0) {
+        queue_finish_wait *fw = pb_xcalloc(1, sizeof(*fw));
+        *fw = (queue_finish_wait){
+            .fn = fn, .arg = arg, .want = cfg->wait_replicas, .pending = 2, .replicas = -1};
+        pb_redis_script(r, "finish", queue_on_finish_script, fw, QUEUE_FINISH_KEYS, n, argv, lens);
+        char want[16], ms[16];
+        snprintf(want, sizeof(want), "%d", cfg->wait_replicas);
+        snprintf(ms, sizeof(ms), "%d", cfg->wait_timeout_ms);
+        const char *wait[] = {"WAIT", want, ms};
+        pb_redis_command(r, queue_on_finish_wait, fw, 3, wait, NULL);
+    } else {
+        pb_redis_script(r, "finish", fn, arg, QUEUE_FINISH_KEYS, n, argv, lens);
+    }
     free(minute_key);
     free(result_key);
     free(reply_key);
+}
+
+static void
+queue_on_wait(redisReply *reply, void *arg)
+{
+    long want = (long)(intptr_t)arg;
+    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer < want)
+        pb_log(PB_LOG_WARN, "event=wait_short replicas=%lld wanted=%ld", (long long)reply->integer,
+               want);
+}
+
+void
+pb_queue_wait(pb_redis *r, const pb_config *cfg)
+{
+    if (cfg->wait_replicas <= 0)
+        return;
+    char n[16], ms[16];
+    snprintf(n, sizeof(n), "%d", cfg->wait_replicas);
+    snprintf(ms, sizeof(ms), "%d", cfg->wait_timeout_ms);
+    const char *argv[] = {"WAIT", n, ms};
+    pb_redis_command(r, queue_on_wait, (void *)(intptr_t)cfg->wait_replicas, 3, argv, NULL);
 }
 
 void

@@ -9,7 +9,14 @@
  * A worker whose death the master saw is not left to the lease: the master
  * writes its id to a pipe (it never talks to Redis itself), and the reaper runs
  * reap.lua for that id at once. If Redis is away at that moment the id is not
- * kept: its heartbeat grows old and the sweep takes it within the lease. */
+ * kept: its heartbeat grows old and the sweep takes it within the lease.
+ *
+ * An outage must not look like every worker dying: while Redis was away (or
+ * restarting, or BUSY) nobody could heartbeat. reap.lua notices the gap between
+ * two sweeps on Redis's own clock and pauses the lease sweep for one lease
+ * (planb:reaper:clock), so a job runs twice only when its worker really died or
+ * froze. One sweep is outstanding at a time: a stalled connection must not pile
+ * up sweeps that all run at once when it wakes. */
 #include "planb/reaper.h"
 
 #include <errno.h>
@@ -26,8 +33,9 @@
 #define REAPER_LOCK_MS     1000 /* sweep lock: another host takes over 1 s after its holder dies */
 #define REAPER_MAX_PER_RUN 64   /* workers one script call reaps (bounds its run time) */
 #define REAPER_ID_MAX      PB_KEY_WORKER_ID_MAX
-#define REAPER_FIXED_ARGV  11
-#define REAPER_NUM_KEYS    7
+#define REAPER_GAP_MS      2000 /* sweeps further apart than this (Redis clock): grace, reap.lua */
+#define REAPER_FIXED_ARGV  13
+#define REAPER_NUM_KEYS    8
 #define REAPER_BUF_BYTES   (REAPER_MAX_PER_RUN * REAPER_ID_MAX)
 
 /* Callback tags: what made a reap.lua call (logged with its outcome). */
@@ -45,10 +53,13 @@ struct pb_reaper {
     char *results_chan;
 };
 
+/* A sweep's reply is outstanding. Module state, not a field: the monitor (one reaper per
+ * process) stops the reaper before it frees the connection whose callbacks still run. */
+static bool reaper_sweeping;
+
 static void
-reaper_on_reply(redisReply *reply, void *arg)
+reaper_report(redisReply *reply, const char *why)
 {
-    const char *why = arg;
     if (reply == NULL)
         return; /* Redis away: the next sweep tries again */
     if (reply->type == REDIS_REPLY_ERROR) {
@@ -66,12 +77,28 @@ reaper_on_reply(redisReply *reply, void *arg)
                n[1], n[2], n[3]);
 }
 
+static void
+reaper_on_reply(redisReply *reply, void *arg)
+{
+    reaper_report(reply, arg);
+}
+
+static void
+reaper_on_sweep_reply(redisReply *reply, void *arg)
+{
+    (void)arg;
+    reaper_sweeping = false;
+    reaper_report(reply, reaper_why_lease);
+}
+
 /* Runs reap.lua: lease > 0 sweeps; ids (may be empty) are reaped regardless of their stamp. */
 static void
 reaper_run(pb_reaper *r, bool sweep, const char *const *ids, size_t n_ids)
 {
     const char *argv[REAPER_NUM_KEYS + REAPER_FIXED_ARGV + REAPER_MAX_PER_RUN];
-    char lock_ms[16], per_run[16], id_max[16];
+    char lock_ms[16], per_run[16], id_max[16], dead_max[24], gap[16];
+    snprintf(dead_max, sizeof(dead_max), "%zu", r->ctx.cfg->limits.dead_max_entries);
+    snprintf(gap, sizeof(gap), "%d", REAPER_GAP_MS);
     snprintf(lock_ms, sizeof(lock_ms), "%d", REAPER_LOCK_MS);
     snprintf(per_run, sizeof(per_run), "%d", REAPER_MAX_PER_RUN);
     snprintf(id_max, sizeof(id_max), "%zu", r->ctx.cfg->limits.id_max_bytes);
@@ -89,10 +116,18 @@ reaper_run(pb_reaper *r, bool sweep, const char *const *ids, size_t n_ids)
     argv[n++] = lock_ms;
     argv[n++] = per_run;
     argv[n++] = id_max;
+    argv[n++] = dead_max;
+    argv[n++] = gap;
     for (size_t i = 0; i < n_ids && i < REAPER_MAX_PER_RUN; i++)
         argv[n++] = ids[i];
-    pb_redis_script(r->ctx.cmd, "reap", reaper_on_reply, sweep ? reaper_why_lease : reaper_why_exit,
-                    REAPER_NUM_KEYS, n, argv, NULL);
+    if (sweep) {
+        reaper_sweeping = true;
+        pb_redis_script(r->ctx.cmd, "reap", reaper_on_sweep_reply, NULL, REAPER_NUM_KEYS, n, argv,
+                        NULL);
+    } else {
+        pb_redis_script(r->ctx.cmd, "reap", reaper_on_reply, reaper_why_exit, REAPER_NUM_KEYS, n,
+                        argv, NULL);
+    }
 }
 
 static void
@@ -100,7 +135,8 @@ reaper_on_sweep(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    reaper_run(arg, true, NULL, 0);
+    if (!reaper_sweeping)
+        reaper_run(arg, true, NULL, 0);
 }
 
 /* Reads worker ids the master announced; whole lines only, the rest waits for more bytes. */
@@ -154,6 +190,7 @@ pb_reaper_start(const pb_duty_ctx *ctx, int notify_fd)
     r->keys[4] = pb_key_stats(prefix);
     r->keys[5] = pb_key_events(prefix);
     r->keys[6] = pb_key_reaper_lock(prefix);
+    r->keys[7] = pb_key_reaper_clock(prefix);
     r->results_chan = pb_key_channel_results(prefix);
     snprintf(r->lease, sizeof(r->lease), "%d", ctx->cfg->lease_ms);
     snprintf(r->max_deliveries, sizeof(r->max_deliveries), "%d", ctx->cfg->max_deliveries);

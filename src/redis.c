@@ -1,40 +1,81 @@
-/* redis.c -- async Redis connection with reconnect backoff and script loading.
+/* redis.c -- async Redis connection: resolve, connect, prove usable, ping, reconnect.
  *
- * hiredis 0.14.1 (Debian bookworm) has no redisOptions or connect timeout, so
- * the connect is bounded by our own timer. A dead context is never reused:
- * on disconnect we drop it and a timer builds a new one (100 ms doubling to
- * 2 s). Commands are not queued across outages: callers decide what a NULL
- * reply means (the chain retries a finish; the claim loop just claims again). */
+ * hiredis 0.14.1 (Debian bookworm) has no redisOptions, connect or command
+ * timeout, and redisAsyncConnect resolves names with a blocking getaddrinfo, so:
+ * names are resolved here with evdns (or the master's address is asked of the
+ * sentinels, sentinel.c) and hiredis only ever gets an IP address; one timer
+ * bounds resolve + connect + handshake; a ping every REDIS_PING_MS with a
+ * REDIS_PING_TIMEOUT_MS bound (and TCP keepalive) finds a connection that
+ * stalls without closing; per-call timers bound the calls on a job's path.
+ *
+ * States: resolving -> connecting -> handshake (AUTH, SELECT, ROLE, SCRIPT LOAD,
+ * each reply checked) -> up. Any failure drops the context and a timer starts
+ * over (100 ms doubling to 2 s; 500 ms at most while the server is only not
+ * ready: LOADING, BUSY, a replica). A dead context is never reused. While up,
+ * a reply that says the server is no longer a usable master (READONLY,
+ * MASTERDOWN, LOADING, NOAUTH) drops the connection too, so the next one is
+ * resolved afresh: READONLY after a failover means "ask the sentinels again".
+ * Commands are not queued across outages: callers decide what a NULL reply
+ * means (pb_redis_is_transient; the chain keeps a finished result and re-sends). */
 #include "planb/redis.h"
 
+#include <arpa/inet.h>
+#include <event2/dns.h>
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "planb/core.h"
 #include "planb/log.h"
 #include "planb/scripts.h"
+#include "planb/sentinel.h"
 
-#define REDIS_BACKOFF_MIN_MS   100
-#define REDIS_BACKOFF_MAX_MS   2000
-#define REDIS_CONNECT_LIMIT_MS 3000 /* a connect that takes longer is abandoned */
+#define REDIS_BACKOFF_MIN_MS      100
+#define REDIS_BACKOFF_MAX_MS      2000
+#define REDIS_BACKOFF_NOTREADY_MS 500  /* cap while the server answers but is not ready */
+#define REDIS_CONNECT_LIMIT_MS    3000 /* resolve + connect + handshake longer than this: abandon */
+#define REDIS_PING_MS             1000 /* how often an up connection is pinged */
+#define REDIS_PING_TIMEOUT_MS                                                                      \
+    6000                          /* no PONG for this long: stalled. Above Redis's default         \
+                                     5 s busy-reply-threshold, after which even a busy             \
+                                     script's server answers (BUSY) */
+#define REDIS_SENTINEL_ASK_MS 500 /* one sentinel's answer to get-master-addr-by-name */
+#define REDIS_IP_MAX          64  /* INET6_ADDRSTRLEN plus room */
 
 struct pb_redis {
     struct event_base *base;
     const pb_config *cfg;
     char name[32];
-    redisAsyncContext *ac; /* NULL while disconnected */
-    bool up;               /* connect callback succeeded */
+    redisAsyncContext *ac; /* NULL while resolving or disconnected */
+    bool up;               /* handshake passed: the connection is usable */
     bool down_logged;      /* the current outage was logged */
+    bool was_up;           /* it has been up before (on_up runs on re-ups only) */
+    bool not_ready;        /* the last failure was a not-ready server (short backoff) */
+    bool ping_on;          /* this connection pings */
     int backoff_ms;
-    struct event *retry; /* reconnect / connect-deadline timer */
+    unsigned long ups;          /* times it became up */
+    char hint_ip[REDIS_IP_MAX]; /* +switch-master's new address: tried once before asking */
+    int hint_port;
+    int handshake_left;       /* handshake replies still awaited */
+    int64_t ping_sent_ms;     /* monotonic send time of the outstanding PING, 0 none */
+    char ip[REDIS_IP_MAX];    /* address being connected to */
+    int port;                 /* its port */
+    struct event *retry;      /* reconnect / attempt-deadline timer */
+    struct event *ping;       /* persistent ping timer */
+    pb_redis_lookup *lookup;  /* name resolution in progress */
+    pb_sentinel_query *sq;    /* sentinel discovery in progress */
+    pb_sentinel_watch *watch; /* +switch-master subscription (with sentinels) */
+    void (*on_up)(void *arg); /* re-up hook */
+    void *on_up_arg;
 };
 
-/* Carries a NULL reply to a callback from the loop (commands sent while down). */
+/* Carries a reply (or NULL) to a caller's callback; timer bounds it when set. */
 typedef struct redis_deferred {
-    pb_redis_fn fn;
+    pb_redis_fn fn; /* NULL once answered by the timeout: the late reply is dropped */
     void *arg;
 } redis_deferred;
 
@@ -42,19 +83,151 @@ typedef struct redis_deferred {
 typedef struct redis_script_call {
     pb_redis *r;
     const pb_lua_source *src;
-    pb_redis_fn fn;
+    pb_redis_fn fn; /* NULL after a timeout answered for it */
     void *arg;
-    int argc;          /* total argv of EVAL: "EVAL", body, numkeys, ... */
-    char **argv;       /* owned copies */
-    const char **view; /* the same pointers, as hiredis wants them */
+    struct event *timer; /* the caller's bound, NULL none */
+    int argc;            /* total argv of EVAL: "EVAL", body, numkeys, ... */
+    char **argv;         /* owned copies */
+    const char **view;   /* the same pointers, as hiredis wants them */
     size_t *lens;
 } redis_script_call;
 
-static void redis_connect(pb_redis *r);
+static void redis_start(pb_redis *r);
+
+/* ------------------------------------------------------------------ error classes */
+
+/* The first word of an error reply, compared with code. */
+static bool
+redis_error_is(const redisReply *reply, const char *code)
+{
+    size_t n = strlen(code);
+    return reply->type == REDIS_REPLY_ERROR && reply->len >= n &&
+           strncmp(reply->str, code, n) == 0 && (reply->len == n || reply->str[n] == ' ');
+}
+
+bool
+pb_redis_is_transient(const redisReply *reply)
+{
+    static const char *const codes[] = {
+        "LOADING",   "BUSY",        "OOM",        "READONLY", "MASTERDOWN", "NOAUTH", "TRYAGAIN",
+        "WRONGPASS", "CLUSTERDOWN", "NOREPLICAS", "MISCONF",  "NOPERM",     NULL};
+    if (reply == NULL)
+        return true;
+    if (reply->type != REDIS_REPLY_ERROR)
+        return false;
+    for (const char *const *c = codes; *c; c++)
+        if (redis_error_is(reply, *c))
+            return true;
+    /* maxclients reached: "ERR max number of clients reached" */
+    return reply->len > 4 && strstr(reply->str, "max number of clients") != NULL;
+}
+
+/* A reply saying this server is not (or no longer) a usable master for us. */
+static bool
+redis_reply_unusable(const redisReply *reply)
+{
+    return reply != NULL &&
+           (redis_error_is(reply, "READONLY") || redis_error_is(reply, "MASTERDOWN") ||
+            redis_error_is(reply, "LOADING") || redis_error_is(reply, "NOAUTH"));
+}
+
+/* ------------------------------------------------------------------ resolving */
+
+struct pb_redis_lookup {
+    pb_redis_resolved_fn fn;
+    void *arg;
+    struct evdns_getaddrinfo_request *req; /* NULL once answered */
+    struct event *now;                     /* a literal address: answered from the loop */
+    char ip[REDIS_IP_MAX];
+    bool cancelled;
+};
+
+/* One evdns base per process and loop (workers have one loop each). */
+static struct evdns_base *redis_dns;
+static struct event_base *redis_dns_loop;
+
+static void
+redis_on_literal(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pb_redis_lookup *q = arg;
+    event_free(q->now);
+    q->fn(q->ip, q->arg);
+    free(q);
+}
+
+static void
+redis_on_dns(int result, struct evutil_addrinfo *res, void *arg)
+{
+    pb_redis_lookup *q = arg;
+    char ip[REDIS_IP_MAX] = "";
+    for (struct evutil_addrinfo *a = res; result == 0 && a && ip[0] == '\0'; a = a->ai_next) {
+        if (a->ai_family == AF_INET)
+            inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)a->ai_addr)->sin_addr, ip,
+                      sizeof(ip));
+        else if (a->ai_family == AF_INET6)
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)a->ai_addr)->sin6_addr, ip,
+                      sizeof(ip));
+    }
+    if (res)
+        evutil_freeaddrinfo(res);
+    if (!q->cancelled && result != EVUTIL_EAI_CANCEL)
+        q->fn(ip[0] ? ip : NULL, q->arg);
+    free(q);
+}
+
+pb_redis_lookup *
+pb_redis_resolve(struct event_base *base, const char *host, pb_redis_resolved_fn fn, void *arg)
+{
+    pb_redis_lookup *q = pb_xcalloc(1, sizeof(*q));
+    q->fn = fn;
+    q->arg = arg;
+    struct in6_addr a6;
+    struct in_addr a4;
+    if (inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1) {
+        snprintf(q->ip, sizeof(q->ip), "%s", host);
+        q->now = evtimer_new(base, redis_on_literal, q);
+        struct timeval tv = {0, 0};
+        evtimer_add(q->now, &tv);
+        return q;
+    }
+    if (redis_dns == NULL || redis_dns_loop != base) {
+        /* reads resolv.conf and /etc/hosts once; inactive lookups do not keep the loop alive */
+        redis_dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+                                             EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+        redis_dns_loop = base;
+    }
+    struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    q->req = evdns_getaddrinfo(redis_dns, host, NULL, &hints, redis_on_dns, q);
+    if (q->req == NULL)
+        return NULL; /* answered (and freed) already: an /etc/hosts hit or an immediate error */
+    return q;
+}
+
+void
+pb_redis_resolve_cancel(pb_redis_lookup *q)
+{
+    if (q == NULL)
+        return;
+    if (q->now) {
+        event_free(q->now);
+        free(q);
+        return;
+    }
+    q->cancelled = true;
+    evdns_getaddrinfo_cancel(q->req); /* the callback runs (EAI_CANCEL) and frees q */
+}
+
+/* ------------------------------------------------------------------ connection life */
 
 static void
 redis_schedule_reconnect(pb_redis *r)
 {
+    evtimer_del(r->retry);
+    int cap = r->not_ready ? REDIS_BACKOFF_NOTREADY_MS : REDIS_BACKOFF_MAX_MS;
+    if (r->backoff_ms > cap)
+        r->backoff_ms = cap;
     struct timeval tv = {r->backoff_ms / 1000, (r->backoff_ms % 1000) * 1000};
     evtimer_add(r->retry, &tv);
     r->backoff_ms *= 2;
@@ -67,28 +240,113 @@ redis_log_down(pb_redis *r, const char *why)
 {
     if (!r->down_logged)
         pb_log(PB_LOG_WARN, "event=redis_down conn=%s host=%s port=%d why=\"%s\"", r->name,
-               r->cfg->redis_host, r->cfg->redis_port, why);
+               r->ip[0] ? r->ip : (r->cfg->n_sentinels ? "(sentinel)" : r->cfg->redis_host),
+               r->ip[0] ? r->port : r->cfg->redis_port, why);
     r->down_logged = true;
+}
+
+/* Lets go of the context (its pending callbacks get NULL; ours see ac->data == NULL and stop). */
+static void
+redis_detach(pb_redis *r)
+{
+    redisAsyncContext *ac = r->ac;
+    r->ac = NULL;
+    r->up = false;
+    r->ping_sent_ms = 0;
+    evtimer_del(r->ping);
+    if (ac == NULL)
+        return;
+    ac->data = NULL;
+    /* 0.14's setters refuse to replace a set callback, so clear the fields themselves. */
+    ac->onDisconnect = NULL;
+    ac->onConnect = NULL;
+    redisAsyncFree(ac); /* deferred by hiredis when we are inside one of its callbacks */
+}
+
+/* Gives up on the current attempt or connection and starts over after a backoff. */
+static void
+redis_drop(pb_redis *r, const char *why, bool not_ready)
+{
+    pb_redis_resolve_cancel(r->lookup);
+    r->lookup = NULL;
+    pb_sentinel_cancel(r->sq);
+    r->sq = NULL;
+    redis_detach(r);
+    r->not_ready = not_ready;
+    redis_log_down(r, why);
+    redis_schedule_reconnect(r);
+}
+
+static void
+redis_became_up(pb_redis *r)
+{
+    evtimer_del(r->retry);
+    r->up = true;
+    r->not_ready = false;
+    r->backoff_ms = REDIS_BACKOFF_MIN_MS;
+    if (r->down_logged)
+        pb_log(PB_LOG_INFO, "event=redis_up conn=%s host=%s port=%d", r->name, r->ip, r->port);
+    r->down_logged = false;
+    if (r->ping_on) {
+        struct timeval tv = {REDIS_PING_MS / 1000, (REDIS_PING_MS % 1000) * 1000};
+        event_add(r->ping, &tv);
+    }
+    bool again = r->was_up;
+    r->was_up = true;
+    r->ups++;
+    if (again && r->on_up)
+        r->on_up(r->on_up_arg);
+}
+
+/* Each handshake reply: any refusal drops the attempt (the text is Redis's, never ours). */
+static void
+redis_on_handshake(redisAsyncContext *ac, void *reply_, void *privdata)
+{
+    redisReply *reply = reply_;
+    pb_redis *r = ac->data;
+    const char *step = privdata;
+    if (r == NULL || r->ac != ac || reply == NULL)
+        return; /* an abandoned attempt, or the disconnect callback handles it */
+    char why[160];
+    if (reply->type == REDIS_REPLY_ERROR) {
+        snprintf(why, sizeof(why), "%s refused: %.*s", step,
+                 (int)(reply->len < 100 ? reply->len : 100), reply->str);
+        for (char *p = why; *p; p++)
+            if (*p == '"' || *p == '\r' || *p == '\n')
+                *p = '\'';
+        bool not_ready = redis_error_is(reply, "LOADING") || redis_error_is(reply, "BUSY") ||
+                         redis_error_is(reply, "MASTERDOWN");
+        redis_drop(r, why, not_ready);
+        return;
+    }
+    if (strcmp(step, "ROLE") == 0) {
+        const char *role = reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+                                   reply->element[0]->type == REDIS_REPLY_STRING
+                               ? reply->element[0]->str
+                               : "?";
+        if (strcmp(role, "master") != 0) {
+            snprintf(why, sizeof(why), "server is a %s, not a writable master", role);
+            redis_drop(r, why, true);
+            return;
+        }
+    }
+    if (--r->handshake_left == 0)
+        redis_became_up(r);
 }
 
 static void
 redis_on_connect(const redisAsyncContext *ac, int status)
 {
     pb_redis *r = ac->data;
-    if (r == NULL)
+    if (r == NULL || r->ac != ac)
         return;
-    evtimer_del(r->retry);
     if (status != REDIS_OK) {
-        redis_log_down(r, ac->errstr);
         r->ac = NULL; /* hiredis frees the context after this callback */
+        redis_log_down(r, ac->errstr);
+        r->not_ready = false;
         redis_schedule_reconnect(r);
-        return;
     }
-    r->up = true;
-    r->backoff_ms = REDIS_BACKOFF_MIN_MS;
-    if (r->down_logged)
-        pb_log(PB_LOG_INFO, "event=redis_up conn=%s", r->name);
-    r->down_logged = false;
+    /* connected: the handshake replies decide when it is up */
 }
 
 static void
@@ -96,12 +354,126 @@ redis_on_disconnect(const redisAsyncContext *ac, int status)
 {
     pb_redis *r = ac->data;
     (void)status;
-    if (r == NULL)
-        return; /* pb_redis_free already let go of it */
+    if (r == NULL || r->ac != ac)
+        return; /* pb_redis_free or redis_detach already let go of it */
     r->ac = NULL;
     r->up = false;
+    r->ping_sent_ms = 0;
+    evtimer_del(r->ping);
     redis_log_down(r, ac->errstr[0] ? ac->errstr : "connection closed");
+    r->not_ready = false;
     redis_schedule_reconnect(r);
+}
+
+static char redis_step_auth[] = "AUTH", redis_step_select[] = "SELECT", redis_step_role[] = "ROLE",
+            redis_step_script[] = "SCRIPT LOAD";
+
+static void
+redis_connect_ip(pb_redis *r, const char *ip, int port)
+{
+    snprintf(r->ip, sizeof(r->ip), "%s", ip);
+    r->port = port;
+    redisAsyncContext *ac = redisAsyncConnect(ip, port); /* an address: no DNS here */
+    if (ac == NULL || ac->err) {
+        char why[160];
+        snprintf(why, sizeof(why), "%s", ac ? ac->errstr : "out of memory");
+        if (ac)
+            redisAsyncFree(ac);
+        redis_drop(r, why, false);
+        return;
+    }
+    redisEnableKeepAlive(&ac->c); /* the kernel notices a peer gone without a FIN */
+    ac->data = r;
+    r->ac = ac;
+    redisLibeventAttach(ac, r->base);
+    redisAsyncSetConnectCallback(ac, redis_on_connect);
+    redisAsyncSetDisconnectCallback(ac, redis_on_disconnect);
+
+    /* Queued before the connect completes; hiredis sends them first, in order. */
+    const pb_config *cfg = r->cfg;
+    r->handshake_left = 0;
+    if (cfg->redis_password) {
+        if (cfg->redis_user)
+            redisAsyncCommand(ac, redis_on_handshake, redis_step_auth, "AUTH %s %s",
+                              cfg->redis_user, cfg->redis_password);
+        else
+            redisAsyncCommand(ac, redis_on_handshake, redis_step_auth, "AUTH %s",
+                              cfg->redis_password);
+        r->handshake_left++;
+    }
+    if (cfg->redis_db != 0) {
+        redisAsyncCommand(ac, redis_on_handshake, redis_step_select, "SELECT %d", cfg->redis_db);
+        r->handshake_left++;
+    }
+    redisAsyncCommand(ac, redis_on_handshake, redis_step_role, "ROLE");
+    r->handshake_left++;
+    /* SCRIPT LOAD is refused with LOADING until the dataset is loaded: its OK means ready. */
+    for (const pb_lua_source *s = pb_lua_sources; s->name; s++) {
+        redisAsyncCommand(ac, redis_on_handshake, redis_step_script, "SCRIPT LOAD %b", s->body,
+                          s->len);
+        r->handshake_left++;
+    }
+}
+
+static void
+redis_on_resolved(const char *ip, void *arg)
+{
+    pb_redis *r = arg;
+    r->lookup = NULL;
+    if (ip == NULL) {
+        redis_drop(r, "host name did not resolve", false);
+        return;
+    }
+    redis_connect_ip(r, ip, r->cfg->redis_port);
+}
+
+static void
+redis_on_master(const char *ip, int port, void *arg)
+{
+    pb_redis *r = arg;
+    r->sq = NULL;
+    if (ip == NULL) {
+        redis_drop(r, "no sentinel named a master", false);
+        return;
+    }
+    redis_connect_ip(r, ip, port);
+}
+
+/* +switch-master: the connection (if any) points at the old master; start over. */
+static void
+redis_on_switch(const char *ip, int port, void *arg)
+{
+    pb_redis *r = arg;
+    pb_log(PB_LOG_WARN, "event=switch_master conn=%s to=%s:%d", r->name, ip ? ip : "?", port);
+    if (r->up && ip && strcmp(ip, r->ip) == 0 && port == r->port)
+        return;
+    /* A sentinel that has not heard of the switch yet would name the old master, which
+     * stays writable until Sentinel reconfigures it: go where the switch says. */
+    if (ip && strlen(ip) < sizeof(r->hint_ip)) {
+        snprintf(r->hint_ip, sizeof(r->hint_ip), "%s", ip);
+        r->hint_port = port;
+    }
+    r->backoff_ms = REDIS_BACKOFF_MIN_MS;
+    redis_drop(r, "sentinel switched the master", true);
+}
+
+static void
+redis_start(pb_redis *r)
+{
+    struct timeval tv = {REDIS_CONNECT_LIMIT_MS / 1000, (REDIS_CONNECT_LIMIT_MS % 1000) * 1000};
+    evtimer_add(r->retry, &tv); /* bounds the whole attempt */
+    if (r->cfg->n_sentinels > 0 && r->hint_ip[0]) {
+        char ip[REDIS_IP_MAX];
+        snprintf(ip, sizeof(ip), "%s", r->hint_ip);
+        r->hint_ip[0] = '\0';
+        redis_connect_ip(r, ip, r->hint_port); /* ROLE still checks it */
+        return;
+    }
+    if (r->cfg->n_sentinels > 0) {
+        r->sq = pb_sentinel_resolve(r->base, r->cfg, REDIS_SENTINEL_ASK_MS, redis_on_master, r);
+        return;
+    }
+    r->lookup = pb_redis_resolve(r->base, r->cfg->redis_host, redis_on_resolved, r);
 }
 
 static void
@@ -110,51 +482,44 @@ redis_on_retry_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     pb_redis *r = arg;
-    if (r->ac != NULL && !r->up) {
-        /* The connect deadline passed. hiredis 0.14 calls neither callback when a
-         * context that never connected is freed, so we reschedule ourselves. */
-        redisAsyncContext *ac = r->ac;
-        r->ac = NULL;
-        redisAsyncFree(ac);
-        redis_log_down(r, "connect timed out");
-        redis_schedule_reconnect(r);
+    if (r->up)
+        return;
+    if (r->ac != NULL || r->lookup != NULL || r->sq != NULL) {
+        /* The attempt's deadline passed. hiredis 0.14 calls neither callback when a context
+         * that never connected is freed, so we reschedule ourselves. */
+        redis_drop(
+            r, r->ac && r->handshake_left ? "connect or handshake timed out" : "resolve timed out",
+            false);
         return;
     }
-    if (r->ac == NULL)
-        redis_connect(r);
+    redis_start(r);
 }
 
 static void
-redis_connect(pb_redis *r)
+redis_on_pong(redisAsyncContext *ac, void *reply, void *privdata)
 {
-    redisAsyncContext *ac = redisAsyncConnect(r->cfg->redis_host, r->cfg->redis_port);
-    if (ac == NULL || ac->err) {
-        redis_log_down(r, ac ? ac->errstr : "out of memory");
-        if (ac)
-            redisAsyncFree(ac);
-        redis_schedule_reconnect(r);
+    (void)privdata;
+    pb_redis *r = ac->data;
+    if (r == NULL || r->ac != ac || reply == NULL)
+        return;
+    r->ping_sent_ms = 0; /* any answer, BUSY included, shows the connection lives */
+}
+
+static void
+redis_on_ping_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pb_redis *r = arg;
+    if (!r->up || r->ac == NULL)
+        return;
+    if (r->ping_sent_ms != 0) {
+        if (pb_mono_ms() - r->ping_sent_ms > REDIS_PING_TIMEOUT_MS)
+            redis_drop(r, "no reply to PING: connection stalled", false);
         return;
     }
-    ac->data = r;
-    r->ac = ac;
-    redisLibeventAttach(ac, r->base);
-    redisAsyncSetConnectCallback(ac, redis_on_connect);
-    redisAsyncSetDisconnectCallback(ac, redis_on_disconnect);
-    struct timeval tv = {REDIS_CONNECT_LIMIT_MS / 1000, 0};
-    evtimer_add(r->retry, &tv);
-
-    /* Queued before the connect completes; hiredis sends them first, in order. */
-    if (r->cfg->redis_password) {
-        if (r->cfg->redis_user)
-            redisAsyncCommand(ac, NULL, NULL, "AUTH %s %s", r->cfg->redis_user,
-                              r->cfg->redis_password);
-        else
-            redisAsyncCommand(ac, NULL, NULL, "AUTH %s", r->cfg->redis_password);
-    }
-    if (r->cfg->redis_db != 0)
-        redisAsyncCommand(ac, NULL, NULL, "SELECT %d", r->cfg->redis_db);
-    for (const pb_lua_source *s = pb_lua_sources; s->name; s++)
-        redisAsyncCommand(ac, NULL, NULL, "SCRIPT LOAD %b", s->body, s->len);
+    r->ping_sent_ms = pb_mono_ms();
+    redisAsyncCommand(r->ac, redis_on_pong, NULL, "PING");
 }
 
 pb_redis *
@@ -165,8 +530,12 @@ pb_redis_new(struct event_base *base, const pb_config *cfg, const char *name)
     r->cfg = cfg;
     snprintf(r->name, sizeof(r->name), "%s", name);
     r->backoff_ms = REDIS_BACKOFF_MIN_MS;
+    r->ping_on = true;
     r->retry = evtimer_new(base, redis_on_retry_timer, r);
-    redis_connect(r);
+    r->ping = event_new(base, -1, EV_PERSIST, redis_on_ping_timer, r);
+    if (cfg->n_sentinels > 0)
+        r->watch = pb_sentinel_watch_new(base, cfg, redis_on_switch, r);
+    redis_start(r);
     return r;
 }
 
@@ -175,15 +544,13 @@ pb_redis_free(pb_redis *r)
 {
     if (r == NULL)
         return;
-    if (r->ac) {
-        redisAsyncContext *ac = r->ac;
-        ac->data = NULL;
-        /* 0.14's setter refuses to replace a set callback, so clear the field itself. */
-        ac->onDisconnect = NULL;
-        ac->onConnect = NULL;
-        redisAsyncFree(ac);
-    }
+    pb_redis_resolve_cancel(r->lookup);
+    pb_sentinel_cancel(r->sq);
+    pb_sentinel_watch_free(r->watch);
+    r->on_up = NULL;
+    redis_detach(r);
     event_free(r->retry);
+    event_free(r->ping);
     free(r);
 }
 
@@ -192,6 +559,28 @@ pb_redis_is_up(const pb_redis *r)
 {
     return r->up;
 }
+
+unsigned long
+pb_redis_ups(const pb_redis *r)
+{
+    return r->ups;
+}
+
+void
+pb_redis_no_ping(pb_redis *r)
+{
+    r->ping_on = false;
+    evtimer_del(r->ping);
+}
+
+void
+pb_redis_on_up(pb_redis *r, void (*fn)(void *arg), void *arg)
+{
+    r->on_up = fn;
+    r->on_up_arg = arg;
+}
+
+/* ------------------------------------------------------------------ commands */
 
 static void
 redis_on_deferred(evutil_socket_t fd, short what, void *arg)
@@ -218,8 +607,16 @@ redis_fail_later(pb_redis *r, pb_redis_fn fn, void *arg)
 static void
 redis_on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
-    (void)ac;
     redis_deferred *d = privdata;
+    pb_redis *r = ac->data;
+    if (r != NULL && r->ac == ac && redis_reply_unusable(reply)) {
+        /* The server stopped being a usable master under us (failover, restart, rotated
+         * password): the next connection is resolved and checked afresh. */
+        char why[64];
+        const redisReply *e = reply;
+        snprintf(why, sizeof(why), "%.*s", (int)strcspn(e->str, " "), e->str);
+        redis_drop(r, why, true);
+    }
     if (d->fn)
         d->fn(reply, d->arg);
     free(d);
@@ -250,13 +647,9 @@ redis_script_call_free(redis_script_call *sc)
     free(sc->argv);
     free(sc->view);
     free(sc->lens);
+    if (sc->timer)
+        event_free(sc->timer);
     free(sc);
-}
-
-static bool
-redis_is_noscript(const redisReply *reply)
-{
-    return reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0;
 }
 
 static void
@@ -272,7 +665,7 @@ static void
 redis_on_evalsha_reply(redisReply *reply, void *arg)
 {
     redis_script_call *sc = arg;
-    if (!redis_is_noscript(reply)) {
+    if (reply == NULL || !redis_error_is(reply, "NOSCRIPT") || sc->fn == NULL) {
         redis_on_eval_reply(reply, sc);
         return;
     }
@@ -289,9 +682,21 @@ redis_on_evalsha_reply(redisReply *reply, void *arg)
     pb_redis_command(sc->r, redis_on_eval_reply, sc, sc->argc, sc->view, sc->lens);
 }
 
+static void
+redis_on_script_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    redis_script_call *sc = arg;
+    pb_redis_fn fn = sc->fn;
+    sc->fn = NULL; /* the reply, when it comes, only frees sc */
+    if (fn)
+        fn(NULL, sc->arg);
+}
+
 void
-pb_redis_script(pb_redis *r, const char *script, pb_redis_fn fn, void *arg, int numkeys, int argc,
-                const char **argv, const size_t *lens)
+pb_redis_script_within(pb_redis *r, int timeout_ms, const char *script, pb_redis_fn fn, void *arg,
+                       int numkeys, int argc, const char **argv, const size_t *lens)
 {
     const pb_lua_source *src = pb_scripts_find(script);
     pb_assert(src != NULL);
@@ -320,5 +725,17 @@ pb_redis_script(pb_redis *r, const char *script, pb_redis_fn fn, void *arg, int 
     }
     for (int i = 0; i < sc->argc; i++)
         sc->view[i] = sc->argv[i];
+    if (timeout_ms > 0 && fn != NULL && r->up) {
+        sc->timer = evtimer_new(r->base, redis_on_script_timeout, sc);
+        struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+        evtimer_add(sc->timer, &tv);
+    }
     pb_redis_command(r, redis_on_evalsha_reply, sc, sc->argc, sc->view, sc->lens);
+}
+
+void
+pb_redis_script(pb_redis *r, const char *script, pb_redis_fn fn, void *arg, int numkeys, int argc,
+                const char **argv, const size_t *lens)
+{
+    pb_redis_script_within(r, 0, script, fn, arg, numkeys, argc, argv, lens);
 }

@@ -11,6 +11,13 @@
  * the BLMOVE (hiredis 0.14 has no command timeout): a claim connection that stops answering is
  * dropped and rebuilt.
  *
+ * Reconciling: a claim whose reply was lost (the connection dropped after Redis ran it)
+ * leaves jobs in our in-flight list that nothing runs. Each time a connection comes back
+ * the worker reads the list (LRANGE) and starts every entry that no live job holds, once:
+ * the started job is live, so the next reconcile does not count it again. No BLMOVE is
+ * started while a reconcile is out (it could move a job in between), and one that is
+ * out when a connection comes back delays the reconcile until its reply is in.
+ *
  * Drain (SIGTERM/SIGINT): stop claiming, wait for in-flight jobs up to
  * drain_timeout_ms, hand the rest back to the queue and leave planb:workers
  * (handback.lua), exit 0. */
@@ -56,8 +63,10 @@ typedef struct worker {
     bool claiming; /* a claim (batch or BLMOVE) is outstanding */
     bool blocked;  /* the outstanding claim is a BLMOVE */
     bool draining;
-    size_t next_queue; /* round robin over queues for BLMOVE */
-    char *vet;         /* a job BLMOVE claimed, waiting for claim.lua to vet it */
+    size_t next_queue;  /* round robin over queues for BLMOVE */
+    bool reconciling;   /* an LRANGE of the in-flight list is out */
+    bool reconcile_due; /* a connection came back while a BLMOVE or a reconcile was out */
+    char *vet;          /* a job BLMOVE claimed, waiting for claim.lua to vet it */
     size_t vet_len;
     struct event *claim_retry; /* claim again later */
     struct event *watchdog;    /* bounds an outstanding BLMOVE */
@@ -68,6 +77,8 @@ typedef struct worker {
 } worker;
 
 static void worker_claim(worker *w);
+static void worker_reconcile(worker *w);
+static void worker_on_conn_up(void *arg);
 
 static bool
 worker_has_room(const worker *w)
@@ -166,6 +177,10 @@ worker_on_blmove(redisReply *reply, void *arg)
     w->blocked = false;
     if (w->draining)
         return;
+    if (w->reconcile_due) {
+        w->reconcile_due = false;
+        worker_reconcile(w);
+    }
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
         worker_retry_claim_later(w);
         return;
@@ -188,6 +203,9 @@ worker_on_watchdog(evutil_socket_t fd, short what, void *arg)
     pb_log(PB_LOG_WARN, "event=claim_stalled note=\"BLMOVE did not answer, reconnecting\"");
     pb_redis_free(w->claim); /* the pending BLMOVE callback runs with NULL and retries */
     w->claim = pb_redis_new(w->base, w->cfg, "claim");
+    pb_redis_no_ping(w->claim);
+    pb_redis_on_up(w->claim, worker_on_conn_up, w);
+    worker_on_conn_up(w); /* its BLMOVE may have moved a job whose reply we never got */
 }
 
 static void
@@ -195,6 +213,10 @@ worker_block(worker *w)
 {
     if (w->claim == NULL)
         return;
+    if (w->reconciling) {
+        worker_retry_claim_later(w); /* a BLMOVE now could move a job the LRANGE then sees */
+        return;
+    }
     w->claiming = true;
     w->blocked = true;
     double timeout = w->keys.n_queues > 1 ? 0.1 : WORKER_BLOCK_S;
@@ -211,7 +233,8 @@ worker_on_batch(redisReply *reply, void *arg)
     char *vet = w->vet;
     w->vet = NULL;
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
-        if (reply && reply->type == REDIS_REPLY_ERROR)
+        /* Redis away or not ready is logged by the connection; anything else is a bug. */
+        if (reply && reply->type == REDIS_REPLY_ERROR && !pb_redis_is_transient(reply))
             pb_log(PB_LOG_ERROR, "event=claim_failed error=\"%s\"", reply->str);
         /* Not vetted, but it is ours: run it (a second finish would only be refused). */
         if (vet)
@@ -256,6 +279,7 @@ worker_claim(worker *w)
     int batch = room < w->cfg->claim_batch ? room : w->cfg->claim_batch;
     w->claiming = true;
     pb_queue_claim_batch(w->cmd, &w->keys, w->id, batch, w->vet, w->vet_len, worker_on_batch, w);
+    pb_queue_wait(w->cmd, w->cfg);
 }
 
 static void
@@ -264,6 +288,78 @@ worker_on_claim_retry(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     worker_claim(arg);
+}
+
+static void
+worker_on_reconcile_due(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    worker_reconcile(arg);
+}
+
+/* The in-flight list as Redis has it: start each entry that no live job (or the job waiting
+ * to be vetted) accounts for. Equal bytes are counted, not just matched. */
+static void
+worker_on_inflight(redisReply *reply, void *arg)
+{
+    worker *w = arg;
+    w->reconciling = false;
+    if (w->reconcile_due && !w->blocked) {
+        /* another connection came back meanwhile: look again (started jobs count as live) */
+        w->reconcile_due = false;
+        event_base_once(w->base, -1, EV_TIMEOUT, worker_on_reconcile_due, w, NULL);
+    }
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || w->draining)
+        return;
+    size_t orphans = 0;
+    for (size_t i = 0; i < reply->elements; i++) {
+        const redisReply *e = reply->element[i];
+        if (e->type != REDIS_REPLY_STRING)
+            continue;
+        size_t seen = 0; /* earlier entries with the same bytes */
+        for (size_t k = 0; k < i; k++)
+            seen += reply->element[k]->type == REDIS_REPLY_STRING &&
+                    reply->element[k]->len == e->len &&
+                    memcmp(reply->element[k]->str, e->str, e->len) == 0;
+        size_t held = pb_chain_count_raw(&w->chain, e->str, e->len) +
+                      (w->vet && w->vet_len == e->len && memcmp(w->vet, e->str, e->len) == 0);
+        if (seen >= held) {
+            worker_start_job(w, e->str, e->len);
+            orphans++;
+        }
+    }
+    if (orphans > 0) {
+        pb_log(PB_LOG_WARN, "event=reconciled orphans=%zu in_flight=%zu", orphans, reply->elements);
+        char n[24];
+        snprintf(n, sizeof(n), "%zu", orphans);
+        const char *argv[] = {"HINCRBY", w->keys.stats, "orphans", n};
+        pb_redis_command(w->cmd, NULL, NULL, 4, argv, NULL);
+    }
+}
+
+static void
+worker_reconcile(worker *w)
+{
+    if (w->draining)
+        return;
+    if (w->blocked || w->reconciling) {
+        w->reconcile_due = true;
+        return;
+    }
+    w->reconciling = true;
+    const char *argv[] = {"LRANGE", w->keys.inflight, "0", "-1"};
+    pb_redis_command(w->cmd, worker_on_inflight, w, 4, argv, NULL);
+}
+
+/* A connection is usable again after an outage: stamp the lease at once (the reaper's grace
+ * waits for it) and look for claims whose reply was lost. */
+static void
+worker_on_conn_up(void *arg)
+{
+    worker *w = arg;
+    pb_queue_heartbeat(w->cmd, &w->keys, w->id);
+    worker_reconcile(w);
 }
 
 static void
@@ -312,6 +408,9 @@ pb_worker_run(const pb_config *cfg, int slot)
     pb_queue_keys_init(&w->keys, cfg, w->id);
     w->cmd = pb_redis_new(w->base, cfg, "cmd");
     w->claim = pb_redis_new(w->base, cfg, "claim");
+    pb_redis_no_ping(w->claim);
+    pb_redis_on_up(w->cmd, worker_on_conn_up, w);
+    pb_redis_on_up(w->claim, worker_on_conn_up, w);
     w->http = pb_http_new(w->base, cfg->limits.reply_max_bytes, cfg->concurrency);
     w->cache = pb_cache_new(w->base, cfg, w->cmd, w->id);
     uint64_t seed = 0;
@@ -327,7 +426,7 @@ pb_worker_run(const pb_config *cfg, int slot)
         .keys = &w->keys,
         .worker_id = w->id,
         .rng = seed | 1,
-        .semcache = pb_semcache_new(cfg, w->base, w->cmd, w->http),
+        .semcache = pb_semcache_new(cfg, w->base, pb_cache_conn(w->cache), w->http),
         .on_released = worker_on_released,
         .owner = w,
     };

@@ -57,6 +57,8 @@ pb_cache *pb_cache_new(struct event_base *base, const pb_config *cfg, pb_redis *
 /* Stops talking to Redis (replies still pending end without calling back); before the
  * queue connection is freed. pb_cache_free then releases it (accepts NULL). */
 void pb_cache_close(pb_cache *c);
+/* The connection the cache (and the semantic index) lives on; borrowed. */
+pb_redis *pb_cache_conn(pb_cache *c);
 void pb_cache_free(pb_cache *c);
 
 /* Starts a lookup for req (mode use or refresh). chain lists the model names the job may use

@@ -44,6 +44,8 @@ void pb_chain_start(pb_chain_ctx *ctx, char *raw, size_t len);
 /* Frees every live job without finishing it (the worker is exiting and has handed
  * them back), and the latency samples; on_released is not called. */
 void pb_chain_abandon_all(pb_chain_ctx *ctx);
+/* How many live jobs were claimed as exactly these bytes (reconciling the in-flight list). */
+size_t pb_chain_count_raw(const pb_chain_ctx *ctx, const char *raw, size_t len);
 
 /* Pure decisions the state machine is built from (no I/O; unit-tested). */
 /* Whether model m may answer req: a critical job refuses tiers above its route's floor. */

@@ -15,6 +15,8 @@
 /* The longest fallback chain: a route's "chain" and a job's "models" (each model costs at
  * least one attempt within one deadline, so longer chains only add latency). */
 #define PB_CONFIG_MAX_CHAIN 16
+/* redis.sentinels: Sentinel deployments run 3 or 5; more only slows a failed discovery. */
+#define PB_CONFIG_MAX_SENTINELS 16
 
 typedef enum { PB_PROVIDER_OPENAI, PB_PROVIDER_ANTHROPIC } pb_provider_type;
 
@@ -70,6 +72,8 @@ typedef struct pb_limits {
     size_t reply_max_bytes; /* upstream reply body (default 4 MiB) */
     size_t meta_max_bytes;  /* serialized meta (default 16 KiB) */
     size_t id_max_bytes;    /* job id length (default 128) */
+
+    size_t dead_max_entries; /* planb:dead length bound, newest kept (default 10000) */
 } pb_limits;
 
 typedef enum { PB_EMBEDDER_LOCAL, PB_EMBEDDER_HTTP } pb_embedder_kind;
@@ -141,6 +145,16 @@ typedef struct pb_config {
     double alert_fallback_rate;    /* 5-minute fallback rate that raises an alert (default 0.2) */
     char *metrics_listen;          /* "host:port" of GET /metrics; NULL = disabled ("") */
     pb_semantic_conf semantic;     /* cache.semantic */
+
+    /* redis.sentinels and the bounds of Redis calls (README "When Redis misbehaves") */
+    char **sentinel_hosts;   /* hosts of redis.sentinels (NULL: no Sentinel, use redis_host) */
+    int *sentinel_ports;     /* their ports */
+    size_t n_sentinels;      /* 0..PB_CONFIG_MAX_SENTINELS */
+    char *master_name;       /* redis.master_name, required with sentinels */
+    char *sentinel_password; /* from sentinel_password_env; never logged */
+    int redis_timeout_ms;    /* bound of one Redis call on a job's path (default 1000) */
+    int wait_replicas;       /* WAIT for this many replicas after claim and finish (0 = no) */
+    int wait_timeout_ms;     /* WAIT's timeout (default 1000) */
 } pb_config;
 
 /* The capabilities a model of provider type t has unless its config says otherwise. */

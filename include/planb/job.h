@@ -87,8 +87,10 @@ typedef struct pb_result {
 /* Serializes a result; returns a new string (caller frees) and its length in *len. */
 char *pb_job_result_to_json(const pb_result *res, const pb_config *cfg, size_t *len);
 /* The planb:dead entry of a job: {id (when known), error, worker, at_ms, job | job_base64}.
- * raw is kept as text when it is valid UTF-8 without NUL, else as base64. Caller frees. */
-char *pb_job_dead_entry(const char *raw, size_t raw_len, const char *id, const char *error,
-                        const char *worker, int64_t at_wall_ms);
+ * raw is kept as text when it is valid UTF-8 without NUL, else as base64. A raw longer than
+ * keep_max (an oversized job) keeps only its first 4 KiB (job_head or job_head_base64), with
+ * job_bytes and job_sha256. Caller frees. */
+char *pb_job_dead_entry(const char *raw, size_t raw_len, size_t keep_max, const char *id,
+                        const char *error, const char *worker, int64_t at_wall_ms);
 
 #endif

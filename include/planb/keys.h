@@ -27,6 +27,7 @@ char *pb_key_breaker(const char *prefix, const char *model);    /* <p>:breaker:<
 char *pb_key_deliveries(const char *prefix);                    /* <p>:deliveries (hash) */
 char *pb_key_events(const char *prefix);                        /* <p>:events (stream) */
 char *pb_key_reaper_lock(const char *prefix);                   /* <p>:reaper (string) */
+char *pb_key_reaper_clock(const char *prefix);                  /* <p>:reaper:clock (hash) */
 char *pb_key_suspect(const char *prefix, const char *worker);   /* <p>:suspect:<worker> (string) */
 char *pb_key_ratelimit(const char *prefix, const char *model);  /* <p>:ratelimit:<model> (zset) */
 char *pb_key_tokens(const char *prefix, const char *model);     /* <p>:tokens:<model> (hash) */

@@ -58,9 +58,14 @@ typedef struct pb_finish {
     size_t n_counters;           /* at most PB_QUEUE_MAX_COUNTERS */
 } pb_finish;
 
-/* Runs finish.lua; the reply is 1 (stored) or 0 (a result already existed), NULL on outage. */
+/* Runs finish.lua; the reply is 1 (stored) or 0 (a result already existed), NULL on outage (or,
+ * with redis.wait_replicas, when too few replicas acknowledged it). */
 void pb_queue_finish(pb_redis *r, const pb_config *cfg, const pb_queue_keys *k, const pb_finish *f,
                      pb_redis_fn fn, void *arg);
+/* redis.wait_replicas > 0: WAIT for that many replicas to have the writes sent so far on r
+ * (after a claim); a shorter count is logged (wait_short), nothing waits on it. A finish under
+ * wait_replicas reports NULL (hold and re-send) until WAIT says enough replicas have it. */
+void pb_queue_wait(pb_redis *r, const pb_config *cfg);
 /* Stamps the worker's lease (heartbeat.lua). */
 void pb_queue_heartbeat(pb_redis *r, const pb_queue_keys *k, const char *worker_id);
 /* Returns every in-flight job to the first queue and leaves planb:workers (handback.lua);

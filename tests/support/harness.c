@@ -212,7 +212,7 @@ th_free_port(void)
 }
 
 static bool
-th_redis_pong(int port)
+th_redis_pong(int port, bool loading_ok)
 {
     struct timeval tv = {0, 200000};
     redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
@@ -220,6 +220,8 @@ th_redis_pong(int port)
     if (c != NULL && c->err == 0) {
         redisReply *r = redisCommand(c, "PING");
         ok = r != NULL && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
+        ok = ok || (loading_ok && r != NULL && r->type == REDIS_REPLY_ERROR &&
+                    strncmp(r->str, "LOADING", 7) == 0);
         if (r != NULL)
             freeReplyObject(r);
     }
@@ -230,7 +232,7 @@ th_redis_pong(int port)
 
 /* Starts redis-server on p's config and waits for PONG; PB_ERR if it exits (bind failed). */
 static int
-th_redis_launch(th_proc *p)
+th_redis_launch(th_proc *p, bool loading_ok)
 {
     char conf[300];
     snprintf(conf, sizeof(conf), "%s/redis.conf", p->dir);
@@ -241,7 +243,7 @@ th_redis_launch(th_proc *p)
         return PB_ERR;
     }
     for (int waited = 0; waited < TH_START_TIMEOUT_MS; waited += TH_POLL_MS) {
-        if (th_redis_pong(p->port))
+        if (th_redis_pong(p->port, loading_ok))
             return PB_OK;
         if (th_proc_wait(p, 0) != -1 || p->pid == 0)
             return PB_ERR;
@@ -274,7 +276,7 @@ th_redis_start(th_proc *p, const char *extra_conf)
         free(conf);
         if (path == NULL)
             return PB_ERR;
-        if (th_redis_launch(p) == PB_OK)
+        if (th_redis_launch(p, false) == PB_OK)
             return PB_OK;
     }
     fprintf(stderr, "harness: redis-server did not start, see %s\n", p->log_path);
@@ -284,11 +286,17 @@ th_redis_start(th_proc *p, const char *extra_conf)
 int
 th_redis_restart(th_proc *p)
 {
+    return th_redis_restart_loading(p, false);
+}
+
+int
+th_redis_restart_loading(th_proc *p, bool loading_ok)
+{
     if (p->pid > 0)
         return PB_ERR;
     /* The old socket may linger for a moment; the port is ours, so try again. */
     for (int attempt = 0; attempt < TH_REDIS_TRIES; attempt++) {
-        if (th_redis_launch(p) == PB_OK)
+        if (th_redis_launch(p, loading_ok) == PB_OK)
             return PB_OK;
         th_sleep_ms(100);
     }

@@ -26,6 +26,8 @@ const char *th_src_dir(void);
 int th_redis_start(th_proc *p, const char *extra_conf);
 /* Restarts a stopped redis-server on the same port and dir (for AOF tests). */
 int th_redis_restart(th_proc *p);
+/* The same, returning as soon as it answers at all: LOADING counts when loading_ok. */
+int th_redis_restart_loading(th_proc *p, bool loading_ok);
 /* planb-mock on port 0 (it prints its port); config_json may be NULL. Waits until it answers. */
 int th_mock_start(th_proc *p, const char *config_json);
 /* planb with args, e.g. {"serve", "-c", path, NULL}; config_json (if non-NULL) is written to

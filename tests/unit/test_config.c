@@ -688,3 +688,46 @@ Test(config, capabilities_prices_and_semantic_tools)
                  "CONFIG models.m.price_in_per_mtok: and price_out_per_mtok must be given "
                  "together");
 }
+
+Test(config, redis_sentinels_and_bounds)
+{
+    setenv("PB_TEST_SENTINEL_PASSWORD", "sentinel-pass", 1);
+    pb_config *cfg =
+        must_parse("{\"redis\": {\"sentinels\": [\"10.0.0.1:26379\", \"sentinel-b:26380\"], "
+                   "\"master_name\": \"mymaster\", \"sentinel_password_env\": "
+                   "\"PB_TEST_SENTINEL_PASSWORD\", "
+                   "\"timeout_ms\": 250, \"wait_replicas\": 1, \"wait_timeout_ms\": 500}, "
+                   "\"limits\": {\"dead_max_entries\": 50}, "
+                   "\"cache\": {\"redis\": {\"sentinels\": [\"10.0.0.2:26379\"], \"master_name\": "
+                   "\"cache\"}}, " MIN_SECTIONS "}");
+    cr_assert_eq(cfg->n_sentinels, 2);
+    cr_expect_str_eq(cfg->sentinel_hosts[1], "sentinel-b");
+    cr_expect_eq(cfg->sentinel_ports[1], 26380);
+    cr_expect_str_eq(cfg->master_name, "mymaster");
+    cr_expect_str_eq(cfg->sentinel_password, "sentinel-pass");
+    cr_expect_eq(cfg->redis_timeout_ms, 250);
+    cr_expect_eq(cfg->wait_replicas, 1);
+    cr_expect_eq(cfg->wait_timeout_ms, 500);
+    cr_expect_eq(cfg->limits.dead_max_entries, 50);
+    cr_assert_not_null(cfg->cache_redis);
+    cr_expect_eq(cfg->cache_redis->n_sentinels, 1);
+    cr_expect_str_eq(cfg->cache_redis->master_name, "cache");
+    cr_expect_eq(cfg->cache_redis->redis_timeout_ms, 1000);
+    pb_config_free(cfg);
+    cfg = must_parse("{" MIN_SECTIONS "}");
+    cr_expect_eq(cfg->n_sentinels, 0);
+    cr_expect_eq(cfg->limits.dead_max_entries, 10000);
+    cr_expect_eq(cfg->wait_replicas, 0);
+    pb_config_free(cfg);
+    expect_error("{\"redis\": {\"sentinels\": [\"10.0.0.1:26379\"]}, " MIN_SECTIONS "}",
+                 "CONFIG redis.master_name: is required with sentinels");
+    expect_error("{\"redis\": {\"sentinels\": [\"nohost\"], \"master_name\": \"m\"}, " MIN_SECTIONS
+                 "}",
+                 "CONFIG redis.sentinels[0]: must look like \"host:port\"");
+    expect_error("{\"redis\": {\"sentinels\": [], \"master_name\": \"m\"}, " MIN_SECTIONS "}",
+                 "CONFIG redis.sentinels: must be an array of 1 to 16 \"host:port\"");
+    expect_error("{\"cache\": {\"redis\": {\"wait_replicas\": 1}}, " MIN_SECTIONS "}",
+                 "CONFIG cache.redis.wait_replicas: unknown key");
+    expect_error("{\"limits\": {\"dead_max_entries\": 0}, " MIN_SECTIONS "}",
+                 "CONFIG limits.dead_max_entries: must be an integer from 1 to 10000000");
+}

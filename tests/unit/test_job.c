@@ -805,7 +805,7 @@ unbase64(const char *b64, size_t *len)
 static json_object *
 dead_entry(const char *raw, size_t len, const char *id)
 {
-    char *s = pb_job_dead_entry(raw, len, id, "BAD_JSON job is not valid JSON", "host:7",
+    char *s = pb_job_dead_entry(raw, len, len, id, "BAD_JSON job is not valid JSON", "host:7",
                                 1718000000123LL);
     cr_assert_not_null(s);
     json_object *o = parse_result(s, strlen(s));
@@ -1177,4 +1177,73 @@ Test(job, stream_is_a_job_field)
     cr_expect(!req->stream, "not streamed unless asked");
     pb_request_free(req);
     pb_config_free(cfg);
+}
+/* An oversized job of limit + 1 bytes: head, then padding inside a string, then "}". */
+static char *
+oversized(size_t limit, const char *head)
+{
+    char *big = malloc(limit + 2);
+    size_t h = strlen(head);
+    memcpy(big, head, h);
+    memset(big + h, 'x', limit + 1 - h);
+    big[limit - 1] = '"';
+    big[limit] = '}';
+    big[limit + 1] = '\0';
+    return big;
+}
+
+Test(job, oversized_job_keeps_its_id_from_the_head)
+{
+    pb_config *cfg = load_config("full.json");
+    size_t limit = cfg->limits.job_max_bytes;
+    const char *msg = "TOO_LARGE job is 262145 bytes, limit 262144";
+    static const struct {
+        const char *head;
+        const char *id; /* NULL: not readable */
+    } cases[] = {
+        {"{\"id\":\"big-1\",\"messages\":[{\"content\":\"", "big-1"},
+        {"{ \"reply\" : true , \"meta\": {\"id\": \"inner\"}, \"id\" : \"outer\", \"pad\":\"",
+         "outer"},
+        {"{\"messages\":[{\"id\":\"nested\",\"content\":\"", NULL},
+        {"{\"id\":\"bad id\",\"pad\":\"", NULL},
+        {"{\"id\":\"esc\\u0041\",\"pad\":\"", NULL},
+        {"{\"i\\u0064\":\"x\",\"pad\":\"", NULL},
+        {"[\"id\",\"pad\",\"", NULL},
+        {"{\"pad\":\"", NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *big = oversized(limit, cases[i].head);
+        expect_bad(cfg, big, limit + 1, PB_JOB_TOO_LARGE, msg, cases[i].id);
+        free(big);
+    }
+    pb_config_free(cfg);
+}
+
+Test(job, oversized_dead_entry_keeps_head_length_and_hash)
+{
+    size_t len = 10000;
+    char *raw = malloc(len);
+    memset(raw, 'a', len);
+    memcpy(raw + 4095, "\xc3\xa9", 2); /* a 4096-byte cut would split this character */
+    char *e = pb_job_dead_entry(raw, len, 1024, "big-2", "TOO_LARGE x", "h:1", 7);
+    json_object *o = json_tokener_parse(e);
+    cr_assert_not_null(o, "%s", e);
+    json_object *v;
+    cr_expect(!json_object_object_get_ex(o, "job", &v));
+    cr_assert(json_object_object_get_ex(o, "job_head", &v));
+    cr_expect_eq(json_object_get_string_len(v), 4095, "cut before the character");
+    cr_assert(json_object_object_get_ex(o, "job_bytes", &v));
+    cr_expect_eq(json_object_get_int64(v), 10000);
+    cr_assert(json_object_object_get_ex(o, "job_sha256", &v));
+    cr_expect_eq(json_object_get_string_len(v), 64);
+    json_object_put(o);
+    free(e);
+    /* Within keep_max the whole job is kept, as before. */
+    e = pb_job_dead_entry(raw, 100, 1024, NULL, "BAD_JSON x", "h:1", 7);
+    o = json_tokener_parse(e);
+    cr_expect(json_object_object_get_ex(o, "job", &v));
+    cr_expect(!json_object_object_get_ex(o, "job_sha256", &v));
+    json_object_put(o);
+    free(e);
+    free(raw);
 }

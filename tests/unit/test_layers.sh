@@ -13,7 +13,7 @@ cd "$src" || exit 1
 declare -A rank=(
   [core]=0 [log]=0 [buf]=0 [hash]=0 [utf8]=0 [sse]=0
   [config]=1 [keys]=1 [request]=1 [job]=1 [retry]=1 [scripts]=1 [testhook]=1
-  [redis]=2 [http]=2
+  [redis]=2 [sentinel]=2 [http]=2
   [provider]=3 [provider_openai]=3 [provider_anthropic]=3 [embed]=3 [cache]=3 [semcache]=3
   [breaker]=3 [queue]=3 [stats]=3 [duty]=3 [metrics]=3 [reaper]=3 [stream]=3 [delta]=3
   [chain]=4
