@@ -1,8 +1,9 @@
 /* stream.c (bench_stream) -- streamed jobs at load: planb's added delay per chunk and memory.
  *
- * Starts its own redis-server, planb-mock and planb (2 workers), pushes N streamed jobs at
- * once (1,000 by default, all in flight together: concurrency covers them) whose answers are
- * W words sent one per chunk_interval_ms. Each word is a run of 16 '@', which planb-mock
+ * Starts its own redis-server, planb-mock and planb (2 workers), pushes N streamed jobs
+ * (1,000 by default) spread over half a stream's length, so they are all in flight together
+ * at the peak without starting in lockstep, whose answers are W words (40) sent one per
+ * chunk_interval_ms (50). Each word is a run of 16 '@', which planb-mock
  * replaces with its send time (wall clock, us) as the chunk leaves. Once every job has its
  * result, each stream is read back (XRANGE): a delta entry's id is Redis's clock (ms) when
  * planb's XADD ran, so entry time - the earliest send time in its text is the delay planb
@@ -12,14 +13,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "harness.h"
 #include "th_bench.h"
 
 static th_proc redis_p, mock_p, planb_p;
 
+/* Pushes n streamed jobs, one every spread_us: streams that start together would send their
+ * chunks in lockstep bursts, which real traffic does not (and which would measure the burst,
+ * not planb). A deliberate pacing pause, not a wait for a condition. */
 static void
-push_streamed(redisContext *rc, int n)
+push_streamed(redisContext *rc, int n, long spread_us)
 {
     for (int i = 0; i < n; i++) {
         char job[256];
@@ -27,12 +32,10 @@ push_streamed(redisContext *rc, int n)
                  "{\"id\":\"st-%d\",\"stream\":true,\"cache\":\"skip\",\"messages\":"
                  "[{\"role\":\"user\",\"content\":\"stream question %d\"}]}",
                  i, i);
-        redisAppendCommand(rc, "LPUSH planb:q:default %s", job);
-    }
-    for (int i = 0; i < n; i++) {
-        redisReply *r;
-        if (redisGetReply(rc, (void **)&r) == REDIS_OK)
-            freeReplyObject(r);
+        redisReply *r = redisCommand(rc, "LPUSH planb:q:default %s", job);
+        freeReplyObject(r);
+        struct timespec ts = {0, spread_us * 1000};
+        nanosleep(&ts, NULL);
     }
 }
 
@@ -78,7 +81,7 @@ collect_delays(redisContext *rc, int i, long **d, size_t *n, size_t *cap)
 int
 main(int argc, char **argv)
 {
-    int jobs = 1000, words = 20, interval = 50;
+    int jobs = 1000, words = 40, interval = 50;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0)
             jobs = 200;
@@ -118,7 +121,8 @@ main(int argc, char **argv)
     }
     wait_workers(rc, 2);
     int64_t t0 = now_ms();
-    push_streamed(rc, jobs);
+    /* Spread over one stream's length, so all of them are in flight together at the peak. */
+    push_streamed(rc, jobs, (long)words * interval * 1000 / jobs / 2);
     bool done = wait_jobs(rc, jobs, 300000);
     int64_t t1 = now_ms();
     long rss = workers_peak_rss_kib(planb_p.pid);
