@@ -33,7 +33,8 @@ struct pb_stream {
     char ttl[16];         /* stream_ttl_s as text */
     stream_piece *pieces; /* pending, in order */
     size_t n, cap;
-    bool has_content; /* a text or tool piece was sent */
+    bool has_content;           /* a text or tool piece was sent */
+    int64_t expired_at_mono_ms; /* when the TTL was last renewed (0: never) */
 };
 
 pb_stream *
@@ -86,8 +87,14 @@ stream_xadd(pb_stream *s, int nfields, const char **fv, const size_t *fv_lens)
         lens[argc++] = fv_lens ? fv_lens[i] : strlen(fv[i]);
     }
     pb_redis_command(s->r, NULL, NULL, argc, argv, lens);
-    const char *exp[] = {"EXPIRE", s->key, s->ttl};
-    pb_redis_command(s->r, NULL, NULL, 3, exp, NULL);
+    /* The TTL is renewed at most once a second: an EXPIRE per piece would double the stream's
+     * Redis traffic for nothing (finish.lua renews it once more with `end`). */
+    int64_t now = pb_mono_ms();
+    if (s->expired_at_mono_ms == 0 || now - s->expired_at_mono_ms >= 1000) {
+        s->expired_at_mono_ms = now;
+        const char *exp[] = {"EXPIRE", s->key, s->ttl};
+        pb_redis_command(s->r, NULL, NULL, 3, exp, NULL);
+    }
 }
 
 void

@@ -4,8 +4,9 @@
  * `delta` (text), `tool` (index, id, name, arguments: a piece of a tool call), and one
  * `end` (result), added by finish.lua with the stored result. Text and tool pieces are
  * buffered and written with pb_stream_flush: one XADD per network read of the upstream,
- * so a chunk is visible as soon as planb has it. Every XADD is MAXLEN ~ stream_maxlen
- * and refreshes the key's TTL (stream_ttl_s); a reader XREAD BLOCKs from 0 or its last id. */
+ * so a chunk is visible as soon as planb has it. Every XADD is MAXLEN ~ stream_maxlen, and
+ * the key's TTL (stream_ttl_s) is renewed at most once a second; a reader XREAD BLOCKs from
+ * 0 or its last id. */
 #ifndef PLANB_STREAM_H
 #define PLANB_STREAM_H
 
