@@ -843,6 +843,28 @@ dialect_args_text(const pb_mock_request *r, json_object *args)
                : json_object_to_json_string_ext(args, DIALECT_JSON_FLAGS);
 }
 
+/* Fills o as an Anthropic Messages reply (id msg_mock_<id>, content blocks taken, stop_reason
+ * after the behaviour's finish_reason, else natural) and serializes it; o is put. */
+static char *
+dialect_anthropic_reply(json_object *o, const pb_mock_request *r, unsigned long id,
+                        json_object *content, const char *natural_stop, long prompt,
+                        long output_tokens, size_t *len)
+{
+    char idbuf[48];
+    snprintf(idbuf, sizeof(idbuf), "msg_mock_%lu", id);
+    json_object_object_add(o, "id", json_object_new_string(idbuf));
+    json_object_object_add(o, "type", json_object_new_string("message"));
+    json_object_object_add(o, "role", json_object_new_string("assistant"));
+    json_object_object_add(o, "model", json_object_new_string(r->model));
+    json_object_object_add(o, "content", content);
+    json_object_object_add(o, "stop_reason",
+                           json_object_new_string(dialect_stop_reason(r, natural_stop)));
+    json_object_object_add(o, "stop_sequence", NULL);
+    json_object_object_add(o, "usage",
+                           dialect_usage("input_tokens", prompt, "output_tokens", output_tokens));
+    return dialect_take_json(o, len);
+}
+
 /* A reply carrying tool calls ([{name, arguments: object}]): OpenAI tool_calls (arguments as
  * JSON text, broken when the behaviour asks) or Anthropic tool_use blocks. */
 static char *
@@ -875,20 +897,8 @@ dialect_tool_json(const pb_mock_request *r, json_object *calls, long prompt, uns
         }
         json_object_array_add(list, out);
     }
-    if (an) {
-        snprintf(idbuf, sizeof(idbuf), "msg_mock_%lu", id);
-        json_object_object_add(o, "id", json_object_new_string(idbuf));
-        json_object_object_add(o, "type", json_object_new_string("message"));
-        json_object_object_add(o, "role", json_object_new_string("assistant"));
-        json_object_object_add(o, "model", json_object_new_string(r->model));
-        json_object_object_add(o, "content", list);
-        json_object_object_add(o, "stop_reason",
-                               json_object_new_string(dialect_stop_reason(r, "tool_use")));
-        json_object_object_add(o, "stop_sequence", NULL);
-        json_object_object_add(o, "usage",
-                               dialect_usage("input_tokens", prompt, "output_tokens", 1));
-        return dialect_take_json(o, len);
-    }
+    if (an)
+        return dialect_anthropic_reply(o, r, id, list, "tool_use", prompt, 1, len);
     snprintf(idbuf, sizeof(idbuf), "chatcmpl-mock-%lu", id);
     json_object *msg = json_object_new_object(), *choice = json_object_new_object();
     json_object_object_add(msg, "role", json_object_new_string("assistant"));
@@ -957,23 +967,12 @@ dialect_chat_json(const pb_mock_request *r, const char *text, size_t text_len, l
     json_object *content = json_object_new_string_len(text, (int)text_len);
     char idbuf[48];
     if (r->api == PB_MOCK_API_ANTHROPIC) {
-        snprintf(idbuf, sizeof(idbuf), "msg_mock_%lu", id);
         json_object *blk = json_object_new_object();
         json_object_object_add(blk, "type", json_object_new_string("text"));
         json_object_object_add(blk, "text", content);
         json_object *arr = json_object_new_array();
         json_object_array_add(arr, blk);
-        json_object_object_add(o, "id", json_object_new_string(idbuf));
-        json_object_object_add(o, "type", json_object_new_string("message"));
-        json_object_object_add(o, "role", json_object_new_string("assistant"));
-        json_object_object_add(o, "model", json_object_new_string(r->model));
-        json_object_object_add(o, "content", arr);
-        json_object_object_add(o, "stop_reason",
-                               json_object_new_string(dialect_stop_reason(r, "end_turn")));
-        json_object_object_add(o, "stop_sequence", NULL);
-        json_object_object_add(o, "usage",
-                               dialect_usage("input_tokens", prompt, "output_tokens", words));
-        return dialect_take_json(o, len);
+        return dialect_anthropic_reply(o, r, id, arr, "end_turn", prompt, words, len);
     }
     snprintf(idbuf, sizeof(idbuf), "chatcmpl-mock-%lu", id);
     json_object *msg = json_object_new_object();
