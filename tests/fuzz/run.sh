@@ -14,7 +14,7 @@ run() {
   local target=$1 seeds=$2
   mkdir -p "$ROOT/build-fuzz/corpus/$target"
   echo "== fuzz $target (${SECS}s)"
-  if ! UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "$ROOT/build-fuzz/$target" \
+  if ! UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "$ROOT/build-fuzz/tests/fuzz/$target" \
       -max_total_time="$SECS" -max_len=65536 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
       -artifact_prefix="$ROOT/build-fuzz/$target-" \
       "$ROOT/build-fuzz/corpus/$target" "$seeds" 2>"$ROOT/build-fuzz/$target.log"; then
