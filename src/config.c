@@ -50,13 +50,17 @@ static const char config_key_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmn
 static const char config_name_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                                         "0123456789_.:-@/+=";
 
-static const char *const config_top_keys[] = {"redis",          "workers",          "concurrency",
-                                              "queues",         "result_ttl_s",     "reply_ttl_s",
-                                              "claim_batch",    "drain_timeout_ms", "lease_ms",
-                                              "max_deliveries", "events_maxlen",    "stream_maxlen",
-                                              "stream_ttl_s",   "limits",           "providers",
-                                              "models",         "routes",           "cache",
-                                              "breaker",        "monitor",          NULL};
+static const char *const config_top_keys[] = {"redis",         "workers",
+                                              "concurrency",   "queues",
+                                              "result_ttl_s",  "reply_ttl_s",
+                                              "claim_batch",   "drain_timeout_ms",
+                                              "lease_ms",      "max_deliveries",
+                                              "events_maxlen", "stream_maxlen",
+                                              "stream_ttl_s",  "limits",
+                                              "providers",     "models",
+                                              "routes",        "cache",
+                                              "breaker",       "monitor",
+                                              "http",          NULL};
 static const char *const config_redis_keys[] = {
     "url",         "password_env",          "user",       "prefix",        "sentinels",
     "master_name", "sentinel_password_env", "timeout_ms", "wait_replicas", "wait_timeout_ms",
@@ -117,6 +121,18 @@ static const char *const config_breaker_keys[] = {"failures",
                                                   NULL};
 static const char *const config_monitor_keys[] = {"stats_interval_s", "alert_fallback_rate",
                                                   "metrics_listen", NULL};
+static const char *const config_http_keys[] = {"listen",
+                                               "queue",
+                                               "max_connections",
+                                               "max_body_bytes",
+                                               "max_header_bytes",
+                                               "client_timeout_ms",
+                                               "max_queue",
+                                               "wait_grace_ms",
+                                               "keys",
+                                               NULL};
+static const char *const config_http_key_keys[] = {"name", "tenant",      "sha256",
+                                                   "rpm",  "concurrency", NULL};
 static const char *const config_semantic_keys[] = {
     "enabled", "threshold",  "embedder",    "mode",          "provider",
     "model",   "timeout_ms", "max_entries", "shadow_sample", NULL};
@@ -908,25 +924,135 @@ config_parse_cache(pb_config *cfg, json_object *root, pb_error *err)
     return config_parse_semantic(cfg, sem, err);
 }
 
-/* monitor.metrics_listen: "host:port"; "" disables the endpoint (NULL). */
+/* A "host:port" listen address (monitor.metrics_listen, http.listen); "" (or absent with def
+ * NULL) is off: NULL. */
 static int
-config_listen(json_object *m, char **out, pb_error *err)
+config_listen(json_object *m, const char *path, const char *key, const char *def, char **out,
+              pb_error *err)
 {
     json_object *v;
-    if (config_get(m, "metrics_listen", &v) && json_object_is_type(v, json_type_string) &&
+    if (config_get(m, key, &v) && json_object_is_type(v, json_type_string) &&
         json_object_get_string_len(v) == 0) {
         *out = NULL;
         return PB_OK;
     }
-    if (config_str(m, "monitor", "metrics_listen", "127.0.0.1:9464", 256, out, err) != PB_OK)
+    if (config_str(m, path, key, def, 256, out, err) != PB_OK)
         return PB_ERR;
+    if (*out == NULL)
+        return PB_OK;
     const char *colon = strrchr(*out, ':');
     char *end = NULL;
     long port = colon ? strtol(colon + 1, &end, 10) : -1;
     if (colon == NULL || colon == *out || end == colon + 1 || *end != '\0' || port < 0 ||
         port > 65535 || config_has_ctl(*out))
-        return config_fail(err, "monitor", "metrics_listen", "must be \"host:port\" or \"\"");
+        return config_fail(err, path, key, "must be \"host:port\" or \"\"");
     return PB_OK;
+}
+
+/* http.keys[i]: name, tenant, the key's SHA-256 (64 hex digits; the key itself is never in
+ * the config), rpm, concurrency. */
+static int
+config_http_key(pb_http_key *k, json_object *o, const char *path, pb_error *err)
+{
+    char *hex = NULL;
+    if (!json_object_is_type(o, json_type_object))
+        return config_fail(err, path, NULL, "must be an object");
+    if (config_check_keys(o, path, config_http_key_keys, err) != PB_OK ||
+        config_str(o, path, "name", NULL, CONFIG_NAME_MAX, &k->name, err) != PB_OK ||
+        config_str(o, path, "tenant", NULL, 128, &k->tenant, err) != PB_OK ||
+        config_str(o, path, "sha256", NULL, 64, &hex, err) != PB_OK ||
+        config_int(o, path, "rpm", 0, 0, CONFIG_RPM_MAX, &k->rpm, err) != PB_OK ||
+        config_int(o, path, "concurrency", 0, 0, 1000000, &k->concurrency, err) != PB_OK)
+        goto fail;
+    if (k->name == NULL || !config_is_name(k->name, config_name_chars)) {
+        config_fail(err, path, "name", "is required: 1..64 chars of [A-Za-z0-9_.:@/+=-]");
+        goto fail;
+    }
+    if (k->tenant != NULL && config_has_ctl(k->tenant)) {
+        config_fail(err, path, "tenant", "must not contain control characters");
+        goto fail;
+    }
+    if (hex == NULL || strlen(hex) != 64) {
+        config_fail(err, path, "sha256",
+                    "is required: the 64 hex digits of the key's SHA-256 (printf %%s \"$KEY\" | "
+                    "sha256sum)");
+        goto fail;
+    }
+    for (int i = 0; i < 32; i++) {
+        int hi = config_hex(hex[2 * i]), lo = config_hex(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            config_fail(err, path, "sha256", "must be 64 hex digits");
+            goto fail;
+        }
+        k->sha256[i] = (unsigned char)(hi << 4 | lo);
+    }
+    free(hex);
+    return PB_OK;
+fail:
+    free(hex);
+    return PB_ERR;
+}
+
+/* The http section (front.c): off unless listen is set. */
+static int
+config_parse_http(pb_config *cfg, json_object *root, pb_error *err)
+{
+    json_object *h, *v;
+    pb_http_conf *hc = &cfg->http;
+    char *queue = NULL;
+    if (config_obj(root, "", "http", &h, err) != PB_OK)
+        return PB_ERR;
+    json_object *empty = json_object_new_object();
+    json_object *o = h ? h : empty;
+    int rc = PB_ERR;
+    if (config_check_keys(o, "http", config_http_keys, err) != PB_OK ||
+        config_listen(o, "http", "listen", NULL, &hc->listen, err) != PB_OK ||
+        config_str(o, "http", "queue", cfg->queues[0], CONFIG_NAME_MAX, &queue, err) != PB_OK ||
+        config_int(o, "http", "max_connections", 10000, 1, 1000000, &hc->max_connections, err) !=
+            PB_OK ||
+        config_size(o, "http", "max_body_bytes", cfg->limits.job_max_bytes, 1024, 64u << 20,
+                    &hc->max_body_bytes, err) != PB_OK ||
+        config_size(o, "http", "max_header_bytes", 16384, 1024, 1u << 20, &hc->max_header_bytes,
+                    err) != PB_OK ||
+        config_int(o, "http", "client_timeout_ms", 30000, 100, 3600000, &hc->client_timeout_ms,
+                   err) != PB_OK ||
+        config_int(o, "http", "max_queue", 100000, 1, 100000000, &hc->max_queue, err) != PB_OK ||
+        config_int(o, "http", "wait_grace_ms", 10000, 0, 3600000, &hc->wait_grace_ms, err) != PB_OK)
+        goto out;
+    hc->queue = -1;
+    for (size_t i = 0; i < cfg->n_queues; i++)
+        if (strcmp(cfg->queues[i], queue) == 0)
+            hc->queue = (int)i;
+    if (hc->queue < 0) {
+        config_fail(err, "http", "queue", "must be one of queues");
+        goto out;
+    }
+    if (config_get(o, "keys", &v)) {
+        size_t n = json_object_is_type(v, json_type_array) ? json_object_array_length(v) : 0;
+        if (!json_object_is_type(v, json_type_array) || n > 10000) {
+            config_fail(err, "http", "keys", "must be an array of at most 10000 keys");
+            goto out;
+        }
+        hc->keys = n ? pb_xcalloc(n, sizeof(*hc->keys)) : NULL;
+        for (size_t i = 0; i < n; i++) {
+            char path[CONFIG_PATH_MAX];
+            snprintf(path, sizeof(path), "http.keys[%zu]", i);
+            hc->n_keys = i + 1;
+            if (config_http_key(&hc->keys[i], json_object_array_get_idx(v, i), path, err) != PB_OK)
+                goto out;
+            for (size_t j = 0; j < i; j++)
+                if (memcmp(hc->keys[j].sha256, hc->keys[i].sha256, 32) == 0 ||
+                    strcmp(hc->keys[j].name, hc->keys[i].name) == 0) {
+                    config_fail(err, path, NULL, "repeats the name or key of http.keys[%zu]", j);
+                    goto out;
+                }
+        }
+    }
+    rc = PB_OK;
+out:
+    free(queue);
+    json_object_put(empty);
+    return rc;
 }
 
 /* The breaker section (README "Circuit breakers"): failures keeps its old name as the switch
@@ -977,7 +1103,8 @@ config_parse_breaker_monitor(pb_config *cfg, json_object *root, pb_error *err)
         config_check_keys(m ? m : empty, "monitor", config_monitor_keys, err) != PB_OK ||
         config_int(m ? m : empty, "monitor", "stats_interval_s", 10, 1, 3600,
                    &cfg->stats_interval_s, err) != PB_OK ||
-        config_listen(m ? m : empty, &cfg->metrics_listen, err) != PB_OK)
+        config_listen(m ? m : empty, "monitor", "metrics_listen", "127.0.0.1:9464",
+                      &cfg->metrics_listen, err) != PB_OK)
         goto out;
     cfg->alert_fallback_rate = 0.2;
     if (m && config_get(m, "alert_fallback_rate", &v)) {
@@ -1023,7 +1150,8 @@ config_parse_root(pb_config *cfg, json_object *root, pb_error *err)
         config_parse_limits(cfg, root, err) != PB_OK ||
         config_parse_sections(cfg, root, err) != PB_OK ||
         config_parse_cache(cfg, root, err) != PB_OK ||
-        config_parse_breaker_monitor(cfg, root, err) != PB_OK)
+        config_parse_breaker_monitor(cfg, root, err) != PB_OK ||
+        config_parse_http(cfg, root, err) != PB_OK)
         return PB_ERR;
     return PB_OK;
 }
@@ -1155,6 +1283,12 @@ pb_config_free(pb_config *cfg)
     }
     free(cfg->routes);
     free(cfg->metrics_listen);
+    free(cfg->http.listen);
+    for (size_t i = 0; i < cfg->http.n_keys; i++) {
+        free(cfg->http.keys[i].name);
+        free(cfg->http.keys[i].tenant);
+    }
+    free(cfg->http.keys);
     free(cfg->semantic.model);
     pb_config_free(cfg->cache_redis);
     free(cfg);

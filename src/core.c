@@ -1,4 +1,4 @@
-/* core.c -- error reports, aborting allocators and clocks shared by every module.
+/* core.c -- error reports, aborting allocators, clocks and the start of every child process.
  *
  * Allocation failure aborts (Redis zmalloc): every outside size is bounded,
  * the master respawns a dead worker and the lease hands its jobs back, which
@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <time.h>
+#include <unistd.h>
 
 void
 pb_error_set(pb_error *err, int code, const char *fmt, ...)
@@ -115,4 +118,15 @@ pb_assert_fail(const char *what, const char *file, int line)
 {
     fprintf(stderr, "planb: assertion failed: %s (%s:%d)\n", what, file, line);
     abort();
+}
+
+bool
+pb_core_child_start(void)
+{
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    return getppid() != 1;
 }

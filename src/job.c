@@ -96,9 +96,8 @@ job_lookup(const char *s, const char *const *names, size_t n)
     return -1;
 }
 
-/* Tokenizes exactly len bytes (strict JSON, valid UTF-8, bounded depth) into an object. */
-static json_object *
-job_tokenize(const char *raw, size_t len, pb_error *err)
+json_object *
+pb_job_tokenize(const char *raw, size_t len, pb_error *err)
 {
     /* One tokener per process, reset per job: a new one is a multi-KiB allocation per job
      * (a worker is one thread, and parsing never re-enters). */
@@ -334,10 +333,10 @@ job_parse_options(pb_request *req, json_object *root, const pb_config *cfg, pb_e
     return PB_OK;
 }
 
-/* "pb-" + 24 hex chars from getrandom(2). Should the kernel refuse (seccomp, ancient
- * kernel), time, pid and a counter still make ids unique within this host. */
-static char *
-job_generate_id(void)
+/* Should the kernel refuse getrandom (seccomp, ancient kernel), time, pid and a counter
+ * still make ids unique within this host. */
+char *
+pb_job_new_id(void)
 {
     static const char hex[] = "0123456789abcdef";
     static uint64_t fallback_counter;
@@ -456,7 +455,7 @@ pb_job_parse(const char *raw, size_t len, const pb_config *cfg, pb_request **out
             *bad_id = job_head_id(raw, len, cfg->limits.id_max_bytes);
         return PB_ERR;
     }
-    json_object *root = job_tokenize(raw, len, err);
+    json_object *root = pb_job_tokenize(raw, len, err);
     if (root == NULL)
         return PB_ERR;
     pb_request *req = pb_xcalloc(1, sizeof(*req));
@@ -480,7 +479,7 @@ pb_job_parse(const char *raw, size_t len, const pb_config *cfg, pb_request **out
         return PB_ERR;
     }
     if (req->id == NULL) {
-        req->id = job_generate_id();
+        req->id = pb_job_new_id();
         req->id_generated = true;
     }
     *out = req;

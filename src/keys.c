@@ -178,6 +178,18 @@ pb_key_sem_shadow(const char *prefix)
     return pb_xasprintf("%s:sem:shadow", prefix);
 }
 
+char *
+pb_key_front_rpm(const char *prefix, const char *key_name, long long min)
+{
+    return pb_xasprintf("%s:front:rpm:%s:%lld", prefix, key_name, min);
+}
+
+char *
+pb_key_channel_front_beat(const char *prefix, const char *front)
+{
+    return pb_xasprintf("%s:front:beat:%s", prefix, front);
+}
+
 void
 pb_key_worker_id(char *buf, size_t size, pid_t pid)
 {

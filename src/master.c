@@ -1,7 +1,8 @@
 /* master.c -- supervisor of the worker processes and the monitor (nginx's master, simpler).
  *
- * Slots 0..workers-1 run pb_worker_run; the last slot runs pb_monitor_run
- * (reaper, stats publisher, metrics). Both are respawned the same way.
+ * Slots 0..workers-1 run pb_worker_run; the next runs pb_monitor_run (reaper, stats
+ * publisher, metrics) and, when http.listen is set, the last runs pb_front_run (the
+ * OpenAI-compatible front door). All are respawned the same way.
  *
  * States of a slot: empty -> running (pid) -> exited -> (respawn timer) -> running.
  *
@@ -30,12 +31,13 @@
 #include <unistd.h>
 
 #include "planb/core.h"
+#include "planb/front.h"
 #include "planb/log.h"
 #include "planb/monitor.h"
 #include "planb/keys.h"
 #include "planb/worker.h"
 
-#define MASTER_MAX_SLOTS      257  /* config caps workers at 256, plus the monitor */
+#define MASTER_MAX_SLOTS      258  /* config caps workers at 256, plus the monitor and front */
 #define MASTER_MAX_RETIRING   1024 /* old workers draining after reloads */
 #define MASTER_RESPAWN_MIN_MS 100
 #define MASTER_RESPAWN_MAX_MS 10000
@@ -52,8 +54,9 @@ typedef struct master_slot {
 typedef struct master {
     const char *config_path;
     pb_config *cfg;
-    master_slot slots[MASTER_MAX_SLOTS]; /* workers, then the monitor in the last slot */
+    master_slot slots[MASTER_MAX_SLOTS]; /* workers, the monitor, then the front door */
     int n_slots;
+    int n_workers;                       /* slots below this are workers */
     pid_t retiring[MASTER_MAX_RETIRING]; /* old workers draining after a reload */
     int n_retiring;
     bool draining;
@@ -62,6 +65,8 @@ typedef struct master {
     int reap_pipe[2]; /* dead worker ids to the monitor; the master keeps both ends open, so
                          ids written while the monitor restarts wait for the next one */
 } master;
+
+static void master_size_slots(master *m);
 
 /* Announces a dead worker to the monitor's reaper (reaper.h): "host:pid\n" down the pipe,
  * non-blocking; a full pipe drops it and the lease sweep catches the worker later. */
@@ -87,12 +92,13 @@ master_spawn(master *m, int slot)
         return;
     }
     if (pid == 0) {
-        bool is_monitor = slot == m->n_slots - 1;
+        bool is_monitor = slot == m->n_workers;
         close(m->reap_pipe[1]);
         if (!is_monitor)
             close(m->reap_pipe[0]);
-        int code =
-            is_monitor ? pb_monitor_run(m->cfg, m->reap_pipe[0]) : pb_worker_run(m->cfg, slot);
+        int code = is_monitor            ? pb_monitor_run(m->cfg, m->reap_pipe[0])
+                   : slot > m->n_workers ? pb_front_run(m->cfg)
+                                         : pb_worker_run(m->cfg, slot);
         _exit(code);
     }
     m->slots[slot].pid = pid;
@@ -158,7 +164,7 @@ master_on_exit(master *m, pid_t pid, int status)
             slot = i;
     if (slot < 0)
         return;
-    if (slot != m->n_slots - 1)
+    if (slot < m->n_workers)
         master_notify_reaper(m->reap_pipe[1], pid);
     master_slot *s = &m->slots[slot];
     s->pid = 0;
@@ -205,8 +211,7 @@ master_reload(master *m)
                err.msg);
         return;
     }
-    if (next->workers > MASTER_MAX_SLOTS - 1)
-        next->workers = MASTER_MAX_SLOTS - 1;
+
     /* Old workers drain (they finish or hand back their jobs) while new ones start. */
     for (int i = 0; i < m->n_slots; i++) {
         if (m->slots[i].pid > 0 && m->n_retiring < MASTER_MAX_RETIRING) {
@@ -217,10 +222,18 @@ master_reload(master *m)
     }
     pb_config_free(m->cfg);
     m->cfg = next;
-    m->n_slots = next->workers + 1;
+    master_size_slots(m);
     for (int i = 0; i < m->n_slots; i++)
         master_spawn(m, i);
     pb_log(PB_LOG_INFO, "event=reloaded workers=%d", next->workers);
+}
+
+/* Workers, the monitor and (with http.listen) the front door. */
+static void
+master_size_slots(master *m)
+{
+    m->n_workers = m->cfg->workers < MASTER_MAX_SLOTS - 2 ? m->cfg->workers : MASTER_MAX_SLOTS - 2;
+    m->n_slots = m->n_workers + 1 + (m->cfg->http.listen != NULL);
 }
 
 /* Milliseconds until the next thing the loop must do on its own (max 1 s). */
@@ -242,7 +255,7 @@ pb_master_run(const char *config_path, pb_config *cfg)
     master *m = pb_xcalloc(1, sizeof(*m));
     m->config_path = config_path;
     m->cfg = cfg;
-    m->n_slots = (cfg->workers < MASTER_MAX_SLOTS - 1 ? cfg->workers : MASTER_MAX_SLOTS - 1) + 1;
+    master_size_slots(m);
     pb_log_set_role("master");
     if (pipe2(m->reap_pipe, O_CLOEXEC) != 0) {
         pb_log_errno("event=pipe_failed");
@@ -262,7 +275,7 @@ pb_master_run(const char *config_path, pb_config *cfg)
     signal(SIGPIPE, SIG_IGN);
 
     pb_log(PB_LOG_INFO, "event=master_start pid=%d workers=%d config=%s", (int)getpid(),
-           m->n_slots - 1, config_path ? config_path : "-");
+           m->n_workers, config_path ? config_path : "-");
     for (int i = 0; i < m->n_slots; i++)
         master_spawn(m, i);
 

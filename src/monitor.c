@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "planb/core.h"
@@ -113,12 +112,7 @@ pb_monitor_run(const pb_config *cfg, int reap_fd)
         snprintf(mon->host, sizeof(mon->host), "localhost");
     mon->host[sizeof(mon->host) - 1] = '\0';
 
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    if (getppid() == 1) {
+    if (!pb_core_child_start()) {
         pb_log(PB_LOG_ERROR, "event=orphan note=\"master is gone, not starting\"");
         free(mon);
         return PB_EXIT_FATAL;

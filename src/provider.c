@@ -193,7 +193,7 @@ pb_provider_parse_object(const char *body, size_t len, pb_error *err)
         pb_error_set(err, PB_PROVIDER_BAD_REPLY, "BAD_REPLY body too large to parse");
         return NULL;
     }
-    /* One tokener per process, reset per reply (see job.c's job_tokenize). */
+    /* One tokener per process, reset per reply (see job.c's pb_job_tokenize). */
     static json_tokener *tok;
     if (tok == NULL) {
         tok = json_tokener_new();

@@ -71,6 +71,10 @@ struct pb_redis {
     pb_sentinel_watch *watch; /* +switch-master subscription (with sentinels) */
     void (*on_up)(void *arg); /* re-up hook */
     void *on_up_arg;
+    char **sub_channels; /* pb_redis_subscribe: subscribed again on every up */
+    int n_sub_channels;
+    pb_redis_fn sub_fn;
+    void *sub_arg;
 };
 
 /* Carries a reply (or NULL) to a caller's callback; timer bounds it when set. */
@@ -277,6 +281,28 @@ redis_drop(pb_redis *r, const char *why, bool not_ready)
     redis_schedule_reconnect(r);
 }
 
+/* Every reply of the subscription (hiredis keeps calling this one callback for it). */
+static void
+redis_on_sub_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    pb_redis *r = privdata;
+    if (reply == NULL || ac->data != r || r->ac != ac)
+        return; /* the context is going away: the next up subscribes again */
+    r->sub_fn(reply, r->sub_arg);
+}
+
+static void
+redis_send_subscribe(pb_redis *r)
+{
+    const char *argv[1 + 64];
+    int argc = 0;
+    argv[argc++] = "SUBSCRIBE";
+    for (int i = 0; i < r->n_sub_channels; i++)
+        argv[argc++] = r->sub_channels[i];
+    if (redisAsyncCommandArgv(r->ac, redis_on_sub_reply, r, argc, argv, NULL) != REDIS_OK)
+        redis_drop(r, "SUBSCRIBE could not be sent", false);
+}
+
 static void
 redis_became_up(pb_redis *r)
 {
@@ -294,6 +320,8 @@ redis_became_up(pb_redis *r)
     bool again = r->was_up;
     r->was_up = true;
     r->ups++;
+    if (r->sub_fn)
+        redis_send_subscribe(r);
     if (again && r->on_up)
         r->on_up(r->on_up_arg);
 }
@@ -549,6 +577,9 @@ pb_redis_free(pb_redis *r)
     pb_sentinel_watch_free(r->watch);
     r->on_up = NULL;
     redis_detach(r);
+    for (int i = 0; i < r->n_sub_channels; i++)
+        free(r->sub_channels[i]);
+    free(r->sub_channels);
     event_free(r->retry);
     event_free(r->ping);
     free(r);
@@ -571,6 +602,28 @@ pb_redis_no_ping(pb_redis *r)
 {
     r->ping_on = false;
     evtimer_del(r->ping);
+}
+
+void
+pb_redis_subscribe(pb_redis *r, int n, const char *const *channels, pb_redis_fn fn, void *arg)
+{
+    pb_redis_no_ping(r); /* PING in subscribed mode answers in a shape hiredis 0.14 mistakes */
+    if (n > 64)
+        n = 64;
+    r->sub_channels = pb_xcalloc((size_t)n, sizeof(char *));
+    for (int i = 0; i < n; i++)
+        r->sub_channels[i] = pb_xstrdup(channels[i]);
+    r->n_sub_channels = n;
+    r->sub_fn = fn;
+    r->sub_arg = arg;
+    if (r->up && r->ac)
+        redis_send_subscribe(r);
+}
+
+void
+pb_redis_reset(pb_redis *r, const char *why)
+{
+    redis_drop(r, why, false);
 }
 
 void

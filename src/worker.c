@@ -29,7 +29,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -392,11 +391,7 @@ pb_worker_run(const pb_config *cfg, int slot)
     pb_key_worker_id(w->id, sizeof(w->id), getpid());
 
     /* An orphan must not keep claiming jobs. */
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    pb_core_child_start();
     worker_raise_nofile();
 
     /* The changelist folds a socket's del+add in one loop turn into one epoll_ctl:

@@ -76,6 +76,29 @@ typedef struct pb_limits {
     size_t dead_max_entries; /* planb:dead length bound, newest kept (default 10000) */
 } pb_limits;
 
+/* One entry of http.keys: a bearer key of the front door, known only by its SHA-256. */
+typedef struct pb_http_key {
+    char *name;               /* shows in logs and the rpm counter's key; never the key */
+    char *tenant;             /* the jobs' tenant (NULL: none) */
+    unsigned char sha256[32]; /* SHA-256 of the key text */
+    int rpm;                  /* requests per minute across all fronts (0 = no limit) */
+    int concurrency;          /* requests in progress at once on one front (0 = no limit) */
+} pb_http_key;
+
+/* The http section: the OpenAI-compatible front door (front.h). */
+typedef struct pb_http_conf {
+    char *listen;            /* "host:port"; NULL = no front door */
+    int queue;               /* index into queues of the queue its jobs go on */
+    int max_connections;     /* client connections held at once (default 10000) */
+    size_t max_body_bytes;   /* request body (default limits.job_max_bytes) */
+    size_t max_header_bytes; /* request line + headers (default 16384) */
+    int client_timeout_ms;   /* reading a request, writing a reply (default 30000) */
+    int max_queue;           /* queue depth at which new requests get 503 (default 100000) */
+    int wait_grace_ms;       /* waits past the job's deadline before giving up (10000) */
+    pb_http_key *keys;       /* NULL/0: the front asks for no key */
+    size_t n_keys;
+} pb_http_conf;
+
 typedef enum { PB_EMBEDDER_LOCAL, PB_EMBEDDER_HTTP } pb_embedder_kind;
 typedef enum { PB_SEMANTIC_FALLBACK, PB_SEMANTIC_FIRST, PB_SEMANTIC_SHADOW } pb_semantic_mode;
 
@@ -145,6 +168,7 @@ typedef struct pb_config {
     double alert_fallback_rate;    /* 5-minute fallback rate that raises an alert (default 0.2) */
     char *metrics_listen;          /* "host:port" of GET /metrics; NULL = disabled ("") */
     pb_semantic_conf semantic;     /* cache.semantic */
+    pb_http_conf http;             /* the front door */
 
     /* redis.sentinels and the bounds of Redis calls (README "When Redis misbehaves") */
     char **sentinel_hosts;   /* hosts of redis.sentinels (NULL: no Sentinel, use redis_host) */

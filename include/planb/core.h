@@ -37,6 +37,11 @@ char *pb_xstrndup(const char *s, size_t n);
 /* printf into a new string; caller frees. */
 char *pb_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* What every process the master forks does first: dies with the master (PR_SET_PDEATHSIG),
+ * takes signals again (the master blocks them before forking) and ignores SIGPIPE. false
+ * when the master is already gone (the child must not start serving as an orphan). */
+bool pb_core_child_start(void);
+
 /* Milliseconds on the monotonic clock (durations) and the wall clock (stamps). */
 int64_t pb_mono_ms(void);
 int64_t pb_wall_ms(void);

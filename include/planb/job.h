@@ -24,6 +24,14 @@ enum {
     PB_JOB_UNSUPPORTED
 };
 
+/* Tokenizes exactly len bytes (strict JSON, valid UTF-8, bounded depth) into an object; NULL
+ * with err "BAD_JSON job ..." when it is not one. The front door parses bodies with it too. */
+json_object *pb_job_tokenize(const char *raw, size_t len, pb_error *err);
+
+/* A new job id, "pb-" + 24 hex chars from getrandom(2) (what a job without one gets, and what
+ * the front door gives its requests). Caller frees. */
+char *pb_job_new_id(void);
+
 /* Parses and validates raw job bytes against cfg. On success *out is set (caller
  * frees with pb_job_free). On failure err holds "CODE sentence" and, when an id
  * could be read, *bad_id is set to a copy of it (caller frees), else NULL. */

@@ -37,6 +37,9 @@ char *pb_key_alert_state(const char *prefix);                   /* <p>:alert:fal
 char *pb_key_channel_results(const char *prefix);               /* <p>:results (channel) */
 char *pb_key_channel_stats(const char *prefix);                 /* <p>:stats (channel) */
 char *pb_key_channel_alerts(const char *prefix);                /* <p>:alerts (channel) */
+/* The front door (front.c): a key's per-minute request count, the front's own heartbeat. */
+char *pb_key_front_rpm(const char *prefix, const char *key_name, long long min); /* string */
+char *pb_key_channel_front_beat(const char *prefix, const char *front);          /* channel */
 /* Semantic cache (semcache.c): entries, LSH buckets, the age index and shadow samples. */
 char *pb_key_sem_entry_prefix(const char *prefix);  /* <p>:sem:e: (+ id: string) */
 char *pb_key_sem_bucket_prefix(const char *prefix); /* <p>:sem:b: (+ scope:table:code: set) */

@@ -33,6 +33,17 @@ void pb_redis_no_ping(pb_redis *r);
 /* fn(arg) runs (from the loop) each time the connection becomes usable again after an outage. */
 void pb_redis_on_up(pb_redis *r, void (*fn)(void *arg), void *arg);
 
+/* Makes r a subscriber: on every (re)connect it SUBSCRIBEs to the n channels (copied), and fn
+ * gets each reply of that subscription: ["subscribe", channel, count] confirmations (after
+ * one, nothing published there since is missed) and ["message", channel, payload]. Such a
+ * connection takes no other command and does not ping (watch it with a heartbeat of your own:
+ * pb_redis_reset). Call once, right after pb_redis_new. */
+void pb_redis_subscribe(pb_redis *r, int n, const char *const *channels, pb_redis_fn fn, void *arg);
+/* Drops the connection (pending callbacks get NULL) and reconnects after the usual backoff:
+ * for a connection its owner found stalled (a subscriber whose heartbeat stopped, a blocking
+ * read past its bound). why is logged. */
+void pb_redis_reset(pb_redis *r, const char *why);
+
 /* Sends one command (argv copied); fn may be NULL. */
 void pb_redis_command(pb_redis *r, pb_redis_fn fn, void *arg, int argc, const char **argv,
                       const size_t *lens);

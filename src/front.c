@@ -1,0 +1,983 @@
+/* front.c -- the front door: OpenAI's Chat Completions over HTTP, answered through the queue.
+ *
+ * One libevent loop, one evhttp server, three Redis connections whatever the load: cmd
+ * (admission + push in one script, LREM, GET), the results subscriber (resultwait.h) and
+ * the stream reader (streamread.h). A request's life:
+ *
+ *   auth (bearer key -> SHA-256 -> http.keys) -> per-key concurrency -> x-planb-* headers
+ *   -> body -> job (wire.h; the worker's own parser, so a bad body is a 400 here)
+ *   -> wait registered -> front_push.lua (no live worker / queue full / key's rpm: 503/429)
+ *   -> result published (or stream entries) -> chat.completion (or SSE chunks) + headers
+ *
+ * Hostile and gone clients: evhttp bounds headers, body and read/write time; connections
+ * are counted exactly (each gets a filter bufferevent whose free callback decrements the
+ * count) and the listener pauses at http.max_connections; while a request waits, evhttp
+ * reads nothing, so a watch on the socket notices the client hanging up. A gone client's
+ * job is LREM'd from the queue when no worker took it yet (cancelled), else it finishes
+ * unread (its result is stored as usual). A stream whose client reads slower than the
+ * answer comes is cut when FRONT_MAX_PENDING_OUT bytes wait unsent. */
+#include "planb/front.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "planb/core.h"
+#include "planb/job.h"
+#include "planb/keys.h"
+#include "planb/log.h"
+#include "planb/redis.h"
+#include "planb/resultwait.h"
+#include "planb/streamread.h"
+#include "planb/wire.h"
+
+#define FRONT_MAX_PENDING_OUT  (1u << 20) /* unsent SSE bytes before a slow reader is cut */
+#define FRONT_FD_RESERVE       256        /* descriptors beyond the connections: Redis, logs */
+#define FRONT_RETRY_AFTER_S    "1"
+#define FRONT_STREAM_PIECE_MAX (64u << 10) /* one SSE event's text, bounded like entries */
+
+typedef struct front front;
+
+typedef struct front_req {
+    front *f;
+    struct evhttp_request *req;
+    struct evhttp_connection *evcon;
+    char id[64];
+    pb_wire_job job;
+    int key;                /* index into http.keys, -1 none */
+    bool cache_skip;        /* x-planb-cache: skip (the cache header says so) */
+    struct event *timer;    /* the wait's bound: deadline + http.wait_grace_ms */
+    struct event *eof;      /* the client's socket, watched for a hang-up */
+    pb_streamread_sub *sub; /* streamed: the relay */
+    bool waiting;           /* in resultwait */
+    bool push_pending;      /* front_push.lua not answered yet */
+    bool pushed;            /* the job is (or was) on the queue */
+    bool started;           /* streamed: 200 and headers sent */
+    bool done;              /* answered, or the client is gone: nothing more is sent */
+    bool req_freed;         /* evhttp freed (or will free) req */
+    pb_wire_chunker chunker;
+    struct front_req *prev, *next;
+} front_req;
+
+struct front {
+    const pb_config *cfg;
+    struct event_base *base;
+    struct evhttp *http;
+    struct evhttp_bound_socket *bound;
+    pb_redis *cmd;
+    pb_resultwait *results;
+    pb_streamread *streams;
+    char name[PB_KEY_WORKER_ID_MAX]; /* "host:pid" */
+    char *queue_key;
+    char *workers_key;
+    int n_conns;       /* client connections open */
+    bool paused;       /* the listener waits for a connection to close */
+    int *key_inflight; /* per http.keys entry: its requests in progress */
+    front_req *reqs;   /* every request in progress (for the drain) */
+    int n_reqs;
+    bool draining;
+    int64_t drain_until_mono_ms;
+    struct event *sig_term, *sig_int, *drain_tick;
+};
+
+/* ------------------------------------------------------------------ replies */
+
+static void
+front_header(struct evhttp_request *req, const char *name, const char *value)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(req), name, value);
+}
+
+static void
+front_send(struct evhttp_request *req, int status, const char *type, const char *body, size_t len)
+{
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, body, len);
+    front_header(req, "Content-Type", type);
+    evhttp_send_reply(req, status, status == 200 ? "OK" : "Error", b);
+    evbuffer_free(b);
+}
+
+/* An OpenAI error object; 429/503 say when to come back, 4xx/504 that a retry will not help. */
+static void
+front_send_error(struct evhttp_request *req, const pb_wire_error *err)
+{
+    size_t len = 0;
+    char *body = pb_wire_error_json(err, &len);
+    if (err->status == 429 || err->status == 503)
+        front_header(req, "Retry-After", FRONT_RETRY_AFTER_S);
+    else
+        front_header(req, "x-should-retry", "false");
+    front_send(req, err->status, "application/json", body, len);
+    free(body);
+}
+
+/* ------------------------------------------------------------------ request lifetime */
+
+static void front_on_closed(struct evhttp_connection *evcon, void *arg);
+
+/* Frees r once nothing refers to it: answered (or gone) and its push answered. */
+static void
+front_req_release(front_req *r)
+{
+    if (!r->done || r->push_pending)
+        return;
+    front *f = r->f;
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        f->reqs = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    f->n_reqs--;
+    if (r->key >= 0)
+        f->key_inflight[r->key]--;
+    if (r->timer)
+        event_free(r->timer);
+    if (r->eof)
+        event_free(r->eof);
+    pb_wire_job_free(&r->job);
+    free(r);
+}
+
+/* Nothing more goes to the client: the wait, the relay and the watches stop. */
+static void
+front_req_finish(front_req *r)
+{
+    r->done = true;
+    if (r->waiting)
+        pb_resultwait_remove(r->f->results, r->id);
+    r->waiting = false;
+    pb_streamread_remove(r->f->streams, r->sub);
+    r->sub = NULL;
+    if (r->timer)
+        evtimer_del(r->timer);
+    if (r->eof)
+        event_del(r->eof);
+    if (!r->req_freed && r->evcon)
+        evhttp_connection_set_closecb(r->evcon, NULL, NULL);
+}
+
+/* LREM of the job from the queue: no worker took it, so nobody will run it. */
+static void
+front_cancel_job(front_req *r, const char *why)
+{
+    if (!r->pushed || r->job.json == NULL)
+        return;
+    const char *argv[] = {"LREM", r->f->queue_key, "1", r->job.json};
+    size_t lens[] = {4, strlen(r->f->queue_key), 1, r->job.len};
+    pb_redis_command(r->f->cmd, NULL, NULL, 4, argv, lens);
+    pb_log(PB_LOG_INFO, "event=front_cancel id=%s why=%s", r->id, why);
+}
+
+/* The client went away before its answer. */
+static void
+front_req_gone(front_req *r, const char *why)
+{
+    if (r->done)
+        return;
+    front_req_finish(r);
+    front_cancel_job(r, why);
+    front_req_release(r);
+}
+
+/* evhttp closes the connection (write error or timeout, or the server going down). When
+ * evhttp has already detached the unanswered request from it, the request is ours to free;
+ * otherwise evhttp frees it with the connection. */
+static void
+front_on_closed(struct evhttp_connection *evcon, void *arg)
+{
+    (void)evcon;
+    front_req *r = arg;
+    if (r->done)
+        return;
+    if (evhttp_request_get_connection(r->req) == NULL)
+        evhttp_request_free(r->req);
+    r->req_freed = true;
+    front_req_gone(r, "client_closed");
+}
+
+/* The socket of a waiting request became readable: EOF (or a reset) is the client hanging
+ * up; bytes are a pipelined request, which evhttp reads after this answer. */
+static void
+front_on_client_readable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    front_req *r = arg;
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0)
+        return; /* not re-armed: evhttp owns the bytes */
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        event_add(r->eof, NULL);
+        return;
+    }
+    /* Freeing the connection frees the request too (it is still queued on it). */
+    struct evhttp_connection *evcon = r->evcon;
+    r->req_freed = true;
+    front_req_gone(r, "client_closed");
+    evhttp_connection_free(evcon);
+}
+
+static void
+front_watch_client(front_req *r)
+{
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(r->evcon);
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    if (fd < 0)
+        return;
+    r->eof = event_new(r->f->base, fd, EV_READ, front_on_client_readable, r);
+    event_add(r->eof, NULL);
+}
+
+/* ------------------------------------------------------------------ answers */
+
+static void
+front_meta_headers(front_req *r, const pb_wire_meta *m)
+{
+    char num[32];
+    front_header(r->req, "x-request-id", r->id);
+    if (m->source[0])
+        front_header(r->req, "x-planb-source", m->source);
+    if (m->model[0])
+        front_header(r->req, "x-planb-model", m->model);
+    if (m->provider[0])
+        front_header(r->req, "x-planb-provider", m->provider);
+    snprintf(num, sizeof(num), "%d", m->attempts);
+    front_header(r->req, "x-planb-attempts", num);
+    front_header(r->req, "x-planb-cache", r->cache_skip ? "skip" : m->cache);
+    snprintf(num, sizeof(num), "%ld", m->latency_ms);
+    front_header(r->req, "x-planb-latency-ms", num);
+    if (strcmp(m->source, "degraded") == 0) {
+        front_header(r->req, "x-planb-degraded", "true");
+        front_header(r->req, "x-should-retry", "false"); /* planb already retried */
+    }
+}
+
+/* The wait bound passed with no result heard and none stored: LREM tells whether the job
+ * was still queued (503, cancelled) or is running (504, it finishes unread). */
+static void
+front_on_timeout_lrem(redisReply *reply, void *arg)
+{
+    front_req *r = arg;
+    r->push_pending = false;
+    if (r->done) {
+        front_req_release(r);
+        return;
+    }
+    pb_wire_error err;
+    bool removed = reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0;
+    if (removed)
+        pb_wire_error_set(&err, 503, "server_error", "not_taken",
+                          "no worker took the request within its deadline; it was cancelled");
+    else
+        pb_wire_error_set(&err, 504, "server_error", "timeout",
+                          "no answer within the deadline (the job may still finish: "
+                          "GET planb:result:%s)",
+                          r->id);
+    pb_log(PB_LOG_WARN, "event=front_timeout id=%s status=%d", r->id, err.status);
+    front_req_finish(r);
+    if (!r->started) {
+        front_header(r->req, "x-request-id", r->id);
+        front_send_error(r->req, &err);
+    } else {
+        size_t len = 0;
+        char *e = pb_wire_error_json(&err, &len);
+        struct evbuffer *b = evbuffer_new();
+        evbuffer_add_printf(b, "data: %s\n\ndata: [DONE]\n\n", e);
+        evhttp_send_reply_chunk(r->req, b);
+        evbuffer_free(b);
+        free(e);
+        evhttp_send_reply_end(r->req);
+    }
+    front_req_release(r);
+}
+
+static void
+front_timed_out(front_req *r)
+{
+    const char *argv[] = {"LREM", r->f->queue_key, "1", r->job.json};
+    size_t lens[] = {4, strlen(r->f->queue_key), 1, r->job.len};
+    r->push_pending = true; /* holds r until the reply */
+    pb_redis_command(r->f->cmd, front_on_timeout_lrem, r, 4, argv, lens);
+}
+
+/* A non-streamed request's result (NULL: a bounded wait found none stored). */
+static void
+front_on_result(const char *result, size_t len, void *arg)
+{
+    front_req *r = arg;
+    r->waiting = false;
+    if (r->done)
+        return;
+    if (result == NULL) {
+        front_timed_out(r);
+        return;
+    }
+    int status = 500;
+    char *body = NULL;
+    size_t body_len = 0;
+    pb_wire_meta meta;
+    front_req_finish(r);
+    if (pb_wire_completion(result, len, r->job.model, (int64_t)time(NULL), &status, &body,
+                           &body_len, &meta) != PB_OK) {
+        pb_wire_error err;
+        pb_wire_error_set(&err, 502, "server_error", "bad_result",
+                          "the job's result is unreadable");
+        front_send_error(r->req, &err);
+    } else {
+        front_meta_headers(r, &meta);
+        front_send(r->req, status, "application/json", body, body_len);
+    }
+    free(body);
+    front_req_release(r);
+}
+
+static void
+front_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    front_req *r = arg;
+    if (r->done)
+        return;
+    if (r->job.stream)
+        front_timed_out(r);
+    else
+        pb_resultwait_check(r->f->results, r->id); /* a missed publish, else front_timed_out */
+}
+
+/* ------------------------------------------------------------------ streams */
+
+static const redisReply *
+front_field(const redisReply *fields, const char *name)
+{
+    for (size_t i = 0; i + 1 < fields->elements; i += 2)
+        if (fields->element[i]->type == REDIS_REPLY_STRING &&
+            strcmp(fields->element[i]->str, name) == 0 &&
+            fields->element[i + 1]->type == REDIS_REPLY_STRING)
+            return fields->element[i + 1];
+    return NULL;
+}
+
+static const char *
+front_field_str(const redisReply *fields, const char *name)
+{
+    const redisReply *v = front_field(fields, name);
+    return v ? v->str : "";
+}
+
+/* The 200 of a stream, sent with its first entry (the start names model and source). */
+static void
+front_stream_start(front_req *r, const redisReply *fields)
+{
+    pb_wire_meta m;
+    memset(&m, 0, sizeof(m));
+    snprintf(m.source, sizeof(m.source), "%s", front_field_str(fields, "source"));
+    snprintf(m.model, sizeof(m.model), "%s", front_field_str(fields, "model"));
+    char num[8];
+    front_header(r->req, "x-request-id", r->id);
+    if (m.source[0])
+        front_header(r->req, "x-planb-source", m.source);
+    if (m.model[0])
+        front_header(r->req, "x-planb-model", m.model);
+    const char *s = m.source;
+    front_header(r->req, "x-planb-cache",
+                 r->cache_skip                      ? "skip"
+                 : strcmp(s, "cache") == 0          ? "hit"
+                 : strcmp(s, "semantic_cache") == 0 ? "semantic_hit"
+                 : strcmp(s, "stale_cache") == 0    ? "stale"
+                                                    : "miss");
+    if (strcmp(s, "degraded") == 0) {
+        front_header(r->req, "x-planb-degraded", "true");
+        front_header(r->req, "x-should-retry", "false");
+    }
+    (void)num;
+    front_header(r->req, "Content-Type", "text/event-stream");
+    front_header(r->req, "Cache-Control", "no-cache");
+    snprintf(r->chunker.model, sizeof(r->chunker.model), "%s", m.model[0] ? m.model : r->job.model);
+    evhttp_send_reply_start(r->req, 200, "OK");
+    r->started = true;
+}
+
+/* Sends out (SSE events); a reader that let FRONT_MAX_PENDING_OUT pile up is cut off. */
+static void
+front_stream_send(front_req *r, pb_buf *out)
+{
+    if (out->len == 0)
+        return;
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(r->evcon);
+    if (bev && evbuffer_get_length(bufferevent_get_output(bev)) > FRONT_MAX_PENDING_OUT) {
+        pb_log(PB_LOG_WARN, "event=front_slow_reader id=%s note=\"stream cut\"", r->id);
+        struct evhttp_connection *evcon = r->evcon;
+        r->req_freed = true;
+        front_req_gone(r, "slow_reader");
+        evhttp_connection_free(evcon);
+        return;
+    }
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, out->data, out->len);
+    evhttp_send_reply_chunk(r->req, b);
+    evbuffer_free(b);
+}
+
+/* One entry of the job's answer stream, as chat.completion.chunk events. */
+static void
+front_on_stream_entry(const redisReply *fields, void *arg)
+{
+    front_req *r = arg;
+    if (r->done)
+        return;
+    const char *type = front_field_str(fields, "type");
+    const redisReply *result = strcmp(type, "end") == 0 ? front_field(fields, "result") : NULL;
+    if (!r->started) {
+        if (result != NULL) {
+            /* Ended before any answer began: an invalid job, which is a plain 400. */
+            int status = 500;
+            char *body = NULL;
+            size_t len = 0;
+            pb_wire_meta meta;
+            front_req_finish(r);
+            if (pb_wire_completion(result->str, result->len, r->job.model, r->chunker.created,
+                                   &status, &body, &len, &meta) == PB_OK &&
+                status != 200) {
+                front_header(r->req, "x-request-id", r->id);
+                front_send(r->req, status, "application/json", body, len);
+                free(body);
+                front_req_release(r);
+                return;
+            }
+            free(body);
+            r->done = false; /* an answer with no start (not expected): stream it anyway */
+        }
+        front_stream_start(r, fields);
+    }
+    pb_buf out;
+    pb_buf_init(&out, FRONT_STREAM_PIECE_MAX * 4);
+    if (strcmp(type, "delta") == 0) {
+        const redisReply *t = front_field(fields, "text");
+        if (t)
+            pb_wire_chunk_text(&r->chunker, t->str, t->len, &out);
+    } else if (strcmp(type, "tool") == 0) {
+        pb_wire_chunk_tool(&r->chunker, atoi(front_field_str(fields, "index")),
+                           front_field_str(fields, "id"), front_field_str(fields, "name"),
+                           front_field_str(fields, "arguments"), &out);
+    } else if (result != NULL) {
+        pb_wire_chunk_end(&r->chunker, result->str, result->len, r->job.include_usage, &out);
+    }
+    front_stream_send(r, &out);
+    pb_buf_free(&out);
+    if (result != NULL && !r->done) {
+        front_req_finish(r);
+        evhttp_send_reply_end(r->req);
+        front_req_release(r);
+    }
+}
+
+/* ------------------------------------------------------------------ admission */
+
+static void
+front_on_pushed(redisReply *reply, void *arg)
+{
+    front_req *r = arg;
+    r->push_pending = false;
+    const char *s = reply && reply->type == REDIS_REPLY_STATUS   ? reply->str
+                    : reply && reply->type == REDIS_REPLY_STRING ? reply->str
+                                                                 : NULL;
+    bool ok = s && strcmp(s, "OK") == 0;
+    if (ok)
+        r->pushed = true;
+    if (r->done) {
+        if (ok)
+            front_cancel_job(r, "client_closed"); /* it left while the push was on its way */
+        front_req_release(r);
+        return;
+    }
+    if (ok)
+        return;
+    pb_wire_error err;
+    if (s && strcmp(s, "RATE_LIMITED") == 0)
+        pb_wire_error_set(&err, 429, "rate_limit_error", "rate_limit_exceeded",
+                          "this key's requests per minute are used up");
+    else if (s && strcmp(s, "NO_WORKERS") == 0)
+        pb_wire_error_set(&err, 503, "server_error", "no_workers",
+                          "no planb worker is alive to take the request");
+    else if (s && strcmp(s, "QUEUE_FULL") == 0)
+        pb_wire_error_set(&err, 503, "server_error", "queue_full",
+                          "the queue is full (http.max_queue)");
+    else
+        pb_wire_error_set(&err, 503, "server_error", "redis_unavailable",
+                          "the queue's Redis is not reachable");
+    front_req_finish(r);
+    front_header(r->req, "x-request-id", r->id);
+    front_send_error(r->req, &err);
+    front_req_release(r);
+}
+
+static void
+front_push(front_req *r)
+{
+    front *f = r->f;
+    const pb_http_key *k = r->key >= 0 ? &f->cfg->http.keys[r->key] : NULL;
+    char *rpm_key = k && k->rpm > 0 ? pb_key_front_rpm(f->cfg->prefix, k->name,
+                                                       (long long)(pb_wall_ms() / 60000))
+                                    : NULL;
+    char max_queue[24], lease[24], rpm[24];
+    snprintf(max_queue, sizeof(max_queue), "%d", f->cfg->http.max_queue);
+    snprintf(lease, sizeof(lease), "%d", f->cfg->lease_ms);
+    snprintf(rpm, sizeof(rpm), "%d", k ? k->rpm : 0);
+    const char *argv[] = {
+        f->queue_key, f->workers_key, rpm_key ? rpm_key : "-", r->job.json, max_queue, lease, rpm};
+    size_t lens[7];
+    for (int i = 0; i < 7; i++)
+        lens[i] = i == 3 ? r->job.len : strlen(argv[i]);
+    r->push_pending = true;
+    pb_redis_script(f->cmd, "front_push", front_on_pushed, r, 3, 7, argv, lens);
+    free(rpm_key);
+}
+
+/* The bearer key's index in http.keys (-1 with no keys configured), or -2: refused. */
+static int
+front_auth(front *f, struct evhttp_request *req)
+{
+    const pb_http_conf *h = &f->cfg->http;
+    if (h->n_keys == 0)
+        return -1;
+    const char *a = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    if (a == NULL || strncasecmp(a, "Bearer ", 7) != 0)
+        return -2;
+    const char *key = a + 7;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    if (EVP_Digest(key, strlen(key), md, &md_len, EVP_sha256(), NULL) != 1 || md_len != 32)
+        return -2;
+    for (size_t i = 0; i < h->n_keys; i++)
+        if (CRYPTO_memcmp(md, h->keys[i].sha256, 32) == 0)
+            return (int)i;
+    return -2;
+}
+
+/* x-planb-deadline-ms, x-planb-cache, x-planb-critical, x-planb-tenant into opts. */
+static int
+front_options(struct evhttp_request *req, const pb_http_key *key, pb_wire_opts *o,
+              pb_wire_error *err)
+{
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    const char *v;
+    if ((v = evhttp_find_header(in, "x-planb-deadline-ms")) != NULL) {
+        char *end = NULL;
+        long ms = strtol(v, &end, 10);
+        if (end == v || *end != '\0' || ms < 100 || ms > 3600000) {
+            pb_wire_error_set(err, 400, "invalid_request_error", "bad_header",
+                              "x-planb-deadline-ms must be an integer from 100 to 3600000");
+            return PB_ERR;
+        }
+        o->deadline_ms = (int)ms;
+    }
+    if ((v = evhttp_find_header(in, "x-planb-cache")) != NULL) {
+        if (strcmp(v, "use") != 0 && strcmp(v, "skip") != 0 && strcmp(v, "refresh") != 0) {
+            pb_wire_error_set(err, 400, "invalid_request_error", "bad_header",
+                              "x-planb-cache must be use, skip or refresh");
+            return PB_ERR;
+        }
+        o->cache = v;
+    }
+    if ((v = evhttp_find_header(in, "x-planb-critical")) != NULL) {
+        if (strcmp(v, "true") != 0 && strcmp(v, "false") != 0) {
+            pb_wire_error_set(err, 400, "invalid_request_error", "bad_header",
+                              "x-planb-critical must be true or false");
+            return PB_ERR;
+        }
+        o->critical = strcmp(v, "true") == 0;
+    }
+    o->tenant = key && key->tenant ? key->tenant : evhttp_find_header(in, "x-planb-tenant");
+    return PB_OK;
+}
+
+static void
+front_chat(front *f, struct evhttp_request *req, int key)
+{
+    pb_wire_error err;
+    const pb_http_key *k = key >= 0 ? &f->cfg->http.keys[key] : NULL;
+    if (k && k->concurrency > 0 && f->key_inflight[key] >= k->concurrency) {
+        pb_wire_error_set(&err, 429, "rate_limit_error", "concurrency_exceeded",
+                          "this key has %d requests in progress, its limit", k->concurrency);
+        front_send_error(req, &err);
+        return;
+    }
+    if (!pb_resultwait_ready(f->results) || !pb_redis_is_up(f->cmd)) {
+        pb_wire_error_set(&err, 503, "server_error", "redis_unavailable",
+                          "the front door is not connected to the queue's Redis");
+        front_send_error(req, &err);
+        return;
+    }
+    char *id = pb_job_new_id();
+    pb_wire_opts opts = {.id = id, .critical = -1, .submitted_at_ms = pb_wall_ms()};
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    const char *body = len ? (const char *)evbuffer_pullup(in, (ev_ssize_t)len) : "";
+    front_req *r = pb_xcalloc(1, sizeof(*r));
+    if (front_options(req, k, &opts, &err) != PB_OK ||
+        pb_wire_job_from_body(body, len, f->cfg, &opts, &r->job, &err) != PB_OK) {
+        front_header(req, "x-request-id", id);
+        front_send_error(req, &err);
+        free(id);
+        free(r);
+        return;
+    }
+    r->f = f;
+    r->req = req;
+    r->evcon = evhttp_request_get_connection(req);
+    snprintf(r->id, sizeof(r->id), "%s", id);
+    free(id);
+    r->key = key;
+    r->cache_skip = opts.cache && strcmp(opts.cache, "skip") == 0;
+    snprintf(r->chunker.id, sizeof(r->chunker.id), "chatcmpl-%s", r->id);
+    r->chunker.created = (int64_t)time(NULL);
+    if (key >= 0)
+        f->key_inflight[key]++;
+    r->next = f->reqs;
+    if (f->reqs)
+        f->reqs->prev = r;
+    f->reqs = r;
+    f->n_reqs++;
+    evhttp_connection_set_closecb(r->evcon, front_on_closed, r);
+    front_watch_client(r);
+    int64_t bound_ms = r->job.deadline_ms + (int64_t)f->cfg->http.wait_grace_ms;
+    r->timer = evtimer_new(f->base, front_on_timer, r);
+    struct timeval tv = {(time_t)(bound_ms / 1000), (suseconds_t)(bound_ms % 1000) * 1000};
+    evtimer_add(r->timer, &tv);
+    if (r->job.stream) {
+        r->sub = pb_streamread_add(f->streams, r->id, front_on_stream_entry, r);
+    } else {
+        pb_resultwait_add(f->results, r->id, front_on_result, r);
+        r->waiting = true;
+    }
+    front_push(r);
+}
+
+/* ------------------------------------------------------------------ routing */
+
+static void
+front_on_request(struct evhttp_request *req, void *arg)
+{
+    front *f = arg;
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    enum evhttp_cmd_type method = evhttp_request_get_command(req);
+    pb_wire_error err;
+    if (path == NULL)
+        path = "";
+    if (strcmp(path, "/healthz") == 0) {
+        bool ok = !f->draining && pb_resultwait_ready(f->results) && pb_redis_is_up(f->cmd);
+        front_send(req, ok ? 200 : 503, "text/plain", ok ? "ok\n" : "unavailable\n", ok ? 3 : 12);
+        return;
+    }
+    bool chat = strcmp(path, "/v1/chat/completions") == 0;
+    bool models = strcmp(path, "/v1/models") == 0;
+    bool model = strncmp(path, "/v1/models/", 11) == 0 && path[11] != '\0';
+    if (!chat && !models && !model) {
+        pb_wire_error_set(&err, 404, "invalid_request_error", "unknown_url",
+                          "Unknown request URL: %.100s (planb serves POST /v1/chat/completions "
+                          "and GET /v1/models)",
+                          path);
+        front_send_error(req, &err);
+        return;
+    }
+    if ((chat && method != EVHTTP_REQ_POST) || (!chat && method != EVHTTP_REQ_GET)) {
+        pb_wire_error_set(&err, 405, "invalid_request_error", "method_not_allowed", "%s takes %s",
+                          path, chat ? "POST" : "GET");
+        front_send_error(req, &err);
+        return;
+    }
+    int key = front_auth(f, req);
+    if (key == -2) {
+        pb_wire_error_set(&err, 401, "invalid_request_error", "invalid_api_key",
+                          "Incorrect API key provided (Authorization: Bearer <key>)");
+        front_send_error(req, &err);
+        return;
+    }
+    if (chat) {
+        if (f->draining) {
+            pb_wire_error_set(&err, 503, "server_error", "draining",
+                              "this planb front door is shutting down");
+            front_send_error(req, &err);
+            return;
+        }
+        front_chat(f, req, key);
+        return;
+    }
+    size_t len = 0;
+    char *body = models ? pb_wire_models(f->cfg, &len) : NULL;
+    if (model) {
+        char *id = evhttp_uridecode(path + 11, 0, NULL);
+        body = id ? pb_wire_model(f->cfg, id, &len) : NULL;
+        free(id);
+        if (body == NULL) {
+            pb_wire_error_set(&err, 404, "invalid_request_error", "model_not_found",
+                              "The model '%.100s' does not exist", path + 11);
+            front_send_error(req, &err);
+            return;
+        }
+    }
+    front_send(req, 200, "application/json", body, len);
+    free(body);
+}
+
+/* ------------------------------------------------------------------ connections */
+
+/* One client connection's bookkeeping, freed with its bufferevent. */
+typedef struct front_conn {
+    front *f;
+    struct bufferevent *bev; /* the filter evhttp uses */
+    struct event *flush;     /* pushes its output on to the socket (see front_on_conn_out) */
+} front_conn;
+
+/* A client connection closed (its filter bufferevent is being freed). */
+static void
+front_on_conn_freed(void *arg)
+{
+    front_conn *c = arg;
+    front *f = c->f;
+    event_free(c->flush);
+    free(c);
+    f->n_conns--;
+    if (f->paused && f->n_conns < f->cfg->http.max_connections && f->bound) {
+        f->paused = false;
+        evconnlistener_enable(evhttp_bound_socket_get_listener(f->bound));
+    }
+}
+
+static void
+front_on_conn_flush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    front_conn *c = arg;
+    bufferevent_flush(c->bev, EV_WRITE, BEV_NORMAL);
+}
+
+/* libevent 2.1's filter moves output on only when bytes are added while writing is enabled,
+ * and evhttp adds a reply first and enables writing after: so every addition also asks for
+ * a flush on the next loop turn, when writing is on. (The filter's callbacks are deferred
+ * for the same reason: run at once, its "written" callback would reach evhttp before evhttp
+ * has said what to do when the reply is out, and a keep-alive connection would hang.) */
+static void
+front_on_conn_out(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)buf;
+    front_conn *c = arg;
+    if (info->n_added > 0)
+        event_active(c->flush, EV_TIMEOUT, 0);
+}
+
+/* Every accepted connection's bufferevent: a socket one under a pass-through filter, only
+ * so that its free is seen (evhttp 2.1 has no connection cap and no close hook for a
+ * connection that never completed a request). */
+static struct bufferevent *
+front_bevcb(struct event_base *base, void *arg)
+{
+    front *f = arg;
+    front_conn *c = pb_xcalloc(1, sizeof(*c));
+    c->f = f;
+    c->flush = event_new(base, -1, 0, front_on_conn_flush, c);
+    struct bufferevent *sock = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    c->bev = sock ? bufferevent_filter_new(sock, NULL, NULL,
+                                           BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS,
+                                           front_on_conn_freed, c)
+                  : NULL;
+    if (c->bev == NULL) {
+        if (sock)
+            bufferevent_free(sock);
+        event_free(c->flush);
+        free(c);
+        return NULL; /* evhttp makes a plain one: not counted, and rare (out of memory) */
+    }
+    evbuffer_add_cb(bufferevent_get_output(c->bev), front_on_conn_out, c);
+    f->n_conns++;
+    if (f->n_conns >= f->cfg->http.max_connections && !f->paused && f->bound) {
+        f->paused = true;
+        evconnlistener_disable(evhttp_bound_socket_get_listener(f->bound));
+        pb_log(PB_LOG_WARN, "event=front_max_connections connections=%d", f->n_conns);
+    }
+    return c->bev;
+}
+
+/* ------------------------------------------------------------------ process */
+
+static bool
+front_is_loopback(const char *host)
+{
+    return strcmp(host, "127.0.0.1") == 0 || strcmp(host, "localhost") == 0 ||
+           strcmp(host, "::1") == 0 || strcmp(host, "[::1]") == 0;
+}
+
+/* Binds http.listen with SO_REUSEPORT, so a reload's new front binds beside the draining one. */
+static int
+front_listen(front *f)
+{
+    const pb_http_conf *h = &f->cfg->http;
+    char host[256];
+    const char *colon = strrchr(h->listen, ':');
+    snprintf(host, sizeof(host), "%.*s", (int)(colon - h->listen), h->listen);
+    int port = atoi(colon + 1);
+    struct evutil_addrinfo hints = {0}, *ai = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_NUMERICSERV;
+    char portstr[8];
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    char *bare = host;
+    if (host[0] == '[') {
+        bare = host + 1;
+        bare[strcspn(bare, "]")] = '\0';
+    }
+    if (evutil_getaddrinfo(bare, portstr, &hints, &ai) != 0 || ai == NULL) {
+        pb_log(PB_LOG_ERROR, "event=front_listen_failed listen=%s why=\"cannot resolve\"",
+               h->listen);
+        return PB_ERR;
+    }
+    struct evconnlistener *l = evconnlistener_new_bind(
+        f->base, NULL, NULL,
+        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_EXEC,
+        1024, ai->ai_addr, (int)ai->ai_addrlen);
+    evutil_freeaddrinfo(ai);
+    if (l == NULL) {
+        pb_log_errno("event=front_listen_failed listen=%s", h->listen);
+        return PB_ERR;
+    }
+    f->bound = evhttp_bind_listener(f->http, l);
+    if (h->n_keys == 0 && !front_is_loopback(bare))
+        pb_log(PB_LOG_WARN,
+               "event=front_no_keys listen=%s note=\"http.keys is empty: anyone "
+               "who can reach this address can use planb\"",
+               h->listen);
+    pb_log(PB_LOG_INFO, "event=front_listen listen=%s keys=%zu max_connections=%d", h->listen,
+           h->n_keys, h->max_connections);
+    return PB_OK;
+}
+
+/* Room for http.max_connections sockets plus our own. */
+static void
+front_raise_fd_limit(int want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t need = (rlim_t)want + FRONT_FD_RESERVE;
+    if (rl.rlim_cur >= need)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? need : rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < need)
+        pb_log(PB_LOG_WARN,
+               "event=front_fd_limit limit=%lu wanted=%lu note=\"raise the hard open-file limit "
+               "(LimitNOFILE) to hold http.max_connections\"",
+               (unsigned long)rl.rlim_cur, (unsigned long)need);
+}
+
+static void
+front_on_drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    front *f = arg;
+    if (f->n_reqs == 0 || pb_mono_ms() >= f->drain_until_mono_ms) {
+        if (f->n_reqs > 0)
+            pb_log(PB_LOG_WARN, "event=front_drain_timeout requests=%d", f->n_reqs);
+        event_base_loopbreak(f->base);
+    }
+}
+
+static void
+front_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    front *f = arg;
+    if (f->draining)
+        return;
+    f->draining = true;
+    f->drain_until_mono_ms = pb_mono_ms() + f->cfg->drain_timeout_ms;
+    pb_log(PB_LOG_INFO, "event=front_drain signal=%d requests=%d", (int)sig, f->n_reqs);
+    if (f->bound) {
+        evhttp_del_accept_socket(f->http, f->bound); /* a reload's new front takes the port */
+        f->bound = NULL;
+    }
+    f->drain_tick = event_new(f->base, -1, EV_PERSIST, front_on_drain_tick, f);
+    struct timeval tv = {0, 100 * 1000};
+    event_add(f->drain_tick, &tv);
+}
+
+int
+pb_front_run(const pb_config *cfg)
+{
+    front *f = pb_xcalloc(1, sizeof(*f));
+    f->cfg = cfg;
+    pb_log_set_role("front");
+    if (!pb_core_child_start()) {
+        free(f);
+        return PB_EXIT_FATAL;
+    }
+    front_raise_fd_limit(cfg->http.max_connections);
+    pb_key_worker_id(f->name, sizeof(f->name), getpid());
+    f->base = event_base_new();
+    f->queue_key = pb_key_queue(cfg->prefix, cfg->queues[cfg->http.queue]);
+    f->workers_key = pb_key_workers(cfg->prefix);
+    f->key_inflight = pb_xcalloc(cfg->http.n_keys + 1, sizeof(int));
+    f->cmd = pb_redis_new(f->base, cfg, "cmd");
+    f->results = pb_resultwait_new(f->base, cfg, f->cmd, f->name);
+    f->streams = pb_streamread_new(f->base, cfg, f->cmd);
+    f->http = evhttp_new(f->base);
+    evhttp_set_max_body_size(f->http, (ev_ssize_t)cfg->http.max_body_bytes);
+    evhttp_set_max_headers_size(f->http, (ev_ssize_t)cfg->http.max_header_bytes);
+    struct timeval tv = {cfg->http.client_timeout_ms / 1000,
+                         (cfg->http.client_timeout_ms % 1000) * 1000};
+    evhttp_set_timeout_tv(f->http, &tv);
+    evhttp_set_allowed_methods(f->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
+    evhttp_set_bevcb(f->http, front_bevcb, f);
+    evhttp_set_gencb(f->http, front_on_request, f);
+    int code = 1; /* a bind failure is retried by the master's respawn backoff */
+    f->sig_term = evsignal_new(f->base, SIGTERM, front_on_signal, f);
+    f->sig_int = evsignal_new(f->base, SIGINT, front_on_signal, f);
+    evsignal_add(f->sig_term, NULL);
+    evsignal_add(f->sig_int, NULL);
+    if (front_listen(f) == PB_OK) {
+        event_base_dispatch(f->base);
+        code = 0;
+    }
+    /* Requests still open at the end (drain timeout): their clients get a closed connection;
+     * their jobs finish unread. */
+    evhttp_free(f->http);
+    pb_streamread_free(f->streams);
+    pb_resultwait_free(f->results);
+    pb_redis_free(f->cmd);
+    for (front_req *r = f->reqs, *next; r; r = next) {
+        next = r->next;
+        r->done = true;
+        r->push_pending = false;
+        front_req_release(r);
+    }
+    if (f->drain_tick)
+        event_free(f->drain_tick);
+    event_free(f->sig_term);
+    event_free(f->sig_int);
+    event_base_free(f->base);
+    free(f->queue_key);
+    free(f->workers_key);
+    free(f->key_inflight);
+    free(f);
+    return code;
+}
