@@ -68,7 +68,6 @@ typedef struct front_req {
     bool pushed;            /* the job is (or was) on the queue */
     bool started;           /* streamed: 200 and headers sent */
     bool done;              /* answered, or the client is gone: nothing more is sent */
-    bool req_freed;         /* evhttp freed (or will free) req */
     pb_wire_chunker chunker;
     struct front_req *prev, *next;
 } front_req;
@@ -168,7 +167,7 @@ front_req_finish(front_req *r)
         evtimer_del(r->timer);
     if (r->eof)
         event_del(r->eof);
-    if (!r->req_freed && r->evcon)
+    if (r->evcon) /* alive: evhttp calls this hook before freeing a connection */
         evhttp_connection_set_closecb(r->evcon, NULL, NULL);
 }
 
@@ -207,7 +206,6 @@ front_on_closed(struct evhttp_connection *evcon, void *arg)
         return;
     if (evhttp_request_get_connection(r->req) == NULL)
         evhttp_request_free(r->req);
-    r->req_freed = true;
     front_req_gone(r, "client_closed");
 }
 
@@ -228,7 +226,6 @@ front_on_client_readable(evutil_socket_t fd, short what, void *arg)
     }
     /* Freeing the connection frees the request too (it is still queued on it). */
     struct evhttp_connection *evcon = r->evcon;
-    r->req_freed = true;
     front_req_gone(r, "client_closed");
     evhttp_connection_free(evcon);
 }
@@ -424,7 +421,6 @@ front_stream_send(front_req *r, pb_buf *out)
     if (bev && evbuffer_get_length(bufferevent_get_output(bev)) > FRONT_MAX_PENDING_OUT) {
         pb_log(PB_LOG_WARN, "event=front_slow_reader id=%s note=\"stream cut\"", r->id);
         struct evhttp_connection *evcon = r->evcon;
-        r->req_freed = true;
         front_req_gone(r, "slow_reader");
         evhttp_connection_free(evcon);
         return;

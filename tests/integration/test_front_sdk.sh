@@ -12,6 +12,7 @@
 # Round 2 has its own Redis, so nothing round 1 left there (breaker counts, cache entries)
 # can change its answers. Without node or the npm registry the test is skipped, saying so.
 . "$(dirname "$0")/../support/world.sh"
+. "$(dirname "$0")/../support/front.sh"
 command -v node >/dev/null || skip "node is not installed (deploy/install-deps.sh installs nodejs)"
 command -v npm >/dev/null || skip "npm is not installed (deploy/install-deps.sh installs npm)"
 DIR=$WORK/sdk
@@ -24,35 +25,6 @@ fi
 KEY=sk-planb-test-1
 KEY_SHA=$(printf %s "$KEY" | sha256sum | cut -d' ' -f1)
 
-# free_port: a loopback TCP port nobody listens on right now.
-free_port() {
-  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-# front_config PORT [KEYS_JSON]: world_config with a top-level "http" section.
-front_config() {
-  world_config | /usr/bin/python3 -c '
-import json, sys
-cfg = json.load(sys.stdin)
-cfg["http"] = {"listen": "127.0.0.1:" + sys.argv[1]}
-if len(sys.argv) > 2:
-    cfg["http"]["keys"] = json.loads(sys.argv[2])
-json.dump(cfg, sys.stdout, indent=1)' "$@"
-}
-healthz_ok() { [ "$(curl -s -m 2 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/healthz")" = 200 ]; }
-# start_front CONFIG PORT: planb serve on CONFIG, waiting until its front door takes requests.
-start_front() {
-  world_planb "$1"
-  PLANB_PID=${WORLD_PIDS[-1]}
-  wait_for 100 0.1 healthz_ok "$2" ||
-    fail "GET /healthz on 127.0.0.1:$2 did not answer 200: $(curl -s -m 2 -i "http://127.0.0.1:$2/healthz")"
-}
-pid_gone() { ! kill -0 "$1" 2>/dev/null; }
-# stop_front: SIGTERM the planb started last and wait until it has exited.
-stop_front() {
-  kill -TERM "$PLANB_PID"
-  wait_for 150 0.1 pid_gone "$PLANB_PID" || fail "planb (pid $PLANB_PID) did not exit on SIGTERM"
-  wait "$PLANB_PID" 2>/dev/null || true
-}
 sdk_checks() { (cd "$DIR" && timeout 120 node sdk_checks.mjs "$@"); }
 
 world_redis
@@ -69,7 +41,7 @@ mv "$WORK/planb.log" "$WORK/planb-round1.log"
 # Round 2: one key, on a fresh Redis.
 world_redis
 PORT2=$(free_port)
-front_config "$PORT2" "[{\"name\": \"web\", \"tenant\": \"acme\", \"sha256\": \"$KEY_SHA\"}]" \
+front_config "$PORT2" "{\"keys\": [{\"name\": \"web\", \"tenant\": \"acme\", \"sha256\": \"$KEY_SHA\"}]}" \
   >"$WORK/front-keys.json"
 grep -q "$KEY_SHA" "$WORK/front-keys.json" || fail "the keyed config lacks the key's sha256"
 ! grep -q "$KEY" "$WORK/front-keys.json" || fail "the config must hold only the key's hash"
