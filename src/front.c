@@ -48,6 +48,8 @@
 #define FRONT_MAX_PENDING_OUT  (1u << 20) /* unsent SSE bytes before a slow reader is cut */
 #define FRONT_FD_RESERVE       256        /* descriptors beyond the connections: Redis, logs */
 #define FRONT_RETRY_AFTER_S    "1"
+#define FRONT_HOLD_MS          2000 /* a request waits this long for Redis before a 503 */
+#define FRONT_HOLD_STEP_MS     10
 #define FRONT_STREAM_PIECE_MAX (64u << 10) /* one SSE event's text, bounded like entries */
 
 typedef struct front front;
@@ -58,16 +60,18 @@ typedef struct front_req {
     struct evhttp_connection *evcon;
     char id[64];
     pb_wire_job job;
-    int key;                /* index into http.keys, -1 none */
-    bool cache_skip;        /* x-planb-cache: skip (the cache header says so) */
-    struct event *timer;    /* the wait's bound: deadline + http.wait_grace_ms */
-    struct event *eof;      /* the client's socket, watched for a hang-up */
-    pb_streamread_sub *sub; /* streamed: the relay */
-    bool waiting;           /* in resultwait */
-    bool push_pending;      /* front_push.lua not answered yet */
-    bool pushed;            /* the job is (or was) on the queue */
-    bool started;           /* streamed: 200 and headers sent */
-    bool done;              /* answered, or the client is gone: nothing more is sent */
+    int key;                    /* index into http.keys, -1 none */
+    bool cache_skip;            /* x-planb-cache: skip (the cache header says so) */
+    struct event *timer;        /* the wait's bound: deadline + http.wait_grace_ms */
+    struct event *eof;          /* the client's socket, watched for a hang-up */
+    pb_streamread_sub *sub;     /* streamed: the relay */
+    bool waiting;               /* in resultwait */
+    bool push_pending;          /* front_push.lua not answered yet */
+    bool pushed;                /* the job is (or was) on the queue */
+    bool started;               /* streamed: 200 and headers sent */
+    bool done;                  /* answered, or the client is gone: nothing more is sent */
+    bool gone;                  /* the client went away unanswered */
+    int64_t hold_until_mono_ms; /* NO_WORKERS is retried until then, then a 503 */
     pb_wire_chunker chunker;
     struct front_req *prev, *next;
 } front_req;
@@ -189,6 +193,7 @@ front_req_gone(front_req *r, const char *why)
 {
     if (r->done)
         return;
+    r->gone = true;
     front_req_finish(r);
     front_cancel_job(r, why);
     front_req_release(r);
@@ -486,6 +491,22 @@ front_on_stream_entry(const redisReply *fields, void *arg)
 
 /* ------------------------------------------------------------------ admission */
 
+static void front_push(front_req *r);
+
+/* The hold of a request refused for NO_WORKERS is over: push again (or let go of it). */
+static void
+front_on_push_again(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    front_req *r = arg;
+    r->push_pending = false;
+    if (r->done)
+        front_req_release(r);
+    else
+        front_push(r);
+}
+
 static void
 front_on_pushed(redisReply *reply, void *arg)
 {
@@ -498,13 +519,20 @@ front_on_pushed(redisReply *reply, void *arg)
     if (ok)
         r->pushed = true;
     if (r->done) {
-        if (ok)
+        if (ok && r->gone)
             front_cancel_job(r, "client_closed"); /* it left while the push was on its way */
         front_req_release(r);
         return;
     }
     if (ok)
         return;
+    if (s && strcmp(s, "NO_WORKERS") == 0 && pb_mono_ms() < r->hold_until_mono_ms) {
+        /* A reload's old workers leave before the new ones beat: hold, don't refuse. */
+        r->push_pending = true; /* the timer holds r */
+        struct timeval tv = {0, FRONT_HOLD_STEP_MS * 5 * 1000};
+        event_base_once(r->f->base, -1, EV_TIMEOUT, front_on_push_again, r, &tv);
+        return;
+    }
     pb_wire_error err;
     if (s && strcmp(s, "RATE_LIMITED") == 0)
         pb_wire_error_set(&err, 429, "rate_limit_error", "rate_limit_exceeded",
@@ -604,8 +632,29 @@ front_options(struct evhttp_request *req, const pb_http_key *key, pb_wire_opts *
     return PB_OK;
 }
 
+static void front_chat(front *f, struct evhttp_request *req, int key, int64_t held_until);
+
+/* A request that came before Redis was ready (a front just started or reconnecting). */
+typedef struct front_held {
+    front *f;
+    struct evhttp_request *req;
+    int key;
+    int64_t until_mono_ms;
+} front_held;
+
 static void
-front_chat(front *f, struct evhttp_request *req, int key)
+front_on_held(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    front_held *h = arg;
+    front_chat(h->f, h->req, h->key, h->until_mono_ms);
+    free(h);
+}
+
+/* Answers one request; held_until > 0 when it already waited for Redis until then. */
+static void
+front_chat(front *f, struct evhttp_request *req, int key, int64_t held_until)
 {
     pb_wire_error err;
     const pb_http_key *k = key >= 0 ? &f->cfg->http.keys[key] : NULL;
@@ -615,7 +664,18 @@ front_chat(front *f, struct evhttp_request *req, int key)
         front_send_error(req, &err);
         return;
     }
-    if (!pb_resultwait_ready(f->results) || !pb_redis_is_up(f->cmd)) {
+    bool ready = pb_resultwait_ready(f->results) && pb_redis_is_up(f->cmd);
+    int64_t now = pb_mono_ms();
+    if (!ready && (held_until == 0 || now < held_until) && !f->draining) {
+        /* Held a moment rather than refused: a reload's new front takes requests as soon as
+         * it binds, a few ms before its connections are up. */
+        front_held *h = pb_xcalloc(1, sizeof(*h));
+        *h = (front_held){f, req, key, held_until ? held_until : now + FRONT_HOLD_MS};
+        struct timeval tv = {0, FRONT_HOLD_STEP_MS * 1000};
+        event_base_once(f->base, -1, EV_TIMEOUT, front_on_held, h, &tv);
+        return;
+    }
+    if (!ready) {
         pb_wire_error_set(&err, 503, "server_error", "redis_unavailable",
                           "the front door is not connected to the queue's Redis");
         front_send_error(req, &err);
@@ -642,6 +702,7 @@ front_chat(front *f, struct evhttp_request *req, int key)
     free(id);
     r->key = key;
     r->cache_skip = opts.cache && strcmp(opts.cache, "skip") == 0;
+    r->hold_until_mono_ms = pb_mono_ms() + FRONT_HOLD_MS;
     snprintf(r->chunker.id, sizeof(r->chunker.id), "chatcmpl-%s", r->id);
     r->chunker.created = (int64_t)time(NULL);
     if (key >= 0)
@@ -713,7 +774,7 @@ front_on_request(struct evhttp_request *req, void *arg)
             front_send_error(req, &err);
             return;
         }
-        front_chat(f, req, key);
+        front_chat(f, req, key, 0);
         return;
     }
     size_t len = 0;
