@@ -22,5 +22,7 @@ pb_cli_check(pb_cli_ctx *ctx, int argc, char **argv)
     const pb_config *cfg = ctx->cfg;
     printf("ok: %zu providers, %zu models, %zu routes, %d workers x %d concurrency\n",
            cfg->n_providers, cfg->n_models, cfg->n_routes, cfg->workers, cfg->concurrency);
+    if (cfg->http.listen)
+        printf("front door: http://%s/v1 (%zu keys)\n", cfg->http.listen, cfg->http.n_keys);
     return PB_CLI_EXIT_OK;
 }
