@@ -104,6 +104,18 @@ if "$BIN/planb" check -c "$WORK/planb-breaker.json" >/dev/null 2>&1; then
   mv "$WORK/planb-breaker.json" "$WORK/planb.json"
 fi
 
+# The OpenAI-compatible front door on a free loopback port (no keys: local use).
+HTTP_PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo 0)
+if [ "$HTTP_PORT" != 0 ]; then
+  sed "s|^  \"cache\":|  \"http\": {\"listen\": \"127.0.0.1:$HTTP_PORT\"},\n  \"cache\":|" \
+    "$WORK/planb.json" >"$WORK/planb-http.json"
+  if "$BIN/planb" check -c "$WORK/planb-http.json" >/dev/null 2>&1; then
+    mv "$WORK/planb-http.json" "$WORK/planb.json"
+  else
+    HTTP_PORT=0
+  fi
+fi
+
 "$BIN/planb" serve -c "$WORK/planb.json" --log-level warn 2>"$WORK/planb.log" &
 PIDS+=($!)
 workers_up() { [ "$(R ZCARD planb:workers)" -gt 0 ]; }
@@ -241,6 +253,21 @@ if R --scan --pattern 'planb:breaker:*' | grep -q .; then
 fi
 run_phase 4 "recovery: the primary answers again" "$PER_PHASE" new "" "$PROBE"
 show_state
+
+if [ "$HTTP_PORT" != 0 ] && command -v curl >/dev/null; then
+  echo
+  echo "-- 5. the same chain through the OpenAI-compatible front door (http://127.0.0.1:$HTTP_PORT/v1)"
+  mock_set gpt-4o '{"mode":"status","status":503}'
+  front_up() { curl -sf -m 2 "http://127.0.0.1:$HTTP_PORT/healthz"; }
+  wait_for 50 0.1 front_up || true
+  curl -s -m 20 -D "$WORK/front.headers" -o "$WORK/front.body" \
+    "http://127.0.0.1:$HTTP_PORT/v1/chat/completions" -H 'Content-Type: application/json' \
+    -d '{"model":"default","messages":[{"role":"user","content":"Hello through the front door"}]}' || true
+  mock_set gpt-4o '{"mode":"ok"}'
+  echo "   POST /v1/chat/completions with the primary down (any OpenAI SDK: baseURL .../v1):"
+  echo "   $(head -n 1 "$WORK/front.headers" | tr -d '\r')  $(grep -i '^x-planb-\(source\|model\|attempts\)' "$WORK/front.headers" | tr -d '\r' | paste -sd' ')"
+  echo "   $(cut -c1-150 "$WORK/front.body")"
+fi
 
 echo
 echo "== summary"
