@@ -32,6 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -235,6 +237,7 @@ front_on_client_readable(evutil_socket_t fd, short what, void *arg)
     evhttp_connection_free(evcon);
 }
 
+/* Readies the client's socket for its answer: TCP_NODELAY, and a watch for a hang-up. */
 static void
 front_watch_client(front_req *r)
 {
@@ -242,6 +245,9 @@ front_watch_client(front_req *r)
     evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
     if (fd < 0)
         return;
+    /* A stream's small events must leave when written, not wait for the client's delayed ACK. */
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     r->eof = event_new(r->f->base, fd, EV_READ, front_on_client_readable, r);
     event_add(r->eof, NULL);
 }
