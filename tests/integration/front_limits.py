@@ -328,6 +328,49 @@ def main():
     check(healthz() and chat("after the stream")[0] == 200, "front unwell after an abandoned stream")
     print("ok gone stream reader")
 
+    # The subscriber connection killed again and again while results are being published:
+    # each resubscription re-reads the waiting requests' result keys, so every answer comes
+    # at once, not after the wait bound (deadline 8 s).
+    import threading
+    mock_set("primary", {"mode": "ok", "latency_ms": 600})
+    answers = []
+
+    def one(i):
+        t0 = time.time()
+        st, h, body = chat(f"through kills {i} {time.time()}")
+        answers.append((st, time.time() - t0))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(10)]
+    for t in threads:
+        t.start()
+    end = time.time() + 1.5
+    while time.time() < end:
+        redis("CLIENT", "KILL", "TYPE", "pubsub")
+        time.sleep(0.05)
+    for t in threads:
+        t.join()
+    check(len(answers) == 10 and all(st == 200 for st, _ in answers), f"answers through kills: {answers}")
+    check(max(d for _, d in answers) < 5, f"an answer waited for its bound: {answers}")
+    print("ok subscriber killed")
+
+    # The stream reader's connection killed mid-stream: it reconnects and resumes from the last
+    # entry it relayed, so the client gets the whole answer once.
+    mock_set("primary", {"mode": "ok", "chunk_interval_ms": 80})
+    words = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima"
+    s = connect()
+    s.sendall(request_bytes({"model": "default", "stream": True, "messages": [{"role": "user", "content": words}]}))
+    time.sleep(0.4)
+    for line in redis("CLIENT", "LIST").split("\n"):
+        if "cmd=xread" in line:
+            redis("CLIENT", "KILL", "ID", line.split("id=", 1)[1].split()[0])
+    st, h, body = read_response(s, timeout=15)
+    text = "".join(json.loads(l[6:])["choices"][0]["delta"].get("content") or ""
+                   for l in body.decode().split("\n") if l.startswith("data: {") and '"choices":[{' in l)
+    check(st == 200 and text == "echo: " + words and body.rstrip().endswith(b"data: [DONE]"),
+          f"stream across a reader kill: {text!r}")
+    mock_set("primary", {"mode": "ok"})
+    print("ok stream reader killed")
+
     check(front_starts() == 1, "the front process restarted (it crashed)")
     print("PASS checks")
 

@@ -4,7 +4,8 @@
 # One worker, and the http limits set small so each can be reached: headers 2048 bytes,
 # body 4096, client_timeout_ms 1000, max_connections 20, max_queue 25, wait_grace_ms 300,
 # and three keys (only their SHA-256 in the config): rpm 3, concurrency 1, none. Then two
-# reloads while requests flow.
+# reloads while requests flow. The Redis connections of the front are killed under it too
+# (its subscriber again and again, its stream reader mid-stream).
 . "$(dirname "$0")/../support/world.sh"
 . "$(dirname "$0")/../support/front.sh"
 sha() { printf %s "$1" | sha256sum | cut -d' ' -f1; }
