@@ -422,24 +422,26 @@ front_stream_start(front_req *r, const redisReply *fields)
     r->started = true;
 }
 
-/* Sends out (SSE events); a reader that let FRONT_MAX_PENDING_OUT pile up is cut off. */
-static void
+/* Sends out (SSE events); a reader that let FRONT_MAX_PENDING_OUT pile up is cut off, and
+ * then false: r is freed. */
+static bool
 front_stream_send(front_req *r, pb_buf *out)
 {
     if (out->len == 0)
-        return;
+        return true;
     struct bufferevent *bev = evhttp_connection_get_bufferevent(r->evcon);
     if (bev && evbuffer_get_length(bufferevent_get_output(bev)) > FRONT_MAX_PENDING_OUT) {
         pb_log(PB_LOG_WARN, "event=front_slow_reader id=%s note=\"stream cut\"", r->id);
         struct evhttp_connection *evcon = r->evcon;
         front_req_gone(r, "slow_reader");
         evhttp_connection_free(evcon);
-        return;
+        return false;
     }
     struct evbuffer *b = evbuffer_new();
     evbuffer_add(b, out->data, out->len);
     evhttp_send_reply_chunk(r->req, b);
     evbuffer_free(b);
+    return true;
 }
 
 /* One entry of the job's answer stream, as chat.completion.chunk events. */
@@ -486,9 +488,9 @@ front_on_stream_entry(const redisReply *fields, void *arg)
     } else if (result != NULL) {
         pb_wire_chunk_end(&r->chunker, result->str, result->len, r->job.include_usage, &out);
     }
-    front_stream_send(r, &out);
+    bool alive = front_stream_send(r, &out);
     pb_buf_free(&out);
-    if (result != NULL && !r->done) {
+    if (alive && result != NULL && !r->done) {
         front_req_finish(r);
         evhttp_send_reply_end(r->req);
         front_req_release(r);
