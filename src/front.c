@@ -746,6 +746,8 @@ front_on_request(struct evhttp_request *req, void *arg)
     pb_wire_error err;
     if (path == NULL)
         path = "";
+    if (f->draining) /* still served (a reload's jobs go to the new workers); then goodbye */
+        front_header(req, "Connection", "close");
     if (strcmp(path, "/healthz") == 0) {
         bool ok = !f->draining && pb_resultwait_ready(f->results) && pb_redis_is_up(f->cmd);
         front_send(req, ok ? 200 : 503, "text/plain", ok ? "ok\n" : "unavailable\n", ok ? 3 : 12);
@@ -776,12 +778,6 @@ front_on_request(struct evhttp_request *req, void *arg)
         return;
     }
     if (chat) {
-        if (f->draining) {
-            pb_wire_error_set(&err, 503, "server_error", "draining",
-                              "this planb front door is shutting down");
-            front_send_error(req, &err);
-            return;
-        }
         front_chat(f, req, key, 0);
         return;
     }
