@@ -843,6 +843,31 @@ dialect_args_text(const pb_mock_request *r, json_object *args)
                : json_object_to_json_string_ext(args, DIALECT_JSON_FLAGS);
 }
 
+/* Fills o as an OpenAI chat.completion (id chatcmpl-mock-<id>, one choice holding msg, taken;
+ * finish_reason after the behaviour's, else natural) and serializes it; o is put. */
+static char *
+dialect_openai_reply(json_object *o, const pb_mock_request *r, unsigned long id, json_object *msg,
+                     const char *natural_finish, long prompt, long completion_tokens, size_t *len)
+{
+    char idbuf[48];
+    snprintf(idbuf, sizeof(idbuf), "chatcmpl-mock-%lu", id);
+    json_object *choice = json_object_new_object();
+    json_object_object_add(choice, "index", json_object_new_int(0));
+    json_object_object_add(choice, "message", msg);
+    json_object_object_add(choice, "finish_reason",
+                           json_object_new_string(dialect_stop_reason(r, natural_finish)));
+    json_object *choices = json_object_new_array();
+    json_object_array_add(choices, choice);
+    json_object_object_add(o, "id", json_object_new_string(idbuf));
+    json_object_object_add(o, "object", json_object_new_string("chat.completion"));
+    json_object_object_add(o, "created", json_object_new_int64((int64_t)time(NULL)));
+    json_object_object_add(o, "model", json_object_new_string(r->model));
+    json_object_object_add(o, "choices", choices);
+    json_object_object_add(
+        o, "usage", dialect_usage("prompt_tokens", prompt, "completion_tokens", completion_tokens));
+    return dialect_take_json(o, len);
+}
+
 /* Fills o as an Anthropic Messages reply (id msg_mock_<id>, content blocks taken, stop_reason
  * after the behaviour's finish_reason, else natural) and serializes it; o is put. */
 static char *
@@ -899,24 +924,11 @@ dialect_tool_json(const pb_mock_request *r, json_object *calls, long prompt, uns
     }
     if (an)
         return dialect_anthropic_reply(o, r, id, list, "tool_use", prompt, 1, len);
-    snprintf(idbuf, sizeof(idbuf), "chatcmpl-mock-%lu", id);
-    json_object *msg = json_object_new_object(), *choice = json_object_new_object();
+    json_object *msg = json_object_new_object();
     json_object_object_add(msg, "role", json_object_new_string("assistant"));
     json_object_object_add(msg, "content", NULL);
     json_object_object_add(msg, "tool_calls", list);
-    json_object_object_add(choice, "index", json_object_new_int(0));
-    json_object_object_add(choice, "message", msg);
-    json_object_object_add(choice, "finish_reason",
-                           json_object_new_string(dialect_stop_reason(r, "tool_calls")));
-    json_object *choices = json_object_new_array();
-    json_object_array_add(choices, choice);
-    json_object_object_add(o, "id", json_object_new_string(idbuf));
-    json_object_object_add(o, "object", json_object_new_string("chat.completion"));
-    json_object_object_add(o, "model", json_object_new_string(r->model));
-    json_object_object_add(o, "choices", choices);
-    json_object_object_add(o, "usage",
-                           dialect_usage("prompt_tokens", prompt, "completion_tokens", 1));
-    return dialect_take_json(o, len);
+    return dialect_openai_reply(o, r, id, msg, "tool_calls", prompt, 1, len);
 }
 
 /* The result text of the tool results the conversation ends with, or NULL when it ends
@@ -965,7 +977,6 @@ dialect_chat_json(const pb_mock_request *r, const char *text, size_t text_len, l
     long words = dialect_words_n(text, text_len);
     json_object *o = json_object_new_object();
     json_object *content = json_object_new_string_len(text, (int)text_len);
-    char idbuf[48];
     if (r->api == PB_MOCK_API_ANTHROPIC) {
         json_object *blk = json_object_new_object();
         json_object_object_add(blk, "type", json_object_new_string("text"));
@@ -974,25 +985,10 @@ dialect_chat_json(const pb_mock_request *r, const char *text, size_t text_len, l
         json_object_array_add(arr, blk);
         return dialect_anthropic_reply(o, r, id, arr, "end_turn", prompt, words, len);
     }
-    snprintf(idbuf, sizeof(idbuf), "chatcmpl-mock-%lu", id);
     json_object *msg = json_object_new_object();
     json_object_object_add(msg, "role", json_object_new_string("assistant"));
     json_object_object_add(msg, "content", content);
-    json_object *choice = json_object_new_object();
-    json_object_object_add(choice, "index", json_object_new_int(0));
-    json_object_object_add(choice, "message", msg);
-    json_object_object_add(choice, "finish_reason",
-                           json_object_new_string(dialect_stop_reason(r, "stop")));
-    json_object *choices = json_object_new_array();
-    json_object_array_add(choices, choice);
-    json_object_object_add(o, "id", json_object_new_string(idbuf));
-    json_object_object_add(o, "object", json_object_new_string("chat.completion"));
-    json_object_object_add(o, "created", json_object_new_int64((int64_t)time(NULL)));
-    json_object_object_add(o, "model", json_object_new_string(r->model));
-    json_object_object_add(o, "choices", choices);
-    json_object_object_add(o, "usage",
-                           dialect_usage("prompt_tokens", prompt, "completion_tokens", words));
-    return dialect_take_json(o, len);
+    return dialect_openai_reply(o, r, id, msg, "stop", prompt, words, len);
 }
 
 /* Appends filler words until out holds n more bytes. */

@@ -47,12 +47,11 @@
 #include "planb/streamread.h"
 #include "planb/wire.h"
 
-#define FRONT_MAX_PENDING_OUT  (1u << 20) /* unsent SSE bytes before a slow reader is cut */
-#define FRONT_FD_RESERVE       256        /* descriptors beyond the connections: Redis, logs */
-#define FRONT_RETRY_AFTER_S    "1"
-#define FRONT_HOLD_MS          2000 /* a request waits this long for Redis before a 503 */
-#define FRONT_HOLD_STEP_MS     10
-#define FRONT_STREAM_PIECE_MAX (64u << 10) /* one SSE event's text, bounded like entries */
+#define FRONT_MAX_PENDING_OUT (1u << 20) /* unsent SSE bytes before a slow reader is cut */
+#define FRONT_FD_RESERVE      256        /* descriptors beyond the connections: Redis, logs */
+#define FRONT_RETRY_AFTER_S   "1"
+#define FRONT_HOLD_MS         2000 /* a request waits this long for Redis before a 503 */
+#define FRONT_HOLD_STEP_MS    10
 
 typedef struct front front;
 
@@ -89,6 +88,8 @@ struct front {
     char name[PB_KEY_WORKER_ID_MAX]; /* "host:pid" */
     char *queue_key;
     char *workers_key;
+    size_t sse_max;    /* one entry's SSE events: an entry's text (up to a whole cached answer)
+                          JSON-escaped, with room for the chunk around it */
     int n_conns;       /* client connections open */
     bool paused;       /* the listener waits for a connection to close */
     int *key_inflight; /* per http.keys entry: its requests in progress */
@@ -177,15 +178,22 @@ front_req_finish(front_req *r)
         evhttp_connection_set_closecb(r->evcon, NULL, NULL);
 }
 
+/* LREM of the job's exact bytes from the queue: 1 when no worker had taken it (fn gets r). */
+static void
+front_lrem(front_req *r, pb_redis_fn fn)
+{
+    const char *argv[] = {"LREM", r->f->queue_key, "1", r->job.json};
+    size_t lens[] = {4, strlen(r->f->queue_key), 1, r->job.len};
+    pb_redis_command(r->f->cmd, fn, fn ? r : NULL, 4, argv, lens);
+}
+
 /* LREM of the job from the queue: no worker took it, so nobody will run it. */
 static void
 front_cancel_job(front_req *r, const char *why)
 {
     if (!r->pushed || r->job.json == NULL)
         return;
-    const char *argv[] = {"LREM", r->f->queue_key, "1", r->job.json};
-    size_t lens[] = {4, strlen(r->f->queue_key), 1, r->job.len};
-    pb_redis_command(r->f->cmd, NULL, NULL, 4, argv, lens);
+    front_lrem(r, NULL);
     pb_log(PB_LOG_INFO, "event=front_cancel id=%s why=%s", r->id, why);
 }
 
@@ -254,8 +262,10 @@ front_watch_client(front_req *r)
 
 /* ------------------------------------------------------------------ answers */
 
+/* The x-planb-* headers of an answer. A stream's go out with its first entry, before its
+ * attempts and latency are known: only a full answer (full) has those. */
 static void
-front_meta_headers(front_req *r, const pb_wire_meta *m)
+front_meta_headers(front_req *r, const pb_wire_meta *m, bool full)
 {
     char num[32];
     front_header(r->req, "x-request-id", r->id);
@@ -265,11 +275,13 @@ front_meta_headers(front_req *r, const pb_wire_meta *m)
         front_header(r->req, "x-planb-model", m->model);
     if (m->provider[0])
         front_header(r->req, "x-planb-provider", m->provider);
-    snprintf(num, sizeof(num), "%d", m->attempts);
-    front_header(r->req, "x-planb-attempts", num);
     front_header(r->req, "x-planb-cache", r->cache_skip ? "skip" : m->cache);
-    snprintf(num, sizeof(num), "%ld", m->latency_ms);
-    front_header(r->req, "x-planb-latency-ms", num);
+    if (full) {
+        snprintf(num, sizeof(num), "%d", m->attempts);
+        front_header(r->req, "x-planb-attempts", num);
+        snprintf(num, sizeof(num), "%ld", m->latency_ms);
+        front_header(r->req, "x-planb-latency-ms", num);
+    }
     if (strcmp(m->source, "degraded") == 0) {
         front_header(r->req, "x-planb-degraded", "true");
         front_header(r->req, "x-should-retry", "false"); /* planb already retried */
@@ -318,10 +330,8 @@ front_on_timeout_lrem(redisReply *reply, void *arg)
 static void
 front_timed_out(front_req *r)
 {
-    const char *argv[] = {"LREM", r->f->queue_key, "1", r->job.json};
-    size_t lens[] = {4, strlen(r->f->queue_key), 1, r->job.len};
     r->push_pending = true; /* holds r until the reply */
-    pb_redis_command(r->f->cmd, front_on_timeout_lrem, r, 4, argv, lens);
+    front_lrem(r, front_on_timeout_lrem);
 }
 
 /* A non-streamed request's result (NULL: a bounded wait found none stored). */
@@ -348,7 +358,7 @@ front_on_result(const char *result, size_t len, void *arg)
                           "the job's result is unreadable");
         front_send_error(r->req, &err);
     } else {
-        front_meta_headers(r, &meta);
+        front_meta_headers(r, &meta, true);
         front_send(r->req, status, "application/json", body, body_len);
     }
     free(body);
@@ -397,24 +407,8 @@ front_stream_start(front_req *r, const redisReply *fields)
     memset(&m, 0, sizeof(m));
     snprintf(m.source, sizeof(m.source), "%s", front_field_str(fields, "source"));
     snprintf(m.model, sizeof(m.model), "%s", front_field_str(fields, "model"));
-    char num[8];
-    front_header(r->req, "x-request-id", r->id);
-    if (m.source[0])
-        front_header(r->req, "x-planb-source", m.source);
-    if (m.model[0])
-        front_header(r->req, "x-planb-model", m.model);
-    const char *s = m.source;
-    front_header(r->req, "x-planb-cache",
-                 r->cache_skip                      ? "skip"
-                 : strcmp(s, "cache") == 0          ? "hit"
-                 : strcmp(s, "semantic_cache") == 0 ? "semantic_hit"
-                 : strcmp(s, "stale_cache") == 0    ? "stale"
-                                                    : "miss");
-    if (strcmp(s, "degraded") == 0) {
-        front_header(r->req, "x-planb-degraded", "true");
-        front_header(r->req, "x-should-retry", "false");
-    }
-    (void)num;
+    snprintf(m.cache, sizeof(m.cache), "%s", pb_wire_cache_status(m.source));
+    front_meta_headers(r, &m, false);
     front_header(r->req, "Content-Type", "text/event-stream");
     front_header(r->req, "Cache-Control", "no-cache");
     snprintf(r->chunker.model, sizeof(r->chunker.model), "%s", m.model[0] ? m.model : r->job.model);
@@ -444,6 +438,29 @@ front_stream_send(front_req *r, pb_buf *out)
     return true;
 }
 
+/* A stream that ends before any answer began is an invalid job: answered as a plain 400
+ * (true: r is freed). An answer without a start (never expected) streams as usual. */
+static bool
+front_stream_refused(front_req *r, const redisReply *result)
+{
+    int status = 500;
+    char *body = NULL;
+    size_t len = 0;
+    pb_wire_meta meta;
+    if (pb_wire_completion(result->str, result->len, r->job.model, r->chunker.created, &status,
+                           &body, &len, &meta) != PB_OK ||
+        status == 200) {
+        free(body);
+        return false;
+    }
+    front_req_finish(r);
+    front_header(r->req, "x-request-id", r->id);
+    front_send(r->req, status, "application/json", body, len);
+    free(body);
+    front_req_release(r);
+    return true;
+}
+
 /* One entry of the job's answer stream, as chat.completion.chunk events. */
 static void
 front_on_stream_entry(const redisReply *fields, void *arg)
@@ -454,29 +471,12 @@ front_on_stream_entry(const redisReply *fields, void *arg)
     const char *type = front_field_str(fields, "type");
     const redisReply *result = strcmp(type, "end") == 0 ? front_field(fields, "result") : NULL;
     if (!r->started) {
-        if (result != NULL) {
-            /* Ended before any answer began: an invalid job, which is a plain 400. */
-            int status = 500;
-            char *body = NULL;
-            size_t len = 0;
-            pb_wire_meta meta;
-            front_req_finish(r);
-            if (pb_wire_completion(result->str, result->len, r->job.model, r->chunker.created,
-                                   &status, &body, &len, &meta) == PB_OK &&
-                status != 200) {
-                front_header(r->req, "x-request-id", r->id);
-                front_send(r->req, status, "application/json", body, len);
-                free(body);
-                front_req_release(r);
-                return;
-            }
-            free(body);
-            r->done = false; /* an answer with no start (not expected): stream it anyway */
-        }
+        if (result != NULL && front_stream_refused(r, result))
+            return;
         front_stream_start(r, fields);
     }
     pb_buf out;
-    pb_buf_init(&out, FRONT_STREAM_PIECE_MAX * 4);
+    pb_buf_init(&out, r->f->sse_max);
     if (strcmp(type, "delta") == 0) {
         const redisReply *t = front_field(fields, "text");
         if (t)
@@ -997,6 +997,7 @@ pb_front_run(const pb_config *cfg)
     f->base = event_base_new();
     f->queue_key = pb_key_queue(cfg->prefix, cfg->queues[cfg->http.queue]);
     f->workers_key = pb_key_workers(cfg->prefix);
+    f->sse_max = 6 * cfg->limits.reply_max_bytes + (64u << 10); /* \u00XX is 6 bytes */
     f->key_inflight = pb_xcalloc(cfg->http.n_keys + 1, sizeof(int));
     f->cmd = pb_redis_new(f->base, cfg, "cmd");
     f->results = pb_resultwait_new(f->base, cfg, f->cmd, f->name);

@@ -458,6 +458,18 @@ pb_job_parse(const char *raw, size_t len, const pb_config *cfg, pb_request **out
     json_object *root = pb_job_tokenize(raw, len, err);
     if (root == NULL)
         return PB_ERR;
+    int rc = pb_job_parse_object(root, len, cfg, out, bad_id, err);
+    json_object_put(root);
+    return rc;
+}
+
+int
+pb_job_parse_object(json_object *root, size_t len, const pb_config *cfg, pb_request **out,
+                    char **bad_id, pb_error *err)
+{
+    *out = NULL;
+    if (bad_id != NULL)
+        *bad_id = NULL;
     pb_request *req = pb_xcalloc(1, sizeof(*req));
     req->max_tokens = -1;
     req->temperature = NAN;
@@ -470,7 +482,6 @@ pb_job_parse(const char *raw, size_t len, const pb_config *cfg, pb_request **out
         pb_request_parse_params(req, job_field(root, "params"), len, err) == PB_OK &&
         job_parse_options(req, root, cfg, err) == PB_OK)
         rc = PB_OK;
-    json_object_put(root);
     if (rc != PB_OK) {
         /* The id is parsed first, so any later error can still be reported under it. */
         if (bad_id != NULL && req->id != NULL)

@@ -204,9 +204,17 @@ pb_wire_job_from_body(const char *body, size_t len, const pb_config *cfg, const 
                                json_object_new_int64(opts->submitted_at_ms));
     size_t n = 0;
     const char *text = json_object_to_json_string_length(job, WIRE_JSON_FLAGS, &n);
+    if (n > cfg->limits.job_max_bytes) {
+        pb_wire_error_set(err, 400, "invalid_request_error", "too_large",
+                          "the request makes a job of %zu bytes, limit %zu", n,
+                          cfg->limits.job_max_bytes);
+        goto out;
+    }
+    /* The job is checked as built (the body was tokenized as strictly as a job is), so its
+     * text is not parsed a second time here; the worker parses that text as its job. */
     pb_request *req = NULL;
     char *bad_id = NULL;
-    if (pb_job_parse(text, n, cfg, &req, &bad_id, &jerr) != PB_OK) {
+    if (pb_job_parse_object(job, n, cfg, &req, &bad_id, &jerr) != PB_OK) {
         free(bad_id);
         wire_error_from_job(err, &jerr);
         goto out;
@@ -264,6 +272,15 @@ wire_str(json_object *o, const char *key, const char *def)
     return def;
 }
 
+const char *
+pb_wire_cache_status(const char *source)
+{
+    return strcmp(source, "cache") == 0            ? "hit"
+           : strcmp(source, "semantic_cache") == 0 ? "semantic_hit"
+           : strcmp(source, "stale_cache") == 0    ? "stale"
+                                                   : "miss";
+}
+
 static void
 wire_meta(json_object *res, pb_wire_meta *meta)
 {
@@ -273,12 +290,7 @@ wire_meta(json_object *res, pb_wire_meta *meta)
     snprintf(meta->source, sizeof(meta->source), "%s", wire_str(res, "source", ""));
     snprintf(meta->model, sizeof(meta->model), "%s", wire_str(res, "model", ""));
     snprintf(meta->provider, sizeof(meta->provider), "%s", wire_str(res, "provider", ""));
-    const char *src = meta->source;
-    snprintf(meta->cache, sizeof(meta->cache), "%s",
-             strcmp(src, "cache") == 0            ? "hit"
-             : strcmp(src, "semantic_cache") == 0 ? "semantic_hit"
-             : strcmp(src, "stale_cache") == 0    ? "stale"
-                                                  : "miss");
+    snprintf(meta->cache, sizeof(meta->cache), "%s", pb_wire_cache_status(meta->source));
     if (json_object_object_get_ex(res, "attempts", &a) && json_object_is_type(a, json_type_array))
         meta->attempts = (int)json_object_array_length(a);
     if (json_object_object_get_ex(res, "latency_ms", &l))

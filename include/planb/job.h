@@ -37,6 +37,11 @@ char *pb_job_new_id(void);
  * could be read, *bad_id is set to a copy of it (caller frees), else NULL. */
 int pb_job_parse(const char *raw, size_t len, const pb_config *cfg, pb_request **out, char **bad_id,
                  pb_error *err);
+/* The same checks on a job already tokenized (root is borrowed; len: its serialized size, which
+ * the params bounds count): the front door validates the job it built without parsing its
+ * text again. The size limit is the caller's (pb_job_parse checks it before tokenizing). */
+int pb_job_parse_object(json_object *root, size_t len, const pb_config *cfg, pb_request **out,
+                        char **bad_id, pb_error *err);
 
 typedef enum { PB_STATUS_OK, PB_STATUS_DEGRADED, PB_STATUS_INVALID } pb_status;
 typedef enum {

@@ -60,6 +60,9 @@ typedef struct pb_wire_meta {
     long latency_ms;   /* claim -> finish */
 } pb_wire_meta;
 
+/* x-planb-cache of a result's source: hit, semantic_hit, stale or miss. */
+const char *pb_wire_cache_status(const char *source);
+
 /* A stored result as the answer to a non-streamed request: status 200 with a
  * chat.completion, or (an invalid job) 400 with an error object. *body is new (caller
  * frees). model: the body's model, used when no model answered. PB_ERR when the result is

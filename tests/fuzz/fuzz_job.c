@@ -10,31 +10,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_config.h"
 #include "planb/cache.h"
 #include "planb/config.h"
 #include "planb/job.h"
 #include "planb/provider.h"
-
-/* Small limits so the fuzzer reaches every bound quickly. */
-static const char fuzz_config[] =
-    "{\"providers\": {\"p\": {\"type\": \"openai\", \"base_url\": \"http://127.0.0.1:1/v1\"}},"
-    " \"models\": {\"m1\": {\"provider\": \"p\"}, \"m2\": {\"provider\": \"p\", \"tier\": 2}},"
-    " \"routes\": {\"default\": {\"chain\": [\"m1\", \"m2\"]}, \"other\": {\"chain\": [\"m2\"]}},"
-    " \"limits\": {\"job_max_bytes\": 65536, \"max_messages\": 16, \"meta_max_bytes\": 1024,"
-    " \"id_max_bytes\": 64}}";
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static pb_config *cfg;
-    if (cfg == NULL) {
-        pb_error err = {0};
-        cfg = pb_config_parse(fuzz_config, &err);
-        if (cfg == NULL)
-            abort();
-    }
+    const pb_config *cfg = fuzz_config();
     /* An exact-size copy: a read past the end is an ASan report, not luck. */
     char *raw = malloc(size ? size : 1);
     if (size)
