@@ -258,7 +258,7 @@ pb_provider_tokens(json_object *usage, const char *key)
     if (!json_object_object_get_ex(usage, key, &v) || !json_object_is_type(v, json_type_int))
         return -1;
     int64_t n = json_object_get_int64(v);
-    return n < 0 ? -1 : (long)n;
+    return n < 0 ? -1 : n > PB_PROVIDER_TOKENS_MAX ? (long)PB_PROVIDER_TOKENS_MAX : (long)n;
 }
 
 static char

@@ -95,7 +95,10 @@ json_object *pb_provider_parse_object(const char *body, size_t len, pb_error *er
 /* The "text" of an array of {"type":"text","text":...} parts, concatenated; NULL when that is
  * empty. Caller frees. */
 char *pb_provider_join_text(json_object *parts);
-/* usage[key] when it is a non-negative integer, else -1. usage may be NULL. */
+/* usage[key] when it is a non-negative integer, saturated at PB_PROVIDER_TOKENS_MAX, else -1
+ * (unknown): a count from outside, bounded so that sums of counts (prompt + cached, stats)
+ * cannot overflow. usage may be NULL. */
+#define PB_PROVIDER_TOKENS_MAX 1000000000000LL /* 10^12: no reply has this many */
 long pb_provider_tokens(json_object *usage, const char *key);
 /* True when the first 4 KiB of body contain one of needles (lowercase, NULL-terminated list),
  * ignoring ASCII case. body may hold NULs. */

@@ -352,6 +352,18 @@ Test(anthropic, parse_usage_absent_or_odd)
     pb_provider_completion_free(&c);
 }
 
+/* Counts saturate at PB_PROVIDER_TOKENS_MAX: summing huge ones into prompt_tokens once
+ * overflowed (found by fuzz_anthropic). */
+Test(anthropic, parse_usage_beyond_bounds)
+{
+    pb_completion c;
+    cr_assert_eq(th_fixture_parse(&pb_provider_anthropic, "good_huge_usage.json", &c, NULL), PB_OK);
+    cr_assert_eq(c.prompt_tokens, 10 + 2 * PB_PROVIDER_TOKENS_MAX);
+    cr_assert_eq(c.cached_tokens, PB_PROVIDER_TOKENS_MAX);
+    cr_assert_eq(c.completion_tokens, PB_PROVIDER_TOKENS_MAX);
+    pb_provider_completion_free(&c);
+}
+
 Test(anthropic, parse_bad_replies)
 {
     th_expect_bad_reply(&pb_provider_anthropic, "error_200.json", "error object");
