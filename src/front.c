@@ -52,8 +52,11 @@
 #define FRONT_RETRY_AFTER_S   "1"
 #define FRONT_HOLD_MS         2000 /* a request waits this long for Redis before a 503 */
 #define FRONT_HOLD_STEP_MS    10
+#define FRONT_DRAIN_QUIET_MS  250  /* the drain also waits for connections this long idle */
+#define FRONT_BACKLOG         1024 /* connections the kernel queues while no front accepts */
 
 typedef struct front front;
+typedef struct front_conn front_conn;
 
 typedef struct front_req {
     front *f;
@@ -88,12 +91,13 @@ struct front {
     char name[PB_KEY_WORKER_ID_MAX]; /* "host:pid" */
     char *queue_key;
     char *workers_key;
-    size_t sse_max;    /* one entry's SSE events: an entry's text (up to a whole cached answer)
-                          JSON-escaped, with room for the chunk around it */
-    int n_conns;       /* client connections open */
-    bool paused;       /* the listener waits for a connection to close */
-    int *key_inflight; /* per http.keys entry: its requests in progress */
-    front_req *reqs;   /* every request in progress (for the drain) */
+    size_t sse_max; /* one entry's SSE events: an entry's text (up to a whole cached answer)
+                       JSON-escaped, with room for the chunk around it */
+    int n_conns;    /* client connections open */
+    int64_t conn_activity_mono_ms; /* a connection was accepted or moved bytes */
+    bool paused;                   /* the listener waits for a connection to close */
+    int *key_inflight;             /* per http.keys entry: its requests in progress */
+    front_req *reqs;               /* every request in progress (for the drain) */
     int n_reqs;
     bool draining;
     int64_t drain_until_mono_ms;
@@ -178,23 +182,34 @@ front_req_finish(front_req *r)
         evhttp_connection_set_closecb(r->evcon, NULL, NULL);
 }
 
-/* LREM of the job's exact bytes from the queue: 1 when no worker had taken it (fn gets r). */
+/* LREM of the job's exact bytes from the queue: 1 when no worker had taken it. */
 static void
-front_lrem(front_req *r, pb_redis_fn fn)
+front_lrem(front_req *r, pb_redis_fn fn, void *arg)
 {
     const char *argv[] = {"LREM", r->f->queue_key, "1", r->job.json};
     size_t lens[] = {4, strlen(r->f->queue_key), 1, r->job.len};
-    pb_redis_command(r->f->cmd, fn, fn ? r : NULL, 4, argv, lens);
+    pb_redis_command(r->f->cmd, fn, arg, 4, argv, lens);
 }
 
-/* LREM of the job from the queue: no worker took it, so nobody will run it. */
+/* A gone client's LREM answered (arg: "id=... why=..."): 1 is a job taken off the queue
+ * before any worker claimed it; 0, a worker has it and it finishes unread. */
+static void
+front_on_cancel_lrem(redisReply *reply, void *arg)
+{
+    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1)
+        pb_log(PB_LOG_INFO, "event=front_cancel %s", (char *)arg);
+    free(arg);
+}
+
+/* Takes the job of a gone client off the queue, if no worker took it yet. */
 static void
 front_cancel_job(front_req *r, const char *why)
 {
     if (!r->pushed || r->job.json == NULL)
         return;
-    front_lrem(r, NULL);
-    pb_log(PB_LOG_INFO, "event=front_cancel id=%s why=%s", r->id, why);
+    char what[sizeof(r->id) + 64];
+    snprintf(what, sizeof(what), "id=%s why=%s", r->id, why);
+    front_lrem(r, front_on_cancel_lrem, pb_xstrdup(what));
 }
 
 /* The client went away before its answer. */
@@ -331,7 +346,7 @@ static void
 front_timed_out(front_req *r)
 {
     r->push_pending = true; /* holds r until the reply */
-    front_lrem(r, front_on_timeout_lrem);
+    front_lrem(r, front_on_timeout_lrem, r);
 }
 
 /* A non-streamed request's result (NULL: a bounded wait found none stored). */
@@ -801,11 +816,12 @@ front_on_request(struct evhttp_request *req, void *arg)
 /* ------------------------------------------------------------------ connections */
 
 /* One client connection's bookkeeping, freed with its bufferevent. */
-typedef struct front_conn {
+struct front_conn {
     front *f;
     struct bufferevent *bev; /* the filter evhttp uses */
     struct event *flush;     /* pushes its output on to the socket (see front_on_conn_out) */
-} front_conn;
+    struct event *writable;  /* a full socket can take more (see front_conn_write) */
+};
 
 /* A client connection closed (its filter bufferevent is being freed). */
 static void
@@ -814,6 +830,8 @@ front_on_conn_freed(void *arg)
     front_conn *c = arg;
     front *f = c->f;
     event_free(c->flush);
+    if (c->writable)
+        event_free(c->writable);
     free(c);
     f->n_conns--;
     if (f->paused && f->n_conns < f->cfg->http.max_connections && f->bound) {
@@ -822,13 +840,53 @@ front_on_conn_freed(void *arg)
     }
 }
 
+/* Runs a turn after output was added, or when a full socket can take more. evhttp may have
+ * freed the connection meanwhile (bufferevent_free clears the callbacks; the memory goes
+ * later): flushing it then would free it a second time. */
 static void
 front_on_conn_flush(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     front_conn *c = arg;
-    bufferevent_flush(c->bev, EV_WRITE, BEV_NORMAL);
+    bufferevent_data_cb readcb, writecb;
+    bufferevent_event_cb eventcb;
+    void *cbarg;
+    bufferevent_getcb(c->bev, &readcb, &writecb, &eventcb, &cbarg);
+    if (eventcb != NULL)
+        bufferevent_flush(c->bev, EV_WRITE, BEV_NORMAL);
+}
+
+/* The filter's output filter: bytes go from the filter straight into the kernel, and only
+ * those the kernel took leave the filter. evhttp hears "written" when the filter is empty,
+ * and then frees a Connection: close connection, shutting its socket down: had the bytes
+ * gone on to the socket's bufferevent first, the reply would be cut off unsent. A full
+ * socket keeps the rest here and waits for c->writable. */
+static enum bufferevent_filter_result
+front_conn_write(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t limit,
+                 enum bufferevent_flush_mode mode, void *arg)
+{
+    (void)dst;
+    (void)limit;
+    (void)mode;
+    front_conn *c = arg;
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    while (fd >= 0 && evbuffer_get_length(src) > 0) {
+        int n = evbuffer_write(src, fd);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            return BEV_ERROR; /* the client is gone: its read side or the timeout says so */
+        if (n <= 0)
+            break;
+    }
+    if (evbuffer_get_length(src) == 0)
+        return BEV_OK;
+    if (c->writable == NULL)
+        c->writable = event_new(c->f->base, fd, EV_WRITE, front_on_conn_flush, c);
+    if (c->writable)
+        event_add(c->writable, NULL);
+    return BEV_NEED_MORE;
 }
 
 /* libevent 2.1's filter moves output on only when bytes are added while writing is enabled,
@@ -836,6 +894,16 @@ front_on_conn_flush(evutil_socket_t fd, short what, void *arg)
  * a flush on the next loop turn, when writing is on. (The filter's callbacks are deferred
  * for the same reason: run at once, its "written" callback would reach evhttp before evhttp
  * has said what to do when the reply is out, and a keep-alive connection would hang.) */
+/* Bytes from a client: a request may be on its way (the drain waits for it). */
+static void
+front_on_conn_in(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)buf;
+    front_conn *c = arg;
+    if (info->n_added > 0)
+        c->f->conn_activity_mono_ms = pb_mono_ms();
+}
+
 static void
 front_on_conn_out(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
@@ -843,6 +911,8 @@ front_on_conn_out(struct evbuffer *buf, const struct evbuffer_cb_info *info, voi
     front_conn *c = arg;
     if (info->n_added > 0)
         event_active(c->flush, EV_TIMEOUT, 0);
+    if (info->n_added > 0 || info->n_deleted > 0) /* a reply on its way out (the drain waits) */
+        c->f->conn_activity_mono_ms = pb_mono_ms();
 }
 
 /* Every accepted connection's bufferevent: a socket one under a pass-through filter, only
@@ -856,7 +926,7 @@ front_bevcb(struct event_base *base, void *arg)
     c->f = f;
     c->flush = event_new(base, -1, 0, front_on_conn_flush, c);
     struct bufferevent *sock = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    c->bev = sock ? bufferevent_filter_new(sock, NULL, NULL,
+    c->bev = sock ? bufferevent_filter_new(sock, NULL, front_conn_write,
                                            BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS,
                                            front_on_conn_freed, c)
                   : NULL;
@@ -868,7 +938,9 @@ front_bevcb(struct event_base *base, void *arg)
         return NULL; /* evhttp makes a plain one: not counted, and rare (out of memory) */
     }
     evbuffer_add_cb(bufferevent_get_output(c->bev), front_on_conn_out, c);
+    evbuffer_add_cb(bufferevent_get_input(c->bev), front_on_conn_in, c);
     f->n_conns++;
+    f->conn_activity_mono_ms = pb_mono_ms();
     if (f->n_conns >= f->cfg->http.max_connections && !f->paused && f->bound) {
         f->paused = true;
         evconnlistener_disable(evhttp_bound_socket_get_listener(f->bound));
@@ -879,48 +951,73 @@ front_bevcb(struct event_base *base, void *arg)
 
 /* ------------------------------------------------------------------ process */
 
+/* The host of "host:port" or "[v6]:port", brackets removed (config.c checked the shape). */
+static void
+front_listen_host(const char *listen, char *out, size_t n)
+{
+    const char *colon = strrchr(listen, ':');
+    const char *host = listen;
+    int len = (int)(colon - listen);
+    if (host[0] == '[') {
+        host++;
+        len -= 2;
+    }
+    snprintf(out, n, "%.*s", len < 0 ? 0 : len, host);
+}
+
 static bool
 front_is_loopback(const char *host)
 {
     return strcmp(host, "127.0.0.1") == 0 || strcmp(host, "localhost") == 0 ||
-           strcmp(host, "::1") == 0 || strcmp(host, "[::1]") == 0;
+           strcmp(host, "::1") == 0;
 }
 
-/* Binds http.listen with SO_REUSEPORT, so a reload's new front binds beside the draining one. */
-static int
-front_listen(front *f)
+/* The master binds http.listen once and keeps the socket across reloads and respawns:
+ * every front accepts from the one queue of the kernel, so a reload's new front takes the
+ * connections the old one stopped accepting (none is refused or reset in between). */
+int
+pb_front_bind(const pb_http_conf *h)
 {
-    const pb_http_conf *h = &f->cfg->http;
-    char host[256];
+    char bare[256];
+    front_listen_host(h->listen, bare, sizeof(bare));
     const char *colon = strrchr(h->listen, ':');
-    snprintf(host, sizeof(host), "%.*s", (int)(colon - h->listen), h->listen);
-    int port = atoi(colon + 1);
     struct evutil_addrinfo hints = {0}, *ai = NULL;
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_NUMERICSERV;
-    char portstr[8];
-    snprintf(portstr, sizeof(portstr), "%d", port);
-    char *bare = host;
-    if (host[0] == '[') {
-        bare = host + 1;
-        bare[strcspn(bare, "]")] = '\0';
-    }
-    if (evutil_getaddrinfo(bare, portstr, &hints, &ai) != 0 || ai == NULL) {
+    if (evutil_getaddrinfo(bare, colon + 1, &hints, &ai) != 0 || ai == NULL) {
         pb_log(PB_LOG_ERROR, "event=front_listen_failed listen=%s why=\"cannot resolve\"",
                h->listen);
-        return PB_ERR;
+        return -1;
     }
-    struct evconnlistener *l = evconnlistener_new_bind(
-        f->base, NULL, NULL,
-        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_EXEC,
-        1024, ai->ai_addr, (int)ai->ai_addrlen);
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        bind(fd, ai->ai_addr, (socklen_t)ai->ai_addrlen) != 0 || listen(fd, FRONT_BACKLOG) != 0) {
+        pb_log_errno("event=front_listen_failed listen=%s", h->listen);
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+    }
     evutil_freeaddrinfo(ai);
+    return fd;
+}
+
+/* Serves the listening socket inherited from the master (closing our copy on drain leaves
+ * the master's open). */
+static int
+front_listen(front *f, int listen_fd)
+{
+    const pb_http_conf *h = &f->cfg->http;
+    struct evconnlistener *l =
+        evconnlistener_new(f->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE, 0, listen_fd);
     if (l == NULL) {
         pb_log_errno("event=front_listen_failed listen=%s", h->listen);
         return PB_ERR;
     }
     f->bound = evhttp_bind_listener(f->http, l);
+    char bare[256];
+    front_listen_host(h->listen, bare, sizeof(bare));
     if (h->n_keys == 0 && !front_is_loopback(bare))
         pb_log(PB_LOG_WARN,
                "event=front_no_keys listen=%s note=\"http.keys is empty: anyone "
@@ -956,7 +1053,12 @@ front_on_drain_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     front *f = arg;
-    if (f->n_reqs == 0 || pb_mono_ms() >= f->drain_until_mono_ms) {
+    int64_t now = pb_mono_ms();
+    /* Done when every connection has closed (a draining front's replies close theirs), or
+     * when no request is in progress and no connection moved a byte for a moment: a
+     * request on its way in is read and answered, a reply on its way out is written. */
+    bool quiet = f->n_conns == 0 || now - f->conn_activity_mono_ms >= FRONT_DRAIN_QUIET_MS;
+    if (f->n_conns == 0 || (f->n_reqs == 0 && quiet) || now >= f->drain_until_mono_ms) {
         if (f->n_reqs > 0)
             pb_log(PB_LOG_WARN, "event=front_drain_timeout requests=%d", f->n_reqs);
         event_base_loopbreak(f->base);
@@ -974,7 +1076,7 @@ front_on_signal(evutil_socket_t sig, short what, void *arg)
     f->drain_until_mono_ms = pb_mono_ms() + f->cfg->drain_timeout_ms;
     pb_log(PB_LOG_INFO, "event=front_drain signal=%d requests=%d", (int)sig, f->n_reqs);
     if (f->bound) {
-        evhttp_del_accept_socket(f->http, f->bound); /* a reload's new front takes the port */
+        evhttp_del_accept_socket(f->http, f->bound); /* the next front takes the queue */
         f->bound = NULL;
     }
     f->drain_tick = event_new(f->base, -1, EV_PERSIST, front_on_drain_tick, f);
@@ -983,7 +1085,7 @@ front_on_signal(evutil_socket_t sig, short what, void *arg)
 }
 
 int
-pb_front_run(const pb_config *cfg)
+pb_front_run(const pb_config *cfg, int listen_fd)
 {
     front *f = pb_xcalloc(1, sizeof(*f));
     f->cfg = cfg;
@@ -1011,12 +1113,12 @@ pb_front_run(const pb_config *cfg)
     evhttp_set_allowed_methods(f->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
     evhttp_set_bevcb(f->http, front_bevcb, f);
     evhttp_set_gencb(f->http, front_on_request, f);
-    int code = 1; /* a bind failure is retried by the master's respawn backoff */
+    int code = 1; /* retried by the master's respawn backoff */
     f->sig_term = evsignal_new(f->base, SIGTERM, front_on_signal, f);
     f->sig_int = evsignal_new(f->base, SIGINT, front_on_signal, f);
     evsignal_add(f->sig_term, NULL);
     evsignal_add(f->sig_int, NULL);
-    if (front_listen(f) == PB_OK) {
+    if (front_listen(f, listen_fd) == PB_OK) {
         event_base_dispatch(f->base);
         code = 0;
     }

@@ -17,7 +17,12 @@
  *                then SIGKILL; exit 0 when all are gone.
  *   SIGHUP       re-read and validate the config; a bad one is refused and the old
  *                workers keep serving; a good one starts new workers and drains
- *                the old ones (their SIGCHLD is not respawned). */
+ *                the old ones (their SIGCHLD is not respawned).
+ *
+ * The master also holds the front door's listening socket (pb_front_bind): bound once at
+ * start, kept across reloads (rebound only when http.listen changes) and front respawns,
+ * closed at drain. A front accepts from it while it runs; between an old front and its
+ * successor, connections wait in the kernel's queue instead of being refused. */
 #include "planb/master.h"
 
 #include <errno.h>
@@ -62,6 +67,7 @@ typedef struct master {
     bool draining;
     int64_t kill_at_mono_ms; /* drain: SIGKILL stragglers at this time */
     int exit_code;
+    int listen_fd;    /* http.listen's socket, or -1 */
     int reap_pipe[2]; /* dead worker ids to the monitor; the master keeps both ends open, so
                          ids written while the monitor restarts wait for the next one */
 } master;
@@ -93,12 +99,15 @@ master_spawn(master *m, int slot)
     }
     if (pid == 0) {
         bool is_monitor = slot == m->n_workers;
+        bool is_front = slot > m->n_workers;
         close(m->reap_pipe[1]);
         if (!is_monitor)
             close(m->reap_pipe[0]);
-        int code = is_monitor            ? pb_monitor_run(m->cfg, m->reap_pipe[0])
-                   : slot > m->n_workers ? pb_front_run(m->cfg)
-                                         : pb_worker_run(m->cfg, slot);
+        if (!is_front && m->listen_fd >= 0)
+            close(m->listen_fd);
+        int code = is_monitor ? pb_monitor_run(m->cfg, m->reap_pipe[0])
+                   : is_front ? pb_front_run(m->cfg, m->listen_fd)
+                              : pb_worker_run(m->cfg, slot);
         _exit(code);
     }
     m->slots[slot].pid = pid;
@@ -127,6 +136,14 @@ master_alive(const master *m)
 }
 
 static void
+master_close_listener(master *m)
+{
+    if (m->listen_fd >= 0)
+        close(m->listen_fd);
+    m->listen_fd = -1;
+}
+
+static void
 master_start_drain(master *m, const char *why)
 {
     if (m->draining)
@@ -135,6 +152,7 @@ master_start_drain(master *m, const char *why)
     m->kill_at_mono_ms = pb_mono_ms() + m->cfg->drain_timeout_ms + MASTER_KILL_MARGIN_MS;
     pb_log(PB_LOG_INFO, "event=drain why=%s workers=%d", why, master_alive(m));
     master_signal_all(m, SIGTERM);
+    master_close_listener(m); /* new connections are refused once the front let go too */
 }
 
 static bool
@@ -211,6 +229,21 @@ master_reload(master *m)
                err.msg);
         return;
     }
+    /* A new http.listen is bound before anything stops, so a port in use refuses the reload. */
+    const char *was = m->cfg->http.listen, *now = next->http.listen;
+    bool moved = (was == NULL) != (now == NULL) || (was && strcmp(was, now) != 0);
+    int listen_fd = moved && now ? pb_front_bind(&next->http) : m->listen_fd;
+    if (moved && now && listen_fd < 0) {
+        pb_log(PB_LOG_ERROR,
+               "event=reload_refused error=\"cannot listen on http.listen %s\" note=\"old config "
+               "keeps serving\"",
+               now);
+        pb_config_free(next);
+        return;
+    }
+    if (moved)
+        master_close_listener(m);
+    m->listen_fd = listen_fd;
 
     /* Old workers drain (they finish or hand back their jobs) while new ones start. */
     for (int i = 0; i < m->n_slots; i++) {
@@ -257,6 +290,12 @@ pb_master_run(const char *config_path, pb_config *cfg)
     m->cfg = cfg;
     master_size_slots(m);
     pb_log_set_role("master");
+    m->listen_fd = cfg->http.listen ? pb_front_bind(&cfg->http) : -1;
+    if (cfg->http.listen && m->listen_fd < 0) {
+        pb_config_free(cfg);
+        free(m);
+        return PB_EXIT_FATAL;
+    }
     if (pipe2(m->reap_pipe, O_CLOEXEC) != 0) {
         pb_log_errno("event=pipe_failed");
         m->reap_pipe[0] = m->reap_pipe[1] = -1;
@@ -312,6 +351,7 @@ pb_master_run(const char *config_path, pb_config *cfg)
     int code = m->exit_code;
     pb_log(PB_LOG_INFO, "event=master_exit code=%d", code);
     pb_config_free(m->cfg);
+    master_close_listener(m);
     close(m->reap_pipe[0]);
     close(m->reap_pipe[1]);
     free(m);

@@ -10,8 +10,12 @@
 
 #include "planb/config.h"
 
-/* Runs the front door until SIGTERM/SIGINT (then drains its requests for up to
- * drain_timeout_ms); returns the process exit code. */
-int pb_front_run(const pb_config *cfg);
+/* Binds and listens on h->listen (non-blocking, close-on-exec); the master calls it and
+ * keeps the socket across reloads and respawns. Returns the fd, or -1 (logged). */
+int pb_front_bind(const pb_http_conf *h);
+
+/* Runs the front door on listen_fd until SIGTERM/SIGINT (then drains its requests for up
+ * to drain_timeout_ms); returns the process exit code. */
+int pb_front_run(const pb_config *cfg, int listen_fd);
 
 #endif
