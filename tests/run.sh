@@ -7,7 +7,8 @@
 #    sanitizer report fails the test (CTest FAIL_REGULAR_EXPRESSION).
 # 4. libFuzzer targets (clang, ASan+UBSan), FUZZ_SECONDS each (default 30): tests/fuzz/run.sh.
 # 5. clang-format check of every C file.
-# Every test starts its own redis-server and planb-mock on free loopback ports.
+# Every test starts its own redis-server and planb-mock on free loopback ports. Their temp
+# dirs (logs kept for reading after a failure) go under build/test-tmp/, emptied each run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -16,6 +17,9 @@ ROOT=$(pwd)
 
 JOBS=$(nproc)
 status=0
+export TMPDIR=$ROOT/build/test-tmp
+rm -rf "$TMPDIR"
+mkdir -p "$TMPDIR"
 
 echo "== build (RelWithDebInfo)"
 cmake -S "$ROOT" -B "$ROOT/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

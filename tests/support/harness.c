@@ -2,7 +2,8 @@
  *
  * Each server runs as a child of the test process in its own temp dir
  * ($TMPDIR or /tmp, planb-test-<kind>-XXXXXX, kept after the test so its log
- * can be read after a failure). Children get PR_SET_PDEATHSIG(SIGKILL) and
+ * can be read after a failure; tests/run.sh sets TMPDIR to build/test-tmp/, which it
+ * empties at each run). Children get PR_SET_PDEATHSIG(SIGKILL) and
  * lose every inherited descriptor but stdio, so a crashed test leaves no
  * servers and no stray pipe ends behind. Ports never race: redis gets a port
  * the kernel just handed out (and is retried on another one if it cannot
