@@ -33,7 +33,7 @@ json_object *pb_job_tokenize(const char *raw, size_t len, pb_error *err);
 char *pb_job_new_id(void);
 
 /* Parses and validates raw job bytes against cfg. On success *out is set (caller
- * frees with pb_job_free). On failure err holds "CODE sentence" and, when an id
+ * frees with pb_request_free). On failure err holds "CODE sentence" and, when an id
  * could be read, *bad_id is set to a copy of it (caller frees), else NULL. */
 int pb_job_parse(const char *raw, size_t len, const pb_config *cfg, pb_request **out, char **bad_id,
                  pb_error *err);

@@ -37,12 +37,6 @@
 static th_proc redis_p, mock_p, planb_p;
 static const char *cache_mode = "skip"; /* the jobs' "cache" field */
 
-#define BENCH_TOOLS                                                                                \
-    "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"description\":"    \
-    "\"Weather of a "                                                                              \
-    "city\",\"parameters\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":"               \
-    "\"string\"}},\"required\":[\"city\"]}}}]"
-
 static bool tools_mix; /* push_jobs writes the tool-calling mix of run 1b */
 
 /* Job i of run (text, or one turn of a tool-calling conversation) into buf. */
@@ -50,25 +44,10 @@ static void
 bench_job(char *buf, size_t cap, const char *run, int i, void *arg)
 {
     (void)arg;
-    if (!tools_mix)
-        th_plain_job(buf, cap, run, i, &cache_mode);
-    else if (i % 2 == 0)
-        snprintf(
-            buf, cap,
-            "{\"id\":\"%s-%d\",\"submitted_at_ms\":%lld,\"cache\":\"%s\",\"messages\":"
-            "[{\"role\":\"user\",\"content\":\"Weather in city %d?\"}],\"params\":{" BENCH_TOOLS
-            ",\"tool_choice\":\"auto\"}}",
-            run, i, (long long)wall_ms(), cache_mode, i);
+    if (tools_mix)
+        th_tool_job(buf, cap, run, i, &cache_mode);
     else
-        snprintf(buf, cap,
-                 "{\"id\":\"%s-%d\",\"submitted_at_ms\":%lld,\"cache\":\"%s\",\"messages\":"
-                 "[{\"role\":\"user\",\"content\":\"Weather in city %d?\"},{\"role\":\"assistant\","
-                 "\"content\":null,\"tool_calls\":[{\"id\":\"call_%d\",\"type\":\"function\","
-                 "\"function\":{\"name\":\"get_weather\",\"arguments\":\"{\\\"city\\\":\\\"c%d\\\"}"
-                 "\"}}]},"
-                 "{\"role\":\"tool\",\"tool_call_id\":\"call_%d\",\"content\":\"18C\"}],"
-                 "\"params\":{" BENCH_TOOLS "}}",
-                 run, i, (long long)wall_ms(), cache_mode, i, i, i, i);
+        th_plain_job(buf, cap, run, i, &cache_mode);
 }
 
 /* CPU time (user + system, ms) of process pid, or of its children too when children. */

@@ -55,6 +55,38 @@ th_plain_job(char *buf, size_t cap, const char *run, int i, void *arg)
              run, i, (long long)wall_ms(), cache_mode, run, i);
 }
 
+/* A tool the tool-calling jobs offer (OpenAI's shape). */
+#define TH_TOOLS                                                                                   \
+    "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"description\":"    \
+    "\"Weather of a "                                                                              \
+    "city\",\"parameters\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":"               \
+    "\"string\"}},\"required\":[\"city\"]}}}]"
+
+/* One turn of a tool-calling conversation, "cache": *(const char **)arg: an even i is a
+ * first turn (params.tools, tool_choice), an odd i a second (the assistant's tool_calls and
+ * the tool's result, with the tools again), as an app sends them. */
+static inline void
+th_tool_job(char *buf, size_t cap, const char *run, int i, void *arg)
+{
+    const char *cache_mode = *(const char **)arg;
+    if (i % 2 == 0)
+        snprintf(buf, cap,
+                 "{\"id\":\"%s-%d\",\"submitted_at_ms\":%lld,\"cache\":\"%s\",\"messages\":"
+                 "[{\"role\":\"user\",\"content\":\"Weather in city %d?\"}],\"params\":{" TH_TOOLS
+                 ",\"tool_choice\":\"auto\"}}",
+                 run, i, (long long)wall_ms(), cache_mode, i);
+    else
+        snprintf(buf, cap,
+                 "{\"id\":\"%s-%d\",\"submitted_at_ms\":%lld,\"cache\":\"%s\",\"messages\":"
+                 "[{\"role\":\"user\",\"content\":\"Weather in city %d?\"},{\"role\":\"assistant\","
+                 "\"content\":null,\"tool_calls\":[{\"id\":\"call_%d\",\"type\":\"function\","
+                 "\"function\":{\"name\":\"get_weather\",\"arguments\":\"{\\\"city\\\":\\\"c%d\\\"}"
+                 "\"}}]},"
+                 "{\"role\":\"tool\",\"tool_call_id\":\"call_%d\",\"content\":\"18C\"}],"
+                 "\"params\":{" TH_TOOLS "}}",
+                 run, i, (long long)wall_ms(), cache_mode, i, i, i, i);
+}
+
 /* Pushes n jobs "<run>-<i>" written by write, 500 per LPUSH. */
 static inline void
 push_jobs(redisContext *rc, const char *run, int n, th_job_writer write, void *arg)
