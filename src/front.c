@@ -94,7 +94,7 @@ struct front {
     size_t sse_max; /* one entry's SSE events: an entry's text (up to a whole cached answer)
                        JSON-escaped, with room for the chunk around it */
     int n_conns;    /* client connections open */
-    int64_t conn_activity_mono_ms; /* a connection was accepted or moved bytes */
+    int64_t conn_activity_mono_ms; /* draining: the drain began, or a connection moved bytes */
     bool paused;                   /* the listener waits for a connection to close */
     int *key_inflight;             /* per http.keys entry: its requests in progress */
     front_req *reqs;               /* every request in progress (for the drain) */
@@ -889,21 +889,29 @@ front_conn_write(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t limit,
     return BEV_NEED_MORE;
 }
 
-/* libevent 2.1's filter moves output on only when bytes are added while writing is enabled,
- * and evhttp adds a reply first and enables writing after: so every addition also asks for
- * a flush on the next loop turn, when writing is on. (The filter's callbacks are deferred
- * for the same reason: run at once, its "written" callback would reach evhttp before evhttp
- * has said what to do when the reply is out, and a keep-alive connection would hang.) */
-/* Bytes from a client: a request may be on its way (the drain waits for it). */
+/* A connection moved bytes while the front drains: a request on its way in, or a reply on
+ * its way out, which the drain waits for. (Not timed before the drain: no need.) */
+static void
+front_conn_active(front *f)
+{
+    if (f->draining)
+        f->conn_activity_mono_ms = pb_mono_ms();
+}
+
 static void
 front_on_conn_in(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
     (void)buf;
     front_conn *c = arg;
     if (info->n_added > 0)
-        c->f->conn_activity_mono_ms = pb_mono_ms();
+        front_conn_active(c->f);
 }
 
+/* libevent 2.1's filter moves output on only when bytes are added while writing is enabled,
+ * and evhttp adds a reply first and enables writing after: so every addition also asks for
+ * a flush on the next loop turn, when writing is on. (The filter's callbacks are deferred
+ * for the same reason: run at once, its "written" callback would reach evhttp before evhttp
+ * has said what to do when the reply is out, and a keep-alive connection would hang.) */
 static void
 front_on_conn_out(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
@@ -911,8 +919,8 @@ front_on_conn_out(struct evbuffer *buf, const struct evbuffer_cb_info *info, voi
     front_conn *c = arg;
     if (info->n_added > 0)
         event_active(c->flush, EV_TIMEOUT, 0);
-    if (info->n_added > 0 || info->n_deleted > 0) /* a reply on its way out (the drain waits) */
-        c->f->conn_activity_mono_ms = pb_mono_ms();
+    if (info->n_added > 0 || info->n_deleted > 0)
+        front_conn_active(c->f);
 }
 
 /* Every accepted connection's bufferevent: a socket one under a pass-through filter, only
@@ -940,7 +948,6 @@ front_bevcb(struct event_base *base, void *arg)
     evbuffer_add_cb(bufferevent_get_output(c->bev), front_on_conn_out, c);
     evbuffer_add_cb(bufferevent_get_input(c->bev), front_on_conn_in, c);
     f->n_conns++;
-    f->conn_activity_mono_ms = pb_mono_ms();
     if (f->n_conns >= f->cfg->http.max_connections && !f->paused && f->bound) {
         f->paused = true;
         evconnlistener_disable(evhttp_bound_socket_get_listener(f->bound));
@@ -1073,7 +1080,8 @@ front_on_signal(evutil_socket_t sig, short what, void *arg)
     if (f->draining)
         return;
     f->draining = true;
-    f->drain_until_mono_ms = pb_mono_ms() + f->cfg->drain_timeout_ms;
+    f->conn_activity_mono_ms = pb_mono_ms(); /* a connection accepted just now gets its turn */
+    f->drain_until_mono_ms = f->conn_activity_mono_ms + f->cfg->drain_timeout_ms;
     pb_log(PB_LOG_INFO, "event=front_drain signal=%d requests=%d", (int)sig, f->n_reqs);
     if (f->bound) {
         evhttp_del_accept_socket(f->http, f->bound); /* the next front takes the queue */

@@ -232,8 +232,8 @@ master_reload(master *m)
     /* A new http.listen is bound before anything stops, so a port in use refuses the reload. */
     const char *was = m->cfg->http.listen, *now = next->http.listen;
     bool moved = (was == NULL) != (now == NULL) || (was && strcmp(was, now) != 0);
-    int listen_fd = moved && now ? pb_front_bind(&next->http) : m->listen_fd;
-    if (moved && now && listen_fd < 0) {
+    int listen_fd = !moved ? m->listen_fd : now ? pb_front_bind(&next->http) : -1;
+    if (now && listen_fd < 0) {
         pb_log(PB_LOG_ERROR,
                "event=reload_refused error=\"cannot listen on http.listen %s\" note=\"old config "
                "keeps serving\"",

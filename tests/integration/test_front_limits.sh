@@ -81,6 +81,15 @@ moved_config "$NEW_PORT"
 kill -HUP "$PLANB_PID"
 wait_for 50 0.1 healthz_ok "$NEW_PORT" || fail "the front did not move to port $NEW_PORT"
 wait_for 50 0.1 eval '! healthz_ok "$PORT"' || fail "the old port $PORT still answers"
+# ...and a reload without http.listen stops the front door; the workers serve on, and one
+# more reload puts it back on that port.
+/usr/bin/python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); del c["http"]["listen"]; json.dump(c,open(sys.argv[1],"w"))' "$WORK/front.json"
+kill -HUP "$PLANB_PID"
+wait_for 50 0.1 eval '! healthz_ok "$NEW_PORT"' || fail "the front still answers without http.listen"
+kill -0 "$PLANB_PID" && wait_for 50 0.1 world_has_workers || fail "planb stopped when the front door was removed"
+moved_config "$NEW_PORT"
+kill -HUP "$PLANB_PID"
+wait_for 50 0.1 healthz_ok "$NEW_PORT" || fail "the front did not come back on port $NEW_PORT"
 # libevent's own warnings (a descriptor closed under an event, a bufferevent freed twice)
 # are bugs of ours.
 ! grep '^\[warn\]' "$WORK"/planb*.log || fail "libevent warned (above)"
