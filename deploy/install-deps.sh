@@ -3,7 +3,7 @@
 # Idempotent: only missing packages are installed (apt-get, as root or via sudo).
 set -euo pipefail
 PKGS="build-essential cmake pkg-config clang-format curl libhiredis-dev libevent-dev
-      libcurl4-openssl-dev libjson-c-dev libssl-dev libstemmer-dev libcriterion-dev redis-server
+      libcurl4-openssl-dev libjson-c-dev libssl-dev libstemmer-dev libjemalloc-dev libcriterion-dev redis-server
       redis-tools redis-sentinel clang libclang-rt-14-dev
       python3-redis iproute2 procps"
 missing=()
