@@ -11,8 +11,9 @@
  *      is run 1's jobs again. Prints each round's jobs/s and the ratio of the best tools
  *      round to the best plain round (best of, so a neighbour's CPU burst on a shared
  *      machine does not decide it): the price of parsing, translating and answering tools.
- *      Each round also prints the CPU time per job of planb's processes and of the mock
- *      (/proc), and planb_cpu_ratio = plain CPU per job / tools CPU per job.
+ *      Each round also prints the CPU time per job of planb's processes, of the mock and of
+ *      Redis (/proc); planb_cpu_ratio = planb's plain CPU per job / its tools CPU per job, and
+ *      all_cpu_ratio the same over all three (what the machine spends, whoever spends it).
  *   2. primary down: the primary answers 500 to every call (breaker on, default
  *      config); the same N jobs, timed the same way; prints jobs/s and its ratio
  *      to run 1 (after the first few jobs the breaker skips the primary).
@@ -145,7 +146,8 @@ main(int argc, char **argv)
     double ok_rate = jobs / ((t1 - t0) / 1000.0);
 
     /* 1b. the tool-calling mix against plain text on the same planb, alternating rounds */
-    double best_tools = 0, best_plain = 0, cpu_tools = 0, cpu_plain = 0;
+    double best_tools = 0, best_plain = 0, cpu_tools = 0, cpu_plain = 0, all_tools = 0,
+           all_plain = 0;
     long target = jobs;
     for (int round = 0; round < rounds; round++) {
         for (int kind = 0; kind < 2; kind++) {
@@ -157,7 +159,8 @@ main(int argc, char **argv)
                                "\"arguments\":{\"city\":\"Paris\"}}]}");
             tools_mix = kind == 0;
             target += jobs;
-            double c0 = cpu_ms(planb_p.pid, true), m0 = cpu_ms(mock_p.pid, false);
+            double c0 = cpu_ms(planb_p.pid, true), m0 = cpu_ms(mock_p.pid, false),
+                   r0 = cpu_ms(redis_p.pid, false);
             t0 = now_ms();
             push_jobs(rc, tag, jobs, bench_job, NULL);
             done = wait_jobs(rc, target, 300000);
@@ -165,12 +168,14 @@ main(int argc, char **argv)
             double rate = jobs / ((t1 - t0) / 1000.0);
             double planb_us = (cpu_ms(planb_p.pid, true) - c0) * 1000.0 / jobs;
             double mock_us = (cpu_ms(mock_p.pid, false) - m0) * 1000.0 / jobs;
+            double redis_us = (cpu_ms(redis_p.pid, false) - r0) * 1000.0 / jobs;
             *(kind ? &cpu_plain : &cpu_tools) += planb_us / rounds;
+            *(kind ? &all_plain : &all_tools) += (planb_us + mock_us + redis_us) / rounds;
             printf(
                 "bench_jobs %s round=%d jobs=%d done=%s jobs_per_s=%.0f planb_cpu_us_per_job=%.1f "
-                "mock_cpu_us_per_job=%.1f\n",
+                "mock_cpu_us_per_job=%.1f redis_cpu_us_per_job=%.1f\n",
                 kind ? "plain_text" : "tool_calling_mix", round, jobs, done ? "yes" : "NO", rate,
-                planb_us, mock_us);
+                planb_us, mock_us, redis_us);
             if (kind == 0 && rate > best_tools)
                 best_tools = rate;
             if (kind == 1 && rate > best_plain)
@@ -180,10 +185,10 @@ main(int argc, char **argv)
     tools_mix = false;
     latency_percentiles(rc, "t0", jobs, jobs > 10000 ? 10 : 1, true, &p50, &p99);
     printf("bench_jobs tool_calling_mix workers=%d jobs=%d rounds=%d best_jobs_per_s=%.0f "
-           "best_plain_jobs_per_s=%.0f ratio_to_plain_text=%.2f planb_cpu_ratio=%.2f p50_ms=%ld "
-           "p99_ms=%ld\n",
+           "best_plain_jobs_per_s=%.0f ratio_to_plain_text=%.2f planb_cpu_ratio=%.2f "
+           "all_cpu_ratio=%.2f p50_ms=%ld p99_ms=%ld\n",
            workers, jobs, rounds, best_tools, best_plain, best_tools / best_plain,
-           cpu_plain / cpu_tools, p50, p99);
+           cpu_plain / cpu_tools, all_plain / all_tools, p50, p99);
     fflush(stdout);
     th_proc_stop(&planb_p, 10000);
 
