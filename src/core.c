@@ -108,6 +108,14 @@ pb_mono_ms(void)
 }
 
 int64_t
+pb_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t
 pb_wall_ms(void)
 {
     return core_clock_ms(CLOCK_REALTIME);

@@ -45,6 +45,9 @@
                                      script's server answers (BUSY) */
 #define REDIS_SENTINEL_ASK_MS 500 /* one sentinel's answer to get-master-addr-by-name */
 #define REDIS_IP_MAX          64  /* INET6_ADDRSTRLEN plus room */
+#define REDIS_FLUSH_AFTER_US                                                                       \
+    200 /* a command queued this long within one busy loop turn is written without waiting for     \
+           the turn to end */
 
 struct pb_redis {
     struct event_base *base;
@@ -62,6 +65,7 @@ struct pb_redis {
     int hint_port;
     int handshake_left;       /* handshake replies still awaited */
     int64_t ping_sent_ms;     /* monotonic send time of the outstanding PING, 0 none */
+    int64_t queued_since_us;  /* monotonic time the output buffer stopped being empty */
     char ip[REDIS_IP_MAX];    /* address being connected to */
     int port;                 /* its port */
     struct event *retry;      /* reconnect / attempt-deadline timer */
@@ -675,6 +679,28 @@ redis_on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     free(d);
 }
 
+/* hiredis writes queued commands when the loop next polls, after the current turn. A turn
+ * busy with hundreds of stream chunks (each queuing an XADD) would hold the first chunk's
+ * XADD for the whole turn, so a buffer older than REDIS_FLUSH_AFTER_US is written here.
+ * Only the write: a failure is left in the context for the write event, which hiredis then
+ * handles (disconnect, callbacks) from the loop, never from inside a caller. */
+static void
+redis_flush_if_stale(pb_redis *r, bool was_empty)
+{
+    int64_t now = pb_mono_us();
+    if (was_empty) {
+        r->queued_since_us = now;
+        return;
+    }
+    if (now - r->queued_since_us < REDIS_FLUSH_AFTER_US)
+        return;
+    redisContext *c = &r->ac->c;
+    int done = 0;
+    if (redisBufferWrite(c, &done) == REDIS_OK && done && r->ac->ev.delWrite)
+        r->ac->ev.delWrite(r->ac->ev.data);
+    r->queued_since_us = now; /* what a partial write left is as old as now, at worst */
+}
+
 void
 pb_redis_command(pb_redis *r, pb_redis_fn fn, void *arg, int argc, const char **argv,
                  const size_t *lens)
@@ -686,10 +712,13 @@ pb_redis_command(pb_redis *r, pb_redis_fn fn, void *arg, int argc, const char **
     redis_deferred *d = pb_xmalloc(sizeof(*d));
     d->fn = fn;
     d->arg = arg;
+    bool was_empty = sdslen(r->ac->c.obuf) == 0;
     if (redisAsyncCommandArgv(r->ac, redis_on_reply, d, argc, argv, lens) != REDIS_OK) {
         free(d);
         redis_fail_later(r, fn, arg);
+        return;
     }
+    redis_flush_if_stale(r, was_empty);
 }
 
 static void

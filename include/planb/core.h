@@ -45,6 +45,8 @@ bool pb_core_child_start(void);
 /* Milliseconds on the monotonic clock (durations) and the wall clock (stamps). */
 int64_t pb_mono_ms(void);
 int64_t pb_wall_ms(void);
+/* Microseconds on the monotonic clock (short bounds inside one loop turn). */
+int64_t pb_mono_us(void);
 
 /* Aborts with file:line even in release builds. */
 #define pb_assert(cond) ((cond) ? (void)0 : pb_assert_fail(#cond, __FILE__, __LINE__))
