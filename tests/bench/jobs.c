@@ -4,26 +4,29 @@
  *   1. zero latency: pushes N jobs (pipelined LPUSH) and times first push ->
  *      last result (planb:stats "jobs" reaching N); prints jobs/s and p50/p99
  *      of each job's queued_ms + latency_ms.
- *   1b. tool-calling mix against plain text, same planb right after run 1, in alternating
- *      rounds (3; 2 with --quick) of N jobs each: a tools round has the primary answer with
- *      tool calls and alternates a first turn (params.tools, tool_choice) with a second turn
- *      (the assistant's tool_calls and the tool result, answered with text); a plain round
- *      is run 1's jobs again. Prints each round's jobs/s and the ratio of the best tools
- *      round to the best plain round (best of, so a neighbour's CPU burst on a shared
- *      machine does not decide it): the price of parsing, translating and answering tools.
- *      Each round also prints the CPU time per job of planb's processes, of the mock and of
- *      Redis (/proc); planb_cpu_ratio = planb's plain CPU per job / its tools CPU per job, and
- *      all_cpu_ratio the same over all three (what the machine spends, whoever spends it).
+ *   1b. tool-calling mix against plain text, same planb right after run 1, in R rounds (30;
+ *      6 with --quick) of one run of M jobs (3000; 1000 with --quick) of each kind, the order
+ *      flipped every round: a tools run has the primary answer with tool calls and alternates
+ *      a first turn (params.tools, tool_choice) with a second turn (the assistant's tool_calls
+ *      and the tool result, answered with text); a plain run is run 1's jobs again. A run's
+ *      jobs are written before its clock starts, and its results deleted after it
+ *      (drop_results). Prints each round's two jobs/s and their ratio, then
+ *      ratio_to_plain_text: the median of the rounds' ratios (the price of parsing,
+ *      translating and answering tools), their spread and the best-of figures, and the CPU
+ *      time per job of planb's processes + the mock + Redis (/proc) for each kind;
+ *      planb_cpu_ratio = planb's plain CPU per job / its tools CPU per job, and all_cpu_ratio
+ *      the same over all three (what the machine spends, whoever spends it).
  *   2. primary down: the primary answers 500 to every call (breaker on, default
  *      config); the same N jobs, timed the same way; prints jobs/s and its ratio
  *      to run 1 (after the first few jobs the breaker skips the primary).
- *   3. slow upstream: the mock answers after 2 s; pushes M jobs at once and
+ *   3. slow upstream: the mock answers after 2 s; pushes S jobs at once and
  *      prints the completion time and the peak RSS (VmHWM) summed over workers.
  * A benchmark: prints figures, fails only when it cannot run.
  * Jobs are distinct questions with "cache": "skip" unless --cache use, which adds the
  * cache lookup (a miss and a store per job) to the measured path.
- *   bench_jobs [--quick] [--jobs N] [--slow-jobs M] [--workers W] [--cache use|skip]
- *   (M = 0 skips run 3) */
+ *   bench_jobs [--quick] [--jobs N] [--rounds R] [--mix-jobs M] [--slow-jobs S]
+ *              [--workers W] [--cache use|skip]
+ *   (S = 0 skips run 3) */
 #include <dirent.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -37,6 +40,15 @@
 
 static th_proc redis_p, mock_p, planb_p;
 static const char *cache_mode = "skip"; /* the jobs' "cache" field */
+
+#define MIX_ROUNDS_MAX 200
+
+static int
+cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
 
 static bool tools_mix; /* push_jobs writes the tool-calling mix of run 1b */
 
@@ -106,22 +118,29 @@ start_planb(int workers, int concurrency, int timeout_ms)
 int
 main(int argc, char **argv)
 {
-    int jobs = 100000, slow_jobs = 10000, workers = 2, rounds = 3;
+    int jobs = 100000, slow_jobs = 10000, workers = 2, rounds = 30, mix_jobs = 3000;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {
             jobs = 5000;
             slow_jobs = 1000;
-            rounds = 2;
+            rounds = 6;
+            mix_jobs = 1000;
         } else if (strcmp(argv[i], "--jobs") == 0 && i + 1 < argc) {
             jobs = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--slow-jobs") == 0 && i + 1 < argc) {
             slow_jobs = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) {
             workers = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) {
+            rounds = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--mix-jobs") == 0 && i + 1 < argc) {
+            mix_jobs = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--cache") == 0 && i + 1 < argc) {
             cache_mode = argv[++i];
         }
     }
+    rounds = rounds < 1 ? 1 : rounds > MIX_ROUNDS_MAX ? MIX_ROUNDS_MAX : rounds;
+    mix_jobs = mix_jobs < 100 ? 100 : mix_jobs;
     setenv("PB_BENCH_KEY", "bench-key", 1);
     if (th_redis_start(&redis_p, NULL) != 0 || th_mock_start(&mock_p, NULL) != 0) {
         fprintf(stderr, "bench_jobs: cannot start redis/mock\n");
@@ -143,14 +162,20 @@ main(int argc, char **argv)
            workers, jobs, done ? "yes" : "NO", (t1 - t0) / 1000.0, jobs / ((t1 - t0) / 1000.0), p50,
            p99);
     fflush(stdout);
+    drop_results(rc, "z", jobs);
     double ok_rate = jobs / ((t1 - t0) / 1000.0);
 
-    /* 1b. the tool-calling mix against plain text on the same planb, alternating rounds */
-    double best_tools = 0, best_plain = 0, cpu_tools = 0, cpu_plain = 0, all_tools = 0,
-           all_plain = 0;
+    /* 1b. the tool-calling mix against plain text on the same planb, in short rounds of one
+     * run of each kind, the order flipped every round, and the median of the rounds' ratios.
+     * This machine's speed drifts by up to 2x within a minute (bench_parse, pure CPU: 7.5 to
+     * 13 us for the same jobs in six runs back to back): a ratio of two long runs, or of the
+     * best of each kind, measures the drift as much as planb (0.51 to 1.15 for one build). */
+    double cpu[2][3] = {{0}}, best[2] = {0}, ratios[MIX_ROUNDS_MAX];
     long target = jobs;
     for (int round = 0; round < rounds; round++) {
-        for (int kind = 0; kind < 2; kind++) {
+        double rates[2] = {0, 0};
+        for (int step = 0; step < 2; step++) {
+            int kind = round % 2 == 0 ? step : 1 - step; /* 0 tools, 1 plain */
             char tag[16];
             snprintf(tag, sizeof(tag), "%c%d", kind ? 'p' : 't', round);
             th_mock_set(&mock_p, "m1",
@@ -158,37 +183,42 @@ main(int argc, char **argv)
                              : "{\"mode\":\"ok\",\"tool_calls\":[{\"name\":\"get_weather\","
                                "\"arguments\":{\"city\":\"Paris\"}}]}");
             tools_mix = kind == 0;
-            target += jobs;
+            th_jobs batch = th_jobs_write(tag, mix_jobs, bench_job, NULL);
+            target += mix_jobs;
             double c0 = cpu_ms(planb_p.pid, true), m0 = cpu_ms(mock_p.pid, false),
                    r0 = cpu_ms(redis_p.pid, false);
             t0 = now_ms();
-            push_jobs(rc, tag, jobs, bench_job, NULL);
-            done = wait_jobs(rc, target, 300000);
+            th_jobs_push(rc, &batch);
+            done = wait_jobs(rc, target, 300000) && done;
             t1 = now_ms();
-            double rate = jobs / ((t1 - t0) / 1000.0);
-            double planb_us = (cpu_ms(planb_p.pid, true) - c0) * 1000.0 / jobs;
-            double mock_us = (cpu_ms(mock_p.pid, false) - m0) * 1000.0 / jobs;
-            double redis_us = (cpu_ms(redis_p.pid, false) - r0) * 1000.0 / jobs;
-            *(kind ? &cpu_plain : &cpu_tools) += planb_us / rounds;
-            *(kind ? &all_plain : &all_tools) += (planb_us + mock_us + redis_us) / rounds;
-            printf(
-                "bench_jobs %s round=%d jobs=%d done=%s jobs_per_s=%.0f planb_cpu_us_per_job=%.1f "
-                "mock_cpu_us_per_job=%.1f redis_cpu_us_per_job=%.1f\n",
-                kind ? "plain_text" : "tool_calling_mix", round, jobs, done ? "yes" : "NO", rate,
-                planb_us, mock_us, redis_us);
-            if (kind == 0 && rate > best_tools)
-                best_tools = rate;
-            if (kind == 1 && rate > best_plain)
-                best_plain = rate;
+            rates[kind] = mix_jobs / ((t1 - t0) / 1000.0);
+            cpu[kind][0] += (cpu_ms(planb_p.pid, true) - c0) * 1000.0 / mix_jobs / rounds;
+            cpu[kind][1] += (cpu_ms(mock_p.pid, false) - m0) * 1000.0 / mix_jobs / rounds;
+            cpu[kind][2] += (cpu_ms(redis_p.pid, false) - r0) * 1000.0 / mix_jobs / rounds;
+            if (rates[kind] > best[kind])
+                best[kind] = rates[kind];
+            if (round == 0 && kind == 0)
+                latency_percentiles(rc, tag, mix_jobs, 1, true, &p50, &p99);
+            drop_results(rc, tag, mix_jobs);
         }
+        ratios[round] = rates[0] / rates[1];
+        printf("bench_jobs mix_round=%d tools_jobs_per_s=%.0f plain_jobs_per_s=%.0f ratio=%.2f\n",
+               round, rates[0], rates[1], ratios[round]);
     }
     tools_mix = false;
-    latency_percentiles(rc, "t0", jobs, jobs > 10000 ? 10 : 1, true, &p50, &p99);
-    printf("bench_jobs tool_calling_mix workers=%d jobs=%d rounds=%d best_jobs_per_s=%.0f "
-           "best_plain_jobs_per_s=%.0f ratio_to_plain_text=%.2f planb_cpu_ratio=%.2f "
-           "all_cpu_ratio=%.2f p50_ms=%ld p99_ms=%ld\n",
-           workers, jobs, rounds, best_tools, best_plain, best_tools / best_plain,
-           cpu_plain / cpu_tools, all_plain / all_tools, p50, p99);
+    qsort(ratios, (size_t)rounds, sizeof(double), cmp_double);
+    double median =
+        rounds % 2 ? ratios[rounds / 2] : (ratios[rounds / 2 - 1] + ratios[rounds / 2]) / 2;
+    double all_tools = cpu[0][0] + cpu[0][1] + cpu[0][2],
+           all_plain = cpu[1][0] + cpu[1][1] + cpu[1][2];
+    printf("bench_jobs tool_calling_mix workers=%d jobs_per_run=%d rounds=%d done=%s "
+           "ratio_to_plain_text=%.2f target=0.85 round_ratios=%.2f..%.2f best_jobs_per_s=%.0f "
+           "best_plain_jobs_per_s=%.0f tools_cpu_us_per_job=%.1f+%.1f+%.1f "
+           "plain_cpu_us_per_job=%.1f+%.1f+%.1f planb_cpu_ratio=%.2f all_cpu_ratio=%.2f "
+           "p50_ms=%ld p99_ms=%ld\n",
+           workers, mix_jobs, rounds, done ? "yes" : "NO", median, ratios[0], ratios[rounds - 1],
+           best[0], best[1], cpu[0][0], cpu[0][1], cpu[0][2], cpu[1][0], cpu[1][1], cpu[1][2],
+           cpu[1][0] / cpu[0][0], all_plain / all_tools, p50, p99);
     fflush(stdout);
     th_proc_stop(&planb_p, 10000);
 

@@ -87,29 +87,53 @@ th_tool_job(char *buf, size_t cap, const char *run, int i, void *arg)
                  run, i, (long long)wall_ms(), cache_mode, i, i, i, i);
 }
 
-/* Pushes n jobs "<run>-<i>" written by write, 500 per LPUSH. */
+/* n jobs "<run>-<i>" written by write, kept for th_jobs_push: a bench that times a run can
+ * write its jobs before its clock starts, so the clock holds planb's work, not snprintf's. */
+typedef struct th_jobs {
+    char **job;
+    int n;
+} th_jobs;
+
+static inline th_jobs
+th_jobs_write(const char *run, int n, th_job_writer write, void *arg)
+{
+    th_jobs j = {malloc(sizeof(char *) * (size_t)(n > 0 ? n : 1)), n};
+    for (int i = 0; i < n; i++) {
+        j.job[i] = malloc(1024);
+        write(j.job[i], 1024, run, i, arg);
+    }
+    return j;
+}
+
+/* Pushes the jobs, 500 per LPUSH, and frees them. */
 static inline void
-push_jobs(redisContext *rc, const char *run, int n, th_job_writer write, void *arg)
+th_jobs_push(redisContext *rc, th_jobs *j)
 {
     const int batch = 500;
     const char **argv = malloc(sizeof(char *) * (batch + 2));
-    char **jobs = malloc(sizeof(char *) * batch);
     argv[0] = "LPUSH";
     argv[1] = "planb:q:default";
-    for (int i = 0; i < n; i += batch) {
-        int k = n - i < batch ? n - i : batch;
-        for (int j = 0; j < k; j++) {
-            jobs[j] = malloc(1024);
-            write(jobs[j], 1024, run, i + j, arg);
-            argv[2 + j] = jobs[j];
-        }
+    for (int i = 0; i < j->n; i += batch) {
+        int k = j->n - i < batch ? j->n - i : batch;
+        for (int m = 0; m < k; m++)
+            argv[2 + m] = j->job[i + m];
         redisReply *r = redisCommandArgv(rc, k + 2, argv, NULL);
         freeReplyObject(r);
-        for (int j = 0; j < k; j++)
-            free(jobs[j]);
     }
-    free(jobs);
+    for (int i = 0; i < j->n; i++)
+        free(j->job[i]);
+    free(j->job);
     free(argv);
+    j->job = NULL;
+    j->n = 0;
+}
+
+/* Writes and pushes n jobs "<run>-<i>". */
+static inline void
+push_jobs(redisContext *rc, const char *run, int n, th_job_writer write, void *arg)
+{
+    th_jobs j = th_jobs_write(run, n, write, arg);
+    th_jobs_push(rc, &j);
 }
 
 static inline int
@@ -146,6 +170,36 @@ latency_percentiles(redisContext *rc, const char *run, int n, int step, bool wit
     *p50 = m ? v[m / 2] : -1;
     *p99 = m ? v[(m * 99) / 100 < m ? (m * 99) / 100 : m - 1] : -1;
     free(v);
+}
+
+/* Deletes the n results of run (pipelined UNLINK, 500 keys each), so the next timed run finds
+ * Redis as this one did: a keyspace that only grows puts Redis's dict rehashes (a doubling
+ * when it passes 2^k keys: 5% of Redis's CPU for a run's length) in whichever run crosses the
+ * boundary, and its fresh pages in every run. */
+static inline void
+drop_results(redisContext *rc, const char *run, int n)
+{
+    const int batch = 500;
+    int sent = 0;
+    for (int i = 0; i < n; i += batch) {
+        int k = n - i < batch ? n - i : batch;
+        char(*keys)[96] = malloc(sizeof(*keys) * (size_t)k);
+        const char **argv = malloc(sizeof(char *) * (size_t)(k + 1));
+        argv[0] = "UNLINK";
+        for (int m = 0; m < k; m++) {
+            snprintf(keys[m], sizeof(keys[m]), "planb:result:%s-%d", run, i + m);
+            argv[1 + m] = keys[m];
+        }
+        redisAppendCommandArgv(rc, k + 1, argv, NULL);
+        free(argv);
+        free(keys);
+        sent++;
+    }
+    for (int b = 0; b < sent; b++) {
+        redisReply *r;
+        if (redisGetReply(rc, (void **)&r) == REDIS_OK)
+            freeReplyObject(r);
+    }
 }
 
 /* Peak RSS in KiB summed over the master's children (the workers). */
