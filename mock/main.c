@@ -394,7 +394,13 @@ mock_stream_send(mock_call *c, const char *p, size_t n)
     int nv = evbuffer_peek(out, -1, &from, v, 8);
     for (int i = 0; i < nv && i < 8; i++)
         mock_stamp(v[i].iov_base, v[i].iov_len);
+    /* A socket bufferevent keeps its output's start frozen once its own write callback has
+     * run (it unfreezes around each write), which on a kept-alive connection is from the
+     * second reply on; a write past the freeze fails and the chunk would wait a loop turn. So
+     * the same unfreeze-write-freeze as bufferevent_writecb. */
+    evbuffer_unfreeze(out, 1);
     evbuffer_write(out, bufferevent_getfd(bev));
+    evbuffer_freeze(out, 1);
     if (evbuffer_get_length(out) == 0)
         bufferevent_disable(bev, EV_WRITE); /* nothing left for it to watch the socket for */
 }

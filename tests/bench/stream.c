@@ -7,9 +7,13 @@
  * replaces with its send time (wall clock, us) as the chunk leaves. Once every job has its
  * result, each stream is read back (XRANGE): a delta entry's id is Redis's clock (ms) when
  * planb's XADD ran, so entry time - the earliest send time in its text is the delay planb
- * (parse, batch, XADD) added to that chunk, at 1 ms resolution. Prints p50/p99/max of it, the
- * jobs' completion, and the peak RSS (VmHWM) summed over the workers.
- *   bench_stream [--quick] [--jobs N] [--words W] [--interval-ms I] */
+ * (parse, batch, XADD) added to that chunk, at 1 ms resolution. This is repeated R times (3;
+ * 1 with --quick) on the same planb, each repetition printing p50/p99/max of its chunks;
+ * the summary gives them over every chunk of every repetition, the median and range of the
+ * repetitions' p99 (this machine's speed drifts by up to 2x within a minute, so one
+ * repetition's p99 says as much about the host as about planb), the jobs' completion, and
+ * the peak RSS (VmHWM) summed over the workers.
+ *   bench_stream [--quick] [--jobs N] [--reps R] [--words W] [--interval-ms I] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,20 +22,32 @@
 #include "harness.h"
 #include "th_bench.h"
 
+#define REPS_MAX 50
+
 static th_proc redis_p, mock_p, planb_p;
+
+/* The pct-th percentile of the n sorted values (-1 when none). */
+static long
+pct(const long *v, size_t n, int pct)
+{
+    if (n == 0)
+        return -1;
+    size_t i = n * (size_t)pct / 100;
+    return v[i < n ? i : n - 1];
+}
 
 /* Pushes n streamed jobs, one every spread_us: streams that start together would send their
  * chunks in lockstep bursts, which real traffic does not (and which would measure the burst,
  * not planb). A deliberate pacing pause, not a wait for a condition. */
 static void
-push_streamed(redisContext *rc, int n, long spread_us)
+push_streamed(redisContext *rc, int rep, int n, long spread_us)
 {
     for (int i = 0; i < n; i++) {
         char job[256];
         snprintf(job, sizeof(job),
-                 "{\"id\":\"st-%d\",\"stream\":true,\"cache\":\"skip\",\"messages\":"
+                 "{\"id\":\"st%d-%d\",\"stream\":true,\"cache\":\"skip\",\"messages\":"
                  "[{\"role\":\"user\",\"content\":\"stream question %d\"}]}",
-                 i, i);
+                 rep, i, i);
         redisReply *r = redisCommand(rc, "LPUSH planb:q:default %s", job);
         freeReplyObject(r);
         struct timespec ts = {0, spread_us * 1000};
@@ -39,11 +55,11 @@ push_streamed(redisContext *rc, int n, long spread_us)
     }
 }
 
-/* Delays (us) of every delta of job i's stream, appended to d (grows). */
+/* Delays (us) of every delta of job i's stream in repetition rep, appended to d (grows). */
 static void
-collect_delays(redisContext *rc, int i, long **d, size_t *n, size_t *cap)
+collect_delays(redisContext *rc, int rep, int i, long **d, size_t *n, size_t *cap)
 {
-    redisReply *r = redisCommand(rc, "XRANGE planb:stream:st-%d - +", i);
+    redisReply *r = redisCommand(rc, "XRANGE planb:stream:st%d-%d - +", rep, i);
     for (size_t k = 0; r && r->type == REDIS_REPLY_ARRAY && k < r->elements; k++) {
         redisReply *e = r->element[k], *kv = e->element[1];
         long long entry_ms = atoll(e->element[0]->str);
@@ -81,10 +97,13 @@ collect_delays(redisContext *rc, int i, long **d, size_t *n, size_t *cap)
 int
 main(int argc, char **argv)
 {
-    int jobs = 1000, words = 40, interval = 50;
+    int jobs = 1000, words = 40, interval = 50, reps = 3;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--quick") == 0)
+        if (strcmp(argv[i], "--quick") == 0) {
             jobs = 200;
+            reps = 1;
+        } else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc)
+            reps = atoi(argv[++i]);
         else if (strcmp(argv[i], "--jobs") == 0 && i + 1 < argc)
             jobs = atoi(argv[++i]);
         else if (strcmp(argv[i], "--words") == 0 && i + 1 < argc)
@@ -92,6 +111,7 @@ main(int argc, char **argv)
         else if (strcmp(argv[i], "--interval-ms") == 0 && i + 1 < argc)
             interval = atoi(argv[++i]);
     }
+    reps = reps < 1 ? 1 : reps > REPS_MAX ? REPS_MAX : reps;
     setenv("PB_BENCH_KEY", "bench-key", 1);
     if (th_redis_start(&redis_p, NULL) != 0 || th_mock_start(&mock_p, NULL) != 0) {
         fprintf(stderr, "bench_stream: cannot start redis/mock\n");
@@ -120,24 +140,45 @@ main(int argc, char **argv)
         return 1;
     }
     wait_workers(rc, 2);
-    int64_t t0 = now_ms();
-    /* Spread over one stream's length, so all of them are in flight together at the peak. */
-    push_streamed(rc, jobs, (long)words * interval * 1000 / jobs / 2);
-    bool done = wait_jobs(rc, jobs, 300000);
-    int64_t t1 = now_ms();
+    long *all = NULL, p99s[REPS_MAX];
+    size_t n_all = 0, cap_all = 0, chunks = 0;
+    bool done = true;
+    double seconds = 0;
+    for (int rep = 0; rep < reps; rep++) {
+        int64_t t0 = now_ms();
+        /* Spread over one stream's length, so all of them are in flight together at the
+         * peak. */
+        push_streamed(rc, rep, jobs, (long)words * interval * 1000 / jobs / 2);
+        done = wait_jobs(rc, (long)jobs * (rep + 1), 300000) && done;
+        seconds += (now_ms() - t0) / 1000.0;
+        long *d = NULL;
+        size_t n = 0, cap = 0;
+        for (int i = 0; i < jobs; i++)
+            collect_delays(rc, rep, i, &d, &n, &cap);
+        qsort(d, n, sizeof(long), cmp_long);
+        p99s[rep] = pct(d, n, 99);
+        printf("bench_stream rep=%d chunks=%zu added_delay_us_p50=%ld p99=%ld max=%ld\n", rep, n,
+               pct(d, n, 50), p99s[rep], n ? d[n - 1] : -1);
+        fflush(stdout);
+        if (n_all + n > cap_all) {
+            cap_all = 2 * (n_all + n);
+            all = realloc(all, cap_all * sizeof(long));
+        }
+        memcpy(all + n_all, d, n * sizeof(long));
+        n_all += n;
+        chunks += n;
+        free(d);
+    }
     long rss = workers_peak_rss_kib(planb_p.pid);
-    long *d = NULL;
-    size_t n = 0, cap = 0;
-    for (int i = 0; i < jobs; i++)
-        collect_delays(rc, i, &d, &n, &cap);
-    qsort(d, n, sizeof(long), cmp_long);
-    printf("bench_stream jobs=%d words=%d interval_ms=%d done=%s seconds=%.2f chunks=%zu "
-           "added_delay_us_p50=%ld p99=%ld max=%ld target_p99_us=2000 "
-           "peak_rss_all_workers_mib=%.1f\n",
-           jobs, words, interval, done ? "yes" : "NO", (t1 - t0) / 1000.0, n, n ? d[n / 2] : -1,
-           n ? d[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1] : -1, n ? d[n - 1] : -1,
-           rss / 1024.0);
-    free(d);
+    qsort(all, n_all, sizeof(long), cmp_long);
+    qsort(p99s, (size_t)reps, sizeof(long), cmp_long);
+    printf("bench_stream jobs=%d words=%d interval_ms=%d reps=%d done=%s seconds=%.2f chunks=%zu "
+           "added_delay_us_p50=%ld p99=%ld max=%ld rep_p99_median=%ld rep_p99=%ld..%ld "
+           "target_p99_us=2000 peak_rss_all_workers_mib=%.1f\n",
+           jobs, words, interval, reps, done ? "yes" : "NO", seconds, chunks, pct(all, n_all, 50),
+           pct(all, n_all, 99), n_all ? all[n_all - 1] : -1, p99s[reps / 2], p99s[0],
+           p99s[reps - 1], rss / 1024.0);
+    free(all);
     th_proc_stop(&planb_p, 10000);
     redisFree(rc);
     th_proc_stop(&mock_p, 5000);
