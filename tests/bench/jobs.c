@@ -43,13 +43,6 @@ static const char *cache_mode = "skip"; /* the jobs' "cache" field */
 
 #define MIX_ROUNDS_MAX 200
 
-static int
-cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static bool tools_mix; /* push_jobs writes the tool-calling mix of run 1b */
 
 /* Job i of run (text, or one turn of a tool-calling conversation) into buf. */

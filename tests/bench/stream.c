@@ -26,16 +26,6 @@
 
 static th_proc redis_p, mock_p, planb_p;
 
-/* The pct-th percentile of the n sorted values (-1 when none). */
-static long
-pct(const long *v, size_t n, int pct)
-{
-    if (n == 0)
-        return -1;
-    size_t i = n * (size_t)pct / 100;
-    return v[i < n ? i : n - 1];
-}
-
 /* Pushes n streamed jobs, one every spread_us: streams that start together would send their
  * chunks in lockstep bursts, which real traffic does not (and which would measure the burst,
  * not planb). A deliberate pacing pause, not a wait for a condition. */
@@ -156,9 +146,9 @@ main(int argc, char **argv)
         for (int i = 0; i < jobs; i++)
             collect_delays(rc, rep, i, &d, &n, &cap);
         qsort(d, n, sizeof(long), cmp_long);
-        p99s[rep] = pct(d, n, 99);
+        p99s[rep] = pct_long(d, n, 99);
         printf("bench_stream rep=%d chunks=%zu added_delay_us_p50=%ld p99=%ld max=%ld\n", rep, n,
-               pct(d, n, 50), p99s[rep], n ? d[n - 1] : -1);
+               pct_long(d, n, 50), p99s[rep], n ? d[n - 1] : -1);
         fflush(stdout);
         if (n_all + n > cap_all) {
             cap_all = 2 * (n_all + n);
@@ -175,9 +165,9 @@ main(int argc, char **argv)
     printf("bench_stream jobs=%d words=%d interval_ms=%d reps=%d done=%s seconds=%.2f chunks=%zu "
            "added_delay_us_p50=%ld p99=%ld max=%ld rep_p99_median=%ld rep_p99=%ld..%ld "
            "target_p99_us=2000 peak_rss_all_workers_mib=%.1f\n",
-           jobs, words, interval, reps, done ? "yes" : "NO", seconds, chunks, pct(all, n_all, 50),
-           pct(all, n_all, 99), n_all ? all[n_all - 1] : -1, p99s[reps / 2], p99s[0],
-           p99s[reps - 1], rss / 1024.0);
+           jobs, words, interval, reps, done ? "yes" : "NO", seconds, chunks,
+           pct_long(all, n_all, 50), pct_long(all, n_all, 99), n_all ? all[n_all - 1] : -1,
+           p99s[reps / 2], p99s[0], p99s[reps - 1], rss / 1024.0);
     free(all);
     th_proc_stop(&planb_p, 10000);
     redisFree(rc);

@@ -143,6 +143,23 @@ cmp_long(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+static inline int
+cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The pct-th percentile of the n sorted values (-1 when none). */
+static inline long
+pct_long(const long *v, size_t n, int pct)
+{
+    if (n == 0)
+        return -1;
+    size_t i = n * (size_t)pct / 100;
+    return v[i < n ? i : n - 1];
+}
+
 /* p50/p99 of latency_ms (plus queued_ms when with_queue) over every step-th result of run. */
 static inline void
 latency_percentiles(redisContext *rc, const char *run, int n, int step, bool with_queue, long *p50,
@@ -167,8 +184,8 @@ latency_percentiles(redisContext *rc, const char *run, int n, int step, bool wit
         freeReplyObject(r);
     }
     qsort(v, (size_t)m, sizeof(long), cmp_long);
-    *p50 = m ? v[m / 2] : -1;
-    *p99 = m ? v[(m * 99) / 100 < m ? (m * 99) / 100 : m - 1] : -1;
+    *p50 = pct_long(v, (size_t)m, 50);
+    *p99 = pct_long(v, (size_t)m, 99);
     free(v);
 }
 
