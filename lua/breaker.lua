@@ -7,7 +7,12 @@
 -- (capped by max_open_ms). A probe holder that vanishes loses its probe after lease_ms.
 -- Workers count calls locally and add them in the "report" they send every 200 ms anyway, so
 -- counting costs no round trip per call. Times come from Redis (TIME), so every host agrees;
--- replies carry durations, not stamps.
+-- reports and replies carry durations (ms before now), not stamps.
+-- "In a row" is across every worker and host, in the order calls completed: the hash keeps
+-- last_ok (when the latest success anywhere completed) and fails_at, the completion times of
+-- the newest `consecutive` failures after it. A report's own success moves last_ok and drops
+-- the failures before it, even when other workers reported those failures first; so batches
+-- of any size, in any order of arrival, count only failures no success came between.
 -- KEYS[1]  breaker hash (planb:breaker:<model>)
 -- KEYS[2]  stats hash (planb:stats): transitions counted as breaker:<model>:<state>
 -- ARGV[1]  op: report | probe | probe_ok | probe_fail | hold | refused
@@ -15,7 +20,9 @@
 -- ARGV[3]  alerts channel (planb:alerts)
 -- ARGV[4]  settings "on window_s failure_rate min_calls consecutive slow_call_rate
 --          half_open_calls open_ms max_open_ms" (space-separated; on = 0 turns breaking off)
--- ARGV[5]  report: "calls fails slow trailing_fails had_success"; probe: lease ms;
+-- ARGV[5]  report: "calls fails slow ok_age fail_age..." (ok_age: ms since the batch's last
+--          success, -1 none; then the ages of the failures after it, the newest
+--          `consecutive`, oldest first); probe: lease ms;
 --          hold: hold ms (Retry-After, already capped); refused: hold ms; else unused
 -- ARGV[6]  refused: the HTTP status, for the alert
 -- Returns  {state (0 closed, 1 open, 2 half_open), open_left_ms (open: until a probe may
@@ -39,13 +46,16 @@ local nslots = nbuckets + 1
 local bucket = math.floor(sec / bucket_s)
 
 local h = redis.call('HMGET', KEYS[1], 'state', 'open_until', 'open_ms', 'probe_until', 'probes',
-                     'probe_ok', 'not_before', 'refused_until', 'consec')
+                     'probe_ok', 'not_before', 'refused_until', 'consec', 'last_ok',
+                     'fails_at')
 local state = h[1] or 'closed'
 local open_until, cur_open_ms = tonumber(h[2] or '0'), tonumber(h[3] or tostring(open_ms))
 local probe_until, probes, probe_ok = tonumber(h[4] or '0'), tonumber(h[5] or '0'),
                                       tonumber(h[6] or '0')
 local not_before, refused_until = tonumber(h[7] or '0'), tonumber(h[8] or '0')
 local consec = tonumber(h[9] or '0')
+local last_ok = tonumber(h[10] or '0')
+local fails_at = h[11] or ''
 local granted = 0
 local dirty = op ~= 'report'
 
@@ -71,7 +81,32 @@ local function clear_window()
   f[#f + 1] = 'w_fails'
   f[#f + 1] = 'w_slow'
   redis.call('HDEL', KEYS[1], unpack(f))
-  consec = 0
+  consec, fails_at = 0, ''
+end
+
+-- Merges a report's success and its failures (ages[first..]) into the shared run: last_ok moves to the latest
+-- success, then the failures completed after it are kept, the newest `consecutive` of them
+-- (enough: if that many followed the latest success, the newest that many did). A failure in
+-- the same ms as a success is taken to precede it.
+local function merge_run(ok_age, ages, first)
+  if ok_age >= 0 and now - ok_age > last_ok then
+    last_ok = now - ok_age
+  end
+  local all = {}
+  for v in string.gmatch(fails_at, '%d+') do
+    all[#all + 1] = tonumber(v)
+  end
+  for i = first, #ages do
+    all[#all + 1] = now - ages[i]
+  end
+  table.sort(all)
+  local kept = {}
+  for i = math.max(1, #all - consecutive + 1), #all do
+    if all[i] > last_ok then
+      kept[#kept + 1] = all[i]
+    end
+  end
+  consec, fails_at = #kept, table.concat(kept, ' ')
 end
 
 local function transition(to, why)
@@ -109,7 +144,7 @@ if op == 'report' then
   for v in string.gmatch(ARGV[5], '%S+') do
     r[#r + 1] = tonumber(v)
   end
-  local calls, fails, slow, trailing, had_success = r[1], r[2], r[3], r[4], r[5]
+  local calls, fails, slow, ok_age = r[1], r[2], r[3], r[4]
   if on == 1 and state == 'closed' and calls > 0 then
     local slot = 't' .. (bucket % nslots)
     local cur = redis.call('HGET', KEYS[1], slot)
@@ -122,10 +157,8 @@ if op == 'report' then
     end
     redis.call('HSET', KEYS[1], slot, bucket .. ' ' .. (c + calls) .. ' ' .. (fl + fails) .. ' ' ..
                (sl + slow))
-    if had_success == 1 then
-      consec = trailing
-    else
-      consec = consec + fails
+    if consecutive > 0 then
+      merge_run(ok_age, r, 5)
     end
     dirty = true
     local wc, wf, ws = window_sums()
@@ -187,7 +220,8 @@ end
 if dirty then
   redis.call('HSET', KEYS[1], 'state', state, 'open_until', open_until, 'open_ms', cur_open_ms,
              'probe_until', probe_until, 'probes', probes, 'probe_ok', probe_ok,
-             'not_before', not_before, 'refused_until', refused_until, 'consec', consec)
+             'not_before', not_before, 'refused_until', refused_until, 'consec', consec,
+             'last_ok', last_ok, 'fails_at', fails_at)
   redis.call('PEXPIRE', KEYS[1], 86400000 + max_open_ms +
              math.max(0, not_before - now, refused_until - now))
 end

@@ -41,16 +41,19 @@
 
 /* Calls on one model since this worker's last report. */
 typedef struct breaker_counts {
-    long calls;       /* attempts with a verdict of ok or fail */
-    long fails;       /* ... of which failed */
-    long slow;        /* ... slower than breaker.slow_call_ms */
-    long trailing;    /* failures since the last success */
-    bool had_success; /* trailing started after a success in this batch */
+    long calls;              /* attempts with a verdict of ok or fail */
+    long fails;              /* ... of which failed */
+    long slow;               /* ... slower than breaker.slow_call_ms */
+    int64_t last_ok_mono_ms; /* when the batch's last success completed, 0: none */
+    int n_fail_at;           /* failures since then (the newest breaker.consecutive) in fail_at */
 } breaker_counts;
 
 typedef struct breaker_model {
     pb_breaker_view view;
     breaker_counts counts; /* not yet reported */
+    int64_t *fail_at;      /* ring of breaker.consecutive completion times of those failures */
+    int fail_next;         /* ... the slot the next failure takes */
+    long run;              /* failures since this worker's last success, across reports */
     char *key;             /* <p>:breaker:<model> */
     char *rl_key;          /* <p>:ratelimit:<model> */
     char *tokens_key;      /* <p>:tokens:<model> */
@@ -128,7 +131,10 @@ static void breaker_send(pb_breaker *b, int m, const char *op, const char *arg5,
 static void breaker_on_view(redisReply *reply, void *arg);
 
 /* Sends model m's report: this worker's counts since the last one (then zeroed), which also
- * refreshes the view. A model whose last report is unanswered keeps counting. */
+ * refreshes the view. A model whose last report is unanswered keeps counting. Times go as ages
+ * (ms before now) so that Redis places them on its own clock: the failures after the batch's
+ * last success, newest breaker.consecutive of them, are what "in a row" is decided from
+ * across workers (lua/breaker.lua). */
 static void
 breaker_flush(pb_breaker *b, int m)
 {
@@ -137,11 +143,20 @@ breaker_flush(pb_breaker *b, int m)
         return; /* Redis is slow or away: one outstanding report per model is enough */
     bm->view.refreshing = true;
     const breaker_counts *c = &bm->counts;
-    char report[128];
-    snprintf(report, sizeof(report), "%ld %ld %ld %ld %d", c->calls, c->fails, c->slow, c->trailing,
-             c->had_success ? 1 : 0);
+    int cap = b->cfg->breaker_consecutive;
+    int64_t now = pb_mono_ms();
+    size_t size = (size_t)(5 + c->n_fail_at) * 24, len;
+    char *report = pb_xmalloc(size);
+    len = (size_t)snprintf(report, size, "%ld %ld %ld %lld", c->calls, c->fails, c->slow,
+                           c->last_ok_mono_ms > 0 ? (long long)(now - c->last_ok_mono_ms) : -1LL);
+    for (int i = 0; i < c->n_fail_at; i++) {
+        int slot = ((bm->fail_next - c->n_fail_at + i) % cap + cap) % cap;
+        len += (size_t)snprintf(report + len, size - len, " %lld",
+                                (long long)(now - bm->fail_at[slot]));
+    }
     bm->counts = (breaker_counts){0};
     breaker_send(b, m, "report", report, "0", breaker_on_view, breaker_call_new(b, m, NULL, b));
+    free(report);
 }
 
 static void
@@ -174,6 +189,8 @@ pb_breaker_new(struct event_base *base, const pb_config *cfg, pb_redis *cmd, con
         b->models[i].key = pb_key_breaker(cfg->prefix, cfg->models[i].name);
         b->models[i].rl_key = pb_key_ratelimit(cfg->prefix, cfg->models[i].name);
         b->models[i].tokens_key = pb_key_tokens(cfg->prefix, cfg->models[i].name);
+        if (cfg->breaker_consecutive > 0)
+            b->models[i].fail_at = pb_xcalloc((size_t)cfg->breaker_consecutive, sizeof(int64_t));
     }
     b->refresh = event_new(base, -1, EV_PERSIST, breaker_on_refresh, b);
     struct timeval tv = {0, BREAKER_REFRESH_MS * 1000};
@@ -192,6 +209,7 @@ pb_breaker_free(pb_breaker *b)
         free(b->models[i].key);
         free(b->models[i].rl_key);
         free(b->models[i].tokens_key);
+        free(b->models[i].fail_at);
     }
     free(b->models);
     free(b->stats_key);
@@ -332,14 +350,21 @@ pb_breaker_report(pb_breaker *b, int m, const pb_breaker_outcome *o)
             c->slow++;
         if (o->verdict == PB_VERDICT_FAIL) {
             c->fails++;
-            c->trailing++;
-            /* This worker alone saw enough failures in a row to open it: tell Redis now
-             * rather than at the next tick, so every worker stops calling sooner. */
-            if (cfg->breaker_consecutive > 0 && c->trailing == cfg->breaker_consecutive)
-                breaker_flush(b, m);
+            int cap = cfg->breaker_consecutive;
+            if (cap > 0) {
+                bm->fail_at[bm->fail_next] = now;
+                bm->fail_next = (bm->fail_next + 1) % cap;
+                if (c->n_fail_at < cap)
+                    c->n_fail_at++;
+                /* This worker alone saw enough failures in a row to open it: tell Redis now
+                 * rather than at the next tick, so every worker stops calling sooner. */
+                if (++bm->run % cap == 0)
+                    breaker_flush(b, m);
+            }
         } else {
-            c->had_success = true;
-            c->trailing = 0;
+            c->last_ok_mono_ms = now;
+            c->n_fail_at = 0;
+            bm->run = 0;
         }
     }
     if (o->verdict == PB_VERDICT_OK && o->tokens > 0 && cfg->models[m].tpm > 0) {

@@ -1057,10 +1057,12 @@ out:
 
 /* The breaker section (README "Circuit breakers"): failures keeps its old name as the switch
  * and the default of consecutive; the rate rules need min_calls calls in the window. */
+#define CONFIG_MAX_CONSECUTIVE 1000 /* a run's failure times are kept (and sent) to order them */
 static int
 config_breaker(json_object *b, pb_config *cfg, pb_error *err)
 {
-    if (config_int(b, "breaker", "failures", 5, 0, 100000, &cfg->breaker_failures, err) != PB_OK ||
+    if (config_int(b, "breaker", "failures", 5, 0, CONFIG_MAX_CONSECUTIVE, &cfg->breaker_failures,
+                   err) != PB_OK ||
         config_int(b, "breaker", "window_s", 30, 1, CONFIG_DAY_S, &cfg->breaker_window_s, err) !=
             PB_OK ||
         config_int(b, "breaker", "open_s", 30, 1, CONFIG_DAY_S, &cfg->breaker_open_s, err) !=
@@ -1069,7 +1071,7 @@ config_breaker(json_object *b, pb_config *cfg, pb_error *err)
                       err) != PB_OK ||
         config_int(b, "breaker", "min_calls", 20, 1, 1000000, &cfg->breaker_min_calls, err) !=
             PB_OK ||
-        config_int(b, "breaker", "consecutive", cfg->breaker_failures, 0, 100000,
+        config_int(b, "breaker", "consecutive", cfg->breaker_failures, 0, CONFIG_MAX_CONSECUTIVE,
                    &cfg->breaker_consecutive, err) != PB_OK ||
         config_int(b, "breaker", "slow_call_ms", 10000, 0, 3600000, &cfg->breaker_slow_call_ms,
                    err) != PB_OK ||

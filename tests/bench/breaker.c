@@ -9,7 +9,11 @@
  *      opened (polled every 5 ms), calls the primary got, jobs/s as a ratio to run 1;
  *   4. hedging: 10% of the primary's answers take 3 s, the backup takes 50 ms,
  *      hedge_after_ms 300: p50/p99 of latency_ms and upstream calls per job.
- *   bench_breaker [--quick] [--jobs N] [--hedge-jobs M] */
+ *   With --noise-runs R it runs only the noise case of issue 32 R times instead (retries 1,
+ *   backoff_ms 10, backoff_max_ms 50, the primary's timeout_ms 5000, N jobs at once) and prints
+ *   each run and the number of runs in which the breaker opened (the target is 0) first, then
+ *   the four runs above (3 says how soon a dead primary opens it).
+ *   bench_breaker [--quick] [--jobs N] [--hedge-jobs M] [--noise-runs R] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +24,9 @@
 static th_proc redis_p, mock_p, planb_p;
 static const char *skip = "skip"; /* the jobs' cache mode */
 
+static int m1_timeout_ms = 10000;
+static const char *route_retry = "\"retries\": 1, \"backoff_ms\": 0";
+
 static void
 start_planb(const char *route_extra)
 {
@@ -29,11 +36,11 @@ start_planb(const char *route_extra)
              " \"concurrency\": 512, \"claim_batch\": 256,"
              " \"providers\": {\"mock\": {\"type\": \"openai\", \"base_url\": "
              "\"http://127.0.0.1:%d/v1\", \"api_key_env\": \"PB_BENCH_KEY\"}},"
-             " \"models\": {\"m1\": {\"provider\": \"mock\", \"timeout_ms\": 10000},"
+             " \"models\": {\"m1\": {\"provider\": \"mock\", \"timeout_ms\": %d},"
              " \"m2\": {\"provider\": \"mock\", \"tier\": 2}},"
              " \"routes\": {\"default\": {\"chain\": [\"m1\", \"m2\"], \"deadline_ms\": 30000,"
-             " \"retries\": 1, \"backoff_ms\": 0 %s}}}",
-             redis_p.port, mock_p.port, route_extra);
+             " %s %s}}}",
+             redis_p.port, mock_p.port, m1_timeout_ms, route_retry, route_extra);
     const char *args[] = {"serve", "-c", "%CONFIG%", "--log-level", "warn", NULL};
     if (th_planb_start(&planb_p, cfg, args) != 0) {
         fprintf(stderr, "bench_breaker: cannot start planb\n");
@@ -83,10 +90,47 @@ down_done(void *arg)
     return stat_jobs(w->rc) >= w->target;
 }
 
+/* Issue 32's scenario, runs times over; returns the number of runs in which m1's breaker
+ * opened. Each run prints its figures, with the failures by class. */
+static int
+noise_runs(redisContext *rc, int runs, int jobs)
+{
+    m1_timeout_ms = 5000;
+    route_retry = "\"retries\": 1, \"backoff_ms\": 10, \"backoff_max_ms\": 50";
+    int opened_runs = 0;
+    for (int run = 1; run <= runs; run++) {
+        fresh_run(rc, "{\"mode\":\"ok\",\"fail_rate\":0.01,\"fail_status\":500}",
+                  "{\"mode\":\"ok\"}", "");
+        int64_t t0 = now_ms();
+        push_jobs(rc, "noise", jobs, th_plain_job, &skip);
+        bool done = wait_jobs(rc, jobs, 300000);
+        long long opened = hget_ll(rc, "planb:stats", "breaker:m1:open");
+        long long primary = hget_ll(rc, "planb:stats", "source:primary");
+        opened_runs += opened > 0;
+        printf("bench_breaker noise_run=%d jobs=%d done=%s jobs_per_s=%.0f primary=%lld "
+               "http_500=%lld opened=%lld\n",
+               run, jobs, done ? "yes" : "NO", jobs / ((now_ms() - t0) / 1000.0), primary,
+               hget_ll(rc, "planb:stats", "errors:m1:http_500"), opened);
+        if (opened > 0) {
+            redisReply *r = redisCommand(rc, "HGETALL planb:stats");
+            for (size_t i = 0; r && i + 1 < r->elements; i += 2)
+                if (strncmp(r->element[i]->str, "errors:m1:", 10) == 0)
+                    printf("bench_breaker   %s=%s\n", r->element[i]->str, r->element[i + 1]->str);
+            freeReplyObject(r);
+        }
+        fflush(stdout);
+        th_proc_stop(&planb_p, 10000);
+    }
+    printf("bench_breaker noise_runs=%d opened_runs=%d target=0\n", runs, opened_runs);
+    m1_timeout_ms = 10000;
+    route_retry = "\"retries\": 1, \"backoff_ms\": 0";
+    return opened_runs;
+}
+
 int
 main(int argc, char **argv)
 {
-    int jobs = 30000, hedge_jobs = 3000;
+    int jobs = 30000, hedge_jobs = 3000, runs = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {
             jobs = 3000;
@@ -95,6 +139,8 @@ main(int argc, char **argv)
             jobs = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--hedge-jobs") == 0 && i + 1 < argc) {
             hedge_jobs = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--noise-runs") == 0 && i + 1 < argc) {
+            runs = atoi(argv[++i]);
         }
     }
     setenv("PB_BENCH_KEY", "bench-key", 1);
@@ -104,6 +150,8 @@ main(int argc, char **argv)
     }
     redisContext *rc = th_redis(redis_p.port);
     const char *ok = "{\"mode\":\"ok\"}";
+    if (runs > 0)
+        noise_runs(rc, runs, jobs);
 
     /* 1. all ok */
     fresh_run(rc, ok, ok, "");

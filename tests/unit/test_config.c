@@ -637,7 +637,9 @@ Test(config, breaker_rate_keys_defaults_and_ranges)
                                 "\"breaker\": {\"half_open_calls\": 0}",
                                 "\"breaker\": {\"open_s\": 60, \"max_open_s\": 30}",
                                 "\"breaker\": {\"max_hold_s\": 0}",
-                                "\"breaker\": {\"consecutive\": -1}"};
+                                "\"breaker\": {\"consecutive\": -1}",
+                                "\"breaker\": {\"consecutive\": 1001}",
+                                "\"breaker\": {\"failures\": 1001}"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         snprintf(json, sizeof(json), "%.*s, %s}", (int)strlen(test_cfg) - 1, test_cfg, bad[i]);
         cr_expect_null(pb_config_parse(json, &err), "%s accepted", bad[i]);
