@@ -241,3 +241,21 @@ Test(breaker_script, failures_reported_in_tiny_batches_among_successes_do_not_ad
     }
     cr_expect_eq(opened(), 0);
 }
+
+Test(breaker_script, failure_only_batches_after_a_later_success_do_not_add_up)
+{
+    /* Five workers with little traffic each report one lone failure, late: a busy worker's
+     * success completed after all of them and reached Redis first. None of them
+     * is in a run, so it stays closed; the old merge added them up to 5. */
+    warm_up(8, 17);
+    double t = mono_ms();
+    sim_worker busy = {0};
+    sim_call(&busy, t - 1, true);
+    cr_expect_eq(sim_flush(&busy), 0);
+    for (int i = 0; i < CONSECUTIVE; i++) {
+        sim_worker lone = {0};
+        sim_call(&lone, t - 10 + i, false);
+        cr_expect_eq(sim_flush(&lone), 0, "lone failure %d", i + 1);
+    }
+    cr_expect_eq(opened(), 0);
+}
