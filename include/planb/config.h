@@ -191,6 +191,11 @@ pb_config *pb_config_load(const char *path, pb_error *err);
 pb_config *pb_config_parse(const char *json, pb_error *err);
 void pb_config_free(pb_config *cfg);
 
+/* Calls fn once per setting the parser accepts, as a dotted path: "breaker.consecutive",
+ * "models.<name>.timeout_ms", "http.keys[].sha256" (sections themselves are not named). The
+ * names come from the parser's own key tables (docs/config.md is tested against them). */
+void pb_config_each_key(void (*fn)(const char *key, void *arg), void *arg);
+
 /* Index of a model/route by name, or -1. */
 int pb_config_model_index(const pb_config *cfg, const char *name);
 int pb_config_route_index(const pb_config *cfg, const char *name);
