@@ -904,7 +904,7 @@ config_enum(json_object *obj, const char *path, const char *key, const char *con
 }
 
 /* cache.semantic: the embedder, mode and bounds of the semantic cache (semcache.c). The local
- * embedder's default threshold comes from the evaluation set (README "Semantic cache"). */
+ * embedder's default threshold comes from the evaluation set (docs/cache.md "Semantic cache"). */
 static int
 config_parse_semantic(pb_config *cfg, json_object *o, pb_error *err)
 {
@@ -1107,7 +1107,7 @@ out:
     return rc;
 }
 
-/* The breaker section (README "Circuit breakers"): failures keeps its old name as the switch
+/* The breaker section (docs/chain.md "Circuit breakers"): failures keeps its old name as the switch
  * and the default of consecutive; the rate rules need min_calls calls in the window. */
 #define CONFIG_MAX_CONSECUTIVE 1000 /* a run's failure times are kept (and sent) to order them */
 static int

@@ -102,13 +102,14 @@ typedef struct pb_http_conf {
 typedef enum { PB_EMBEDDER_LOCAL, PB_EMBEDDER_HTTP } pb_embedder_kind;
 typedef enum { PB_SEMANTIC_FALLBACK, PB_SEMANTIC_FIRST, PB_SEMANTIC_SHADOW } pb_semantic_mode;
 
-/* Default cosine threshold of the local embedder, chosen on tests/fixtures/semantic (README). */
+/* Default cosine threshold of the local embedder, chosen on tests/fixtures/semantic
+ * (docs/cache.md). */
 #define PB_SEMANTIC_LOCAL_THRESHOLD 0.82
 
-/* cache.semantic (README "Semantic cache"). */
+/* cache.semantic (docs/cache.md "Semantic cache"). */
 typedef struct pb_semantic_conf {
     bool enabled;              /* default false */
-    double threshold;          /* cosine a hit needs (default per embedder, see README) */
+    double threshold;          /* cosine a hit needs (default per embedder, see docs/cache.md) */
     pb_embedder_kind embedder; /* "local" (default) | "http" */
     pb_semantic_mode mode;     /* "fallback" (default) | "first" | "shadow" */
     int provider;              /* http: index of an openai-type provider, else -1 */
@@ -170,7 +171,7 @@ typedef struct pb_config {
     pb_semantic_conf semantic;     /* cache.semantic */
     pb_http_conf http;             /* the front door */
 
-    /* redis.sentinels and the bounds of Redis calls (README "When Redis misbehaves") */
+    /* redis.sentinels and the bounds of Redis calls (docs/redis.md "When Redis misbehaves") */
     char **sentinel_hosts;   /* hosts of redis.sentinels (NULL: no Sentinel, use redis_host) */
     int *sentinel_ports;     /* their ports */
     size_t n_sentinels;      /* 0..PB_CONFIG_MAX_SENTINELS */
