@@ -13,7 +13,7 @@
 #include "planb/config.h"
 #include "planb/core.h"
 
-/* The exit codes of every command (README "Command line"); each uses those it documents. */
+/* The exit codes of every command (docs/cli.md); each uses those it documents. */
 typedef enum pb_cli_exit {
     PB_CLI_EXIT_OK = 0,        /* done: drained, pushed or ok, valid, printed */
     PB_CLI_EXIT_DEGRADED = 1,  /* submit --wait: the result is degraded */
@@ -71,7 +71,7 @@ int pb_cli_usage_error(const pb_cli_ctx *ctx);
  * or the usage error for any option. */
 int pb_cli_no_options(const pb_cli_ctx *ctx, int argc, char **argv);
 
-/* The handlers, one .c each (README "Command line"). */
+/* The handlers, one .c each (docs/cli.md). */
 int pb_cli_serve(pb_cli_ctx *ctx, int argc, char **argv);
 int pb_cli_submit(pb_cli_ctx *ctx, int argc, char **argv);
 int pb_cli_check(pb_cli_ctx *ctx, int argc, char **argv);

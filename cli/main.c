@@ -8,7 +8,7 @@
  * main frees the config and the connection after the handler returns. The
  * usage texts, `planb --help` and each `planb <command> --help`, are printed
  * from the table, so they cannot drift from the commands. Exit codes are the
- * README contract (pb_cli_exit in cli.h). */
+ * docs/cli.md contract (pb_cli_exit in cli.h). */
 #include <curl/curl.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -20,7 +20,7 @@
 
 static int cli_version(pb_cli_ctx *ctx, int argc, char **argv);
 
-/* The commands, in the README's order. */
+/* The commands, in docs/cli.md's order. */
 static const pb_cli_command cli_commands[] = {
     {"serve", pb_cli_serve, "-c FILE [--log-level debug|info|warn|error] [--log-format plain|json]",
      "run the master, its worker processes and the monitor",

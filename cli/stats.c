@@ -111,7 +111,7 @@ stats_once(redisContext *rc, const pb_config *cfg, bool json)
 }
 
 /* The options are parsed by hand: getopt_long cannot take --watch's optional S as a separate
- * argument (`--watch 5`), which is how the README writes it. */
+ * argument (`--watch 5`), which is how docs/cli.md writes it. */
 int
 pb_cli_stats(pb_cli_ctx *ctx, int argc, char **argv)
 {

@@ -5,7 +5,7 @@
  * `submitted_at_ms` and (for --wait) `reply` filled in. It checks its
  * arguments, loads the config, reads and builds the job (bad input exits 2
  * even when Redis is down) and only then connects. With --wait the exit code
- * follows the result's status (README "Command line"). */
+ * follows the result's status (docs/cli.md). */
 #include <getopt.h>
 #include <json-c/json.h>
 #include <stdio.h>

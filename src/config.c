@@ -137,6 +137,58 @@ static const char *const config_semantic_keys[] = {
     "enabled", "threshold",  "embedder",    "mode",          "provider",
     "model",   "timeout_ms", "max_entries", "shadow_sample", NULL};
 
+/* Where each table above applies, for pb_config_each_key: a section's dotted path ("" the top
+ * level, "<name>" any name of a map, "[]" any element of an array). A table missing here would
+ * hide its keys from the docs test, so every config_*_keys table has its row. */
+static const struct {
+    const char *path;        /* dotted path of the object the table checks */
+    const char *const *keys; /* the keys the parser accepts there */
+} config_sections[] = {
+    {"", config_top_keys},
+    {"redis", config_redis_keys},
+    {"limits", config_limits_keys},
+    {"providers.<name>", config_provider_keys},
+    {"models.<name>", config_model_keys},
+    {"routes.<name>", config_route_keys},
+    {"cache", config_cache_keys},
+    {"cache.redis", config_cache_redis_keys},
+    {"cache.semantic", config_semantic_keys},
+    {"breaker", config_breaker_keys},
+    {"monitor", config_monitor_keys},
+    {"http", config_http_keys},
+    {"http.keys[]", config_http_key_keys},
+};
+
+/* True when path names a section of config_sections, or a map whose entries are one
+ * ("providers" for "providers.<name>"): such a key is a container, not a setting. */
+static bool
+config_is_section(const char *path)
+{
+    size_t n = strlen(path);
+    for (size_t i = 0; i < sizeof(config_sections) / sizeof(config_sections[0]); i++) {
+        const char *p = config_sections[i].path;
+        if (strcmp(p, path) == 0 || (strncmp(p, path, n) == 0 && strcmp(p + n, ".<name>") == 0))
+            return true;
+    }
+    return false;
+}
+
+/* The docs test (tests/unit/test_docs_config.c) compares docs/config.md with what the parser
+ * accepts; walking the parser's own tables keeps that list from being a copy that drifts. */
+void
+pb_config_each_key(void (*fn)(const char *key, void *arg), void *arg)
+{
+    char key[CONFIG_PATH_MAX + 64];
+    for (size_t i = 0; i < sizeof(config_sections) / sizeof(config_sections[0]); i++) {
+        const char *path = config_sections[i].path;
+        for (const char *const *k = config_sections[i].keys; *k != NULL; k++) {
+            snprintf(key, sizeof(key), "%s%s%s", path, *path != '\0' ? "." : "", *k);
+            if (!config_is_section(key))
+                fn(key, arg);
+        }
+    }
+}
+
 /* Fills err with "CONFIG <path>.<key>: <why>" and returns PB_ERR. path "" is the top level;
  * key NULL names path itself; a key starting with '[' is an array index. */
 static int config_fail(pb_error *err, const char *path, const char *key, const char *fmt, ...)
@@ -852,7 +904,7 @@ config_enum(json_object *obj, const char *path, const char *key, const char *con
 }
 
 /* cache.semantic: the embedder, mode and bounds of the semantic cache (semcache.c). The local
- * embedder's default threshold comes from the evaluation set (README "Semantic cache"). */
+ * embedder's default threshold comes from the evaluation set (docs/cache.md "Semantic cache"). */
 static int
 config_parse_semantic(pb_config *cfg, json_object *o, pb_error *err)
 {
@@ -1055,7 +1107,7 @@ out:
     return rc;
 }
 
-/* The breaker section (README "Circuit breakers"): failures keeps its old name as the switch
+/* The breaker section (docs/chain.md "Circuit breakers"): failures keeps its old name as the switch
  * and the default of consecutive; the rate rules need min_calls calls in the window. */
 #define CONFIG_MAX_CONSECUTIVE 1000 /* a run's failure times are kept (and sent) to order them */
 static int

@@ -1,6 +1,6 @@
 /* keys.c -- every Redis key and channel name planb uses, built in one place.
  *
- * The names are the contract with producers and operators (DESIGN.md, README):
+ * The names are the contract with producers and operators (DESIGN.md, docs/redis.md):
  * keeping them here means a rename is one diff and a grep for "q:" finds it.
  * Each returns a new string "<prefix>:<kind>[:<name>]"; caller frees. */
 #include "planb/keys.h"

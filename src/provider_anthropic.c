@@ -7,7 +7,7 @@
  * assistant turn (a prefill) must not end in whitespace, max_tokens is
  * required, tool calls are tool_use blocks and their results tool_result
  * blocks of the next user turn, stop sequences must not be blank. build_request
- * converts (README "Translation" has the table), so the shape of a job that
+ * converts (docs/translation.md "Translation" has the table), so the shape of a job that
  * OpenAI would take is never why Anthropic rejects it; what has no
  * equivalent is listed by anthropic_dropped, and what cannot be sent without a
  * change of meaning is refused by anthropic_refuses (the chain moves on).

@@ -1,6 +1,6 @@
 /* semcache.c -- the semantic cache: a shared LSH index in Redis, exact cosine and guard in C.
  *
- * Index (README "Semantic cache" has the key contract):
+ * Index (docs/cache.md "Semantic cache" has the key contract):
  *   <p>:sem:e:<id>                   one entry: "<scope> <ms> <c0>,...,<c15>\n", then dim (u16
  *                                    LE), question length (u16 LE), the int8-quantised vector,
  *                                    the question and the answer

@@ -102,13 +102,14 @@ typedef struct pb_http_conf {
 typedef enum { PB_EMBEDDER_LOCAL, PB_EMBEDDER_HTTP } pb_embedder_kind;
 typedef enum { PB_SEMANTIC_FALLBACK, PB_SEMANTIC_FIRST, PB_SEMANTIC_SHADOW } pb_semantic_mode;
 
-/* Default cosine threshold of the local embedder, chosen on tests/fixtures/semantic (README). */
+/* Default cosine threshold of the local embedder, chosen on tests/fixtures/semantic
+ * (docs/cache.md). */
 #define PB_SEMANTIC_LOCAL_THRESHOLD 0.82
 
-/* cache.semantic (README "Semantic cache"). */
+/* cache.semantic (docs/cache.md "Semantic cache"). */
 typedef struct pb_semantic_conf {
     bool enabled;              /* default false */
-    double threshold;          /* cosine a hit needs (default per embedder, see README) */
+    double threshold;          /* cosine a hit needs (default per embedder, see docs/cache.md) */
     pb_embedder_kind embedder; /* "local" (default) | "http" */
     pb_semantic_mode mode;     /* "fallback" (default) | "first" | "shadow" */
     int provider;              /* http: index of an openai-type provider, else -1 */
@@ -170,7 +171,7 @@ typedef struct pb_config {
     pb_semantic_conf semantic;     /* cache.semantic */
     pb_http_conf http;             /* the front door */
 
-    /* redis.sentinels and the bounds of Redis calls (README "When Redis misbehaves") */
+    /* redis.sentinels and the bounds of Redis calls (docs/redis.md "When Redis misbehaves") */
     char **sentinel_hosts;   /* hosts of redis.sentinels (NULL: no Sentinel, use redis_host) */
     int *sentinel_ports;     /* their ports */
     size_t n_sentinels;      /* 0..PB_CONFIG_MAX_SENTINELS */
@@ -190,6 +191,11 @@ pb_config *pb_config_load(const char *path, pb_error *err);
 /* Same, from a JSON string (tests). */
 pb_config *pb_config_parse(const char *json, pb_error *err);
 void pb_config_free(pb_config *cfg);
+
+/* Calls fn once per setting the parser accepts, as a dotted path: "breaker.consecutive",
+ * "models.<name>.timeout_ms", "http.keys[].sha256" (sections themselves are not named). The
+ * names come from the parser's own key tables (docs/config.md is tested against them). */
+void pb_config_each_key(void (*fn)(const char *key, void *arg), void *arg);
 
 /* Index of a model/route by name, or -1. */
 int pb_config_model_index(const pb_config *cfg, const char *name);

@@ -4,7 +4,7 @@
  * respawned like them. It serves POST /v1/chat/completions (JSON or SSE), GET /v1/models
  * and GET /healthz with evhttp; each request becomes a job on the queue, and its answer
  * comes back through one subscriber connection (results) and one blocking reader (streams)
- * shared by all requests. README "The front door" is the contract. */
+ * shared by all requests. docs/front-door.md is the contract. */
 #ifndef PLANB_FRONT_H
 #define PLANB_FRONT_H
 

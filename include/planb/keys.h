@@ -1,4 +1,4 @@
-/* keys.h -- every Redis key and channel name planb uses, in one place (the README contract).
+/* keys.h -- every Redis key and channel name planb uses, in one place (the docs/redis.md contract).
  *
  * All names start with the configured prefix. Returned strings are new; caller frees. */
 #ifndef PLANB_KEYS_H

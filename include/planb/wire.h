@@ -1,6 +1,6 @@
 /* wire.h -- the OpenAI Chat Completions wire shapes of the front door, and nothing else.
  *
- * A request body becomes a job (README "The front door": model names a route or a model,
+ * A request body becomes a job (docs/front-door.md: model names a route or a model,
  * stream and stream_options are the front's, every other field is a param); a stored
  * result becomes a chat.completion, a stream entry becomes chat.completion.chunk events,
  * and every refusal is OpenAI's error object. Pure functions, no I/O: front.c does the

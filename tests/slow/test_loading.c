@@ -1,6 +1,6 @@
 /* test_loading.c -- a Redis restart on a dataset big enough that loading takes seconds.
  *
- * Label "slow" (README "Working on planb"): it writes a few million keys with
+ * Label "slow" (docs/contributing.md "Working on planb"): it writes a few million keys with
  * DEBUG POPULATE, rewrites the AOF, then restarts Redis while 500 jobs (2-s
  * upstream) are in flight. Redis answers -LOADING for seconds; planb must keep
  * every finished result, hand nothing back (the outage outlasts no lease, but

@@ -11,7 +11,7 @@
 # messages in that gap are what planb:events is for) and checks that every job
 # has exactly one result, one reply-list entry, one planb:events entry and is
 # never published twice; the upstream calls beyond 2000 are the duplicate runs
-# (README "When Redis misbehaves": writes the old master took after the replica
+# (docs/redis.md "When Redis misbehaves": writes the old master took after the replica
 # was promoted, until +switch-master). A third run repeats the SIGKILL with
 # redis.wait_replicas: 1. Prints one "figures:" line per run.
 . "$(dirname "$0")/../support/world.sh"

@@ -1,4 +1,4 @@
-/* test_keys.c -- the Redis key and channel names are the README contract: pin them, and the
+/* test_keys.c -- the Redis key and channel names are the docs/redis.md contract: pin them, and the
  * worker id that several of them embed. */
 #include <criterion/criterion.h>
 #include <stdio.h>

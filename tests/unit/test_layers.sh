@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_layers.sh -- the layer order of README "Layout", checked on the include lines.
+# test_layers.sh -- the layer order of docs/contributing.md "Layout", checked on the include lines.
 #
 # Every module has a rank (its layer); a file may include planb headers of its own rank
 # or lower, never higher. On top of that: the master's whole include closure (what the

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // producer.js -- ask planb from Node.js: push a job, wait on its reply list.
 //
-// The whole contract is JSON in, JSON out over Redis (README "Producer contract"):
+// The whole contract is JSON in, JSON out over Redis (docs/jobs.md, the producer contract):
 // LPUSH the job onto planb:q:<queue> with "reply": true, then BLPOP
 // planb:reply:<id> for the one result. Uses the npm `redis` client (v4).
 //

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """planb_producer.py -- ask planb from Python: push a job, wait on its reply list.
 
-The whole contract is JSON in, JSON out over Redis (README "Producer contract"):
+The whole contract is JSON in, JSON out over Redis (docs/jobs.md, the producer contract):
 LPUSH the job onto planb:q:<queue> with "reply": true, then BLPOP
 planb:reply:<id> for the one result. Needs only Debian's python3-redis.
 
