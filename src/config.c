@@ -130,6 +130,7 @@ static const char *const config_http_keys[] = {"listen",
                                                "max_queue",
                                                "wait_grace_ms",
                                                "keys",
+                                               "tenant_header",
                                                NULL};
 static const char *const config_http_key_keys[] = {"name", "tenant",      "sha256",
                                                    "rpm",  "concurrency", NULL};
@@ -1100,6 +1101,10 @@ config_parse_http(pb_config *cfg, json_object *root, pb_error *err)
                 }
         }
     }
+    /* A key's tenant keeps its cached answers apart: a client must not pick another's. */
+    if (config_boolean(o, "http", "tenant_header", hc->n_keys == 0, &hc->tenant_header, err) !=
+        PB_OK)
+        goto out;
     rc = PB_OK;
 out:
     free(queue);

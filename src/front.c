@@ -14,8 +14,16 @@
  * count) and the listener pauses at http.max_connections; while a request waits, evhttp
  * reads nothing, so a watch on the socket notices the client hanging up. A gone client's
  * job is LREM'd from the queue when no worker took it yet (cancelled), else it finishes
- * unread (its result is stored as usual). A stream whose client reads slower than the
- * answer comes is cut when FRONT_MAX_PENDING_OUT bytes wait unsent. */
+ * unread (its result is stored as usual) and keeps its key's concurrency slot until its
+ * result or its deadline. A stream whose client reads slower than the answer comes is cut
+ * when FRONT_MAX_PENDING_OUT bytes wait unsent.
+ *
+ * A request's outstanding work: at most one Redis call at a time of push, settle or cancel
+ * (pending counts them; r is freed only at zero), or the hold's timer (owned, deleted when
+ * r finishes). The push is bounded by redis.timeout_ms; a push whose reply is lost leaves
+ * the job maybe queued, so the request waits on its id as if pushed. At the wait bound
+ * (never while a push is out) front_settle.lua tells what became of the job: taken off the
+ * queue (503), running or finished (504), or nowhere (503: it will not run). */
 #include "planb/front.h"
 
 #include <errno.h>
@@ -66,16 +74,27 @@ typedef struct front_req {
     pb_wire_job job;
     int key;                    /* index into http.keys, -1 none */
     bool cache_skip;            /* x-planb-cache: skip (the cache header says so) */
-    struct event *timer;        /* the wait's bound: deadline + http.wait_grace_ms */
+    struct event *timer;        /* the wait's bound: deadline + http.wait_grace_ms; once
+                                   detached, the job's deadline */
     struct event *eof;          /* the client's socket, watched for a hang-up */
+    struct event *hold;         /* the next push of a request held for workers or Redis */
+    const char *held_for;       /* why it is held: "NO_WORKERS", or NULL (Redis down) */
     pb_streamread_sub *sub;     /* streamed: the relay */
+    int pending;                /* Redis calls outstanding that hold r (push, settle, cancel) */
+    unsigned long push_ups;     /* pb_redis_ups of cmd when the push went out */
     bool waiting;               /* in resultwait */
-    bool push_pending;          /* front_push.lua not answered yet */
-    bool pushed;                /* the job is (or was) on the queue */
+    bool pushing;               /* front_push.lua sent, not answered */
+    bool pushed;                /* the job is (or may be) on the queue */
+    bool push_unknown;          /* the push's reply was lost: the job may be queued or not */
+    bool expired;               /* the wait bound passed while the push was out */
     bool started;               /* streamed: 200 and headers sent */
+    bool content_sent;          /* streamed: a text or tool chunk went to the client */
     bool done;                  /* answered, or the client is gone: nothing more is sent */
     bool gone;                  /* the client went away unanswered */
-    int64_t hold_until_mono_ms; /* NO_WORKERS is retried until then, then a 503 */
+    bool detached;              /* done, but its job may still run: r keeps the key's slot */
+    const char *gone_why;       /* why the client is gone (logged with the cancel) */
+    int64_t hold_until_mono_ms; /* NO_WORKERS (or Redis down) is retried until then */
+    int64_t deadline_mono_ms;   /* the job's deadline (a detached slot is held until then) */
     pb_wire_chunker chunker;
     struct front_req *prev, *next;
 } front_req;
@@ -97,8 +116,10 @@ struct front {
     int64_t conn_activity_mono_ms; /* draining: the drain began, or a connection moved bytes */
     bool paused;                   /* the listener waits for a connection to close */
     int *key_inflight;             /* per http.keys entry: its requests in progress */
-    front_req *reqs;               /* every request in progress (for the drain) */
-    int n_reqs;
+    front_req *reqs;               /* every request alive, detached ones too */
+    int n_reqs;                    /* requests not answered yet (the drain waits for them) */
+    char *inflight_prefix;         /* "<p>:inflight:" (front_settle.lua) */
+    bool closing;                  /* the loop ended: callbacks only let go of their request */
     bool draining;
     int64_t drain_until_mono_ms;
     struct event *sig_term, *sig_int, *drain_tick;
@@ -139,12 +160,14 @@ front_send_error(struct evhttp_request *req, const pb_wire_error *err)
 /* ------------------------------------------------------------------ request lifetime */
 
 static void front_on_closed(struct evhttp_connection *evcon, void *arg);
+static void front_on_detached_result(const char *result, size_t len, void *arg);
 
-/* Frees r once nothing refers to it: answered (or gone) and its push answered. */
+/* Frees r once nothing refers to it: answered (or gone), no Redis call of its outstanding,
+ * and no longer detached. */
 static void
 front_req_release(front_req *r)
 {
-    if (!r->done || r->push_pending)
+    if (!r->done || r->pending > 0 || r->detached)
         return;
     front *f = r->f;
     if (r->prev)
@@ -153,21 +176,24 @@ front_req_release(front_req *r)
         f->reqs = r->next;
     if (r->next)
         r->next->prev = r->prev;
-    f->n_reqs--;
     if (r->key >= 0)
         f->key_inflight[r->key]--;
     if (r->timer)
         event_free(r->timer);
     if (r->eof)
         event_free(r->eof);
+    if (r->hold)
+        event_free(r->hold);
     pb_wire_job_free(&r->job);
     free(r);
 }
 
-/* Nothing more goes to the client: the wait, the relay and the watches stop. */
+/* Nothing more goes to the client: the wait, the relay, the hold and the watches stop. */
 static void
 front_req_finish(front_req *r)
 {
+    if (!r->done)
+        r->f->n_reqs--;
     r->done = true;
     if (r->waiting)
         pb_resultwait_remove(r->f->results, r->id);
@@ -176,10 +202,52 @@ front_req_finish(front_req *r)
     r->sub = NULL;
     if (r->timer)
         evtimer_del(r->timer);
+    if (r->hold)
+        evtimer_del(r->hold);
     if (r->eof)
         event_del(r->eof);
     if (r->evcon) /* alive: evhttp calls this hook before freeing a connection */
         evhttp_connection_set_closecb(r->evcon, NULL, NULL);
+}
+
+/* A finished request whose job may still run (its client left, or its stream was ended
+ * early) keeps its key's concurrency slot until the job's result or its deadline: else a
+ * client that hangs up at once could keep any number of a key's jobs running. */
+static void
+front_req_detach(front_req *r)
+{
+    const pb_http_key *k = r->key >= 0 ? &r->f->cfg->http.keys[r->key] : NULL;
+    if (k == NULL || k->concurrency == 0 || !(r->pushed || r->pushing) || r->f->closing)
+        return;
+    r->detached = true;
+    pb_resultwait_add(r->f->results, r->id, front_on_detached_result, r);
+    int64_t left = r->deadline_mono_ms - pb_mono_ms();
+    if (left < 0)
+        left = 0;
+    struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
+    evtimer_add(r->timer, &tv);
+}
+
+/* A detached request's job is over (its result came, it was taken off the queue or never
+ * queued, or its deadline passed): its slot can go. The caller releases r. */
+static void
+front_req_undetach(front_req *r)
+{
+    if (!r->detached)
+        return;
+    r->detached = false;
+    pb_resultwait_remove(r->f->results, r->id);
+    evtimer_del(r->timer);
+}
+
+static void
+front_on_detached_result(const char *result, size_t len, void *arg)
+{
+    (void)result;
+    (void)len;
+    front_req *r = arg;
+    front_req_undetach(r);
+    front_req_release(r);
 }
 
 /* LREM of the job's exact bytes from the queue: 1 when no worker had taken it. */
@@ -191,36 +259,42 @@ front_lrem(front_req *r, pb_redis_fn fn, void *arg)
     pb_redis_command(r->f->cmd, fn, arg, 4, argv, lens);
 }
 
-/* A gone client's LREM answered (arg: "id=... why=..."): 1 is a job taken off the queue
- * before any worker claimed it; 0, a worker has it and it finishes unread. */
+/* A gone client's LREM answered: 1 is a job taken off the queue before any worker claimed
+ * it (it never runs: the slot is free at once); 0, a worker has it and it finishes unread. */
 static void
 front_on_cancel_lrem(redisReply *reply, void *arg)
 {
-    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1)
-        pb_log(PB_LOG_INFO, "event=front_cancel %s", (char *)arg);
-    free(arg);
+    front_req *r = arg;
+    r->pending--;
+    if (!r->f->closing && reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
+        pb_log(PB_LOG_INFO, "event=front_cancel id=%s why=%s", r->id, r->gone_why);
+        front_req_undetach(r);
+    }
+    front_req_release(r);
 }
 
-/* Takes the job of a gone client off the queue, if no worker took it yet. */
+/* Takes the job of a gone client off the queue, if no worker took it yet. Not while a push
+ * or a settle is out: their replies see the client gone and do it (or did it). */
 static void
-front_cancel_job(front_req *r, const char *why)
+front_cancel_job(front_req *r)
 {
-    if (!r->pushed || r->job.json == NULL)
+    if (!r->pushed || r->pending > 0 || r->job.json == NULL || r->f->closing)
         return;
-    char what[sizeof(r->id) + 64];
-    snprintf(what, sizeof(what), "id=%s why=%s", r->id, why);
-    front_lrem(r, front_on_cancel_lrem, pb_xstrdup(what));
+    r->pending++;
+    front_lrem(r, front_on_cancel_lrem, r);
 }
 
-/* The client went away before its answer. */
+/* The client went away before its answer (why: a static string). */
 static void
 front_req_gone(front_req *r, const char *why)
 {
     if (r->done)
         return;
     r->gone = true;
+    r->gone_why = why;
     front_req_finish(r);
-    front_cancel_job(r, why);
+    front_req_detach(r);
+    front_cancel_job(r);
     front_req_release(r);
 }
 
@@ -240,16 +314,22 @@ front_on_closed(struct evhttp_connection *evcon, void *arg)
 }
 
 /* The socket of a waiting request became readable: EOF (or a reset) is the client hanging
- * up; bytes are a pipelined request, which evhttp reads after this answer. */
+ * up; bytes are a pipelined request, which evhttp reads after this answer. They keep the
+ * socket readable, so from then on only a hang-up is watched (EV_CLOSED, epoll's RDHUP,
+ * seen with unread bytes too); a backend without it cannot tell, and stops watching. */
 static void
 front_on_client_readable(evutil_socket_t fd, short what, void *arg)
 {
-    (void)what;
     front_req *r = arg;
     char c;
-    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n > 0)
-        return; /* not re-armed: evhttp owns the bytes */
+    ssize_t n = what & EV_CLOSED ? 0 : recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0) {
+        if (event_base_get_features(r->f->base) & EV_FEATURE_EARLY_CLOSE) {
+            event_assign(r->eof, r->f->base, fd, EV_CLOSED, front_on_client_readable, r);
+            event_add(r->eof, NULL);
+        }
+        return;
+    }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
         event_add(r->eof, NULL);
         return;
@@ -303,50 +383,113 @@ front_meta_headers(front_req *r, const pb_wire_meta *m, bool full)
     }
 }
 
-/* The wait bound passed with no result heard and none stored: LREM tells whether the job
- * was still queued (503, cancelled) or is running (504, it finishes unread). */
+/* Ends r with err: a plain error before a stream began, else an error event and [DONE].
+ * The caller releases r (or detaches it first). */
 static void
-front_on_timeout_lrem(redisReply *reply, void *arg)
+front_end_with_error(front_req *r, const pb_wire_error *err)
+{
+    front_req_finish(r);
+    if (!r->started) {
+        front_header(r->req, "x-request-id", r->id);
+        front_send_error(r->req, err);
+        return;
+    }
+    size_t len = 0;
+    char *e = pb_wire_error_json(err, &len);
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add_printf(b, "data: %s\n\ndata: [DONE]\n\n", e);
+    evhttp_send_reply_chunk(r->req, b);
+    evbuffer_free(b);
+    free(e);
+    evhttp_send_reply_end(r->req);
+}
+
+/* The job was not queued (why: front_push.lua's refusal, or NULL: Redis was not there). */
+static void
+front_refuse(front_req *r, const char *why)
+{
+    pb_wire_error err;
+    if (why && strcmp(why, "RATE_LIMITED") == 0)
+        pb_wire_error_set(&err, 429, "rate_limit_error", "rate_limit_exceeded",
+                          "this key's requests per minute are used up");
+    else if (why && strcmp(why, "NO_WORKERS") == 0)
+        pb_wire_error_set(&err, 503, "server_error", "no_workers",
+                          "no planb worker is alive to take the request");
+    else if (why && strcmp(why, "QUEUE_FULL") == 0)
+        pb_wire_error_set(&err, 503, "server_error", "queue_full",
+                          "the queue is full (http.max_queue)");
+    else
+        pb_wire_error_set(&err, 503, "server_error", "redis_unavailable",
+                          "the queue's Redis is not reachable");
+    front_end_with_error(r, &err);
+    front_req_release(r);
+}
+
+/* A Redis status (or bulk string) reply's text, else NULL. */
+static const char *
+front_reply_status(const redisReply *reply)
+{
+    if (reply && (reply->type == REDIS_REPLY_STATUS || reply->type == REDIS_REPLY_STRING))
+        return reply->str;
+    return NULL;
+}
+
+/* The wait bound passed with no result heard and none stored; front_settle.lua says where
+ * the job is. Taken off the queue: 503 not_taken. Found nowhere: it will not run, 503
+ * (job_lost; redis_unavailable when the push was never answered). Running, finished, or no
+ * verdict: 504, it may still finish (a job that ran is never a 503). */
+static void
+front_on_settled(redisReply *reply, void *arg)
 {
     front_req *r = arg;
-    r->push_pending = false;
-    if (r->done) {
+    r->pending--;
+    const char *s = front_reply_status(reply);
+    bool removed = s && strcmp(s, "REMOVED") == 0;
+    /* After a lost push reply, "nowhere" is certain only when this went out on the connection
+     * that carried the push: the bytes of a dropped one may still reach Redis. */
+    bool lost =
+        s && strcmp(s, "LOST") == 0 && (!r->push_unknown || pb_redis_ups(r->f->cmd) == r->push_ups);
+    if (r->done || r->f->closing) { /* the client left meanwhile */
+        if (removed || lost)
+            front_req_undetach(r);
         front_req_release(r);
         return;
     }
     pb_wire_error err;
-    bool removed = reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0;
     if (removed)
         pb_wire_error_set(&err, 503, "server_error", "not_taken",
                           "no worker took the request within its deadline; it was cancelled");
+    else if (lost && r->push_unknown)
+        pb_wire_error_set(&err, 503, "server_error", "redis_unavailable",
+                          "the queue's Redis did not answer; the job never reached the queue");
+    else if (lost)
+        pb_wire_error_set(&err, 503, "server_error", "job_lost",
+                          "the job is neither queued, running nor finished (was its queue "
+                          "deleted?); it will not run");
     else
         pb_wire_error_set(&err, 504, "server_error", "timeout",
                           "no answer within the deadline (the job may still finish: "
                           "GET planb:result:%s)",
                           r->id);
-    pb_log(PB_LOG_WARN, "event=front_timeout id=%s status=%d", r->id, err.status);
-    front_req_finish(r);
-    if (!r->started) {
-        front_header(r->req, "x-request-id", r->id);
-        front_send_error(r->req, &err);
-    } else {
-        size_t len = 0;
-        char *e = pb_wire_error_json(&err, &len);
-        struct evbuffer *b = evbuffer_new();
-        evbuffer_add_printf(b, "data: %s\n\ndata: [DONE]\n\n", e);
-        evhttp_send_reply_chunk(r->req, b);
-        evbuffer_free(b);
-        free(e);
-        evhttp_send_reply_end(r->req);
-    }
+    pb_log(PB_LOG_WARN, "event=front_timeout id=%s status=%d code=%s", r->id, err.status, err.code);
+    front_end_with_error(r, &err);
     front_req_release(r);
 }
 
 static void
-front_timed_out(front_req *r)
+front_settle(front_req *r)
 {
-    r->push_pending = true; /* holds r until the reply */
-    front_lrem(r, front_on_timeout_lrem, r);
+    front *f = r->f;
+    char *result_key = pb_key_result(f->cfg->prefix, r->id);
+    const char *argv[] = {f->queue_key, f->workers_key, result_key, r->job.json,
+                          f->inflight_prefix};
+    size_t lens[5];
+    for (int i = 0; i < 5; i++)
+        lens[i] = i == 3 ? r->job.len : strlen(argv[i]);
+    r->pending++;
+    pb_redis_script_within(f->cmd, f->cfg->redis_timeout_ms, "front_settle", front_on_settled, r, 3,
+                           5, argv, lens);
+    free(result_key);
 }
 
 /* A non-streamed request's result (NULL: a bounded wait found none stored). */
@@ -358,7 +501,7 @@ front_on_result(const char *result, size_t len, void *arg)
     if (r->done)
         return;
     if (result == NULL) {
-        front_timed_out(r);
+        front_settle(r);
         return;
     }
     int status = 500;
@@ -380,18 +523,27 @@ front_on_result(const char *result, size_t len, void *arg)
     front_req_release(r);
 }
 
+/* The wait bound (or, detached, the job's deadline). Never settles while a push is out: the
+ * push's reply does. A request still held was never queued: refused for what held it. */
 static void
 front_on_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     front_req *r = arg;
-    if (r->done)
+    if (r->done) {
+        front_req_undetach(r);
+        front_req_release(r);
         return;
-    if (r->job.stream)
-        front_timed_out(r);
+    }
+    if (r->pushing)
+        r->expired = true;
+    else if (evtimer_pending(r->hold, NULL))
+        front_refuse(r, r->held_for);
+    else if (r->job.stream)
+        front_settle(r);
     else
-        pb_resultwait_check(r->f->results, r->id); /* a missed publish, else front_timed_out */
+        pb_resultwait_check(r->f->results, r->id); /* a missed publish, else front_settle */
 }
 
 /* ------------------------------------------------------------------ streams */
@@ -476,6 +628,27 @@ front_stream_refused(front_req *r, const redisReply *result)
     return true;
 }
 
+/* A second start after text went out, not a continuation: the job runs again (its worker
+ * was lost mid-stream) and would send its text twice. The client's stream ends with an
+ * error event; the job runs on (its result is stored), holding its key's slot. */
+static bool
+front_stream_restarted(front_req *r, const char *type, const redisReply *fields)
+{
+    if (!r->started || !r->content_sent || strcmp(type, "start") != 0 ||
+        strcmp(front_field_str(fields, "continued"), "1") == 0)
+        return false;
+    pb_wire_error err;
+    pb_wire_error_set(&err, 502, "server_error", "stream_restarted",
+                      "the answer started over (its worker was lost); this stream ends here "
+                      "(the whole answer: GET planb:result:%s)",
+                      r->id);
+    pb_log(PB_LOG_WARN, "event=front_stream_restarted id=%s", r->id);
+    front_end_with_error(r, &err);
+    front_req_detach(r);
+    front_req_release(r);
+    return true;
+}
+
 /* One entry of the job's answer stream, as chat.completion.chunk events. */
 static void
 front_on_stream_entry(const redisReply *fields, void *arg)
@@ -485,6 +658,8 @@ front_on_stream_entry(const redisReply *fields, void *arg)
         return;
     const char *type = front_field_str(fields, "type");
     const redisReply *result = strcmp(type, "end") == 0 ? front_field(fields, "result") : NULL;
+    if (front_stream_restarted(r, type, fields))
+        return;
     if (!r->started) {
         if (result != NULL && front_stream_refused(r, result))
             return;
@@ -496,7 +671,9 @@ front_on_stream_entry(const redisReply *fields, void *arg)
         const redisReply *t = front_field(fields, "text");
         if (t)
             pb_wire_chunk_text(&r->chunker, t->str, t->len, &out);
+        r->content_sent = r->content_sent || (t && t->len > 0);
     } else if (strcmp(type, "tool") == 0) {
+        r->content_sent = true;
         pb_wire_chunk_tool(&r->chunker, atoi(front_field_str(fields, "index")),
                            front_field_str(fields, "id"), front_field_str(fields, "name"),
                            front_field_str(fields, "arguments"), &out);
@@ -516,69 +693,74 @@ front_on_stream_entry(const redisReply *fields, void *arg)
 
 static void front_push(front_req *r);
 
-/* The hold of a request refused for NO_WORKERS is over: push again (or let go of it). */
+/* The hold of a request not queued for now (no live worker, no Redis) is over: push again.
+ * (The hold's timer is r's, deleted when r finishes.) */
 static void
 front_on_push_again(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    front_req *r = arg;
-    r->push_pending = false;
-    if (r->done)
-        front_req_release(r);
-    else
-        front_push(r);
+    front_push(arg);
 }
 
+/* A reload's old workers leave before the new ones beat, and a new front binds before its
+ * Redis is up: hold the request a moment, don't refuse it (why: what it waits for). */
+static void
+front_hold(front_req *r, const char *why)
+{
+    r->held_for = why;
+    struct timeval tv = {0, FRONT_HOLD_STEP_MS * 5 * 1000};
+    evtimer_add(r->hold, &tv);
+}
+
+/* front_push.lua answered. A lost reply (NULL: the bound passed, or the connection dropped)
+ * leaves the job maybe queued: the request waits on its id as if pushed, and the settle
+ * at its bound tells which. */
 static void
 front_on_pushed(redisReply *reply, void *arg)
 {
     front_req *r = arg;
-    r->push_pending = false;
-    const char *s = reply && reply->type == REDIS_REPLY_STATUS   ? reply->str
-                    : reply && reply->type == REDIS_REPLY_STRING ? reply->str
-                                                                 : NULL;
-    bool ok = s && strcmp(s, "OK") == 0;
-    if (ok)
-        r->pushed = true;
-    if (r->done) {
-        if (ok && r->gone)
-            front_cancel_job(r, "client_closed"); /* it left while the push was on its way */
+    r->pending--;
+    r->pushing = false;
+    if (r->f->closing) {
         front_req_release(r);
         return;
     }
-    if (ok)
-        return;
-    if (s && strcmp(s, "NO_WORKERS") == 0 && pb_mono_ms() < r->hold_until_mono_ms) {
-        /* A reload's old workers leave before the new ones beat: hold, don't refuse. */
-        r->push_pending = true; /* the timer holds r */
-        struct timeval tv = {0, FRONT_HOLD_STEP_MS * 5 * 1000};
-        event_base_once(r->f->base, -1, EV_TIMEOUT, front_on_push_again, r, &tv);
+    const char *s = front_reply_status(reply);
+    r->push_unknown = reply == NULL;
+    if (r->push_unknown || (s && strcmp(s, "OK") == 0))
+        r->pushed = true;
+    if (r->done) { /* answered by a result that came first, or the client left */
+        if (r->pushed && r->gone)
+            front_cancel_job(r);
+        else if (!r->pushed)
+            front_req_undetach(r); /* refused: it never runs */
+        front_req_release(r);
         return;
     }
-    pb_wire_error err;
-    if (s && strcmp(s, "RATE_LIMITED") == 0)
-        pb_wire_error_set(&err, 429, "rate_limit_error", "rate_limit_exceeded",
-                          "this key's requests per minute are used up");
-    else if (s && strcmp(s, "NO_WORKERS") == 0)
-        pb_wire_error_set(&err, 503, "server_error", "no_workers",
-                          "no planb worker is alive to take the request");
-    else if (s && strcmp(s, "QUEUE_FULL") == 0)
-        pb_wire_error_set(&err, 503, "server_error", "queue_full",
-                          "the queue is full (http.max_queue)");
-    else
-        pb_wire_error_set(&err, 503, "server_error", "redis_unavailable",
-                          "the queue's Redis is not reachable");
-    front_req_finish(r);
-    front_header(r->req, "x-request-id", r->id);
-    front_send_error(r->req, &err);
-    front_req_release(r);
+    if (r->pushed) {
+        if (r->expired)
+            front_settle(r);
+        return;
+    }
+    if (s && strcmp(s, "NO_WORKERS") == 0 && !r->expired && pb_mono_ms() < r->hold_until_mono_ms) {
+        front_hold(r, "NO_WORKERS");
+        return;
+    }
+    front_refuse(r, s);
 }
 
 static void
 front_push(front_req *r)
 {
     front *f = r->f;
+    if (!pb_redis_is_up(f->cmd)) { /* not sent, so surely not queued */
+        if (pb_mono_ms() < r->hold_until_mono_ms)
+            front_hold(r, NULL);
+        else
+            front_refuse(r, NULL);
+        return;
+    }
     const pb_http_key *k = r->key >= 0 ? &f->cfg->http.keys[r->key] : NULL;
     char *rpm_key = k && k->rpm > 0 ? pb_key_front_rpm(f->cfg->prefix, k->name,
                                                        (long long)(pb_wall_ms() / 60000))
@@ -592,8 +774,11 @@ front_push(front_req *r)
     size_t lens[7];
     for (int i = 0; i < 7; i++)
         lens[i] = i == 3 ? r->job.len : strlen(argv[i]);
-    r->push_pending = true;
-    pb_redis_script(f->cmd, "front_push", front_on_pushed, r, 3, 7, argv, lens);
+    r->pending++;
+    r->pushing = true;
+    r->push_ups = pb_redis_ups(f->cmd);
+    pb_redis_script_within(f->cmd, f->cfg->redis_timeout_ms, "front_push", front_on_pushed, r, 3, 7,
+                           argv, lens);
     free(rpm_key);
 }
 
@@ -618,9 +803,12 @@ front_auth(front *f, struct evhttp_request *req)
     return -2;
 }
 
-/* x-planb-deadline-ms, x-planb-cache, x-planb-critical, x-planb-tenant into opts. */
+/* x-planb-deadline-ms, x-planb-cache, x-planb-critical, x-planb-tenant into opts. A key's
+ * tenant wins over x-planb-tenant; without one the header counts only with
+ * http.tenant_header (a 400 otherwise: silently ignored, it would share the keyless
+ * tenant's cache with whoever sent it). */
 static int
-front_options(struct evhttp_request *req, const pb_http_key *key, pb_wire_opts *o,
+front_options(const front *f, struct evhttp_request *req, const pb_http_key *key, pb_wire_opts *o,
               pb_wire_error *err)
 {
     struct evkeyvalq *in = evhttp_request_get_input_headers(req);
@@ -651,7 +839,13 @@ front_options(struct evhttp_request *req, const pb_http_key *key, pb_wire_opts *
         }
         o->critical = strcmp(v, "true") == 0;
     }
-    o->tenant = key && key->tenant ? key->tenant : evhttp_find_header(in, "x-planb-tenant");
+    v = evhttp_find_header(in, "x-planb-tenant");
+    if (v && !(key && key->tenant) && !f->cfg->http.tenant_header) {
+        pb_wire_error_set(err, 400, "invalid_request_error", "bad_header",
+                          "x-planb-tenant is not accepted here (http.tenant_header is off)");
+        return PB_ERR;
+    }
+    o->tenant = key && key->tenant ? key->tenant : v;
     return PB_OK;
 }
 
@@ -710,7 +904,7 @@ front_chat(front *f, struct evhttp_request *req, int key, int64_t held_until)
     size_t len = evbuffer_get_length(in);
     const char *body = len ? (const char *)evbuffer_pullup(in, (ev_ssize_t)len) : "";
     front_req *r = pb_xcalloc(1, sizeof(*r));
-    if (front_options(req, k, &opts, &err) != PB_OK ||
+    if (front_options(f, req, k, &opts, &err) != PB_OK ||
         pb_wire_job_from_body(body, len, f->cfg, &opts, &r->job, &err) != PB_OK) {
         front_header(req, "x-request-id", id);
         front_send_error(req, &err);
@@ -726,6 +920,8 @@ front_chat(front *f, struct evhttp_request *req, int key, int64_t held_until)
     r->key = key;
     r->cache_skip = opts.cache && strcmp(opts.cache, "skip") == 0;
     r->hold_until_mono_ms = pb_mono_ms() + FRONT_HOLD_MS;
+    r->deadline_mono_ms = pb_mono_ms() + r->job.deadline_ms;
+    r->hold = evtimer_new(f->base, front_on_push_again, r);
     snprintf(r->chunker.id, sizeof(r->chunker.id), "chatcmpl-%s", r->id);
     r->chunker.created = (int64_t)time(NULL);
     if (key >= 0)
@@ -1107,6 +1303,7 @@ pb_front_run(const pb_config *cfg, int listen_fd)
     f->base = event_base_new();
     f->queue_key = pb_key_queue(cfg->prefix, cfg->queues[cfg->http.queue]);
     f->workers_key = pb_key_workers(cfg->prefix);
+    f->inflight_prefix = pb_key_inflight(cfg->prefix, "");
     f->sse_max = 6 * cfg->limits.reply_max_bytes + (64u << 10); /* \u00XX is 6 bytes */
     f->key_inflight = pb_xcalloc(cfg->http.n_keys + 1, sizeof(int));
     f->cmd = pb_redis_new(f->base, cfg, "cmd");
@@ -1132,6 +1329,7 @@ pb_front_run(const pb_config *cfg, int listen_fd)
     }
     /* Requests still open at the end (drain timeout): their clients get a closed connection;
      * their jobs finish unread. */
+    f->closing = true;
     evhttp_free(f->http);
     pb_streamread_free(f->streams);
     pb_resultwait_free(f->results);
@@ -1139,7 +1337,8 @@ pb_front_run(const pb_config *cfg, int listen_fd)
     for (front_req *r = f->reqs, *next; r; r = next) {
         next = r->next;
         r->done = true;
-        r->push_pending = false;
+        r->pending = 0; /* the connection is gone and its callbacks with it */
+        r->detached = false;
         front_req_release(r);
     }
     if (f->drain_tick)
@@ -1149,6 +1348,7 @@ pb_front_run(const pb_config *cfg, int listen_fd)
     event_base_free(f->base);
     free(f->queue_key);
     free(f->workers_key);
+    free(f->inflight_prefix);
     free(f->key_inflight);
     free(f);
     return code;

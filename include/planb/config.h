@@ -97,6 +97,8 @@ typedef struct pb_http_conf {
     int wait_grace_ms;       /* waits past the job's deadline before giving up (10000) */
     pb_http_key *keys;       /* NULL/0: the front asks for no key */
     size_t n_keys;
+    bool tenant_header; /* x-planb-tenant names the tenant of a key without one (default:
+                           only when no keys are configured) */
 } pb_http_conf;
 
 typedef enum { PB_EMBEDDER_LOCAL, PB_EMBEDDER_HTTP } pb_embedder_kind;

@@ -283,6 +283,7 @@ Test(wire, http_config)
     cr_assert_eq(cfg->http.max_connections, 10000);
     cr_assert_eq(cfg->http.max_body_bytes, cfg->limits.job_max_bytes);
     cr_assert_eq(cfg->http.n_keys, 0);
+    cr_assert(cfg->http.tenant_header, "no keys: x-planb-tenant names the tenant");
     pb_config_free(cfg);
     const char *sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
     char json[2048];
@@ -298,7 +299,18 @@ Test(wire, http_config)
     cr_assert_eq(cfg->http.keys[0].rpm, 60);
     cr_assert_eq(cfg->http.keys[0].sha256[0], 0x9f);
     cr_assert_eq(cfg->http.keys[0].sha256[31], 0x08);
+    cr_assert_not(cfg->http.tenant_header, "keys: x-planb-tenant refused unless asked for");
     pb_config_free(cfg);
+    snprintf(json, sizeof(json),
+             "{\"providers\": {\"p\": {\"type\": \"openai\", \"base_url\": \"http://x/v1\"}},"
+             " \"models\": {\"m\": {\"provider\": \"p\"}}, \"routes\": {\"default\": {\"chain\": "
+             "[\"m\"]}}, \"http\": {\"tenant_header\": true, \"keys\": [{\"name\": \"web\","
+             " \"sha256\": \"%s\"}]}}",
+             sha);
+    cfg = th_config_parse(json);
+    cr_assert(cfg->http.tenant_header);
+    pb_config_free(cfg);
+    http_refused("{\"tenant_header\": 1}", "http.tenant_header: must be true or false");
     http_refused("{\"listen\": \"nowhere\"}", "http.listen");
     http_refused("{\"listen\": \"a:1\", \"bogus\": 1}", "http.bogus: unknown key");
     http_refused("{\"queue\": \"other\"}", "http.queue");
