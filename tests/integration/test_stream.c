@@ -395,3 +395,30 @@ Test(stream, tool_calls_stream_in_both_dialects)
         reading_free(&rd);
     }
 }
+
+Test(stream, a_continuation_that_fails_before_its_first_token_repeats_nothing)
+{
+    start_world(", \"stream_continue\": true", NULL);
+    th_mock_set(&mock_p, "primary",
+                "{\"mode\":\"ok\",\"reply\":\"one two three four\","
+                "\"stream_fault\":\"error_mid\",\"fault_after\":2}");
+    th_mock_set(&mock_p, "backup", "{\"mode\":\"status\",\"status\":500}");
+    reading rd;
+    run_streamed(&rd, "s8", "x", NULL);
+    char text[1024];
+    int starts;
+    json_object *res = check_shape(&rd, text, sizeof(text), &starts);
+    cr_expect_eq(starts, 1, "one start: the backup never sent a token");
+    cr_expect_str_eq(text, "one two ", "the reader got the cut text once");
+    cr_expect_str_eq(th_field(res, "content"), "one two ");
+    cr_expect_str_eq(th_field(res, "cut"), "true");
+    cr_expect_str_eq(th_field(res, "cut_reason"), "bad_reply");
+    cr_expect_str_eq(th_field(res, "continued"), "", "nothing continued the answer: %s",
+                     json_object_to_json_string(res));
+    cr_expect_str_eq(th_field(res, "source"), "primary", "the text is the primary's");
+    cr_expect_str_eq(th_field(res, "model"), "primary");
+    cr_expect_str_eq(th_attempt(res, 1, "model"), "backup");
+    cr_expect_str_eq(th_attempt(res, 1, "outcome"), "http_500");
+    json_object_put(res);
+    reading_free(&rd);
+}
