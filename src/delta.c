@@ -1,9 +1,9 @@
 /* delta.c -- a streamed answer put back together (see delta.h).
  *
- * Text and each tool call's arguments grow in bounded buffers; tool calls are
- * kept in their index order, as both dialects number them. The finished answer
- * is the same pb_completion the non-streamed parsers make, so results, caches
- * and stats cannot tell the two apart. */
+ * Text, a refusal and each tool call's arguments grow in bounded buffers; tool calls are
+ * kept in their index order, as both dialects number them. The finished answer is the
+ * same pb_completion the non-streamed parsers make, with the same rule for what is an
+ * answer, so results, caches and stats cannot tell the two apart. */
 #include "planb/delta.h"
 
 #include <stdlib.h>
@@ -25,6 +25,7 @@ typedef struct delta_tool {
 struct pb_delta {
     pb_delta_sink sink;
     pb_buf text;                                /* the answer text so far */
+    pb_buf refusal;                             /* the model's refusal so far */
     delta_tool tools[PB_DELTA_MAX_TOOL_CALLS];  /* by index */
     int n_tools;                                /* highest index + 1 */
     short block_tool[PB_DELTA_MAX_BLOCKS];      /* Anthropic block -> tool index + 1 */
@@ -40,6 +41,7 @@ pb_delta_new(const pb_delta_sink *sink)
     if (sink)
         d->sink = *sink;
     pb_buf_init(&d->text, DELTA_TEXT_MAX);
+    pb_buf_init(&d->refusal, DELTA_TEXT_MAX);
     d->prompt = d->completion = d->cached = d->reasoning = -1;
     return d;
 }
@@ -50,6 +52,7 @@ pb_delta_free(pb_delta *d)
     if (d == NULL)
         return;
     pb_buf_free(&d->text);
+    pb_buf_free(&d->refusal);
     for (int i = 0; i < d->n_tools; i++) {
         free(d->tools[i].id);
         free(d->tools[i].name);
@@ -68,6 +71,12 @@ pb_delta_text(pb_delta *d, const char *p, size_t n)
     d->in_tool = false;
     if (d->sink.text)
         d->sink.text(d->sink.arg, p, n);
+}
+
+void
+pb_delta_refusal(pb_delta *d, const char *p, size_t n)
+{
+    pb_buf_append(&d->refusal, p, n);
 }
 
 int
@@ -212,13 +221,17 @@ pb_delta_complete(pb_delta *d, pb_completion *out, pb_error *err)
         pb_error_set(err, terr.code, "%s", terr.msg);
         return PB_ERR;
     }
-    if (calls == NULL && d->text.len == 0) {
+    const char *finish = d->finish_reason ? d->finish_reason : (calls ? "tool_calls" : "stop");
+    /* As the non-streamed parsers: a refusal or a content-filter stop is an answer too. */
+    if (calls == NULL && d->text.len == 0 && d->refusal.len == 0 &&
+        strcmp(finish, "content_filter") != 0) {
         pb_error_set(err, PB_PROVIDER_BAD_REPLY, "BAD_REPLY the stream held no answer");
         return PB_ERR;
     }
     out->content = pb_xstrndup(d->text.data ? d->text.data : "", d->text.len);
     out->tool_calls = calls;
-    out->finish_reason = d->finish_reason ? d->finish_reason : (calls ? "tool_calls" : "stop");
+    out->refusal = d->refusal.len ? pb_xstrndup(d->refusal.data, d->refusal.len) : NULL;
+    out->finish_reason = finish;
     out->prompt_tokens = d->prompt;
     out->completion_tokens = d->completion;
     out->cached_tokens = d->cached;

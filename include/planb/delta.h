@@ -29,6 +29,9 @@ void pb_delta_free(pb_delta *d);
 
 /* For the adapters. */
 void pb_delta_text(pb_delta *d, const char *p, size_t n);
+/* A piece of the model's refusal (OpenAI delta.refusal): kept for the result's message, not
+ * a piece of the answer (the sink is not told). */
+void pb_delta_refusal(pb_delta *d, const char *p, size_t n);
 /* A piece of tool call index (id and name with its first piece, else NULL). PB_ERR past
  * PB_DELTA_MAX_TOOL_CALLS. */
 int pb_delta_tool(pb_delta *d, int index, const char *id, const char *name, const char *args,
@@ -48,7 +51,8 @@ const char *pb_delta_text_so_far(const pb_delta *d, size_t *len);
 /* True while the last piece was part of a tool call (a cut there cannot be continued). */
 bool pb_delta_in_tool(const pb_delta *d);
 /* Moves the whole answer into *out (free with pb_provider_completion_free). PB_ERR (err
- * "BAD_REPLY why") when the stream did not end or a tool call's arguments are not JSON. */
+ * "BAD_REPLY why") when the stream did not end, a tool call's arguments are not JSON, or it
+ * holds no answer: no text, tool call or refusal, and no content_filter stop. */
 int pb_delta_complete(pb_delta *d, pb_completion *out, pb_error *err);
 
 #endif

@@ -422,3 +422,40 @@ Test(stream, a_continuation_that_fails_before_its_first_token_repeats_nothing)
     json_object_put(res);
     reading_free(&rd);
 }
+
+Test(stream, content_filter_answers_are_answers_in_both_dialects)
+{
+    start_world(NULL, NULL);
+    /* OpenAI: no text, finish_reason content_filter; no fallback sidesteps the filter. */
+    th_mock_set(&mock_p, "primary", "{\"mode\":\"empty\",\"finish_reason\":\"content_filter\"}");
+    reading rd;
+    run_streamed(&rd, "f1", "x", "\"cache\": \"skip\"");
+    char text[1024];
+    int starts;
+    json_object *res = check_shape(&rd, text, sizeof(text), &starts);
+    cr_expect_str_eq(th_field(res, "status"), "ok", "%s", json_object_to_json_string(res));
+    cr_expect_str_eq(th_field(res, "source"), "primary");
+    cr_expect_str_eq(th_field(res, "model"), "primary");
+    cr_expect_str_eq(th_field(res, "finish_reason"), "content_filter");
+    cr_expect_str_eq(th_attempt(res, 0, "outcome"), "ok");
+    cr_expect_str_eq(th_attempt(res, 1, "outcome"), "", "one attempt");
+    cr_expect_eq(th_mock_requests(&mock_p, "backup"), 0);
+    cr_expect_eq(starts, 1);
+    cr_expect_str_eq(text, "");
+    json_object_put(res);
+    reading_free(&rd);
+
+    /* Anthropic: stop_reason refusal without text, on the backup. */
+    th_mock_set(&mock_p, "primary", "{\"mode\":\"status\",\"status\":500}");
+    th_mock_set(&mock_p, "backup", "{\"mode\":\"empty\",\"finish_reason\":\"content_filter\"}");
+    run_streamed(&rd, "f2", "y", "\"cache\": \"skip\"");
+    res = check_shape(&rd, text, sizeof(text), &starts);
+    cr_expect_str_eq(th_field(res, "status"), "ok", "%s", json_object_to_json_string(res));
+    cr_expect_str_eq(th_field(res, "source"), "fallback");
+    cr_expect_str_eq(th_field(res, "model"), "backup");
+    cr_expect_str_eq(th_field(res, "finish_reason"), "content_filter");
+    cr_expect_str_eq(th_attempt(res, 1, "outcome"), "ok");
+    cr_expect_eq(starts, 1);
+    json_object_put(res);
+    reading_free(&rd);
+}

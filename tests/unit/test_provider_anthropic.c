@@ -550,3 +550,26 @@ Test(anthropic_stream, a_final_usage_in_message_delta_replaces_the_first)
     cr_expect_eq(c.completion_tokens, 7);
     pb_provider_completion_free(&c);
 }
+
+Test(anthropic_stream, a_refusal_without_text_is_a_content_filter_answer_as_unstreamed)
+{
+    static const char *const events[][2] = {
+        {"message_start", "{\"type\":\"message_start\",\"message\":{\"usage\":"
+                          "{\"input_tokens\":10,\"output_tokens\":1}}}"},
+        {"message_delta", "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":"
+                          "\"refusal\"},\"usage\":{\"output_tokens\":0}}"},
+        {"message_stop", "{\"type\":\"message_stop\"}"},
+        {NULL, NULL}};
+    pb_completion c;
+    pb_error err = {0};
+    cr_assert_eq(stream_answer(events, &c, &err), PB_OK, "%s", err.msg);
+    cr_expect_str_eq(c.content, "");
+    cr_expect_str_eq(c.finish_reason, "content_filter");
+    pb_provider_completion_free(&c);
+    static const char body[] = "{\"type\":\"message\",\"content\":[],\"stop_reason\":"
+                               "\"refusal\",\"usage\":{\"input_tokens\":10,\"output_tokens\":0}}";
+    cr_assert_eq(pb_provider_anthropic.parse_response(body, sizeof(body) - 1, NULL, &c, NULL),
+                 PB_OK);
+    cr_expect_str_eq(c.finish_reason, "content_filter");
+    pb_provider_completion_free(&c);
+}
