@@ -560,6 +560,10 @@ chain_on_sse_event(const pb_sse_event *ev, void *arg)
         j->stream_fail = "bad_reply";
         return 1;
     }
+    if (pb_delta_too_large(j->delta)) {
+        j->stream_fail = "too_large"; /* the decoded answer passed limits.reply_max_bytes */
+        return 1;
+    }
     return 0;
 }
 
@@ -599,7 +603,7 @@ chain_stream_begin_attempt(chain_job *j, const pb_model_conf *m)
 {
     pb_delta_sink sink = {chain_on_delta_text, chain_on_delta_tool, j};
     pb_delta_free(j->delta);
-    j->delta = pb_delta_new(&sink);
+    j->delta = pb_delta_new(&sink, j->ctx->cfg->limits.reply_max_bytes);
     pb_sse_free(&j->sse);
     pb_sse_init(&j->sse);
     j->stream_fail = NULL;
@@ -623,7 +627,7 @@ chain_stream_classify(chain_job *j, pb_completion *comp, char *outcome, size_t s
         snprintf(outcome, size, "ok");
         return PB_CLASS_OK;
     }
-    snprintf(outcome, size, "bad_reply");
+    snprintf(outcome, size, "%s", j->stream_fail ? j->stream_fail : "bad_reply");
     return PB_CLASS_RETRY;
 }
 

@@ -24,7 +24,9 @@ typedef struct pb_delta_sink {
     void *arg;
 } pb_delta_sink;
 
-pb_delta *pb_delta_new(const pb_delta_sink *sink);
+/* max_bytes bounds the answer's content (text, refusal, tool ids, names and arguments
+ * together): a piece that would pass it is dropped and pb_delta_too_large turns true. */
+pb_delta *pb_delta_new(const pb_delta_sink *sink, size_t max_bytes);
 void pb_delta_free(pb_delta *d);
 
 /* For the adapters. */
@@ -46,6 +48,7 @@ void pb_delta_end(pb_delta *d);
 /* For the chain. */
 bool pb_delta_has_content(const pb_delta *d); /* a text or tool piece arrived */
 bool pb_delta_ended(const pb_delta *d);       /* the stream said it was complete */
+bool pb_delta_too_large(const pb_delta *d);   /* a piece passed max_bytes (and was dropped) */
 /* The text so far (NUL-terminated, borrowed), *len its bytes. */
 const char *pb_delta_text_so_far(const pb_delta *d, size_t *len);
 /* True while the last piece was part of a tool call (a cut there cannot be continued). */

@@ -1,7 +1,8 @@
 /* test_stream.c -- streamed jobs end to end: a reader on planb:stream:<id> sees the answer as
  * the upstream sends it, fallback until the first token, cut (or continued) after it, the
- * first-token and idle bounds, resuming from a last id, and cached / degraded answers as
- * streams too.
+ * first-token and idle bounds, resuming from a last id, cached / degraded answers as
+ * streams too, a continuation that fails before its first token, content-filter answers, and
+ * the bounds of a streamed answer (reply_max_bytes) and of its raw bytes.
  *
  * Real redis-server, planb-mock streaming in both dialects with its faults (chunk_interval_ms,
  * stream_fault, fault_after) and `planb serve`; the reader uses XREAD BLOCK like a producer. */
@@ -18,15 +19,15 @@
 static th_proc redis_p, mock_p, planb_p;
 static redisContext *rc;
 
-/* Primary (OpenAI dialect) and backup (Anthropic dialect); route_extra adds route keys,
- * model_extra the primary's. */
+/* Primary (OpenAI dialect) and backup (Anthropic dialect); top_extra adds top-level keys,
+ * route_extra route keys, model_extra the primary's. */
 static void
-start_world(const char *route_extra, const char *model_extra)
+start_world_with(const char *top_extra, const char *route_extra, const char *model_extra)
 {
     th_world_start(&redis_p, &mock_p, NULL, &rc);
     char cfg[4096];
     snprintf(cfg, sizeof(cfg),
-             "{\"redis\": {\"url\": \"redis://127.0.0.1:%d/0\"}, \"workers\": 1,"
+             "{\"redis\": {\"url\": \"redis://127.0.0.1:%d/0\"}, \"workers\": 1, %s"
              " \"concurrency\": 64, \"drain_timeout_ms\": 2000,"
              " \"providers\": {\"a\": {\"type\": \"openai\", \"base_url\": "
              "\"http://127.0.0.1:%d/v1\", \"api_key_env\": \"PB_TEST_KEY\"},"
@@ -38,9 +39,15 @@ start_world(const char *route_extra, const char *model_extra)
              " \"deadline_ms\": 10000 %s}},"
              " \"breaker\": {\"failures\": 0, \"refused_hold_s\": 0},"
              " \"monitor\": {\"metrics_listen\": \"\"}}",
-             redis_p.port, mock_p.port, mock_p.port, model_extra ? model_extra : "",
-             route_extra ? route_extra : "");
+             redis_p.port, top_extra ? top_extra : "", mock_p.port, mock_p.port,
+             model_extra ? model_extra : "", route_extra ? route_extra : "");
     th_serve(&planb_p, cfg);
+}
+
+static void
+start_world(const char *route_extra, const char *model_extra)
+{
+    start_world_with(NULL, route_extra, model_extra);
 }
 
 static void
@@ -52,7 +59,7 @@ teardown(void)
 
 TestSuite(stream, .fini = teardown, .timeout = 120);
 
-#define MAX_ENTRIES 256
+#define MAX_ENTRIES 4096 /* a long answer may take one entry per word */
 
 /* One stream entry as the reader got it. */
 typedef struct entry {
@@ -458,4 +465,78 @@ Test(stream, content_filter_answers_are_answers_in_both_dialects)
     cr_expect_eq(starts, 1);
     json_object_put(res);
     reading_free(&rd);
+}
+
+/* A reply of n words of 4 letters and a space (5 n bytes). */
+static char *
+words_reply(int n)
+{
+    char *s = malloc((size_t)n * 5 + 1);
+    for (int i = 0; i < n; i++)
+        memcpy(s + 5 * i, "wxyz ", 5);
+    s[5 * n] = '\0';
+    return s;
+}
+
+static char big_text[1 << 17];
+
+Test(stream, reply_max_bytes_bounds_the_answer_not_the_stream_framing)
+{
+    start_world_with("\"limits\": {\"reply_max_bytes\": 16384},", NULL, NULL);
+    /* 15,000 bytes of text: a plain reply fits, so the stream (~40 times that) must too. */
+    char *reply = words_reply(3000);
+    char beh[20000];
+    snprintf(beh, sizeof(beh), "{\"mode\":\"ok\",\"reply\":\"%s\"}", reply);
+    th_mock_set(&mock_p, "primary", beh);
+    static reading rd;
+    int starts;
+    run_streamed(&rd, "r1", "x", "\"cache\": \"skip\"");
+    json_object *res = check_shape(&rd, big_text, sizeof(big_text), &starts);
+    printf("figures: stream entries=%d for %zu bytes of text\n", rd.n, strlen(reply));
+    cr_expect_str_eq(th_field(res, "status"), "ok");
+    cr_expect_str_eq(th_field(res, "cut"), "", "not cut: %s", th_field(res, "cut_reason"));
+    cr_expect_str_eq(th_attempt(res, 0, "outcome"), "ok");
+    cr_expect_eq(strlen(th_field(res, "content")), strlen(reply));
+    cr_expect_eq(strlen(big_text), strlen(reply), "the reader got all of it");
+    json_object_put(res);
+    reading_free(&rd);
+    free(reply);
+
+    /* 20,000 bytes of text are over the limit: the answer is cut there (too_large), and the
+     * reader never got more than reply_max_bytes. */
+    reply = words_reply(4000);
+    char beh2[24000];
+    snprintf(beh2, sizeof(beh2), "{\"mode\":\"ok\",\"reply\":\"%s\"}", reply);
+    th_mock_set(&mock_p, "primary", beh2);
+    run_streamed(&rd, "r2", "y", "\"cache\": \"skip\"");
+    res = check_shape(&rd, big_text, sizeof(big_text), &starts);
+    cr_expect_str_eq(th_field(res, "cut"), "true");
+    cr_expect_str_eq(th_field(res, "cut_reason"), "too_large");
+    cr_expect_leq(strlen(big_text), 16384);
+    cr_expect_gt(strlen(big_text), 8192, "cut near the limit, not at the framing's: %zu",
+                 strlen(big_text));
+    json_object_put(res);
+    reading_free(&rd);
+    free(reply);
+}
+
+Test(stream, stream_raw_max_bytes_bounds_the_raw_stream)
+{
+    start_world_with("\"limits\": {\"reply_max_bytes\": 16384, \"stream_raw_max_bytes\": 65536},",
+                     NULL, NULL);
+    /* 10,000 bytes of text in ~2,000 events of ~190 bytes each: past 64 KiB raw. */
+    char *reply = words_reply(2000);
+    char beh[12000];
+    snprintf(beh, sizeof(beh), "{\"mode\":\"ok\",\"reply\":\"%s\"}", reply);
+    th_mock_set(&mock_p, "primary", beh);
+    static reading rd;
+    int starts;
+    run_streamed(&rd, "r3", "x", "\"cache\": \"skip\"");
+    json_object *res = check_shape(&rd, big_text, sizeof(big_text), &starts);
+    cr_expect_str_eq(th_field(res, "cut"), "true", "%s", th_field(res, "status"));
+    cr_expect_str_eq(th_field(res, "cut_reason"), "too_large");
+    cr_expect_lt(strlen(big_text), strlen(reply));
+    json_object_put(res);
+    reading_free(&rd);
+    free(reply);
 }

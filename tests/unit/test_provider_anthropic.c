@@ -487,7 +487,7 @@ Test(anthropic, parse_tool_use_and_finish_reasons)
 static int
 stream_answer(const char *const (*events)[2], pb_completion *c, pb_error *err)
 {
-    pb_delta *d = pb_delta_new(NULL);
+    pb_delta *d = pb_delta_new(NULL, 1u << 20);
     int rc = PB_OK;
     for (const char *const(*e)[2] = events; (*e)[0] && rc == PB_OK; e++) {
         size_t n = strlen((*e)[1]);

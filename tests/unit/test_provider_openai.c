@@ -549,7 +549,7 @@ Test(openai, parse_tool_calls_finish_reason_and_usage_details)
 static int
 stream_answer(const char *const *events, pb_completion *c, pb_error *err)
 {
-    pb_delta *d = pb_delta_new(NULL);
+    pb_delta *d = pb_delta_new(NULL, 1u << 20);
     int rc = PB_OK;
     for (const char *const *e = events; *e && rc == PB_OK; e++) {
         size_t n = strlen(*e);
@@ -621,4 +621,34 @@ Test(openai_stream, a_stream_with_nothing_in_it_is_still_a_bad_reply)
     pb_error err = {0};
     cr_assert_eq(stream_answer(events, &c, &err), PB_ERR);
     cr_expect(strncmp(err.msg, "BAD_REPLY", 9) == 0, "%s", err.msg);
+}
+
+/* Counts what reaches the sink. */
+static void
+count_text(void *arg, const char *p, size_t n)
+{
+    (void)p;
+    *(size_t *)arg += n;
+}
+
+Test(openai_stream, the_decoded_answer_is_bounded_not_its_framing)
+{
+    size_t seen = 0;
+    pb_delta_sink sink = {.text = count_text, .arg = &seen};
+    pb_delta *d = pb_delta_new(&sink, 12);
+    /* Each event is ~70 bytes of framing around 5 bytes of text. */
+    static const char ev[] =
+        "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"wxyz \"},\"finish_reason\":null}]}";
+    pb_error err = {0};
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(pb_provider_openai.stream_event(d, "message", ev, sizeof(ev) - 1, &err),
+                     PB_OK);
+    cr_expect_not(pb_delta_too_large(d), "10 bytes of text fit in 12");
+    cr_assert_eq(pb_provider_openai.stream_event(d, "message", ev, sizeof(ev) - 1, &err), PB_OK);
+    cr_expect(pb_delta_too_large(d), "15 bytes do not");
+    cr_expect_eq(seen, 10, "the piece past the bound never reached the sink");
+    size_t len;
+    pb_delta_text_so_far(d, &len);
+    cr_expect_eq(len, 10);
+    pb_delta_free(d);
 }
