@@ -546,6 +546,17 @@ chain_on_delta_tool(void *arg, int index, const char *id, const char *name, cons
     chain_stream_rearm(j);
 }
 
+/* A refusal is not put on the stream (the result carries it), but its pieces keep the
+ * attempt alive like content: a refusal streamed slower than first_token_ms is still the
+ * model's answer, not a reason to ask a model that may not refuse. */
+static void
+chain_on_delta_refusal(void *arg, const char *p, size_t n)
+{
+    (void)p;
+    (void)n;
+    chain_stream_rearm(arg);
+}
+
 static int
 chain_on_sse_event(const pb_sse_event *ev, void *arg)
 {
@@ -601,7 +612,7 @@ chain_on_stream_timer(evutil_socket_t fd, short what, void *arg)
 static void
 chain_stream_begin_attempt(chain_job *j, const pb_model_conf *m)
 {
-    pb_delta_sink sink = {chain_on_delta_text, chain_on_delta_tool, j};
+    pb_delta_sink sink = {chain_on_delta_text, chain_on_delta_tool, chain_on_delta_refusal, j};
     pb_delta_free(j->delta);
     j->delta = pb_delta_new(&sink, j->ctx->cfg->limits.reply_max_bytes);
     pb_sse_free(&j->sse);

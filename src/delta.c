@@ -92,8 +92,11 @@ pb_delta_text(pb_delta *d, const char *p, size_t n)
 void
 pb_delta_refusal(pb_delta *d, const char *p, size_t n)
 {
-    if (n > 0 && delta_take(d, n))
-        pb_buf_append(&d->refusal, p, n);
+    if (n == 0 || !delta_take(d, n))
+        return;
+    pb_buf_append(&d->refusal, p, n);
+    if (d->sink.refusal)
+        d->sink.refusal(d->sink.arg, p, n);
 }
 
 int

@@ -21,6 +21,7 @@ typedef struct pb_delta_sink {
     void (*text)(void *arg, const char *p, size_t n);
     void (*tool)(void *arg, int index, const char *id, const char *name, const char *args,
                  size_t args_len);
+    void (*refusal)(void *arg, const char *p, size_t n); /* a piece of a refusal */
     void *arg;
 } pb_delta_sink;
 
@@ -32,7 +33,7 @@ void pb_delta_free(pb_delta *d);
 /* For the adapters. */
 void pb_delta_text(pb_delta *d, const char *p, size_t n);
 /* A piece of the model's refusal (OpenAI delta.refusal): kept for the result's message, not
- * a piece of the answer (the sink is not told). */
+ * a piece of the answer's text (has_content stays false). */
 void pb_delta_refusal(pb_delta *d, const char *p, size_t n);
 /* A piece of tool call index (id and name with its first piece, else NULL). PB_ERR past
  * PB_DELTA_MAX_TOOL_CALLS. */

@@ -467,6 +467,42 @@ Test(stream, content_filter_answers_are_answers_in_both_dialects)
     reading_free(&rd);
 }
 
+Test(stream, a_streamed_refusal_is_the_answer_even_slower_than_first_token_ms)
+{
+    start_world(NULL, ", \"first_token_ms\": 300");
+    /* Five delta.refusal pieces 150 ms apart: the refusal takes ~600 ms, past first_token_ms. */
+    th_mock_set(&mock_p, "primary",
+                "{\"mode\":\"ok\",\"refusal\":\"I cannot help with that.\","
+                "\"chunk_interval_ms\":150}");
+    reading rd;
+    run_streamed(&rd, "f3", "x", "\"cache\": \"skip\"");
+    char text[1024];
+    int starts;
+    json_object *res = check_shape(&rd, text, sizeof(text), &starts);
+    cr_expect_str_eq(th_field(res, "status"), "ok", "%s", json_object_to_json_string(res));
+    cr_expect_str_eq(th_field(res, "source"), "primary", "no fallback around the refusal");
+    cr_expect_str_eq(th_attempt(res, 0, "outcome"), "ok");
+    cr_expect_eq(th_mock_requests(&mock_p, "backup"), 0);
+    json_object *msg;
+    cr_assert(json_object_object_get_ex(res, "message", &msg));
+    cr_expect_str_eq(th_field(msg, "refusal"), "I cannot help with that.");
+    cr_expect_str_eq(th_field(res, "content"), "");
+    cr_expect_eq(starts, 1);
+    cr_expect_str_eq(text, "", "a refusal is not answer text");
+    /* The same answer unstreamed gives the same result. */
+    cr_assert_eq(th_push_job_text(rc, "f4", "x", "\"cache\": \"skip\""), 0);
+    json_object *plain = th_wait_result(rc, "f4", 10), *pmsg;
+    cr_assert_not_null(plain);
+    cr_assert(json_object_object_get_ex(plain, "message", &pmsg));
+    cr_expect_str_eq(th_field(pmsg, "refusal"), th_field(msg, "refusal"));
+    cr_expect_str_eq(th_field(plain, "source"), th_field(res, "source"));
+    cr_expect_str_eq(th_field(plain, "finish_reason"), th_field(res, "finish_reason"));
+    cr_expect_str_eq(th_field(plain, "content"), th_field(res, "content"));
+    json_object_put(plain);
+    json_object_put(res);
+    reading_free(&rd);
+}
+
 /* A reply of n words of 4 letters and a space (5 n bytes). */
 static char *
 words_reply(int n)
