@@ -97,7 +97,7 @@ typedef struct chain_job {
     bool started;               /* the current attempt's `start` entry is on the stream */
     bool cut;                   /* the answer was cut after its first token */
     char cut_reason[32];        /* the outcome that cut it */
-    bool continued;             /* a later model continued a cut answer (its first token came) */
+    bool continued;             /* a later model continued a cut answer (a piece, or its end) */
     char *partial;              /* the cut text a continuation starts from, NULL: none */
     size_t cut_pos;             /* index into req->models of the attempt that sent it last */
     pb_gate gate;               /* PB_GATE_PROBE or PB_GATE_LIMIT while in state JOB_GATE */

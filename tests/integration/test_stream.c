@@ -430,6 +430,31 @@ Test(stream, a_continuation_that_fails_before_its_first_token_repeats_nothing)
     reading_free(&rd);
 }
 
+Test(stream, a_continuation_stopped_by_its_content_filter_keeps_the_cut_text)
+{
+    start_world(", \"stream_continue\": true", NULL);
+    th_mock_set(&mock_p, "primary",
+                "{\"mode\":\"ok\",\"reply\":\"one two three four\","
+                "\"stream_fault\":\"error_mid\",\"fault_after\":2}");
+    th_mock_set(&mock_p, "backup", "{\"mode\":\"empty\",\"finish_reason\":\"content_filter\"}");
+    reading rd;
+    run_streamed(&rd, "s9", "x", NULL);
+    char text[1024];
+    int starts;
+    json_object *res = check_shape(&rd, text, sizeof(text), &starts);
+    cr_expect_eq(starts, 1, "the backup sent no piece");
+    cr_expect_str_eq(text, "one two ");
+    cr_expect_str_eq(th_field(res, "content"), "one two ", "the text the reader got: %s",
+                     json_object_to_json_string(res));
+    cr_expect_str_eq(th_field(res, "finish_reason"), "content_filter");
+    cr_expect_str_eq(th_field(res, "continued"), "true", "the backup's answer ended it");
+    cr_expect_str_eq(th_field(res, "source"), "fallback");
+    cr_expect_str_eq(th_field(res, "model"), "backup");
+    cr_expect_str_eq(th_field(res, "cut"), "");
+    json_object_put(res);
+    reading_free(&rd);
+}
+
 Test(stream, content_filter_answers_are_answers_in_both_dialects)
 {
     start_world(NULL, NULL);
