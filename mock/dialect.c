@@ -987,7 +987,9 @@ dialect_chat_json(const pb_mock_request *r, const char *text, size_t text_len, l
     }
     json_object *msg = json_object_new_object();
     json_object_object_add(msg, "role", json_object_new_string("assistant"));
-    json_object_object_add(msg, "content", content);
+    json_object_object_add(msg, "content", r->refusal != NULL ? NULL : content);
+    if (r->refusal != NULL)
+        json_object_object_add(msg, "refusal", content); /* the text is the refusal */
     return dialect_openai_reply(o, r, id, msg, "stop", prompt, words, len);
 }
 
@@ -1120,6 +1122,10 @@ dialect_answer_make(const pb_mock_request *r, pb_mock_body_kind kind, const char
     pb_buf_append(&a->text, "", 0);
     if (kind == PB_MOCK_BODY_EMPTY)
         return;
+    if (r->refusal != NULL && r->api == PB_MOCK_API_OPENAI) {
+        pb_buf_append(&a->text, r->refusal, strlen(r->refusal));
+        return;
+    }
     if (text != NULL) {
         pb_buf_append(&a->text, text, strlen(text));
         return;
@@ -1337,8 +1343,8 @@ dialect_tool_piece(pb_mock_stream *s, const pb_mock_request *r, const char *id, 
     dialect_chunk(s, PB_MOCK_EVENT_CONTENT, r, id, created, d, NULL, usage);
 }
 
-/* OpenAI: role chunk, content or tool_calls pieces, finish chunk, usage chunk when
- * stream_options.include_usage, [DONE]. */
+/* OpenAI: role chunk, content (or a refusal's) or tool_calls pieces, finish chunk, usage
+ * chunk when stream_options.include_usage, [DONE]. */
 static void
 dialect_stream_openai(pb_mock_stream *s, const pb_mock_request *r, const dialect_answer *a,
                       unsigned long id)
@@ -1352,7 +1358,9 @@ dialect_stream_openai(pb_mock_stream *s, const pb_mock_request *r, const dialect
     snprintf(idbuf, sizeof(idbuf), "chatcmpl-mock-%lu", id);
     json_object *d = json_object_new_object();
     json_object_object_add(d, "role", json_object_new_string("assistant"));
-    json_object_object_add(d, "content", a->calls != NULL ? NULL : json_object_new_string(""));
+    bool refuses = r->refusal != NULL && a->calls == NULL;
+    json_object_object_add(d, "content",
+                           a->calls != NULL || refuses ? NULL : json_object_new_string(""));
     dialect_chunk(s, PB_MOCK_EVENT_HEAD, r, idbuf, created, d, NULL, usage);
     if (a->calls == NULL) {
         words = dialect_words_n(a->text.data, a->text.len);
@@ -1360,7 +1368,7 @@ dialect_stream_openai(pb_mock_stream *s, const pb_mock_request *r, const dialect
         for (size_t i = 0, j; i < a->text.len; i = j) {
             j = dialect_word_end(a->text.data, a->text.len, i, per);
             d = json_object_new_object();
-            json_object_object_add(d, "content",
+            json_object_object_add(d, refuses ? "refusal" : "content",
                                    json_object_new_string_len(a->text.data + i, (int)(j - i)));
             dialect_chunk(s, PB_MOCK_EVENT_CONTENT, r, idbuf, created, d, NULL, usage);
         }

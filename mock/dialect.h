@@ -27,6 +27,7 @@ typedef struct pb_mock_request {
     json_object *tool_calls;   /* behaviour: answer with [{name, arguments}] (borrowed) or NULL */
     bool bad_tool_args;        /* behaviour: tool-call arguments that are not JSON */
     const char *finish_reason; /* behaviour: "length" / "content_filter", NULL = natural */
+    const char *refusal;       /* behaviour: an OpenAI answer that is this refusal, or NULL */
 } pb_mock_request;
 
 typedef enum {

@@ -780,6 +780,7 @@ mock_on_api(mock_server *srv, struct evhttp_request *req, pb_mock_api api, const
     r.tool_calls = b->tool_calls;
     r.bad_tool_args = b->bad_tool_args;
     r.finish_reason = b->finish_reason;
+    r.refusal = b->refusal;
     mock_plan(srv, &r, m, b, &plan);
     json_object_put(body);
     if (plan.action == MOCK_SEND && plan.latency_ms == 0) {
@@ -977,6 +978,7 @@ mock_usage(FILE *out)
         "  \"slow_rate\" (0..1), \"slow_ms\" (that share of answers waits slow_ms),\n"
         "  \"tool_calls\": [{\"name\", \"arguments\": {...}}],\n"
         "  \"bad_tool_args\", \"finish_reason\": length|content_filter,\n"
+        "  \"refusal\" (OpenAI: refuse with this text instead of answering),\n"
         "  \"chunk_interval_ms\" (0..60000: streams, between events after the first),\n"
         "  \"stream_fault\": none|error_before|error_mid|reset_mid|stall|malformed|no_done,\n"
         "  \"fault_after\" (0..100000, default 2: content events before the fault),\n"

@@ -54,6 +54,7 @@ pb_mock_behaviour_free(pb_mock_behaviour *b)
     free(b->retry_after);
     free(b->reply);
     free(b->finish_reason);
+    free(b->refusal);
     json_object_put(b->tool_calls);
     free(b);
 }
@@ -220,6 +221,8 @@ model_parse_field(pb_mock_behaviour *b, const char *key, json_object *v, pb_erro
         return model_get_str(v, key, false, &b->error_code, err);
     if (strcmp(key, "reply") == 0)
         return model_get_str(v, key, false, &b->reply, err);
+    if (strcmp(key, "refusal") == 0)
+        return model_get_str(v, key, false, &b->refusal, err);
     if (strcmp(key, "retry_after") == 0)
         return model_get_str(v, key, true, &b->retry_after, err);
     if (strcmp(key, "tool_calls") == 0)

@@ -60,6 +60,8 @@ typedef struct pb_mock_behaviour {
     bool bad_tool_args;      /* tool-call arguments that are not JSON (OpenAI dialect) */
     char *finish_reason;     /* "length" or "content_filter" reported on ok answers; NULL = the
                                 natural one (stop, or tool_calls) */
+    char *refusal;           /* OpenAI answers refuse with this text (message.refusal, streamed as
+                                delta.refusal pieces) instead of answering; NULL = none */
     int chunk_interval_ms;   /* streams: delay between events after the first (default 0) */
     pb_mock_stream_fault stream_fault; /* streams: the fault (default none) */
     long fault_after;                  /* streams: content events before it (default 2) */

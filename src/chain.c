@@ -97,8 +97,9 @@ typedef struct chain_job {
     bool started;               /* the current attempt's `start` entry is on the stream */
     bool cut;                   /* the answer was cut after its first token */
     char cut_reason[32];        /* the outcome that cut it */
-    bool continued;             /* a later model continued a cut answer */
+    bool continued;             /* a later model continued a cut answer (a piece, or its end) */
     char *partial;              /* the cut text a continuation starts from, NULL: none */
+    size_t cut_pos;             /* index into req->models of the attempt that sent it last */
     pb_gate gate;               /* PB_GATE_PROBE or PB_GATE_LIMIT while in state JOB_GATE */
     int64_t gate_wait;          /* its answer (see pb_breaker_fn) */
     struct event *timer;        /* backoff and finish retry */
@@ -502,13 +503,16 @@ chain_source_for_pos(size_t pos)
     return pos == 0 ? "primary" : "fallback";
 }
 
-/* The first piece of an attempt's answer puts its `start` entry on the stream. */
+/* The first piece of an attempt's answer puts its `start` entry on the stream; an attempt
+ * after a cut (partial set) continues the answer from then on. */
 static void
 chain_stream_started(chain_job *j)
 {
     if (j->started)
         return;
     j->started = true;
+    if (j->partial != NULL)
+        j->continued = true;
     pb_stream_start(j->stream, j->ctx->cfg->models[j->req->models[j->pos]].name,
                     chain_source_for_pos(j->pos), j->continued);
 }
@@ -542,6 +546,17 @@ chain_on_delta_tool(void *arg, int index, const char *id, const char *name, cons
     chain_stream_rearm(j);
 }
 
+/* A refusal is not put on the stream (the result carries it), but its pieces keep the
+ * attempt alive like content: a refusal streamed slower than first_token_ms is still the
+ * model's answer, not a reason to ask a model that may not refuse. */
+static void
+chain_on_delta_refusal(void *arg, const char *p, size_t n)
+{
+    (void)p;
+    (void)n;
+    chain_stream_rearm(arg);
+}
+
 static int
 chain_on_sse_event(const pb_sse_event *ev, void *arg)
 {
@@ -554,6 +569,10 @@ chain_on_sse_event(const pb_sse_event *ev, void *arg)
         pb_log(PB_LOG_DEBUG, "event=stream_error job=%s model=%s error=\"%s\"", j->req->id, m->name,
                err.msg);
         j->stream_fail = "bad_reply";
+        return 1;
+    }
+    if (pb_delta_too_large(j->delta)) {
+        j->stream_fail = "too_large"; /* the decoded answer passed limits.reply_max_bytes */
         return 1;
     }
     return 0;
@@ -593,9 +612,9 @@ chain_on_stream_timer(evutil_socket_t fd, short what, void *arg)
 static void
 chain_stream_begin_attempt(chain_job *j, const pb_model_conf *m)
 {
-    pb_delta_sink sink = {chain_on_delta_text, chain_on_delta_tool, j};
+    pb_delta_sink sink = {chain_on_delta_text, chain_on_delta_tool, chain_on_delta_refusal, j};
     pb_delta_free(j->delta);
-    j->delta = pb_delta_new(&sink);
+    j->delta = pb_delta_new(&sink, j->ctx->cfg->limits.reply_max_bytes);
     pb_sse_free(&j->sse);
     pb_sse_init(&j->sse);
     j->stream_fail = NULL;
@@ -619,27 +638,31 @@ chain_stream_classify(chain_job *j, pb_completion *comp, char *outcome, size_t s
         snprintf(outcome, size, "ok");
         return PB_CLASS_OK;
     }
-    snprintf(outcome, size, "bad_reply");
+    snprintf(outcome, size, "%s", j->stream_fail ? j->stream_fail : "bad_reply");
     return PB_CLASS_RETRY;
 }
 
-/* A continuation's answer starts with the cut text it continued. */
+/* A continuation's answer starts with the cut text it continued (one with no text of its
+ * own, a refusal or a content-filter stop, still ends the text the reader got). */
 static void
 chain_stream_join_partial(chain_job *j)
 {
     if (j->partial == NULL || j->content == NULL)
         return;
+    j->continued = true;
     char *joined = pb_xasprintf("%s%s", j->partial, j->content);
     free(j->content);
     j->content = joined;
 }
 
-/* Ends the job with the answer cut where its stream broke: the text the reader has, marked. */
+/* Ends the job with the answer cut where its stream broke: the text the reader has, marked,
+ * with the source and model (set by chain_stream_cut) of the attempt that sent it last, not
+ * of a continuation that failed before its first token. */
 static void
 chain_stream_end_cut(chain_job *j)
 {
     j->status = PB_STATUS_OK;
-    j->source = j->pos == 0 ? PB_SOURCE_PRIMARY : PB_SOURCE_FALLBACK;
+    j->source = j->cut_pos == 0 ? PB_SOURCE_PRIMARY : PB_SOURCE_FALLBACK;
     j->cut = true;
     free(j->content);
     j->content = j->partial ? j->partial : pb_xstrdup("");
@@ -664,6 +687,7 @@ chain_stream_cut(chain_job *j, int m)
     snprintf(j->cut_reason, sizeof(j->cut_reason), "%s",
              j->n_attempts ? j->attempts[j->n_attempts - 1].outcome : "cut");
     j->model = m;
+    j->cut_pos = j->pos;
     const pb_route_conf *route = &j->ctx->cfg->routes[j->req->route];
     if (!route->stream_continue || pb_delta_in_tool(j->delta) || j->pos + 1 >= j->req->n_models ||
         j->req->n_messages >= j->ctx->cfg->limits.max_messages) {
@@ -674,18 +698,19 @@ chain_stream_cut(chain_job *j, int m)
     req->messages = pb_xrealloc(req->messages, (req->n_messages + 1) * sizeof(pb_message));
     req->messages[req->n_messages++] =
         (pb_message){.role = PB_ROLE_ASSISTANT, .content = pb_xstrdup(j->partial)};
-    j->continued = true;
     j->pos++;
     chain_next_model(j);
 }
 
 /* An answer that did not come as a stream (cache, stale, semantic, degraded) still reaches a
  * streamed job's reader the one way: `start`, the whole text and its tool calls (our own
- * stored JSON), then finish.lua's `end`. */
+ * stored JSON), then finish.lua's `end`. Never once the reader has seen content: a cut
+ * answer whose continuation failed before its first token has its text there already. */
 static void
 chain_stream_deliver_whole(chain_job *j)
 {
-    if (j->stream == NULL || j->started || j->status == PB_STATUS_INVALID)
+    if (j->stream == NULL || j->started || pb_stream_has_content(j->stream) ||
+        j->status == PB_STATUS_INVALID)
         return;
     const pb_config *cfg = j->ctx->cfg;
     const char *text = j->status == PB_STATUS_DEGRADED ? cfg->routes[j->req->route].degraded_reply
@@ -800,13 +825,12 @@ chain_on_main_done(chain_job *j, const pb_http_reply *r)
         evtimer_del(j->stream_timer);
     chain_reply cr = chain_take_reply(j, m, r, probe);
     j->stream_timeout = NULL;
-    if (j->delta != NULL && pb_delta_has_content(j->delta)) {
-        if (cr.cls != PB_CLASS_OK) {
-            chain_stream_cut(j, m);
-            return;
-        }
-        chain_stream_join_partial(j);
+    if (j->delta != NULL && pb_delta_has_content(j->delta) && cr.cls != PB_CLASS_OK) {
+        chain_stream_cut(j, m);
+        return;
     }
+    if (j->delta != NULL && cr.cls == PB_CLASS_OK)
+        chain_stream_join_partial(j);
     if (j->hedge_call != NULL) {
         if (cr.cls == PB_CLASS_OK) {
             chain_cancel_loser(j, &j->hedge_call, j->req->models[j->hedge_pos],

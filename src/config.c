@@ -27,18 +27,23 @@
 #include <string.h>
 #include <unistd.h>
 
-#define CONFIG_ERR         1             /* pb_error.code of every config error */
-#define CONFIG_MAX_BYTES   (1024 * 1024) /* real configs are a few KiB */
-#define CONFIG_MAX_DEPTH   32            /* the schema nests 4 levels; the rest is slack */
-#define CONFIG_NAME_MAX    64            /* names end up in Redis keys and metric labels */
-#define CONFIG_PATH_MAX    96            /* "providers." + a name */
-#define CONFIG_MAX_QUEUES  64            /* one BLMOVE round-robin per queue */
-#define CONFIG_REPLY_MAX   (64 * 1024)   /* degraded_reply is shown to end users */
-#define CONFIG_DAY_S       (24 * 60 * 60)
-#define CONFIG_RPM_MAX     1000000 /* ratelimit.lua keeps one zset entry per request */
-#define CONFIG_KIB         1024
-#define CONFIG_MIB         (1024 * 1024)
-#define CONFIG_DEFAULT_URL "redis://127.0.0.1:6379/0"
+#define CONFIG_ERR        1             /* pb_error.code of every config error */
+#define CONFIG_MAX_BYTES  (1024 * 1024) /* real configs are a few KiB */
+#define CONFIG_MAX_DEPTH  32            /* the schema nests 4 levels; the rest is slack */
+#define CONFIG_NAME_MAX   64            /* names end up in Redis keys and metric labels */
+#define CONFIG_PATH_MAX   96            /* "providers." + a name */
+#define CONFIG_MAX_QUEUES 64            /* one BLMOVE round-robin per queue */
+#define CONFIG_REPLY_MAX  (64 * 1024)   /* degraded_reply is shown to end users */
+#define CONFIG_DAY_S      (24 * 60 * 60)
+#define CONFIG_RPM_MAX    1000000 /* ratelimit.lua keeps one zset entry per request */
+#define CONFIG_KIB        1024
+#define CONFIG_MIB        (1024 * 1024)
+/* A streamed reply's raw bytes per byte of answer by default: an OpenAI chunk wraps a token
+ * of ~4 bytes in ~150-250 bytes of JSON and SSE framing (more with logprobs); the raw bytes
+ * are parsed as they come, never buffered, so the bound is about time, not memory. */
+#define CONFIG_STREAM_RAW_PER_BYTE 64
+#define CONFIG_STREAM_RAW_MAX      ((size_t)4 << 30) /* limits.stream_raw_max_bytes' upper end */
+#define CONFIG_DEFAULT_URL         "redis://127.0.0.1:6379/0"
 #define CONFIG_DEFAULT_DEGRADED                                                                    \
     "The AI assistant is temporarily unavailable. Please try again later or contact customer "     \
     "support."
@@ -68,13 +73,9 @@ static const char *const config_redis_keys[] = {
 static const char *const config_cache_redis_keys[] = {
     "url",         "password_env",          "user",       "sentinels",
     "master_name", "sentinel_password_env", "timeout_ms", NULL};
-static const char *const config_limits_keys[] = {"job_max_bytes",
-                                                 "max_messages",
-                                                 "reply_max_bytes",
-                                                 "meta_max_bytes",
-                                                 "id_max_bytes",
-                                                 "dead_max_entries",
-                                                 NULL};
+static const char *const config_limits_keys[] = {
+    "job_max_bytes",  "max_messages", "reply_max_bytes",  "stream_raw_max_bytes",
+    "meta_max_bytes", "id_max_bytes", "dead_max_entries", NULL};
 static const char *const config_provider_keys[] = {"type", "base_url", "api_key_env",
                                                    "anthropic_version", NULL};
 static const char *const config_model_keys[] = {"provider",
@@ -625,7 +626,13 @@ config_parse_limits(pb_config *cfg, json_object *root, pb_error *err)
         return PB_ERR;
     pb_limits *lim = &cfg->limits;
     if (l == NULL) {
-        *lim = (pb_limits){CONFIG_MIB, 256, 4 * CONFIG_MIB, 16 * CONFIG_KIB, 128, 10000};
+        *lim = (pb_limits){CONFIG_MIB,
+                           256,
+                           4 * CONFIG_MIB,
+                           16 * CONFIG_KIB,
+                           128,
+                           10000,
+                           (size_t)CONFIG_STREAM_RAW_PER_BYTE * 4 * CONFIG_MIB};
         return PB_OK;
     }
     if (config_check_keys(l, "limits", config_limits_keys, err) != PB_OK ||
@@ -634,6 +641,9 @@ config_parse_limits(pb_config *cfg, json_object *root, pb_error *err)
         config_size(l, "limits", "max_messages", 256, 1, 10000, &lim->max_messages, err) != PB_OK ||
         config_size(l, "limits", "reply_max_bytes", 4 * CONFIG_MIB, CONFIG_KIB, 64 * CONFIG_MIB,
                     &lim->reply_max_bytes, err) != PB_OK ||
+        config_size(l, "limits", "stream_raw_max_bytes",
+                    CONFIG_STREAM_RAW_PER_BYTE * lim->reply_max_bytes, lim->reply_max_bytes,
+                    CONFIG_STREAM_RAW_MAX, &lim->stream_raw_max_bytes, err) != PB_OK ||
         config_size(l, "limits", "meta_max_bytes", 16 * CONFIG_KIB, 0, CONFIG_MIB,
                     &lim->meta_max_bytes, err) != PB_OK ||
         config_size(l, "limits", "id_max_bytes", 128, 8, 512, &lim->id_max_bytes, err) != PB_OK ||

@@ -1,9 +1,11 @@
 /* delta.c -- a streamed answer put back together (see delta.h).
  *
- * Text and each tool call's arguments grow in bounded buffers; tool calls are
- * kept in their index order, as both dialects number them. The finished answer
- * is the same pb_completion the non-streamed parsers make, so results, caches
- * and stats cannot tell the two apart. */
+ * Text, a refusal and each tool call's arguments grow in buffers bounded together by
+ * the answer's limit (limits.reply_max_bytes: the decoded answer, never the SSE framing
+ * around it); tool calls are kept in their index order, as both dialects number them.
+ * The finished answer is the same pb_completion the non-streamed parsers make, with the
+ * same rule for what is an answer, so results, caches and stats cannot tell the two
+ * apart. */
 #include "planb/delta.h"
 
 #include <stdlib.h>
@@ -12,8 +14,6 @@
 #include "planb/buf.h"
 #include "planb/core.h"
 #include "planb/request.h"
-
-#define DELTA_TEXT_MAX (64u << 20) /* above any reply limit: http.c bounds the bytes first */
 
 typedef struct delta_tool {
     char *id;     /* call id (the first piece's) */
@@ -25,21 +25,26 @@ typedef struct delta_tool {
 struct pb_delta {
     pb_delta_sink sink;
     pb_buf text;                                /* the answer text so far */
+    pb_buf refusal;                             /* the model's refusal so far */
+    size_t max_bytes, bytes;                    /* content bound, content taken so far */
     delta_tool tools[PB_DELTA_MAX_TOOL_CALLS];  /* by index */
     int n_tools;                                /* highest index + 1 */
     short block_tool[PB_DELTA_MAX_BLOCKS];      /* Anthropic block -> tool index + 1 */
     const char *finish_reason;                  /* normalized, NULL until told */
     long prompt, completion, cached, reasoning; /* usage, -1 unknown */
     bool has_content, ended, in_tool;
+    bool too_large; /* a piece was dropped: it would have passed max_bytes */
 };
 
 pb_delta *
-pb_delta_new(const pb_delta_sink *sink)
+pb_delta_new(const pb_delta_sink *sink, size_t max_bytes)
 {
     pb_delta *d = pb_xcalloc(1, sizeof(*d));
     if (sink)
         d->sink = *sink;
-    pb_buf_init(&d->text, DELTA_TEXT_MAX);
+    d->max_bytes = max_bytes;
+    pb_buf_init(&d->text, max_bytes);
+    pb_buf_init(&d->refusal, max_bytes);
     d->prompt = d->completion = d->cached = d->reasoning = -1;
     return d;
 }
@@ -50,6 +55,7 @@ pb_delta_free(pb_delta *d)
     if (d == NULL)
         return;
     pb_buf_free(&d->text);
+    pb_buf_free(&d->refusal);
     for (int i = 0; i < d->n_tools; i++) {
         free(d->tools[i].id);
         free(d->tools[i].name);
@@ -58,10 +64,23 @@ pb_delta_free(pb_delta *d)
     free(d);
 }
 
+/* Counts n more bytes of content against the bound; false (and too_large) when they would
+ * pass it: the piece is dropped, the chain ends the attempt as too_large. */
+static bool
+delta_take(pb_delta *d, size_t n)
+{
+    if (d->too_large || n > d->max_bytes - d->bytes) {
+        d->too_large = true;
+        return false;
+    }
+    d->bytes += n;
+    return true;
+}
+
 void
 pb_delta_text(pb_delta *d, const char *p, size_t n)
 {
-    if (n == 0)
+    if (n == 0 || !delta_take(d, n))
         return;
     pb_buf_append(&d->text, p, n);
     d->has_content = true;
@@ -70,14 +89,26 @@ pb_delta_text(pb_delta *d, const char *p, size_t n)
         d->sink.text(d->sink.arg, p, n);
 }
 
+void
+pb_delta_refusal(pb_delta *d, const char *p, size_t n)
+{
+    if (n == 0 || !delta_take(d, n))
+        return;
+    pb_buf_append(&d->refusal, p, n);
+    if (d->sink.refusal)
+        d->sink.refusal(d->sink.arg, p, n);
+}
+
 int
 pb_delta_tool(pb_delta *d, int index, const char *id, const char *name, const char *args,
               size_t args_len)
 {
     if (index < 0 || index >= PB_DELTA_MAX_TOOL_CALLS)
         return PB_ERR;
+    if (!delta_take(d, (id ? strlen(id) : 0) + (name ? strlen(name) : 0) + args_len))
+        return PB_OK;
     while (d->n_tools <= index)
-        pb_buf_init(&d->tools[d->n_tools++].args, DELTA_TEXT_MAX);
+        pb_buf_init(&d->tools[d->n_tools++].args, d->max_bytes);
     delta_tool *t = &d->tools[index];
     if (id && t->id == NULL)
         t->id = pb_xstrdup(id);
@@ -137,6 +168,12 @@ bool
 pb_delta_has_content(const pb_delta *d)
 {
     return d->has_content;
+}
+
+bool
+pb_delta_too_large(const pb_delta *d)
+{
+    return d->too_large;
 }
 
 bool
@@ -212,13 +249,17 @@ pb_delta_complete(pb_delta *d, pb_completion *out, pb_error *err)
         pb_error_set(err, terr.code, "%s", terr.msg);
         return PB_ERR;
     }
-    if (calls == NULL && d->text.len == 0) {
+    const char *finish = d->finish_reason ? d->finish_reason : (calls ? "tool_calls" : "stop");
+    /* As the non-streamed parsers: a refusal or a content-filter stop is an answer too. */
+    if (calls == NULL && d->text.len == 0 && d->refusal.len == 0 &&
+        strcmp(finish, "content_filter") != 0) {
         pb_error_set(err, PB_PROVIDER_BAD_REPLY, "BAD_REPLY the stream held no answer");
         return PB_ERR;
     }
     out->content = pb_xstrndup(d->text.data ? d->text.data : "", d->text.len);
     out->tool_calls = calls;
-    out->finish_reason = d->finish_reason ? d->finish_reason : (calls ? "tool_calls" : "stop");
+    out->refusal = d->refusal.len ? pb_xstrndup(d->refusal.data, d->refusal.len) : NULL;
+    out->finish_reason = finish;
     out->prompt_tokens = d->prompt;
     out->completion_tokens = d->completion;
     out->cached_tokens = d->cached;

@@ -43,10 +43,10 @@ struct pb_http_call {
     pb_http_done_fn done;
     void *arg;
     pb_http_data_fn on_data; /* streaming: 2xx body pieces go here, not to body (NULL: none) */
-    size_t streamed_bytes;   /* bytes handed to on_data, bounded by reply_max_bytes */
+    size_t streamed_bytes;   /* bytes handed to on_data, bounded by stream_max_bytes */
     bool streamed;           /* on_data got the body */
     bool stopped;            /* on_data asked to stop */
-    bool overflow;           /* the streamed body passed reply_max_bytes */
+    bool overflow;           /* the streamed body passed stream_max_bytes */
     pb_http_call *next_free; /* pool link (unused while active) */
 };
 
@@ -56,8 +56,9 @@ struct pb_http {
     int n_shards, n_shards_max;
     long max_conns_per_shard; /* CURLMOPT_MAXCONNECTS */
     size_t reply_max_bytes;
-    int active;         /* calls started and not yet reported or cancelled */
-    pb_http_call *pool; /* idle calls with a reusable easy handle */
+    size_t stream_max_bytes; /* a streamed body, framing and all (its reader bounds the answer) */
+    int active;              /* calls started and not yet reported or cancelled */
+    pb_http_call *pool;      /* idle calls with a reusable easy handle */
     int pool_len;
     int pool_max; /* = max_conns: a burst's handles serve the next burst */
 };
@@ -146,8 +147,8 @@ http_on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 }
 
 /* Body bytes: buffered (bounded), or for a streaming call with a 2xx status handed to its
- * data callback as they come (bounded in total the same way). Returning short aborts the
- * transfer with CURLE_WRITE_ERROR. */
+ * data callback as they come (bounded in total by stream_max_bytes: the SSE framing is many
+ * times the answer it carries). Returning short aborts the transfer with CURLE_WRITE_ERROR. */
 static size_t
 http_on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
@@ -158,7 +159,7 @@ http_on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
         curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
         if (status >= 200 && status < 300) {
             c->streamed = true;
-            if (c->streamed_bytes + n > c->http->reply_max_bytes) {
+            if (c->streamed_bytes + n > c->http->stream_max_bytes) {
                 c->overflow = true;
                 return 0;
             }
@@ -200,11 +201,12 @@ http_on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
 }
 
 pb_http *
-pb_http_new(struct event_base *base, size_t reply_max_bytes, int max_conns)
+pb_http_new(struct event_base *base, size_t reply_max_bytes, size_t stream_max_bytes, int max_conns)
 {
     pb_http *h = pb_xcalloc(1, sizeof(*h));
     h->base = base;
     h->reply_max_bytes = reply_max_bytes;
+    h->stream_max_bytes = stream_max_bytes;
     if (max_conns < 1)
         max_conns = 1;
     h->n_shards_max = (max_conns + HTTP_SHARD_CALLS - 1) / HTTP_SHARD_CALLS + 1;

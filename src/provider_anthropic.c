@@ -535,6 +535,19 @@ anthropic_read_blocks(json_object *content, const pb_request *req, pb_completion
     return why;
 }
 
+/* The prompt tokens of a usage object, as OpenAI counts them: input + cache reads + cache
+ * writes (Anthropic counts the cached ones apart), -1 without input_tokens; *cached gets the
+ * cache reads (-1 unknown). Plain replies and streams (message_start, message_delta) alike. */
+static long
+anthropic_prompt_tokens(json_object *usage, long *cached)
+{
+    long in = pb_provider_tokens(usage, "input_tokens");
+    long read = pb_provider_tokens(usage, "cache_read_input_tokens");
+    long made = pb_provider_tokens(usage, "cache_creation_input_tokens");
+    *cached = read;
+    return in < 0 ? -1 : in + (read > 0 ? read : 0) + (made > 0 ? made : 0);
+}
+
 static int
 anthropic_parse_response(const char *body, size_t len, const pb_request *req, pb_completion *out,
                          pb_error *err)
@@ -572,12 +585,7 @@ anthropic_parse_response(const char *body, size_t len, const pb_request *req, pb
         return PB_ERR;
     }
     json_object_object_get_ex(root, "usage", &usage);
-    long in = pb_provider_tokens(usage, "input_tokens");
-    long read = pb_provider_tokens(usage, "cache_read_input_tokens");
-    long made = pb_provider_tokens(usage, "cache_creation_input_tokens");
-    /* OpenAI's prompt_tokens include the cached ones; Anthropic counts them apart. */
-    out->prompt_tokens = in < 0 ? -1 : in + (read > 0 ? read : 0) + (made > 0 ? made : 0);
-    out->cached_tokens = read;
+    out->prompt_tokens = anthropic_prompt_tokens(usage, &out->cached_tokens);
     out->completion_tokens = pb_provider_tokens(usage, "output_tokens");
     out->reasoning_tokens = -1;
     json_object_put(root);
@@ -725,8 +733,8 @@ anthropic_stream_event(pb_delta *d, const char *event, const char *data, size_t 
         json_object *usage = NULL;
         if (json_object_object_get_ex(root, "message", &o))
             json_object_object_get_ex(o, "usage", &usage);
-        pb_delta_usage(d, pb_provider_tokens(usage, "input_tokens"), -1,
-                       pb_provider_tokens(usage, "cache_read_input_tokens"), -1);
+        long cached, prompt = anthropic_prompt_tokens(usage, &cached);
+        pb_delta_usage(d, prompt, -1, prompt >= 0 ? cached : -1, -1);
     } else if (strcmp(event, "content_block_start") == 0) {
         json_object_object_get_ex(root, "content_block", &o);
         const char *type = anthropic_str(o, "type");
@@ -757,7 +765,11 @@ anthropic_stream_event(pb_delta *d, const char *event, const char *data, size_t 
         const char *stop = anthropic_str(o, "stop_reason");
         if (stop)
             pb_delta_finish_reason(d, anthropic_finish_reason(stop, strcmp(stop, "tool_use") == 0));
-        pb_delta_usage(d, -1, pb_provider_tokens(usage, "output_tokens"), -1, -1);
+        /* Its usage is cumulative; when it repeats the input side, that replaces message_start's.
+         */
+        long cached, prompt = anthropic_prompt_tokens(usage, &cached);
+        pb_delta_usage(d, prompt, pb_provider_tokens(usage, "output_tokens"),
+                       prompt >= 0 ? cached : -1, -1);
     } else if (strcmp(event, "message_stop") == 0) {
         pb_delta_end(d);
     }

@@ -280,8 +280,8 @@ openai_dropped(const pb_request *req, char (*names)[PB_PROVIDER_PARAM_LEN], size
     return n;
 }
 
-/* One chat.completion.chunk event: choices[0].delta's content and tool_calls pieces, its
- * finish_reason, and the usage of the last chunk; "[DONE]" ends the stream. */
+/* One chat.completion.chunk event: choices[0].delta's content, refusal and tool_calls
+ * pieces, its finish_reason, and the usage of the last chunk; "[DONE]" ends the stream. */
 static int
 openai_stream_event(pb_delta *d, const char *event, const char *data, size_t len, pb_error *err)
 {
@@ -315,6 +315,9 @@ openai_stream_event(pb_delta *d, const char *event, const char *data, size_t len
         if (json_object_object_get_ex(delta, "content", &v) &&
             json_object_is_type(v, json_type_string))
             pb_delta_text(d, json_object_get_string(v), (size_t)json_object_get_string_len(v));
+        if (json_object_object_get_ex(delta, "refusal", &v) &&
+            json_object_is_type(v, json_type_string))
+            pb_delta_refusal(d, json_object_get_string(v), (size_t)json_object_get_string_len(v));
         json_object *calls;
         if (json_object_object_get_ex(delta, "tool_calls", &calls) &&
             json_object_is_type(calls, json_type_array)) {

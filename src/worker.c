@@ -406,7 +406,8 @@ pb_worker_run(const pb_config *cfg, int slot)
     pb_redis_no_ping(w->claim);
     pb_redis_on_up(w->cmd, worker_on_conn_up, w);
     pb_redis_on_up(w->claim, worker_on_conn_up, w);
-    w->http = pb_http_new(w->base, cfg->limits.reply_max_bytes, cfg->concurrency);
+    w->http = pb_http_new(w->base, cfg->limits.reply_max_bytes, cfg->limits.stream_raw_max_bytes,
+                          cfg->concurrency);
     w->cache = pb_cache_new(w->base, cfg, w->cmd, w->id);
     uint64_t seed = 0;
     if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed) || seed == 0)

@@ -69,11 +69,13 @@ typedef struct pb_route_conf {
 typedef struct pb_limits {
     size_t job_max_bytes;   /* raw job size (default 1 MiB) */
     size_t max_messages;    /* messages per job (default 256) */
-    size_t reply_max_bytes; /* upstream reply body (default 4 MiB) */
+    size_t reply_max_bytes; /* upstream reply body; a streamed one's decoded answer (4 MiB) */
     size_t meta_max_bytes;  /* serialized meta (default 16 KiB) */
     size_t id_max_bytes;    /* job id length (default 128) */
 
-    size_t dead_max_entries; /* planb:dead length bound, newest kept (default 10000) */
+    size_t dead_max_entries;     /* planb:dead length bound, newest kept (default 10000) */
+    size_t stream_raw_max_bytes; /* a streamed reply's raw bytes, SSE framing and all (default
+                                    64 x reply_max_bytes) */
 } pb_limits;
 
 /* One entry of http.keys: a bearer key of the front door, known only by its SHA-256. */

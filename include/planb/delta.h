@@ -21,14 +21,20 @@ typedef struct pb_delta_sink {
     void (*text)(void *arg, const char *p, size_t n);
     void (*tool)(void *arg, int index, const char *id, const char *name, const char *args,
                  size_t args_len);
+    void (*refusal)(void *arg, const char *p, size_t n); /* a piece of a refusal */
     void *arg;
 } pb_delta_sink;
 
-pb_delta *pb_delta_new(const pb_delta_sink *sink);
+/* max_bytes bounds the answer's content (text, refusal, tool ids, names and arguments
+ * together): a piece that would pass it is dropped and pb_delta_too_large turns true. */
+pb_delta *pb_delta_new(const pb_delta_sink *sink, size_t max_bytes);
 void pb_delta_free(pb_delta *d);
 
 /* For the adapters. */
 void pb_delta_text(pb_delta *d, const char *p, size_t n);
+/* A piece of the model's refusal (OpenAI delta.refusal): kept for the result's message, not
+ * a piece of the answer's text (has_content stays false). */
+void pb_delta_refusal(pb_delta *d, const char *p, size_t n);
 /* A piece of tool call index (id and name with its first piece, else NULL). PB_ERR past
  * PB_DELTA_MAX_TOOL_CALLS. */
 int pb_delta_tool(pb_delta *d, int index, const char *id, const char *name, const char *args,
@@ -43,12 +49,14 @@ void pb_delta_end(pb_delta *d);
 /* For the chain. */
 bool pb_delta_has_content(const pb_delta *d); /* a text or tool piece arrived */
 bool pb_delta_ended(const pb_delta *d);       /* the stream said it was complete */
+bool pb_delta_too_large(const pb_delta *d);   /* a piece passed max_bytes (and was dropped) */
 /* The text so far (NUL-terminated, borrowed), *len its bytes. */
 const char *pb_delta_text_so_far(const pb_delta *d, size_t *len);
 /* True while the last piece was part of a tool call (a cut there cannot be continued). */
 bool pb_delta_in_tool(const pb_delta *d);
 /* Moves the whole answer into *out (free with pb_provider_completion_free). PB_ERR (err
- * "BAD_REPLY why") when the stream did not end or a tool call's arguments are not JSON. */
+ * "BAD_REPLY why") when the stream did not end, a tool call's arguments are not JSON, or it
+ * holds no answer: no text, tool call or refusal, and no content_filter stop. */
 int pb_delta_complete(pb_delta *d, pb_completion *out, pb_error *err);
 
 #endif

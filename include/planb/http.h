@@ -44,8 +44,10 @@ typedef struct pb_http_reply {
 /* Called once per call, from the loop; reply is borrowed for the call's duration. */
 typedef void (*pb_http_done_fn)(const pb_http_reply *reply, void *arg);
 
-/* One per worker loop; max_conns sizes curl's connection cache. */
-pb_http *pb_http_new(struct event_base *base, size_t reply_max_bytes, int max_conns);
+/* One per worker loop; reply_max_bytes bounds a buffered body, stream_max_bytes a streamed
+ * one; max_conns sizes curl's connection cache. */
+pb_http *pb_http_new(struct event_base *base, size_t reply_max_bytes, size_t stream_max_bytes,
+                     int max_conns);
 void pb_http_free(pb_http *h);
 
 /* Starts a POST; takes ownership of req. Returns the call (cancel handle). */
@@ -55,7 +57,7 @@ pb_http_call *pb_http_start(pb_http *h, pb_http_request *req, int connect_timeou
  * cancel calls. Non-zero stops the transfer (the done callback then reports stopped). */
 typedef int (*pb_http_data_fn)(const char *p, size_t n, void *arg);
 /* pb_http_start whose 2xx body goes to on_data as it arrives (bounded in total by
- * reply_max_bytes); a non-2xx body is buffered as usual for classification. */
+ * stream_max_bytes); a non-2xx body is buffered as usual for classification. */
 pb_http_call *pb_http_start_stream(pb_http *h, pb_http_request *req, int connect_timeout_ms,
                                    int timeout_ms, pb_http_data_fn on_data, pb_http_done_fn done,
                                    void *arg);

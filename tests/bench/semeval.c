@@ -196,7 +196,7 @@ main(int argc, char **argv)
             return 2;
         }
         h.base = event_base_new();
-        http = pb_http_new(h.base, 16 * 1024 * 1024, 4);
+        http = pb_http_new(h.base, 16 * 1024 * 1024, 16 * 1024 * 1024, 4);
         h.e = pb_embed_new(cfg, http);
         if (argc > 0 && threshold == PB_SEMANTIC_LOCAL_THRESHOLD)
             threshold = cfg->semantic.threshold;

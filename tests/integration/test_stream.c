@@ -1,7 +1,8 @@
 /* test_stream.c -- streamed jobs end to end: a reader on planb:stream:<id> sees the answer as
  * the upstream sends it, fallback until the first token, cut (or continued) after it, the
- * first-token and idle bounds, resuming from a last id, and cached / degraded answers as
- * streams too.
+ * first-token and idle bounds, resuming from a last id, cached / degraded answers as
+ * streams too, a continuation that fails before its first token, content-filter answers, and
+ * the bounds of a streamed answer (reply_max_bytes) and of its raw bytes.
  *
  * Real redis-server, planb-mock streaming in both dialects with its faults (chunk_interval_ms,
  * stream_fault, fault_after) and `planb serve`; the reader uses XREAD BLOCK like a producer. */
@@ -18,15 +19,15 @@
 static th_proc redis_p, mock_p, planb_p;
 static redisContext *rc;
 
-/* Primary (OpenAI dialect) and backup (Anthropic dialect); route_extra adds route keys,
- * model_extra the primary's. */
+/* Primary (OpenAI dialect) and backup (Anthropic dialect); top_extra adds top-level keys,
+ * route_extra route keys, model_extra the primary's. */
 static void
-start_world(const char *route_extra, const char *model_extra)
+start_world_with(const char *top_extra, const char *route_extra, const char *model_extra)
 {
     th_world_start(&redis_p, &mock_p, NULL, &rc);
     char cfg[4096];
     snprintf(cfg, sizeof(cfg),
-             "{\"redis\": {\"url\": \"redis://127.0.0.1:%d/0\"}, \"workers\": 1,"
+             "{\"redis\": {\"url\": \"redis://127.0.0.1:%d/0\"}, \"workers\": 1, %s"
              " \"concurrency\": 64, \"drain_timeout_ms\": 2000,"
              " \"providers\": {\"a\": {\"type\": \"openai\", \"base_url\": "
              "\"http://127.0.0.1:%d/v1\", \"api_key_env\": \"PB_TEST_KEY\"},"
@@ -38,9 +39,15 @@ start_world(const char *route_extra, const char *model_extra)
              " \"deadline_ms\": 10000 %s}},"
              " \"breaker\": {\"failures\": 0, \"refused_hold_s\": 0},"
              " \"monitor\": {\"metrics_listen\": \"\"}}",
-             redis_p.port, mock_p.port, mock_p.port, model_extra ? model_extra : "",
-             route_extra ? route_extra : "");
+             redis_p.port, top_extra ? top_extra : "", mock_p.port, mock_p.port,
+             model_extra ? model_extra : "", route_extra ? route_extra : "");
     th_serve(&planb_p, cfg);
+}
+
+static void
+start_world(const char *route_extra, const char *model_extra)
+{
+    start_world_with(NULL, route_extra, model_extra);
 }
 
 static void
@@ -52,7 +59,7 @@ teardown(void)
 
 TestSuite(stream, .fini = teardown, .timeout = 120);
 
-#define MAX_ENTRIES 256
+#define MAX_ENTRIES 4096 /* a long answer may take one entry per word */
 
 /* One stream entry as the reader got it. */
 typedef struct entry {
@@ -394,4 +401,203 @@ Test(stream, tool_calls_stream_in_both_dialects)
         json_object_put(res);
         reading_free(&rd);
     }
+}
+
+Test(stream, a_continuation_that_fails_before_its_first_token_repeats_nothing)
+{
+    start_world(", \"stream_continue\": true", NULL);
+    th_mock_set(&mock_p, "primary",
+                "{\"mode\":\"ok\",\"reply\":\"one two three four\","
+                "\"stream_fault\":\"error_mid\",\"fault_after\":2}");
+    th_mock_set(&mock_p, "backup", "{\"mode\":\"status\",\"status\":500}");
+    reading rd;
+    run_streamed(&rd, "s8", "x", NULL);
+    char text[1024];
+    int starts;
+    json_object *res = check_shape(&rd, text, sizeof(text), &starts);
+    cr_expect_eq(starts, 1, "one start: the backup never sent a token");
+    cr_expect_str_eq(text, "one two ", "the reader got the cut text once");
+    cr_expect_str_eq(th_field(res, "content"), "one two ");
+    cr_expect_str_eq(th_field(res, "cut"), "true");
+    cr_expect_str_eq(th_field(res, "cut_reason"), "bad_reply");
+    cr_expect_str_eq(th_field(res, "continued"), "", "nothing continued the answer: %s",
+                     json_object_to_json_string(res));
+    cr_expect_str_eq(th_field(res, "source"), "primary", "the text is the primary's");
+    cr_expect_str_eq(th_field(res, "model"), "primary");
+    cr_expect_str_eq(th_attempt(res, 1, "model"), "backup");
+    cr_expect_str_eq(th_attempt(res, 1, "outcome"), "http_500");
+    json_object_put(res);
+    reading_free(&rd);
+}
+
+Test(stream, a_continuation_stopped_by_its_content_filter_keeps_the_cut_text)
+{
+    start_world(", \"stream_continue\": true", NULL);
+    th_mock_set(&mock_p, "primary",
+                "{\"mode\":\"ok\",\"reply\":\"one two three four\","
+                "\"stream_fault\":\"error_mid\",\"fault_after\":2}");
+    th_mock_set(&mock_p, "backup", "{\"mode\":\"empty\",\"finish_reason\":\"content_filter\"}");
+    reading rd;
+    run_streamed(&rd, "s9", "x", NULL);
+    char text[1024];
+    int starts;
+    json_object *res = check_shape(&rd, text, sizeof(text), &starts);
+    cr_expect_eq(starts, 1, "the backup sent no piece");
+    cr_expect_str_eq(text, "one two ");
+    cr_expect_str_eq(th_field(res, "content"), "one two ", "the text the reader got: %s",
+                     json_object_to_json_string(res));
+    cr_expect_str_eq(th_field(res, "finish_reason"), "content_filter");
+    cr_expect_str_eq(th_field(res, "continued"), "true", "the backup's answer ended it");
+    cr_expect_str_eq(th_field(res, "source"), "fallback");
+    cr_expect_str_eq(th_field(res, "model"), "backup");
+    cr_expect_str_eq(th_field(res, "cut"), "");
+    json_object_put(res);
+    reading_free(&rd);
+}
+
+Test(stream, content_filter_answers_are_answers_in_both_dialects)
+{
+    start_world(NULL, NULL);
+    /* OpenAI: no text, finish_reason content_filter; no fallback sidesteps the filter. */
+    th_mock_set(&mock_p, "primary", "{\"mode\":\"empty\",\"finish_reason\":\"content_filter\"}");
+    reading rd;
+    run_streamed(&rd, "f1", "x", "\"cache\": \"skip\"");
+    char text[1024];
+    int starts;
+    json_object *res = check_shape(&rd, text, sizeof(text), &starts);
+    cr_expect_str_eq(th_field(res, "status"), "ok", "%s", json_object_to_json_string(res));
+    cr_expect_str_eq(th_field(res, "source"), "primary");
+    cr_expect_str_eq(th_field(res, "model"), "primary");
+    cr_expect_str_eq(th_field(res, "finish_reason"), "content_filter");
+    cr_expect_str_eq(th_attempt(res, 0, "outcome"), "ok");
+    cr_expect_str_eq(th_attempt(res, 1, "outcome"), "", "one attempt");
+    cr_expect_eq(th_mock_requests(&mock_p, "backup"), 0);
+    cr_expect_eq(starts, 1);
+    cr_expect_str_eq(text, "");
+    json_object_put(res);
+    reading_free(&rd);
+
+    /* Anthropic: stop_reason refusal without text, on the backup. */
+    th_mock_set(&mock_p, "primary", "{\"mode\":\"status\",\"status\":500}");
+    th_mock_set(&mock_p, "backup", "{\"mode\":\"empty\",\"finish_reason\":\"content_filter\"}");
+    run_streamed(&rd, "f2", "y", "\"cache\": \"skip\"");
+    res = check_shape(&rd, text, sizeof(text), &starts);
+    cr_expect_str_eq(th_field(res, "status"), "ok", "%s", json_object_to_json_string(res));
+    cr_expect_str_eq(th_field(res, "source"), "fallback");
+    cr_expect_str_eq(th_field(res, "model"), "backup");
+    cr_expect_str_eq(th_field(res, "finish_reason"), "content_filter");
+    cr_expect_str_eq(th_attempt(res, 1, "outcome"), "ok");
+    cr_expect_eq(starts, 1);
+    json_object_put(res);
+    reading_free(&rd);
+}
+
+Test(stream, a_streamed_refusal_is_the_answer_even_slower_than_first_token_ms)
+{
+    start_world(NULL, ", \"first_token_ms\": 300");
+    /* Five delta.refusal pieces 150 ms apart: the refusal takes ~600 ms, past first_token_ms. */
+    th_mock_set(&mock_p, "primary",
+                "{\"mode\":\"ok\",\"refusal\":\"I cannot help with that.\","
+                "\"chunk_interval_ms\":150}");
+    reading rd;
+    run_streamed(&rd, "f3", "x", "\"cache\": \"skip\"");
+    char text[1024];
+    int starts;
+    json_object *res = check_shape(&rd, text, sizeof(text), &starts);
+    cr_expect_str_eq(th_field(res, "status"), "ok", "%s", json_object_to_json_string(res));
+    cr_expect_str_eq(th_field(res, "source"), "primary", "no fallback around the refusal");
+    cr_expect_str_eq(th_attempt(res, 0, "outcome"), "ok");
+    cr_expect_eq(th_mock_requests(&mock_p, "backup"), 0);
+    json_object *msg;
+    cr_assert(json_object_object_get_ex(res, "message", &msg));
+    cr_expect_str_eq(th_field(msg, "refusal"), "I cannot help with that.");
+    cr_expect_str_eq(th_field(res, "content"), "");
+    cr_expect_eq(starts, 1);
+    cr_expect_str_eq(text, "", "a refusal is not answer text");
+    /* The same answer unstreamed gives the same result. */
+    cr_assert_eq(th_push_job_text(rc, "f4", "x", "\"cache\": \"skip\""), 0);
+    json_object *plain = th_wait_result(rc, "f4", 10), *pmsg;
+    cr_assert_not_null(plain);
+    cr_assert(json_object_object_get_ex(plain, "message", &pmsg));
+    cr_expect_str_eq(th_field(pmsg, "refusal"), th_field(msg, "refusal"));
+    cr_expect_str_eq(th_field(plain, "source"), th_field(res, "source"));
+    cr_expect_str_eq(th_field(plain, "finish_reason"), th_field(res, "finish_reason"));
+    cr_expect_str_eq(th_field(plain, "content"), th_field(res, "content"));
+    json_object_put(plain);
+    json_object_put(res);
+    reading_free(&rd);
+}
+
+/* A reply of n words of 4 letters and a space (5 n bytes). */
+static char *
+words_reply(int n)
+{
+    char *s = malloc((size_t)n * 5 + 1);
+    for (int i = 0; i < n; i++)
+        memcpy(s + 5 * i, "wxyz ", 5);
+    s[5 * n] = '\0';
+    return s;
+}
+
+static char big_text[1 << 17];
+
+Test(stream, reply_max_bytes_bounds_the_answer_not_the_stream_framing)
+{
+    start_world_with("\"limits\": {\"reply_max_bytes\": 16384},", NULL, NULL);
+    /* 15,000 bytes of text: a plain reply fits, so the stream (~40 times that) must too. */
+    char *reply = words_reply(3000);
+    char beh[20000];
+    snprintf(beh, sizeof(beh), "{\"mode\":\"ok\",\"reply\":\"%s\"}", reply);
+    th_mock_set(&mock_p, "primary", beh);
+    static reading rd;
+    int starts;
+    run_streamed(&rd, "r1", "x", "\"cache\": \"skip\"");
+    json_object *res = check_shape(&rd, big_text, sizeof(big_text), &starts);
+    printf("figures: stream entries=%d for %zu bytes of text\n", rd.n, strlen(reply));
+    cr_expect_str_eq(th_field(res, "status"), "ok");
+    cr_expect_str_eq(th_field(res, "cut"), "", "not cut: %s", th_field(res, "cut_reason"));
+    cr_expect_str_eq(th_attempt(res, 0, "outcome"), "ok");
+    cr_expect_eq(strlen(th_field(res, "content")), strlen(reply));
+    cr_expect_eq(strlen(big_text), strlen(reply), "the reader got all of it");
+    json_object_put(res);
+    reading_free(&rd);
+    free(reply);
+
+    /* 20,000 bytes of text are over the limit: the answer is cut there (too_large), and the
+     * reader never got more than reply_max_bytes. */
+    reply = words_reply(4000);
+    char beh2[24000];
+    snprintf(beh2, sizeof(beh2), "{\"mode\":\"ok\",\"reply\":\"%s\"}", reply);
+    th_mock_set(&mock_p, "primary", beh2);
+    run_streamed(&rd, "r2", "y", "\"cache\": \"skip\"");
+    res = check_shape(&rd, big_text, sizeof(big_text), &starts);
+    cr_expect_str_eq(th_field(res, "cut"), "true");
+    cr_expect_str_eq(th_field(res, "cut_reason"), "too_large");
+    cr_expect_leq(strlen(big_text), 16384);
+    cr_expect_gt(strlen(big_text), 8192, "cut near the limit, not at the framing's: %zu",
+                 strlen(big_text));
+    json_object_put(res);
+    reading_free(&rd);
+    free(reply);
+}
+
+Test(stream, stream_raw_max_bytes_bounds_the_raw_stream)
+{
+    start_world_with("\"limits\": {\"reply_max_bytes\": 16384, \"stream_raw_max_bytes\": 65536},",
+                     NULL, NULL);
+    /* 10,000 bytes of text in ~2,000 events of ~190 bytes each: past 64 KiB raw. */
+    char *reply = words_reply(2000);
+    char beh[12000];
+    snprintf(beh, sizeof(beh), "{\"mode\":\"ok\",\"reply\":\"%s\"}", reply);
+    th_mock_set(&mock_p, "primary", beh);
+    static reading rd;
+    int starts;
+    run_streamed(&rd, "r3", "x", "\"cache\": \"skip\"");
+    json_object *res = check_shape(&rd, big_text, sizeof(big_text), &starts);
+    cr_expect_str_eq(th_field(res, "cut"), "true", "%s", th_field(res, "status"));
+    cr_expect_str_eq(th_field(res, "cut_reason"), "too_large");
+    cr_expect_lt(strlen(big_text), strlen(reply));
+    json_object_put(res);
+    reading_free(&rd);
+    free(reply);
 }

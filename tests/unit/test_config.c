@@ -733,3 +733,21 @@ Test(config, redis_sentinels_and_bounds)
     expect_error("{\"limits\": {\"dead_max_entries\": 0}, " MIN_SECTIONS "}",
                  "CONFIG limits.dead_max_entries: must be an integer from 1 to 10000000");
 }
+
+Test(config, stream_raw_max_bytes_defaults_to_64_times_the_reply_limit)
+{
+    pb_config *cfg = must_parse("{" MIN_SECTIONS "}");
+    cr_expect_eq(cfg->limits.stream_raw_max_bytes, 64u * 4194304);
+    pb_config_free(cfg);
+    cfg = must_parse("{\"limits\": {\"reply_max_bytes\": 16384}, " MIN_SECTIONS "}");
+    cr_expect_eq(cfg->limits.stream_raw_max_bytes, 64u * 16384, "follows reply_max_bytes");
+    pb_config_free(cfg);
+    cfg = must_parse("{\"limits\": {\"reply_max_bytes\": 16384, \"stream_raw_max_bytes\": "
+                     "65536}, " MIN_SECTIONS "}");
+    cr_expect_eq(cfg->limits.stream_raw_max_bytes, 65536);
+    pb_config_free(cfg);
+    expect_error(
+        "{\"limits\": {\"reply_max_bytes\": 16384, \"stream_raw_max_bytes\": 16383}, " MIN_SECTIONS
+        "}",
+        "CONFIG limits.stream_raw_max_bytes: must be an integer from 16384 to 4294967296");
+}

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "fixture.h"
+#include "planb/delta.h"
 #include "planb/provider.h"
 
 static char provider_name[] = "anthropic";
@@ -478,5 +479,97 @@ Test(anthropic, parse_tool_use_and_finish_reasons)
 
     cr_assert_eq(th_fixture_parse(&pb_provider_anthropic, "max_tokens.json", &c, NULL), PB_OK);
     cr_expect_str_eq(c.finish_reason, "length");
+    pb_provider_completion_free(&c);
+}
+
+/* Feeds Messages stream events ({type, data} pairs, NULL-terminated) to stream_event and
+ * completes the answer; each event's data gets a buffer of exactly its size. */
+static int
+stream_answer(const char *const (*events)[2], pb_completion *c, pb_error *err)
+{
+    pb_delta *d = pb_delta_new(NULL, 1u << 20);
+    int rc = PB_OK;
+    for (const char *const(*e)[2] = events; (*e)[0] && rc == PB_OK; e++) {
+        size_t n = strlen((*e)[1]);
+        char *data = malloc(n ? n : 1);
+        memcpy(data, (*e)[1], n);
+        rc = pb_provider_anthropic.stream_event(d, (*e)[0], data, n, err);
+        free(data);
+    }
+    if (rc == PB_OK)
+        rc = pb_delta_complete(d, c, err);
+    pb_delta_free(d);
+    return rc;
+}
+
+Test(anthropic_stream, prompt_tokens_count_cache_reads_and_writes_as_unstreamed)
+{
+    static const char *const events[][2] = {
+        {"message_start",
+         "{\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\","
+         "\"role\":\"assistant\",\"content\":[],\"usage\":{\"input_tokens\":10,"
+         "\"cache_creation_input_tokens\":3,\"cache_read_input_tokens\":5,"
+         "\"output_tokens\":1}}}"},
+        {"content_block_start", "{\"type\":\"content_block_start\",\"index\":0,"
+                                "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}"},
+        {"content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,"
+                                "\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi.\"}}"},
+        {"content_block_stop", "{\"type\":\"content_block_stop\",\"index\":0}"},
+        {"message_delta", "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":"
+                          "\"end_turn\"},\"usage\":{\"output_tokens\":2}}"},
+        {"message_stop", "{\"type\":\"message_stop\"}"},
+        {NULL, NULL}};
+    pb_completion c;
+    pb_error err = {0};
+    cr_assert_eq(stream_answer(events, &c, &err), PB_OK, "%s", err.msg);
+    cr_expect_str_eq(c.content, "Hi.");
+    cr_expect_eq(c.prompt_tokens, 18, "input + cache reads + cache writes, as unstreamed");
+    cr_expect_eq(c.cached_tokens, 5);
+    cr_expect_eq(c.completion_tokens, 2);
+    pb_provider_completion_free(&c);
+}
+
+Test(anthropic_stream, a_final_usage_in_message_delta_replaces_the_first)
+{
+    /* The API may repeat the whole usage, cumulative, in message_delta. */
+    static const char *const events[][2] = {
+        {"message_start", "{\"type\":\"message_start\",\"message\":{\"usage\":"
+                          "{\"input_tokens\":10,\"output_tokens\":1}}}"},
+        {"content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,"
+                                "\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi.\"}}"},
+        {"message_delta", "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},"
+                          "\"usage\":{\"input_tokens\":12,\"cache_creation_input_tokens\":4,"
+                          "\"cache_read_input_tokens\":6,\"output_tokens\":7}}"},
+        {"message_stop", "{\"type\":\"message_stop\"}"},
+        {NULL, NULL}};
+    pb_completion c;
+    pb_error err = {0};
+    cr_assert_eq(stream_answer(events, &c, &err), PB_OK, "%s", err.msg);
+    cr_expect_eq(c.prompt_tokens, 22);
+    cr_expect_eq(c.cached_tokens, 6);
+    cr_expect_eq(c.completion_tokens, 7);
+    pb_provider_completion_free(&c);
+}
+
+Test(anthropic_stream, a_refusal_without_text_is_a_content_filter_answer_as_unstreamed)
+{
+    static const char *const events[][2] = {
+        {"message_start", "{\"type\":\"message_start\",\"message\":{\"usage\":"
+                          "{\"input_tokens\":10,\"output_tokens\":1}}}"},
+        {"message_delta", "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":"
+                          "\"refusal\"},\"usage\":{\"output_tokens\":0}}"},
+        {"message_stop", "{\"type\":\"message_stop\"}"},
+        {NULL, NULL}};
+    pb_completion c;
+    pb_error err = {0};
+    cr_assert_eq(stream_answer(events, &c, &err), PB_OK, "%s", err.msg);
+    cr_expect_str_eq(c.content, "");
+    cr_expect_str_eq(c.finish_reason, "content_filter");
+    pb_provider_completion_free(&c);
+    static const char body[] = "{\"type\":\"message\",\"content\":[],\"stop_reason\":"
+                               "\"refusal\",\"usage\":{\"input_tokens\":10,\"output_tokens\":0}}";
+    cr_assert_eq(pb_provider_anthropic.parse_response(body, sizeof(body) - 1, NULL, &c, NULL),
+                 PB_OK);
+    cr_expect_str_eq(c.finish_reason, "content_filter");
     pb_provider_completion_free(&c);
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "fixture.h"
+#include "planb/delta.h"
 #include "planb/provider.h"
 
 static char provider_name[] = "openai";
@@ -541,4 +542,113 @@ Test(openai, parse_tool_calls_finish_reason_and_usage_details)
     cr_expect_str_eq(c.finish_reason, "tool_calls", "no finish_reason: tool calls decide");
     cr_expect_not_null(c.tool_calls);
     pb_provider_completion_free(&c);
+}
+
+/* Feeds chat.completion.chunk data lines (NULL-terminated) to stream_event and completes the
+ * answer; each event gets a buffer of exactly its size. */
+static int
+stream_answer(const char *const *events, pb_completion *c, pb_error *err)
+{
+    pb_delta *d = pb_delta_new(NULL, 1u << 20);
+    int rc = PB_OK;
+    for (const char *const *e = events; *e && rc == PB_OK; e++) {
+        size_t n = strlen(*e);
+        char *data = malloc(n ? n : 1);
+        memcpy(data, *e, n);
+        rc = pb_provider_openai.stream_event(d, "message", data, n, err);
+        free(data);
+    }
+    if (rc == PB_OK)
+        rc = pb_delta_complete(d, c, err);
+    pb_delta_free(d);
+    return rc;
+}
+
+Test(openai_stream, a_streamed_refusal_is_an_answer_as_unstreamed)
+{
+    static const char *const events[] = {
+        "{\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null,"
+        "\"refusal\":\"\"},\"finish_reason\":null}]}",
+        "{\"choices\":[{\"index\":0,\"delta\":{\"refusal\":\"I can't \"},"
+        "\"finish_reason\":null}]}",
+        "{\"choices\":[{\"index\":0,\"delta\":{\"refusal\":\"help with that.\"},"
+        "\"finish_reason\":null}]}",
+        "{\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}",
+        "{\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":4}}",
+        "[DONE]",
+        NULL};
+    pb_completion c;
+    pb_error err = {0};
+    cr_assert_eq(stream_answer(events, &c, &err), PB_OK, "%s", err.msg);
+    cr_expect_str_eq(c.content, "");
+    cr_assert_not_null(c.refusal);
+    cr_expect_str_eq(c.refusal, "I can't help with that.");
+    cr_expect_null(c.tool_calls);
+    cr_expect_str_eq(c.finish_reason, "stop");
+    cr_expect_eq(c.prompt_tokens, 9);
+    pb_provider_completion_free(&c);
+}
+
+Test(openai_stream, a_content_filter_stop_without_text_is_an_answer_as_unstreamed)
+{
+    static const char *const events[] = {
+        "{\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
+        "\"finish_reason\":null}]}",
+        "{\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"content_filter\"}]}", "[DONE]",
+        NULL};
+    pb_completion c;
+    pb_error err = {0};
+    cr_assert_eq(stream_answer(events, &c, &err), PB_OK, "%s", err.msg);
+    cr_expect_str_eq(c.content, "");
+    cr_expect_null(c.refusal);
+    cr_expect_str_eq(c.finish_reason, "content_filter");
+    pb_provider_completion_free(&c);
+    /* The unstreamed parser takes the same answer. */
+    static const char body[] = "{\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+                               "\"content\":null},\"finish_reason\":\"content_filter\"}]}";
+    cr_assert_eq(pb_provider_openai.parse_response(body, sizeof(body) - 1, NULL, &c, NULL), PB_OK);
+    cr_expect_str_eq(c.finish_reason, "content_filter");
+    pb_provider_completion_free(&c);
+}
+
+Test(openai_stream, a_stream_with_nothing_in_it_is_still_a_bad_reply)
+{
+    static const char *const events[] = {
+        "{\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
+        "\"finish_reason\":null}]}",
+        "{\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}", "[DONE]", NULL};
+    pb_completion c;
+    pb_error err = {0};
+    cr_assert_eq(stream_answer(events, &c, &err), PB_ERR);
+    cr_expect(strncmp(err.msg, "BAD_REPLY", 9) == 0, "%s", err.msg);
+}
+
+/* Counts what reaches the sink. */
+static void
+count_text(void *arg, const char *p, size_t n)
+{
+    (void)p;
+    *(size_t *)arg += n;
+}
+
+Test(openai_stream, the_decoded_answer_is_bounded_not_its_framing)
+{
+    size_t seen = 0;
+    pb_delta_sink sink = {.text = count_text, .arg = &seen};
+    pb_delta *d = pb_delta_new(&sink, 12);
+    /* Each event is ~70 bytes of framing around 5 bytes of text. */
+    static const char ev[] =
+        "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"wxyz \"},\"finish_reason\":null}]}";
+    pb_error err = {0};
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(pb_provider_openai.stream_event(d, "message", ev, sizeof(ev) - 1, &err),
+                     PB_OK);
+    cr_expect_not(pb_delta_too_large(d), "10 bytes of text fit in 12");
+    cr_assert_eq(pb_provider_openai.stream_event(d, "message", ev, sizeof(ev) - 1, &err), PB_OK);
+    cr_expect(pb_delta_too_large(d), "15 bytes do not");
+    cr_expect_eq(seen, 10, "the piece past the bound never reached the sink");
+    size_t len;
+    pb_delta_text_so_far(d, &len);
+    cr_expect_eq(len, 10);
+    pb_delta_free(d);
 }
