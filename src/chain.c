@@ -1385,6 +1385,8 @@ pb_chain_start(pb_chain_ctx *ctx, char *raw, size_t len)
         j->source = PB_SOURCE_NONE;
         j->error = pb_xstrdup(err.msg);
         j->dead = true;
+        if (j->bad_id != NULL && pb_job_asks_stream(raw, len, ctx->cfg))
+            j->stream = pb_stream_new(ctx->cmd, ctx->cfg, j->bad_id); /* for its `end` */
         chain_finish(j);
         return;
     }

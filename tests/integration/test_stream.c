@@ -7,6 +7,7 @@
  * stream_fault, fault_after) and `planb serve`; the reader uses XREAD BLOCK like a producer. */
 #include <criterion/criterion.h>
 #include <json-c/json.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,15 +19,15 @@
 static th_proc redis_p, mock_p, planb_p;
 static redisContext *rc;
 
-/* Primary (OpenAI dialect) and backup (Anthropic dialect); route_extra adds route keys,
- * model_extra the primary's. */
+/* Primary (OpenAI dialect) and backup (Anthropic dialect); top is the top-level keys from
+ * "workers" on (NULL: one worker), route_extra adds route keys, model_extra the primary's. */
 static void
-start_world(const char *route_extra, const char *model_extra)
+start_world_top(const char *top, const char *route_extra, const char *model_extra)
 {
     th_world_start(&redis_p, &mock_p, NULL, &rc);
     char cfg[4096];
     snprintf(cfg, sizeof(cfg),
-             "{\"redis\": {\"url\": \"redis://127.0.0.1:%d/0\"}, \"workers\": 1,"
+             "{\"redis\": {\"url\": \"redis://127.0.0.1:%d/0\"}, %s,"
              " \"concurrency\": 64, \"drain_timeout_ms\": 2000,"
              " \"providers\": {\"a\": {\"type\": \"openai\", \"base_url\": "
              "\"http://127.0.0.1:%d/v1\", \"api_key_env\": \"PB_TEST_KEY\"},"
@@ -38,9 +39,15 @@ start_world(const char *route_extra, const char *model_extra)
              " \"deadline_ms\": 10000 %s}},"
              " \"breaker\": {\"failures\": 0, \"refused_hold_s\": 0},"
              " \"monitor\": {\"metrics_listen\": \"\"}}",
-             redis_p.port, mock_p.port, mock_p.port, model_extra ? model_extra : "",
-             route_extra ? route_extra : "");
+             redis_p.port, top ? top : "\"workers\": 1", mock_p.port, mock_p.port,
+             model_extra ? model_extra : "", route_extra ? route_extra : "");
     th_serve(&planb_p, cfg);
+}
+
+static void
+start_world(const char *route_extra, const char *model_extra)
+{
+    start_world_top(NULL, route_extra, model_extra);
 }
 
 static void
@@ -394,4 +401,63 @@ Test(stream, tool_calls_stream_in_both_dialects)
         json_object_put(res);
         reading_free(&rd);
     }
+}
+
+static long long
+redis_ll(const char *fmt, const char *arg)
+{
+    redisReply *r = redisCommand(rc, fmt, arg);
+    cr_assert_not_null(r);
+    long long v = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    freeReplyObject(r);
+    return v;
+}
+
+static bool
+key_exists(void *arg)
+{
+    return redis_ll("EXISTS %s", arg) == 1;
+}
+
+Test(stream, a_poisoned_streamed_job_ends_its_stream)
+{
+    setenv("PLANB_TEST_HOOKS", "1", 1);
+    start_world_top("\"workers\": 1, \"max_deliveries\": 2", NULL, NULL);
+    reading rd = {0};
+    rd.t0 = mono_ms();
+    cr_assert_eq(th_push_job_text(rc, "poison1", "x",
+                                  "\"stream\": true, \"meta\": {\"pb_test_crash\": true}"),
+                 0);
+    read_stream(&rd, "poison1", "0", MAX_ENTRIES, 20000);
+    cr_assert_gt(rd.n, 0, "nothing on the poisoned job's stream");
+    char text[256];
+    int starts;
+    json_object *res = check_shape(&rd, text, sizeof(text), &starts);
+    cr_expect_str_eq(th_field(res, "status"), "invalid");
+    cr_expect(strstr(th_field(res, "error"), "TOO_MANY_DELIVERIES") != NULL, "%s",
+              th_field(res, "error"));
+    json_object_put(res);
+    reading_free(&rd);
+}
+
+Test(stream, a_streamed_job_that_fails_validation_ends_its_stream)
+{
+    start_world(NULL, NULL);
+    reading rd = {0};
+    cr_assert_eq(th_push_raw(rc, "{\"id\":\"bad1\",\"stream\":true,\"messages\":\"nope\"}"), 0);
+    read_stream(&rd, "bad1", "0", MAX_ENTRIES, 5000);
+    cr_assert_gt(rd.n, 0, "nothing on the invalid job's stream");
+    char text[256];
+    int starts;
+    json_object *res = check_shape(&rd, text, sizeof(text), &starts);
+    cr_expect_eq(starts, 0);
+    cr_expect_str_eq(th_field(res, "status"), "invalid");
+    cr_expect_str_eq(th_field(res, "id"), "bad1");
+    json_object_put(res);
+    reading_free(&rd);
+    /* A job that did not ask to stream gets no stream. */
+    cr_assert_eq(th_push_raw(rc, "{\"id\":\"bad2\",\"messages\":\"nope\"}"), 0);
+    char key[] = "planb:result:bad2";
+    cr_assert(th_wait_for(key_exists, key, 100, 50));
+    cr_expect_eq(redis_ll("EXISTS %s", "planb:stream:bad2"), 0);
 }
