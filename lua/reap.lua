@@ -126,6 +126,7 @@ local function poison(job, worker, n)
     local stream = prefix .. ':stream:' .. id
     redis.call('XADD', stream, 'MAXLEN', '~', ARGV[14], '*', 'type', 'end', 'result', res)
     redis.call('EXPIRE', stream, ARGV[15])
+    redis.call('DEL', prefix .. ':streamrun:' .. id)
   end
 end
 

@@ -15,8 +15,8 @@
 #include "planb/keys.h"
 #include "planb/log.h"
 
-#define QUEUE_FINISH_FIXED_ARGS 20 /* 10 keys + 10 fixed ARGV of finish.lua */
-#define QUEUE_FINISH_KEYS       10
+#define QUEUE_FINISH_FIXED_ARGS 23 /* 12 keys + 11 fixed ARGV of finish.lua */
+#define QUEUE_FINISH_KEYS       12
 
 void
 pb_queue_keys_init(pb_queue_keys *k, const pb_config *cfg, const char *worker_id)
@@ -199,6 +199,8 @@ pb_queue_finish(pb_redis *r, const pb_config *cfg, const pb_queue_keys *k, const
     char counts[PB_QUEUE_MAX_COUNTERS][24];
     char *result_key = f->id ? pb_key_result(cfg->prefix, f->id) : pb_xstrdup("-");
     char *reply_key = f->id ? pb_key_reply(cfg->prefix, f->id) : pb_xstrdup("-");
+    char *run_key =
+        f->id && f->stream_key ? pb_key_stream_run(cfg->prefix, f->id) : pb_xstrdup("-");
     char *minute_key = pb_key_stats_minute(cfg->prefix, (long long)(pb_wall_ms() / 60000));
     char ttl[16], reply_ttl[16], dead_max[24], stream_maxlen[16], stream_ttl[16];
     snprintf(dead_max, sizeof(dead_max), "%zu", cfg->limits.dead_max_entries);
@@ -217,6 +219,8 @@ pb_queue_finish(pb_redis *r, const pb_config *cfg, const pb_queue_keys *k, const
     argv[n++] = k->suspect;
     argv[n++] = minute_key;
     argv[n++] = f->stream_key ? f->stream_key : "-";
+    argv[n++] = run_key;
+    argv[n++] = k->workers;
     argv[n] = f->raw;
     lens[n++] = f->raw_len;
     argv[n] = f->result_json ? f->result_json : "";
@@ -229,6 +233,7 @@ pb_queue_finish(pb_redis *r, const pb_config *cfg, const pb_queue_keys *k, const
     argv[n++] = dead_max;
     argv[n++] = stream_maxlen;
     argv[n++] = stream_ttl;
+    argv[n++] = f->stream_key && f->stream_run ? f->stream_run : "-";
     for (size_t i = 0; i < f->n_counters; i++) {
         snprintf(counts[i], sizeof(counts[i]), "%ld", f->counts[i]);
         argv[n++] = f->counters[i];
@@ -254,6 +259,7 @@ pb_queue_finish(pb_redis *r, const pb_config *cfg, const pb_queue_keys *k, const
     free(minute_key);
     free(result_key);
     free(reply_key);
+    free(run_key);
 }
 
 static void
