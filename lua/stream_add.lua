@@ -46,7 +46,7 @@ if run[1] ~= ARGV[1] then
   end
   redis.call('HSET', KEYS[2], 'owner', ARGV[1])
   renew = true
-elseif n <= tonumber(run[2]) then
+elseif n <= tonumber(run[2] or '0') then
   return 0
 end
 redis.call('HSET', KEYS[2], 'seq', n)
