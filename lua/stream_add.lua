@@ -22,7 +22,8 @@
 -- ARGV[4]  TTL in seconds of the stream and its run hash
 -- ARGV[5]  "1": renew the TTL with this entry ("0": the writer renewed it less than 1 s ago)
 -- ARGV[6..] field, value, ...
--- Returns  1 added, 0 not (result stored, another live run owns the stream, or added before)
+-- Returns  1 added, 2 added before (a re-send), 0 refused: the result is stored or another
+--          live run owns the stream, so nothing more of this run will be added
 if redis.call('EXISTS', KEYS[3]) == 1 then
   return 0
 end
@@ -47,7 +48,7 @@ if run[1] ~= ARGV[1] then
   redis.call('HSET', KEYS[2], 'owner', ARGV[1])
   renew = true
 elseif n <= tonumber(run[2] or '0') then
-  return 0
+  return 2
 end
 redis.call('HSET', KEYS[2], 'seq', n)
 local args = {'XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*'}

@@ -64,6 +64,7 @@ struct pb_stream {
     size_t n_unsent;            /* of them, not in flight: new, or lost to an outage */
     unsigned long seq;          /* the last entry number given */
     unsigned long dropped;      /* entries dropped past STREAM_KEPT_MAX */
+    bool refused;               /* stream_add.lua refused an entry: this run writes no more */
     int outstanding;            /* replies still to come */
     bool freed;                 /* pb_stream_free was called: freed at the last reply */
     bool has_content;           /* a text or tool piece was sent */
@@ -138,6 +139,21 @@ pb_stream_free(pb_stream *s)
     stream_destroy(s);
 }
 
+/* Lets go of kept entry i (answered for, or dropped unsent). */
+static void
+stream_forget(pb_stream *s, size_t i)
+{
+    stream_entry *e = &s->kept[i];
+    s->kept_bytes -= e->bytes;
+    if (!e->in_flight)
+        s->n_unsent--;
+    stream_entry_clear(e);
+    if (i == s->head)
+        s->head++;
+    else
+        memmove(e, e + 1, (--s->end - i) * sizeof(*e)); /* after a transient error */
+}
+
 /* Redis answered for one entry: added or refused, it is done with; lost to an outage (or a
  * not-ready server), it waits for the next flush to be sent again. */
 static void
@@ -154,15 +170,14 @@ stream_on_reply(redisReply *reply, void *arg)
             e->in_flight = false;
             s->n_unsent++;
         } else {
+            if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0 && !s->refused) {
+                s->refused = true; /* what is still unsent is dropped at the next flush */
+                pb_log(PB_LOG_INFO, "event=stream_refused key=%s run=%s", s->key, s->token);
+            }
             if (reply->type == REDIS_REPLY_ERROR)
                 pb_log(PB_LOG_ERROR, "event=stream_add_failed key=%s error=\"%.*s\"", s->key,
                        (int)strcspn(reply->str, "\r\n"), reply->str);
-            s->kept_bytes -= e->bytes;
-            stream_entry_clear(e);
-            if (i == s->head)
-                s->head++;
-            else
-                memmove(e, e + 1, (--s->end - i) * sizeof(*e)); /* after a transient error */
+            stream_forget(s, i);
         }
         break;
     }
@@ -207,6 +222,12 @@ stream_send(pb_stream *s, stream_entry *e)
 static void
 stream_pump(pb_stream *s)
 {
+    if (s->refused) {
+        for (size_t i = s->end; i-- > s->head;)
+            if (!s->kept[i].in_flight)
+                stream_forget(s, i);
+        return;
+    }
     if (s->n_unsent == 0 || !pb_redis_is_up(s->r))
         return;
     for (size_t i = s->head; i < s->end && s->n_unsent > 0; i++)
@@ -219,6 +240,8 @@ static void
 stream_xadd(pb_stream *s, int nfields, const char **fv, const size_t *fv_lens)
 {
     pb_assert(nfields <= STREAM_FIELDS_MAX);
+    if (s->refused)
+        return;
     size_t bytes = 0;
     for (int i = 0; i < 2 * nfields; i++)
         bytes += fv_lens ? fv_lens[i] : strlen(fv[i]);
