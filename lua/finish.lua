@@ -14,6 +14,7 @@
 -- KEYS[9]  this minute's stats hash (planb:stats:m:<unix minute>): the jobs, source:* and
 --          errors:* increments again, kept 25 hours for the 1/5/60-minute rates
 -- KEYS[10] the job's answer stream (planb:stream:<id>; "-" when it did not ask to stream)
+-- KEYS[11] its run hash (planb:streamrun:<id>, see stream_add.lua; "-" likewise)
 -- ARGV[1]  the raw job exactly as claimed (LREM'd from the tail: the oldest claims sit there)
 -- ARGV[2]  result JSON ("" = no result: an invalid job whose id could not be read)
 -- ARGV[3]  result TTL in seconds
@@ -25,7 +26,11 @@
 -- ARGV[9]  answer stream MAXLEN ("0" = the job did not stream): its one `end` entry, with
 --          the result, is added here with the result, so it is there exactly once, last
 -- ARGV[10] answer stream TTL in seconds
--- ARGV[11..] stats hash field, increment, field, increment, ...
+-- ARGV[11] the run's token (stream_add.lua): when another run owns the job's stream, this
+--          finish still stores the result (one result per id comes first: the owner may be a
+--          run whose claim was handed back, which nothing would reap), empties the stream
+--          (XTRIM, as a takeover does) and ends it with this result.
+-- ARGV[12..] stats hash field, increment, field, increment, ...
 -- Returns  1 stored, 0 duplicate (a result already existed)
 local acked = redis.call('LREM', KEYS[1], -1, ARGV[1])
 if acked == 1 and redis.call('EXISTS', KEYS[7]) == 1 then
@@ -34,11 +39,19 @@ if acked == 1 and redis.call('EXISTS', KEYS[7]) == 1 then
     redis.call('DEL', KEYS[8])
   end
 end
+local trim = false
 if ARGV[2] ~= '' then
   if redis.call('EXISTS', KEYS[2]) == 1 then
     return 0
   end
+  if ARGV[9] ~= '0' then
+    local owner = redis.call('HGET', KEYS[11], 'owner')
+    trim = owner ~= false and owner ~= ARGV[11]
+  end
   redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+  if ARGV[9] ~= '0' then
+    redis.call('DEL', KEYS[11]) -- the result now closes the stream to every run
+  end
   if ARGV[4] ~= '0' then
     redis.call('RPUSH', KEYS[3], ARGV[2])
     redis.call('EXPIRE', KEYS[3], ARGV[4])
@@ -51,7 +64,7 @@ if ARGV[6] ~= '' then
     redis.call('HINCRBY', KEYS[4], 'dead:trimmed', n - max)
   end
 end
-for i = 11, #ARGV - 1, 2 do
+for i = 12, #ARGV - 1, 2 do
   local f = ARGV[i]
   redis.call('HINCRBY', KEYS[4], f, ARGV[i + 1])
   local head = string.sub(f, 1, 7)
@@ -70,6 +83,9 @@ if ARGV[2] ~= '' then
     redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[7], '*', 'result', ARGV[2])
   end
   if ARGV[9] ~= '0' then
+    if trim then
+      redis.call('XTRIM', KEYS[10], 'MAXLEN', 0)
+    end
     redis.call('XADD', KEYS[10], 'MAXLEN', '~', ARGV[9], '*', 'type', 'end', 'result', ARGV[2])
     redis.call('EXPIRE', KEYS[10], ARGV[10])
   end

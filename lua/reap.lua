@@ -36,7 +36,9 @@
 -- ARGV[11] job id length limit
 -- ARGV[12] dead-letter list bound (newest kept, trims counted as dead:trimmed)
 -- ARGV[13] sweep gap in ms that starts a grace
--- ARGV[14..] worker ids to reap now
+-- ARGV[14] answer stream MAXLEN and ARGV[15] its TTL in seconds: a poisoned job that asked
+--          to stream ("stream": true) gets its `end` entry on <prefix>:stream:<id>
+-- ARGV[16..] worker ids to reap now
 -- Returns  {workers reaped, jobs handed back, jobs dead-lettered, jobs acked (result existed)}
 local prefix, lease, max_deliveries = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local id_max = tonumber(ARGV[11])
@@ -44,7 +46,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 local victims = {}
-for i = 14, #ARGV do
+for i = 16, #ARGV do
   victims[#victims + 1] = ARGV[i]
 end
 if lease > 0 then
@@ -119,6 +121,12 @@ local function poison(job, worker, n)
   redis.call('PUBLISH', ARGV[6], res)
   if ARGV[7] ~= '0' then
     redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[7], '*', 'result', res)
+  end
+  if j.stream == true then
+    local stream = prefix .. ':stream:' .. id
+    redis.call('XADD', stream, 'MAXLEN', '~', ARGV[14], '*', 'type', 'end', 'result', res)
+    redis.call('EXPIRE', stream, ARGV[15])
+    redis.call('DEL', prefix .. ':streamrun:' .. id)
   end
 end
 

@@ -1262,10 +1262,13 @@ chain_finish(chain_job *j)
         .reply_ttl_s = (j->req == NULL || j->req->reply) ? ctx->cfg->reply_ttl_s : 0,
         .dead_entry = dead,
         .stream_key = j->stream ? pb_stream_key(j->stream) : NULL,
+        .stream_run = j->stream ? pb_stream_run(j->stream) : NULL,
         .counters = c.fields,
         .counts = c.counts,
         .n_counters = c.n,
     };
+    if (j->stream)
+        pb_stream_flush(j->stream); /* entries lost to an outage go before `end` */
     pb_queue_finish(ctx->cmd, ctx->cfg, ctx->keys, &f, chain_on_finished, j);
     free(dead);
 }
@@ -1409,12 +1412,14 @@ pb_chain_start(pb_chain_ctx *ctx, char *raw, size_t len)
         j->source = PB_SOURCE_NONE;
         j->error = pb_xstrdup(err.msg);
         j->dead = true;
+        if (j->bad_id != NULL && pb_job_asks_stream(raw, len, ctx->cfg))
+            j->stream = pb_stream_new(ctx->cmd, ctx->cfg, j->bad_id, ctx->worker_id); /* `end` */
         chain_finish(j);
         return;
     }
     j->deadline_mono_ms = j->claimed_mono_ms + j->req->deadline_ms;
     if (j->req->stream)
-        j->stream = pb_stream_new(ctx->cmd, ctx->cfg, j->req->id);
+        j->stream = pb_stream_new(ctx->cmd, ctx->cfg, j->req->id, ctx->worker_id);
     if (chain_check_servable(j) != PB_OK) {
         chain_finish(j);
         return;

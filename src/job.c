@@ -463,6 +463,19 @@ pb_job_parse(const char *raw, size_t len, const pb_config *cfg, pb_request **out
     return rc;
 }
 
+bool
+pb_job_asks_stream(const char *raw, size_t len, const pb_config *cfg)
+{
+    if (len > cfg->limits.job_max_bytes)
+        return false;
+    json_object *root = pb_job_tokenize(raw, len, NULL);
+    json_object *v = root ? job_field(root, "stream") : NULL;
+    bool streams =
+        v != NULL && json_object_is_type(v, json_type_boolean) && json_object_get_boolean(v);
+    json_object_put(root);
+    return streams;
+}
+
 int
 pb_job_parse_object(json_object *root, size_t len, const pb_config *cfg, pb_request **out,
                     char **bad_id, pb_error *err)

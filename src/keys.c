@@ -47,6 +47,12 @@ pb_key_stream(const char *prefix, const char *id)
 }
 
 char *
+pb_key_stream_run(const char *prefix, const char *id)
+{
+    return pb_xasprintf("%s:streamrun:%s", prefix, id);
+}
+
+char *
 pb_key_cache(const char *prefix, const char *sha256_hex)
 {
     return pb_xasprintf("%s:cache:%s", prefix, sha256_hex);

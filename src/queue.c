@@ -15,8 +15,8 @@
 #include "planb/keys.h"
 #include "planb/log.h"
 
-#define QUEUE_FINISH_FIXED_ARGS 20 /* 10 keys + 10 fixed ARGV of finish.lua */
-#define QUEUE_FINISH_KEYS       10
+#define QUEUE_FINISH_FIXED_ARGS 22 /* 11 keys + 11 fixed ARGV of finish.lua */
+#define QUEUE_FINISH_KEYS       11
 
 void
 pb_queue_keys_init(pb_queue_keys *k, const pb_config *cfg, const char *worker_id)
@@ -99,13 +99,18 @@ pb_queue_claim_wait(pb_redis *r, const pb_queue_keys *k, size_t qi, double timeo
 }
 
 /* A finish under redis.wait_replicas: it counts once WAIT says enough replicas have it.
- * Freed when both replies (the script's, then WAIT's, or the other way round after a
- * NOSCRIPT re-send) are in; the caller hears once, at the second. */
+ * The WAIT is pipelined right behind the EVALSHA. After a NOSCRIPT the script is sent again
+ * as EVAL behind that WAIT, whose answer then says nothing about it: it is dropped and a
+ * second WAIT sent once the script has answered. Freed when the script's reply and the
+ * WAIT that follows it are in; the caller hears once, at the second. */
 typedef struct queue_finish_wait {
+    pb_redis *r; /* the connection, for the second WAIT */
+    const pb_config *cfg;
     pb_redis_fn fn;
     void *arg;
     int want;           /* replicas wanted */
     int pending;        /* replies still to come (2, 1, 0) */
+    bool stale_wait;    /* a WAIT answered before the script: it ran before the EVAL re-send */
     bool have;          /* the script answered */
     int type;           /* its reply type: finish.lua returns an integer or an error */
     long long integer;  /* its integer */
@@ -135,6 +140,18 @@ queue_finish_wait_done(queue_finish_wait *fw)
     free(fw);
 }
 
+static void queue_on_finish_wait(redisReply *reply, void *arg);
+
+static void
+queue_send_finish_wait(queue_finish_wait *fw)
+{
+    char want[16], ms[16];
+    snprintf(want, sizeof(want), "%d", fw->cfg->wait_replicas);
+    snprintf(ms, sizeof(ms), "%d", fw->cfg->wait_timeout_ms);
+    const char *wait[] = {"WAIT", want, ms};
+    pb_redis_command(fw->r, queue_on_finish_wait, fw, 3, wait, NULL);
+}
+
 static void
 queue_on_finish_script(redisReply *reply, void *arg)
 {
@@ -148,6 +165,12 @@ queue_on_finish_script(redisReply *reply, void *arg)
         if (pb_redis_is_transient(reply))
             fw->have = false; /* held like a lost reply */
     }
+    if (fw->stale_wait && fw->have && fw->type == REDIS_REPLY_INTEGER) {
+        fw->stale_wait = false;
+        fw->pending = 1; /* the script is in; the WAIT behind it is still to come */
+        queue_send_finish_wait(fw);
+        return;
+    }
     queue_finish_wait_done(fw);
 }
 
@@ -155,6 +178,12 @@ static void
 queue_on_finish_wait(redisReply *reply, void *arg)
 {
     queue_finish_wait *fw = arg;
+    if (fw->pending == 2 && reply != NULL) {
+        /* The script has not answered: it went out again as EVAL behind this WAIT. */
+        fw->stale_wait = true;
+        fw->pending = 1;
+        return;
+    }
     if (reply && reply->type == REDIS_REPLY_INTEGER)
         fw->replicas = reply->integer;
     queue_finish_wait_done(fw);
@@ -170,6 +199,8 @@ pb_queue_finish(pb_redis *r, const pb_config *cfg, const pb_queue_keys *k, const
     char counts[PB_QUEUE_MAX_COUNTERS][24];
     char *result_key = f->id ? pb_key_result(cfg->prefix, f->id) : pb_xstrdup("-");
     char *reply_key = f->id ? pb_key_reply(cfg->prefix, f->id) : pb_xstrdup("-");
+    char *run_key =
+        f->id && f->stream_key ? pb_key_stream_run(cfg->prefix, f->id) : pb_xstrdup("-");
     char *minute_key = pb_key_stats_minute(cfg->prefix, (long long)(pb_wall_ms() / 60000));
     char ttl[16], reply_ttl[16], dead_max[24], stream_maxlen[16], stream_ttl[16];
     snprintf(dead_max, sizeof(dead_max), "%zu", cfg->limits.dead_max_entries);
@@ -188,6 +219,7 @@ pb_queue_finish(pb_redis *r, const pb_config *cfg, const pb_queue_keys *k, const
     argv[n++] = k->suspect;
     argv[n++] = minute_key;
     argv[n++] = f->stream_key ? f->stream_key : "-";
+    argv[n++] = run_key;
     argv[n] = f->raw;
     lens[n++] = f->raw_len;
     argv[n] = f->result_json ? f->result_json : "";
@@ -200,6 +232,7 @@ pb_queue_finish(pb_redis *r, const pb_config *cfg, const pb_queue_keys *k, const
     argv[n++] = dead_max;
     argv[n++] = stream_maxlen;
     argv[n++] = stream_ttl;
+    argv[n++] = f->stream_key && f->stream_run ? f->stream_run : "-";
     for (size_t i = 0; i < f->n_counters; i++) {
         snprintf(counts[i], sizeof(counts[i]), "%ld", f->counts[i]);
         argv[n++] = f->counters[i];
@@ -210,20 +243,22 @@ pb_queue_finish(pb_redis *r, const pb_config *cfg, const pb_queue_keys *k, const
             lens[i] = strlen(argv[i]);
     if (cfg->wait_replicas > 0) {
         queue_finish_wait *fw = pb_xcalloc(1, sizeof(*fw));
-        *fw = (queue_finish_wait){
-            .fn = fn, .arg = arg, .want = cfg->wait_replicas, .pending = 2, .replicas = -1};
+        *fw = (queue_finish_wait){.r = r,
+                                  .cfg = cfg,
+                                  .fn = fn,
+                                  .arg = arg,
+                                  .want = cfg->wait_replicas,
+                                  .pending = 2,
+                                  .replicas = -1};
         pb_redis_script(r, "finish", queue_on_finish_script, fw, QUEUE_FINISH_KEYS, n, argv, lens);
-        char want[16], ms[16];
-        snprintf(want, sizeof(want), "%d", cfg->wait_replicas);
-        snprintf(ms, sizeof(ms), "%d", cfg->wait_timeout_ms);
-        const char *wait[] = {"WAIT", want, ms};
-        pb_redis_command(r, queue_on_finish_wait, fw, 3, wait, NULL);
+        queue_send_finish_wait(fw);
     } else {
         pb_redis_script(r, "finish", fn, arg, QUEUE_FINISH_KEYS, n, argv, lens);
     }
     free(minute_key);
     free(result_key);
     free(reply_key);
+    free(run_key);
 }
 
 static void

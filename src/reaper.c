@@ -34,7 +34,7 @@
 #define REAPER_MAX_PER_RUN 64   /* workers one script call reaps (bounds its run time) */
 #define REAPER_ID_MAX      PB_KEY_WORKER_ID_MAX
 #define REAPER_GAP_MS      2000 /* sweeps further apart than this (Redis clock): grace, reap.lua */
-#define REAPER_FIXED_ARGV  13
+#define REAPER_FIXED_ARGV  15
 #define REAPER_NUM_KEYS    8
 #define REAPER_BUF_BYTES   (REAPER_MAX_PER_RUN * REAPER_ID_MAX)
 
@@ -96,7 +96,10 @@ static void
 reaper_run(pb_reaper *r, bool sweep, const char *const *ids, size_t n_ids)
 {
     const char *argv[REAPER_NUM_KEYS + REAPER_FIXED_ARGV + REAPER_MAX_PER_RUN];
-    char lock_ms[16], per_run[16], id_max[16], dead_max[24], gap[16];
+    char lock_ms[16], per_run[16], id_max[16], dead_max[24], gap[16], stream_max[16],
+        stream_ttl[16];
+    snprintf(stream_max, sizeof(stream_max), "%d", r->ctx.cfg->stream_maxlen);
+    snprintf(stream_ttl, sizeof(stream_ttl), "%d", r->ctx.cfg->stream_ttl_s);
     snprintf(dead_max, sizeof(dead_max), "%zu", r->ctx.cfg->limits.dead_max_entries);
     snprintf(gap, sizeof(gap), "%d", REAPER_GAP_MS);
     snprintf(lock_ms, sizeof(lock_ms), "%d", REAPER_LOCK_MS);
@@ -118,6 +121,8 @@ reaper_run(pb_reaper *r, bool sweep, const char *const *ids, size_t n_ids)
     argv[n++] = id_max;
     argv[n++] = dead_max;
     argv[n++] = gap;
+    argv[n++] = stream_max;
+    argv[n++] = stream_ttl;
     for (size_t i = 0; i < n_ids && i < REAPER_MAX_PER_RUN; i++)
         argv[n++] = ids[i];
     if (sweep) {

@@ -37,6 +37,10 @@ char *pb_job_new_id(void);
  * could be read, *bad_id is set to a copy of it (caller frees), else NULL. */
 int pb_job_parse(const char *raw, size_t len, const pb_config *cfg, pb_request **out, char **bad_id,
                  pb_error *err);
+/* Whether raw job bytes ask to stream (a top-level "stream": true), for an invalid job whose
+ * reader still needs its stream's `end`; false for bytes over cfg's job_max_bytes (never
+ * tokenized) or that are not a JSON object. */
+bool pb_job_asks_stream(const char *raw, size_t len, const pb_config *cfg);
 /* The same checks on a job already tokenized (root is borrowed; len: its serialized size, which
  * the params bounds count): the front door validates the job it built without parsing its
  * text again. The size limit is the caller's (pb_job_parse checks it before tokenizing). */

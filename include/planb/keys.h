@@ -19,6 +19,7 @@ char *pb_key_workers(const char *prefix);                       /* <p>:workers (
 char *pb_key_result(const char *prefix, const char *id);        /* <p>:result:<id> (string) */
 char *pb_key_reply(const char *prefix, const char *id);         /* <p>:reply:<id> (list) */
 char *pb_key_stream(const char *prefix, const char *id);        /* <p>:stream:<id> (stream) */
+char *pb_key_stream_run(const char *prefix, const char *id);    /* <p>:streamrun:<id> (hash) */
 char *pb_key_cache(const char *prefix, const char *sha256_hex); /* <p>:cache:<sha> (string) */
 char *pb_key_cache_lock(const char *prefix, const char *sha);   /* <p>:cache:<sha>:lock (string) */
 char *pb_key_dead(const char *prefix);                          /* <p>:dead (list) */

@@ -53,13 +53,14 @@ typedef struct pb_finish {
     int reply_ttl_s;             /* 0: no reply list */
     const char *dead_entry;      /* NULL: not dead-lettered */
     const char *stream_key;      /* the job's planb:stream:<id> for its `end` entry, or NULL */
+    const char *stream_run;      /* the run's token (pb_stream_run) when stream_key is set */
     const char *const *counters; /* stats fields to increment ... */
     const long *counts;          /* ... by these amounts */
     size_t n_counters;           /* at most PB_QUEUE_MAX_COUNTERS */
 } pb_finish;
 
-/* Runs finish.lua; the reply is 1 (stored) or 0 (a result already existed), NULL on outage (or,
- * with redis.wait_replicas, when too few replicas acknowledged it). */
+/* Runs finish.lua; the reply is 1 (stored) or 0 (a result already existed), NULL on outage (or, with
+ * redis.wait_replicas, when too few replicas acknowledged it). */
 void pb_queue_finish(pb_redis *r, const pb_config *cfg, const pb_queue_keys *k, const pb_finish *f,
                      pb_redis_fn fn, void *arg);
 /* redis.wait_replicas > 0: WAIT for that many replicas to have the writes sent so far on r

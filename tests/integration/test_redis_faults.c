@@ -17,6 +17,7 @@
 
 #include "harness.h"
 #include "planb/core.h"
+#include "planb/scripts.h"
 #include "th_fleet.h"
 #include "th_jobs.h"
 
@@ -357,4 +358,106 @@ Test(faults, oversized_job_with_a_readable_id_gets_its_too_large_result)
     cr_expect_eq(strlen(th_field(e, "job_head")), 4096);
     cr_expect_str_eq(th_field(e, "job"), "", "the whole job is not kept");
     json_object_put(e);
+}
+
+static th_proc replica_p;
+
+static bool
+replica_in_sync(void *arg)
+{
+    (void)arg;
+    redisReply *r = redisCommand(rc, "INFO replication");
+    bool ok = r && r->type == REDIS_REPLY_STRING && strstr(r->str, "connected_slaves:1") &&
+              strstr(r->str, "state=online");
+    freeReplyObject(r);
+    return ok;
+}
+
+static bool
+job_in_flight(void *arg)
+{
+    (void)arg;
+    return th_mock_requests(&mock_p, "primary") >= 1;
+}
+
+/* The [db addr] client field of a MONITOR line, into out. */
+static void
+monitor_client(const char *line, char *out, size_t size)
+{
+    const char *a = strchr(line, '['), *b = a ? strchr(a, ']') : NULL;
+    snprintf(out, size, "%.*s", a && b ? (int)(b - a) : 0, a ? a : "");
+}
+
+Test(faults, a_finish_sent_again_after_noscript_is_confirmed_by_a_wait_after_it)
+{
+    th_world_start(&redis_p, &mock_p, NULL, &rc);
+    char conf[64];
+    snprintf(conf, sizeof(conf), "replicaof 127.0.0.1 %d", redis_p.port);
+    cr_assert_eq(th_redis_start(&replica_p, conf), 0);
+    bool synced = th_wait_for(replica_in_sync, NULL, 200, 50);
+    if (!synced)
+        th_proc_stop(&replica_p, 2000);
+    cr_assert(synced, "the replica never came online");
+    cr_assert_eq(th_mock_set(&mock_p, "primary", "{\"mode\":\"ok\",\"latency_ms\":800}"), 0);
+    char cfg[2048];
+    snprintf(cfg, sizeof(cfg),
+             "{\"redis\": {\"url\": \"redis://127.0.0.1:%d/0\", \"wait_replicas\": 1,"
+             " \"wait_timeout_ms\": 2000}, \"workers\": 1, \"concurrency\": 4,"
+             " \"providers\": {\"mockai\": {\"type\": \"openai\", \"base_url\":"
+             " \"http://127.0.0.1:%d/v1\", \"api_key_env\": \"PB_TEST_KEY\"}},"
+             " \"models\": {\"primary\": {\"provider\": \"mockai\"}},"
+             " \"routes\": {\"default\": {\"chain\": [\"primary\"], \"deadline_ms\": 10000}}}",
+             redis_p.port, mock_p.port);
+    th_serve(&planb_p, cfg);
+    redisContext *mon = th_redis(redis_p.port);
+    redisReply *r = redisCommand(mon, "MONITOR");
+    cr_assert(r && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    cr_assert_eq(th_push_job(rc, "ns1", NULL), 0);
+    cr_assert(th_wait_for(job_in_flight, NULL, 200, 20));
+    /* The finish's EVALSHA now meets NOSCRIPT and is sent again as EVAL. */
+    r = redisCommand(rc, "SCRIPT FLUSH");
+    cr_assert(r && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    json_object *res = th_wait_result(rc, "ns1", 10.0);
+    cr_assert(res != NULL, "no result");
+    json_object_put(res);
+    /* What planb's command connection sent after the finish's EVAL, up to 1 s of it. */
+    struct timeval tv = {0, 200 * 1000};
+    redisSetTimeout(mon, tv);
+    char client[64] = "";
+    const char *claim_sha = pb_scripts_sha(pb_scripts_find("claim"));
+    int after = 0;
+    bool evalsha_seen = false, confirmed = false, claimed = false;
+    int64_t until = pb_mono_ms() + 1000;
+    while (pb_mono_ms() < until && !confirmed && !claimed) {
+        redisReply *line = NULL;
+        if (redisGetReply(mon, (void **)&line) != REDIS_OK || line == NULL)
+            break;
+        if (line->type == REDIS_REPLY_STATUS) {
+            char who[64];
+            monitor_client(line->str, who, sizeof(who));
+            if (client[0] == '\0' && strstr(line->str, "\"EVALSHA\"") &&
+                strstr(line->str, "\"planb:result:ns1\""))
+                evalsha_seen = true;
+            if (client[0] == '\0' && strstr(line->str, "\"EVAL\"") &&
+                strstr(line->str, "finish.lua")) {
+                snprintf(client, sizeof(client), "%s", who);
+            } else if (client[0] && strcmp(who, client) == 0) {
+                /* the first WAIT after it confirms it, unless a claim (and its own WAIT)
+                 * came first */
+                after++;
+                confirmed = strstr(line->str, "\"WAIT\"") != NULL;
+                claimed = strstr(line->str, claim_sha) || strstr(line->str, "-- claim.lua");
+            }
+        }
+        freeReplyObject(line);
+    }
+    redisFree(mon);
+    th_proc_stop(&replica_p, 2000);
+    fprintf(stderr, "figures: noscript_wait commands_after_eval=%d confirmed=%d\n", after,
+            confirmed);
+    cr_assert(evalsha_seen, "the finish went out as EVALSHA first");
+    cr_assert(client[0] != '\0', "the finish was never sent again as EVAL");
+    cr_expect(confirmed, "no WAIT after the re-sent finish: it counted unconfirmed");
 }

@@ -8,6 +8,7 @@
  * stream_fault, fault_after) and `planb serve`; the reader uses XREAD BLOCK like a producer. */
 #include <criterion/criterion.h>
 #include <json-c/json.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,15 +20,15 @@
 static th_proc redis_p, mock_p, planb_p;
 static redisContext *rc;
 
-/* Primary (OpenAI dialect) and backup (Anthropic dialect); top_extra adds top-level keys,
- * route_extra route keys, model_extra the primary's. */
+/* Primary (OpenAI dialect) and backup (Anthropic dialect); top is the top-level keys from
+ * "workers" on (NULL: one worker), route_extra adds route keys, model_extra the primary's. */
 static void
-start_world_with(const char *top_extra, const char *route_extra, const char *model_extra)
+start_world_top(const char *top, const char *route_extra, const char *model_extra)
 {
     th_world_start(&redis_p, &mock_p, NULL, &rc);
     char cfg[4096];
     snprintf(cfg, sizeof(cfg),
-             "{\"redis\": {\"url\": \"redis://127.0.0.1:%d/0\"}, \"workers\": 1, %s"
+             "{\"redis\": {\"url\": \"redis://127.0.0.1:%d/0\"}, %s,"
              " \"concurrency\": 64, \"drain_timeout_ms\": 2000,"
              " \"providers\": {\"a\": {\"type\": \"openai\", \"base_url\": "
              "\"http://127.0.0.1:%d/v1\", \"api_key_env\": \"PB_TEST_KEY\"},"
@@ -39,7 +40,7 @@ start_world_with(const char *top_extra, const char *route_extra, const char *mod
              " \"deadline_ms\": 10000 %s}},"
              " \"breaker\": {\"failures\": 0, \"refused_hold_s\": 0},"
              " \"monitor\": {\"metrics_listen\": \"\"}}",
-             redis_p.port, top_extra ? top_extra : "", mock_p.port, mock_p.port,
+             redis_p.port, top ? top : "\"workers\": 1", mock_p.port, mock_p.port,
              model_extra ? model_extra : "", route_extra ? route_extra : "");
     th_serve(&planb_p, cfg);
 }
@@ -47,7 +48,7 @@ start_world_with(const char *top_extra, const char *route_extra, const char *mod
 static void
 start_world(const char *route_extra, const char *model_extra)
 {
-    start_world_with(NULL, route_extra, model_extra);
+    start_world_top(NULL, route_extra, model_extra);
 }
 
 static void
@@ -543,7 +544,7 @@ static char big_text[1 << 17];
 
 Test(stream, reply_max_bytes_bounds_the_answer_not_the_stream_framing)
 {
-    start_world_with("\"limits\": {\"reply_max_bytes\": 16384},", NULL, NULL);
+    start_world_top("\"workers\": 1, \"limits\": {\"reply_max_bytes\": 16384}", NULL, NULL);
     /* 15,000 bytes of text: a plain reply fits, so the stream (~40 times that) must too. */
     char *reply = words_reply(3000);
     char beh[20000];
@@ -583,8 +584,9 @@ Test(stream, reply_max_bytes_bounds_the_answer_not_the_stream_framing)
 
 Test(stream, stream_raw_max_bytes_bounds_the_raw_stream)
 {
-    start_world_with("\"limits\": {\"reply_max_bytes\": 16384, \"stream_raw_max_bytes\": 65536},",
-                     NULL, NULL);
+    start_world_top(
+        "\"workers\": 1, \"limits\": {\"reply_max_bytes\": 16384, \"stream_raw_max_bytes\": 65536}",
+        NULL, NULL);
     /* 10,000 bytes of text in ~2,000 events of ~190 bytes each: past 64 KiB raw. */
     char *reply = words_reply(2000);
     char beh[12000];
@@ -600,4 +602,226 @@ Test(stream, stream_raw_max_bytes_bounds_the_raw_stream)
     json_object_put(res);
     reading_free(&rd);
     free(reply);
+}
+
+/* The whole stream as it is now (XRANGE - +), as a reader from 0 would get it. */
+static void
+range_stream(reading *rd, const char *id)
+{
+    rd->n = 0;
+    redisReply *r = redisCommand(rc, "XRANGE planb:stream:%s - + COUNT %d", id, MAX_ENTRIES);
+    cr_assert(r && r->type == REDIS_REPLY_ARRAY);
+    for (size_t i = 0; i < r->elements; i++) {
+        redisReply *en = r->element[i];
+        entry *e = &rd->e[rd->n++];
+        snprintf(e->id, sizeof(e->id), "%s", en->element[0]->str);
+        e->fields = json_object_new_object();
+        redisReply *kv = en->element[1];
+        for (size_t k = 0; k + 1 < kv->elements; k += 2)
+            json_object_object_add(
+                e->fields, kv->element[k]->str,
+                json_object_new_string_len(kv->element[k + 1]->str, (int)kv->element[k + 1]->len));
+        e->at_ms = mono_ms();
+    }
+    freeReplyObject(r);
+}
+
+static long long
+redis_ll(const char *fmt, const char *arg)
+{
+    redisReply *r = redisCommand(rc, fmt, arg);
+    cr_assert_not_null(r);
+    long long v = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    freeReplyObject(r);
+    return v;
+}
+
+typedef struct holder {
+    const char *stream; /* planb:stream:<id> */
+    long long min_len;  /* entries it must have */
+    pid_t pid;          /* out: the worker holding a job in flight */
+} holder;
+
+/* The stream has min_len entries and a worker holds a job (its pid, from the worker id). */
+static bool
+stream_running(void *arg)
+{
+    holder *h = arg;
+    if (redis_ll("XLEN %s", h->stream) < h->min_len)
+        return false;
+    redisReply *r = redisCommand(rc, "ZRANGE planb:workers 0 -1");
+    cr_assert(r && r->type == REDIS_REPLY_ARRAY);
+    h->pid = 0;
+    for (size_t i = 0; i < r->elements && h->pid == 0; i++) {
+        const char *colon = strrchr(r->element[i]->str, ':');
+        if (colon && redis_ll("LLEN planb:inflight:%s", r->element[i]->str) > 0)
+            h->pid = (pid_t)atoi(colon + 1);
+    }
+    freeReplyObject(r);
+    return h->pid > 0;
+}
+
+static bool
+key_exists(void *arg)
+{
+    return redis_ll("EXISTS %s", arg) == 1;
+}
+
+static bool
+log_has(void *arg)
+{
+    char *log = th_proc_log(&planb_p);
+    bool found = log && strstr(log, arg) != NULL;
+    free(log);
+    return found;
+}
+
+/* The stream a reader from 0 gets: one start (no continuation here), text only of the run
+ * that answered, exactly one end, last; returns the joined text's match with the result. */
+static void
+check_one_run(const reading *rd, const char *what)
+{
+    char text[4096];
+    int starts;
+    json_object *res = check_shape(rd, text, sizeof(text), &starts);
+    cr_expect_eq(starts, 1, "%s: one start sequence, got %d starts", what, starts);
+    cr_expect_str_eq(ef(&rd->e[0], "type"), "start", "%s: the stream begins with start", what);
+    cr_expect_str_eq(text, th_field(res, "content"), "%s: the streamed text is the result's", what);
+    json_object_put(res);
+}
+
+Test(stream, a_worker_stopped_past_its_lease_leaves_only_the_winning_run_on_the_stream)
+{
+    start_world_top("\"workers\": 2, \"lease_ms\": 1500", NULL, NULL);
+    th_mock_set(&mock_p, "primary",
+                "{\"mode\":\"ok\",\"reply\":\"a1 a2 a3 a4 a5 a6 a7 a8 a9 a10 a11 a12 a13 a14 a15 "
+                "a16\",\"chunk_interval_ms\":200}");
+    cr_assert_eq(th_push_job_text(rc, "lease1", "x", "\"stream\": true"), 0);
+    holder h = {.stream = "planb:stream:lease1", .min_len = 3};
+    cr_assert(th_wait_for(stream_running, &h, 200, 20), "the stream did not begin");
+    /* Frozen mid-stream: the reaper hands the job to the other worker after the lease. */
+    cr_assert_eq(kill(h.pid, SIGSTOP), 0);
+    char result_key[] = "planb:result:lease1";
+    bool done = th_wait_for(key_exists, result_key, 300, 50);
+    kill(h.pid, SIGCONT);
+    cr_assert(done, "the other worker did not finish the job");
+    /* The frozen run wakes up with the rest of its upstream reply buffered, writes what it
+     * may, and its finish finds the result stored. */
+    char dup[] = "event=duplicate job=lease1";
+    cr_assert(th_wait_for(log_has, dup, 200, 50), "the stopped run never finished");
+    cr_assert_geq(th_mock_requests(&mock_p, "primary"), 2, "the job ran twice");
+    reading rd;
+    range_stream(&rd, "lease1");
+    check_one_run(&rd, "lease1");
+    reading_free(&rd);
+}
+
+Test(stream, a_poisoned_streamed_job_ends_its_stream)
+{
+    setenv("PLANB_TEST_HOOKS", "1", 1);
+    start_world_top("\"workers\": 1, \"max_deliveries\": 2", NULL, NULL);
+    reading rd = {0};
+    rd.t0 = mono_ms();
+    cr_assert_eq(th_push_job_text(rc, "poison1", "x",
+                                  "\"stream\": true, \"meta\": {\"pb_test_crash\": true}"),
+                 0);
+    read_stream(&rd, "poison1", "0", MAX_ENTRIES, 20000);
+    cr_assert_gt(rd.n, 0, "nothing on the poisoned job's stream");
+    char text[256];
+    int starts;
+    json_object *res = check_shape(&rd, text, sizeof(text), &starts);
+    cr_expect_str_eq(th_field(res, "status"), "invalid");
+    cr_expect(strstr(th_field(res, "error"), "TOO_MANY_DELIVERIES") != NULL, "%s",
+              th_field(res, "error"));
+    json_object_put(res);
+    reading_free(&rd);
+}
+
+Test(stream, a_streamed_job_that_fails_validation_ends_its_stream)
+{
+    start_world(NULL, NULL);
+    reading rd = {0};
+    cr_assert_eq(th_push_raw(rc, "{\"id\":\"bad1\",\"stream\":true,\"messages\":\"nope\"}"), 0);
+    read_stream(&rd, "bad1", "0", MAX_ENTRIES, 5000);
+    cr_assert_gt(rd.n, 0, "nothing on the invalid job's stream");
+    char text[256];
+    int starts;
+    json_object *res = check_shape(&rd, text, sizeof(text), &starts);
+    cr_expect_eq(starts, 0);
+    cr_expect_str_eq(th_field(res, "status"), "invalid");
+    cr_expect_str_eq(th_field(res, "id"), "bad1");
+    json_object_put(res);
+    reading_free(&rd);
+    /* A job that did not ask to stream gets no stream. */
+    cr_assert_eq(th_push_raw(rc, "{\"id\":\"bad2\",\"messages\":\"nope\"}"), 0);
+    char key[] = "planb:result:bad2";
+    cr_assert(th_wait_for(key_exists, key, 100, 50));
+    cr_expect_eq(redis_ll("EXISTS %s", "planb:stream:bad2"), 0);
+}
+
+typedef struct ups {
+    const char *needle;
+    int min;
+} ups;
+
+static bool
+log_counts(void *arg)
+{
+    const ups *u = arg;
+    char *log = th_proc_log(&planb_p);
+    int n = 0;
+    for (const char *p = log; p && (p = strstr(p, u->needle)) != NULL; p += strlen(u->needle))
+        n++;
+    free(log);
+    return n >= u->min;
+}
+
+Test(stream, entries_lost_to_a_redis_reconnect_are_sent_again)
+{
+    start_world(NULL, NULL);
+    th_mock_set(&mock_p, "primary",
+                "{\"mode\":\"ok\",\"reply\":\"k1 k2 k3 k4 k5 k6 k7 k8 k9 k10\","
+                "\"chunk_interval_ms\":80}");
+    enum { N = 40 };
+    for (int i = 0; i < N; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "ck%d", i);
+        cr_assert_eq(th_push_job_text(rc, id, id, "\"stream\": true, \"cache\": \"skip\""), 0);
+    }
+    /* Three kills of planb's connections while the streams run (this one is skipped). */
+    for (int k = 0; k < 3; k++) {
+        holder h = {.stream = "planb:stream:ck0", .min_len = 1 + k};
+        th_wait_for(stream_running, &h, 100, 20);
+        redisReply *r = redisCommand(rc, "CLIENT KILL TYPE normal");
+        cr_assert(r && r->type == REDIS_REPLY_INTEGER && r->integer > 0, "CLIENT KILL");
+        freeReplyObject(r);
+        /* the next kill comes once the command connection is back and streaming again */
+        ups want = {"event=redis_up conn=cmd", 2 * (k + 1)}; /* the worker and the monitor */
+        cr_assert(th_wait_for(log_counts, &want, 200, 20), "no reconnect after kill %d", k);
+    }
+    int bad = 0;
+    for (int i = 0; i < N; i++) {
+        char id[16], key[48];
+        snprintf(id, sizeof(id), "ck%d", i);
+        snprintf(key, sizeof(key), "planb:result:%s", id);
+        cr_assert(th_wait_for(key_exists, key, 200, 50), "%s has no result", id);
+        reading rd;
+        range_stream(&rd, id);
+        char text[1024] = "";
+        for (int e = 0; e < rd.n; e++)
+            if (strcmp(ef(&rd.e[e], "type"), "delta") == 0)
+                strncat(text, ef(&rd.e[e], "text"), sizeof(text) - strlen(text) - 1);
+        bool ok = rd.n > 0 && strcmp(ef(&rd.e[0], "type"), "start") == 0 &&
+                  strcmp(ef(&rd.e[rd.n - 1], "type"), "end") == 0;
+        json_object *res = ok ? json_tokener_parse(ef(&rd.e[rd.n - 1], "result")) : NULL;
+        ok = ok && strcmp(text, th_field(res, "content")) == 0;
+        if (!ok)
+            fprintf(stderr, "%s: %d entries, first %s, text \"%s\"\n", id, rd.n,
+                    rd.n ? ef(&rd.e[0], "type") : "-", text);
+        bad += !ok;
+        json_object_put(res);
+        reading_free(&rd);
+    }
+    printf("figures: stream reconnects=3 streams=%d incomplete=%d\n", N, bad);
+    cr_expect_eq(bad, 0, "%d of %d streams lost entries to the reconnects", bad, N);
 }

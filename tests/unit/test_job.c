@@ -1247,3 +1247,26 @@ Test(job, oversized_dead_entry_keeps_head_length_and_hash)
     free(e);
     free(raw);
 }
+
+Test(job, an_invalid_job_that_asks_to_stream_is_recognised)
+{
+    pb_config *cfg = load_config("full.json");
+    const char *yes = "{\"id\":\"a\",\"stream\":true,\"messages\":\"not a list\"}";
+    const char *no[] = {"{\"id\":\"a\",\"stream\":false}",
+                        "{\"id\":\"a\",\"stream\":\"true\"}",
+                        "{\"id\":\"a\"}",
+                        "[{\"stream\":true}]",
+                        "{\"stream\":true",
+                        "null"};
+    cr_expect(pb_job_asks_stream(yes, strlen(yes), cfg));
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+        cr_expect(!pb_job_asks_stream(no[i], strlen(no[i]), cfg), "%s", no[i]);
+    size_t big = cfg->limits.job_max_bytes + 1;
+    char *huge = malloc(big + 1);
+    memset(huge, ' ', big);
+    memcpy(huge, yes, strlen(yes));
+    huge[big] = '\0';
+    cr_expect(!pb_job_asks_stream(huge, big, cfg), "past job_max_bytes it is never tokenized");
+    free(huge);
+    pb_config_free(cfg);
+}

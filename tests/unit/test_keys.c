@@ -23,6 +23,8 @@ Test(keys, names_with_default_prefix)
     expect_name(pb_key_workers("planb"), "planb:workers");
     expect_name(pb_key_result("planb", "job-1"), "planb:result:job-1");
     expect_name(pb_key_reply("planb", "job-1"), "planb:reply:job-1");
+    expect_name(pb_key_stream("planb", "job-1"), "planb:stream:job-1");
+    expect_name(pb_key_stream_run("planb", "job-1"), "planb:streamrun:job-1");
     expect_name(pb_key_cache("planb", "ab12"), "planb:cache:ab12");
     expect_name(pb_key_dead("planb"), "planb:dead");
     expect_name(pb_key_stats("planb"), "planb:stats");

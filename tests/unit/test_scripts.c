@@ -24,7 +24,7 @@ read_file(const char *path, size_t *len)
 
 Test(scripts, every_lua_file_is_embedded_byte_for_byte)
 {
-    const char *names[] = {"claim", "finish", "handback", "heartbeat"};
+    const char *names[] = {"claim", "finish", "handback", "heartbeat", "stream_add"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         const pb_lua_source *s = pb_scripts_find(names[i]);
         cr_assert_not_null(s, "%s embedded", names[i]);
