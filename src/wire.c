@@ -15,8 +15,28 @@
 
 #include "planb/core.h"
 #include "planb/job.h"
+#include "planb/utf8.h"
 
 #define WIRE_JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+
+/* A message as one line of whole UTF-8: CR/LF become spaces, and a sequence that is not
+ * UTF-8 is dropped, so a %.200s (or the message's own bound) that cut a character in two
+ * leaves the text before it. */
+static void
+wire_error_text(char *msg)
+{
+    size_t n = strlen(msg), o = 0;
+    for (size_t i = 0; i < n;) {
+        size_t len = pb_utf8_seq_len((const unsigned char *)msg + i, n - i);
+        if (len == 0) {
+            i++;
+            continue;
+        }
+        for (size_t k = 0; k < len; k++, i++)
+            msg[o++] = msg[i] == '\r' || msg[i] == '\n' ? ' ' : msg[i];
+    }
+    msg[o] = '\0';
+}
 
 void
 pb_wire_error_set(pb_wire_error *err, int status, const char *type, const char *code,
@@ -29,9 +49,7 @@ pb_wire_error_set(pb_wire_error *err, int status, const char *type, const char *
     va_start(ap, fmt);
     vsnprintf(err->message, sizeof(err->message), fmt, ap);
     va_end(ap);
-    for (char *p = err->message; *p; p++)
-        if (*p == '\r' || *p == '\n')
-            *p = ' ';
+    wire_error_text(err->message);
 }
 
 char *

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "planb/buf.h"
+#include "planb/utf8.h"
 #include "planb/wire.h"
 #include "th_config.h"
 
@@ -140,6 +141,35 @@ Test(wire, bad_bodies_are_openai_errors)
     refused(cfg, b, 400, "bad_field", "stream_options.x");
     snprintf(b, sizeof(b), "{\"bogus\":1,%s}", msg);
     refused(cfg, b, 400, "bad_field", "bogus is not an OpenAI");
+    pb_config_free(cfg);
+}
+
+/* A long model name is cut at 200 bytes in the 404's message: never inside a character (a
+ * client's strict JSON decoder refuses a broken sequence). */
+Test(wire, error_message_keeps_utf8_whole)
+{
+    pb_config *cfg = cfg_new();
+    char name[400] = "x";
+    for (int i = 0; i < 150; i++)
+        strcat(name, "\xc3\xa9"); /* 1 + 300 bytes: the 200th byte is a lead byte */
+    char b[1024];
+    snprintf(b, sizeof(b),
+             "{\"model\":\"%s\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", name);
+    pb_wire_opts opts = {.id = "pb-u", .critical = -1};
+    pb_wire_job job;
+    pb_wire_error err;
+    cr_assert_eq(pb_wire_job_from_body(b, strlen(b), cfg, &opts, &job, &err), PB_ERR);
+    cr_assert_eq(err.status, 404);
+    cr_assert(pb_utf8_is_text(err.message, strlen(err.message)), "split character: %s",
+              err.message);
+    cr_assert(strstr(err.message, "' does not exist"), "%s", err.message);
+    /* Every other message goes through the same cut: a 512-byte message of 2-byte characters. */
+    char many[1200] = "";
+    for (int i = 0; i < 550; i++)
+        strcat(many, "\xc3\xa9");
+    pb_wire_error_set(&err, 400, "invalid_request_error", "bad_field", "a%s", many);
+    cr_assert(pb_utf8_is_text(err.message, strlen(err.message)), "split at the end");
+    cr_assert_gt(strlen(err.message), 500);
     pb_config_free(cfg);
 }
 
