@@ -1023,7 +1023,8 @@ front_conn_refuse(front_conn *c, const pb_wire_error *err)
     if (fd >= 0 && sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) >= 0)
         shutdown(fd, SHUT_WR);
     free(body);
-    pb_log(PB_LOG_INFO, "event=front_refused status=%d code=%s", err->status, err->code);
+    pb_log(err->status == 503 ? PB_LOG_WARN : PB_LOG_DEBUG, "event=front_refused status=%d code=%s",
+           err->status, err->code);
     front_conn_read_done(c, FRONT_READ_REFUSED);
 }
 
