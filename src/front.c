@@ -105,7 +105,9 @@ struct front {
     bool paused;                   /* the listener waits for a connection to close */
     int *key_inflight;             /* per http.keys entry: its requests in progress */
     size_t bodies_bytes;           /* bodies being read (their Content-Length, else the max) */
-    front_req *reqs;               /* every request in progress (for the drain) */
+    front_conn **conn_of_fd;       /* connections by descriptor (NULL: none) */
+    int n_conn_of_fd;
+    front_req *reqs; /* every request in progress (for the drain) */
     int n_reqs;
     bool draining;
     int64_t drain_until_mono_ms;
@@ -804,6 +806,8 @@ front_chat(front *f, struct evhttp_request *req, int key, int64_t held_until)
 
 /* ------------------------------------------------------------------ routing */
 
+static void front_conn_watch_answer(front *f, struct evhttp_request *req);
+
 static void
 front_on_request(struct evhttp_request *req, void *arg)
 {
@@ -811,6 +815,7 @@ front_on_request(struct evhttp_request *req, void *arg)
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
     enum evhttp_cmd_type method = evhttp_request_get_command(req);
     pb_wire_error err;
+    front_conn_watch_answer(f, req);
     if (path == NULL)
         path = "";
     if (f->draining) /* still served (a reload's jobs go to the new workers); then goodbye */
@@ -895,7 +900,8 @@ struct front_conn {
     pb_buf line;             /* the head, or a chunk-size or trailer line, being read */
     uint64_t left;           /* body or chunk bytes still to pass */
     size_t reserved;         /* this body's share of front.bodies_bytes */
-    bool answering;          /* output came after the request was read */
+    bool answered;           /* the read request's answer is out (front_on_conn_answered) */
+    evutil_socket_t fd;      /* its index in front.conn_of_fd (-1: not yet read from) */
 };
 
 /* A request's body is read, or will not be: its share of the bodies budget comes back. */
@@ -912,6 +918,8 @@ front_on_conn_freed(void *arg)
 {
     front_conn *c = arg;
     front *f = c->f;
+    if (c->fd >= 0 && f->conn_of_fd[c->fd] == c)
+        f->conn_of_fd[c->fd] = NULL;
     front_conn_unreserve(c);
     event_free(c->flush);
     event_free(c->deadline);
@@ -995,7 +1003,7 @@ static void
 front_conn_read_done(front_conn *c, front_read_state state)
 {
     c->state = state;
-    c->answering = false;
+    c->answered = false;
     front_conn_unreserve(c);
     if (state == FRONT_READ_DONE)
         evtimer_del(c->deadline);
@@ -1099,6 +1107,25 @@ front_conn_line_blank(const front_conn *c, size_t from)
     return n == 1 || (n == 2 && c->line.data[from] == '\r');
 }
 
+/* Makes c findable by its descriptor (front_conn_watch_answer), once it has one. */
+static void
+front_conn_register(front_conn *c)
+{
+    front *f = c->f;
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    if (c->fd >= 0 || fd < 0)
+        return;
+    if (fd >= f->n_conn_of_fd) {
+        int n = fd + 1 > 2 * f->n_conn_of_fd ? fd + 1 : 2 * f->n_conn_of_fd;
+        f->conn_of_fd = pb_xrealloc(f->conn_of_fd, (size_t)n * sizeof(*f->conn_of_fd));
+        memset(f->conn_of_fd + f->n_conn_of_fd, 0,
+               (size_t)(n - f->n_conn_of_fd) * sizeof(*f->conn_of_fd));
+        f->n_conn_of_fd = n;
+    }
+    f->conn_of_fd[fd] = c;
+    c->fd = fd;
+}
+
 /* The connection's input filter (see front_read_state): frames the request being read, and
  * holds the next one back until evhttp reads again. */
 static enum bufferevent_filter_result
@@ -1110,9 +1137,10 @@ front_conn_read(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t limit,
     front_conn *c = arg;
     const pb_http_conf *hc = &c->f->cfg->http;
     size_t in = evbuffer_get_length(src);
+    front_conn_register(c);
     while (evbuffer_get_length(src) > 0) {
         if (c->state == FRONT_READ_DONE) {
-            if (!c->answering || !front_conn_evhttp_reads(c, NULL))
+            if (!c->answered)
                 break; /* the answer first */
             c->state = FRONT_READ_HEAD;
         }
@@ -1210,15 +1238,15 @@ front_on_conn_deadline(evutil_socket_t fd, short what, void *arg)
     evhttp_connection_free(evcon);
 }
 
-/* An answer left the connection (a turn after its last bytes, when evhttp has taken in that
- * it is out): once evhttp reads again, the next request's bytes held back go on to it. */
+/* An answer is out and evhttp reads again (a turn after front_on_conn_answered): the next
+ * request's bytes held back go on to it. */
 static void
 front_on_conn_next(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     front_conn *c = arg;
-    if (c->state != FRONT_READ_DONE || !c->answering || !front_conn_evhttp_reads(c, NULL))
+    if (c->state != FRONT_READ_DONE || !c->answered || !front_conn_evhttp_reads(c, NULL))
         return;
     c->state = FRONT_READ_HEAD;
     struct bufferevent *sock = bufferevent_get_underlying(c->bev);
@@ -1226,6 +1254,30 @@ front_on_conn_next(evutil_socket_t fd, short what, void *arg)
         bufferevent_flush(c->bev, EV_READ, BEV_NORMAL);
     if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
         bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS);
+}
+
+/* evhttp's "answer written" hook of a request on c: it reads the next request right after
+ * this returns, so the bytes held back go on a turn later. */
+static void
+front_on_conn_answered(struct evhttp_request *req, void *arg)
+{
+    (void)req;
+    front_conn *c = arg;
+    c->answered = true;
+    struct timeval now = {0, 0};
+    evtimer_add(c->next, &now);
+}
+
+/* Hooks the connection's bookkeeping to a request read on it (its fd finds it). */
+static void
+front_conn_watch_answer(front *f, struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    front_conn *c = fd >= 0 && fd < f->n_conn_of_fd ? f->conn_of_fd[fd] : NULL;
+    if (c && c->bev == bev)
+        evhttp_request_set_on_complete_cb(req, front_on_conn_answered, c);
 }
 
 /* A connection moved bytes while the front drains: a request on its way in, or a reply on
@@ -1254,15 +1306,10 @@ front_on_conn_in(struct evbuffer *buf, const struct evbuffer_cb_info *info, void
 static void
 front_on_conn_out(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
+    (void)buf;
     front_conn *c = arg;
     if (info->n_added > 0)
         event_active(c->flush, EV_TIMEOUT, 0);
-    if (info->n_added > 0 && c->state == FRONT_READ_DONE)
-        c->answering = true;
-    if (info->n_deleted > 0 && c->answering && evbuffer_get_length(buf) == 0) {
-        struct timeval now = {0, 0};
-        evtimer_add(c->next, &now);
-    }
     if (info->n_added > 0 || info->n_deleted > 0)
         front_conn_active(c->f);
 }
@@ -1277,6 +1324,7 @@ front_bevcb(struct event_base *base, void *arg)
     front_conn *c = pb_xcalloc(1, sizeof(*c));
     c->f = f;
     c->flush = event_new(base, -1, 0, front_on_conn_flush, c);
+    c->fd = -1;
     c->deadline = evtimer_new(base, front_on_conn_deadline, c);
     c->next = evtimer_new(base, front_on_conn_next, c);
     pb_buf_init(&c->line, 2 * f->cfg->http.max_header_bytes + 4096);
@@ -1528,6 +1576,7 @@ pb_front_run(const pb_config *cfg, int listen_fd)
     free(f->queue_key);
     free(f->workers_key);
     free(f->key_inflight);
+    free(f->conn_of_fd);
     free(f);
     return code;
 }

@@ -374,6 +374,28 @@ def check_framing():
     print("ok framing")
 
 
+def check_pipelined():
+    """Requests sent back to back on one connection (a stream, a plain one, a chunked one with
+    extensions, a /healthz) are each answered, in order: the next one is held back until the
+    answer before it is out, then read."""
+    b1 = body_of("pipe one", stream=True)
+    b2 = body_of("pipe two")
+    b3 = body_of("pipe three")
+    raw = (head(len(b1)) + b1 + head(len(b2)) + b2 +
+           head(None, extra=["Transfer-Encoding: chunked"]) + b"%x;x=y\r\n" % len(b3) + b3 +
+           b"\r\n0\r\n\r\n" + b"GET /healthz HTTP/1.1\r\nHost: planb\r\n\r\n")
+    s = connect()
+    s.sendall(raw)
+    got = [read_response(s) for _ in range(4)]
+    s.close()
+    check(all(g is not None for g in got), f"pipelined answers missing: {[g and g[0] for g in got]}")
+    check(got[0][0] == 200 and stream_text(got[0][2]) == "echo: pipe one", f"pipelined stream: {got[0]}")
+    check(got[1][0] == 200 and b"echo: pipe two" in got[1][2], f"pipelined second: {got[1][:2]}")
+    check(got[2][0] == 200 and b"echo: pipe three" in got[2][2], f"pipelined chunked: {got[2][:2]}")
+    check(got[3][0] == 200 and got[3][2] == b"ok\n", f"pipelined healthz: {got[3]}")
+    print("ok pipelined requests")
+
+
 def check_drain_cut(hup):
     """A reload while a long stream is written: the old front's drain_timeout_ms (1.5 s) ends
     it with an error event, never a silent cut."""
@@ -403,7 +425,7 @@ def main():
     import signal
     checks = {"keepalive": check_keepalive, "junk": check_junk_while_streaming,
               "slowloris": check_slowloris, "keyless": check_keyless_bodies,
-              "budget": check_body_budget, "framing": check_framing,
+              "budget": check_body_budget, "framing": check_framing, "pipeline": check_pipelined,
               "drain": lambda: check_drain_cut(signal.SIGHUP)}
     for name in sys.argv[5:]:
         checks[name]()

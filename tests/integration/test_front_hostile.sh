@@ -20,7 +20,7 @@ front_config "$PORT" "{\"max_header_bytes\": 2048, \"max_body_bytes\": 1048576,
   >"$WORK/front.json"
 start_front "$WORK/front.json" "$PORT"
 # PB_HOSTILE_CHECKS picks checks by name (all by default; the reload goes last).
-CHECKS=${PB_HOSTILE_CHECKS:-keepalive junk slowloris keyless budget framing drain}
+CHECKS=${PB_HOSTILE_CHECKS:-keepalive junk slowloris keyless budget framing pipeline drain}
 # shellcheck disable=SC2086 # one word per check
 timeout 240 /usr/bin/python3 "$PB_SRC_DIR/tests/integration/front_hostile.py" "$PORT" "$PLANB_PID" \
   "$MOCK_URL" "$WORK/planb.log" $CHECKS || fail "hostile clients"
