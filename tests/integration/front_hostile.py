@@ -44,10 +44,13 @@ def body_of(question, **extra):
                        **extra}).encode()
 
 
+LEFTOVER = {}  # socket -> bytes received past the response read last (pipelined answers)
+
+
 def read_response(s, timeout=10):
     """(status, headers, body) of one response, chunked or not; None on EOF before a status."""
     s.settimeout(timeout)
-    buf = b""
+    buf = LEFTOVER.pop(s, b"")
     while b"\r\n\r\n" not in buf:
         d = s.recv(65536)
         if not d:
@@ -64,6 +67,7 @@ def read_response(s, timeout=10):
             if not d:
                 break
             rest += d
+        LEFTOVER[s] = rest[n:]
         return status, headers, rest[:n]
     body = b""
     while True:  # chunked; an early EOF returns what came
@@ -81,6 +85,7 @@ def read_response(s, timeout=10):
             rest += d
         body, rest = body + rest[:size], rest[size + 2:]
         if size == 0:
+            LEFTOVER[s] = rest
             return status, headers, body
 
 
