@@ -128,6 +128,8 @@ static const char *const config_http_keys[] = {"listen",
                                                "max_body_bytes",
                                                "max_header_bytes",
                                                "client_timeout_ms",
+                                               "request_read_timeout_ms",
+                                               "max_bodies_bytes",
                                                "max_queue",
                                                "wait_grace_ms",
                                                "keys",
@@ -1079,6 +1081,12 @@ config_parse_http(pb_config *cfg, json_object *root, pb_error *err)
                     err) != PB_OK ||
         config_int(o, "http", "client_timeout_ms", 30000, 100, 3600000, &hc->client_timeout_ms,
                    err) != PB_OK ||
+        config_int(o, "http", "request_read_timeout_ms", 60000, 100, 3600000,
+                   &hc->request_read_timeout_ms, err) != PB_OK ||
+        config_size(o, "http", "max_bodies_bytes",
+                    hc->max_body_bytes > (size_t)256 * CONFIG_MIB ? hc->max_body_bytes
+                                                                  : (size_t)256 * CONFIG_MIB,
+                    hc->max_body_bytes, (size_t)1 << 40, &hc->max_bodies_bytes, err) != PB_OK ||
         config_int(o, "http", "max_queue", 100000, 1, 100000000, &hc->max_queue, err) != PB_OK ||
         config_int(o, "http", "wait_grace_ms", 10000, 0, 3600000, &hc->wait_grace_ms, err) != PB_OK)
         goto out;

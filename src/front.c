@@ -9,9 +9,13 @@
  *   -> wait registered -> front_push.lua (no live worker / queue full / key's rpm: 503/429)
  *   -> result published (or stream entries) -> chat.completion (or SSE chunks) + headers
  *
- * Hostile and gone clients: evhttp bounds headers, body and read/write time; connections
- * are counted exactly (each gets a filter bufferevent whose free callback decrements the
- * count) and the listener pauses at http.max_connections; while a request waits, evhttp
+ * Hostile and gone clients: evhttp bounds headers, body and idle time; connections are
+ * counted exactly (each gets a filter bufferevent whose free callback decrements the count)
+ * and the listener pauses at http.max_connections. The filter also frames what a client
+ * sends (front_read_state): a request's key, framing and share of http.max_bodies_bytes are
+ * judged at its headers, before its body is read; a whole request is bounded by
+ * http.request_read_timeout_ms; and the next request's bytes (or junk) are not read past
+ * FRONT_SOCKET_READ_MAX until the answer is out. While a request waits, evhttp
  * reads nothing, so a watch on the socket notices the client hanging up. A gone client's
  * job is LREM'd from the queue when no worker took it yet (cancelled), else it finishes
  * unread (its result is stored as usual) and keeps its key's concurrency slot until its
@@ -43,6 +47,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,8 +65,9 @@
 #define FRONT_RETRY_AFTER_S   "1"
 #define FRONT_HOLD_MS         2000 /* a request waits this long for Redis before a 503 */
 #define FRONT_HOLD_STEP_MS    10
-#define FRONT_DRAIN_QUIET_MS  250  /* the drain also waits for connections this long idle */
-#define FRONT_BACKLOG         1024 /* connections the kernel queues while no front accepts */
+#define FRONT_DRAIN_QUIET_MS  250         /* the drain also waits for connections this long idle */
+#define FRONT_BACKLOG         1024        /* connections the kernel queues while no front accepts */
+#define FRONT_SOCKET_READ_MAX (64u << 10) /* bytes read ahead of the request being framed */
 
 typedef struct front front;
 typedef struct front_conn front_conn;
@@ -79,6 +85,7 @@ typedef struct front_req {
     struct event *eof;          /* the client's socket, watched for a hang-up */
     struct event *hold;         /* the next push of a request held for workers or Redis */
     const char *held_for;       /* why it is held: "NO_WORKERS", or NULL (Redis down) */
+    struct event *keepalive;    /* streamed: a comment when nothing went out for a while */
     pb_streamread_sub *sub;     /* streamed: the relay */
     int pending;                /* Redis calls outstanding that hold r (push, settle, cancel) */
     unsigned long push_ups;     /* pb_redis_ups of cmd when the push went out */
@@ -120,6 +127,9 @@ struct front {
     int n_reqs;                    /* requests not answered yet (the drain waits for them) */
     char *inflight_prefix;         /* "<p>:inflight:" (front_settle.lua) */
     bool closing;                  /* the loop ended: callbacks only let go of their request */
+    size_t bodies_bytes;           /* bodies being read (their Content-Length, else the max) */
+    front_conn **conn_of_fd;       /* connections by descriptor (NULL: none) */
+    int n_conn_of_fd;
     bool draining;
     int64_t drain_until_mono_ms;
     struct event *sig_term, *sig_int, *drain_tick;
@@ -184,6 +194,8 @@ front_req_release(front_req *r)
         event_free(r->eof);
     if (r->hold)
         event_free(r->hold);
+    if (r->keepalive)
+        event_free(r->keepalive);
     pb_wire_job_free(&r->job);
     free(r);
 }
@@ -206,6 +218,8 @@ front_req_finish(front_req *r)
         evtimer_del(r->hold);
     if (r->eof)
         event_del(r->eof);
+    if (r->keepalive)
+        evtimer_del(r->keepalive);
     if (r->evcon) /* alive: evhttp calls this hook before freeing a connection */
         evhttp_connection_set_closecb(r->evcon, NULL, NULL);
 }
@@ -308,6 +322,8 @@ front_on_closed(struct evhttp_connection *evcon, void *arg)
     front_req *r = arg;
     if (r->done)
         return;
+    if (r->started) /* a write failed or timed out: the client saw no end */
+        pb_log(PB_LOG_WARN, "event=front_stream_cut id=%s why=connection_closed", r->id);
     if (evhttp_request_get_connection(r->req) == NULL)
         evhttp_request_free(r->req);
     front_req_gone(r, "client_closed");
@@ -566,6 +582,34 @@ front_field_str(const redisReply *fields, const char *name)
     return v ? v->str : "";
 }
 
+/* A stream's quiet bound: evhttp's read timeout (http.client_timeout_ms) is re-armed by each
+ * piece written, so a comment goes out when nothing did for a third of it (a model that
+ * thinks for minutes keeps its stream, and proxies on the way see bytes). */
+static void
+front_keepalive_arm(front_req *r)
+{
+    int ms = r->f->cfg->http.client_timeout_ms / 3;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(r->keepalive, &tv);
+}
+
+static bool front_stream_send(front_req *r, pb_buf *out);
+
+static void
+front_on_keepalive(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    front_req *r = arg;
+    if (r->done)
+        return;
+    pb_buf out;
+    pb_buf_init(&out, 64);
+    pb_buf_append(&out, ": keep-alive\n\n", 14);
+    front_stream_send(r, &out);
+    pb_buf_free(&out);
+}
+
 /* The 200 of a stream, sent with its first entry (the start names model and source). */
 static void
 front_stream_start(front_req *r, const redisReply *fields)
@@ -581,6 +625,8 @@ front_stream_start(front_req *r, const redisReply *fields)
     snprintf(r->chunker.model, sizeof(r->chunker.model), "%s", m.model[0] ? m.model : r->job.model);
     evhttp_send_reply_start(r->req, 200, "OK");
     r->started = true;
+    r->keepalive = evtimer_new(r->f->base, front_on_keepalive, r);
+    front_keepalive_arm(r);
 }
 
 /* Sends out (SSE events); a reader that let FRONT_MAX_PENDING_OUT pile up is cut off, and
@@ -602,6 +648,7 @@ front_stream_send(front_req *r, pb_buf *out)
     evbuffer_add(b, out->data, out->len);
     evhttp_send_reply_chunk(r->req, b);
     evbuffer_free(b);
+    front_keepalive_arm(r);
     return true;
 }
 
@@ -782,25 +829,32 @@ front_push(front_req *r)
     free(rpm_key);
 }
 
-/* The bearer key's index in http.keys (-1 with no keys configured), or -2: refused. */
+/* The index in http.keys of the bearer key in an Authorization value a (len bytes; NULL:
+ * none): -1 with no keys configured, -2 refused. */
 static int
-front_auth(front *f, struct evhttp_request *req)
+front_key_index(front *f, const char *a, size_t len)
 {
     const pb_http_conf *h = &f->cfg->http;
     if (h->n_keys == 0)
         return -1;
-    const char *a = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
-    if (a == NULL || strncasecmp(a, "Bearer ", 7) != 0)
+    if (a == NULL || len < 7 || strncasecmp(a, "Bearer ", 7) != 0)
         return -2;
-    const char *key = a + 7;
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
-    if (EVP_Digest(key, strlen(key), md, &md_len, EVP_sha256(), NULL) != 1 || md_len != 32)
+    if (EVP_Digest(a + 7, len - 7, md, &md_len, EVP_sha256(), NULL) != 1 || md_len != 32)
         return -2;
     for (size_t i = 0; i < h->n_keys; i++)
         if (CRYPTO_memcmp(md, h->keys[i].sha256, 32) == 0)
             return (int)i;
     return -2;
+}
+
+/* The bearer key's index in http.keys (-1 with no keys configured), or -2: refused. */
+static int
+front_auth(front *f, struct evhttp_request *req)
+{
+    const char *a = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    return front_key_index(f, a, a ? strlen(a) : 0);
 }
 
 /* x-planb-deadline-ms, x-planb-cache, x-planb-critical, x-planb-tenant into opts. A key's
@@ -948,6 +1002,8 @@ front_chat(front *f, struct evhttp_request *req, int key, int64_t held_until)
 
 /* ------------------------------------------------------------------ routing */
 
+static void front_conn_watch_answer(front *f, struct evhttp_request *req);
+
 static void
 front_on_request(struct evhttp_request *req, void *arg)
 {
@@ -955,6 +1011,7 @@ front_on_request(struct evhttp_request *req, void *arg)
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
     enum evhttp_cmd_type method = evhttp_request_get_command(req);
     pb_wire_error err;
+    front_conn_watch_answer(f, req);
     if (path == NULL)
         path = "";
     if (f->draining) /* still served (a reload's jobs go to the new workers); then goodbye */
@@ -1011,13 +1068,45 @@ front_on_request(struct evhttp_request *req, void *arg)
 
 /* ------------------------------------------------------------------ connections */
 
+/* Where a connection's reading is: the bytes of a request pass the input filter
+ * (front_conn_read) only as far as its framing goes, and the next request's only once its
+ * answer is out and evhttp reads again, so what a client sends meanwhile waits in the
+ * socket's bufferevent, bounded by FRONT_SOCKET_READ_MAX. */
+typedef enum {
+    FRONT_READ_HEAD,       /* request line and headers, kept in c->line until the blank line */
+    FRONT_READ_BODY,       /* c->left bytes of a Content-Length body */
+    FRONT_READ_CHUNK_SIZE, /* a chunk-size line (extensions dropped for evhttp) */
+    FRONT_READ_CHUNK_DATA, /* c->left bytes of a chunk */
+    FRONT_READ_CHUNK_END,  /* the CRLF after a chunk */
+    FRONT_READ_TRAILER,    /* trailer lines up to the blank one */
+    FRONT_READ_DONE,       /* the request is read: its answer comes, then the next request */
+    FRONT_READ_OTHER,      /* a head we do not frame: evhttp reads (and refuses) it */
+    FRONT_READ_REFUSED     /* answered before its body: what comes is dropped */
+} front_read_state;
+
 /* One client connection's bookkeeping, freed with its bufferevent. */
 struct front_conn {
     front *f;
     struct bufferevent *bev; /* the filter evhttp uses */
     struct event *flush;     /* pushes its output on to the socket (see front_on_conn_out) */
     struct event *writable;  /* a full socket can take more (see front_conn_write) */
+    struct event *deadline;  /* http.request_read_timeout_ms from a request's first byte */
+    struct event *next;      /* the answer is out: read the next request (front_on_conn_next) */
+    front_read_state state;  /* where the request being read is */
+    pb_buf line;             /* the head, or a chunk-size or trailer line, being read */
+    uint64_t left;           /* body or chunk bytes still to pass */
+    size_t reserved;         /* this body's share of front.bodies_bytes */
+    bool answered;           /* the read request's answer is out (front_on_conn_answered) */
+    evutil_socket_t fd;      /* its index in front.conn_of_fd (-1: not yet read from) */
 };
+
+/* A request's body is read, or will not be: its share of the bodies budget comes back. */
+static void
+front_conn_unreserve(front_conn *c)
+{
+    c->f->bodies_bytes -= c->reserved;
+    c->reserved = 0;
+}
 
 /* A client connection closed (its filter bufferevent is being freed). */
 static void
@@ -1025,9 +1114,15 @@ front_on_conn_freed(void *arg)
 {
     front_conn *c = arg;
     front *f = c->f;
+    if (c->fd >= 0 && f->conn_of_fd[c->fd] == c)
+        f->conn_of_fd[c->fd] = NULL;
+    front_conn_unreserve(c);
     event_free(c->flush);
+    event_free(c->deadline);
+    event_free(c->next);
     if (c->writable)
         event_free(c->writable);
+    pb_buf_free(&c->line);
     free(c);
     f->n_conns--;
     if (f->paused && f->n_conns < f->cfg->http.max_connections && f->bound) {
@@ -1085,6 +1180,302 @@ front_conn_write(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t limit,
     return BEV_NEED_MORE;
 }
 
+/* evhttp reads a request on c (not: a request read and waiting for its answer, or an answer
+ * being written); its read callback is set only while it reads. */
+static bool
+front_conn_evhttp_reads(front_conn *c, struct evhttp_connection **evcon)
+{
+    bufferevent_data_cb readcb, writecb;
+    bufferevent_event_cb eventcb;
+    void *cbarg = NULL;
+    bufferevent_getcb(c->bev, &readcb, &writecb, &eventcb, &cbarg);
+    if (evcon)
+        *evcon = eventcb ? cbarg : NULL;
+    return readcb != NULL && (bufferevent_get_enabled(c->bev) & EV_READ);
+}
+
+/* The request's reading is over (read whole, or refused). */
+static void
+front_conn_read_done(front_conn *c, front_read_state state)
+{
+    c->state = state;
+    c->answered = false;
+    front_conn_unreserve(c);
+    if (state == FRONT_READ_DONE)
+        evtimer_del(c->deadline);
+    pb_buf_free(&c->line);
+}
+
+/* Answers a request at its head, before its body is read (so a refused body costs no memory):
+ * written straight to the socket, which evhttp has not written to since the last answer went
+ * out, then no more is read. The client's close (or the read deadline) frees the connection. */
+static void
+front_conn_refuse(front_conn *c, const pb_wire_error *err)
+{
+    size_t len = 0;
+    char *body = pb_wire_error_json(err, &len);
+    char head[256];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: "
+                     "%zu\r\n%s\r\nConnection: close\r\n\r\n",
+                     err->status, err->status == 503 ? "Service Unavailable" : "Error", len,
+                     err->status == 503 ? "Retry-After: " FRONT_RETRY_AFTER_S
+                                        : "x-should-retry: false");
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    struct iovec iov[2] = {{head, (size_t)n}, {body, len}};
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};
+    if (fd >= 0 && sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) >= 0)
+        shutdown(fd, SHUT_WR);
+    free(body);
+    pb_log(err->status == 503 ? PB_LOG_WARN : PB_LOG_DEBUG, "event=front_refused status=%d code=%s",
+           err->status, err->code);
+    front_conn_read_done(c, FRONT_READ_REFUSED);
+}
+
+/* A head is complete in c->line: refused, or passed on to evhttp (true). A request with a body
+ * must bring a valid key (when keys are configured) and fit in http.max_bodies_bytes. */
+static bool
+front_conn_head(front_conn *c, struct evbuffer *dst)
+{
+    front *f = c->f;
+    const pb_http_conf *hc = &f->cfg->http;
+    pb_wire_head h;
+    pb_wire_error err;
+    if (pb_wire_head_parse(c->line.data, c->line.len, &h, &err) != PB_OK) {
+        front_conn_refuse(c, &err);
+        return false;
+    }
+    if (h.other) {
+        c->state = FRONT_READ_OTHER;
+    } else if (h.body != PB_WIRE_BODY_NONE && (h.body == PB_WIRE_BODY_CHUNKED || h.length > 0)) {
+        if (!h.healthz && front_key_index(f, h.auth, h.auth_len) == -2) {
+            pb_wire_error_set(&err, 401, "invalid_request_error", "invalid_api_key",
+                              "Incorrect API key provided (Authorization: Bearer <key>)");
+            front_conn_refuse(c, &err);
+            return false;
+        }
+        /* Over max_body_bytes: evhttp answers 413 at once, reading none of it. */
+        size_t want = h.body == PB_WIRE_BODY_CHUNKED || h.length > hc->max_body_bytes
+                          ? hc->max_body_bytes
+                          : (size_t)h.length;
+        if (f->bodies_bytes + want > hc->max_bodies_bytes) {
+            pb_wire_error_set(&err, 503, "server_error", "overloaded",
+                              "the request bodies being read now fill http.max_bodies_bytes");
+            front_conn_refuse(c, &err);
+            return false;
+        }
+        c->reserved = want;
+        f->bodies_bytes += want;
+        c->state = h.body == PB_WIRE_BODY_CHUNKED ? FRONT_READ_CHUNK_SIZE : FRONT_READ_BODY;
+        c->left = h.length;
+    }
+    evbuffer_add(dst, c->line.data, c->line.len);
+    pb_buf_free(&c->line);
+    if (c->state == FRONT_READ_HEAD)
+        front_conn_read_done(c, FRONT_READ_DONE); /* no body */
+    return true;
+}
+
+/* Moves bytes of src up to and including a LF into c->line: 1 a line is complete, 0 src is
+ * used up first, -1 the line would pass max (the caller gives up framing it). */
+static int
+front_conn_take_line(front_conn *c, struct evbuffer *src, size_t max)
+{
+    struct evbuffer_ptr eol = evbuffer_search_eol(src, NULL, NULL, EVBUFFER_EOL_LF);
+    size_t n = eol.pos >= 0 ? (size_t)eol.pos + 1 : evbuffer_get_length(src);
+    if (c->line.len + n > max)
+        return -1;
+    char tmp[4096];
+    for (size_t k = n; k > 0;) {
+        size_t m = k < sizeof(tmp) ? k : sizeof(tmp);
+        evbuffer_remove(src, tmp, m);
+        pb_buf_append(&c->line, tmp, m);
+        k -= m;
+    }
+    return eol.pos >= 0;
+}
+
+/* The line just taken is empty ("\n" or "\r\n" after the line's start at from). */
+static bool
+front_conn_line_blank(const front_conn *c, size_t from)
+{
+    size_t n = c->line.len - from;
+    return n == 1 || (n == 2 && c->line.data[from] == '\r');
+}
+
+/* Makes c findable by its descriptor (front_conn_watch_answer), once it has one. */
+static void
+front_conn_register(front_conn *c)
+{
+    front *f = c->f;
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    if (c->fd >= 0 || fd < 0)
+        return;
+    if (fd >= f->n_conn_of_fd) {
+        int n = fd + 1 > 2 * f->n_conn_of_fd ? fd + 1 : 2 * f->n_conn_of_fd;
+        f->conn_of_fd = pb_xrealloc(f->conn_of_fd, (size_t)n * sizeof(*f->conn_of_fd));
+        memset(f->conn_of_fd + f->n_conn_of_fd, 0,
+               (size_t)(n - f->n_conn_of_fd) * sizeof(*f->conn_of_fd));
+        f->n_conn_of_fd = n;
+    }
+    f->conn_of_fd[fd] = c;
+    c->fd = fd;
+}
+
+/* The connection's input filter (see front_read_state): frames the request being read, and
+ * holds the next one back until evhttp reads again. */
+static enum bufferevent_filter_result
+front_conn_read(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t limit,
+                enum bufferevent_flush_mode mode, void *arg)
+{
+    (void)limit;
+    (void)mode;
+    front_conn *c = arg;
+    const pb_http_conf *hc = &c->f->cfg->http;
+    size_t in = evbuffer_get_length(src);
+    front_conn_register(c);
+    while (evbuffer_get_length(src) > 0) {
+        if (c->state == FRONT_READ_DONE) {
+            if (!c->answered)
+                break; /* the answer first */
+            c->state = FRONT_READ_HEAD;
+        }
+        if (c->state == FRONT_READ_HEAD && c->line.len == 0) {
+            struct timeval tv = {hc->request_read_timeout_ms / 1000,
+                                 (hc->request_read_timeout_ms % 1000) * 1000};
+            evtimer_add(c->deadline, &tv);
+        }
+        size_t from = c->line.len;
+        int got;
+        switch (c->state) {
+        case FRONT_READ_HEAD:
+            got = front_conn_take_line(c, src, 2 * hc->max_header_bytes + 64);
+            if (got < 0 || (got == 1 && from == 0 && front_conn_line_blank(c, from))) {
+                /* Too long, or a blank first line: evhttp refuses it with a 400. */
+                evbuffer_add(dst, c->line.data, c->line.len);
+                pb_buf_free(&c->line);
+                c->state = FRONT_READ_OTHER;
+            } else if (got == 1 && front_conn_line_blank(c, from)) {
+                front_conn_head(c, dst);
+            }
+            break;
+        case FRONT_READ_BODY:
+        case FRONT_READ_CHUNK_DATA: {
+            size_t n = evbuffer_get_length(src);
+            if ((uint64_t)n > c->left)
+                n = (size_t)c->left;
+            evbuffer_remove_buffer(src, dst, n);
+            c->left -= n;
+            if (c->left == 0 && c->state == FRONT_READ_BODY)
+                front_conn_read_done(c, FRONT_READ_DONE);
+            else if (c->left == 0)
+                c->state = FRONT_READ_CHUNK_END;
+            break;
+        }
+        case FRONT_READ_CHUNK_SIZE:
+        case FRONT_READ_CHUNK_END:
+        case FRONT_READ_TRAILER: {
+            got = front_conn_take_line(c, src, 4096);
+            if (got == 0)
+                break;
+            uint64_t size = 0;
+            pb_wire_error err;
+            bool blank = got == 1 && front_conn_line_blank(c, 0);
+            if (c->state == FRONT_READ_CHUNK_SIZE && got == 1 &&
+                pb_wire_chunk_size(c->line.data, c->line.len - 1, &size) == PB_OK) {
+                /* evhttp 2.1 refuses chunk extensions: it gets the bare size. */
+                evbuffer_add_printf(dst, "%llx\r\n", (unsigned long long)size);
+                c->state = size ? FRONT_READ_CHUNK_DATA : FRONT_READ_TRAILER;
+                c->left = size;
+            } else if (c->state != FRONT_READ_CHUNK_SIZE && blank) {
+                evbuffer_add(dst, c->line.data, c->line.len);
+                if (c->state == FRONT_READ_TRAILER)
+                    front_conn_read_done(c, FRONT_READ_DONE);
+                else
+                    c->state = FRONT_READ_CHUNK_SIZE;
+            } else if (c->state == FRONT_READ_TRAILER && got == 1) {
+                evbuffer_add(dst, c->line.data, c->line.len);
+            } else {
+                pb_wire_error_set(&err, 400, "invalid_request_error", "bad_request",
+                                  "the chunked body is malformed");
+                front_conn_refuse(c, &err);
+                break;
+            }
+            pb_buf_reset(&c->line);
+            break;
+        }
+        case FRONT_READ_OTHER:
+            evbuffer_add_buffer(dst, src);
+            break;
+        case FRONT_READ_REFUSED:
+            evbuffer_drain(src, evbuffer_get_length(src));
+            break;
+        case FRONT_READ_DONE:
+            break;
+        }
+    }
+    return evbuffer_get_length(src) < in ? BEV_OK : BEV_NEED_MORE;
+}
+
+/* A request was not read whole within http.request_read_timeout_ms of its first byte (a
+ * slow trickle that the idle timeout never sees): the connection is closed. */
+static void
+front_on_conn_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    front_conn *c = arg;
+    struct evhttp_connection *evcon = NULL;
+    front_conn_evhttp_reads(c, &evcon);
+    if (c->state == FRONT_READ_DONE || evcon == NULL)
+        return;
+    pb_log(PB_LOG_WARN, "event=front_read_timeout state=%d timeout_ms=%d", (int)c->state,
+           c->f->cfg->http.request_read_timeout_ms);
+    evhttp_connection_free(evcon);
+}
+
+/* An answer is out and evhttp reads again (a turn after front_on_conn_answered): the next
+ * request's bytes held back go on to it. */
+static void
+front_on_conn_next(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    front_conn *c = arg;
+    if (c->state != FRONT_READ_DONE || !c->answered || !front_conn_evhttp_reads(c, NULL))
+        return;
+    c->state = FRONT_READ_HEAD;
+    struct bufferevent *sock = bufferevent_get_underlying(c->bev);
+    if (sock && evbuffer_get_length(bufferevent_get_input(sock)) > 0)
+        bufferevent_flush(c->bev, EV_READ, BEV_NORMAL);
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS);
+}
+
+/* evhttp's "answer written" hook of a request on c: it reads the next request right after
+ * this returns, so the bytes held back go on a turn later. */
+static void
+front_on_conn_answered(struct evhttp_request *req, void *arg)
+{
+    (void)req;
+    front_conn *c = arg;
+    c->answered = true;
+    struct timeval now = {0, 0};
+    evtimer_add(c->next, &now);
+}
+
+/* Hooks the connection's bookkeeping to a request read on it (its fd finds it). */
+static void
+front_conn_watch_answer(front *f, struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    front_conn *c = fd >= 0 && fd < f->n_conn_of_fd ? f->conn_of_fd[fd] : NULL;
+    if (c && c->bev == bev)
+        evhttp_request_set_on_complete_cb(req, front_on_conn_answered, c);
+}
+
 /* A connection moved bytes while the front drains: a request on its way in, or a reply on
  * its way out, which the drain waits for. (Not timed before the drain: no need.) */
 static void
@@ -1119,9 +1510,9 @@ front_on_conn_out(struct evbuffer *buf, const struct evbuffer_cb_info *info, voi
         front_conn_active(c->f);
 }
 
-/* Every accepted connection's bufferevent: a socket one under a pass-through filter, only
- * so that its free is seen (evhttp 2.1 has no connection cap and no close hook for a
- * connection that never completed a request). */
+/* Every accepted connection's bufferevent: a socket one under a filter, so that its free is
+ * seen (evhttp 2.1 has no connection cap and no close hook for a connection that never
+ * completed a request) and what it reads is framed and bounded (front_conn_read). */
 static struct bufferevent *
 front_bevcb(struct event_base *base, void *arg)
 {
@@ -1129,8 +1520,12 @@ front_bevcb(struct event_base *base, void *arg)
     front_conn *c = pb_xcalloc(1, sizeof(*c));
     c->f = f;
     c->flush = event_new(base, -1, 0, front_on_conn_flush, c);
+    c->fd = -1;
+    c->deadline = evtimer_new(base, front_on_conn_deadline, c);
+    c->next = evtimer_new(base, front_on_conn_next, c);
+    pb_buf_init(&c->line, 2 * f->cfg->http.max_header_bytes + 4096);
     struct bufferevent *sock = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    c->bev = sock ? bufferevent_filter_new(sock, NULL, front_conn_write,
+    c->bev = sock ? bufferevent_filter_new(sock, front_conn_read, front_conn_write,
                                            BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS,
                                            front_on_conn_freed, c)
                   : NULL;
@@ -1138,9 +1533,13 @@ front_bevcb(struct event_base *base, void *arg)
         if (sock)
             bufferevent_free(sock);
         event_free(c->flush);
+        event_free(c->deadline);
+        event_free(c->next);
         free(c);
         return NULL; /* evhttp makes a plain one: not counted, and rare (out of memory) */
     }
+    /* What the client sends while its answer is written waits here, not in memory. */
+    bufferevent_setwatermark(sock, EV_READ, 0, FRONT_SOCKET_READ_MAX);
     evbuffer_add_cb(bufferevent_get_output(c->bev), front_on_conn_out, c);
     evbuffer_add_cb(bufferevent_get_input(c->bev), front_on_conn_in, c);
     f->n_conns++;
@@ -1250,6 +1649,30 @@ front_raise_fd_limit(int want)
                (unsigned long)rl.rlim_cur, (unsigned long)need);
 }
 
+/* A stream still going when the drain's time is up ends with an error event, written out
+ * now (the loop stops after this turn), never with a silent close. */
+static void
+front_stream_drain_cut(front_req *r)
+{
+    pb_wire_error err;
+    pb_wire_error_set(&err, 503, "server_error", "drain_timeout",
+                      "planb is restarting and this answer did not finish within "
+                      "drain_timeout_ms; the job finishes unread (GET planb:result:%s)",
+                      r->id);
+    pb_log(PB_LOG_WARN, "event=front_stream_cut id=%s why=drain_timeout", r->id);
+    size_t len = 0;
+    char *e = pb_wire_error_json(&err, &len);
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add_printf(b, "data: %s\n\ndata: [DONE]\n\n", e);
+    free(e);
+    evhttp_send_reply_chunk(r->req, b);
+    evbuffer_free(b);
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(r->evcon);
+    if (bev)
+        bufferevent_flush(bev, EV_WRITE, BEV_FLUSH);
+    front_req_finish(r);
+}
+
 static void
 front_on_drain_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -1264,6 +1687,9 @@ front_on_drain_tick(evutil_socket_t fd, short what, void *arg)
     if (f->n_conns == 0 || (f->n_reqs == 0 && quiet) || now >= f->drain_until_mono_ms) {
         if (f->n_reqs > 0)
             pb_log(PB_LOG_WARN, "event=front_drain_timeout requests=%d", f->n_reqs);
+        for (front_req *r = f->reqs; r; r = r->next)
+            if (r->started && !r->done)
+                front_stream_drain_cut(r);
         event_base_loopbreak(f->base);
     }
 }
@@ -1350,6 +1776,7 @@ pb_front_run(const pb_config *cfg, int listen_fd)
     free(f->workers_key);
     free(f->inflight_prefix);
     free(f->key_inflight);
+    free(f->conn_of_fd);
     free(f);
     return code;
 }

@@ -12,11 +12,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "planb/core.h"
 #include "planb/job.h"
+#include "planb/utf8.h"
 
 #define WIRE_JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+
+/* A message as one line of whole UTF-8: CR/LF become spaces, and a sequence that is not
+ * UTF-8 is dropped, so a %.200s (or the message's own bound) that cut a character in two
+ * leaves the text before it. */
+static void
+wire_error_text(char *msg)
+{
+    size_t n = strlen(msg), o = 0;
+    for (size_t i = 0; i < n;) {
+        size_t len = pb_utf8_seq_len((const unsigned char *)msg + i, n - i);
+        if (len == 0) {
+            i++;
+            continue;
+        }
+        for (size_t k = 0; k < len; k++, i++)
+            msg[o++] = msg[i] == '\r' || msg[i] == '\n' ? ' ' : msg[i];
+    }
+    msg[o] = '\0';
+}
 
 void
 pb_wire_error_set(pb_wire_error *err, int status, const char *type, const char *code,
@@ -29,9 +50,7 @@ pb_wire_error_set(pb_wire_error *err, int status, const char *type, const char *
     va_start(ap, fmt);
     vsnprintf(err->message, sizeof(err->message), fmt, ap);
     va_end(ap);
-    for (char *p = err->message; *p; p++)
-        if (*p == '\r' || *p == '\n')
-            *p = ' ';
+    wire_error_text(err->message);
 }
 
 char *
@@ -565,4 +584,164 @@ pb_wire_model(const pb_config *cfg, const char *id, size_t *len)
     char *s = wire_dump(m, len);
     json_object_put(m);
     return s;
+}
+
+/* ------------------------------------------------------------------ request heads */
+
+static bool
+wire_is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static bool
+wire_name_is(const char *p, size_t n, const char *name)
+{
+    return n == strlen(name) && strncasecmp(p, name, n) == 0;
+}
+
+/* One header line "name: value" (OWS around the value stripped) into the head: false when
+ * its framing is refused (err filled). folded: the line continues the previous one. */
+static bool
+wire_head_field(const char *p, size_t n, pb_wire_head *h, int *lengths, int *codings,
+                const char **last, pb_wire_error *err)
+{
+    const char *colon = memchr(p, ':', n);
+    if (colon == NULL)
+        return true; /* evhttp refuses it */
+    size_t name_len = (size_t)(colon - p);
+    const char *v = colon + 1, *end = p + n;
+    while (v < end && wire_is_ows(*v))
+        v++;
+    while (end > v && wire_is_ows(end[-1]))
+        end--;
+    size_t vlen = (size_t)(end - v);
+    *last = NULL;
+    if (wire_name_is(p, name_len, "Content-Length")) {
+        *last = "Content-Length";
+        uint64_t x = 0;
+        bool digits = vlen > 0 && vlen <= 18;
+        for (size_t i = 0; digits && i < vlen; i++) {
+            digits = v[i] >= '0' && v[i] <= '9';
+            x = x * 10 + (uint64_t)(v[i] - '0');
+        }
+        if (!digits || ++*lengths > 1) {
+            pb_wire_error_set(err, 400, "invalid_request_error", "bad_request",
+                              "Content-Length must be given once, as digits only (RFC 9112 "
+                              "section 6.3)");
+            return false;
+        }
+        h->length = x;
+    } else if (wire_name_is(p, name_len, "Transfer-Encoding")) {
+        *last = "Transfer-Encoding";
+        if (++*codings > 1 || !wire_name_is(v, vlen, "chunked")) {
+            pb_wire_error_set(err, 400, "invalid_request_error", "bad_request",
+                              "Transfer-Encoding must be chunked, given once");
+            return false;
+        }
+    } else if (wire_name_is(p, name_len, "Authorization")) {
+        *last = "Authorization";
+        if (h->auth == NULL) {
+            h->auth = v;
+            h->auth_len = vlen;
+        }
+    }
+    return true;
+}
+
+/* The methods evhttp reads a body for (evhttp_method_may_have_body) and those it never does;
+ * any other is evhttp's to refuse. */
+static bool
+wire_head_method(const char *m, size_t n, bool *has_body)
+{
+    static const char *const with[] = {"GET",    "POST",    "PUT",    "PATCH",
+                                       "DELETE", "OPTIONS", "CONNECT"};
+    *has_body = false;
+    for (size_t i = 0; i < sizeof(with) / sizeof(with[0]); i++)
+        if (n == strlen(with[i]) && memcmp(m, with[i], n) == 0)
+            return (*has_body = true);
+    return (n == 4 && memcmp(m, "HEAD", 4) == 0) || (n == 5 && memcmp(m, "TRACE", 5) == 0);
+}
+
+int
+pb_wire_head_parse(const char *head, size_t len, pb_wire_head *h, pb_wire_error *err)
+{
+    memset(h, 0, sizeof(*h));
+    const char *p = head, *end = head + len;
+    const char *eol = memchr(p, '\n', len);
+    size_t n = eol ? (size_t)(eol - p) : len;
+    if (n > 0 && p[n - 1] == '\r')
+        n--;
+    const char *sp1 = memchr(p, ' ', n);
+    bool has_body = false;
+    if (sp1 == NULL || !wire_head_method(p, (size_t)(sp1 - p), &has_body)) {
+        h->other = true;
+        return PB_OK;
+    }
+    const char *target = sp1 + 1, *q = memchr(target, ' ', n - (size_t)(target - p));
+    size_t tlen = q ? (size_t)(q - target) : 0;
+    const char *query = tlen ? memchr(target, '?', tlen) : NULL;
+    if (query)
+        tlen = (size_t)(query - target);
+    h->healthz = tlen == 8 && memcmp(target, "/healthz", 8) == 0;
+    int lengths = 0, codings = 0;
+    const char *last = NULL;
+    for (p = eol ? eol + 1 : end; p < end; p = eol ? eol + 1 : end) {
+        eol = memchr(p, '\n', (size_t)(end - p));
+        n = eol ? (size_t)(eol - p) : (size_t)(end - p);
+        if (n > 0 && p[n - 1] == '\r')
+            n--;
+        if (n == 0)
+            break;
+        if (wire_is_ows(*p)) { /* obs-fold: refused where it would change the framing or key */
+            if (last != NULL) {
+                pb_wire_error_set(err, 400, "invalid_request_error", "bad_request",
+                                  "%s must not be folded over lines", last);
+                return PB_ERR;
+            }
+            continue;
+        }
+        if (!wire_head_field(p, n, h, &lengths, &codings, &last, err))
+            return PB_ERR;
+    }
+    if (lengths && codings) {
+        pb_wire_error_set(err, 400, "invalid_request_error", "bad_request",
+                          "Content-Length and Transfer-Encoding must not both be given");
+        return PB_ERR;
+    }
+    h->body = !has_body ? PB_WIRE_BODY_NONE
+              : codings ? PB_WIRE_BODY_CHUNKED
+              : lengths ? PB_WIRE_BODY_LENGTH
+                        : PB_WIRE_BODY_NONE;
+    return PB_OK;
+}
+
+int
+pb_wire_chunk_size(const char *line, size_t len, uint64_t *size)
+{
+    if (len > 0 && line[len - 1] == '\r')
+        len--;
+    uint64_t x = 0;
+    size_t i = 0;
+    for (; i < len && i < 16; i++) {
+        char c = line[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0)
+            break;
+        x = x * 16 + (uint64_t)d;
+    }
+    if (i == 0 || i > 15)
+        return PB_ERR;
+    while (i < len && wire_is_ows(line[i]))
+        i++;
+    if (i < len && line[i] != ';')
+        return PB_ERR;
+    for (; i < len; i++) /* chunk-ext: tokens and quoted strings, no control bytes */
+        if ((unsigned char)line[i] < 0x20 && line[i] != '\t')
+            return PB_ERR;
+    *size = x;
+    return PB_OK;
 }

@@ -99,8 +99,10 @@ typedef struct pb_http_conf {
     int wait_grace_ms;       /* waits past the job's deadline before giving up (10000) */
     pb_http_key *keys;       /* NULL/0: the front asks for no key */
     size_t n_keys;
-    bool tenant_header; /* x-planb-tenant names the tenant of a key without one (default:
-                           only when no keys are configured) */
+    bool tenant_header;          /* x-planb-tenant names the tenant of a key without one (default:
+                                    only when no keys are configured) */
+    int request_read_timeout_ms; /* a request's head and body, from its first byte (60000) */
+    size_t max_bodies_bytes;     /* bodies being read at once, all connections (256 MiB) */
 } pb_http_conf;
 
 typedef enum { PB_EMBEDDER_LOCAL, PB_EMBEDDER_HTTP } pb_embedder_kind;

@@ -96,6 +96,26 @@ char *pb_wire_error_json(const pb_wire_error *err, size_t *len);
 void pb_wire_error_set(pb_wire_error *err, int status, const char *type, const char *code,
                        const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/* What the front door judges of a request's head (request line and headers, up to the blank
+ * line) before its body is read: RFC 9112 framing, and the key of a request with a body. */
+typedef enum { PB_WIRE_BODY_NONE, PB_WIRE_BODY_LENGTH, PB_WIRE_BODY_CHUNKED } pb_wire_body;
+typedef struct pb_wire_head {
+    bool other;        /* not a request line of a method we frame: evhttp judges it alone */
+    bool healthz;      /* the path is /healthz (asks for no key) */
+    const char *auth;  /* the first Authorization value, inside the head (NULL: none) */
+    size_t auth_len;   /* its bytes */
+    pb_wire_body body; /* how the body is delimited */
+    uint64_t length;   /* PB_WIRE_BODY_LENGTH: its Content-Length */
+} pb_wire_head;
+
+/* Parses the head's len bytes (lines end in LF or CRLF). PB_ERR with a 400 in err when its
+ * framing is ambiguous: Content-Length repeated, not only digits, folded, or beside a
+ * Transfer-Encoding; a Transfer-Encoding other than chunked. */
+int pb_wire_head_parse(const char *head, size_t len, pb_wire_head *h, pb_wire_error *err);
+/* The size of a chunk-size line (without its LF; a CR is allowed), chunk extensions
+ * skipped: PB_OK, or PB_ERR when it is not 1..15 hex digits and optional extensions. */
+int pb_wire_chunk_size(const char *line, size_t len, uint64_t *size);
+
 /* GET /v1/models: every route, then every model, as {"object":"list","data":[...]}. */
 char *pb_wire_models(const pb_config *cfg, size_t *len);
 /* GET /v1/models/<id>: one of them, or NULL when id names neither. */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "planb/buf.h"
+#include "planb/utf8.h"
 #include "planb/wire.h"
 #include "th_config.h"
 
@@ -140,6 +141,35 @@ Test(wire, bad_bodies_are_openai_errors)
     refused(cfg, b, 400, "bad_field", "stream_options.x");
     snprintf(b, sizeof(b), "{\"bogus\":1,%s}", msg);
     refused(cfg, b, 400, "bad_field", "bogus is not an OpenAI");
+    pb_config_free(cfg);
+}
+
+/* A long model name is cut at 200 bytes in the 404's message: never inside a character (a
+ * client's strict JSON decoder refuses a broken sequence). */
+Test(wire, error_message_keeps_utf8_whole)
+{
+    pb_config *cfg = cfg_new();
+    char name[400] = "x";
+    for (int i = 0; i < 150; i++)
+        strcat(name, "\xc3\xa9"); /* 1 + 300 bytes: the 200th byte is a lead byte */
+    char b[1024];
+    snprintf(b, sizeof(b),
+             "{\"model\":\"%s\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", name);
+    pb_wire_opts opts = {.id = "pb-u", .critical = -1};
+    pb_wire_job job;
+    pb_wire_error err;
+    cr_assert_eq(pb_wire_job_from_body(b, strlen(b), cfg, &opts, &job, &err), PB_ERR);
+    cr_assert_eq(err.status, 404);
+    cr_assert(pb_utf8_is_text(err.message, strlen(err.message)), "split character: %s",
+              err.message);
+    cr_assert(strstr(err.message, "' does not exist"), "%s", err.message);
+    /* Every other message goes through the same cut: a 512-byte message of 2-byte characters. */
+    char many[1200] = "";
+    for (int i = 0; i < 550; i++)
+        strcat(many, "\xc3\xa9");
+    pb_wire_error_set(&err, 400, "invalid_request_error", "bad_field", "a%s", many);
+    cr_assert(pb_utf8_is_text(err.message, strlen(err.message)), "split at the end");
+    cr_assert_gt(strlen(err.message), 500);
     pb_config_free(cfg);
 }
 
@@ -324,4 +354,65 @@ Test(wire, http_config)
                  "9a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"}]}",
                  "http.keys[1]");
     http_refused("{\"max_connections\": 0}", "http.max_connections");
+    http_refused("{\"request_read_timeout_ms\": 99}", "http.request_read_timeout_ms");
+    http_refused("{\"max_body_bytes\": 65536, \"max_bodies_bytes\": 65535}",
+                 "http.max_bodies_bytes");
+    cfg = cfg_new();
+    cr_assert_eq(cfg->http.request_read_timeout_ms, 60000);
+    cr_assert_eq(cfg->http.max_bodies_bytes, 256u << 20);
+    pb_config_free(cfg);
+}
+
+static int
+head_of(const char *text, pb_wire_head *h, pb_wire_error *err)
+{
+    return pb_wire_head_parse(text, strlen(text), h, err);
+}
+
+/* RFC 9112 section 6.3: a request's framing has one reading, or it is a 400 before its body. */
+Test(wire, request_heads)
+{
+    pb_wire_head h;
+    pb_wire_error err;
+    cr_assert_eq(head_of("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length:  74\r\n"
+                         "authorization: Bearer sk-1\r\n\r\n",
+                         &h, &err),
+                 PB_OK);
+    cr_assert(!h.other && !h.healthz && h.body == PB_WIRE_BODY_LENGTH && h.length == 74);
+    cr_assert(h.auth_len == 11 && strncmp(h.auth, "Bearer sk-1", 11) == 0);
+    cr_assert_eq(
+        head_of("POST /v1/chat/completions HTTP/1.1\nTransfer-Encoding: Chunked\n\n", &h, &err),
+        PB_OK);
+    cr_assert(h.body == PB_WIRE_BODY_CHUNKED && h.auth == NULL);
+    cr_assert_eq(head_of("GET /healthz?x=1 HTTP/1.1\r\n\r\n", &h, &err), PB_OK);
+    cr_assert(h.healthz && h.body == PB_WIRE_BODY_NONE);
+    cr_assert_eq(head_of("HEAD / HTTP/1.1\r\nContent-Length: 5\r\n\r\n", &h, &err), PB_OK);
+    cr_assert(h.body == PB_WIRE_BODY_NONE, "evhttp reads no body for HEAD");
+    cr_assert_eq(head_of("\x16\x03\x01 junk\r\n\r\n", &h, &err), PB_OK);
+    cr_assert(h.other);
+    const char *bad[] = {
+        "POST / HTTP/1.1\r\nContent-Length: 74\r\nContent-Length: 5\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: 74\r\nContent-Length: 74\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: +74\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: 7 4\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length:\r\n 74\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cr_assert_eq(head_of(bad[i], &h, &err), PB_ERR, "accepted: %s", bad[i]);
+        cr_assert_eq(err.status, 400);
+        cr_assert_str_eq(err.code, "bad_request");
+    }
+    uint64_t n = 0;
+    cr_assert(pb_wire_chunk_size("4a;ext=1\r", 9, &n) == PB_OK && n == 0x4a);
+    cr_assert(pb_wire_chunk_size("10 ; name=\"v\"", 13, &n) == PB_OK && n == 16);
+    cr_assert(pb_wire_chunk_size("0", 1, &n) == PB_OK && n == 0);
+    cr_assert_eq(pb_wire_chunk_size("", 0, &n), PB_ERR);
+    cr_assert_eq(pb_wire_chunk_size("zz", 2, &n), PB_ERR);
+    cr_assert_eq(pb_wire_chunk_size("4 a", 3, &n), PB_ERR);
+    cr_assert_eq(pb_wire_chunk_size("1234567890abcdef0", 17, &n), PB_ERR);
+    cr_assert_eq(pb_wire_chunk_size("4;\x01", 3, &n), PB_ERR);
 }
