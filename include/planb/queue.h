@@ -59,8 +59,8 @@ typedef struct pb_finish {
     size_t n_counters;           /* at most PB_QUEUE_MAX_COUNTERS */
 } pb_finish;
 
-/* Runs finish.lua; the reply is 1 (stored) or 0 (a result already existed), NULL on outage (or, with
- * redis.wait_replicas, when too few replicas acknowledged it). */
+/* Runs finish.lua; the reply is 1 (stored) or 0 (a result already existed), NULL on outage (or,
+ * with redis.wait_replicas, when too few replicas acknowledged it). */
 void pb_queue_finish(pb_redis *r, const pb_config *cfg, const pb_queue_keys *k, const pb_finish *f,
                      pb_redis_fn fn, void *arg);
 /* redis.wait_replicas > 0: WAIT for that many replicas to have the writes sent so far on r
