@@ -398,9 +398,10 @@ Test(chain, oversized_and_binary_jobs_are_dead_lettered)
     cr_expect(saw_large);
 }
 
-/* The primary's down phase: its next 150 calls answer 503, however fast or slow the workers
- * take them, so some jobs spend their retries and fall back on any machine. */
-#define FLAP_DOWN "{\"mode\":\"ok\",\"fail_first\":150,\"fail_status\":503}"
+/* The primary's down phase: every call answers 503 until the next flip (its next 100,000),
+ * however fast or slow the workers take them, so jobs spend their retries and fall back on
+ * any machine. */
+#define FLAP_DOWN "{\"mode\":\"ok\",\"fail_first\":100000,\"fail_status\":503}"
 
 /* For th_wait_for: every flap job has its result. Each poll also flips the primary, so the
  * flips overlap the processing however fast or slow this machine is. */
@@ -419,7 +420,11 @@ flap_all_results(void *arg)
     cr_assert(k && k->type == REDIS_REPLY_INTEGER);
     w->seen = (int)k->integer;
     freeReplyObject(k);
-    th_mock_set(&mock_p, "primary", w->polls++ % 2 ? FLAP_DOWN : "{\"mode\":\"ok\"}");
+    /* Up again only once a job fell back: on a loaded machine a failed attempt's retry could
+     * otherwise always land in an up phase, and no job would ever fall back. */
+    char fb[32];
+    bool fell_back = atol(th_hget(rc, "planb:stats", "source:fallback", fb, sizeof(fb))) > 0;
+    th_mock_set(&mock_p, "primary", w->polls++ % 2 || !fell_back ? FLAP_DOWN : "{\"mode\":\"ok\"}");
     return w->seen >= w->total;
 }
 
