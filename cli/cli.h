@@ -8,10 +8,9 @@
 #ifndef PLANB_CLI_H
 #define PLANB_CLI_H
 
-#include <hiredis/hiredis.h>
-
 #include "planb/config.h"
 #include "planb/core.h"
+#include "planb/redissync.h"
 
 /* The exit codes of every command (docs/cli.md); each uses those it documents. */
 typedef enum pb_cli_exit {
@@ -40,7 +39,7 @@ typedef struct pb_cli_ctx {
     const pb_cli_command *cmd; /* the command being run */
     const char *config_path;   /* -c/--config FILE (check: or its argument), borrowed, or NULL */
     pb_config *cfg;            /* loaded by pb_cli_ready, else NULL; a handler may take it */
-    redisContext *rc;          /* connected by pb_cli_ready for PB_CLI_NEEDS_REDIS, else NULL */
+    pb_redissync *rc;          /* connected by pb_cli_ready for PB_CLI_NEEDS_REDIS, else NULL */
 } pb_cli_ctx;
 
 /* A command: argv[0] is its name, -c FILE and --help are already taken out. Parses its own

@@ -6,10 +6,8 @@
  *   planb dead -c FILE purge                      delete every entry
  *
  * An entry is selected by its position in `list` (0 = newest) or by its job id
- * (--id ID forces an id that is all digits). Retry runs lua/dead_retry.lua:
- * remove exactly that entry, delete the job's old result and reply list, push
- * the raw job onto its queue, all or nothing, so two operators retrying at once
- * push a job once. The list can be long, so an id is searched chunk by chunk. */
+ * (--id ID forces an id that is all digits). The operations are deadletter.c's, which the
+ * admin API uses too; this file only prints. */
 #include <ctype.h>
 #include <getopt.h>
 #include <json-c/json.h>
@@ -19,30 +17,11 @@
 #include <time.h>
 
 #include "cli.h"
-#include "planb/keys.h"
-#include "planb/scripts.h"
+#include "planb/deadletter.h"
 
-#define DEAD_SCAN_CHUNK   500    /* entries fetched per LRANGE while searching an id */
 #define DEAD_LIST_DEFAULT 20     /* entries `list` shows without --limit */
 #define DEAD_LIST_MAX     100000 /* --limit bound: one LRANGE reply stays a few MB */
 #define DEAD_ERROR_SHOWN  100    /* chars of an entry's error on a `list` line */
-
-typedef struct dead_cli {
-    const pb_cli_ctx *ctx; /* its config (prefix, queues) and blocking connection */
-    char *key;             /* <p>:dead */
-    const char *queue;     /* --queue override for retry, or NULL */
-} dead_cli;
-
-/* A string field of an entry, or NULL (borrowed from e). */
-static const char *
-dead_field(json_object *e, const char *name)
-{
-    json_object *v;
-    if (e == NULL || !json_object_object_get_ex(e, name, &v) ||
-        !json_object_is_type(v, json_type_string))
-        return NULL;
-    return json_object_get_string(v);
-}
 
 /* Prints s up to max chars, control characters as '?', so a hostile error cannot move the cursor.
  */
@@ -56,21 +35,29 @@ dead_print_clean(const char *s, size_t max)
         fputs("...", stdout);
 }
 
+/* The exit code of a deadletter.c outcome, its failure printed. */
 static int
-dead_list(dead_cli *d, long limit)
+dead_exit(const pb_dead *d, pb_dead_rc rc)
 {
-    redisReply *n = pb_cli_reply(d->ctx, redisCommand(d->ctx->rc, "LLEN %s", d->key));
-    if (n == NULL)
+    if (rc == PB_DEAD_FAILED) {
+        fprintf(stderr, "planb: Redis error: %s\n", d->why);
         return PB_CLI_EXIT_REDIS;
-    long long total = n->integer;
-    freeReplyObject(n);
-    redisReply *r =
-        pb_cli_reply(d->ctx, redisCommand(d->ctx->rc, "LRANGE %s 0 %ld", d->key, limit - 1));
+    }
+    return rc == PB_DEAD_DONE ? PB_CLI_EXIT_OK : PB_CLI_EXIT_NOT_FOUND;
+}
+
+static int
+dead_list(pb_dead *d, long limit)
+{
+    long long total;
+    if (pb_dead_count(d, &total) != PB_DEAD_DONE)
+        return dead_exit(d, PB_DEAD_FAILED);
+    redisReply *r = pb_dead_range(d, 0, limit);
     if (r == NULL)
-        return PB_CLI_EXIT_REDIS;
+        return dead_exit(d, PB_DEAD_FAILED);
     for (size_t i = 0; i < r->elements; i++) {
         json_object *e = json_tokener_parse(r->element[i]->str);
-        const char *id = dead_field(e, "id"), *err = dead_field(e, "error");
+        const char *id = pb_dead_field(e, "id"), *err = pb_dead_field(e, "error");
         json_object *at;
         char when[32] = "-";
         if (e && json_object_object_get_ex(e, "at_ms", &at)) {
@@ -91,64 +78,18 @@ dead_list(dead_cli *d, long limit)
     return PB_CLI_EXIT_OK;
 }
 
-static bool
-dead_is_position(const char *s)
-{
-    if (*s == '\0' || strlen(s) > 9)
-        return false;
-    for (; *s; s++)
-        if (!isdigit((unsigned char)*s))
-            return false;
-    return true;
-}
-
-/* Finds an entry by position or id; *out is a copy of it (caller frees), NULL when absent. */
+/* pb_dead_find, with an absent entry reported. */
 static int
-dead_find(dead_cli *d, const char *sel, bool by_id, char **out)
+dead_find_existing(pb_dead *d, const char *sel, bool by_id, char **out)
 {
-    *out = NULL;
-    if (!by_id && dead_is_position(sel)) {
-        redisReply *r = pb_cli_reply(d->ctx, redisCommand(d->ctx->rc, "LINDEX %s %s", d->key, sel));
-        if (r == NULL)
-            return PB_CLI_EXIT_REDIS;
-        if (r->type == REDIS_REPLY_STRING)
-            *out = pb_xstrndup(r->str, r->len);
-        freeReplyObject(r);
-        return PB_CLI_EXIT_OK;
-    }
-    for (long start = 0;; start += DEAD_SCAN_CHUNK) {
-        redisReply *r = pb_cli_reply(d->ctx, redisCommand(d->ctx->rc, "LRANGE %s %ld %ld", d->key,
-                                                          start, start + DEAD_SCAN_CHUNK - 1));
-        if (r == NULL)
-            return PB_CLI_EXIT_REDIS;
-        size_t n = r->elements;
-        for (size_t i = 0; i < n && *out == NULL; i++) {
-            json_object *e = json_tokener_parse(r->element[i]->str);
-            const char *id = dead_field(e, "id");
-            if (id && strcmp(id, sel) == 0)
-                *out = pb_xstrndup(r->element[i]->str, r->element[i]->len);
-            json_object_put(e);
-        }
-        freeReplyObject(r);
-        if (*out || n < DEAD_SCAN_CHUNK)
-            return PB_CLI_EXIT_OK;
-    }
-}
-
-/* dead_find, with an absent entry reported (PB_CLI_EXIT_NOT_FOUND) rather than returned as NULL. */
-static int
-dead_find_existing(dead_cli *d, const char *sel, bool by_id, char **out)
-{
-    int rc = dead_find(d, sel, by_id, out);
-    if (rc == PB_CLI_EXIT_OK && *out == NULL) {
+    pb_dead_rc rc = pb_dead_find(d, sel, by_id, out);
+    if (rc == PB_DEAD_ABSENT)
         fprintf(stderr, "planb: no dead letter %s\n", sel);
-        return PB_CLI_EXIT_NOT_FOUND;
-    }
-    return rc;
+    return dead_exit(d, rc);
 }
 
 static int
-dead_show(dead_cli *d, const char *sel, bool by_id)
+dead_show(pb_dead *d, const char *sel, bool by_id)
 {
     char *entry;
     int rc = dead_find_existing(d, sel, by_id, &entry);
@@ -164,119 +105,47 @@ dead_show(dead_cli *d, const char *sel, bool by_id)
     return PB_CLI_EXIT_OK;
 }
 
-/* Pushes one entry's job back (dead_retry.lua). PB_CLI_EXIT_OK pushed, PB_CLI_EXIT_NOT_FOUND not
- * retryable. */
-static int
-dead_retry_entry(dead_cli *d, const char *entry)
+/* One line per entry a retry looked at. */
+static void
+dead_print_retry(void *arg, const char *id, const char *queue_key, pb_dead_rc rc)
 {
-    json_object *e = json_tokener_parse(entry);
-    const char *job = dead_field(e, "job"), *id = dead_field(e, "id");
-    const char *queue = d->queue ? d->queue : dead_field(e, "queue");
-    if (job == NULL) {
-        printf("skipped: %s (its bytes are not text; see `planb dead show`)\n", id ? id : "?");
-        json_object_put(e);
-        return PB_CLI_EXIT_NOT_FOUND;
-    }
-    const pb_lua_source *src = pb_scripts_find("dead_retry");
-    pb_assert(src != NULL);
-    char *qkey = pb_key_queue(d->ctx->cfg->prefix, queue ? queue : d->ctx->cfg->queues[0]);
-    char *rkey = pb_key_result(d->ctx->cfg->prefix, id ? id : "");
-    char *pkey = pb_key_reply(d->ctx->cfg->prefix, id ? id : "");
-    redisReply *r =
-        pb_cli_reply(d->ctx, redisCommand(d->ctx->rc, "EVAL %s 4 %s %s %s %s %s %s", src->body,
-                                          d->key, qkey, rkey, pkey, entry, job));
-    int rc = r == NULL         ? PB_CLI_EXIT_REDIS
-             : r->integer == 1 ? PB_CLI_EXIT_OK
-                               : PB_CLI_EXIT_NOT_FOUND;
-    if (rc == PB_CLI_EXIT_OK)
-        printf("retried: %s -> %s\n", id ? id : "(no id)", qkey);
-    else if (rc == PB_CLI_EXIT_NOT_FOUND)
-        printf("skipped: %s (already retried or purged)\n", id ? id : "?");
-    freeReplyObject(r);
-    free(qkey);
-    free(rkey);
-    free(pkey);
-    json_object_put(e);
-    return rc;
-}
-
-/* Retries every entry, oldest first (so the queue keeps their order); entries that cannot be
- * retried stay. Bounded by the length seen at the start: new dead letters wait for the next run. */
-static int
-dead_retry_all(dead_cli *d)
-{
-    redisReply *n = pb_cli_reply(d->ctx, redisCommand(d->ctx->rc, "LLEN %s", d->key));
-    if (n == NULL)
-        return PB_CLI_EXIT_REDIS;
-    long long total = n->integer, kept = 0, done = 0;
-    freeReplyObject(n);
-    for (long long i = 0; i < total; i++) {
-        redisReply *r =
-            pb_cli_reply(d->ctx, redisCommand(d->ctx->rc, "LINDEX %s %lld", d->key, -(kept + 1)));
-        if (r == NULL)
-            return PB_CLI_EXIT_REDIS;
-        if (r->type != REDIS_REPLY_STRING) {
-            freeReplyObject(r);
-            break;
-        }
-        int rc = dead_retry_entry(d, r->str);
-        freeReplyObject(r);
-        if (rc == PB_CLI_EXIT_REDIS)
-            return rc;
-        if (rc == PB_CLI_EXIT_OK)
-            done++;
-        else
-            kept++;
-    }
-    printf("%lld retried, %lld left\n", done, kept);
-    return done > 0 || total == 0 ? PB_CLI_EXIT_OK : PB_CLI_EXIT_NOT_FOUND;
-}
-
-static int
-dead_purge(dead_cli *d)
-{
-    redisAppendCommand(d->ctx->rc, "MULTI");
-    redisAppendCommand(d->ctx->rc, "LLEN %s", d->key);
-    redisAppendCommand(d->ctx->rc, "DEL %s", d->key);
-    redisAppendCommand(d->ctx->rc, "EXEC");
-    redisReply *replies[4] = {0};
-    int rc = PB_CLI_EXIT_OK;
-    for (int i = 0; i < 4; i++) {
-        void *p = NULL;
-        if (redisGetReply(d->ctx->rc, &p) != REDIS_OK || p == NULL) {
-            fprintf(stderr, "planb: Redis error: %s\n", d->ctx->rc->errstr);
-            rc = PB_CLI_EXIT_REDIS;
-            break;
-        }
-        replies[i] = p;
-    }
-    redisReply *ex = replies[3];
-    if (rc == PB_CLI_EXIT_OK && ex->type == REDIS_REPLY_ARRAY && ex->elements == 2)
-        printf("purged %lld dead letters\n", ex->element[0]->integer);
-    else if (rc == PB_CLI_EXIT_OK)
-        rc = PB_CLI_EXIT_REDIS;
-    for (int i = 0; i < 4; i++)
-        freeReplyObject(replies[i]);
-    return rc;
+    (void)arg;
+    if (rc == PB_DEAD_DONE)
+        printf("retried: %s -> %s\n", id, queue_key);
+    else if (rc == PB_DEAD_NOT_TEXT)
+        printf("skipped: %s (its bytes are not text; see `planb dead show`)\n", id);
+    else
+        printf("skipped: %s (already retried or purged)\n", id);
 }
 
 /* Dispatches the subcommand once the connection is up. */
 static int
-dead_run(dead_cli *d, const char *sub, const char *sel, bool by_id, bool all, long limit)
+dead_run(pb_dead *d, const char *sub, const char *sel, bool by_id, bool all, long limit,
+         const char *queue)
 {
     if (strcmp(sub, "list") == 0)
         return dead_list(d, limit);
-    if (strcmp(sub, "purge") == 0)
-        return dead_purge(d);
-    if (strcmp(sub, "retry") == 0 && all)
-        return dead_retry_all(d);
+    if (strcmp(sub, "purge") == 0) {
+        long long n = 0;
+        pb_dead_rc rc = pb_dead_purge(d, &n);
+        if (rc == PB_DEAD_DONE)
+            printf("purged %lld dead letters\n", n);
+        return dead_exit(d, rc);
+    }
+    if (strcmp(sub, "retry") == 0 && all) {
+        long long done, kept;
+        pb_dead_rc rc = pb_dead_retry_all(d, NULL, queue, dead_print_retry, NULL, &done, &kept);
+        if (rc != PB_DEAD_FAILED)
+            printf("%lld retried, %lld left\n", done, kept);
+        return dead_exit(d, rc);
+    }
     if (strcmp(sub, "show") == 0)
         return dead_show(d, sel, by_id);
     char *entry;
     int rc = dead_find_existing(d, sel, by_id, &entry);
     if (rc != PB_CLI_EXIT_OK)
         return rc;
-    rc = dead_retry_entry(d, entry);
+    rc = dead_exit(d, pb_dead_retry_entry(d, entry, queue, dead_print_retry, NULL));
     free(entry);
     return rc;
 }
@@ -289,8 +158,7 @@ pb_cli_dead(pb_cli_ctx *ctx, int argc, char **argv)
                                          {"id", required_argument, NULL, 'i'},
                                          {"all", no_argument, NULL, 'a'},
                                          {NULL, 0, NULL, 0}};
-    const char *sel = NULL;
-    dead_cli d = {.ctx = ctx};
+    const char *sel = NULL, *queue = NULL;
     bool by_id = false, all = false;
     long limit = DEAD_LIST_DEFAULT;
     int c;
@@ -300,7 +168,7 @@ pb_cli_dead(pb_cli_ctx *ctx, int argc, char **argv)
             limit = strtol(optarg, NULL, 10);
             break;
         case 'q':
-            d.queue = optarg;
+            queue = optarg;
             break;
         case 'i':
             sel = optarg;
@@ -324,8 +192,9 @@ pb_cli_dead(pb_cli_ctx *ctx, int argc, char **argv)
     int code = pb_cli_ready(ctx);
     if (code != PB_CLI_EXIT_OK)
         return code;
-    d.key = pb_key_dead(ctx->cfg->prefix);
-    code = dead_run(&d, sub, sel, by_id, all, limit);
-    free(d.key);
+    pb_dead d;
+    pb_dead_init(&d, ctx->rc, ctx->cfg);
+    code = dead_run(&d, sub, sel, by_id, all, limit, queue);
+    pb_dead_fini(&d);
     return code;
 }

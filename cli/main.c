@@ -31,8 +31,11 @@ static const pb_cli_command cli_commands[] = {
      "push a question (or a job JSON object) and, with --wait, print its result",
      "0 ok, 1 degraded, 2 usage or config, 3 invalid, 4 timeout, 5 redis error",
      PB_CLI_NEEDS_CONFIG | PB_CLI_NEEDS_REDIS},
-    {"check", pb_cli_check, "-c FILE", "validate a config file (FILE may also come without -c)",
-     "0 valid, 2 invalid (the field and why are printed)", PB_CLI_NEEDS_CONFIG},
+    {"check", pb_cli_check, "-c FILE [--connect]",
+     "validate a config file (FILE may also come without -c); --connect: reach each Redis, "
+     "provider",
+     "0 valid, 2 invalid (the field and why are printed) or, with --connect, a target unreachable",
+     PB_CLI_NEEDS_CONFIG},
     {"stats", pb_cli_stats, "-c FILE [--watch [S]] [--json]",
      "queue depths, in-flight jobs, rates, breakers and errors; --watch redraws every S s",
      "0 ok, 2 usage or bad config, 5 redis error", PB_CLI_NEEDS_CONFIG | PB_CLI_NEEDS_REDIS},
@@ -205,7 +208,7 @@ main(int argc, char **argv)
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int code = ctx.cmd->run(&ctx, cargc, cargv);
-    redisFree(ctx.rc);
+    pb_redissync_free(ctx.rc);
     pb_config_free(ctx.cfg);
     curl_global_cleanup();
     return code;

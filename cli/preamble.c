@@ -3,11 +3,11 @@
  * A handler checks its own arguments first (so a usage error exits 2 even when
  * Redis is down), then calls pb_cli_ready, which loads the -c config and, for
  * the one-shot commands that talk to Redis (submit, stats, dead, result), opens
- * a blocking hiredis connection: they run once and exit, so they need none of
- * the workers' async machinery. submit loads the config on its own first
- * (pb_cli_load_config), so it reads stdin only once the config is good. AUTH and SELECT, and their
- * error messages, are written once here. The password comes from the config (password_env or the
- * URL) and is never printed. With redis.sentinels the master's address is asked of the
+ * a blocking connection (redissync.c: TCP or TLS as the URL says): they run
+ * once and exit, so they need none of the workers' async machinery. submit loads the config on its
+ * own first (pb_cli_load_config), so it reads stdin only once the config is good. AUTH and SELECT,
+ * and their error messages, are written once here. The password comes from the config (password_env
+ * or the URL) and is never printed. With redis.sentinels the master's address is asked of the
  * sentinels first (blocking is fine in a one-shot command). */
 #include "cli.h"
 
@@ -15,51 +15,17 @@
 
 #include "planb/sentinel.h"
 
-#define PREAMBLE_SENTINEL_MS 1000 /* one sentinel's answer */
+#define PREAMBLE_REDIS_MS 5000 /* connect, handshake, and each command of a one-shot command */
 
-/* Connects to cfg's Redis (AUTH, SELECT); NULL after printing why. Caller redisFree()s. */
-static redisContext *
+/* Connects to cfg's Redis (AUTH, SELECT); NULL after printing why. */
+static pb_redissync *
 preamble_connect(const pb_config *cfg)
 {
-    struct timeval tv = {5, 0};
-    char host[256];
-    int port = cfg->redis_port;
-    snprintf(host, sizeof(host), "%s", cfg->redis_host);
-    if (cfg->n_sentinels > 0 &&
-        pb_sentinel_resolve_sync(cfg, PREAMBLE_SENTINEL_MS, host, sizeof(host), &port) != PB_OK) {
-        fprintf(stderr, "planb: no sentinel named a master for \"%s\"\n", cfg->master_name);
-        return NULL;
-    }
-    redisContext *rc = redisConnectWithTimeout(host, port, tv);
-    if (rc == NULL || rc->err) {
-        fprintf(stderr, "planb: cannot connect to Redis at %s:%d: %s\n", host, port,
-                rc ? rc->errstr : "out of memory");
-        redisFree(rc);
-        return NULL;
-    }
-    redisReply *r = NULL;
-    if (cfg->redis_password)
-        r = cfg->redis_user ? redisCommand(rc, "AUTH %s %s", cfg->redis_user, cfg->redis_password)
-                            : redisCommand(rc, "AUTH %s", cfg->redis_password);
-    if (r && r->type == REDIS_REPLY_ERROR) {
-        fprintf(stderr, "planb: Redis AUTH failed: %s\n", r->str);
-        freeReplyObject(r);
-        redisFree(rc);
-        return NULL;
-    }
-    freeReplyObject(r);
-    if (cfg->redis_db) {
-        r = redisCommand(rc, "SELECT %d", cfg->redis_db);
-        bool bad = r == NULL || r->type == REDIS_REPLY_ERROR;
-        if (bad)
-            fprintf(stderr, "planb: Redis SELECT %d failed: %s\n", cfg->redis_db,
-                    r ? r->str : rc->errstr);
-        freeReplyObject(r);
-        if (bad) {
-            redisFree(rc);
-            return NULL;
-        }
-    }
+    char where[300], why[300];
+    pb_redissync *rc =
+        pb_sentinel_open_sync(cfg, PREAMBLE_REDIS_MS, where, sizeof(where), why, sizeof(why));
+    if (rc == NULL)
+        fprintf(stderr, "planb: cannot connect to Redis at %s: %s\n", where, why);
     return rc;
 }
 
@@ -95,7 +61,7 @@ redisReply *
 pb_cli_reply(const pb_cli_ctx *ctx, redisReply *r)
 {
     if (r == NULL) {
-        fprintf(stderr, "planb: Redis error: %s\n", ctx->rc->errstr);
+        fprintf(stderr, "planb: Redis error: %s\n", pb_redissync_error(ctx->rc));
         return NULL;
     }
     if (r->type == REDIS_REPLY_ERROR) {

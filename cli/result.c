@@ -22,7 +22,7 @@ pb_cli_result(pb_cli_ctx *ctx, int argc, char **argv)
         return code;
     const char *id = argv[optind];
     char *key = pb_key_result(ctx->cfg->prefix, id);
-    redisReply *r = pb_cli_reply(ctx, redisCommand(ctx->rc, "GET %s", key));
+    redisReply *r = pb_cli_reply(ctx, pb_redissync_command(ctx->rc, "GET %s", key));
     free(key);
     if (r == NULL)
         return PB_CLI_EXIT_REDIS;

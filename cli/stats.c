@@ -19,7 +19,7 @@
 
 /* Runs snapshot.lua (EVAL: a one-shot client need not care whether it is loaded). */
 static redisReply *
-stats_read(redisContext *rc, const pb_config *cfg)
+stats_read(pb_redissync *rc, const pb_config *cfg)
 {
     char **owned;
     const char **view;
@@ -34,7 +34,7 @@ stats_read(redisContext *rc, const pb_config *cfg)
     argv[2] = nk;
     for (int i = 0; i < argc; i++)
         argv[3 + i] = view[i];
-    redisReply *r = redisCommandArgv(rc, argc + 3, argv, NULL);
+    redisReply *r = pb_redissync_command_argv(rc, argc + 3, argv, NULL);
     free(argv);
     pb_stats_args_free(owned, view, argc);
     return r;
@@ -85,13 +85,13 @@ stats_table(const pb_config *cfg, const pb_stats_snapshot *s)
 
 /* One read and print; returns an exit code. */
 static int
-stats_once(redisContext *rc, const pb_config *cfg, bool json)
+stats_once(pb_redissync *rc, const pb_config *cfg, bool json)
 {
     redisReply *r = stats_read(rc, cfg);
     pb_stats_snapshot snap;
     if (r == NULL || pb_stats_parse(cfg, r, &snap) != PB_OK) {
         fprintf(stderr, "planb: cannot read the figures: %s\n",
-                r == NULL                      ? rc->errstr
+                r == NULL                      ? pb_redissync_error(rc)
                 : r->type == REDIS_REPLY_ERROR ? r->str
                                                : "bad reply");
         freeReplyObject(r);

@@ -17,7 +17,9 @@
 #include "planb/keys.h"
 #include "planb/log.h"
 
-#define SUBMIT_INPUT_MAX (64u << 20) /* bytes read from stdin, above any job limit */
+#define SUBMIT_INPUT_MAX      (64u << 20) /* bytes read from stdin, above any job limit */
+#define SUBMIT_BLPOP_SLACK_MS 5000        /* BLPOP's reply may come this long after --timeout */
+#define SUBMIT_TIMEOUT_MAX_S  86400       /* --timeout bound: a day (its ms fit an int) */
 
 /* Reads all of stdin (bounded); caller frees. */
 static char *
@@ -125,12 +127,12 @@ submit_exit_for(const char *result)
 static int
 submit_push(const pb_cli_ctx *ctx, const char *job, const char *id, const submit_opts *o)
 {
-    redisContext *rc = ctx->rc;
+    pb_redissync *rc = ctx->rc;
     char *qkey = pb_key_queue(ctx->cfg->prefix, o->queue ? o->queue : ctx->cfg->queues[0]);
-    redisReply *r = redisCommand(rc, "LPUSH %s %s", qkey, job);
+    redisReply *r = pb_redissync_command(rc, "LPUSH %s %s", qkey, job);
     free(qkey);
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        fprintf(stderr, "planb: LPUSH failed: %s\n", r ? r->str : rc->errstr);
+        fprintf(stderr, "planb: LPUSH failed: %s\n", r ? r->str : pb_redissync_error(rc));
         freeReplyObject(r);
         return PB_CLI_EXIT_REDIS;
     }
@@ -140,11 +142,12 @@ submit_push(const pb_cli_ctx *ctx, const char *job, const char *id, const submit
         return PB_CLI_EXIT_OK;
     }
     char *rkey = pb_key_reply(ctx->cfg->prefix, id);
-    r = redisCommand(rc, "BLPOP %s %.3f", rkey, o->timeout_s);
+    pb_redissync_set_timeout(rc, (int)(o->timeout_s * 1000) + SUBMIT_BLPOP_SLACK_MS);
+    r = pb_redissync_command(rc, "BLPOP %s %.3f", rkey, o->timeout_s);
     free(rkey);
     int code = PB_CLI_EXIT_REDIS;
     if (r == NULL) {
-        fprintf(stderr, "planb: BLPOP failed: %s\n", rc->errstr);
+        fprintf(stderr, "planb: BLPOP failed: %s\n", pb_redissync_error(rc));
     } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
         printf("%s\n", r->element[1]->str);
         code = submit_exit_for(r->element[1]->str);
@@ -198,6 +201,11 @@ pb_cli_submit(pb_cli_ctx *ctx, int argc, char **argv)
     }
     if (optind >= argc) {
         fprintf(stderr, "planb: submit needs -c CONFIG and a question (or - for stdin)\n");
+        return PB_CLI_EXIT_USAGE;
+    }
+    if (!(o.timeout_s > 0 && o.timeout_s <= SUBMIT_TIMEOUT_MAX_S)) {
+        fprintf(stderr, "planb: --timeout takes more than 0 and at most %d seconds\n",
+                SUBMIT_TIMEOUT_MAX_S);
         return PB_CLI_EXIT_USAGE;
     }
     int code = pb_cli_load_config(ctx);

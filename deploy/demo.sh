@@ -13,18 +13,22 @@
 #   4. recovery                -> the primary answers again
 # then prints a summary table: jobs per source and phase, fallback rate, p50/p99 latency.
 # Everything it started is stopped, and its temp dir removed, on exit or Ctrl-C.
-#   deploy/demo.sh [--quick] [--bin DIR]
+#   deploy/demo.sh [--quick] [--bin DIR] [--tls]
 # --quick: a shorter story (the test suite runs it); --bin DIR: use the planb and planb-mock
-# already built in DIR (skips installing and building). Exit 0 when every job got its result.
+# already built in DIR (skips installing and building); --tls: the Redis serves TLS only, with
+# a throwaway CA (tests/support/make_certs.sh), and planb (serve, stats, check) reaches it over
+# rediss://. Exit 0 when every job got its result.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 QUICK=0
+TLS=0
 BIN=""
-usage() { echo "usage: deploy/demo.sh [--quick] [--bin DIR]"; }
+usage() { echo "usage: deploy/demo.sh [--quick] [--bin DIR] [--tls]"; }
 while [ $# -gt 0 ]; do
   case $1 in
   --quick) QUICK=1 ;;
+  --tls) TLS=1 ;;
   --bin) BIN=${2:?--bin needs a directory}; shift ;;
   -h | --help) usage; exit 0 ;;
   *) usage >&2; exit 2 ;;
@@ -64,16 +68,30 @@ wait_for() { # TRIES DELAY_S CMD...: bounded polling
   return 1
 }
 
+REDIS_ARGS=() # --tls: TLS only, on the same port variable
+CLI_TLS=()
+if [ "$TLS" = 1 ]; then
+  bash "$ROOT/tests/support/make_certs.sh" "$WORK/certs"
+  REDIS_ARGS=(--tls-cert-file "$WORK/certs/server.crt" --tls-key-file "$WORK/certs/server.key"
+    --tls-ca-cert-file "$WORK/certs/ca.crt" --tls-auth-clients no)
+  CLI_TLS=(--tls --cacert "$WORK/certs/ca.crt")
+fi
+R() { redis-cli "${CLI_TLS[@]}" -p "$REDIS_PORT" "$@"; }
 for _ in $(seq 1 20); do # a random free port; retried if taken meanwhile
   REDIS_PORT=$((20000 + RANDOM % 30000))
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
-    --dir "$WORK" --logfile "$WORK/redis.log" &
+  if [ "$TLS" = 1 ]; then
+    redis-server --port 0 --tls-port "$REDIS_PORT" "${REDIS_ARGS[@]}" --bind 127.0.0.1 --save '' \
+      --appendonly no --dir "$WORK" --logfile "$WORK/redis.log" &
+  else
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+      --dir "$WORK" --logfile "$WORK/redis.log" &
+  fi
   PIDS+=($!)
-  wait_for 30 0.1 redis-cli -p "$REDIS_PORT" ping && break
+  wait_for 30 0.1 R ping && break
 done
-R() { redis-cli -p "$REDIS_PORT" "$@"; }
 R ping >/dev/null || { echo "redis-server did not start" >&2; exit 1; }
 echo "== redis-server on 127.0.0.1:$REDIS_PORT"
+[ "$TLS" = 1 ] && echo "== TLS only (rediss://127.0.0.1:$REDIS_PORT, a throwaway CA in $WORK/certs)"
 
 MOCK=0
 if [ -n "${OPENAI_API_KEY:-}" ] || [ -n "${ANTHROPIC_API_KEY:-}" ]; then
@@ -92,6 +110,11 @@ else
   export DEMO_KEY=demo-key-not-secret
   PER_PHASE=40
   [ "$QUICK" = 1 ] && PER_PHASE=10
+fi
+if [ "$TLS" = 1 ]; then # rediss:// with the throwaway CA; the certificate names 127.0.0.1
+  sed -i "s|\"redis://127.0.0.1:$REDIS_PORT/0\"|\"rediss://127.0.0.1:$REDIS_PORT/0\", \"tls\": {\"ca_file\": \"$WORK/certs/ca.crt\"}|" \
+    "$WORK/planb.json"
+  grep -q rediss:// "$WORK/planb.json" || { echo "demo config has no redis url to make rediss://" >&2; exit 1; }
 fi
 
 # Shared circuit breakers: open after 5 failures in a row, probe again after 2 s (max_open_s
@@ -125,6 +148,9 @@ if ! wait_for 100 0.1 workers_up; then
   exit 1
 fi
 echo "== planb serve: 2 workers (log: $WORK/planb.log while the demo runs)"
+if [ "$TLS" = 1 ]; then
+  "$BIN/planb" check --connect -c "$WORK/planb.json" | grep '^ok redis\|^FAILED' | sed 's/^/   /'
+fi
 
 mock_set() { [ "$MOCK" = 0 ] || curl -sf -X POST "$MOCK_URL/_mock/models/$1" -d "$2" >/dev/null; }
 # A top-level JSON string / number field of a result (bash regex: no process per job).

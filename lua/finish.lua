@@ -11,8 +11,8 @@
 -- KEYS[6]  events stream (planb:events): every result, for consumers that missed a publish
 -- KEYS[7]  deliveries hash (planb:deliveries)
 -- KEYS[8]  the worker's suspect key (planb:suspect:<worker>, see claim.lua)
--- KEYS[9]  this minute's stats hash (planb:stats:m:<unix minute>): the jobs, source:* and
---          errors:* increments again, kept 25 hours for the 1/5/60-minute rates
+-- KEYS[9]  this minute's stats hash (planb:stats:m:<unix minute>): every increment again,
+--          kept 25 hours for the 1/5/60-minute rates and the admin page's history
 -- KEYS[10] the job's answer stream (planb:stream:<id>; "-" when it did not ask to stream)
 -- KEYS[11] its run hash (planb:streamrun:<id>, see stream_add.lua; "-" likewise)
 -- ARGV[1]  the raw job exactly as claimed (LREM'd from the tail: the oldest claims sit there)
@@ -67,14 +67,9 @@ end
 for i = 12, #ARGV - 1, 2 do
   local f = ARGV[i]
   redis.call('HINCRBY', KEYS[4], f, ARGV[i + 1])
-  local head = string.sub(f, 1, 7)
-  if f == 'jobs' then
-    -- the first job of the minute creates the hash: set its lifetime once
-    if redis.call('HINCRBY', KEYS[9], f, ARGV[i + 1]) == tonumber(ARGV[i + 1]) then
-      redis.call('EXPIRE', KEYS[9], 90000)
-    end
-  elseif head == 'source:' or head == 'errors:' then
-    redis.call('HINCRBY', KEYS[9], f, ARGV[i + 1])
+  -- the first job of the minute creates the hash: set its lifetime once
+  if redis.call('HINCRBY', KEYS[9], f, ARGV[i + 1]) == tonumber(ARGV[i + 1]) and f == 'jobs' then
+    redis.call('EXPIRE', KEYS[9], 90000)
   end
 end
 if ARGV[2] ~= '' then

@@ -174,6 +174,14 @@ chain_transport_outcome(const pb_http_reply *r)
         return "connect_error";
     case CURLE_GOT_NOTHING:
         return "no_response";
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_CLIENTCERT:
+        return "tls_error";
     default:
         return "transport_error";
     }
@@ -780,6 +788,11 @@ chain_take_reply(chain_job *j, int m, const pb_http_reply *r, bool probe)
     chain_add_attempt(j, m, outcome, r->elapsed_ms);
     pb_log(PB_LOG_DEBUG, "event=attempt job=%s model=%s try=%d outcome=%s ms=%lld", j->req->id,
            model->name, j->try_no, outcome, (long long)r->elapsed_ms);
+    /* A certificate problem is a setup error to fix, not load: say why, every time (curl's
+     * words name the certificate check or OpenSSL's alert, never a header or a key). */
+    if (strcmp(outcome, "tls_error") == 0)
+        pb_log(PB_LOG_WARN, "event=upstream_tls_failed job=%s model=%s reason=\"%s\"", j->req->id,
+               model->name, r->error ? r->error : "");
     out.retry_after =
         r->retry_after ? pb_retry_after_ms(r->retry_after, pb_wall_ms()) : (int64_t)-1;
     if (ctx->breaker) {
@@ -1231,6 +1244,11 @@ chain_finish(chain_job *j)
         .route = j->req ? j->req->route : -1,
         .model = j->model,
         .latency_ms = j->latency_ms,
+        .queued_ms = (j->req && j->req->submitted_at_ms > 0)
+                         ? (j->claimed_wall_ms > j->req->submitted_at_ms
+                                ? j->claimed_wall_ms - j->req->submitted_at_ms
+                                : 0)
+                         : -1,
         .attempts = j->attempts,
         .n_attempts = j->n_attempts,
         .cache_missed = j->cache_missed,

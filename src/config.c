@@ -21,10 +21,13 @@
 #include <inttypes.h>
 #include <json-c/json.h>
 #include <limits.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #define CONFIG_ERR        1             /* pb_error.code of every config error */
@@ -44,6 +47,10 @@
 #define CONFIG_STREAM_RAW_PER_BYTE 64
 #define CONFIG_STREAM_RAW_MAX      ((size_t)4 << 30) /* limits.stream_raw_max_bytes' upper end */
 #define CONFIG_DEFAULT_URL         "redis://127.0.0.1:6379/0"
+#define CONFIG_HEADER_NAME_MAX     64 /* longer than any real header name */
+#define CONFIG_HEADER_VALUE_MAX                                                                    \
+    4096 /* a JWT fits; a header line beyond 8 KiB is refused by many servers */
+#define CONFIG_HEADERS_MAX_BYTES 16384 /* all of a provider's extra header lines together */
 #define CONFIG_DEFAULT_DEGRADED                                                                    \
     "The AI assistant is temporarily unavailable. Please try again later or contact customer "     \
     "support."
@@ -55,29 +62,62 @@ static const char config_key_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmn
 static const char config_name_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                                         "0123456789_.:-@/+=";
 
-static const char *const config_top_keys[] = {"redis",         "workers",
-                                              "concurrency",   "queues",
-                                              "result_ttl_s",  "reply_ttl_s",
-                                              "claim_batch",   "drain_timeout_ms",
-                                              "lease_ms",      "max_deliveries",
-                                              "events_maxlen", "stream_maxlen",
-                                              "stream_ttl_s",  "limits",
-                                              "providers",     "models",
-                                              "routes",        "cache",
-                                              "breaker",       "monitor",
-                                              "http",          NULL};
-static const char *const config_redis_keys[] = {
-    "url",         "password_env",          "user",       "prefix",        "sentinels",
-    "master_name", "sentinel_password_env", "timeout_ms", "wait_replicas", "wait_timeout_ms",
-    NULL};
-static const char *const config_cache_redis_keys[] = {
-    "url",         "password_env",          "user",       "sentinels",
-    "master_name", "sentinel_password_env", "timeout_ms", NULL};
+static const char *const config_top_keys[] = {"redis",
+                                              "workers",
+                                              "concurrency",
+                                              "queues",
+                                              "result_ttl_s",
+                                              "reply_ttl_s",
+                                              "claim_batch",
+                                              "drain_timeout_ms",
+                                              "lease_ms",
+                                              "max_deliveries",
+                                              "events_maxlen",
+                                              "stream_maxlen",
+                                              "stream_ttl_s",
+                                              "limits",
+                                              "providers",
+                                              "models",
+                                              "routes",
+                                              "cache",
+                                              "breaker",
+                                              "monitor",
+                                              "http",
+                                              "admin",
+                                              NULL};
+static const char *const config_redis_keys[] = {"url",
+                                                "password_env",
+                                                "user",
+                                                "prefix",
+                                                "sentinels",
+                                                "master_name",
+                                                "sentinel_user",
+                                                "sentinel_password_env",
+                                                "sentinel_tls",
+                                                "tls",
+                                                "timeout_ms",
+                                                "wait_replicas",
+                                                "wait_timeout_ms",
+                                                NULL};
+static const char *const config_cache_redis_keys[] = {"url",
+                                                      "password_env",
+                                                      "user",
+                                                      "sentinels",
+                                                      "master_name",
+                                                      "sentinel_user",
+                                                      "sentinel_password_env",
+                                                      "sentinel_tls",
+                                                      "tls",
+                                                      "timeout_ms",
+                                                      NULL};
+static const char *const config_tls_keys[] = {"ca_file",     "ca_dir", "cert_file",   "key_file",
+                                              "server_name", "verify", "min_version", NULL};
 static const char *const config_limits_keys[] = {
     "job_max_bytes",  "max_messages", "reply_max_bytes",  "stream_raw_max_bytes",
     "meta_max_bytes", "id_max_bytes", "dead_max_entries", NULL};
-static const char *const config_provider_keys[] = {"type", "base_url", "api_key_env",
-                                                   "anthropic_version", NULL};
+static const char *const config_provider_keys[] = {
+    "type",      "base_url", "api_key_env", "anthropic_version", "ca_file",
+    "cert_file", "key_file", "proxy",       "headers",           NULL};
 static const char *const config_model_keys[] = {"provider",
                                                 "model",
                                                 "tier",
@@ -134,9 +174,14 @@ static const char *const config_http_keys[] = {"listen",
                                                "wait_grace_ms",
                                                "keys",
                                                "tenant_header",
+                                               "tls",
                                                NULL};
+static const char *const config_http_tls_keys[] = {"cert_file", "key_file", NULL};
 static const char *const config_http_key_keys[] = {"name", "tenant",      "sha256",
                                                    "rpm",  "concurrency", NULL};
+static const char *const config_admin_keys[] = {"listen",     "keys",          "web_dir",
+                                                "refresh_ms", "session_ttl_s", NULL};
+static const char *const config_admin_key_keys[] = {"name", "role", "sha256", NULL};
 static const char *const config_semantic_keys[] = {
     "enabled", "threshold",  "embedder",    "mode",          "provider",
     "model",   "timeout_ms", "max_entries", "shadow_sample", NULL};
@@ -156,11 +201,18 @@ static const struct {
     {"routes.<name>", config_route_keys},
     {"cache", config_cache_keys},
     {"cache.redis", config_cache_redis_keys},
+    {"redis.tls", config_tls_keys},
+    {"redis.sentinel_tls", config_tls_keys},
+    {"cache.redis.tls", config_tls_keys},
+    {"cache.redis.sentinel_tls", config_tls_keys},
     {"cache.semantic", config_semantic_keys},
     {"breaker", config_breaker_keys},
     {"monitor", config_monitor_keys},
     {"http", config_http_keys},
     {"http.keys[]", config_http_key_keys},
+    {"http.tls", config_http_tls_keys},
+    {"admin", config_admin_keys},
+    {"admin.keys[]", config_admin_key_keys},
 };
 
 /* True when path names a section of config_sections, or a map whose entries are one
@@ -187,7 +239,8 @@ pb_config_each_key(void (*fn)(const char *key, void *arg), void *arg)
         const char *path = config_sections[i].path;
         for (const char *const *k = config_sections[i].keys; *k != NULL; k++) {
             snprintf(key, sizeof(key), "%s%s%s", path, *path != '\0' ? "." : "", *k);
-            if (!config_is_section(key))
+            /* sentinel_tls is both: true/false, or an object of TLS options */
+            if (!config_is_section(key) || strstr(key, "sentinel_tls") != NULL)
                 fn(key, arg);
         }
     }
@@ -450,12 +503,15 @@ config_parse_num(const char *s, const char *end, long min, long max, int *out)
 static int
 config_parse_redis_url(pb_config *cfg, const char *path, pb_error *err)
 {
-    static const char scheme[] = "redis://";
     const char *url = cfg->redis_url;
-    if (strncmp(url, scheme, sizeof(scheme) - 1) != 0)
+    size_t scheme_len = strncmp(url, "redis://", 8) == 0    ? 8
+                        : strncmp(url, "rediss://", 9) == 0 ? 9
+                                                            : 0;
+    if (scheme_len == 0)
         return config_fail(err, path, "url",
-                           "must look like redis://[user[:password]@]host[:port][/db]");
-    const char *p = url + sizeof(scheme) - 1;
+                           "must look like redis[s]://[user[:password]@]host[:port][/db]");
+    cfg->redis_tls.on = scheme_len == 9;
+    const char *p = url + scheme_len;
     const char *at = strrchr(p, '@');
     if (at != NULL) {
         const char *colon = memchr(p, ':', (size_t)(at - p));
@@ -527,6 +583,173 @@ config_parse_sentinels(pb_config *cfg, json_object *r, const char *path, pb_erro
     return PB_OK;
 }
 
+/* A file path of a TLS object: a string naming a file this process can read (checked at load
+ * and on SIGHUP, so a typo is a config error rather than a connection that never comes up). */
+static int
+config_tls_path(json_object *o, const char *path, const char *key, bool dir, char **out,
+                pb_error *err)
+{
+    if (config_str(o, path, key, NULL, 4096, out, err) != PB_OK)
+        return PB_ERR;
+    if (*out != NULL && access(*out, dir ? R_OK | X_OK : R_OK) != 0)
+        return config_fail(err, path, key, "cannot read %s: %s", *out, strerror(errno));
+    return PB_OK;
+}
+
+/* The OpenSSL reason of the last error, for a config error ("no certificate or crl found"). */
+static const char *
+config_ssl_reason(void)
+{
+    unsigned long e = ERR_peek_last_error();
+    const char *r = e ? ERR_reason_error_string(e) : NULL;
+    return r ? r : "unusable";
+}
+
+/* Refuses a passphrase prompt: a key file must be usable unattended. */
+static int
+config_no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)u;
+    return -1;
+}
+
+/* Loads CA, certificate and key files the way tls.c (Redis) and libcurl's OpenSSL backend
+ * (providers) will, so a file that is not PEM, holds no certificate, or a key that does not
+ * match the certificate is a config error (`planb check`, a refused reload) and not a
+ * failure of every connection. */
+static int
+config_check_tls_files(const char *ca_file, const char *ca_dir, const char *cert_file,
+                       const char *key_file, const char *path, pb_error *err)
+{
+    if (ca_file == NULL && ca_dir == NULL && cert_file == NULL)
+        return PB_OK;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    pb_assert(ctx != NULL); /* only out of memory fails here */
+    SSL_CTX_set_default_passwd_cb(ctx, config_no_passphrase);
+    int rc = PB_OK;
+    if (ca_file != NULL && SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1)
+        rc = config_fail(err, path, "ca_file", "%s holds no usable PEM certificate: %s", ca_file,
+                         config_ssl_reason());
+    else if (ca_dir != NULL && SSL_CTX_load_verify_locations(ctx, NULL, ca_dir) != 1)
+        rc = config_fail(err, path, "ca_dir", "%s is no usable CA directory: %s", ca_dir,
+                         config_ssl_reason());
+    else if (cert_file != NULL && SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1)
+        rc = config_fail(err, path, "cert_file", "%s holds no usable PEM certificate: %s",
+                         cert_file, config_ssl_reason());
+    else if (key_file != NULL && SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1)
+        rc = config_fail(err, path, "key_file",
+                         "%s is no usable PEM private key of cert_file (encrypted keys "
+                         "are not supported): %s",
+                         key_file, config_ssl_reason());
+    else if (key_file != NULL && SSL_CTX_check_private_key(ctx) != 1)
+        rc = config_fail(err, path, "key_file", "%s does not match cert_file", key_file);
+    ERR_clear_error();
+    SSL_CTX_free(ctx);
+    return rc;
+}
+
+/* One TLS options object (config_tls_keys) into t; t->on is the caller's. */
+static int
+config_tls_object(json_object *o, const char *path, pb_tls_conf *t, pb_error *err)
+{
+    char *minv = NULL;
+    int rc = PB_ERR;
+    if (config_check_keys(o, path, config_tls_keys, err) != PB_OK ||
+        config_tls_path(o, path, "ca_file", false, &t->ca_file, err) != PB_OK ||
+        config_tls_path(o, path, "ca_dir", true, &t->ca_dir, err) != PB_OK ||
+        config_tls_path(o, path, "cert_file", false, &t->cert_file, err) != PB_OK ||
+        config_tls_path(o, path, "key_file", false, &t->key_file, err) != PB_OK ||
+        config_str(o, path, "server_name", NULL, 253, &t->server_name, err) != PB_OK ||
+        config_boolean(o, path, "verify", true, &t->verify, err) != PB_OK ||
+        config_str(o, path, "min_version", "1.2", 8, &minv, err) != PB_OK)
+        goto out;
+    if ((t->cert_file == NULL) != (t->key_file == NULL)) {
+        config_fail(err, path, t->cert_file ? "key_file" : "cert_file",
+                    "is required with %s (a client certificate needs both)",
+                    t->cert_file ? "cert_file" : "key_file");
+        goto out;
+    }
+    if (t->server_name != NULL &&
+        (config_has_ctl(t->server_name) || strpbrk(t->server_name, " /@") != NULL)) {
+        config_fail(err, path, "server_name", "must be a host name or an address");
+        goto out;
+    }
+    if (config_check_tls_files(t->ca_file, t->ca_dir, t->cert_file, t->key_file, path, err) !=
+        PB_OK)
+        goto out;
+    if (strcmp(minv, "1.2") == 0)
+        t->min_version = 12;
+    else if (strcmp(minv, "1.3") == 0)
+        t->min_version = 13;
+    else {
+        config_fail(err, path, "min_version", "must be \"1.2\" or \"1.3\"");
+        goto out;
+    }
+    rc = PB_OK;
+out:
+    free(minv);
+    return rc;
+}
+
+/* Copies a TLS conf (sentinel_tls: true reuses redis.tls; the name each sentinel is checked
+ * against stays its own host, so server_name is not copied). */
+static void
+config_tls_copy(pb_tls_conf *dst, const pb_tls_conf *src)
+{
+    dst->ca_file = src->ca_file ? pb_xstrdup(src->ca_file) : NULL;
+    dst->ca_dir = src->ca_dir ? pb_xstrdup(src->ca_dir) : NULL;
+    dst->cert_file = src->cert_file ? pb_xstrdup(src->cert_file) : NULL;
+    dst->key_file = src->key_file ? pb_xstrdup(src->key_file) : NULL;
+    dst->verify = src->verify;
+    dst->min_version = src->min_version;
+}
+
+static void
+config_tls_free(pb_tls_conf *t)
+{
+    free(t->ca_file);
+    free(t->ca_dir);
+    free(t->cert_file);
+    free(t->key_file);
+    free(t->server_name);
+}
+
+/* redis.tls (needs a rediss:// URL, whose defaults apply without it) and redis.sentinel_tls
+ * (an options object, or true for redis.tls's options; absent or false: plain TCP). */
+static int
+config_parse_redis_tls(pb_config *cfg, json_object *r, const char *path, pb_error *err)
+{
+    char sub[CONFIG_PATH_MAX];
+    json_object *t, *st;
+    if (config_obj(r, path, "tls", &t, err) != PB_OK)
+        return PB_ERR;
+    if (t != NULL && !cfg->redis_tls.on)
+        return config_fail(err, path, "tls", "needs a rediss:// url");
+    cfg->redis_tls.verify = true;
+    cfg->redis_tls.min_version = 12;
+    snprintf(sub, sizeof(sub), "%s.tls", path);
+    if (t != NULL && config_tls_object(t, sub, &cfg->redis_tls, err) != PB_OK)
+        return PB_ERR;
+    cfg->sentinel_tls.verify = true;
+    cfg->sentinel_tls.min_version = 12;
+    if (!config_get(r, "sentinel_tls", &st))
+        return PB_OK;
+    snprintf(sub, sizeof(sub), "%s.sentinel_tls", path);
+    if (json_object_is_type(st, json_type_boolean)) {
+        cfg->sentinel_tls.on = json_object_get_boolean(st);
+        if (cfg->sentinel_tls.on)
+            config_tls_copy(&cfg->sentinel_tls, &cfg->redis_tls);
+        return PB_OK;
+    }
+    if (!json_object_is_type(st, json_type_object))
+        return config_fail(err, path, "sentinel_tls", "must be true, false or an object");
+    cfg->sentinel_tls.on = true;
+    return config_tls_object(st, sub, &cfg->sentinel_tls, err);
+}
+
 /* The connection fields of root[key] (path "redis", or "cache.redis", which has no prefix and
  * whose url defaults to the queue's). */
 static int
@@ -553,6 +776,7 @@ config_parse_redis_at(pb_config *cfg, json_object *root, const char *key, const 
         config_str(r, path, "master_name", NULL, 256, &cfg->master_name, err) != PB_OK ||
         config_env(r, path, "sentinel_password_env", &spass_env, &cfg->sentinel_password, err) !=
             PB_OK ||
+        config_str(r, path, "sentinel_user", NULL, 256, &cfg->sentinel_user, err) != PB_OK ||
         config_int(r, path, "timeout_ms", 1000, 10, 60000, &cfg->redis_timeout_ms, err) != PB_OK ||
         (with_prefix &&
          (config_int(r, path, "wait_replicas", 0, 0, 16, &cfg->wait_replicas, err) != PB_OK ||
@@ -565,8 +789,13 @@ config_parse_redis_at(pb_config *cfg, json_object *root, const char *key, const 
                     CONFIG_NAME_MAX);
         goto out;
     }
-    if (config_parse_redis_url(cfg, path, err) != PB_OK)
+    if (config_parse_redis_url(cfg, path, err) != PB_OK ||
+        config_parse_redis_tls(cfg, r, path, err) != PB_OK)
         goto out;
+    if (cfg->sentinel_tls.on && cfg->n_sentinels == 0) {
+        config_fail(err, path, "sentinel_tls", "needs sentinels");
+        goto out;
+    }
     if (user != NULL) {
         free(cfg->redis_user);
         cfg->redis_user = user;
@@ -677,6 +906,9 @@ config_section(json_object *root, const char *key, const char *what, json_object
     return PB_OK;
 }
 
+static int config_parse_provider_conn(pb_provider_conf *p, json_object *o, const char *path,
+                                      pb_error *err);
+
 static int
 config_parse_provider(pb_provider_conf *p, json_object *o, const char *path, pb_error *err)
 {
@@ -712,7 +944,203 @@ config_parse_provider(pb_provider_conf *p, json_object *o, const char *path, pb_
         return PB_ERR;
     if (config_has_ctl(p->anthropic_version))
         return config_fail(err, path, "anthropic_version", "must not contain control characters");
+    return config_parse_provider_conn(p, o, path, err);
+}
+
+/* The headers planb or libcurl set on every call, or that frame the request: an extra header
+ * of these names would change what the adapter sends or how curl frames it. */
+static const char *const config_reserved_headers[] = {"authorization",
+                                                      "x-api-key",
+                                                      "anthropic-version",
+                                                      "content-type",
+                                                      "content-length",
+                                                      "transfer-encoding",
+                                                      "host",
+                                                      "expect",
+                                                      "connection",
+                                                      "accept-encoding",
+                                                      "user-agent",
+                                                      "proxy-authorization",
+                                                      "te",
+                                                      "upgrade",
+                                                      "keep-alive",
+                                                      "trailer",
+                                                      NULL};
+
+/* An HTTP field name: RFC 9110's token characters. */
+static bool
+config_is_header_name(const char *s)
+{
+    static const char chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+                                "!#$%&'*+-.^_`|~";
+    size_t n = strlen(s);
+    return n >= 1 && n <= CONFIG_HEADER_NAME_MAX && strspn(s, chars) == n;
+}
+
+/* A field value: no CR, LF, NUL or other controls but tab (a newline would start a forged
+ * header), and no leading or trailing blank (HTTP strips them, so the value would differ). */
+static bool
+config_is_header_value(const char *s, size_t len)
+{
+    if (len == 0 || len > CONFIG_HEADER_VALUE_MAX || strlen(s) != len)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (((unsigned char)s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f)
+            return false;
+    return s[0] != ' ' && s[0] != '\t' && s[len - 1] != ' ' && s[len - 1] != '\t';
+}
+
+/* providers.<name>.headers: {"X-Org": "acme", "X-Gateway-Key": {"value_env": "GW_KEY"}}. A
+ * value from the environment must be set: a gateway that wants a header refuses calls
+ * without it, which is better found here than as a run of 401s. Errors name the header and
+ * the variable, never a value. */
+static int
+config_parse_headers(pb_provider_conf *p, json_object *o, const char *path, pb_error *err)
+{
+    json_object *h;
+    if (config_obj(o, path, "headers", &h, err) != PB_OK)
+        return PB_ERR;
+    if (h == NULL)
+        return PB_OK;
+    char hpath[CONFIG_PATH_MAX + 16];
+    snprintf(hpath, sizeof(hpath), "%s.headers", path);
+    size_t n = (size_t)json_object_object_length(h);
+    if (n > PB_CONFIG_MAX_HEADERS)
+        return config_fail(err, path, "headers", "at most %d headers", PB_CONFIG_MAX_HEADERS);
+    p->headers = pb_xcalloc(n + 1, sizeof(*p->headers));
+    size_t total = 0;
+    json_object_object_foreach(h, name, val)
+    {
+        if (!config_is_header_name(name))
+            return config_fail(
+                err, hpath, name,
+                "a header name is 1 to %d token characters [A-Za-z0-9!#$%%&'*+.^_`|~-]",
+                CONFIG_HEADER_NAME_MAX);
+        for (const char *const *r = config_reserved_headers; *r; r++)
+            if (strcasecmp(name, *r) == 0)
+                return config_fail(err, hpath, name, "is set by planb itself");
+        for (size_t i = 0; i < p->n_headers; i++) {
+            size_t len = strcspn(p->headers[i], ":");
+            if (strlen(name) == len && strncasecmp(p->headers[i], name, len) == 0)
+                return config_fail(err, hpath, name, "is given twice (names ignore case)");
+        }
+        const char *value;
+        size_t vlen;
+        char *env_name = NULL, *env_value = NULL;
+        if (json_object_is_type(val, json_type_string)) {
+            value = json_object_get_string(val);
+            vlen = (size_t)json_object_get_string_len(val);
+            if (!config_is_header_value(value, vlen))
+                return config_fail(err, hpath, name,
+                                   "must be 1 to %d bytes without control characters or "
+                                   "blanks at either end",
+                                   CONFIG_HEADER_VALUE_MAX);
+        } else if (json_object_is_type(val, json_type_object)) {
+            char vpath[CONFIG_PATH_MAX + 96];
+            snprintf(vpath, sizeof(vpath), "%s.%s", hpath, name);
+            static const char *const keys[] = {"value_env", NULL};
+            if (config_check_keys(val, vpath, keys, err) != PB_OK ||
+                config_env(val, vpath, "value_env", &env_name, &env_value, err) != PB_OK) {
+                free(env_name);
+                return PB_ERR;
+            }
+            if (env_name == NULL)
+                return config_fail(err, vpath, "value_env", "is required");
+            int rc = PB_OK;
+            if (env_value == NULL)
+                rc = config_fail(err, vpath, "value_env", "%s is not set", env_name);
+            else if (!config_is_header_value(env_value, strlen(env_value)))
+                rc = config_fail(err, vpath, "value_env",
+                                 "the value of %s must be 1 to %d bytes without control "
+                                 "characters or blanks at either end",
+                                 env_name, CONFIG_HEADER_VALUE_MAX);
+            free(env_name);
+            if (rc != PB_OK) {
+                free(env_value);
+                return PB_ERR;
+            }
+            value = env_value;
+            vlen = strlen(env_value);
+        } else {
+            return config_fail(err, hpath, name, "must be a string or {\"value_env\": NAME}");
+        }
+        total += strlen(name) + 2 + vlen;
+        if (total > CONFIG_HEADERS_MAX_BYTES) {
+            free(env_value);
+            return config_fail(err, path, "headers", "the headers add up to more than %d bytes",
+                               CONFIG_HEADERS_MAX_BYTES);
+        }
+        p->headers[p->n_headers++] = pb_xasprintf("%s: %s", name, value);
+        if (env_value != NULL) {
+            OPENSSL_cleanse(env_value, vlen);
+            free(env_value);
+        }
+    }
     return PB_OK;
+}
+
+/* providers.<name>.proxy: http:// or https://, a host, an optional port and nothing after the
+ * authority. The URL may hold "user:password@": errors never quote it. */
+static int
+config_check_proxy(const char *url, const char *path, pb_error *err)
+{
+    const char *rest = NULL;
+    if (strncmp(url, "http://", 7) == 0)
+        rest = url + 7;
+    else if (strncmp(url, "https://", 8) == 0)
+        rest = url + 8;
+    if (rest == NULL || config_has_ctl(url) || strpbrk(url, " \\") != NULL)
+        return config_fail(err, path, "proxy",
+                           "must be an http:// or https:// URL (the URL is not shown: it may "
+                           "hold a password)");
+    size_t auth_len = strcspn(rest, "/?#");
+    if (rest[auth_len] != '\0' && strcmp(rest + auth_len, "/") != 0)
+        return config_fail(err, path, "proxy", "must be scheme://[user:password@]host[:port]");
+    const char *at = memrchr(rest, '@', auth_len);
+    const char *host = at ? at + 1 : rest;
+    size_t host_len = auth_len - (size_t)(host - rest);
+    const char *colon = host[0] == '[' ? memchr(host, ']', host_len) : host;
+    if (colon == NULL)
+        return config_fail(err, path, "proxy", "has an unterminated [IPv6] host");
+    colon = memchr(colon, ':', host_len - (size_t)(colon - host));
+    size_t name_len = colon ? (size_t)(colon - host) : host_len;
+    if (name_len == 0)
+        return config_fail(err, path, "proxy", "has no host");
+    if (colon != NULL) {
+        size_t plen = host_len - name_len - 1;
+        long port = 0;
+        for (size_t i = 0; i < plen; i++) {
+            if (colon[1 + i] < '0' || colon[1 + i] > '9' || port > 65535)
+                return config_fail(err, path, "proxy", "has a port that is not 1..65535");
+            port = port * 10 + (colon[1 + i] - '0');
+        }
+        if (plen == 0 || port < 1 || port > 65535)
+            return config_fail(err, path, "proxy", "has a port that is not 1..65535");
+    }
+    return PB_OK;
+}
+
+/* The keys of a provider about the way its calls go: TLS files, proxy, extra headers. */
+static int
+config_parse_provider_conn(pb_provider_conf *p, json_object *o, const char *path, pb_error *err)
+{
+    if (config_tls_path(o, path, "ca_file", false, &p->ca_file, err) != PB_OK ||
+        config_tls_path(o, path, "cert_file", false, &p->cert_file, err) != PB_OK ||
+        config_tls_path(o, path, "key_file", false, &p->key_file, err) != PB_OK)
+        return PB_ERR;
+    if ((p->cert_file == NULL) != (p->key_file == NULL))
+        return config_fail(err, path, p->cert_file ? "key_file" : "cert_file",
+                           "is required with %s (a client certificate needs both)",
+                           p->cert_file ? "cert_file" : "key_file");
+    if ((p->ca_file != NULL || p->cert_file != NULL) && strncmp(p->base_url, "https://", 8) != 0)
+        return config_fail(err, path, p->ca_file ? "ca_file" : "cert_file",
+                           "needs an https:// base_url");
+    if (config_check_tls_files(p->ca_file, NULL, p->cert_file, p->key_file, path, err) != PB_OK)
+        return PB_ERR;
+    if (config_str(o, path, "proxy", NULL, 2048, &p->proxy, err) != PB_OK ||
+        (p->proxy != NULL && config_check_proxy(p->proxy, path, err) != PB_OK))
+        return PB_ERR;
+    return config_parse_headers(p, o, path, err);
 }
 
 unsigned
@@ -1014,6 +1442,23 @@ config_listen(json_object *m, const char *path, const char *key, const char *def
     return PB_OK;
 }
 
+/* A key's "sha256": 64 hex digits (the key itself is never in the config) into out. */
+static int
+config_sha256(const char *hex, const char *path, unsigned char out[32], pb_error *err)
+{
+    if (hex == NULL || strlen(hex) != 64)
+        return config_fail(err, path, "sha256",
+                           "is required: the 64 hex digits of the key's SHA-256 (printf %%s "
+                           "\"$KEY\" | sha256sum)");
+    for (int i = 0; i < 32; i++) {
+        int hi = config_hex(hex[2 * i]), lo = config_hex(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return config_fail(err, path, "sha256", "must be 64 hex digits");
+        out[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return PB_OK;
+}
+
 /* http.keys[i]: name, tenant, the key's SHA-256 (64 hex digits; the key itself is never in
  * the config), rpm, concurrency. */
 static int
@@ -1037,25 +1482,131 @@ config_http_key(pb_http_key *k, json_object *o, const char *path, pb_error *err)
         config_fail(err, path, "tenant", "must not contain control characters");
         goto fail;
     }
-    if (hex == NULL || strlen(hex) != 64) {
-        config_fail(err, path, "sha256",
-                    "is required: the 64 hex digits of the key's SHA-256 (printf %%s \"$KEY\" | "
-                    "sha256sum)");
+    if (config_sha256(hex, path, k->sha256, err) != PB_OK)
         goto fail;
-    }
-    for (int i = 0; i < 32; i++) {
-        int hi = config_hex(hex[2 * i]), lo = config_hex(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            config_fail(err, path, "sha256", "must be 64 hex digits");
-            goto fail;
-        }
-        k->sha256[i] = (unsigned char)(hi << 4 | lo);
-    }
     free(hex);
     return PB_OK;
 fail:
     free(hex);
     return PB_ERR;
+}
+
+/* http.tls: the front door's certificate chain and key, both or neither (neither: plain
+ * HTTP). The files are loaded here as the front will load them (tls.c), so a bad pair is
+ * `planb check`'s error and a reload onto one is refused while the old front keeps serving;
+ * the front reads them again when it starts, which is how a SIGHUP rotates them. */
+static int
+config_http_tls(pb_http_conf *hc, json_object *o, pb_error *err)
+{
+    json_object *t;
+    if (config_obj(o, "http", "tls", &t, err) != PB_OK)
+        return PB_ERR;
+    if (t == NULL)
+        return PB_OK;
+    if (config_check_keys(t, "http.tls", config_http_tls_keys, err) != PB_OK ||
+        config_tls_path(t, "http.tls", "cert_file", false, &hc->tls_cert_file, err) != PB_OK ||
+        config_tls_path(t, "http.tls", "key_file", false, &hc->tls_key_file, err) != PB_OK)
+        return PB_ERR;
+    if ((hc->tls_cert_file == NULL) != (hc->tls_key_file == NULL))
+        return config_fail(err, "http.tls", hc->tls_cert_file ? "key_file" : "cert_file",
+                           "is required with %s (HTTPS needs both)",
+                           hc->tls_cert_file ? "cert_file" : "key_file");
+    if (hc->tls_cert_file != NULL && hc->listen == NULL)
+        return config_fail(err, "http", "tls", "needs http.listen");
+    return config_check_tls_files(NULL, NULL, hc->tls_cert_file, hc->tls_key_file, "http.tls", err);
+}
+
+/* A listen address's host is a loopback one ("127.0.0.1:9000", "[::1]:9000", "localhost:..."). */
+static bool
+config_listen_is_loopback(const char *listen)
+{
+    return strncmp(listen, "127.", 4) == 0 || strncmp(listen, "[::1]:", 6) == 0 ||
+           strncmp(listen, "localhost:", 10) == 0;
+}
+
+/* admin.keys[i]: name, role, the key's SHA-256. */
+static int
+config_admin_key(pb_admin_key *k, json_object *o, const char *path, pb_error *err)
+{
+    char *hex = NULL, *role = NULL;
+    int rc = PB_ERR;
+    if (!json_object_is_type(o, json_type_object))
+        return config_fail(err, path, NULL, "must be an object");
+    if (config_check_keys(o, path, config_admin_key_keys, err) != PB_OK ||
+        config_str(o, path, "name", NULL, CONFIG_NAME_MAX, &k->name, err) != PB_OK ||
+        config_str(o, path, "role", "viewer", 16, &role, err) != PB_OK ||
+        config_str(o, path, "sha256", NULL, 64, &hex, err) != PB_OK)
+        goto out;
+    if (k->name == NULL || !config_is_name(k->name, config_name_chars)) {
+        config_fail(err, path, "name", "is required: 1..64 chars of [A-Za-z0-9_.:@/+=-]");
+        goto out;
+    }
+    if (strcmp(role, "viewer") != 0 && strcmp(role, "admin") != 0) {
+        config_fail(err, path, "role", "must be \"viewer\" or \"admin\"");
+        goto out;
+    }
+    k->role = strcmp(role, "admin") == 0 ? PB_ADMIN_ADMIN : PB_ADMIN_VIEWER;
+    rc = config_sha256(hex, path, k->sha256, err);
+out:
+    free(hex);
+    free(role);
+    return rc;
+}
+
+/* The admin section (admin.c): off unless listen is set; without keys only on loopback. */
+static int
+config_parse_admin(pb_config *cfg, json_object *root, pb_error *err)
+{
+    json_object *a, *v;
+    pb_admin_conf *ac = &cfg->admin;
+    if (config_obj(root, "", "admin", &a, err) != PB_OK)
+        return PB_ERR;
+    json_object *empty = json_object_new_object();
+    json_object *o = a ? a : empty;
+    int rc = PB_ERR;
+    if (config_check_keys(o, "admin", config_admin_keys, err) != PB_OK ||
+        config_listen(o, "admin", "listen", NULL, &ac->listen, err) != PB_OK ||
+        config_str(o, "admin", "web_dir", NULL, 4096, &ac->web_dir, err) != PB_OK ||
+        config_int(o, "admin", "refresh_ms", 2000, 500, 60000, &ac->refresh_ms, err) != PB_OK ||
+        config_int(o, "admin", "session_ttl_s", 43200, 60, 30 * CONFIG_DAY_S, &ac->session_ttl_s,
+                   err) != PB_OK)
+        goto out;
+    if (config_get(o, "keys", &v)) {
+        size_t n = json_object_is_type(v, json_type_array) ? json_object_array_length(v) : 0;
+        if (!json_object_is_type(v, json_type_array) || n > 1000) {
+            config_fail(err, "admin", "keys", "must be an array of at most 1000 keys");
+            goto out;
+        }
+        ac->keys = n ? pb_xcalloc(n, sizeof(*ac->keys)) : NULL;
+        for (size_t i = 0; i < n; i++) {
+            char path[CONFIG_PATH_MAX];
+            snprintf(path, sizeof(path), "admin.keys[%zu]", i);
+            ac->n_keys = i + 1;
+            if (config_admin_key(&ac->keys[i], json_object_array_get_idx(v, i), path, err) != PB_OK)
+                goto out;
+            for (size_t j = 0; j < i; j++)
+                if (memcmp(ac->keys[j].sha256, ac->keys[i].sha256, 32) == 0 ||
+                    strcmp(ac->keys[j].name, ac->keys[i].name) == 0) {
+                    config_fail(err, path, NULL, "repeats the name or key of admin.keys[%zu]", j);
+                    goto out;
+                }
+        }
+    }
+    if (ac->listen != NULL && ac->n_keys == 0 && !config_listen_is_loopback(ac->listen)) {
+        config_fail(err, "admin", "listen",
+                    "is not a loopback address and admin.keys is empty: anyone who can reach "
+                    "it could act on the queues (add keys, or listen on 127.0.0.1)");
+        goto out;
+    }
+    if (ac->listen != NULL && cfg->http.listen != NULL &&
+        strcmp(ac->listen, cfg->http.listen) == 0) {
+        config_fail(err, "admin", "listen", "must differ from http.listen");
+        goto out;
+    }
+    rc = PB_OK;
+out:
+    json_object_put(empty);
+    return rc;
 }
 
 /* The http section (front.c): off unless listen is set. */
@@ -1121,7 +1672,8 @@ config_parse_http(pb_config *cfg, json_object *root, pb_error *err)
     }
     /* A key's tenant keeps its cached answers apart: a client must not pick another's. */
     if (config_boolean(o, "http", "tenant_header", hc->n_keys == 0, &hc->tenant_header, err) !=
-        PB_OK)
+            PB_OK ||
+        config_http_tls(hc, o, err) != PB_OK)
         goto out;
     rc = PB_OK;
 out:
@@ -1228,7 +1780,7 @@ config_parse_root(pb_config *cfg, json_object *root, pb_error *err)
         config_parse_sections(cfg, root, err) != PB_OK ||
         config_parse_cache(cfg, root, err) != PB_OK ||
         config_parse_breaker_monitor(cfg, root, err) != PB_OK ||
-        config_parse_http(cfg, root, err) != PB_OK)
+        config_parse_http(cfg, root, err) != PB_OK || config_parse_admin(cfg, root, err) != PB_OK)
         return PB_ERR;
     return PB_OK;
 }
@@ -1335,6 +1887,9 @@ pb_config_free(pb_config *cfg)
     free(cfg->sentinel_ports);
     free(cfg->master_name);
     free(cfg->sentinel_password);
+    free(cfg->sentinel_user);
+    config_tls_free(&cfg->redis_tls);
+    config_tls_free(&cfg->sentinel_tls);
     free(cfg->prefix);
     for (size_t i = 0; i < cfg->n_queues; i++)
         free(cfg->queues[i]);
@@ -1346,6 +1901,15 @@ pb_config_free(pb_config *cfg)
         free(p->api_key_env);
         free(p->api_key);
         free(p->anthropic_version);
+        free(p->ca_file);
+        free(p->cert_file);
+        free(p->key_file);
+        free(p->proxy);
+        for (size_t k = 0; k < p->n_headers; k++) {
+            OPENSSL_cleanse(p->headers[k], strlen(p->headers[k]));
+            free(p->headers[k]);
+        }
+        free(p->headers);
     }
     free(cfg->providers);
     for (size_t i = 0; i < cfg->n_models; i++) {
@@ -1361,11 +1925,18 @@ pb_config_free(pb_config *cfg)
     free(cfg->routes);
     free(cfg->metrics_listen);
     free(cfg->http.listen);
+    free(cfg->admin.listen);
+    free(cfg->admin.web_dir);
+    for (size_t i = 0; i < cfg->admin.n_keys; i++)
+        free(cfg->admin.keys[i].name);
+    free(cfg->admin.keys);
     for (size_t i = 0; i < cfg->http.n_keys; i++) {
         free(cfg->http.keys[i].name);
         free(cfg->http.keys[i].tenant);
     }
     free(cfg->http.keys);
+    free(cfg->http.tls_cert_file);
+    free(cfg->http.tls_key_file);
     free(cfg->semantic.model);
     pb_config_free(cfg->cache_redis);
     free(cfg);

@@ -657,7 +657,8 @@ pb_embed_start(pb_embedder *e, const char *text, int timeout_ms, pb_embed_fn don
     bool has_key = e->prov->api_key != NULL && e->prov->api_key[0] != '\0';
     if (pb_provider_add_header(hr, NULL, "Content-Type: application/json") != PB_OK ||
         (has_key &&
-         pb_provider_add_header(hr, NULL, "Authorization: Bearer %s", e->prov->api_key) != PB_OK)) {
+         pb_provider_add_header(hr, NULL, "Authorization: Bearer %s", e->prov->api_key) != PB_OK) ||
+        pb_provider_add_conn(e->prov, hr, NULL) != PB_OK) {
         pb_http_request_free(hr);
         done(NULL, 0, arg);
         return NULL;

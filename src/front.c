@@ -27,17 +27,23 @@
  * r finishes). The push is bounded by redis.timeout_ms; a push whose reply is lost leaves
  * the job maybe queued, so the request waits on its id as if pushed. At the wait bound
  * (never while a push is out) front_settle.lua tells what became of the job: taken off the
- * queue (503), running or finished (504), or nowhere (503: it will not run). */
+ * queue (503), running or finished (504), or nowhere (503: it will not run).
+ *
+ * HTTPS (http.tls): the filter sits on a TLS bufferevent instead of a socket one, so framing,
+ * bounds and counting are the same; what the plain path writes straight to the socket goes
+ * through TLS instead (front_conn_write_tls, front_conn_refuse). */
 #include "planb/front.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -58,6 +64,7 @@
 #include "planb/redis.h"
 #include "planb/resultwait.h"
 #include "planb/streamread.h"
+#include "planb/tls.h"
 #include "planb/wire.h"
 
 #define FRONT_MAX_PENDING_OUT (1u << 20) /* unsent SSE bytes before a slow reader is cut */
@@ -68,9 +75,16 @@
 #define FRONT_DRAIN_QUIET_MS  250         /* the drain also waits for connections this long idle */
 #define FRONT_BACKLOG         1024        /* connections the kernel queues while no front accepts */
 #define FRONT_SOCKET_READ_MAX (64u << 10) /* bytes read ahead of the request being framed */
+#define FRONT_TLS_LOG_MS      10000       /* at most one line about failed handshakes per 10 s */
 
 typedef struct front front;
 typedef struct front_conn front_conn;
+
+/* A kind of event logged at most once per period: how many since its last line, and when. */
+typedef struct front_ratelog {
+    unsigned long n;
+    int64_t at_mono_ms; /* 0: never logged */
+} front_ratelog;
 
 typedef struct front_req {
     front *f;
@@ -133,6 +147,9 @@ struct front {
     bool draining;
     int64_t drain_until_mono_ms;
     struct event *sig_term, *sig_int, *drain_tick;
+    pb_tls *tls;               /* http.tls: HTTPS (made from the files at start); NULL: HTTP */
+    front_ratelog tls_failed;  /* handshakes that failed with OpenSSL's reason */
+    front_ratelog tls_hangups; /* handshakes the client closed without one */
 };
 
 /* ------------------------------------------------------------------ replies */
@@ -1098,6 +1115,14 @@ struct front_conn {
     size_t reserved;         /* this body's share of front.bodies_bytes */
     bool answered;           /* the read request's answer is out (front_on_conn_answered) */
     evutil_socket_t fd;      /* its index in front.conn_of_fd (-1: not yet read from) */
+    /* HTTPS (http.tls): the filter sits on a TLS bufferevent instead of a socket one */
+    struct bufferevent *tls;         /* the TLS bufferevent under c->bev; NULL: plain HTTP */
+    size_t tls_out;                  /* bytes of the filter's output copied into c->tls */
+    bufferevent_data_cb tls_readcb;  /* the filter's own callbacks on c->tls, which */
+    bufferevent_data_cb tls_writecb; /* front_conn_tls_read/_written/_event pass on */
+    bufferevent_event_cb tls_eventcb;
+    void *tls_cbarg;
+    bool tls_shut; /* a refusal went out and the TLS connection was shut for writing */
 };
 
 /* A request's body is read, or will not be: its share of the bodies budget comes back. */
@@ -1180,6 +1205,41 @@ front_conn_write(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t limit,
     return BEV_NEED_MORE;
 }
 
+/* The output filter over TLS. The bytes must be encrypted by the TLS bufferevent, which writes
+ * them when the socket takes them, yet leave the filter only once written, for the reason
+ * above (evhttp frees the connection, and with it the TLS bufferevent and what it holds, when
+ * the filter is empty). So the filter keeps what it handed on: the first c->tls_out bytes of
+ * src are also in dst, and as dst empties they are dropped from src. libevent's filter runs
+ * this again when the TLS bufferevent has written all it holds. Unsent bytes are in memory
+ * twice: a stream's are bounded by FRONT_MAX_PENDING_OUT, an answer's by its size. */
+static enum bufferevent_filter_result
+front_conn_write_tls(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t limit,
+                     enum bufferevent_flush_mode mode, void *arg)
+{
+    (void)limit;
+    (void)mode;
+    front_conn *c = arg;
+    size_t held = evbuffer_get_length(dst);
+    if (held < c->tls_out) { /* the TLS bufferevent wrote c->tls_out - held of them */
+        evbuffer_drain(src, c->tls_out - held);
+        c->tls_out = held;
+    }
+    size_t len = evbuffer_get_length(src);
+    struct evbuffer_ptr pos;
+    if (c->tls_out < len && evbuffer_ptr_set(src, &pos, c->tls_out, EVBUFFER_PTR_SET) == 0) {
+        char tmp[16384];
+        while (c->tls_out < len) {
+            size_t want = len - c->tls_out < sizeof(tmp) ? len - c->tls_out : sizeof(tmp);
+            ev_ssize_t n = evbuffer_copyout_from(src, &pos, tmp, want);
+            if (n <= 0 || evbuffer_add(dst, tmp, (size_t)n) != 0)
+                return BEV_ERROR; /* out of memory */
+            c->tls_out += (size_t)n;
+            evbuffer_ptr_set(src, &pos, (size_t)n, EVBUFFER_PTR_ADD);
+        }
+    }
+    return evbuffer_get_length(src) == 0 ? BEV_OK : BEV_NEED_MORE;
+}
+
 /* evhttp reads a request on c (not: a request read and waiting for its answer, or an answer
  * being written); its read callback is set only while it reads. */
 static bool
@@ -1224,8 +1284,12 @@ front_conn_refuse(front_conn *c, const pb_wire_error *err)
     evutil_socket_t fd = bufferevent_getfd(c->bev);
     struct iovec iov[2] = {{head, (size_t)n}, {body, len}};
     struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};
-    if (fd >= 0 && sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) >= 0)
+    if (c->tls) { /* encrypted on its way out; the close follows it (front_conn_tls_written) */
+        evbuffer_add(bufferevent_get_output(c->tls), head, (size_t)n);
+        evbuffer_add(bufferevent_get_output(c->tls), body, len);
+    } else if (fd >= 0 && sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) >= 0) {
         shutdown(fd, SHUT_WR);
+    }
     free(body);
     pb_log(err->status == 503 ? PB_LOG_WARN : PB_LOG_DEBUG, "event=front_refused status=%d code=%s",
            err->status, err->code);
@@ -1510,8 +1574,97 @@ front_on_conn_out(struct evbuffer *buf, const struct evbuffer_cb_info *info, voi
         front_conn_active(c->f);
 }
 
-/* Every accepted connection's bufferevent: a socket one under a filter, so that its free is
- * seen (evhttp 2.1 has no connection cap and no close hook for a connection that never
+/* A client's TLS handshake failed (a plain-HTTP client, a scanner, a client that does not
+ * trust the certificate, or a hang-up mid-handshake): nothing to answer, the connection just
+ * closes. It is the client's problem, so it is counted and written at most once per
+ * FRONT_TLS_LOG_MS: at info with OpenSSL's reason, at debug for a bare hang-up (load
+ * balancers' TCP checks, clients that drop a certificate they refuse), each kind with its own
+ * count so hang-ups never hide the reasons. */
+static void
+front_tls_failed(front *f, struct bufferevent *tls)
+{
+    /* libevent keeps SSL_get_error's code under OpenSSL's queue: the last error with a
+     * reason is the one that says why. */
+    const char *reason = NULL;
+    for (unsigned long e; (e = bufferevent_get_openssl_error(tls)) != 0;)
+        if (reason == NULL)
+            reason = ERR_reason_error_string(e);
+    front_ratelog *rl = reason ? &f->tls_failed : &f->tls_hangups;
+    rl->n++;
+    int64_t now = pb_mono_ms();
+    if (rl->at_mono_ms != 0 && now - rl->at_mono_ms < FRONT_TLS_LOG_MS)
+        return;
+    pb_log(reason ? PB_LOG_INFO : PB_LOG_DEBUG,
+           "event=front_tls_failed reason=\"%s\" failures=%lu note=\"a client's TLS handshake "
+           "failed; failures counts those%s since the last such line (at most one per %d s)\"",
+           reason ? reason : "closed during the handshake", rl->n,
+           reason ? " with a reason" : " closed without one", FRONT_TLS_LOG_MS / 1000);
+    rl->at_mono_ms = now;
+    rl->n = 0;
+}
+
+/* The TLS bufferevent read: the filter's own callback (sock's callbacks share one argument,
+ * c, so each of them is passed on). */
+static void
+front_conn_tls_read(struct bufferevent *tls, void *arg)
+{
+    front_conn *c = arg;
+    c->tls_readcb(tls, c->tls_cbarg);
+}
+
+/* The TLS bufferevent's events, before the filter (and evhttp) hear them: an end before the
+ * handshake finished is a failed handshake. The filter's callback may free c. */
+static void
+front_conn_tls_event(struct bufferevent *tls, short what, void *arg)
+{
+    front_conn *c = arg;
+    if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) &&
+        !SSL_is_init_finished(bufferevent_openssl_get_ssl(tls)))
+        front_tls_failed(c->f, tls);
+    c->tls_eventcb(tls, what, c->tls_cbarg);
+}
+
+/* The TLS bufferevent wrote all it held. After a refusal (front_conn_refuse) that is the
+ * answer: close_notify and a shutdown for writing follow it, as the plain path's shutdown
+ * does, so the client sees the end. Then the filter's own callback. */
+static void
+front_conn_tls_written(struct bufferevent *tls, void *arg)
+{
+    front_conn *c = arg;
+    if (c->state == FRONT_READ_REFUSED && !c->tls_shut &&
+        evbuffer_get_length(bufferevent_get_output(tls)) == 0) {
+        c->tls_shut = true;
+        SSL_shutdown(bufferevent_openssl_get_ssl(tls));
+        ERR_clear_error();
+        evutil_socket_t fd = bufferevent_getfd(tls);
+        if (fd >= 0)
+            shutdown(fd, SHUT_WR);
+    }
+    c->tls_writecb(tls, c->tls_cbarg);
+}
+
+/* The bufferevent under a connection's filter: a socket one, or over HTTPS a TLS one that
+ * accepts a handshake once evhttp gives it the socket (libevent's filter passes the fd
+ * down). Peers that close without close_notify are an EOF, not an error (OpenSSL 3 reports
+ * them so and libevent 2.1.12 predates that). */
+static struct bufferevent *
+front_conn_sock_new(front *f, struct event_base *base)
+{
+    if (f->tls == NULL)
+        return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    SSL *ssl = pb_tls_server_ssl(f->tls);
+    if (ssl == NULL)
+        return NULL;
+    /* On failure it frees ssl (BEV_OPT_CLOSE_ON_FREE). */
+    struct bufferevent *tls = bufferevent_openssl_socket_new(
+        base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+    if (tls)
+        bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
+    return tls;
+}
+
+/* Every accepted connection's bufferevent: a socket (or TLS) one under a filter, so that its
+ * free is seen (evhttp 2.1 has no connection cap and no close hook for a connection that never
  * completed a request) and what it reads is framed and bounded (front_conn_read). */
 static struct bufferevent *
 front_bevcb(struct event_base *base, void *arg)
@@ -1524,10 +1677,10 @@ front_bevcb(struct event_base *base, void *arg)
     c->deadline = evtimer_new(base, front_on_conn_deadline, c);
     c->next = evtimer_new(base, front_on_conn_next, c);
     pb_buf_init(&c->line, 2 * f->cfg->http.max_header_bytes + 4096);
-    struct bufferevent *sock = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    c->bev = sock ? bufferevent_filter_new(sock, front_conn_read, front_conn_write,
-                                           BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS,
-                                           front_on_conn_freed, c)
+    struct bufferevent *sock = front_conn_sock_new(f, base);
+    c->bev = sock ? bufferevent_filter_new(
+                        sock, front_conn_read, f->tls ? front_conn_write_tls : front_conn_write,
+                        BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS, front_on_conn_freed, c)
                   : NULL;
     if (c->bev == NULL) {
         if (sock)
@@ -1537,6 +1690,12 @@ front_bevcb(struct event_base *base, void *arg)
         event_free(c->next);
         free(c);
         return NULL; /* evhttp makes a plain one: not counted, and rare (out of memory) */
+    }
+    if (f->tls) { /* the filter set its callbacks on sock: ours go first */
+        bufferevent_getcb(sock, &c->tls_readcb, &c->tls_writecb, &c->tls_eventcb, &c->tls_cbarg);
+        bufferevent_setcb(sock, front_conn_tls_read, front_conn_tls_written, front_conn_tls_event,
+                          c);
+        c->tls = sock;
     }
     /* What the client sends while its answer is written waits here, not in memory. */
     bufferevent_setwatermark(sock, EV_READ, 0, FRONT_SOCKET_READ_MAX);
@@ -1625,8 +1784,8 @@ front_listen(front *f, int listen_fd)
                "event=front_no_keys listen=%s note=\"http.keys is empty: anyone "
                "who can reach this address can use planb\"",
                h->listen);
-    pb_log(PB_LOG_INFO, "event=front_listen listen=%s keys=%zu max_connections=%d", h->listen,
-           h->n_keys, h->max_connections);
+    pb_log(PB_LOG_INFO, "event=front_listen listen=%s scheme=%s keys=%zu max_connections=%d",
+           h->listen, f->tls ? "https" : "http", h->n_keys, h->max_connections);
     return PB_OK;
 }
 
@@ -1687,9 +1846,16 @@ front_on_drain_tick(evutil_socket_t fd, short what, void *arg)
     if (f->n_conns == 0 || (f->n_reqs == 0 && quiet) || now >= f->drain_until_mono_ms) {
         if (f->n_reqs > 0)
             pb_log(PB_LOG_WARN, "event=front_drain_timeout requests=%d", f->n_reqs);
+        bool cut = false;
         for (front_req *r = f->reqs; r; r = r->next)
-            if (r->started && !r->done)
+            if (r->started && !r->done) {
                 front_stream_drain_cut(r);
+                cut = true;
+            }
+        /* Over TLS the cut streams' last events are encrypted and written on a later turn
+         * (when their sockets can take them): the next tick ends the loop. */
+        if (cut && f->tls)
+            return;
         event_base_loopbreak(f->base);
     }
 }
@@ -1723,6 +1889,21 @@ pb_front_run(const pb_config *cfg, int listen_fd)
     if (!pb_core_child_start()) {
         free(f);
         return PB_EXIT_FATAL;
+    }
+    /* http.tls is read afresh by every front, so the one a SIGHUP starts serves the rotated
+     * files (the master's reload checked them first, refusing a reload onto a bad pair). */
+    if (cfg->http.tls_cert_file) {
+        char why[512];
+        f->tls =
+            pb_tls_server_new(cfg->http.tls_cert_file, cfg->http.tls_key_file, why, sizeof(why));
+        if (f->tls == NULL) {
+            pb_log(PB_LOG_ERROR,
+                   "event=front_tls_unusable why=\"%s\" note=\"http.tls changed "
+                   "since the config was checked; retried at the next respawn\"",
+                   why);
+            free(f);
+            return 1;
+        }
     }
     front_raise_fd_limit(cfg->http.max_connections);
     pb_key_worker_id(f->name, sizeof(f->name), getpid());
@@ -1772,6 +1953,7 @@ pb_front_run(const pb_config *cfg, int listen_fd)
     event_free(f->sig_term);
     event_free(f->sig_int);
     event_base_free(f->base);
+    pb_tls_free(f->tls);
     free(f->queue_key);
     free(f->workers_key);
     free(f->inflight_prefix);

@@ -39,6 +39,7 @@ struct pb_http_call {
     struct curl_slist *headers; /* built from req->headers */
     pb_buf body;                /* reply body, bounded by http->reply_max_bytes */
     char retry_after[HTTP_RETRY_AFTER_MAX]; /* "" when absent */
+    char error[CURL_ERROR_SIZE];            /* CURLOPT_ERRORBUFFER: why a transfer failed */
     int64_t started_mono_ms;
     pb_http_done_fn done;
     void *arg;
@@ -353,6 +354,21 @@ pb_http_start_stream(pb_http *h, pb_http_request *req, int connect_timeout_ms, i
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 16384L);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "planb/0.1");
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    c->error[0] = '\0';
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->error);
+    /* The handle was reset above, so a provider's TLS files and proxy never reach another's
+     * call; curl reuses a connection only for a call with the same CA, client certificate
+     * and proxy (tests/integration/test_provider_conn.c checks it). */
+    if (req->ca_file != NULL)
+        curl_easy_setopt(e, CURLOPT_CAINFO, req->ca_file);
+    if (req->cert_file != NULL) {
+        curl_easy_setopt(e, CURLOPT_SSLCERT, req->cert_file);
+        curl_easy_setopt(e, CURLOPT_SSLKEY, req->key_file);
+    }
+    if (req->proxy != NULL) {
+        curl_easy_setopt(e, CURLOPT_PROXY, req->proxy);
+        curl_easy_setopt(e, CURLOPT_NOPROXY, ""); /* a configured proxy ignores no_proxy */
+    }
     h->active++;
     c->shard = http_shard_for_call(h);
     c->shard->active++;
@@ -411,6 +427,7 @@ http_check_done(http_shard *sh)
             .body_len = c->body.len,
             .retry_after = c->retry_after[0] ? c->retry_after : NULL,
             .elapsed_ms = pb_mono_ms() - c->started_mono_ms,
+            .error = code != CURLE_OK && c->error[0] == '\0' ? curl_easy_strerror(code) : c->error,
         };
         pb_http_done_fn done = c->done;
         void *arg = c->arg;

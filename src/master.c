@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/random.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,13 +37,14 @@
 #include <unistd.h>
 
 #include "planb/core.h"
+#include "planb/admin.h"
 #include "planb/front.h"
 #include "planb/log.h"
 #include "planb/monitor.h"
 #include "planb/keys.h"
 #include "planb/worker.h"
 
-#define MASTER_MAX_SLOTS      258  /* config caps workers at 256, plus the monitor and front */
+#define MASTER_MAX_SLOTS      259  /* config caps workers at 256, plus monitor, front, admin */
 #define MASTER_MAX_RETIRING   1024 /* old workers draining after reloads */
 #define MASTER_RESPAWN_MIN_MS 100
 #define MASTER_RESPAWN_MAX_MS 10000
@@ -59,7 +61,7 @@ typedef struct master_slot {
 typedef struct master {
     const char *config_path;
     pb_config *cfg;
-    master_slot slots[MASTER_MAX_SLOTS]; /* workers, the monitor, then the front door */
+    master_slot slots[MASTER_MAX_SLOTS]; /* workers, the monitor, the front door, the admin */
     int n_slots;
     int n_workers;                       /* slots below this are workers */
     pid_t retiring[MASTER_MAX_RETIRING]; /* old workers draining after a reload */
@@ -67,7 +69,9 @@ typedef struct master {
     bool draining;
     int64_t kill_at_mono_ms; /* drain: SIGKILL stragglers at this time */
     int exit_code;
-    int listen_fd;    /* http.listen's socket, or -1 */
+    int listen_fd;                                         /* http.listen's socket, or -1 */
+    unsigned char admin_secret[PB_ADMINAUTH_SECRET_BYTES]; /* signs admin sessions: drawn at
+                                                              start, kept across reloads */
     int reap_pipe[2]; /* dead worker ids to the monitor; the master keeps both ends open, so
                          ids written while the monitor restarts wait for the next one */
 } master;
@@ -99,7 +103,8 @@ master_spawn(master *m, int slot)
     }
     if (pid == 0) {
         bool is_monitor = slot == m->n_workers;
-        bool is_front = slot > m->n_workers;
+        bool is_admin = m->cfg->admin.listen != NULL && slot == m->n_slots - 1;
+        bool is_front = slot > m->n_workers && !is_admin;
         close(m->reap_pipe[1]);
         if (!is_monitor)
             close(m->reap_pipe[0]);
@@ -107,6 +112,7 @@ master_spawn(master *m, int slot)
             close(m->listen_fd);
         int code = is_monitor ? pb_monitor_run(m->cfg, m->reap_pipe[0])
                    : is_front ? pb_front_run(m->cfg, m->listen_fd)
+                   : is_admin ? pb_admin_run(m->cfg, m->admin_secret)
                               : pb_worker_run(m->cfg, slot);
         _exit(code);
     }
@@ -261,12 +267,12 @@ master_reload(master *m)
     pb_log(PB_LOG_INFO, "event=reloaded workers=%d", next->workers);
 }
 
-/* Workers, the monitor and (with http.listen) the front door. */
+/* Workers, the monitor, (with http.listen) the front door and (with admin.listen) the admin. */
 static void
 master_size_slots(master *m)
 {
-    m->n_workers = m->cfg->workers < MASTER_MAX_SLOTS - 2 ? m->cfg->workers : MASTER_MAX_SLOTS - 2;
-    m->n_slots = m->n_workers + 1 + (m->cfg->http.listen != NULL);
+    m->n_workers = m->cfg->workers < MASTER_MAX_SLOTS - 3 ? m->cfg->workers : MASTER_MAX_SLOTS - 3;
+    m->n_slots = m->n_workers + 1 + (m->cfg->http.listen != NULL) + (m->cfg->admin.listen != NULL);
 }
 
 /* Milliseconds until the next thing the loop must do on its own (max 1 s). */
@@ -292,6 +298,14 @@ pb_master_run(const char *config_path, pb_config *cfg)
     pb_log_set_role("master");
     m->listen_fd = cfg->http.listen ? pb_front_bind(&cfg->http) : -1;
     if (cfg->http.listen && m->listen_fd < 0) {
+        pb_config_free(cfg);
+        free(m);
+        return PB_EXIT_FATAL;
+    }
+    /* The admin's session key: the kernel's randomness, no crypto here (adminauth.c MACs). */
+    if (getrandom(m->admin_secret, sizeof(m->admin_secret), 0) !=
+        (ssize_t)sizeof(m->admin_secret)) {
+        pb_log_errno("event=admin_secret_failed");
         pb_config_free(cfg);
         free(m);
         return PB_EXIT_FATAL;

@@ -324,6 +324,19 @@ pb_provider_add_header(pb_http_request *r, pb_error *err, const char *fmt, ...)
     return PB_OK;
 }
 
+int
+pb_provider_add_conn(const pb_provider_conf *p, pb_http_request *r, pb_error *err)
+{
+    for (size_t i = 0; i < p->n_headers; i++)
+        if (pb_provider_add_header(r, err, "%s", p->headers[i]) != PB_OK)
+            return PB_ERR;
+    r->ca_file = p->ca_file;
+    r->cert_file = p->cert_file;
+    r->key_file = p->key_file;
+    r->proxy = p->proxy;
+    return PB_OK;
+}
+
 void
 pb_provider_set_json_body(pb_http_request *r, json_object *body)
 {

@@ -412,7 +412,8 @@ anthropic_build_request(const pb_provider_conf *p, const pb_model_conf *m, const
     const char *version = p->anthropic_version ? p->anthropic_version : ANTHROPIC_VERSION_DEFAULT;
     if (pb_provider_add_header(out, err, "Content-Type: application/json") != PB_OK ||
         (has_key && pb_provider_add_header(out, err, "x-api-key: %s", p->api_key) != PB_OK) ||
-        pb_provider_add_header(out, err, "anthropic-version: %s", version) != PB_OK)
+        pb_provider_add_header(out, err, "anthropic-version: %s", version) != PB_OK ||
+        pb_provider_add_conn(p, out, err) != PB_OK)
         return PB_ERR;
     const char *why = anthropic_refuses(req);
     if (why != NULL) {

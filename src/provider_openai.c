@@ -54,7 +54,8 @@ openai_build_request(const pb_provider_conf *p, const pb_model_conf *m, const pb
     bool has_key = p->api_key != NULL && p->api_key[0] != '\0';
     if (pb_provider_add_header(out, err, "Content-Type: application/json") != PB_OK ||
         (has_key &&
-         pb_provider_add_header(out, err, "Authorization: Bearer %s", p->api_key) != PB_OK))
+         pb_provider_add_header(out, err, "Authorization: Bearer %s", p->api_key) != PB_OK) ||
+        pb_provider_add_conn(p, out, err) != PB_OK)
         return PB_ERR;
 
     json_object *root = json_object_new_object();

@@ -1,10 +1,9 @@
 /* redis.c -- async Redis connection: resolve, connect, prove usable, ping, reconnect.
  *
- * hiredis 0.14.1 (Debian bookworm) has no redisOptions, connect or command
- * timeout, and redisAsyncConnect resolves names with a blocking getaddrinfo, so:
- * names are resolved here with evdns (or the master's address is asked of the
- * sentinels, sentinel.c) and hiredis only ever gets an IP address; one timer
- * bounds resolve + connect + handshake; a ping every REDIS_PING_MS with a
+ * The transport is redisconn.c (libevent I/O, TCP or TLS, hiredis's reader and
+ * formatter), which only ever gets an IP address: names are resolved here with
+ * evdns (or the master's address is asked of the sentinels, sentinel.c); one timer
+ * bounds resolve + connect + TLS handshake + Redis handshake; a ping every REDIS_PING_MS with a
  * REDIS_PING_TIMEOUT_MS bound (and TCP keepalive) finds a connection that
  * stalls without closing; per-call timers bound the calls on a job's path.
  *
@@ -21,8 +20,6 @@
 
 #include <arpa/inet.h>
 #include <event2/dns.h>
-#include <hiredis/adapters/libevent.h>
-#include <hiredis/async.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +28,7 @@
 
 #include "planb/core.h"
 #include "planb/log.h"
+#include "planb/redisconn.h"
 #include "planb/scripts.h"
 #include "planb/sentinel.h"
 
@@ -53,12 +51,13 @@ struct pb_redis {
     struct event_base *base;
     const pb_config *cfg;
     char name[32];
-    redisAsyncContext *ac; /* NULL while resolving or disconnected */
-    bool up;               /* handshake passed: the connection is usable */
-    bool down_logged;      /* the current outage was logged */
-    bool was_up;           /* it has been up before (on_up runs on re-ups only) */
-    bool not_ready;        /* the last failure was a not-ready server (short backoff) */
-    bool ping_on;          /* this connection pings */
+    pb_redisconn *conn; /* NULL while resolving or disconnected */
+    pb_tls *tls;        /* redis.tls's context, made at the first TLS connect */
+    bool up;            /* handshake passed: the connection is usable */
+    bool down_logged;   /* the current outage was logged */
+    bool was_up;        /* it has been up before (on_up runs on re-ups only) */
+    bool not_ready;     /* the last failure was a not-ready server (short backoff) */
+    bool ping_on;       /* this connection pings */
     int backoff_ms;
     unsigned long ups;          /* times it became up */
     char hint_ip[REDIS_IP_MAX]; /* +switch-master's new address: tried once before asking */
@@ -83,6 +82,7 @@ struct pb_redis {
 
 /* Carries a reply (or NULL) to a caller's callback; timer bounds it when set. */
 typedef struct redis_deferred {
+    pb_redis *r;
     pb_redis_fn fn; /* NULL once answered by the timeout: the late reply is dropped */
     void *arg;
 } redis_deferred;
@@ -96,7 +96,7 @@ typedef struct redis_script_call {
     struct event *timer; /* the caller's bound, NULL none */
     int argc;            /* total argv of EVAL: "EVAL", body, numkeys, ... */
     char **argv;         /* owned copies */
-    const char **view;   /* the same pointers, as hiredis wants them */
+    const char **view;   /* the same pointers, as redisconn wants them */
     size_t *lens;
 } redis_script_call;
 
@@ -148,6 +148,8 @@ struct pb_redis_lookup {
     struct event *now;                     /* a literal address: answered from the loop */
     char ip[REDIS_IP_MAX];
     bool cancelled;
+    bool starting; /* inside evdns_getaddrinfo, which answers /etc/hosts hits at once */
+    bool answered; /* it did: ip holds the answer ("" none), given from the loop */
 };
 
 /* One evdns base per process and loop (workers have one loop each). */
@@ -161,7 +163,7 @@ redis_on_literal(evutil_socket_t fd, short what, void *arg)
     (void)what;
     pb_redis_lookup *q = arg;
     event_free(q->now);
-    q->fn(q->ip, q->arg);
+    q->fn(q->ip[0] ? q->ip : NULL, q->arg);
     free(q);
 }
 
@@ -180,6 +182,11 @@ redis_on_dns(int result, struct evutil_addrinfo *res, void *arg)
     }
     if (res)
         evutil_freeaddrinfo(res);
+    if (q->starting) {
+        snprintf(q->ip, sizeof(q->ip), "%s", ip);
+        q->answered = true;
+        return;
+    }
     if (!q->cancelled && result != EVUTIL_EAI_CANCEL)
         q->fn(ip[0] ? ip : NULL, q->arg);
     free(q);
@@ -193,11 +200,11 @@ pb_redis_resolve(struct event_base *base, const char *host, pb_redis_resolved_fn
     q->arg = arg;
     struct in6_addr a6;
     struct in_addr a4;
+    struct timeval now = {0, 0};
     if (inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1) {
         snprintf(q->ip, sizeof(q->ip), "%s", host);
         q->now = evtimer_new(base, redis_on_literal, q);
-        struct timeval tv = {0, 0};
-        evtimer_add(q->now, &tv);
+        evtimer_add(q->now, &now);
         return q;
     }
     if (redis_dns == NULL || redis_dns_loop != base) {
@@ -207,9 +214,14 @@ pb_redis_resolve(struct event_base *base, const char *host, pb_redis_resolved_fn
         redis_dns_loop = base;
     }
     struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    q->starting = true;
     q->req = evdns_getaddrinfo(redis_dns, host, NULL, &hints, redis_on_dns, q);
-    if (q->req == NULL)
-        return NULL; /* answered (and freed) already: an /etc/hosts hit or an immediate error */
+    q->starting = false;
+    if (q->answered) { /* an /etc/hosts hit or an immediate error: answered like a literal */
+        q->req = NULL;
+        q->now = evtimer_new(base, redis_on_literal, q);
+        evtimer_add(q->now, &now);
+    }
     return q;
 }
 
@@ -243,37 +255,40 @@ redis_schedule_reconnect(pb_redis *r)
         r->backoff_ms = REDIS_BACKOFF_MAX_MS;
 }
 
+/* Once per outage: redis_tls_failed (the cause is TLS: OpenSSL's reason, or the wrong URL
+ * scheme) or redis_down. */
 static void
-redis_log_down(pb_redis *r, const char *why)
+redis_log_down(pb_redis *r, const char *why, bool tls)
 {
-    if (!r->down_logged)
-        pb_log(PB_LOG_WARN, "event=redis_down conn=%s host=%s port=%d why=\"%s\"", r->name,
-               r->ip[0] ? r->ip : (r->cfg->n_sentinels ? "(sentinel)" : r->cfg->redis_host),
-               r->ip[0] ? r->port : r->cfg->redis_port, why);
+    if (!r->down_logged) {
+        const char *host =
+            r->ip[0] ? r->ip : (r->cfg->n_sentinels ? "(sentinel)" : r->cfg->redis_host);
+        int port = r->ip[0] ? r->port : r->cfg->redis_port;
+        if (tls)
+            pb_log(PB_LOG_WARN, "event=redis_tls_failed conn=%s host=%s port=%d reason=\"%s\"",
+                   r->name, host, port, why);
+        else
+            pb_log(PB_LOG_WARN, "event=redis_down conn=%s host=%s port=%d why=\"%s\"", r->name,
+                   host, port, why);
+    }
     r->down_logged = true;
 }
 
-/* Lets go of the context (its pending callbacks get NULL; ours see ac->data == NULL and stop). */
+/* Lets go of the connection: every command still waiting gets its NULL. */
 static void
 redis_detach(pb_redis *r)
 {
-    redisAsyncContext *ac = r->ac;
-    r->ac = NULL;
+    pb_redisconn *c = r->conn;
+    r->conn = NULL;
     r->up = false;
     r->ping_sent_ms = 0;
     evtimer_del(r->ping);
-    if (ac == NULL)
-        return;
-    ac->data = NULL;
-    /* 0.14's setters refuse to replace a set callback, so clear the fields themselves. */
-    ac->onDisconnect = NULL;
-    ac->onConnect = NULL;
-    redisAsyncFree(ac); /* deferred by hiredis when we are inside one of its callbacks */
+    pb_redisconn_free(c);
 }
 
 /* Gives up on the current attempt or connection and starts over after a backoff. */
 static void
-redis_drop(pb_redis *r, const char *why, bool not_ready)
+redis_drop_why(pb_redis *r, const char *why, bool not_ready, bool tls)
 {
     pb_redis_resolve_cancel(r->lookup);
     r->lookup = NULL;
@@ -281,29 +296,31 @@ redis_drop(pb_redis *r, const char *why, bool not_ready)
     r->sq = NULL;
     redis_detach(r);
     r->not_ready = not_ready;
-    redis_log_down(r, why);
+    redis_log_down(r, why, tls);
     redis_schedule_reconnect(r);
 }
 
-/* Every reply of the subscription (hiredis keeps calling this one callback for it). */
 static void
-redis_on_sub_reply(redisAsyncContext *ac, void *reply, void *privdata)
+redis_drop(pb_redis *r, const char *why, bool not_ready)
 {
-    pb_redis *r = privdata;
-    if (reply == NULL || ac->data != r || r->ac != ac)
-        return; /* the context is going away: the next up subscribes again */
+    redis_drop_why(r, why, not_ready, false);
+}
+
+/* Every reply of the subscription (redisconn keeps calling this one callback for it). */
+static void
+redis_on_sub_reply(redisReply *reply, void *arg)
+{
+    pb_redis *r = arg;
+    if (reply == NULL)
+        return; /* the connection is going away: the next up subscribes again */
     r->sub_fn(reply, r->sub_arg);
 }
 
 static void
 redis_send_subscribe(pb_redis *r)
 {
-    const char *argv[1 + 64];
-    int argc = 0;
-    argv[argc++] = "SUBSCRIBE";
-    for (int i = 0; i < r->n_sub_channels; i++)
-        argv[argc++] = r->sub_channels[i];
-    if (redisAsyncCommandArgv(r->ac, redis_on_sub_reply, r, argc, argv, NULL) != REDIS_OK)
+    if (!pb_redisconn_subscribe(r->conn, redis_on_sub_reply, r, r->n_sub_channels,
+                                (const char *const *)r->sub_channels))
         redis_drop(r, "SUBSCRIBE could not be sent", false);
 }
 
@@ -332,13 +349,10 @@ redis_became_up(pb_redis *r)
 
 /* Each handshake reply: any refusal drops the attempt (the text is Redis's, never ours). */
 static void
-redis_on_handshake(redisAsyncContext *ac, void *reply_, void *privdata)
+redis_handshake_reply(pb_redis *r, const char *step, const redisReply *reply)
 {
-    redisReply *reply = reply_;
-    pb_redis *r = ac->data;
-    const char *step = privdata;
-    if (r == NULL || r->ac != ac || reply == NULL)
-        return; /* an abandoned attempt, or the disconnect callback handles it */
+    if (reply == NULL)
+        return; /* an abandoned attempt, or the connection's end handles it */
     char why[160];
     if (reply->type == REDIS_REPLY_ERROR) {
         snprintf(why, sizeof(why), "%s refused: %.*s", step,
@@ -367,82 +381,101 @@ redis_on_handshake(redisAsyncContext *ac, void *reply_, void *privdata)
 }
 
 static void
-redis_on_connect(const redisAsyncContext *ac, int status)
+redis_on_auth(redisReply *reply, void *arg)
 {
-    pb_redis *r = ac->data;
-    if (r == NULL || r->ac != ac)
-        return;
-    if (status != REDIS_OK) {
-        r->ac = NULL; /* hiredis frees the context after this callback */
-        redis_log_down(r, ac->errstr);
-        r->not_ready = false;
-        redis_schedule_reconnect(r);
-    }
-    /* connected: the handshake replies decide when it is up */
+    redis_handshake_reply(arg, "AUTH", reply);
 }
 
 static void
-redis_on_disconnect(const redisAsyncContext *ac, int status)
+redis_on_select(redisReply *reply, void *arg)
 {
-    pb_redis *r = ac->data;
-    (void)status;
-    if (r == NULL || r->ac != ac)
-        return; /* pb_redis_free or redis_detach already let go of it */
-    r->ac = NULL;
-    r->up = false;
-    r->ping_sent_ms = 0;
-    evtimer_del(r->ping);
-    redis_log_down(r, ac->errstr[0] ? ac->errstr : "connection closed");
-    r->not_ready = false;
-    redis_schedule_reconnect(r);
+    redis_handshake_reply(arg, "SELECT", reply);
 }
 
-static char redis_step_auth[] = "AUTH", redis_step_select[] = "SELECT", redis_step_role[] = "ROLE",
-            redis_step_script[] = "SCRIPT LOAD";
+static void
+redis_on_role(redisReply *reply, void *arg)
+{
+    redis_handshake_reply(arg, "ROLE", reply);
+}
+
+static void
+redis_on_script_load(redisReply *reply, void *arg)
+{
+    redis_handshake_reply(arg, "SCRIPT LOAD", reply);
+}
+
+/* The connection is usable (the handshake replies then decide when r is up) or it ended. */
+static void
+redis_on_conn_event(bool ended, const char *why, bool tls, void *arg)
+{
+    pb_redis *r = arg;
+    if (!ended)
+        return;
+    redis_drop_why(r, why, false, tls);
+}
+
+/* redis.tls's context, made at the first connect and kept (a SIGHUP's new files come with the
+ * new processes the reload starts). false with why when the files do not load. */
+static bool
+redis_tls_ready(pb_redis *r, char *why, size_t size)
+{
+    static bool warned;
+    if (!r->cfg->redis_tls.on || r->tls != NULL)
+        return true;
+    r->tls = pb_tls_client_new(&r->cfg->redis_tls, why, size);
+    if (r->tls && pb_tls_unverified(r->tls) && !warned) {
+        pb_log(PB_LOG_WARN,
+               "event=redis_tls_unverified conn=%s why=\"redis.tls.verify is false: "
+               "the server's certificate is not checked\"",
+               r->name);
+        warned = true;
+    }
+    return r->tls != NULL;
+}
 
 static void
 redis_connect_ip(pb_redis *r, const char *ip, int port)
 {
     snprintf(r->ip, sizeof(r->ip), "%s", ip);
     r->port = port;
-    redisAsyncContext *ac = redisAsyncConnect(ip, port); /* an address: no DNS here */
-    if (ac == NULL || ac->err) {
-        char why[160];
-        snprintf(why, sizeof(why), "%s", ac ? ac->errstr : "out of memory");
-        if (ac)
-            redisAsyncFree(ac);
-        redis_drop(r, why, false);
+    char why[256];
+    if (!redis_tls_ready(r, why, sizeof(why))) {
+        redis_drop_why(r, why, false, true);
         return;
     }
-    redisEnableKeepAlive(&ac->c); /* the kernel notices a peer gone without a FIN */
-    ac->data = r;
-    r->ac = ac;
-    redisLibeventAttach(ac, r->base);
-    redisAsyncSetConnectCallback(ac, redis_on_connect);
-    redisAsyncSetDisconnectCallback(ac, redis_on_disconnect);
+    /* The certificate must name the URL's host; a sentinel-announced master is an address,
+     * which redis.tls.server_name overrides when the certificate names a host. */
+    const char *tls_host = r->cfg->n_sentinels ? ip : r->cfg->redis_host;
+    r->conn = pb_redisconn_new(r->base, ip, port, r->tls, tls_host, redis_on_conn_event, r);
 
-    /* Queued before the connect completes; hiredis sends them first, in order. */
+    /* Queued before the connect completes; sent first, in order. */
     const pb_config *cfg = r->cfg;
     r->handshake_left = 0;
     if (cfg->redis_password) {
+        const char *auth[3] = {"AUTH", cfg->redis_user, cfg->redis_password};
         if (cfg->redis_user)
-            redisAsyncCommand(ac, redis_on_handshake, redis_step_auth, "AUTH %s %s",
-                              cfg->redis_user, cfg->redis_password);
-        else
-            redisAsyncCommand(ac, redis_on_handshake, redis_step_auth, "AUTH %s",
-                              cfg->redis_password);
+            pb_redisconn_command(r->conn, redis_on_auth, r, 3, auth, NULL);
+        else {
+            auth[1] = cfg->redis_password;
+            pb_redisconn_command(r->conn, redis_on_auth, r, 2, auth, NULL);
+        }
         r->handshake_left++;
     }
     if (cfg->redis_db != 0) {
-        redisAsyncCommand(ac, redis_on_handshake, redis_step_select, "SELECT %d", cfg->redis_db);
+        char db[16];
+        snprintf(db, sizeof(db), "%d", cfg->redis_db);
+        const char *sel[2] = {"SELECT", db};
+        pb_redisconn_command(r->conn, redis_on_select, r, 2, sel, NULL);
         r->handshake_left++;
     }
-    redisAsyncCommand(ac, redis_on_handshake, redis_step_role, "ROLE");
+    const char *role[1] = {"ROLE"};
+    pb_redisconn_command(r->conn, redis_on_role, r, 1, role, NULL);
     r->handshake_left++;
     /* SCRIPT LOAD is refused with LOADING until the dataset is loaded: its OK means ready. */
     for (const pb_lua_source *s = pb_lua_sources; s->name; s++) {
-        redisAsyncCommand(ac, redis_on_handshake, redis_step_script, "SCRIPT LOAD %b", s->body,
-                          s->len);
+        const char *load[3] = {"SCRIPT", "LOAD", s->body};
+        size_t lens[3] = {6, 4, s->len};
+        pb_redisconn_command(r->conn, redis_on_script_load, r, 3, load, lens);
         r->handshake_left++;
     }
 }
@@ -516,23 +549,24 @@ redis_on_retry_timer(evutil_socket_t fd, short what, void *arg)
     pb_redis *r = arg;
     if (r->up)
         return;
-    if (r->ac != NULL || r->lookup != NULL || r->sq != NULL) {
-        /* The attempt's deadline passed. hiredis 0.14 calls neither callback when a context
-         * that never connected is freed, so we reschedule ourselves. */
-        redis_drop(
-            r, r->ac && r->handshake_left ? "connect or handshake timed out" : "resolve timed out",
-            false);
+    if (r->conn != NULL || r->lookup != NULL || r->sq != NULL) {
+        /* The attempt's deadline passed (a server that accepts and never answers). */
+        redis_drop_why(r,
+                       r->conn ? (pb_redisconn_is_tls(r->conn)
+                                      ? "connect, TLS handshake or Redis handshake timed out"
+                                      : "connect or handshake timed out")
+                               : "resolve timed out",
+                       false, false);
         return;
     }
     redis_start(r);
 }
 
 static void
-redis_on_pong(redisAsyncContext *ac, void *reply, void *privdata)
+redis_on_pong(redisReply *reply, void *arg)
 {
-    (void)privdata;
-    pb_redis *r = ac->data;
-    if (r == NULL || r->ac != ac || reply == NULL)
+    pb_redis *r = arg;
+    if (reply == NULL)
         return;
     r->ping_sent_ms = 0; /* any answer, BUSY included, shows the connection lives */
 }
@@ -543,7 +577,7 @@ redis_on_ping_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     pb_redis *r = arg;
-    if (!r->up || r->ac == NULL)
+    if (!r->up || r->conn == NULL)
         return;
     if (r->ping_sent_ms != 0) {
         if (pb_mono_ms() - r->ping_sent_ms > REDIS_PING_TIMEOUT_MS)
@@ -551,7 +585,8 @@ redis_on_ping_timer(evutil_socket_t fd, short what, void *arg)
         return;
     }
     r->ping_sent_ms = pb_mono_ms();
-    redisAsyncCommand(r->ac, redis_on_pong, NULL, "PING");
+    const char *ping[1] = {"PING"};
+    pb_redisconn_command(r->conn, redis_on_pong, r, 1, ping, NULL);
 }
 
 pb_redis *
@@ -581,6 +616,7 @@ pb_redis_free(pb_redis *r)
     pb_sentinel_watch_free(r->watch);
     r->on_up = NULL;
     redis_detach(r);
+    pb_tls_free(r->tls);
     for (int i = 0; i < r->n_sub_channels; i++)
         free(r->sub_channels[i]);
     free(r->sub_channels);
@@ -611,7 +647,7 @@ pb_redis_no_ping(pb_redis *r)
 void
 pb_redis_subscribe(pb_redis *r, int n, const char *const *channels, pb_redis_fn fn, void *arg)
 {
-    pb_redis_no_ping(r); /* PING in subscribed mode answers in a shape hiredis 0.14 mistakes */
+    pb_redis_no_ping(r); /* PING in subscribed mode answers in another shape ([pong, ""]) */
     if (n > 64)
         n = 64;
     r->sub_channels = pb_xcalloc((size_t)n, sizeof(char *));
@@ -620,7 +656,7 @@ pb_redis_subscribe(pb_redis *r, int n, const char *const *channels, pb_redis_fn 
     r->n_sub_channels = n;
     r->sub_fn = fn;
     r->sub_arg = arg;
-    if (r->up && r->ac)
+    if (r->up && r->conn)
         redis_send_subscribe(r);
 }
 
@@ -654,19 +690,19 @@ redis_fail_later(pb_redis *r, pb_redis_fn fn, void *arg)
 {
     if (fn == NULL)
         return;
-    redis_deferred *d = pb_xmalloc(sizeof(*d));
+    redis_deferred *d = pb_xcalloc(1, sizeof(*d));
     d->fn = fn;
     d->arg = arg;
     event_base_once(r->base, -1, EV_TIMEOUT, redis_on_deferred, d, NULL);
 }
 
-/* hiredis callback adapter: the privdata is the pair (fn, arg) packed in a deferred struct. */
+/* A reply to a caller's command; a non-NULL one always comes from r's live connection. */
 static void
-redis_on_reply(redisAsyncContext *ac, void *reply, void *privdata)
+redis_on_reply(redisReply *reply, void *arg)
 {
-    redis_deferred *d = privdata;
-    pb_redis *r = ac->data;
-    if (r != NULL && r->ac == ac && redis_reply_unusable(reply)) {
+    redis_deferred *d = arg;
+    pb_redis *r = d->r;
+    if (redis_reply_unusable(reply)) {
         /* The server stopped being a usable master under us (failover, restart, rotated
          * password): the next connection is resolved and checked afresh. */
         char why[64];
@@ -679,11 +715,11 @@ redis_on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     free(d);
 }
 
-/* hiredis writes queued commands when the loop next polls, after the current turn. A turn
+/* Queued commands are written when the loop next polls, after the current turn. A turn
  * busy with hundreds of stream chunks (each queuing an XADD) would hold the first chunk's
  * XADD for the whole turn, so a buffer older than REDIS_FLUSH_AFTER_US is written here.
- * Only the write: a failure is left in the context for the write event, which hiredis then
- * handles (disconnect, callbacks) from the loop, never from inside a caller. */
+ * Only the write: a failure is left for the write event, handled (end, callbacks) from the
+ * loop, never from inside a caller. */
 static void
 redis_flush_if_stale(pb_redis *r, bool was_empty)
 {
@@ -694,10 +730,7 @@ redis_flush_if_stale(pb_redis *r, bool was_empty)
     }
     if (now - r->queued_since_us < REDIS_FLUSH_AFTER_US)
         return;
-    redisContext *c = &r->ac->c;
-    int done = 0;
-    if (redisBufferWrite(c, &done) == REDIS_OK && done && r->ac->ev.delWrite)
-        r->ac->ev.delWrite(r->ac->ev.data);
+    pb_redisconn_write_now(r->conn);
     r->queued_since_us = now; /* what a partial write left is as old as now, at worst */
 }
 
@@ -705,15 +738,16 @@ void
 pb_redis_command(pb_redis *r, pb_redis_fn fn, void *arg, int argc, const char **argv,
                  const size_t *lens)
 {
-    if (r->ac == NULL || !r->up) {
+    if (r->conn == NULL || !r->up) {
         redis_fail_later(r, fn, arg);
         return;
     }
     redis_deferred *d = pb_xmalloc(sizeof(*d));
+    d->r = r;
     d->fn = fn;
     d->arg = arg;
-    bool was_empty = sdslen(r->ac->c.obuf) == 0;
-    if (redisAsyncCommandArgv(r->ac, redis_on_reply, d, argc, argv, lens) != REDIS_OK) {
+    bool was_empty = pb_redisconn_unsent(r->conn) == 0;
+    if (!pb_redisconn_command(r->conn, redis_on_reply, d, argc, argv, lens)) {
         free(d);
         redis_fail_later(r, fn, arg);
         return;

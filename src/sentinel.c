@@ -8,12 +8,12 @@
  * over. A failover is noticed three ways: Sentinel disconnects the clients of
  * a reconfigured instance, a write gets READONLY (redis.c drops the
  * connection), and the watch here hears +switch-master. Sentinels are asked
- * with their own short-lived hiredis contexts, addresses resolved with evdns
- * (pb_redis_resolve); the sentinel password is sent with AUTH and never logged. */
+ * over their own short-lived connections (redisconn.c: TLS with
+ * redis.sentinel_tls, each sentinel's own host the name checked), addresses
+ * resolved with evdns (pb_redis_resolve); AUTH sends redis.sentinel_user and
+ * the sentinel password, which is never logged. */
 #include "planb/sentinel.h"
 
-#include <hiredis/adapters/libevent.h>
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,12 +22,37 @@
 #include "planb/core.h"
 #include "planb/log.h"
 #include "planb/redis.h"
+#include "planb/redisconn.h"
+#include "planb/redissync.h"
+
+#define SENTINEL_SYNC_ONE_MS 1000 /* one sentinel's answer in pb_sentinel_open_sync */
 
 #define SENTINEL_WATCH_RETRY_MS 1000 /* a lost subscription is tried again (next sentinel) */
 #define SENTINEL_IP_MAX         64
 
 /* The sentinel that answered last: asked first next time (guidelines, step 1). */
 static size_t sentinel_first;
+
+/* The TLS context for the sentinels of one config (redis.sentinel_tls), made on first use and
+ * kept for the process: queries come and go on every reconnect. */
+static const pb_config *sentinel_tls_cfg;
+static pb_tls *sentinel_tls;
+
+/* NULL with why filled when sentinel_tls is on and its files do not load; plain: *tls NULL. */
+static bool
+sentinel_tls_for(const pb_config *cfg, const pb_tls **tls, char *why, size_t size)
+{
+    *tls = NULL;
+    if (!cfg->sentinel_tls.on)
+        return true;
+    if (sentinel_tls == NULL || sentinel_tls_cfg != cfg) {
+        pb_tls_free(sentinel_tls);
+        sentinel_tls = pb_tls_client_new(&cfg->sentinel_tls, why, size);
+        sentinel_tls_cfg = sentinel_tls ? cfg : NULL;
+    }
+    *tls = sentinel_tls;
+    return sentinel_tls != NULL;
+}
 
 struct pb_sentinel_query {
     struct event_base *base;
@@ -37,7 +62,7 @@ struct pb_sentinel_query {
     void *arg;
     size_t tried;            /* sentinels asked so far */
     size_t idx;              /* the one being asked */
-    redisAsyncContext *ac;   /* its connection, NULL none */
+    pb_redisconn *conn;      /* its connection, NULL none */
     pb_redis_lookup *lookup; /* its name being resolved */
     struct event *timer;     /* bounds one sentinel */
 };
@@ -45,16 +70,11 @@ struct pb_sentinel_query {
 static void query_next(pb_sentinel_query *q);
 
 static void
-sentinel_detach(redisAsyncContext **acp)
+sentinel_detach(pb_redisconn **cp)
 {
-    redisAsyncContext *ac = *acp;
-    *acp = NULL;
-    if (ac == NULL)
-        return;
-    ac->data = NULL;
-    ac->onDisconnect = NULL;
-    ac->onConnect = NULL;
-    redisAsyncFree(ac);
+    pb_redisconn *c = *cp;
+    *cp = NULL;
+    pb_redisconn_free(c); /* its waiting callbacks get NULL and do nothing */
 }
 
 static void
@@ -62,7 +82,7 @@ query_abandon_current(pb_sentinel_query *q)
 {
     pb_redis_resolve_cancel(q->lookup);
     q->lookup = NULL;
-    sentinel_detach(&q->ac);
+    sentinel_detach(&q->conn);
     evtimer_del(q->timer);
 }
 
@@ -83,14 +103,12 @@ query_done(pb_sentinel_query *q, const char *ip, int port)
 }
 
 static void
-query_on_addr(redisAsyncContext *ac, void *reply_, void *privdata)
+query_on_addr(redisReply *reply, void *arg)
 {
-    (void)privdata;
-    redisReply *reply = reply_;
-    pb_sentinel_query *q = ac->data;
-    if (q == NULL || q->ac != ac)
-        return;
-    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+    pb_sentinel_query *q = arg;
+    if (reply == NULL)
+        return; /* abandoned, or the connection's end moves on */
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
         reply->element[0]->type == REDIS_REPLY_STRING &&
         reply->element[1]->type == REDIS_REPLY_STRING && reply->element[0]->len < SENTINEL_IP_MAX) {
         char ip[SENTINEL_IP_MAX];
@@ -106,46 +124,72 @@ query_on_addr(redisAsyncContext *ac, void *reply_, void *privdata)
     query_next(q);
 }
 
-/* Opens a context to sentinel idx at ip (NULL: it did not resolve), AUTH queued; data is
- * the owner, on_lost runs when the connect fails or the connection closes. NULL on failure. */
-static redisAsyncContext *
-sentinel_open(struct event_base *base, const pb_config *cfg, size_t idx, const char *ip, void *data,
-              redisDisconnectCallback *on_lost, redisConnectCallback *on_connect)
+/* A refused AUTH: said once per sentinel and process (a wrong sentinel_user or password). */
+static void
+sentinel_on_auth(redisReply *reply, void *arg)
 {
-    redisAsyncContext *ac = ip ? redisAsyncConnect(ip, cfg->sentinel_ports[idx]) : NULL;
-    if (ac == NULL || ac->err) {
-        if (ac)
-            redisAsyncFree(ac);
+    (void)arg;
+    static bool said;
+    if (reply && reply->type == REDIS_REPLY_ERROR && !said) {
+        pb_log(PB_LOG_WARN, "event=sentinel_auth_refused why=\"%.*s\"",
+               (int)(reply->len < 100 ? reply->len : 100), reply->str);
+        said = true;
+    }
+}
+
+/* A TLS failure reaching a sentinel, said once per process and reason change. */
+static void
+sentinel_log_tls(const pb_config *cfg, size_t idx, const char *why)
+{
+    static char last[200];
+    if (strncmp(last, why, sizeof(last) - 1) == 0)
+        return;
+    snprintf(last, sizeof(last), "%s", why);
+    pb_log(PB_LOG_WARN, "event=redis_tls_failed conn=sentinel host=%s port=%d reason=\"%s\"",
+           cfg->sentinel_hosts[idx], cfg->sentinel_ports[idx], why);
+}
+
+/* Opens a connection to sentinel idx at ip (NULL: it did not resolve), AUTH queued; on_event
+ * runs when it ends. NULL when it cannot be tried (no address, TLS files that do not load). */
+static pb_redisconn *
+sentinel_open(struct event_base *base, const pb_config *cfg, size_t idx, const char *ip,
+              pb_redisconn_event_fn on_event, void *arg)
+{
+    const pb_tls *tls;
+    char why[256];
+    if (ip == NULL)
+        return NULL;
+    if (!sentinel_tls_for(cfg, &tls, why, sizeof(why))) {
+        sentinel_log_tls(cfg, idx, why);
         return NULL;
     }
-    redisEnableKeepAlive(&ac->c);
-    ac->data = data;
-    redisLibeventAttach(ac, base);
-    redisAsyncSetConnectCallback(ac, on_connect);
-    redisAsyncSetDisconnectCallback(ac, on_lost);
-    if (cfg->sentinel_password)
-        redisAsyncCommand(ac, NULL, NULL, "AUTH %s", cfg->sentinel_password);
-    return ac;
+    const char *host = cfg->sentinel_hosts[idx]; /* the name its certificate must hold */
+    pb_redisconn *c =
+        pb_redisconn_new(base, ip, cfg->sentinel_ports[idx], tls, host, on_event, arg);
+    if (cfg->sentinel_password) {
+        const char *argv[3] = {"AUTH", cfg->sentinel_user ? cfg->sentinel_user : "",
+                               cfg->sentinel_password};
+        if (cfg->sentinel_user)
+            pb_redisconn_command(c, sentinel_on_auth, NULL, 3, argv, NULL);
+        else {
+            argv[1] = cfg->sentinel_password;
+            pb_redisconn_command(c, sentinel_on_auth, NULL, 2, argv, NULL);
+        }
+    }
+    return c;
 }
 
 /* The connect failed or the connection closed: ask the next sentinel. */
 static void
-query_on_lost(const redisAsyncContext *ac, int status)
+query_on_conn_event(bool ended, const char *why, bool tls, void *arg)
 {
-    (void)status;
-    pb_sentinel_query *q = ac->data;
-    if (q == NULL || q->ac != ac)
+    pb_sentinel_query *q = arg;
+    if (!ended)
         return;
-    q->ac = NULL; /* hiredis frees it after this callback */
+    if (tls)
+        sentinel_log_tls(q->cfg, q->idx, why);
     query_abandon_current(q);
     query_next(q);
-}
-
-static void
-query_on_connect(const redisAsyncContext *ac, int status)
-{
-    if (status != REDIS_OK)
-        query_on_lost(ac, status);
 }
 
 static void
@@ -153,14 +197,14 @@ query_on_ip(const char *ip, void *arg)
 {
     pb_sentinel_query *q = arg;
     q->lookup = NULL;
-    q->ac = sentinel_open(q->base, q->cfg, q->idx, ip, q, query_on_lost, query_on_connect);
-    if (q->ac == NULL) {
+    q->conn = sentinel_open(q->base, q->cfg, q->idx, ip, query_on_conn_event, q);
+    if (q->conn == NULL) {
         evtimer_del(q->timer);
         query_next(q);
         return;
     }
-    redisAsyncCommand(q->ac, query_on_addr, NULL, "SENTINEL get-master-addr-by-name %s",
-                      q->cfg->master_name);
+    const char *argv[3] = {"SENTINEL", "get-master-addr-by-name", q->cfg->master_name};
+    pb_redisconn_command(q->conn, query_on_addr, q, 3, argv, NULL);
 }
 
 static void
@@ -223,7 +267,7 @@ struct pb_sentinel_watch {
     pb_sentinel_fn fn;
     void *arg;
     size_t idx;              /* sentinel subscribed to */
-    redisAsyncContext *ac;   /* the subscription, NULL none */
+    pb_redisconn *conn;      /* the subscription, NULL none */
     pb_redis_lookup *lookup; /* its name being resolved */
     struct event *retry;     /* resubscribe timer */
 };
@@ -233,7 +277,7 @@ watch_retry(pb_sentinel_watch *w)
 {
     pb_redis_resolve_cancel(w->lookup);
     w->lookup = NULL;
-    sentinel_detach(&w->ac);
+    sentinel_detach(&w->conn);
     w->idx = (w->idx + 1) % w->cfg->n_sentinels;
     struct timeval tv = {SENTINEL_WATCH_RETRY_MS / 1000, (SENTINEL_WATCH_RETRY_MS % 1000) * 1000};
     evtimer_add(w->retry, &tv);
@@ -241,12 +285,10 @@ watch_retry(pb_sentinel_watch *w)
 
 /* ["message", "+switch-master", "<name> <old ip> <old port> <new ip> <new port>"] */
 static void
-watch_on_message(redisAsyncContext *ac, void *reply_, void *privdata)
+watch_on_message(redisReply *reply, void *arg)
 {
-    (void)privdata;
-    redisReply *reply = reply_;
-    pb_sentinel_watch *w = ac->data;
-    if (w == NULL || w->ac != ac || reply == NULL)
+    pb_sentinel_watch *w = arg;
+    if (reply == NULL)
         return;
     if (reply->type == REDIS_REPLY_ERROR) {
         watch_retry(w);
@@ -266,21 +308,14 @@ watch_on_message(redisAsyncContext *ac, void *reply_, void *privdata)
 }
 
 static void
-watch_on_lost(const redisAsyncContext *ac, int status)
+watch_on_conn_event(bool ended, const char *why, bool tls, void *arg)
 {
-    (void)status;
-    pb_sentinel_watch *w = ac->data;
-    if (w == NULL || w->ac != ac)
+    pb_sentinel_watch *w = arg;
+    if (!ended)
         return;
-    w->ac = NULL; /* hiredis frees it after this callback */
+    if (tls)
+        sentinel_log_tls(w->cfg, w->idx, why);
     watch_retry(w);
-}
-
-static void
-watch_on_connect(const redisAsyncContext *ac, int status)
-{
-    if (status != REDIS_OK)
-        watch_on_lost(ac, status);
 }
 
 static void
@@ -288,12 +323,13 @@ watch_on_ip(const char *ip, void *arg)
 {
     pb_sentinel_watch *w = arg;
     w->lookup = NULL;
-    w->ac = sentinel_open(w->base, w->cfg, w->idx, ip, w, watch_on_lost, watch_on_connect);
-    if (w->ac == NULL) {
+    w->conn = sentinel_open(w->base, w->cfg, w->idx, ip, watch_on_conn_event, w);
+    if (w->conn == NULL) {
         watch_retry(w);
         return;
     }
-    redisAsyncCommand(w->ac, watch_on_message, NULL, "SUBSCRIBE +switch-master");
+    const char *channel[1] = {"+switch-master"};
+    pb_redisconn_subscribe(w->conn, watch_on_message, w, 1, channel);
 }
 
 static void
@@ -326,7 +362,7 @@ pb_sentinel_watch_free(pb_sentinel_watch *w)
     if (w == NULL)
         return;
     pb_redis_resolve_cancel(w->lookup);
-    sentinel_detach(&w->ac);
+    sentinel_detach(&w->conn);
     event_free(w->retry);
     free(w);
 }
@@ -335,33 +371,76 @@ pb_sentinel_watch_free(pb_sentinel_watch *w)
 
 int
 pb_sentinel_resolve_sync(const pb_config *cfg, int per_sentinel_ms, char *ip, size_t ip_size,
-                         int *port)
+                         int *port, char *why, size_t why_size)
 {
-    struct timeval tv = {per_sentinel_ms / 1000, (per_sentinel_ms % 1000) * 1000};
-    for (size_t i = 0; i < cfg->n_sentinels; i++) {
-        redisContext *c =
-            redisConnectWithTimeout(cfg->sentinel_hosts[i], cfg->sentinel_ports[i], tv);
-        if (c == NULL || c->err) {
-            redisFree(c);
-            continue;
+    pb_tls *tls = NULL;
+    snprintf(why, why_size, "no sentinel configured");
+    if (cfg->sentinel_tls.on &&
+        (tls = pb_tls_client_new(&cfg->sentinel_tls, why, why_size)) == NULL)
+        return PB_ERR;
+    int rc = PB_ERR;
+    for (size_t i = 0; i < cfg->n_sentinels && rc != PB_OK; i++) {
+        const char *host = cfg->sentinel_hosts[i]; /* the name its certificate must hold */
+        char one[256];
+        pb_redissync *c = pb_redissync_connect(host, cfg->sentinel_ports[i], tls, host,
+                                               per_sentinel_ms, one, sizeof(one));
+        redisReply *r = NULL;
+        if (c != NULL && cfg->sentinel_password) {
+            r = cfg->sentinel_user ? pb_redissync_command(c, "AUTH %s %s", cfg->sentinel_user,
+                                                          cfg->sentinel_password)
+                                   : pb_redissync_command(c, "AUTH %s", cfg->sentinel_password);
+            if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+                snprintf(one, sizeof(one), "%s%s", r ? "AUTH failed: " : "",
+                         r ? r->str : pb_redissync_error(c));
+                pb_redissync_free(c);
+                c = NULL;
+            }
+            freeReplyObject(r);
         }
-        redisSetTimeout(c, tv);
-        if (cfg->sentinel_password) {
-            redisReply *a = redisCommand(c, "AUTH %s", cfg->sentinel_password);
-            freeReplyObject(a);
+        if (c != NULL) {
+            r = pb_redissync_command(c, "SENTINEL get-master-addr-by-name %s", cfg->master_name);
+            bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+                      r->element[0]->type == REDIS_REPLY_STRING &&
+                      r->element[1]->type == REDIS_REPLY_STRING;
+            if (ok) {
+                snprintf(ip, ip_size, "%s", r->element[0]->str);
+                *port = atoi(r->element[1]->str);
+                rc = PB_OK;
+            } else {
+                snprintf(one, sizeof(one), "%s",
+                         r == NULL                      ? pb_redissync_error(c)
+                         : r->type == REDIS_REPLY_ERROR ? r->str
+                                                        : "it knows no such master");
+            }
+            freeReplyObject(r);
+            pb_redissync_free(c);
         }
-        redisReply *r = redisCommand(c, "SENTINEL get-master-addr-by-name %s", cfg->master_name);
-        int ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-                 r->element[0]->type == REDIS_REPLY_STRING &&
-                 r->element[1]->type == REDIS_REPLY_STRING;
-        if (ok) {
-            snprintf(ip, ip_size, "%s", r->element[0]->str);
-            *port = atoi(r->element[1]->str);
-        }
-        freeReplyObject(r);
-        redisFree(c);
-        if (ok)
-            return PB_OK;
+        if (rc != PB_OK)
+            snprintf(why, why_size, "sentinel %s:%d: %s", host, cfg->sentinel_ports[i], one);
     }
-    return PB_ERR;
+    pb_tls_free(tls);
+    return rc;
+}
+
+/* The one-shot commands and the admin process open Redis this way: the sentinels first when
+ * configured (blocking is fine there), then pb_redissync_open. */
+pb_redissync *
+pb_sentinel_open_sync(const pb_config *cfg, int timeout_ms, char *where, size_t where_size,
+                      char *why, size_t why_size)
+{
+    char host[256];
+    int port = cfg->redis_port;
+    snprintf(host, sizeof(host), "%s", cfg->redis_host);
+    if (cfg->n_sentinels > 0) {
+        char one[256];
+        int per_ms = timeout_ms < SENTINEL_SYNC_ONE_MS ? timeout_ms : SENTINEL_SYNC_ONE_MS;
+        snprintf(where, where_size, "master \"%s\"", cfg->master_name);
+        if (pb_sentinel_resolve_sync(cfg, per_ms, host, sizeof(host), &port, one, sizeof(one)) !=
+            PB_OK) {
+            snprintf(why, why_size, "no sentinel named a master (%s)", one);
+            return NULL;
+        }
+    }
+    snprintf(where, where_size, "%s:%d", host, port);
+    return pb_redissync_open(cfg, host, port, timeout_ms, why, why_size);
 }

@@ -41,6 +41,17 @@ pb_stats_latency_field(int64_t ms)
     return names[PB_STATS_N_BUCKETS - 1];
 }
 
+const char *
+pb_stats_bucket_name(int64_t ms)
+{
+    static const char *const names[PB_STATS_N_BUCKETS] = {"50",   "100",  "250",   "500",   "1000",
+                                                          "2500", "5000", "10000", "30000", "inf"};
+    for (int i = 0; i < PB_STATS_N_BUCKETS - 1; i++)
+        if (ms <= pb_stats_bucket_ms[i])
+            return names[i];
+    return names[PB_STATS_N_BUCKETS - 1];
+}
+
 /* Adds n to field, a name that outlives t (a constant, or a string in t->names). */
 static void
 stats_tally_add(pb_stats_tally *t, const char *field, long n)
@@ -99,12 +110,16 @@ pb_stats_count_job(const pb_config *cfg, const pb_stats_job *job, pb_stats_tally
                              pb_job_source_name(job->source));
     stats_tally_add(t, pb_stats_latency_field(job->latency_ms), 1);
     stats_tally_add(t, "latency_sum_ms", (long)job->latency_ms);
+    if (job->queued_ms >= 0)
+        stats_tally_add_name(t, "wait_le", pb_stats_bucket_name(job->queued_ms), NULL);
     for (size_t i = 0; i < job->n_attempts; i++) {
         const pb_attempt *a = &job->attempts[i];
         const char *name = cfg->models[a->model].name;
         const char *prov = cfg->providers[cfg->models[a->model].provider].name;
         stats_tally_add_name(t, "attempts", name, NULL);
         stats_tally_add_name(t, "provider_attempts", prov, NULL);
+        if (a->elapsed_ms > 0) /* 0 ms: never reached the upstream (breaker_open, held_off...) */
+            stats_tally_add_name(t, "mlat_le", name, pb_stats_bucket_name(a->elapsed_ms));
         if (strcmp(a->outcome, "ok") != 0) {
             stats_tally_add_name(t, "errors", name, a->outcome);
             stats_tally_add_name(t, "provider_errors", prov, NULL);

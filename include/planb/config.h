@@ -17,8 +17,24 @@
 #define PB_CONFIG_MAX_CHAIN 16
 /* redis.sentinels: Sentinel deployments run 3 or 5; more only slows a failed discovery. */
 #define PB_CONFIG_MAX_SENTINELS 16
+/* providers.<name>.headers: a gateway wants a key and an org or two, not a page of them. */
+#define PB_CONFIG_MAX_HEADERS 32
 
 typedef enum { PB_PROVIDER_OPENAI, PB_PROVIDER_ANTHROPIC } pb_provider_type;
+
+/* A client's TLS settings: redis.tls, cache.redis.tls, redis.sentinel_tls (docs/redis.md
+ * "TLS"). Paths are read when a connection's TLS context is made (tls.h), so a SIGHUP that
+ * starts new workers picks up rotated files. */
+typedef struct pb_tls_conf {
+    bool on;           /* TLS is used: a rediss:// URL, or sentinel_tls given */
+    char *ca_file;     /* PEM bundle of trusted CAs; NULL with ca_dir NULL: the system store */
+    char *ca_dir;      /* c_rehash'ed directory of CA certificates */
+    char *cert_file;   /* client certificate chain (mutual TLS), with key_file */
+    char *key_file;    /* its private key */
+    char *server_name; /* SNI and the name the certificate must hold; NULL: the host's */
+    bool verify;       /* check the chain and the name (default true; false is warned about) */
+    int min_version;   /* 12 (TLS 1.2, default) or 13 */
+} pb_tls_conf;
 
 typedef struct pb_provider_conf {
     char *name;              /* key in "providers" */
@@ -27,6 +43,14 @@ typedef struct pb_provider_conf {
     char *api_key_env;       /* env var holding the key (may be NULL: no auth) */
     char *api_key;           /* value read at load; never logged, stored or echoed */
     char *anthropic_version; /* anthropic-version header, default "2023-06-01" */
+    /* How calls reach it (docs/providers.md): files checked with OpenSSL at load */
+    char *ca_file;    /* PEM bundle of CAs its certificate must chain to; NULL: system store */
+    char *cert_file;  /* client certificate chain (mutual TLS), with key_file; NULL: none */
+    char *key_file;   /* its private key (unencrypted PEM) */
+    char *proxy;      /* http(s):// proxy URL, may hold credentials (never logged); NULL:
+                         libcurl's environment (https_proxy, no_proxy...) decides */
+    char **headers;   /* extra "Name: value" lines, NULL-terminated (values never logged) */
+    size_t n_headers; /* 0..PB_CONFIG_MAX_HEADERS */
 } pb_provider_conf;
 
 typedef struct pb_model_conf {
@@ -103,7 +127,28 @@ typedef struct pb_http_conf {
                                     only when no keys are configured) */
     int request_read_timeout_ms; /* a request's head and body, from its first byte (60000) */
     size_t max_bodies_bytes;     /* bodies being read at once, all connections (256 MiB) */
+    char *tls_cert_file;         /* http.tls: HTTPS with this certificate chain (PEM), read by
+                                    each front at its start; NULL: plain HTTP */
+    char *tls_key_file;          /* its private key (unencrypted PEM), with tls_cert_file */
 } pb_http_conf;
+
+/* One entry of admin.keys: a key of the admin page and API, known only by its SHA-256. */
+typedef enum { PB_ADMIN_VIEWER, PB_ADMIN_ADMIN } pb_admin_role;
+typedef struct pb_admin_key {
+    char *name;               /* who did an action (logs, planb:alerts); never the key */
+    pb_admin_role role;       /* viewer: read only; admin: also the actions */
+    unsigned char sha256[32]; /* SHA-256 of the key text */
+} pb_admin_key;
+
+/* The admin section: the operators' page and JSON API (admin.h). */
+typedef struct pb_admin_conf {
+    char *listen;       /* "host:port"; NULL = off */
+    pb_admin_key *keys; /* none: only a loopback listen is allowed, and it asks for no key */
+    size_t n_keys;
+    char *web_dir;     /* the page's files (NULL: found beside the binary, or the source tree) */
+    int refresh_ms;    /* how often the overview is read from Redis, whatever the viewers (2000) */
+    int session_ttl_s; /* a login's lifetime (43200) */
+} pb_admin_conf;
 
 typedef enum { PB_EMBEDDER_LOCAL, PB_EMBEDDER_HTTP } pb_embedder_kind;
 typedef enum { PB_SEMANTIC_FALLBACK, PB_SEMANTIC_FIRST, PB_SEMANTIC_SHADOW } pb_semantic_mode;
@@ -131,12 +176,13 @@ typedef struct pb_config {
     char *redis_host; /* parsed from redis_url */
     int redis_port;
     int redis_db;
-    char *redis_user;     /* ACL user or NULL */
-    char *redis_password; /* from password_env or the URL; never logged */
-    char *prefix;         /* key prefix, default "planb" */
-    int workers;          /* worker processes (default: CPUs) */
-    int concurrency;      /* jobs in flight per worker (default 512) */
-    char **queues;        /* queue names, default {"default"} */
+    char *redis_user;      /* ACL user or NULL */
+    char *redis_password;  /* from password_env or the URL; never logged */
+    pb_tls_conf redis_tls; /* rediss:// and redis.tls */
+    char *prefix;          /* key prefix, default "planb" */
+    int workers;           /* worker processes (default: CPUs) */
+    int concurrency;       /* jobs in flight per worker (default 512) */
+    char **queues;         /* queue names, default {"default"} */
     size_t n_queues;
     int result_ttl_s;     /* planb:result:<id> TTL (default 86400) */
     int reply_ttl_s;      /* planb:reply:<id> TTL (default 300) */
@@ -176,16 +222,19 @@ typedef struct pb_config {
     char *metrics_listen;          /* "host:port" of GET /metrics; NULL = disabled ("") */
     pb_semantic_conf semantic;     /* cache.semantic */
     pb_http_conf http;             /* the front door */
+    pb_admin_conf admin;           /* the operators' page and API */
 
     /* redis.sentinels and the bounds of Redis calls (docs/redis.md "When Redis misbehaves") */
-    char **sentinel_hosts;   /* hosts of redis.sentinels (NULL: no Sentinel, use redis_host) */
-    int *sentinel_ports;     /* their ports */
-    size_t n_sentinels;      /* 0..PB_CONFIG_MAX_SENTINELS */
-    char *master_name;       /* redis.master_name, required with sentinels */
-    char *sentinel_password; /* from sentinel_password_env; never logged */
-    int redis_timeout_ms;    /* bound of one Redis call on a job's path (default 1000) */
-    int wait_replicas;       /* WAIT for this many replicas after claim and finish (0 = no) */
-    int wait_timeout_ms;     /* WAIT's timeout (default 1000) */
+    char **sentinel_hosts;    /* hosts of redis.sentinels (NULL: no Sentinel, use redis_host) */
+    int *sentinel_ports;      /* their ports */
+    size_t n_sentinels;       /* 0..PB_CONFIG_MAX_SENTINELS */
+    char *master_name;        /* redis.master_name, required with sentinels */
+    char *sentinel_password;  /* from sentinel_password_env; never logged */
+    char *sentinel_user;      /* redis.sentinel_user: ACL user of the sentinels, or NULL */
+    pb_tls_conf sentinel_tls; /* redis.sentinel_tls (on = false: plain TCP to the sentinels) */
+    int redis_timeout_ms;     /* bound of one Redis call on a job's path (default 1000) */
+    int wait_replicas;        /* WAIT for this many replicas after claim and finish (0 = no) */
+    int wait_timeout_ms;      /* WAIT's timeout (default 1000) */
 } pb_config;
 
 /* The capabilities a model of provider type t has unless its config says otherwise. */

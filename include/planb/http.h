@@ -22,6 +22,12 @@ typedef struct pb_http_request {
     char **headers;  /* "Name: value" lines, NULL-terminated (owned) */
     char *body;      /* request body (owned) */
     size_t body_len; /* bytes of body */
+    /* How the call goes, borrowed from the config (which outlives every call); NULL: the
+     * default. Every call sets them afresh on its (pooled) handle, so none leaks to the next. */
+    const char *ca_file;   /* CURLOPT_CAINFO instead of the system store */
+    const char *cert_file; /* client certificate (CURLOPT_SSLCERT), with key_file */
+    const char *key_file;  /* CURLOPT_SSLKEY */
+    const char *proxy;     /* CURLOPT_PROXY, used for every host; NULL: libcurl's env vars */
 } pb_http_request;
 
 /* Frees r and all it owns (requests are heap-allocated, then handed to a call); accepts NULL. */
@@ -39,6 +45,7 @@ typedef struct pb_http_reply {
     bool stopped;  /* the data callback stopped the transfer */
     const char *retry_after; /* Retry-After header value or NULL */
     int64_t elapsed_ms;      /* start to completion */
+    const char *error;       /* libcurl's words for a failed transfer ("" when none) */
 } pb_http_reply;
 
 /* Called once per call, from the loop; reply is borrowed for the call's duration. */

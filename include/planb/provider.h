@@ -107,6 +107,9 @@ bool pb_provider_body_mentions(const char *body, size_t len, const char *const *
  * never quotes the line: it may hold a key) when the line contains CR or LF. */
 int pb_provider_add_header(pb_http_request *r, pb_error *err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Gives r provider p's way there: its extra headers (after the adapter's own) and its TLS
+ * files and proxy (borrowed from p). PB_ERR as pb_provider_add_header. */
+int pb_provider_add_conn(const pb_provider_conf *p, pb_http_request *r, pb_error *err);
 /* Appends s (len bytes, UTF-8) to b as a JSON string: quotes, backslashes and controls
  * escaped. */
 void pb_provider_json_string(pb_buf *b, const char *s, size_t len);

@@ -1,4 +1,4 @@
-/* redis.h -- one hiredis async connection on the worker's libevent loop, with reconnect.
+/* redis.h -- one async Redis connection (TCP or TLS) on the worker's libevent loop, with reconnect.
  *
  * A connection is up only once it is usable: AUTH and SELECT answered OK, the
  * server says (ROLE) it is a master, and every embedded script loaded (which

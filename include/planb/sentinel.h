@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "planb/config.h"
+#include "planb/redissync.h"
 
 typedef struct pb_sentinel_query pb_sentinel_query;
 typedef struct pb_sentinel_watch pb_sentinel_watch;
@@ -30,8 +31,15 @@ pb_sentinel_watch *pb_sentinel_watch_new(struct event_base *base, const pb_confi
                                          pb_sentinel_fn fn, void *arg);
 void pb_sentinel_watch_free(pb_sentinel_watch *w);
 
-/* Blocking discovery for the command line: PB_OK with ip (ip_size bytes) and *port filled. */
+/* Blocking discovery for the command line (redis.sentinel_tls, sentinel_user as the queries):
+ * PB_OK with ip (ip_size bytes) and *port filled, else PB_ERR with why (the last failure). */
 int pb_sentinel_resolve_sync(const pb_config *cfg, int per_sentinel_ms, char *ip, size_t ip_size,
-                             int *port);
+                             int *port, char *why, size_t why_size);
+
+/* cfg's Redis over a blocking connection (redissync.h): with sentinels, the master one of them
+ * names (each asked within 1 s), then TLS, AUTH and SELECT as cfg says, within timeout_ms.
+ * NULL with where ("host:port" or the master's name) and why filled. */
+pb_redissync *pb_sentinel_open_sync(const pb_config *cfg, int timeout_ms, char *where,
+                                    size_t where_size, char *why, size_t why_size);
 
 #endif

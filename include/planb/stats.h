@@ -23,6 +23,7 @@ typedef struct pb_stats_job {
     int route;                  /* index into cfg->routes, -1 when the job could not be parsed */
     int model;                  /* the answering model (cache hits count per provider), or -1 */
     int64_t latency_ms;         /* claim -> finish */
+    int64_t queued_ms;          /* push -> claim, -1 when the job had no submitted_at_ms */
     const pb_attempt *attempts; /* every attempt, in order */
     size_t n_attempts;          /* entries of attempts */
     bool cache_missed;          /* looked the cache up and had to run the chain */
@@ -47,9 +48,9 @@ typedef struct pb_stats_tally {
 } pb_stats_tally;
 
 /* Pure: fills t with job's fields (jobs, status, source, route x source, latency bucket and sum,
- * per-model and per-provider attempts and errors, cache misses, coalesced and hits, hedges
- * started, won and cancelled per model). A field
- * past PB_QUEUE_MAX_COUNTERS distinct ones is dropped. */
+ * wait bucket, per-model and per-provider attempts and errors, per-model attempt latency buckets,
+ * cache misses, coalesced and hits, hedges started, won and cancelled per model). A field past
+ * PB_QUEUE_MAX_COUNTERS distinct ones is dropped. */
 void pb_stats_count_job(const pb_config *cfg, const pb_stats_job *job, pb_stats_tally *t);
 
 /* Job latency histogram bucket bounds (ms); the last bucket is "inf". */
@@ -57,6 +58,8 @@ void pb_stats_count_job(const pb_config *cfg, const pb_stats_job *job, pb_stats_
 extern const int pb_stats_bucket_ms[PB_STATS_N_BUCKETS - 1];
 /* The stats field of a job latency: "latency_le:<bound ms>" or "latency_le:inf" (static). */
 const char *pb_stats_latency_field(int64_t ms);
+/* The bucket bound of ms as a field suffix: "50" .. "30000" or "inf" (static). */
+const char *pb_stats_bucket_name(int64_t ms);
 
 typedef enum {
     PB_WIN_JOBS,

@@ -16,6 +16,10 @@
  *      time per job of planb's processes + the mock + Redis (/proc) for each kind;
  *      planb_cpu_ratio = planb's plain CPU per job / its tools CPU per job, and all_cpu_ratio
  *      the same over all three (what the machine spends, whoever spends it).
+ *   1c. TLS: zero-latency runs of T jobs (20000; 2000 with --quick) with planb on Redis's TLS
+ *      port against its plaintext port, in K rounds (6; 2 with --quick) of one run each, the
+ *      order flipped every round; prints each round's jobs/s and ratio, then ratio_to_plain:
+ *      their median (the issue's floor is 0.8). Redis serves both ports throughout.
  *   2. primary down: the primary answers 500 to every call (breaker on, default
  *      config); the same N jobs, timed the same way; prints jobs/s and its ratio
  *      to run 1 (after the first few jobs the breaker skips the primary).
@@ -25,8 +29,8 @@
  * Jobs are distinct questions with "cache": "skip" unless --cache use, which adds the
  * cache lookup (a miss and a store per job) to the measured path.
  *   bench_jobs [--quick] [--jobs N] [--rounds R] [--mix-jobs M] [--slow-jobs S]
- *              [--workers W] [--cache use|skip]
- *   (S = 0 skips run 3) */
+ *              [--workers W] [--cache use|skip] [--tls-jobs T] [--tls-rounds K]
+ *   (S = 0 skips run 3, K = 0 run 1c) */
 #include <dirent.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -88,19 +92,26 @@ cpu_ms(pid_t pid, bool children)
     return total;
 }
 
+/* planb on Redis's plaintext port, or its TLS port (run 1c) */
 static void
-start_planb(int workers, int concurrency, int timeout_ms)
+start_planb_on(bool tls, int workers, int concurrency, int timeout_ms)
 {
-    char cfg[2048];
+    char cfg[2048], redis[1024];
+    if (tls)
+        snprintf(redis, sizeof(redis),
+                 "\"url\": \"rediss://localhost:%d/0\", \"tls\": {\"ca_file\": \"%s/ca.crt\"}",
+                 redis_p.tls_port, th_certs());
+    else
+        snprintf(redis, sizeof(redis), "\"url\": \"redis://127.0.0.1:%d/0\"", redis_p.port);
     snprintf(cfg, sizeof(cfg),
-             "{\"redis\": {\"url\": \"redis://127.0.0.1:%d/0\"}, \"workers\": %d,"
+             "{\"redis\": {%s}, \"workers\": %d,"
              " \"concurrency\": %d, \"claim_batch\": 256,"
              " \"providers\": {\"mock\": {\"type\": \"openai\", \"base_url\": "
              "\"http://127.0.0.1:%d/v1\", \"api_key_env\": \"PB_BENCH_KEY\"}},"
              " \"models\": {\"m1\": {\"provider\": \"mock\", \"timeout_ms\": %d},"
              " \"m2\": {\"provider\": \"mock\", \"tier\": 2}},"
              " \"routes\": {\"default\": {\"chain\": [\"m1\", \"m2\"], \"deadline_ms\": 30000}}}",
-             redis_p.port, workers, concurrency, mock_p.port, timeout_ms);
+             redis, workers, concurrency, mock_p.port, timeout_ms);
     const char *args[] = {"serve", "-c", "%CONFIG%", "--log-level", "warn", NULL};
     if (th_planb_start(&planb_p, cfg, args) != 0) {
         fprintf(stderr, "bench_jobs: cannot start planb\n");
@@ -108,16 +119,71 @@ start_planb(int workers, int concurrency, int timeout_ms)
     }
 }
 
+static void
+start_planb(int workers, int concurrency, int timeout_ms)
+{
+    start_planb_on(false, workers, concurrency, timeout_ms);
+}
+
+/* 1c. TLS against plaintext: the same zero-latency jobs with planb on Redis's TLS port and on
+ * its plaintext port, in rounds of one run of each (planb restarted for each, the order
+ * flipped every round, results deleted after), and the median of the rounds' ratios (the
+ * drift that 1b describes). *target follows planb:stats' cumulative "jobs". */
+static void
+tls_rounds(redisContext *rc, int workers, int rounds, int n, long *target)
+{
+    double ratios[MIX_ROUNDS_MAX], mean[2] = {0, 0};
+    bool done = true;
+    long p50 = 0, p99 = 0;
+    for (int round = 0; round < rounds; round++) {
+        double rates[2] = {0, 0};
+        for (int step = 0; step < 2; step++) {
+            int tls = round % 2 == 0 ? step : 1 - step;
+            start_planb_on(tls, workers, 512, 10000);
+            wait_workers(rc, workers);
+            char tag[16];
+            snprintf(tag, sizeof(tag), "%c%d", tls ? 'S' : 'P', round);
+            th_jobs batch = th_jobs_write(tag, n, bench_job, NULL);
+            *target += n;
+            int64_t t0 = now_ms();
+            th_jobs_push(rc, &batch);
+            done = wait_jobs(rc, *target, 300000) && done;
+            int64_t t1 = now_ms();
+            rates[tls] = n / ((t1 - t0) / 1000.0);
+            mean[tls] += rates[tls] / rounds;
+            if (round == 0 && tls)
+                latency_percentiles(rc, tag, n, 1, true, &p50, &p99);
+            drop_results(rc, tag, n);
+            th_proc_stop(&planb_p, 10000);
+        }
+        ratios[round] = rates[1] / rates[0];
+        printf("bench_jobs tls_round=%d tls_jobs_per_s=%.0f plain_jobs_per_s=%.0f ratio=%.2f\n",
+               round, rates[1], rates[0], ratios[round]);
+    }
+    qsort(ratios, (size_t)rounds, sizeof(double), cmp_double);
+    double median =
+        rounds % 2 ? ratios[rounds / 2] : (ratios[rounds / 2 - 1] + ratios[rounds / 2]) / 2;
+    printf("bench_jobs tls workers=%d jobs_per_run=%d rounds=%d done=%s tls_jobs_per_s=%.0f "
+           "plain_jobs_per_s=%.0f ratio_to_plain=%.2f target=0.80 round_ratios=%.2f..%.2f "
+           "tls_p50_ms=%ld tls_p99_ms=%ld\n",
+           workers, n, rounds, done ? "yes" : "NO", mean[1], mean[0], median, ratios[0],
+           ratios[rounds - 1], p50, p99);
+    fflush(stdout);
+}
+
 int
 main(int argc, char **argv)
 {
     int jobs = 100000, slow_jobs = 10000, workers = 2, rounds = 30, mix_jobs = 3000;
+    int tls_n = 20000, tls_r = 6;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {
             jobs = 5000;
             slow_jobs = 1000;
             rounds = 6;
             mix_jobs = 1000;
+            tls_n = 2000;
+            tls_r = 2;
         } else if (strcmp(argv[i], "--jobs") == 0 && i + 1 < argc) {
             jobs = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--slow-jobs") == 0 && i + 1 < argc) {
@@ -128,14 +194,19 @@ main(int argc, char **argv)
             rounds = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--mix-jobs") == 0 && i + 1 < argc) {
             mix_jobs = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--tls-jobs") == 0 && i + 1 < argc) {
+            tls_n = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--tls-rounds") == 0 && i + 1 < argc) {
+            tls_r = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--cache") == 0 && i + 1 < argc) {
             cache_mode = argv[++i];
         }
     }
     rounds = rounds < 1 ? 1 : rounds > MIX_ROUNDS_MAX ? MIX_ROUNDS_MAX : rounds;
+    tls_r = tls_r < 0 ? 0 : tls_r > MIX_ROUNDS_MAX ? MIX_ROUNDS_MAX : tls_r;
     mix_jobs = mix_jobs < 100 ? 100 : mix_jobs;
     setenv("PB_BENCH_KEY", "bench-key", 1);
-    if (th_redis_start(&redis_p, NULL) != 0 || th_mock_start(&mock_p, NULL) != 0) {
+    if (th_redis_start_tls(&redis_p, NULL) != 0 || th_mock_start(&mock_p, NULL) != 0) {
         fprintf(stderr, "bench_jobs: cannot start redis/mock\n");
         return 1;
     }
@@ -214,6 +285,9 @@ main(int argc, char **argv)
            cpu[1][0] / cpu[0][0], all_plain / all_tools, p50, p99);
     fflush(stdout);
     th_proc_stop(&planb_p, 10000);
+    th_mock_set(&mock_p, "m1", "{\"mode\":\"ok\"}");
+    if (tls_r > 0)
+        tls_rounds(rc, workers, tls_r, tls_n, &target);
 
     /* 2. primary failing 100%, breaker on */
     redisReply *r = redisCommand(rc, "DEL planb:stats");

@@ -5,8 +5,9 @@
 # installer: every job gets a result, phase 1 shows cache hits, phase 2 fallbacks, phase 3 answers
 # without any model (degraded replies, and cached answers for repeated
 # questions), phase 4 shows the primary back, the summary table is
-# printed, and nothing the demo started is left running. A second run is
-# stopped mid-story by a signal and must clean up too.
+# printed, and nothing the demo started is left running. A second run has
+# the demo's Redis serve TLS only (--tls); a third is stopped mid-story by a
+# signal and must clean up too.
 . "$(dirname "$0")/../support/world.sh"
 DEMO=$PB_SRC_DIR/deploy/demo.sh
 unset OPENAI_API_KEY ANTHROPIC_API_KEY # the mock story; real keys would cost money
@@ -38,6 +39,14 @@ port=$(sed -n 's/^== redis-server on 127.0.0.1:\([0-9]*\)$/\1/p' <<<"$out")
 redis-cli -p "$port" ping >/dev/null 2>&1 && fail "the demo's redis-server is still running"
 dir=$(sed -n 's/.*log: \(\/tmp\/planb-demo-[A-Za-z0-9]*\)\/planb.log.*/\1/p' <<<"$out")
 [ -n "$dir" ] && [ ! -e "$dir" ] || fail "the demo's temp dir $dir was not removed"
+
+# --tls: the same story with the demo's Redis TLS-only, planb (serve, check, stats) over rediss://
+"$DEMO" --quick --tls --bin "$PB_BIN_DIR" >"$WORK/demo-tls.out" 2>"$WORK/demo-tls.log" ||
+  fail "demo.sh --quick --tls exited $?: $(tail -n 30 "$WORK/demo-tls.out" "$WORK/demo-tls.log")"
+out=$(cat "$WORK/demo-tls.out")
+grep -qE '^   ok redis rediss://127\.0\.0\.1:[0-9]+$' <<<"$out" || fail "--tls: no rediss:// check line"
+grep -q 'no result 0$' <<<"$out" || fail "--tls: some jobs got no result"
+grep -A1 '^== planb stats' <<<"$out" | grep -q '^queues .*default=0' || fail "--tls: planb stats"
 
 # stopped mid-story (Ctrl-C and kill run the same trap; a background job ignores SIGINT)
 "$DEMO" --quick --bin "$PB_BIN_DIR" >"$WORK/demo2.out" 2>&1 &

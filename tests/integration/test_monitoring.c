@@ -25,19 +25,6 @@ static th_proc redis_p, mock_p, planb_p, planb2_p;
 static redisContext *rc, *sub;
 static int metrics_port;
 
-/* A TCP port nobody listens on right now (bound to 0, read back, released). */
-static int
-free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    cr_assert_eq(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
-    cr_assert_eq(getsockname(s, (struct sockaddr *)&a, &len), 0);
-    close(s);
-    return ntohs(a.sin_port);
-}
-
 static const char *
 config(void)
 {
@@ -70,7 +57,7 @@ setup(void)
         redisGetReply(sub, &c);
         freeReplyObject(c);
     }
-    metrics_port = free_port();
+    metrics_port = th_free_port();
     const char *args[] = {"serve", "-c", "%CONFIG%", "--log-format", "json", NULL};
     cr_assert_eq(th_planb_start(&planb_p, config(), args), 0);
 }

@@ -7,7 +7,8 @@
  * stderr (pushed, results, duplicates = results stored twice, upstream calls,
  * and what the scenario measures) for the issue's closing note. The slow
  * scenarios (a big dataset's LOADING, Sentinel failovers, a black-holed
- * connection) are in tests/slow/. */
+ * connection) are in tests/slow/. slow.test_redis_faults_tls runs them all again with
+ * PB_TEST_TLS=1: planb on the server's TLS port (the test's own probes stay plaintext). */
 #include <criterion/criterion.h>
 #include <json-c/json.h>
 #include <signal.h>
@@ -30,14 +31,14 @@ faults_config(int workers, int concurrency, const char *extra)
 {
     static char buf[4096];
     snprintf(buf, sizeof(buf),
-             "{\"redis\": {\"url\": \"redis://127.0.0.1:%d/0\"},\n"
+             "{\"redis\": {%s},\n"
              " \"workers\": %d, \"concurrency\": %d, \"queues\": [\"default\"],\n"
              " \"providers\": {\"mockai\": {\"type\": \"openai\", \"base_url\":"
              " \"http://127.0.0.1:%d/v1\", \"api_key_env\": \"PB_TEST_KEY\"}},\n"
              " \"models\": {\"primary\": {\"provider\": \"mockai\", \"timeout_ms\": 8000}},\n"
              " \"routes\": {\"default\": {\"chain\": [\"primary\"], \"retries\": 0,"
              " \"deadline_ms\": 20000}}%s%s}\n",
-             redis_p.port, workers, concurrency, mock_p.port, extra ? ",\n" : "",
+             th_redis_json(&redis_p), workers, concurrency, mock_p.port, extra ? ",\n" : "",
              extra ? extra : "");
     return buf;
 }
@@ -401,13 +402,13 @@ Test(faults, a_finish_sent_again_after_noscript_is_confirmed_by_a_wait_after_it)
     cr_assert_eq(th_mock_set(&mock_p, "primary", "{\"mode\":\"ok\",\"latency_ms\":800}"), 0);
     char cfg[2048];
     snprintf(cfg, sizeof(cfg),
-             "{\"redis\": {\"url\": \"redis://127.0.0.1:%d/0\", \"wait_replicas\": 1,"
+             "{\"redis\": {%s, \"wait_replicas\": 1,"
              " \"wait_timeout_ms\": 2000}, \"workers\": 1, \"concurrency\": 4,"
              " \"providers\": {\"mockai\": {\"type\": \"openai\", \"base_url\":"
              " \"http://127.0.0.1:%d/v1\", \"api_key_env\": \"PB_TEST_KEY\"}},"
              " \"models\": {\"primary\": {\"provider\": \"mockai\"}},"
              " \"routes\": {\"default\": {\"chain\": [\"primary\"], \"deadline_ms\": 10000}}}",
-             redis_p.port, mock_p.port);
+             th_redis_json(&redis_p), mock_p.port);
     th_serve(&planb_p, cfg);
     redisContext *mon = th_redis(redis_p.port);
     redisReply *r = redisCommand(mon, "MONITOR");

@@ -6,7 +6,8 @@
  * every finished result, hand nothing back (the outage outlasts no lease, but
  * the heartbeats stop) and store 500 of 500 results within the loading time +
  * 5 s, with 500 upstream calls. PB_LOADING_KEYS sets the dataset size
- * (default 6000000, about 10 s of loading here). Prints one "figures:" line. */
+ * (default 6000000, about 10 s of loading here). Prints one "figures:" line. Its twin
+ * slow.test_loading_tls runs it with PB_TEST_TLS=1: planb on the server's TLS port. */
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdio.h>
@@ -85,13 +86,13 @@ Test(loading, restart_with_seconds_of_loading_and_500_in_flight)
     cr_assert_eq(th_mock_set(&mock_p, "primary", "{\"mode\":\"ok\",\"latency_ms\":2000}"), 0);
     static char cfg[2048];
     snprintf(cfg, sizeof(cfg),
-             "{\"redis\": {\"url\": \"redis://127.0.0.1:%d/0\"}, \"workers\": 2,"
+             "{\"redis\": {%s}, \"workers\": 2,"
              " \"concurrency\": 512, \"providers\": {\"mockai\": {\"type\": \"openai\","
              " \"base_url\": \"http://127.0.0.1:%d/v1\", \"api_key_env\": \"PB_TEST_KEY\"}},"
              " \"models\": {\"primary\": {\"provider\": \"mockai\", \"timeout_ms\": 8000}},"
              " \"routes\": {\"default\": {\"chain\": [\"primary\"], \"retries\": 0,"
              " \"deadline_ms\": 30000}}}",
-             redis_p.port, mock_p.port);
+             th_redis_json(&redis_p), mock_p.port);
     th_serve(&planb_p, cfg);
     int n = 500;
     cr_assert_eq(th_fleet_push(rc, "L", n, NULL), 0);

@@ -14,32 +14,51 @@
 # (docs/redis.md "When Redis misbehaves": writes the old master took after the replica
 # was promoted, until +switch-master). A third run repeats the SIGKILL with
 # redis.wait_replicas: 1. Prints one "figures:" line per run.
+# PB_TEST_TLS=1 (ctest's slow.test_sentinel_tls): everything over TLS only (plaintext ports
+# off, tls-replication yes, sentinels on TLS), planb with rediss:// and redis.sentinel_tls.
 . "$(dirname "$0")/../support/world.sh"
 JOBS=${PB_SENTINEL_JOBS:-2000}
 command -v redis-sentinel >/dev/null || skip "redis-sentinel is not installed (Debian package redis-sentinel)"
+SERVER_TLS=() CLI_TLS=()
+if [ -n "${PB_TEST_TLS:-}" ]; then
+  C=$WORK/certs
+  bash "$PB_SRC_DIR/tests/support/make_certs.sh" "$C"
+  SERVER_TLS=(--tls-cert-file "$C/server.crt" --tls-key-file "$C/server.key"
+    --tls-ca-cert-file "$C/ca.crt" --tls-auth-clients no --tls-replication yes)
+  CLI_TLS=(--tls --cacert "$C/ca.crt")
+fi
+rcli() { redis-cli "${CLI_TLS[@]}" "$@"; }
+R() { rcli -p "$REDIS_PORT" "$@"; } # world.sh's, over TLS in TLS mode
 
 free_port() { echo $((20000 + RANDOM % 30000)); }
 start_redis() { # name port [args...]
   local name=$1 port=$2
   shift 2
-  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
+  local ports=(--port "$port")
+  [ -z "${PB_TEST_TLS:-}" ] || ports=(--port 0 --tls-port "$port" "${SERVER_TLS[@]}")
+  redis-server "${ports[@]}" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
     --dbfilename "$name.rdb" --logfile "$WORK/$name.log" "$@" &
   WORLD_PIDS+=($!)
   eval "PID_$name=$!"
-  wait_for 50 0.1 redis-cli -p "$port" ping || fail "redis $name did not start on $port"
+  wait_for 50 0.1 rcli -p "$port" ping || fail "redis $name did not start on $port"
 }
 M_PORT=$(free_port)
 S_PORT=$(free_port)
 start_redis m "$M_PORT"
 start_redis s "$S_PORT" --replicaof 127.0.0.1 "$M_PORT"
-synced() { redis-cli -p "$S_PORT" INFO replication | grep -q 'master_link_status:up'; }
+synced() { rcli -p "$S_PORT" INFO replication | grep -q 'master_link_status:up'; }
 wait_for 100 0.1 synced || fail "replica did not sync"
 
 SENTINELS=()
 for i in 1 2 3; do
   p=$(free_port)
-  cat >"$WORK/sentinel$i.conf" <<CONF
-port $p
+  if [ -n "${PB_TEST_TLS:-}" ]; then
+    printf 'port 0\ntls-port %s\ntls-cert-file %s\ntls-key-file %s\ntls-ca-cert-file %s\ntls-auth-clients no\ntls-replication yes\n' \
+      "$p" "$C/server.crt" "$C/server.key" "$C/ca.crt" >"$WORK/sentinel$i.conf"
+  else
+    echo "port $p" >"$WORK/sentinel$i.conf"
+  fi
+  cat >>"$WORK/sentinel$i.conf" <<CONF
 bind 127.0.0.1
 daemonize no
 dir $WORK
@@ -54,16 +73,18 @@ CONF
   SENTINELS+=("$p")
 done
 for p in "${SENTINELS[@]}"; do
-  wait_for 50 0.1 redis-cli -p "$p" ping || fail "sentinel on $p did not start"
+  wait_for 50 0.1 rcli -p "$p" ping || fail "sentinel on $p did not start"
 done
-sees_all() { [ "$(redis-cli -p "${SENTINELS[0]}" SENTINEL master mymaster | grep -A1 '^num-other-sentinels$' | tail -1)" = 2 ]; }
+sees_all() { [ "$(rcli -p "${SENTINELS[0]}" SENTINEL master mymaster | grep -A1 '^num-other-sentinels$' | tail -1)" = 2 ]; }
 wait_for 100 0.2 sees_all || fail "the sentinels did not find each other"
-master_port() { redis-cli -p "${SENTINELS[0]}" SENTINEL get-master-addr-by-name mymaster | tail -1; }
+master_port() { rcli -p "${SENTINELS[0]}" SENTINEL get-master-addr-by-name mymaster | tail -1; }
 
 world_mock
 mock_set primary '{"mode":"ok","latency_ms":300}'
+SCHEME=redis TLS_JSON=""
+[ -z "${PB_TEST_TLS:-}" ] || { SCHEME=rediss; TLS_JSON="\"tls\": {\"ca_file\": \"$C/ca.crt\"}, \"sentinel_tls\": true,"; }
 cat >"$WORK/planb.json" <<JSON
-{"redis": {"url": "redis://127.0.0.1/0", "master_name": "mymaster",
+{"redis": {"url": "$SCHEME://127.0.0.1/0", "master_name": "mymaster", $TLS_JSON
            "sentinels": ["127.0.0.1:${SENTINELS[0]}", "127.0.0.1:${SENTINELS[1]}", "127.0.0.1:${SENTINELS[2]}"]},
  "workers": 2, "concurrency": 50, "lease_ms": 10000,
  "providers": {"mock": {"type": "openai", "base_url": "$MOCK_URL/v1", "api_key_env": "PB_TEST_KEY"}},
@@ -84,18 +105,18 @@ run() {
   local old new replica calls0 t0
   old=$(master_port)
   replica=$([ "$old" = "$M_PORT" ] && echo "$S_PORT" || echo "$M_PORT")
-  wait_for 100 0.1 redis-cli -p "$replica" ping || fail "replica $replica is not up"
-  (while redis-cli -p "$replica" ping >/dev/null 2>&1; do
-    redis-cli -p "$replica" --raw SUBSCRIBE planb:results
+  wait_for 100 0.1 rcli -p "$replica" ping || fail "replica $replica is not up"
+  (while rcli -p "$replica" ping >/dev/null 2>&1; do
+    rcli -p "$replica" --raw SUBSCRIBE planb:results
   done) >"$WORK/pub-$tag" 2>/dev/null &
   WORLD_PIDS+=($!)
   wait_for 50 0.1 grep -q '^subscribe$' "$WORK/pub-$tag" || fail "subscriber did not start"
   calls0=$(calls)
   local ev0
-  ev0=$(redis-cli -p "$old" XLEN planb:events)
+  ev0=$(rcli -p "$old" XLEN planb:events)
   seq -f "$tag-%g" 1 "$JOBS" | while read -r id; do
     echo "LPUSH planb:q:default '{\"id\":\"$id\",\"reply\":true,\"messages\":[{\"role\":\"user\",\"content\":\"$id\"}]}'"
-  done | redis-cli -p "$old" >/dev/null
+  done | rcli -p "$old" >/dev/null
   some() { [ "$(grep -c '^{' "$WORK/pub-$tag")" -ge $((JOBS / 5)) ]; }
   wait_for 300 0.1 some || fail "$name: no progress before the failover"
   local before
@@ -109,25 +130,25 @@ run() {
   local t_moved
   t_moved=$(date +%s.%N)
   done_all() {
-    [ "$(seq -f "EXISTS planb:result:$tag-%g" 1 "$JOBS" | redis-cli -p "$new" | grep -c '^1$')" -eq "$JOBS" ]
+    [ "$(seq -f "EXISTS planb:result:$tag-%g" 1 "$JOBS" | rcli -p "$new" | grep -c '^1$')" -eq "$JOBS" ]
   }
   wait_for 600 0.1 done_all || true
   local t_done results replies pub distinct dupids events extra
   t_done=$(date +%s.%N)
-  results=$(seq -f "EXISTS planb:result:$tag-%g" 1 "$JOBS" | redis-cli -p "$new" | grep -c '^1$')
-  replies=$(seq -f "LLEN planb:reply:$tag-%g" 1 "$JOBS" | redis-cli -p "$new" | grep -c '^1$')
+  results=$(seq -f "EXISTS planb:result:$tag-%g" 1 "$JOBS" | rcli -p "$new" | grep -c '^1$')
+  replies=$(seq -f "LLEN planb:reply:$tag-%g" 1 "$JOBS" | rcli -p "$new" | grep -c '^1$')
   pub=$(grep -c "^{\"id\":\"$tag-" "$WORK/pub-$tag")
   distinct=$(grep -o "^{\"id\":\"$tag-[0-9]*\"" "$WORK/pub-$tag" | sort -u | wc -l)
   dupids=$(grep -o "^{\"id\":\"$tag-[0-9]*\"" "$WORK/pub-$tag" | sort | uniq -d | wc -l)
-  events=$(($(redis-cli -p "$new" XLEN planb:events) - ev0))
+  events=$(($(rcli -p "$new" XLEN planb:events) - ev0))
   local ev_distinct
-  ev_distinct=$(redis-cli -p "$new" --raw XRANGE planb:events - + | grep -o "^{\"id\":\"$tag-[0-9]*\"" | sort -u | wc -l)
+  ev_distinct=$(rcli -p "$new" --raw XRANGE planb:events - + | grep -o "^{\"id\":\"$tag-[0-9]*\"" | sort -u | wc -l)
   extra=$(($(calls) - calls0 - JOBS))
   echo "figures: sentinel_$name pushed=$JOBS results=$results replies_once=$replies published=$pub" \
     "published_distinct=$distinct published_twice=$dupids events=$events events_distinct=$ev_distinct duplicate_runs=$extra" \
     "before_failover=$before failover_s=$(secs "$t0" "$t_moved") all_done_after_switch_s=$(secs "$t_moved" "$t_done")" \
-    "orphans=$(redis-cli -p "$new" HGET planb:stats orphans) handbacks=$(redis-cli -p "$new" HGET planb:stats handbacks)" \
-    "acked_duplicates=$(redis-cli -p "$new" HGET planb:stats duplicates)"
+    "orphans=$(rcli -p "$new" HGET planb:stats orphans) handbacks=$(rcli -p "$new" HGET planb:stats handbacks)" \
+    "acked_duplicates=$(rcli -p "$new" HGET planb:stats duplicates)"
   grep -h "event=switch_master\|event=reconciled\|READONLY\|not a writable master" "$WORK/planb.log" | tail -n 4 | sed 's/^/  log: /' || true
   echo "  jobs done per second: $(grep "event=job_done job=$tag-" "$WORK/planb.log" | cut -c12-19 | uniq -c | awk '{printf "%s:%s ", $2, $1}')"
   [ -z "${PB_SENTINEL_KEEP:-}" ] || cp "$WORK"/*.log "$PB_SENTINEL_KEEP"/
@@ -139,7 +160,7 @@ run() {
   [ "$events" -eq "$JOBS" ] || fail "$name: $events planb:events entries for $JOBS jobs"
 }
 
-sentinel_failover() { redis-cli -p "${SENTINELS[0]}" SENTINEL FAILOVER mymaster >/dev/null; }
+sentinel_failover() { rcli -p "${SENTINELS[0]}" SENTINEL FAILOVER mymaster >/dev/null; }
 kill_master() {
   local pid
   if [ "$1" = "$M_PORT" ]; then pid=$PID_m; else pid=$PID_s; fi
@@ -148,7 +169,7 @@ kill_master() {
 RUNS=" ${PB_SENTINEL_RUNS:-failover kill9 wait} " # a subset while debugging
 wants() { [[ $RUNS == *" $1 "* ]]; }
 if wants failover; then run failover sf sentinel_failover; fi
-demoted_synced() { redis-cli -p "$(master_port)" INFO replication | grep -q 'connected_slaves:1'; }
+demoted_synced() { rcli -p "$(master_port)" INFO replication | grep -q 'connected_slaves:1'; }
 wait_for 300 0.1 demoted_synced || fail "the old master did not rejoin as a replica"
 if wants kill9; then run kill9 sk kill_master; fi
 wants wait || { echo "PASS"; exit 0; }

@@ -167,10 +167,16 @@ th_proc_stop(th_proc *p, int timeout_ms)
 char *
 th_proc_log(const th_proc *p)
 {
+    return th_read_file(p->log_path);
+}
+
+char *
+th_read_file(const char *path)
+{
     pb_buf b;
     pb_buf_init(&b, TH_HTTP_MAX_BYTES);
     pb_buf_append(&b, "", 0);
-    FILE *f = fopen(p->log_path, "r");
+    FILE *f = fopen(path, "r");
     if (f != NULL) {
         char chunk[4096];
         size_t n;
@@ -196,8 +202,7 @@ th_write_file(const char *dir, const char *name, const char *s)
     return ok ? path : NULL;
 }
 
-/* A loopback port the kernel just handed out; nothing else holds it right now. */
-static int
+int
 th_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -282,6 +287,67 @@ th_redis_start(th_proc *p, const char *extra_conf)
     }
     fprintf(stderr, "harness: redis-server did not start, see %s\n", p->log_path);
     return PB_ERR;
+}
+
+const char *
+th_certs(void)
+{
+    static char dir[512];
+    if (dir[0])
+        return dir;
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof(dir), "%s/certs", tmp && tmp[0] ? tmp : "/tmp");
+    /* Tests run in parallel share the directory: flock makes one of them make it. */
+    char *cmd = pb_xasprintf("flock '%s.lock' bash '%s/tests/support/make_certs.sh' '%s'", dir,
+                             th_src_dir(), dir);
+    int rc = system(cmd);
+    free(cmd);
+    if (rc != 0) {
+        fprintf(stderr, "harness: make_certs.sh failed (%d)\n", rc);
+        dir[0] = '\0';
+        return NULL;
+    }
+    return dir;
+}
+
+bool
+th_tls_mode(void)
+{
+    const char *v = getenv("PB_TEST_TLS");
+    return v && v[0] && strcmp(v, "0") != 0;
+}
+
+const char *
+th_redis_json(const th_proc *p)
+{
+    static char buf[1024];
+    if (p->tls_port > 0)
+        snprintf(buf, sizeof(buf),
+                 "\"url\": \"rediss://localhost:%d/0\", \"tls\": {\"ca_file\": \"%s/ca.crt\"}",
+                 p->tls_port, th_certs());
+    else
+        snprintf(buf, sizeof(buf), "\"url\": \"redis://127.0.0.1:%d/0\"", p->port);
+    return buf;
+}
+
+int
+th_redis_start_tls(th_proc *p, const char *extra_conf)
+{
+    const char *certs = th_certs();
+    if (certs == NULL)
+        return PB_ERR;
+    int tls_port = th_free_port();
+    char *conf = pb_xasprintf("tls-port %d\n"
+                              "tls-cert-file %s/server.crt\n"
+                              "tls-key-file %s/server.key\n"
+                              "tls-ca-cert-file %s/ca.crt\n"
+                              "tls-auth-clients optional\n"
+                              "%s\n",
+                              tls_port, certs, certs, certs, extra_conf ? extra_conf : "");
+    int rc = th_redis_start(p, conf); /* clears p first */
+    free(conf);
+    p->tls_port = tls_port;
+    return rc;
 }
 
 int
@@ -531,7 +597,10 @@ void
 th_world_start(th_proc *redis, th_proc *mock, const char *redis_conf, redisContext **rc)
 {
     setenv("PB_TEST_KEY", "sk-test-not-a-real-key", 1);
-    cr_assert_eq(th_redis_start(redis, redis_conf), 0);
+    if (th_tls_mode())
+        cr_assert_eq(th_redis_start_tls(redis, redis_conf), 0);
+    else
+        cr_assert_eq(th_redis_start(redis, redis_conf), 0);
     cr_assert_eq(th_mock_start(mock, NULL), 0);
     *rc = th_redis(redis->port);
 }

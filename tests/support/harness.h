@@ -13,10 +13,13 @@
 typedef struct th_proc {
     pid_t pid;          /* 0 when not running */
     int port;           /* TCP port it listens on (0 for planb) */
+    int tls_port;       /* redis-server's TLS port (th_redis_start_tls), 0 none */
     char dir[256];      /* its private temp dir (config, logs, data) */
     char log_path[300]; /* stdout+stderr of the process */
 } th_proc;
 
+/* A loopback port the kernel just handed out; nothing else holds it right now. */
+int th_free_port(void);
 /* Path of a built binary ("planb", "planb-mock") and of the source tree. */
 const char *th_bin(const char *name);
 const char *th_src_dir(void);
@@ -24,6 +27,19 @@ const char *th_src_dir(void);
 /* redis-server on a free loopback port (save '', appendonly no unless extra_conf
  * says otherwise; extra_conf is appended to the config, may be NULL). Waits for PING. */
 int th_redis_start(th_proc *p, const char *extra_conf);
+/* The same serving TLS too: tls_port with th_certs()'s server.crt, clients' certificates
+ * checked against its ca.crt when given (tls-auth-clients optional); port stays plaintext
+ * for the test's own probes. extra_conf may override any of it (e.g. "tls-auth-clients yes"). */
+int th_redis_start_tls(th_proc *p, const char *extra_conf);
+/* PB_TEST_TLS set (ctest's *_tls twins of the Redis-fault tests): th_world_start's Redis serves
+ * TLS and th_redis_json points planb at its TLS port. */
+bool th_tls_mode(void);
+/* The inside of a config's "redis" object for p: "url": "redis://127.0.0.1:<port>/0", or in TLS
+ * mode (p started by th_redis_start_tls) "url": "rediss://localhost:<tls_port>/0", "tls": {...}.
+ * Static buffer, overwritten per call. */
+const char *th_redis_json(const th_proc *p);
+/* The throwaway PKI of tests/support/make_certs.sh, made once under TMPDIR; its directory. */
+const char *th_certs(void);
 /* Restarts a stopped redis-server on the same port and dir (for AOF tests). */
 int th_redis_restart(th_proc *p);
 /* The same, returning as soon as it answers at all: LOADING counts when loading_ok. */
@@ -68,6 +84,8 @@ int th_mock_set(const th_proc *mock, const char *model, const char *behaviour_js
 long th_mock_requests(const th_proc *mock, const char *model);
 int th_mock_reset(const th_proc *mock);
 
+/* Whole contents of a file ("" when it cannot be read; caller frees). */
+char *th_read_file(const char *path);
 /* Writes s to <dir>/<name>; returns the path (static buffer, overwritten per call). */
 const char *th_write_file(const char *dir, const char *name, const char *s);
 

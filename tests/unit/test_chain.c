@@ -176,7 +176,9 @@ Test(classify_reply, transport_failures_retry_with_their_name)
     expect_transport(false, CURLE_RECV_ERROR, "transport_error");
     expect_transport(false, CURLE_SEND_ERROR, "transport_error");
     expect_transport(false, CURLE_PARTIAL_FILE, "transport_error");
-    expect_transport(false, CURLE_SSL_CONNECT_ERROR, "transport_error");
+    expect_transport(false, CURLE_SSL_CONNECT_ERROR, "tls_error");
+    expect_transport(false, CURLE_PEER_FAILED_VERIFICATION, "tls_error");
+    expect_transport(false, CURLE_SSL_CERTPROBLEM, "tls_error");
 }
 
 Test(classify_reply, a_too_large_body_retries)

@@ -281,7 +281,7 @@ Test(config, errors_name_the_field)
         {"{\"redis\": {\"prefix\": \"a b\"}, " MIN_SECTIONS "}",
          "CONFIG redis.prefix: must be 1 to 64 characters [A-Za-z0-9_.:-]"},
         {"{\"redis\": {\"url\": \"http://x\"}, " MIN_SECTIONS "}",
-         "CONFIG redis.url: must look like redis://[user[:password]@]host[:port][/db]"},
+         "CONFIG redis.url: must look like redis[s]://[user[:password]@]host[:port][/db]"},
         {"{\"redis\": {\"url\": \"redis://\"}, " MIN_SECTIONS "}", "CONFIG redis.url: has no host"},
         {"{\"redis\": {\"url\": \"redis://h:0\"}, " MIN_SECTIONS "}",
          "CONFIG redis.url: port must be a number from 1 to 65535"},
@@ -750,4 +750,331 @@ Test(config, stream_raw_max_bytes_defaults_to_64_times_the_reply_limit)
         "{\"limits\": {\"reply_max_bytes\": 16384, \"stream_raw_max_bytes\": 16383}, " MIN_SECTIONS
         "}",
         "CONFIG limits.stream_raw_max_bytes: must be an integer from 16384 to 4294967296");
+}
+
+/* ---------------------------------------------------------------- providers' connections */
+
+/* A provider "g" with the given extra keys, in an otherwise minimal config. */
+static char *
+conn_config(const char *base_url, const char *extra)
+{
+    static char buf[8192];
+    snprintf(buf, sizeof(buf),
+             "{\"providers\": {\"g\": {\"type\": \"openai\", \"base_url\": \"%s\"%s%s}}, "
+             "\"models\": {\"m\": {\"provider\": \"g\"}}, " MIN_ROUTES "}",
+             base_url, extra ? ", " : "", extra ? extra : "");
+    return buf;
+}
+
+/* tests/support/make_certs.sh's PKI in a fresh temp dir (static buffer). */
+static const char *
+conn_certs(void)
+{
+    static char dir[512];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof(dir), "%s/planb-conf-certs-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    cr_assert_not_null(mkdtemp(dir));
+    char cmd[1200];
+    snprintf(cmd, sizeof(cmd), "bash %s/tests/support/make_certs.sh %s", PB_SRC_DIR, dir);
+    cr_assert_eq(system(cmd), 0);
+    return dir;
+}
+
+/* <dir>/garbage.pem: a file that is no certificate; its path into path. */
+static void
+garbage_pem(const char *dir, char *path, size_t size)
+{
+    snprintf(path, size, "%s/garbage.pem", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("not a certificate\n", f);
+    fclose(f);
+}
+
+Test(config, provider_tls_proxy_and_headers_parsed)
+{
+    const char *d = conn_certs();
+    char extra[4096];
+    setenv("PB_TEST_GW_KEY", "gw-secret-value", 1);
+    snprintf(extra, sizeof(extra),
+             "\"ca_file\": \"%s/ca.crt\", \"cert_file\": \"%s/client.crt\", \"key_file\": "
+             "\"%s/client.key\", \"proxy\": \"http://u:p%%40ss@127.0.0.1:3128\", \"headers\": "
+             "{\"X-Org\": \"acme\", \"X-Gateway-Key\": {\"value_env\": \"PB_TEST_GW_KEY\"}}",
+             d, d, d);
+    pb_config *cfg = must_parse(conn_config("https://gw.example/v1", extra));
+    const pb_provider_conf *p = &cfg->providers[0];
+    cr_expect(strstr(p->ca_file, "/ca.crt") != NULL);
+    cr_expect(strstr(p->cert_file, "/client.crt") != NULL);
+    cr_expect(strstr(p->key_file, "/client.key") != NULL);
+    cr_expect_str_eq(p->proxy, "http://u:p%40ss@127.0.0.1:3128");
+    cr_assert_eq(p->n_headers, 2);
+    cr_expect_str_eq(p->headers[0], "X-Org: acme");
+    cr_expect_str_eq(p->headers[1], "X-Gateway-Key: gw-secret-value");
+    cr_expect_null(p->headers[2]);
+    pb_config_free(cfg);
+    /* Defaults: nothing set. */
+    cfg = must_parse(conn_config("https://gw.example/v1", NULL));
+    p = &cfg->providers[0];
+    cr_expect(p->ca_file == NULL && p->cert_file == NULL && p->proxy == NULL);
+    cr_expect(p->n_headers == 0 && p->headers == NULL);
+    pb_config_free(cfg);
+}
+
+Test(config, provider_conn_errors_name_the_field)
+{
+    const char *d = conn_certs();
+    char extra[4096], msg[1024], garbage[600];
+    garbage_pem(d, garbage, sizeof(garbage));
+    /* A CA file that is not PEM: found at load, with OpenSSL's reason. */
+    snprintf(extra, sizeof(extra), "\"ca_file\": \"%s\"", garbage);
+    snprintf(msg, sizeof(msg),
+             "CONFIG providers.g.ca_file: %s holds no usable PEM certificate: no certificate or "
+             "crl found",
+             garbage);
+    expect_error(conn_config("https://gw/v1", extra), msg);
+    expect_error(conn_config("https://gw/v1", "\"ca_file\": \"/nonexistent/ca.pem\""),
+                 "CONFIG providers.g.ca_file: cannot read /nonexistent/ca.pem: No such file or "
+                 "directory");
+    snprintf(extra, sizeof(extra), "\"ca_file\": \"%s/ca.crt\"", d);
+    expect_error(conn_config("http://gw/v1", extra),
+                 "CONFIG providers.g.ca_file: needs an https:// base_url");
+    snprintf(extra, sizeof(extra), "\"cert_file\": \"%s/client.crt\"", d);
+    expect_error(conn_config("https://gw/v1", extra),
+                 "CONFIG providers.g.key_file: is required with cert_file (a client certificate "
+                 "needs both)");
+    snprintf(extra, sizeof(extra), "\"cert_file\": \"%s/client.crt\", \"key_file\": \"%s\"", d,
+             garbage);
+    snprintf(msg, sizeof(msg),
+             "CONFIG providers.g.key_file: %s is no usable PEM private key of cert_file "
+             "(encrypted keys are not supported): ",
+             garbage);
+    pb_error err = {0};
+    cr_expect_null(pb_config_parse(conn_config("https://gw/v1", extra), &err));
+    cr_expect(strncmp(err.msg, msg, strlen(msg)) == 0, "got %s", err.msg);
+    snprintf(extra, sizeof(extra),
+             "\"cert_file\": \"%s/client.crt\", \"key_file\": \"%s/server.key\"", d, d);
+    snprintf(msg, sizeof(msg),
+             "CONFIG providers.g.key_file: %s/server.key is no usable PEM private key of "
+             "cert_file (encrypted keys are not supported): key values mismatch",
+             d);
+    expect_error(conn_config("https://gw/v1", extra), msg);
+
+    /* Proxy URLs: never quoted (they may hold a password). */
+    const char *bad_proxy[] = {"socks5://h:1", "http://",        "http://u:secretpw@:3128",
+                               "http://h:0",   "http://h:99999", "http://h:3128/path",
+                               "http://h :1",  "http://h:x"};
+    for (size_t i = 0; i < sizeof(bad_proxy) / sizeof(bad_proxy[0]); i++) {
+        snprintf(extra, sizeof(extra), "\"proxy\": \"%s\"", bad_proxy[i]);
+        pb_error e = {0};
+        cr_expect_null(pb_config_parse(conn_config("https://gw/v1", extra), &e), "%s",
+                       bad_proxy[i]);
+        cr_expect(strncmp(e.msg, "CONFIG providers.g.proxy: ", 26) == 0, "%s: %s", bad_proxy[i],
+                  e.msg);
+        cr_expect_null(strstr(e.msg, "secretpw"), "%s", e.msg);
+    }
+    pb_config_free(must_parse(conn_config("https://gw/v1", "\"proxy\": \"https://[::1]:8443/\"")));
+
+    /* Headers. */
+    expect_error(conn_config("https://gw/v1", "\"headers\": {\"Authorization\": \"x\"}"),
+                 "CONFIG providers.g.headers.Authorization: is set by planb itself");
+    expect_error(conn_config("https://gw/v1", "\"headers\": {\"X-Api-Key\": \"x\"}"),
+                 "CONFIG providers.g.headers.X-Api-Key: is set by planb itself");
+    expect_error(conn_config("https://gw/v1", "\"headers\": {\"X Org\": \"x\"}"),
+                 "CONFIG providers.g.headers.X Org: a header name is 1 to 64 token characters "
+                 "[A-Za-z0-9!#$%&'*+.^_`|~-]");
+    expect_error(conn_config("https://gw/v1", "\"headers\": {\"X-A\": \"a\\r\\nX-Evil: 1\"}"),
+                 "CONFIG providers.g.headers.X-A: must be 1 to 4096 bytes without control "
+                 "characters or blanks at either end");
+    expect_error(conn_config("https://gw/v1", "\"headers\": {\"X-A\": \"\"}"),
+                 "CONFIG providers.g.headers.X-A: must be 1 to 4096 bytes without control "
+                 "characters or blanks at either end");
+    expect_error(conn_config("https://gw/v1", "\"headers\": {\"X-A\": \"a\", \"x-a\": \"b\"}"),
+                 "CONFIG providers.g.headers.x-a: is given twice (names ignore case)");
+    expect_error(conn_config("https://gw/v1", "\"headers\": {\"X-A\": 1}"),
+                 "CONFIG providers.g.headers.X-A: must be a string or {\"value_env\": NAME}");
+    expect_error(conn_config("https://gw/v1", "\"headers\": {\"X-A\": {\"value\": \"v\"}}"),
+                 "CONFIG providers.g.headers.X-A.value: unknown key");
+    unsetenv("PB_TEST_UNSET_VAR");
+    expect_error(conn_config("https://gw/v1",
+                             "\"headers\": {\"X-A\": {\"value_env\": \"PB_TEST_UNSET_VAR\"}}"),
+                 "CONFIG providers.g.headers.X-A.value_env: PB_TEST_UNSET_VAR is not set");
+    setenv("PB_TEST_BAD_VAR", "secret\nX-Evil: 1", 1);
+    expect_error(conn_config("https://gw/v1",
+                             "\"headers\": {\"X-A\": {\"value_env\": \"PB_TEST_BAD_VAR\"}}"),
+                 "CONFIG providers.g.headers.X-A.value_env: the value of PB_TEST_BAD_VAR must be "
+                 "1 to 4096 bytes without control characters or blanks at either end");
+    /* 32 headers pass, 33 do not. */
+    char many[4096];
+    size_t n = (size_t)snprintf(many, sizeof(many), "\"headers\": {");
+    for (int i = 0; i < 33; i++)
+        n += (size_t)snprintf(many + n, sizeof(many) - n, "%s\"X-H%d\": \"v\"", i ? ", " : "", i);
+    snprintf(many + n, sizeof(many) - n, "}");
+    expect_error(conn_config("https://gw/v1", many),
+                 "CONFIG providers.g.headers: at most 32 headers");
+    char *cut = strstr(many, ", \"X-H32\"");
+    cr_assert_not_null(cut);
+    strcpy(cut, "}");
+    pb_config *cfg = must_parse(conn_config("https://gw/v1", many));
+    cr_expect_eq(cfg->providers[0].n_headers, 32);
+    pb_config_free(cfg);
+}
+
+/* {"redis": <redis>, ...minimal sections} (static buffer). */
+static const char *
+redis_config(const char *redis)
+{
+    static char buf[8192];
+    snprintf(buf, sizeof(buf), "{\"redis\": %s, " MIN_SECTIONS "}", redis);
+    return buf;
+}
+
+Test(config, redis_tls_parsed_with_safe_defaults)
+{
+    const char *d = conn_certs();
+    char redis[4096];
+    /* rediss:// alone: TLS on, the system CA store, verified, TLS 1.2 minimum. */
+    pb_config *cfg = must_parse(redis_config("{\"url\": \"rediss://cache.example:6380/0\"}"));
+    cr_expect(cfg->redis_tls.on);
+    cr_expect(cfg->redis_tls.verify);
+    cr_expect_eq(cfg->redis_tls.min_version, 12);
+    cr_expect_null(cfg->redis_tls.ca_file);
+    cr_expect_eq(cfg->redis_port, 6380);
+    cr_expect_not(cfg->sentinel_tls.on);
+    pb_config_free(cfg);
+    snprintf(redis, sizeof(redis),
+             "{\"url\": \"rediss://localhost:6380\", \"tls\": {\"ca_file\": \"%s/ca.crt\", "
+             "\"cert_file\": \"%s/client.crt\", \"key_file\": \"%s/client.key\", "
+             "\"server_name\": \"db.internal\", \"min_version\": \"1.3\"}, \"sentinels\": "
+             "[\"127.0.0.1:26379\"], \"master_name\": \"m\", \"sentinel_user\": \"watcher\", "
+             "\"sentinel_tls\": true}",
+             d, d, d);
+    cfg = must_parse(redis_config(redis));
+    cr_expect(strstr(cfg->redis_tls.ca_file, "/ca.crt") != NULL);
+    cr_expect_str_eq(cfg->redis_tls.server_name, "db.internal");
+    cr_expect_eq(cfg->redis_tls.min_version, 13);
+    cr_expect_str_eq(cfg->sentinel_user, "watcher");
+    /* sentinel_tls: true reuses the files, never the name (each sentinel has its own host). */
+    cr_expect(cfg->sentinel_tls.on);
+    cr_expect(strstr(cfg->sentinel_tls.cert_file, "/client.crt") != NULL);
+    cr_expect_null(cfg->sentinel_tls.server_name);
+    cr_expect_eq(cfg->sentinel_tls.min_version, 13);
+    pb_config_free(cfg);
+}
+
+Test(config, redis_tls_errors_name_the_field)
+{
+    const char *d = conn_certs();
+    char redis[4096], msg[1024], garbage[600];
+    garbage_pem(d, garbage, sizeof(garbage));
+    expect_error(redis_config("{\"url\": \"redis://h:6379\", \"tls\": {\"verify\": false}}"),
+                 "CONFIG redis.tls: needs a rediss:// url");
+    snprintf(redis, sizeof(redis), "{\"url\": \"rediss://h\", \"tls\": {\"ca_file\": \"%s\"}}",
+             garbage);
+    snprintf(msg, sizeof(msg),
+             "CONFIG redis.tls.ca_file: %s holds no usable PEM certificate: no certificate or "
+             "crl found",
+             garbage);
+    expect_error(redis_config(redis), msg);
+    snprintf(redis, sizeof(redis),
+             "{\"url\": \"rediss://h\", \"tls\": {\"cert_file\": \"%s/client.crt\", "
+             "\"key_file\": \"%s/server.key\"}}",
+             d, d);
+    snprintf(msg, sizeof(msg),
+             "CONFIG redis.tls.key_file: %s/server.key is no usable PEM private key of cert_file "
+             "(encrypted keys are not supported): key values mismatch",
+             d);
+    expect_error(redis_config(redis), msg);
+    snprintf(redis, sizeof(redis),
+             "{\"url\": \"rediss://h\", \"tls\": {\"cert_file\": \"%s/client.crt\"}}", d);
+    expect_error(redis_config(redis),
+                 "CONFIG redis.tls.key_file: is required with cert_file (a client certificate "
+                 "needs both)");
+    expect_error(redis_config("{\"url\": \"rediss://h\", \"tls\": {\"min_version\": \"1.1\"}}"),
+                 "CONFIG redis.tls.min_version: must be \"1.2\" or \"1.3\"");
+    expect_error(redis_config("{\"url\": \"rediss://h\", \"tls\": {\"server_name\": \"a b\"}}"),
+                 "CONFIG redis.tls.server_name: must be a host name or an address");
+    expect_error(redis_config("{\"url\": \"rediss://h\", \"sentinel_tls\": true}"),
+                 "CONFIG redis.sentinel_tls: needs sentinels");
+    expect_error(
+        redis_config("{\"url\": \"rediss://h\", \"tls\": {\"ca_file\": \"/nonexistent\"}}"),
+        "CONFIG redis.tls.ca_file: cannot read /nonexistent: No such file or directory");
+}
+
+/* ---------------------------------------------------------------- the front door's HTTPS */
+
+/* A minimal config whose http section holds http_extra after its listen (NULL: no listen). */
+static char *
+https_config(const char *http_extra)
+{
+    static char buf[4096];
+    snprintf(buf, sizeof(buf), "{" MIN_SECTIONS ", \"http\": {%s}}", http_extra);
+    return buf;
+}
+
+Test(config, http_tls_files_checked_at_load)
+{
+    const char *d = conn_certs();
+    char extra[2048], msg[1024], garbage[600];
+    snprintf(extra, sizeof(extra),
+             "\"listen\": \"127.0.0.1:8443\", \"tls\": {\"cert_file\": \"%s/server.crt\", "
+             "\"key_file\": \"%s/server.key\"}",
+             d, d);
+    pb_config *cfg = must_parse(https_config(extra));
+    cr_expect(strstr(cfg->http.tls_cert_file, "/server.crt") != NULL);
+    cr_expect(strstr(cfg->http.tls_key_file, "/server.key") != NULL);
+    pb_config_free(cfg);
+    /* Plain HTTP is the default, and an empty tls object is plain HTTP too. */
+    cfg = must_parse(https_config("\"listen\": \"127.0.0.1:8080\""));
+    cr_expect(cfg->http.tls_cert_file == NULL && cfg->http.tls_key_file == NULL);
+    pb_config_free(cfg);
+    cfg = must_parse(https_config("\"listen\": \"127.0.0.1:8080\", \"tls\": {}"));
+    cr_expect(cfg->http.tls_cert_file == NULL);
+    pb_config_free(cfg);
+
+    /* Both or neither. */
+    snprintf(extra, sizeof(extra),
+             "\"listen\": \"127.0.0.1:8443\", \"tls\": {\"cert_file\": \"%s/server.crt\"}", d);
+    expect_error(https_config(extra),
+                 "CONFIG http.tls.key_file: is required with cert_file (HTTPS needs both)");
+    snprintf(extra, sizeof(extra),
+             "\"listen\": \"127.0.0.1:8443\", \"tls\": {\"key_file\": \"%s/server.key\"}", d);
+    expect_error(https_config(extra),
+                 "CONFIG http.tls.cert_file: is required with key_file (HTTPS needs both)");
+    /* Without a front door there is nothing to serve it. */
+    snprintf(extra, sizeof(extra),
+             "\"tls\": {\"cert_file\": \"%s/server.crt\", \"key_file\": \"%s/server.key\"}", d, d);
+    expect_error(https_config(extra), "CONFIG http.tls: needs http.listen");
+    expect_error(https_config("\"listen\": \"127.0.0.1:8443\", \"tls\": {\"ca_file\": \"x\"}"),
+                 "CONFIG http.tls.ca_file: unknown key");
+    expect_error(https_config("\"listen\": \"127.0.0.1:8443\", \"tls\": true"),
+                 "CONFIG http.tls: must be an object");
+    snprintf(extra, sizeof(extra),
+             "\"listen\": \"127.0.0.1:8443\", \"tls\": {\"cert_file\": \"/nonexistent/c.pem\", "
+             "\"key_file\": \"%s/server.key\"}",
+             d);
+    expect_error(https_config(extra), "CONFIG http.tls.cert_file: cannot read /nonexistent/c.pem: "
+                                      "No such file or directory");
+
+    /* Files OpenSSL cannot use: not PEM, a key of another certificate. */
+    snprintf(garbage, sizeof(garbage), "%s/garbage.pem", d);
+    FILE *f = fopen(garbage, "w");
+    cr_assert_not_null(f);
+    fputs("not a certificate\n", f);
+    fclose(f);
+    snprintf(extra, sizeof(extra),
+             "\"listen\": \"127.0.0.1:8443\", \"tls\": {\"cert_file\": \"%s\", \"key_file\": "
+             "\"%s/server.key\"}",
+             garbage, d);
+    snprintf(msg, sizeof(msg),
+             "CONFIG http.tls.cert_file: %s holds no usable PEM certificate: PEM lib", garbage);
+    expect_error(https_config(extra), msg);
+    snprintf(extra, sizeof(extra),
+             "\"listen\": \"127.0.0.1:8443\", \"tls\": {\"cert_file\": \"%s/server.crt\", "
+             "\"key_file\": \"%s/server2.key\"}",
+             d, d);
+    snprintf(msg, sizeof(msg),
+             "CONFIG http.tls.key_file: %s/server2.key is no usable PEM private key of cert_file "
+             "(encrypted keys are not supported): key values mismatch",
+             d);
+    expect_error(https_config(extra), msg);
 }

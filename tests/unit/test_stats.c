@@ -95,7 +95,7 @@ tally_teardown(void)
     pb_config_free(cfg);
 }
 
-/* A job of the route "default" with n attempts at att. */
+/* A job of the route "default" with n attempts at att, pushed without submitted_at_ms. */
 static pb_stats_job
 job_of(pb_status status, pb_source source, int model, int64_t latency_ms, const pb_attempt *att,
        size_t n)
@@ -105,6 +105,7 @@ job_of(pb_status status, pb_source source, int model, int64_t latency_ms, const 
                           .route = th_config_route(cfg, "default"),
                           .model = model,
                           .latency_ms = latency_ms,
+                          .queued_ms = -1,
                           .attempts = att,
                           .n_attempts = n};
 }
@@ -125,7 +126,7 @@ Test(count_job, ok_primary_with_one_attempt)
     pb_stats_job job = job_of(PB_STATUS_OK, PB_SOURCE_PRIMARY, ma, 120, att, 1);
     EXPECT_TALLY(count(&job), {"jobs", 1}, {"ok", 1}, {"source:primary", 1},
                  {"jobs:default:primary", 1}, {"latency_le:250", 1}, {"latency_sum_ms", 120},
-                 {"attempts:ma", 1}, {"provider_attempts:pa", 1});
+                 {"attempts:ma", 1}, {"provider_attempts:pa", 1}, {"mlat_le:ma:100", 1});
 }
 
 Test(count_job, fallback_after_a_failed_attempt)
@@ -137,7 +138,7 @@ Test(count_job, fallback_after_a_failed_attempt)
                  {"jobs:default:fallback", 1}, {"latency_le:500", 1}, {"latency_sum_ms", 260},
                  {"attempts:ma", 1}, {"provider_attempts:pa", 1}, {"errors:ma:http_503", 1},
                  {"provider_errors:pa", 1}, {"attempts:mb", 1}, {"provider_attempts:pb", 1},
-                 {"cache:misses", 1});
+                 {"cache:misses", 1}, {"mlat_le:ma:50", 1}, {"mlat_le:mb:250", 1});
 }
 
 Test(count_job, identical_outcomes_merge_into_one_field)
@@ -149,7 +150,8 @@ Test(count_job, identical_outcomes_merge_into_one_field)
                  {"jobs:default:fallback", 1}, {"latency_le:2500", 1}, {"latency_sum_ms", 2400},
                  {"attempts:ma", 2}, {"provider_attempts:pa", 2}, {"errors:ma:timeout", 2},
                  {"provider_errors:pa", 2}, {"attempts:mb", 2}, {"provider_attempts:pb", 2},
-                 {"errors:mb:http_429", 1}, {"provider_errors:pb", 1});
+                 {"errors:mb:http_429", 1}, {"provider_errors:pb", 1}, {"mlat_le:ma:1000", 2},
+                 {"mlat_le:mb:50", 1}, {"mlat_le:mb:500", 1});
 }
 
 Test(count_job, latency_sum_is_the_latency)
@@ -191,7 +193,7 @@ Test(count_job, cache_hits_count_per_provider)
                  {"attempts:ma", 1}, {"provider_attempts:pa", 1}, {"errors:ma:timeout", 1},
                  {"provider_errors:pa", 1}, {"attempts:mb", 1}, {"provider_attempts:pb", 1},
                  {"errors:mb:http_500", 1}, {"provider_errors:pb", 1}, {"cache:misses", 1},
-                 {"cache:stale_hits:pa", 1});
+                 {"cache:stale_hits:pa", 1}, {"mlat_le:ma:1000", 1}, {"mlat_le:mb:50", 1});
 
     /* Answered from another job's call. */
     pb_stats_job waited = job_of(PB_STATUS_OK, PB_SOURCE_PRIMARY, ma, 300, NULL, 0);
@@ -222,7 +224,24 @@ Test(count_job, a_reused_tally_starts_empty)
     EXPECT_TALLY(count(&job), {"jobs", 1}, {"ok", 1}, {"source:primary", 1},
                  {"jobs:default:primary", 1}, {"latency_le:50", 1}, {"latency_sum_ms", 20},
                  {"attempts:ma", 2}, {"provider_attempts:pa", 2}, {"errors:ma:http_500", 1},
-                 {"provider_errors:pa", 1});
+                 {"provider_errors:pa", 1}, {"mlat_le:ma:50", 2});
+}
+
+/* The queue wait counts in its own buckets when the job said when it was pushed; an attempt
+ * that never reached the upstream (0 ms: breaker open, held off) has no latency to count. */
+Test(count_job, wait_buckets_and_attempt_latency)
+{
+    pb_attempt att[] = {attempt(ma, 1, "breaker_open", 0), attempt(mb, 1, "ok", 30001)};
+    pb_stats_job job = job_of(PB_STATUS_OK, PB_SOURCE_FALLBACK, mb, 30010, att, 2);
+    job.queued_ms = 2600;
+    EXPECT_TALLY(count(&job), {"jobs", 1}, {"ok", 1}, {"source:fallback", 1},
+                 {"jobs:default:fallback", 1}, {"latency_le:inf", 1}, {"latency_sum_ms", 30010},
+                 {"wait_le:5000", 1}, {"attempts:ma", 1}, {"provider_attempts:pa", 1},
+                 {"errors:ma:breaker_open", 1}, {"provider_errors:pa", 1}, {"attempts:mb", 1},
+                 {"provider_attempts:pb", 1}, {"mlat_le:mb:inf", 1});
+
+    job.queued_ms = 0;
+    cr_expect_eq(tally_get(count(&job), "wait_le:50"), 1, "%s", tally_list(&tally));
 }
 
 /* 100 distinct outcomes on one model whose names are as long as config allows: the tally
