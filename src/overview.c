@@ -83,7 +83,7 @@ pb_overview_refresh(pb_overview *o, pb_redissync *c, char *why, size_t why_size)
     long long cur = pb_wall_ms() / 60000;
     long long minutes[2 + OV_BACKFILL_PER_REFRESH];
     size_t nmin = ov_minutes_to_read(o, cur, minutes, sizeof(minutes) / sizeof(minutes[0]));
-    size_t argc = 5 + cfg->n_queues + cfg->n_models + nmin;
+    size_t argc = 6 + cfg->n_queues + cfg->n_models + nmin; /* EVAL body 0 prefix nq .. nm .. */
     const char **argv = pb_xcalloc(argc, sizeof(*argv));
     char **owned = pb_xcalloc(argc, sizeof(*owned));
     const pb_lua_source *src = pb_scripts_find("overview");
@@ -103,7 +103,7 @@ pb_overview_refresh(pb_overview *o, pb_redissync *c, char *why, size_t why_size)
     a++;
     for (size_t i = 0; i < cfg->n_models; i++)
         argv[a++] = cfg->models[i].name;
-    for (size_t i = 0; i < nmin && a < argc + 1; i++) {
+    for (size_t i = 0; i < nmin && a < argc; i++) {
         owned[a] = pb_xasprintf("%lld", minutes[i]);
         argv[a] = owned[a];
         a++;
