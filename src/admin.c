@@ -272,14 +272,16 @@ admin_same_origin(struct evhttp_request *req, const admin_who *w)
     return rest != NULL && host != NULL && strcmp(rest, host) == 0;
 }
 
+/* {"name", "role", "csrf", "refresh_ms"}: the page polls the overview every refresh_ms. */
 static json_object *
-admin_session_json(const admin_who *w)
+admin_session_json(const admin *a, const admin_who *w)
 {
     json_object *j = json_object_new_object();
     json_object_object_add(j, "name", json_object_new_string(w->name));
     json_object_object_add(j, "role",
                            json_object_new_string(w->role == PB_ADMIN_ADMIN ? "admin" : "viewer"));
     json_object_object_add(j, "csrf", w->by_cookie ? json_object_new_string(w->csrf) : NULL);
+    json_object_object_add(j, "refresh_ms", json_object_new_int(a->cfg->admin.refresh_ms));
     return j;
 }
 
@@ -354,7 +356,7 @@ admin_login(admin *a, struct evhttp_request *req)
     pb_adminauth_check(a->secret, ac, token, now / 1000, w.csrf);
     pb_log(PB_LOG_INFO, "event=admin_login who=%s role=%s", k->name,
            k->role == PB_ADMIN_ADMIN ? "admin" : "viewer");
-    admin_json(req, 200, admin_session_json(&w));
+    admin_json(req, 200, admin_session_json(a, &w));
 }
 
 /* ------------------------------------------------------------------------- actions */
@@ -836,7 +838,7 @@ admin_api(admin *a, struct evhttp_request *req, const struct evhttp_uri *uri, co
         return;
     }
     if (strcmp(path, "/api/session") == 0 && !post) {
-        admin_json(req, 200, admin_session_json(&w));
+        admin_json(req, 200, admin_session_json(a, &w));
         return;
     }
     if (strcmp(path, "/api/overview") == 0 && !post) {
