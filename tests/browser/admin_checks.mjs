@@ -99,6 +99,7 @@ try {
   step = 'depth';
   const queues = page.getByRole('table', { name: 'Queues' });
   const depth = queues.getByRole('row').filter({ hasText: 'default' }).getByRole('cell').nth(1);
+  const depthOldest = queues.getByRole('row').filter({ hasText: 'default' }).getByRole('cell').nth(2);
   await until(textIs(depth, 0), 'depth 0 at the start');
   for (const pid of WORKERS) process.kill(pid, 'SIGSTOP');
   const seen = [];
@@ -110,10 +111,18 @@ try {
       await until(textIs(depth, n), `depth ${n} on the page`);
       seen.push(n);
     }
+    ok(seen[1] > seen[0], `depth rose: ${seen}`);
+    await until(async () => (await depthOldest.textContent()) !== '–', 'the oldest job\'s age');
+    // A queued job's view says where it is, and follows it until it is finished.
+    step = 'queued job';
+    await page.goto(`${URL}/#job/depth-15`);
+    await page.getByText('Now: in queue default').waitFor();
   } finally {
     for (const pid of WORKERS) process.kill(pid, 'SIGCONT');
   }
-  ok(seen[1] > seen[0], `depth rose: ${seen}`);
+  await page.getByText('Now: finished ok').waitFor({ timeout: 30000 });
+  step = 'depth falls';
+  await page.getByRole('link', { name: 'Overview' }).click();
   await until(textIs(depth, 0), 'depth back to 0 once the workers run', 30000);
   for (let i = 1; i <= 15; i++) await until(() => R('EXISTS', `planb:result:depth-${i}`) === '1', `result of depth-${i}`);
 
@@ -206,6 +215,16 @@ try {
   await page.getByRole('button', { name: 'Resume queue default' }).click();
   await queues.getByText('running', { exact: true }).waitFor();
   ok(R('HEXISTS', 'planb:paused', 'default') === '0', 'planb:paused still holds default');
+
+  // A breaker forced closed from the page, then handed back to its rules.
+  step = 'breaker';
+  const models = page.getByRole('table', { name: 'Models' });
+  await page.getByRole('button', { name: 'Force backup closed' }).click();
+  await models.getByText('forced closed by ops').waitFor();
+  ok(R('HGET', 'planb:breaker:backup', 'forced') === 'closed', 'planb:breaker:backup not forced closed');
+  await page.getByRole('button', { name: 'Breaker of backup on auto' }).click();
+  await until(async () => (await models.getByText('forced closed by ops').count()) === 0, 'the forced badge gone');
+  ok(R('HEXISTS', 'planb:breaker:backup', 'forced') === '0', 'planb:breaker:backup still forced');
 
   // A viewer sees everything and can do nothing: no action button on any view, and a POST
   // with its cookie and its own CSRF token gets 403 forbidden.

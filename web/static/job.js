@@ -91,6 +91,7 @@ function render(j, ctx, retry) {
       fact('Waited', ms(r.queued_ms)),
       fact('Took', ms(r.latency_ms)),
       fact('Worker', r.worker || dash),
+      fact('Hedges', num((r.attempts || []).filter((a) => a.outcome === 'hedge_cancelled').length)),
       r.finish_reason ? fact('Finish', r.finish_reason) : null,
       r.error ? fact('Error', h('span', { class: 'error' }, r.error)) : null,
       r.cache_age_s !== undefined ? fact('Cache age', `${num(r.cache_age_s)} s`) : null));
