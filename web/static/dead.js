@@ -4,7 +4,7 @@
 // new result appears.
 
 import { api } from './api.js';
-import { h, fill, num, ms, table, dash } from './dom.js';
+import { h, fill, num, ms, table, dash, pretty } from './dom.js';
 
 const PAGE = 50;
 
@@ -72,7 +72,7 @@ export function mount(root, ctx, sel) {
         h('h2', null, `Dead letter ${sel}`),
         e.id ? h('p', null, h('a', { href: `#job/${encodeURIComponent(e.id)}` }, `Open job ${e.id}`)) : null,
         ctx.canAct ? h('button', { type: 'button', 'aria-label': `Retry ${sel}`, onclick: () => retry(sel) }, 'Retry') : null,
-        h('pre', null, JSON.stringify(e, null, 2))));
+        h('pre', null, pretty(e))));
     } catch (e) {
       if (!stopped) fill(detail, h('p', { class: e.status === 404 ? 'muted' : 'error' }, `Dead letter ${sel}: ${e.message}`));
     }

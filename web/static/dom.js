@@ -83,3 +83,15 @@ export function table(label, heads, rows, empty) {
     h('table', { 'aria-label': label },
       h('thead', null, h('tr', null, heads.map((x) => h('th', { scope: 'col' }, x)))), body));
 }
+
+// A dead-letter entry (or any object) as indented JSON; a "job" field that holds JSON text is
+// shown parsed, so the job reads as an object rather than one escaped line.
+export function pretty(entry) {
+  let e = entry;
+  if (e && typeof e.job === 'string') {
+    try {
+      e = { ...e, job: JSON.parse(e.job) };
+    } catch (_) { /* not JSON: shown as stored */ }
+  }
+  return JSON.stringify(e, null, 2);
+}

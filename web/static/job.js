@@ -4,7 +4,7 @@
 // refresh_ms until it finishes; a dead job can be retried from here (admins).
 
 import { api } from './api.js';
-import { h, fill, num, ms, usd, badge, dash } from './dom.js';
+import { h, fill, num, ms, usd, badge, dash, pretty } from './dom.js';
 
 const STATE = {
   finished: ['finished', 'ok'],
@@ -109,7 +109,7 @@ function render(j, ctx, retry) {
     parts.push(h('p', { class: 'muted' }, 'No result yet.'));
   }
   if (j.job) parts.push(h('details', null, h('summary', null, 'The job'), h('pre', null, JSON.stringify(j.job, null, 2))));
-  if (j.dead) parts.push(h('details', { open: true }, h('summary', null, 'Dead-letter entry'), h('pre', null, JSON.stringify(j.dead, null, 2))));
+  if (j.dead) parts.push(h('details', { open: true }, h('summary', null, 'Dead-letter entry'), h('pre', null, pretty(j.dead))));
   return parts;
 }
 
