@@ -19,7 +19,7 @@ export function mount(root, ctx) {
 
   const box = (id, title, ...extra) => {
     sec[id] = h('div', { class: 'body' });
-    return h('section', { class: `card ${id}`, 'aria-labelledby': `h-${id}` },
+    return h('section', { class: `card ${id}`, 'aria-labelledby': title ? `h-${id}` : null, 'aria-label': title ? null : 'Figures' },
       title ? h('h2', { id: `h-${id}` }, title) : null, ...extra, sec[id]);
   };
   const charts = h('div', { class: 'charts' });
