@@ -10,15 +10,15 @@
 #include "planb/adminauth.h"
 #include "th_config.h"
 
-/* sha256("ops-key") and sha256("viewer-key"), from `printf %s KEY | sha256sum`. */
-static const char *const auth_cfg =
-    "{\"providers\": {\"p\": {\"type\": \"openai\", \"base_url\": \"http://a\"}},"
-    " \"models\": {\"m\": {\"provider\": \"p\"}},"
-    " \"routes\": {\"default\": {\"chain\": [\"m\"]}},"
-    " \"admin\": {\"listen\": \"127.0.0.1:9470\", \"keys\": ["
-    "  {\"name\": \"ops\", \"role\": \"admin\","
-    "   \"sha256\": \"%s\"},"
-    "  {\"name\": \"on-call\", \"sha256\": \"%s\"}]}}";
+/* Two keys, given as their SHA-256 (%s, %s: from sha256sum, the reference outside planb). */
+#define AUTH_CFG                                                                                   \
+    "{\"providers\": {\"p\": {\"type\": \"openai\", \"base_url\": \"http://a\"}},"                 \
+    " \"models\": {\"m\": {\"provider\": \"p\"}},"                                                 \
+    " \"routes\": {\"default\": {\"chain\": [\"m\"]}},"                                            \
+    " \"admin\": {\"listen\": \"127.0.0.1:9470\", \"keys\": ["                                     \
+    "  {\"name\": \"ops\", \"role\": \"admin\","                                                   \
+    "   \"sha256\": \"%s\"},"                                                                      \
+    "  {\"name\": \"on-call\", \"sha256\": \"%s\"}]}}"
 
 static pb_config *cfg;
 static const unsigned char secret[PB_ADMINAUTH_SECRET_BYTES] = "0123456789abcdef0123456789abcde";
@@ -42,7 +42,7 @@ static pb_config *
 parse_with(const char *ops, const char *viewer)
 {
     char json[2048];
-    snprintf(json, sizeof(json), auth_cfg, ops, viewer);
+    snprintf(json, sizeof(json), AUTH_CFG, ops, viewer);
     return th_config_parse(json);
 }
 
