@@ -9,7 +9,8 @@
  * direct). One retry per model, so a failing way shows two attempts before the fallback.
  * The mTLS provider's job runs before the ones without a client certificate or with another
  * CA on the same host and port, so the checks that those fail also check that curl never
- * lends them the mutual-TLS connection it keeps (http.c). */
+ * lends them the mutual-TLS connection it keeps (http.c). `planb check --connect` on the same
+ * config names each way that fails; `planb check` names a ca_file that is missing or not PEM. */
 #include <criterion/criterion.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -331,6 +332,61 @@ Test(conn, extra_headers_reach_the_upstream_and_the_secret_is_never_logged)
 
     /* planb logged at debug level all along, and never the value. */
     expect_log_lacks(GW_KEY);
+}
+
+/* The line of out that starts with prefix, copied to line ("" when none). */
+static const char *
+line_of(const char *out, const char *prefix, char *line, size_t cap)
+{
+    line[0] = '\0';
+    size_t n = strlen(prefix);
+    for (const char *p = out; p != NULL && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (strncmp(p, prefix, n) == 0) {
+            snprintf(line, cap, "%.*s", (int)strcspn(p, "\n"), p);
+            break;
+        }
+    return line;
+}
+
+Test(conn, check_connect_tries_each_way_there_and_names_what_failed)
+{
+    th_proc p;
+    char path[320];
+    snprintf(path, sizeof(path), "%s/planb.json", planb_p.dir);
+    const char *args[] = {"check", "--connect", "-c", path, NULL};
+    cr_assert_eq(th_planb_start(&p, NULL, args), 0);
+    int st = th_proc_wait(&p, 20000);
+    if (st == -1)
+        th_proc_stop(&p, 1000);
+    char *out = th_proc_log(&p);
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 2, "some ways fail: status %d: %s", st, out);
+    char line[1024];
+    static const char *const ok[] = {"direct", "gw", "gw_proxied", "plain_proxied", "hdr"};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(*ok); i++) {
+        char prefix[64];
+        snprintf(prefix, sizeof(prefix), "ok provider %s ", ok[i]);
+        cr_expect_str_neq(line_of(out, prefix, line, sizeof(line)), "", "%s: %s", ok[i], out);
+    }
+    cr_expect(strstr(line_of(out, "FAILED provider nocert ", line, sizeof(line)),
+                     "alert certificate required") != NULL,
+              "%s", out);
+    cr_expect(strstr(line_of(out, "FAILED provider wrongca ", line, sizeof(line)),
+                     "SSL certificate problem") != NULL,
+              "%s", out);
+    cr_expect(strstr(line_of(out, "FAILED provider badcred ", line, sizeof(line)),
+                     "the proxy refused its credential (HTTP 407)") != NULL,
+              "%s", out);
+    cr_expect(strstr(line_of(out, "FAILED provider badcred_tunnel ", line, sizeof(line)),
+                     "CONNECT tunnel failed, response 407") != NULL,
+              "%s", out);
+    cr_expect_str_neq(line_of(out, "FAILED provider deadproxy ", line, sizeof(line)), "", "%s",
+                      out);
+    cr_expect_str_neq(line_of(out, "5 of the targets above failed", line, sizeof(line)), "", "%s",
+                      out);
+    cr_expect(strstr(out, PROXY_PASSWORD) == NULL && strstr(out, WRONG_PASSWORD) == NULL &&
+                  strstr(out, GW_KEY) == NULL,
+              "no secret printed: %s", out);
+    free(out);
 }
 
 /* ---------------------------------------------------------------- planb check */
