@@ -7,9 +7,9 @@
  * that verifies nothing. --connect then tries, once each and bounded, the
  * queue's Redis (through its sentinels when it has them), cache.redis when it
  * is another one, and each provider's base_url with its TLS and proxy options
- * (any HTTP status is an answer: only the transport is checked). One line per
- * target says ok or why not; secrets (passwords, API keys, proxy credentials,
- * URL paths) are never printed. */
+ * (any HTTP status is an answer, but for a proxy's 407: only the way there is
+ * checked). One line per target says ok or why not; secrets (passwords, API
+ * keys, proxy credentials, URL paths) are never printed. */
 #include <curl/curl.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -80,7 +80,7 @@ check_discard(char *data, size_t size, size_t n, void *arg)
 }
 
 /* One HEAD to p's base_url with its TLS files and proxy, as src/http.c sets them; no API key
- * or extra header is sent. PB_OK when any HTTP status came back. */
+ * or extra header is sent. PB_OK when any HTTP status came back (but the proxy's 407). */
 static int
 check_provider(const pb_provider_conf *p)
 {
@@ -114,6 +114,13 @@ check_provider(const pb_provider_conf *p)
     if (rc != CURLE_OK) {
         printf("FAILED provider %s %s: %s\n", p->name, origin,
                error[0] ? error : curl_easy_strerror(rc));
+        return PB_ERR;
+    }
+    /* An http:// base_url goes to the proxy by absolute URI, so the proxy's refusal of its
+     * credential comes back as the status: the provider was not reached. */
+    if (p->proxy != NULL && status == 407) {
+        printf("FAILED provider %s %s: the proxy refused its credential (HTTP 407)\n", p->name,
+               origin);
         return PB_ERR;
     }
     printf("ok provider %s %s (HTTP %ld)\n", p->name, origin, status);

@@ -160,10 +160,25 @@ chain_rand(pb_chain_ctx *ctx)
 
 /* ---------------------------------------------------------------- pure decisions */
 
+/* Whether a failed read or write was the server's TLS alert. Under TLS 1.3 a gateway checks
+ * the client certificate after the client has finished its handshake, so a missing or
+ * untrusted one comes back as an alert on the first read or write: curl 7.88 reports
+ * CURLE_RECV_ERROR or CURLE_SEND_ERROR with OpenSSL's words in its error buffer ("OpenSSL
+ * SSL_read: ... SSL routines::tlsv13 alert certificate required"). A reset, an EOF or a
+ * proxy's refusal ("CONNECT tunnel failed, response 407") on the same codes is no alert. */
+static bool
+chain_is_tls_alert(int curl_code, const char *error)
+{
+    return (curl_code == CURLE_RECV_ERROR || curl_code == CURLE_SEND_ERROR) && error != NULL &&
+           strstr(error, "SSL routines") != NULL && strstr(error, " alert ") != NULL;
+}
+
 /* Names a transport failure for the attempt list (and the stats). */
 static const char *
 chain_transport_outcome(const pb_http_reply *r)
 {
+    if (chain_is_tls_alert(r->curl_code, r->error))
+        return "tls_error";
     if (r->too_large)
         return "too_large";
     if (r->timed_out)

@@ -51,8 +51,9 @@ size_t pb_chain_count_raw(const pb_chain_ctx *ctx, const char *raw, size_t len);
 /* Whether model m may answer req: a critical job refuses tiers above its route's floor. */
 bool pb_chain_model_allowed(const pb_config *cfg, const pb_request *req, int m);
 /* What a finished HTTP call means: its class, and its attempt outcome ("ok", "http_503",
- * "timeout", "connect_error", "no_response", "transport_error", "too_large", "bad_reply")
- * written to outcome. On PB_CLASS_OK *comp holds the answer (caller frees it either way). */
+ * "timeout", "connect_error", "no_response", "tls_error" (a certificate check, a handshake or
+ * the server's TLS alert), "transport_error", "too_large", "bad_reply") written to outcome. On
+ * PB_CLASS_OK *comp holds the answer (caller frees it either way). */
 pb_class pb_chain_classify_reply(const pb_provider_ops *ops, const pb_http_reply *r,
                                  const pb_request *req, pb_completion *comp, char *outcome,
                                  size_t outcome_size);

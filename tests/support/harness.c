@@ -35,6 +35,9 @@
 #define TH_HTTP_MAX_BYTES   ((size_t)256 << 20) /* above the mock's largest oversized body */
 #define TH_REDIS_TRIES      5                   /* fresh ports to try when redis cannot bind */
 #define TH_POLL_MS          10
+#define TH_RELAY_ARGS_MAX   16 /* th_relay_start's own arguments: a few options */
+/* Debian's, as the Python-driven shell tests use: stdlib only, and it starts fast. */
+#define TH_PYTHON "/usr/bin/python3"
 
 const char *
 th_bin(const char *name)
@@ -371,7 +374,7 @@ th_redis_restart_loading(th_proc *p, bool loading_ok)
     return PB_ERR;
 }
 
-/* Reads the "port=<N>" line the mock prints once it listens. */
+/* Reads the "port=<N>" line the mock (or a relay) prints once it listens. */
 static int
 th_read_port(int fd)
 {
@@ -393,6 +396,28 @@ th_read_port(int fd)
     return sscanf(line, "port=%d", &port) == 1 ? port : -1;
 }
 
+/* Spawns argv in p (initialised by the caller) and reads the port it prints; what names it in
+ * the error. */
+static int
+th_spawn_listening(th_proc *p, const char *const *argv, const char *what)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return PB_ERR;
+    p->pid = th_spawn(argv, p->log_path, fds[1]);
+    close(fds[1]);
+    p->port = p->pid > 0 ? th_read_port(fds[0]) : -1;
+    close(fds[0]);
+    if (p->pid <= 0 || p->port <= 0) {
+        fprintf(stderr, "harness: %s did not start, see %s\n", what, p->log_path);
+        if (p->pid > 0)
+            th_proc_stop(p, 1000);
+        p->pid = 0;
+        return PB_ERR;
+    }
+    return PB_OK;
+}
+
 int
 th_mock_start(th_proc *p, const char *config_json)
 {
@@ -408,22 +433,27 @@ th_mock_start(th_proc *p, const char *config_json)
         argv[3] = "--config";
         argv[4] = cfg;
     }
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0)
+    if (th_spawn_listening(p, argv, "planb-mock") != PB_OK)
         return PB_ERR;
-    p->pid = th_spawn(argv, p->log_path, fds[1]);
-    close(fds[1]);
-    p->port = p->pid > 0 ? th_read_port(fds[0]) : -1;
-    close(fds[0]);
-    if (p->pid <= 0 || p->port <= 0) {
-        fprintf(stderr, "harness: planb-mock did not start, see %s\n", p->log_path);
-        if (p->pid > 0)
-            th_proc_stop(p, 1000);
-        p->pid = 0;
-        return PB_ERR;
-    }
     /* It printed the port after listen(2), so the first request is answered. */
     return th_mock_requests(p, "") >= 0 ? PB_OK : PB_ERR;
+}
+
+int
+th_relay_start(th_proc *p, const char *mode, const char *const *args)
+{
+    if (th_proc_init(p, "relay") != PB_OK)
+        return PB_ERR;
+    char script[512], log[320];
+    snprintf(script, sizeof(script), "%s/tests/support/upstream_relay.py", th_src_dir());
+    snprintf(log, sizeof(log), "%s/requests.log", p->dir);
+    const char *argv[TH_RELAY_ARGS_MAX + 6] = {TH_PYTHON, script, mode, "--log", log};
+    size_t n = 5;
+    for (size_t i = 0; args != NULL && args[i] != NULL; i++) {
+        pb_assert(i < TH_RELAY_ARGS_MAX);
+        argv[n++] = args[i];
+    }
+    return th_spawn_listening(p, argv, "upstream_relay.py");
 }
 
 int

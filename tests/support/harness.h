@@ -46,6 +46,9 @@ int th_redis_restart(th_proc *p);
 int th_redis_restart_loading(th_proc *p, bool loading_ok);
 /* planb-mock on port 0 (it prints its port); config_json may be NULL. Waits until it answers. */
 int th_mock_start(th_proc *p, const char *config_json);
+/* tests/support/upstream_relay.py in mode "proxy" or "tls" with args (NULL-terminated, may be
+ * NULL), logging what it relayed to <p->dir>/requests.log; p->port is where it listens. */
+int th_relay_start(th_proc *p, const char *mode, const char *const *args);
 /* planb with args, e.g. {"serve", "-c", path, NULL}; config_json (if non-NULL) is written to
  * <dir>/planb.json first and "%CONFIG%" in args is replaced by that path. Does not wait. */
 int th_planb_start(th_proc *p, const char *config_json, const char *const *args);

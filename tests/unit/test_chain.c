@@ -181,6 +181,45 @@ Test(classify_reply, transport_failures_retry_with_their_name)
     expect_transport(false, CURLE_SSL_CERTPROBLEM, "tls_error");
 }
 
+/* A failed read or write: tls_error when curl's words are OpenSSL's alert, else transport. */
+static void
+expect_read_error(int curl_code, const char *error, const char *outcome)
+{
+    pb_http_reply r = {.curl_code = curl_code, .error = error, .body = "", .elapsed_ms = 1};
+    expect_class(&pb_provider_openai, &r, PB_CLASS_RETRY, outcome, NULL);
+}
+
+Test(classify_reply, a_tls_alert_on_a_read_or_write_is_a_tls_error)
+{
+    /* curl 7.88's words when a TLS 1.3 gateway refuses a missing client certificate */
+    expect_read_error(CURLE_RECV_ERROR,
+                      "OpenSSL SSL_read: OpenSSL/3.0.19: error:0A00045C:SSL routines::tlsv13 "
+                      "alert certificate required, errno 0",
+                      "tls_error");
+    expect_read_error(CURLE_SEND_ERROR,
+                      "OpenSSL SSL_write: error:0A000418:SSL routines::tlsv1 alert unknown ca, "
+                      "errno 0",
+                      "tls_error");
+    expect_read_error(CURLE_RECV_ERROR,
+                      "OpenSSL SSL_read: error:0A000412:SSL routines::sslv3 alert bad "
+                      "certificate, errno 0",
+                      "tls_error");
+    /* the same codes without an alert: the connection broke, or a proxy said no */
+    expect_read_error(CURLE_RECV_ERROR, "OpenSSL SSL_read: Connection reset by peer, errno 104",
+                      "transport_error");
+    expect_read_error(CURLE_RECV_ERROR,
+                      "OpenSSL SSL_read: error:0A000126:SSL routines::unexpected eof while "
+                      "reading, errno 0",
+                      "transport_error");
+    expect_read_error(CURLE_RECV_ERROR, "CONNECT tunnel failed, response 407", "transport_error");
+    expect_read_error(CURLE_SEND_ERROR, "Send failure: Broken pipe", "transport_error");
+    expect_read_error(CURLE_RECV_ERROR, "", "transport_error");
+    expect_read_error(CURLE_RECV_ERROR, NULL, "transport_error");
+    /* an alert's words on another code keep that code's name */
+    expect_read_error(CURLE_PARTIAL_FILE, "SSL routines::tlsv1 alert internal error",
+                      "transport_error");
+}
+
 Test(classify_reply, a_too_large_body_retries)
 {
     pb_http_reply r = {.status = 200,
