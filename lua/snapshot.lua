@@ -32,7 +32,8 @@ for i = 1, nq do
     local job = redis.call('LINDEX', key, -1) -- pushed on the head: the oldest is the tail
     if job and #job <= 65536 then
       local ok, j = pcall(cjson.decode, job)
-      if ok and type(j) == 'table' and type(j.submitted_at_ms) == 'number' then
+      if ok and type(j) == 'table' and type(j.submitted_at_ms) == 'number'
+          and j.submitted_at_ms >= 0 then
         ages[i] = math.max(0, now - math.floor(j.submitted_at_ms))
       end
     end
