@@ -20,7 +20,7 @@
 -- ARGV[3]  result TTL in seconds
 -- ARGV[4]  reply TTL in seconds ("0" = the job did not ask for a reply list)
 -- ARGV[5]  results channel (planb:results)
--- ARGV[6]  dead-letter entry ("" = none)
+-- ARGV[6]  dead-letter entry ("" = none; one is counted as dead:added)
 -- ARGV[7]  events stream MAXLEN, approximate ("0" = no stream)
 -- ARGV[8]  dead-letter list bound: the newest this many are kept, trims counted (dead:trimmed)
 -- ARGV[9]  answer stream MAXLEN ("0" = the job did not stream): its one `end` entry, with
@@ -59,6 +59,7 @@ if ARGV[2] ~= '' then
 end
 if ARGV[6] ~= '' then
   local n, max = redis.call('LPUSH', KEYS[5], ARGV[6]), tonumber(ARGV[8])
+  redis.call('HINCRBY', KEYS[4], 'dead:added', 1)
   if n > max then
     redis.call('LTRIM', KEYS[5], 0, max - 1)
     redis.call('HINCRBY', KEYS[4], 'dead:trimmed', n - max)

@@ -97,6 +97,7 @@ local function poison(job, worker, n)
     .. ',"reason":"max_deliveries","worker":' .. cjson.encode(worker) .. ',"at_ms":' .. now
     .. ',"job":' .. cjson.encode(job) .. '}'
   local len, max = redis.call('LPUSH', KEYS[4], entry), tonumber(ARGV[12])
+  redis.call('HINCRBY', KEYS[5], 'dead:added', 1)
   if len > max then
     redis.call('LTRIM', KEYS[4], 0, max - 1)
     redis.call('HINCRBY', KEYS[5], 'dead:trimmed', len - max)

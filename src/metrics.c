@@ -10,8 +10,15 @@
  * planb_breaker_transitions_total{model,state}, planb_breaker_window_calls{model},
  * planb_breaker_failure_rate{model}, planb_breaker_slow_call_rate{model},
  * planb_hedges_total{model,event}, planb_queue_depth{queue},
- * planb_inflight, planb_job_latency_seconds (histogram), and
- * planb_fallback_ratio / planb_degraded_ratio / planb_cache_hit_ratio{window}. */
+ * planb_inflight, planb_job_latency_seconds (histogram),
+ * planb_fallback_ratio / planb_degraded_ratio / planb_cache_hit_ratio{window}, and what the
+ * alerts of deploy/prometheus/alerts.yml read beside those: planb_redis_up,
+ * planb_queue_oldest_age_seconds{queue}, planb_workers, planb_dead_letters,
+ * planb_dead_lettered_total, planb_finish_held_total, planb_finish_resends_total, and for the
+ * dashboard planb_cost_usd_total{model}, planb_rpm / planb_tpm{model} and their limits.
+ *
+ * A scrape Redis cannot answer is still a page, status 200: planb_redis_up 0 and nothing
+ * else, so "Redis unreachable" is an alert on a sample rather than on a failed scrape. */
 #include "planb/metrics.h"
 
 #include <event2/buffer.h>
@@ -189,9 +196,88 @@ metrics_breaker_window(pb_buf *out, const pb_config *cfg, const pb_stats_snapsho
     }
 }
 
+static void
+metrics_redis_up(pb_buf *out, bool up)
+{
+    metrics_family(out, "planb_redis_up", "gauge",
+                   "1 when this scrape could read the figures from Redis, else 0.");
+    metrics_printf(out, "planb_redis_up %d\n", up ? 1 : 0);
+}
+
+/* Family k of metrics_models for model m. */
+static double
+metrics_model_value(const pb_config *cfg, const pb_stats_snapshot *snap, int k, size_t m)
+{
+    const pb_model_conf *mc = &cfg->models[m];
+    if (k == 0) {
+        char *f = pb_xasprintf("cost_micro_usd:%s", mc->name);
+        double usd = (double)pb_stats_get(snap, f) / 1e6;
+        free(f);
+        return usd;
+    }
+    return k == 1   ? (double)snap->usage[m][0]
+           : k == 2 ? (double)mc->rpm
+           : k == 3 ? (double)snap->usage[m][1]
+                    : (double)mc->tpm;
+}
+
+/* Cost and the rpm/tpm windows per model: used in the last 60 s and the configured limit. */
+static void
+metrics_models(pb_buf *out, const pb_config *cfg, const pb_stats_snapshot *snap)
+{
+    static const char *const fam[5][3] = {
+        {"planb_cost_usd_total", "counter",
+         "Cost of answers fresh from upstream at the model's prices, in USD."},
+        {"planb_rpm", "gauge", "Requests granted in the last 60 s (models with an rpm limit)."},
+        {"planb_rpm_limit", "gauge", "The model's rpm (0: none)."},
+        {"planb_tpm", "gauge", "Tokens used in the last 60 s (models with a tpm limit)."},
+        {"planb_tpm_limit", "gauge", "The model's tpm (0: none)."}};
+    for (int k = 0; k < 5; k++) {
+        metrics_family(out, fam[k][0], fam[k][1], fam[k][2]);
+        for (size_t m = 0; m < cfg->n_models; m++) {
+            metrics_printf(out, "%s{", fam[k][0]);
+            metrics_label(out, "model", cfg->models[m].name, strlen(cfg->models[m].name), true);
+            /* micro-dollars are exact with 6 decimals; the rest are integers */
+            metrics_printf(out, " %.*f\n", k == 0 ? 6 : 0, metrics_model_value(cfg, snap, k, m));
+        }
+    }
+}
+
+/* Queue age, live workers, dead letters and held results: what the alerts watch. */
+static void
+metrics_health(pb_buf *out, const pb_config *cfg, const pb_stats_snapshot *snap)
+{
+    metrics_family(out, "planb_queue_oldest_age_seconds", "gauge",
+                   "Age of each queue's oldest job (Redis clock minus its submitted_at_ms); 0 "
+                   "when empty, no sample when that job has no submitted_at_ms.");
+    for (size_t q = 0; q < cfg->n_queues; q++) {
+        if (snap->queue_age_ms[q] < 0)
+            continue;
+        metrics_printf(out, "planb_queue_oldest_age_seconds{");
+        metrics_label(out, "queue", cfg->queues[q], strlen(cfg->queues[q]), true);
+        metrics_printf(out, " %.3f\n", (double)snap->queue_age_ms[q] / 1000.0);
+    }
+    metrics_family(out, "planb_workers", "gauge",
+                   "Workers whose heartbeat is younger than lease_ms, on every host.");
+    metrics_printf(out, "planb_workers %lld\n", snap->workers_alive);
+    metrics_family(out, "planb_dead_letters", "gauge",
+                   "Entries in the dead-letter list (at most limits.dead_max_entries).");
+    metrics_printf(out, "planb_dead_letters %lld\n", snap->dead_letters);
+    static const char *const counters[][3] = {
+        {"planb_dead_lettered_total", "dead:added", "Jobs dead-lettered, trimmed ones too."},
+        {"planb_finish_held_total", "finish:held",
+         "Finished jobs whose result Redis could not take at once (held, re-sent, landed)."},
+        {"planb_finish_resends_total", "finish:resends", "Re-sends of those held results."}};
+    for (size_t k = 0; k < sizeof(counters) / sizeof(counters[0]); k++) {
+        metrics_family(out, counters[k][0], "counter", counters[k][2]);
+        metrics_printf(out, "%s %lld\n", counters[k][0], pb_stats_get(snap, counters[k][1]));
+    }
+}
+
 void
 pb_metrics_format(const pb_config *cfg, const pb_stats_snapshot *snap, pb_buf *out)
 {
+    metrics_redis_up(out, true);
     metrics_family(out, "planb_jobs_total", "counter", "Jobs finished, by route and source.");
     metrics_split_family(out, snap, "planb_jobs_total", "jobs:", "route", "source");
     metrics_attempts(out, cfg, snap);
@@ -221,6 +307,8 @@ pb_metrics_format(const pb_config *cfg, const pb_stats_snapshot *snap, pb_buf *o
     metrics_printf(out, "planb_inflight %lld\n", snap->inflight);
     metrics_latency(out, snap);
     metrics_ratios(out, snap);
+    metrics_health(out, cfg, snap);
+    metrics_models(out, cfg, snap);
 }
 
 static void
@@ -242,21 +330,22 @@ metrics_on_snapshot(redisReply *reply, void *arg)
     evhttp_connection_set_closecb(evhttp_request_get_connection(p->req), NULL, NULL);
     const pb_config *cfg = p->m->ctx.cfg;
     pb_stats_snapshot snap;
-    struct evbuffer *body = evbuffer_new();
+    pb_buf out;
+    pb_buf_init(&out, METRICS_MAX_BYTES);
     if (pb_stats_parse(cfg, reply, &snap) != PB_OK) {
-        evbuffer_add_printf(body, "REDIS_UNAVAILABLE cannot read the figures from Redis\n");
-        evhttp_send_reply(p->req, 503, "Service Unavailable", body);
+        if (reply && reply->type == REDIS_REPLY_ERROR)
+            pb_log(PB_LOG_ERROR, "event=snapshot_failed error=\"%s\"", reply->str);
+        metrics_redis_up(&out, false);
     } else {
-        pb_buf out;
-        pb_buf_init(&out, METRICS_MAX_BYTES);
         pb_metrics_format(cfg, &snap, &out);
         pb_stats_snapshot_free(&snap);
-        evbuffer_add(body, out.data ? out.data : "", out.len);
-        pb_buf_free(&out);
-        evhttp_add_header(evhttp_request_get_output_headers(p->req), "Content-Type",
-                          "text/plain; version=0.0.4; charset=utf-8");
-        evhttp_send_reply(p->req, 200, "OK", body);
     }
+    struct evbuffer *body = evbuffer_new();
+    evbuffer_add(body, out.data ? out.data : "", out.len);
+    pb_buf_free(&out);
+    evhttp_add_header(evhttp_request_get_output_headers(p->req), "Content-Type",
+                      "text/plain; version=0.0.4; charset=utf-8");
+    evhttp_send_reply(p->req, 200, "OK", body);
     evbuffer_free(body);
     free(p);
 }

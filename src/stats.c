@@ -152,13 +152,14 @@ pb_stats_count_job(const pb_config *cfg, const pb_stats_job *job, pb_stats_tally
 int
 pb_stats_args(const pb_config *cfg, char ***owned, const char ***view, int *numkeys)
 {
-    int argc = 2 + 3 + (int)cfg->n_queues + (int)cfg->n_models;
+    int argc = 2 + 4 + (int)cfg->n_queues + (int)cfg->n_models;
     char **v = pb_xcalloc((size_t)argc, sizeof(char *));
     int n = 0;
     v[n++] = pb_key_stats(cfg->prefix);
     v[n++] = pb_key_workers(cfg->prefix);
     v[n++] = pb_xstrdup(cfg->prefix);
     v[n++] = pb_xasprintf("%lld", (long long)(pb_wall_ms() / 60000));
+    v[n++] = pb_xasprintf("%d", cfg->lease_ms);
     v[n++] = pb_xasprintf("%zu", cfg->n_queues);
     for (size_t i = 0; i < cfg->n_queues; i++)
         v[n++] = pb_xstrdup(cfg->queues[i]);
@@ -209,14 +210,16 @@ int
 pb_stats_parse(const pb_config *cfg, const redisReply *reply, pb_stats_snapshot *snap)
 {
     memset(snap, 0, sizeof(*snap));
-    if (reply == NULL || !stats_is_array(reply, 5))
+    if (reply == NULL || !stats_is_array(reply, 9))
         return PB_ERR;
     const redisReply *h = reply->element[0], *d = reply->element[1], *inf = reply->element[2],
-                     *b = reply->element[3], *w = reply->element[4];
+                     *b = reply->element[3], *w = reply->element[4], *dead = reply->element[5],
+                     *alive = reply->element[6], *age = reply->element[7], *use = reply->element[8];
     if (!stats_is_array(h, (size_t)-1) || h->elements % 2 != 0 ||
         h->elements / 2 > STATS_MAX_FIELDS || !stats_is_array(d, cfg->n_queues) ||
         !stats_is_int(inf) || !stats_is_array(b, PB_STATS_BREAKER_INTS * cfg->n_models) ||
-        !stats_is_array(w, PB_STATS_N_WINDOWS))
+        !stats_is_array(w, PB_STATS_N_WINDOWS) || !stats_is_int(dead) || !stats_is_int(alive) ||
+        !stats_is_array(age, cfg->n_queues) || !stats_is_array(use, 2 * cfg->n_models))
         return PB_ERR;
     snap->fields = pb_xcalloc(h->elements / 2 + 1, sizeof(pb_stats_field));
     for (size_t i = 0; i + 1 < h->elements; i += 2) {
@@ -228,12 +231,24 @@ pb_stats_parse(const pb_config *cfg, const redisReply *reply, pb_stats_snapshot 
         f->value = strtoll(h->element[i + 1]->str, NULL, 10);
     }
     snap->queue_depth = pb_xcalloc(cfg->n_queues + 1, sizeof(long long));
+    snap->queue_age_ms = pb_xcalloc(cfg->n_queues + 1, sizeof(long long));
     for (size_t i = 0; i < cfg->n_queues; i++) {
-        if (!stats_is_int(d->element[i]))
+        if (!stats_is_int(d->element[i]) || !stats_is_int(age->element[i]))
             goto bad;
         snap->queue_depth[i] = d->element[i]->integer;
+        snap->queue_age_ms[i] = age->element[i]->integer;
     }
     snap->inflight = inf->integer;
+    snap->dead_letters = dead->integer;
+    snap->workers_alive = alive->integer;
+    snap->usage = pb_xcalloc(cfg->n_models + 1, sizeof(*snap->usage));
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        for (int k = 0; k < 2; k++) {
+            if (!stats_is_int(use->element[2 * i + (size_t)k]))
+                goto bad;
+            snap->usage[i][k] = use->element[2 * i + (size_t)k]->integer;
+        }
+    }
     snap->breaker_state = pb_xcalloc(cfg->n_models + 1, sizeof(int));
     snap->breaker_left_ms = pb_xcalloc(cfg->n_models + 1, sizeof(long long));
     snap->breaker_window = pb_xcalloc(cfg->n_models + 1, sizeof(*snap->breaker_window));
@@ -272,6 +287,8 @@ pb_stats_snapshot_free(pb_stats_snapshot *snap)
         free(snap->fields[i].name);
     free(snap->fields);
     free(snap->queue_depth);
+    free(snap->queue_age_ms);
+    free(snap->usage);
     free(snap->breaker_state);
     free(snap->breaker_left_ms);
     free(snap->breaker_window);

@@ -85,7 +85,11 @@ typedef struct pb_stats_snapshot {
     pb_stats_field *fields; /* the planb:stats hash */
     size_t n_fields;
     long long *queue_depth;         /* per cfg->queues */
+    long long *queue_age_ms;        /* per cfg->queues: oldest job's age, 0 empty, -1 unknown */
     long long inflight;             /* jobs in all workers' in-flight lists */
+    long long dead_letters;         /* entries of planb:dead */
+    long long workers_alive;        /* workers whose heartbeat is younger than lease_ms */
+    long long (*usage)[2];          /* per model: requests, tokens in the last 60 s */
     int *breaker_state;             /* pb_breaker_state per cfg->models */
     long long *breaker_left_ms;     /* open: until a probe; half_open: probe lease left */
     long long (*breaker_window)[3]; /* per model: calls, failed, slow in the breaker's window */

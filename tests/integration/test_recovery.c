@@ -330,6 +330,8 @@ Test(recovery, poison_job_is_dead_lettered_after_max_deliveries)
     cr_expect_eq(after, 20);
     cr_expect_eq(crashes, 3, "delivered exactly max_deliveries times");
     cr_expect_eq(dead, 1, "only the poison job is dead");
+    /* HINCRBY by 0 reads the field as an integer (planb_dead_lettered_total on /metrics) */
+    cr_expect_eq(redis_int("HINCRBY planb:stats %s 0", "dead:added"), 1, "counted in dead:added");
     cr_expect_eq(duplicates(got + after + 1), 0);
 }
 

@@ -51,7 +51,8 @@ th_reply_str(const char *s)
     " \"models\": {\"m:1\": {\"provider\": \"p\"}, \"b\": {\"provider\": \"p\"}},"                 \
     " \"routes\": {\"default\": {\"chain\": [\"m:1\", \"b\"]}}}"
 
-/* A snapshot.lua reply with a few counters, one queue, two models (m:1 open). */
+/* A snapshot.lua reply with a few counters, one queue (oldest job 42.5 s old), two models (m:1
+ * open, 7 requests and 1200 tokens in its last minute), 5 dead letters, 2 live workers. */
 static inline redisReply *
 th_snapshot_reply(void)
 {
@@ -76,11 +77,19 @@ th_snapshot_reply(void)
                                        "latency_le:inf",
                                        "1",
                                        "latency_sum_ms",
-                                       "40123"};
+                                       "40123",
+                                       "dead:added",
+                                       "6",
+                                       "finish:held",
+                                       "2",
+                                       "finish:resends",
+                                       "5",
+                                       "cost_micro_usd:m:1",
+                                       "1234567"};
     redisReply *r = calloc(1, sizeof(*r));
     r->type = REDIS_REPLY_ARRAY;
-    r->elements = 5;
-    r->element = calloc(5, sizeof(redisReply *));
+    r->elements = 9;
+    r->element = calloc(9, sizeof(redisReply *));
     redisReply *h = calloc(1, sizeof(*h));
     h->type = REDIS_REPLY_ARRAY;
     h->elements = sizeof(hash) / sizeof(hash[0]);
@@ -100,6 +109,11 @@ th_snapshot_reply(void)
     for (int i = 0; i < 3; i++)
         ws->element[i] = th_reply_int_array(w, 7);
     r->element[4] = ws;
+    long long age[] = {42500}, usage[] = {7, 1200, 0, 0};
+    r->element[5] = th_reply_int(5);
+    r->element[6] = th_reply_int(2);
+    r->element[7] = th_reply_int_array(age, 1);
+    r->element[8] = th_reply_int_array(usage, 4);
     return r;
 }
 

@@ -316,6 +316,11 @@ Test(snapshot, parses_a_reply_and_refuses_a_malformed_one)
     cr_assert_eq(pb_stats_parse(snap_cfg, r, &snap), PB_OK);
     cr_assert_eq(snap.queue_depth[0], 3);
     cr_assert_eq(snap.inflight, 2);
+    cr_assert_eq(snap.queue_age_ms[0], 42500);
+    cr_assert_eq(snap.dead_letters, 5);
+    cr_assert_eq(snap.workers_alive, 2);
+    cr_assert_eq(snap.usage[0][0], 7);
+    cr_assert_eq(snap.usage[0][1], 1200);
     cr_assert_eq(snap.breaker_state[0], PB_BREAKER_OPEN);
     cr_assert_eq(pb_stats_get(&snap, "jobs"), 10);
     cr_assert_float_eq(pb_stats_fallback_rate(snap.win[1]), 0.4, 1e-9);
@@ -327,6 +332,11 @@ Test(snapshot, parses_a_reply_and_refuses_a_malformed_one)
     pb_stats_snapshot_free(&snap);
     /* A malformed reply is refused, not crashed on. */
     r->element[2]->type = REDIS_REPLY_NIL;
+    cr_assert_eq(pb_stats_parse(snap_cfg, r, &snap), PB_ERR);
+    r->element[2]->type = REDIS_REPLY_INTEGER;
+    cr_assert_eq(pb_stats_parse(snap_cfg, r, &snap), PB_OK);
+    pb_stats_snapshot_free(&snap);
+    r->element[6]->type = REDIS_REPLY_NIL; /* workers alive */
     cr_assert_eq(pb_stats_parse(snap_cfg, r, &snap), PB_ERR);
     freeReplyObject(r);
     pb_config_free(snap_cfg);
