@@ -559,7 +559,9 @@ admin_note_retry(void *arg, const char *id, const char *queue_key, pb_dead_rc rc
     if (rc != PB_DEAD_DONE)
         return;
     snprintf(r->id, sizeof(r->id), "%s", id);
-    snprintf(r->queue, sizeof(r->queue), "%s", queue_key);
+    /* The reply names the queue as the config does: "default", not "planb:q:default". */
+    const char *name = strstr(queue_key, ":q:");
+    snprintf(r->queue, sizeof(r->queue), "%s", name ? name + 3 : queue_key);
 }
 
 /* GET /api/dead/<sel>, POST /api/dead/<sel>/retry, POST /api/dead/retry, POST /api/dead/purge. */
