@@ -365,6 +365,7 @@ chain_add_attempt(chain_job *j, int model, const char *outcome, int64_t ms)
     a->try_no = j->try_no;
     snprintf(a->outcome, sizeof(a->outcome), "%s", outcome);
     a->elapsed_ms = ms;
+    a->reached = false;
     return a;
 }
 
@@ -800,7 +801,7 @@ chain_take_reply(chain_job *j, int m, const pb_http_reply *r, bool probe)
         pb_provider_error_message(r->body, r->body_len, j->reject_msg, sizeof(j->reject_msg));
     }
     pb_provider_completion_free(&comp);
-    chain_add_attempt(j, m, outcome, r->elapsed_ms);
+    chain_add_attempt(j, m, outcome, r->elapsed_ms)->reached = true;
     pb_log(PB_LOG_DEBUG, "event=attempt job=%s model=%s try=%d outcome=%s ms=%lld", j->req->id,
            model->name, j->try_no, outcome, (long long)r->elapsed_ms);
     /* A certificate problem is a setup error to fix, not load: say why, every time (curl's

@@ -118,7 +118,7 @@ pb_stats_count_job(const pb_config *cfg, const pb_stats_job *job, pb_stats_tally
         const char *prov = cfg->providers[cfg->models[a->model].provider].name;
         stats_tally_add_name(t, "attempts", name, NULL);
         stats_tally_add_name(t, "provider_attempts", prov, NULL);
-        if (a->elapsed_ms > 0) /* 0 ms: never reached the upstream (breaker_open, held_off...) */
+        if (a->reached) /* a refused attempt (breaker_open, held_off...) has no latency */
             stats_tally_add_name(t, "mlat_le", name, pb_stats_bucket_name(a->elapsed_ms));
         if (strcmp(a->outcome, "ok") != 0) {
             stats_tally_add_name(t, "errors", name, a->outcome);

@@ -66,6 +66,7 @@ typedef struct pb_attempt {
     int try_no;         /* 1-based per model */
     char outcome[32];   /* "ok", "http_503", "timeout", "connect_error", "bad_reply", ... */
     int64_t elapsed_ms; /* wall time of this attempt (result field "ms") */
+    bool reached; /* its request went out and came back (not refused before: breaker, limit) */
 } pb_attempt;
 
 typedef struct pb_result {

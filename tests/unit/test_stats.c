@@ -72,7 +72,7 @@ expect_tally(const pb_stats_tally *t, const want *w, size_t n)
 static pb_attempt
 attempt(int m, int try_no, const char *outcome, int64_t ms)
 {
-    pb_attempt a = {.model = m, .try_no = try_no, .elapsed_ms = ms};
+    pb_attempt a = {.model = m, .try_no = try_no, .elapsed_ms = ms, .reached = true};
     snprintf(a.outcome, sizeof(a.outcome), "%s", outcome);
     return a;
 }
@@ -228,17 +228,19 @@ Test(count_job, a_reused_tally_starts_empty)
 }
 
 /* The queue wait counts in its own buckets when the job said when it was pushed; an attempt
- * that never reached the upstream (0 ms: breaker open, held off) has no latency to count. */
+ * refused before any call (breaker open, held off) has no latency to count, a 0-ms call has. */
 Test(count_job, wait_buckets_and_attempt_latency)
 {
-    pb_attempt att[] = {attempt(ma, 1, "breaker_open", 0), attempt(mb, 1, "ok", 30001)};
-    pb_stats_job job = job_of(PB_STATUS_OK, PB_SOURCE_FALLBACK, mb, 30010, att, 2);
+    pb_attempt att[] = {attempt(ma, 1, "breaker_open", 0), attempt(mb, 1, "ok", 30001),
+                        attempt(mb, 2, "ok", 0)};
+    att[0].reached = false;
+    pb_stats_job job = job_of(PB_STATUS_OK, PB_SOURCE_FALLBACK, mb, 30010, att, 3);
     job.queued_ms = 2600;
     EXPECT_TALLY(count(&job), {"jobs", 1}, {"ok", 1}, {"source:fallback", 1},
                  {"jobs:default:fallback", 1}, {"latency_le:inf", 1}, {"latency_sum_ms", 30010},
                  {"wait_le:5000", 1}, {"attempts:ma", 1}, {"provider_attempts:pa", 1},
-                 {"errors:ma:breaker_open", 1}, {"provider_errors:pa", 1}, {"attempts:mb", 1},
-                 {"provider_attempts:pb", 1}, {"mlat_le:mb:inf", 1});
+                 {"errors:ma:breaker_open", 1}, {"provider_errors:pa", 1}, {"attempts:mb", 2},
+                 {"provider_attempts:pb", 2}, {"mlat_le:mb:inf", 1}, {"mlat_le:mb:50", 1});
 
     job.queued_ms = 0;
     cr_expect_eq(tally_get(count(&job), "wait_le:50"), 1, "%s", tally_list(&tally));
