@@ -9,7 +9,8 @@
 -- ARGV[3]  number of queues Q, then ARGV[4 .. 3+Q] queue names, then model names
 -- Returns  {HGETALL of the stats hash, {depth per queue}, jobs in flight,
 --          {state, open_left_ms, window calls, failed, slow per model (as of the breaker's
---          last report)}, {window sums for 1, 5 and 60 minutes}}
+--          last report; a forced breaker shows what it is forced to, open with 0 left)},
+--          {window sums for 1, 5 and 60 minutes}}
 --          each window sum lists the fields below, in order
 local fields = {'jobs', 'source:primary', 'source:fallback', 'source:cache',
                 'source:semantic_cache', 'source:stale_cache', 'source:degraded'}
@@ -27,9 +28,13 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local breakers = {}
 for i = 4 + nq, #ARGV do
   local h = redis.call('HMGET', prefix .. ':breaker:' .. ARGV[i], 'state', 'open_until',
-                       'probe_until', 'w_calls', 'w_fails', 'w_slow')
+                       'probe_until', 'w_calls', 'w_fails', 'w_slow', 'forced')
   local code, left = 0, 0
-  if h[1] == 'open' then
+  if h[7] == 'open' then
+    code = 1
+  elseif h[7] == 'closed' then
+    code = 0
+  elseif h[1] == 'open' then
     code, left = 1, math.max(0, tonumber(h[2]) - now)
   elseif h[1] == 'half_open' then
     code, left = 2, math.max(0, tonumber(h[3]) - now)
