@@ -13,6 +13,11 @@
 -- the newest `consecutive` failures after it. A report's own success moves last_ok and drops
 -- the failures before it, even when other workers reported those failures first; so batches
 -- of any size, in any order of arrival, count only failures no success came between.
+-- Forced (the hash's `forced` field, set by the admin API): "open" refuses every call and
+-- "closed" allows every call whatever the counts. Either way the rules are suspended: reports
+-- are not counted, no probe changes anything, nothing transitions or is alerted, and the key
+-- does not expire; Retry-After and refused-key holds still apply. When `forced` is removed the
+-- rules resume from the state as it was.
 -- KEYS[1]  breaker hash (planb:breaker:<model>)
 -- KEYS[2]  stats hash (planb:stats): transitions counted as breaker:<model>:<state>
 -- ARGV[1]  op: report | probe | probe_ok | probe_fail | hold | refused
@@ -27,7 +32,8 @@
 -- ARGV[6]  refused: the HTTP status, for the alert
 -- Returns  {state (0 closed, 1 open, 2 half_open), open_left_ms (open: until a probe may
 --          start; half_open: until the probe lease ends), not_before_left_ms, granted (probe),
---          refused_left_ms}
+--          refused_left_ms}; forced open is {1, FORCED_LEFT_MS, ...} (no probe is asked for
+--          until a report after the release says otherwise), forced closed {0, 0, ...}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local sec = tonumber(t[1])
@@ -47,7 +53,7 @@ local bucket = math.floor(sec / bucket_s)
 
 local h = redis.call('HMGET', KEYS[1], 'state', 'open_until', 'open_ms', 'probe_until', 'probes',
                      'probe_ok', 'not_before', 'refused_until', 'consec', 'last_ok',
-                     'fails_at')
+                     'fails_at', 'forced')
 local state = h[1] or 'closed'
 local open_until, cur_open_ms = tonumber(h[2] or '0'), tonumber(h[3] or tostring(open_ms))
 local probe_until, probes, probe_ok = tonumber(h[4] or '0'), tonumber(h[5] or '0'),
@@ -56,8 +62,12 @@ local not_before, refused_until = tonumber(h[7] or '0'), tonumber(h[8] or '0')
 local consec = tonumber(h[9] or '0')
 local last_ok = tonumber(h[10] or '0')
 local fails_at = h[11] or ''
+local forced = (h[12] == 'open' or h[12] == 'closed') and h[12] or nil
+-- What a forced open tells the workers is left: longer than their 200 ms report period, so
+-- they skip the model without asking for probes until a report brings the release.
+local FORCED_LEFT_MS = 1000
 local granted = 0
-local dirty = op ~= 'report'
+local dirty = op == 'hold' or op == 'refused' or (op ~= 'report' and not forced)
 
 local function publish(o)
   o.model, o.at_ms = model, now
@@ -139,7 +149,9 @@ local function window_sums()
   return calls, fails, slow
 end
 
-if op == 'report' then
+if forced then
+  granted = (op == 'probe' and forced == 'closed') and 1 or 0
+elseif op == 'report' then
   local r = {}
   for v in string.gmatch(ARGV[5], '%S+') do
     r[#r + 1] = tonumber(v)
@@ -201,7 +213,8 @@ elseif op == 'probe_fail' then
   if state == 'half_open' then
     open('probe failed', math.min(max_open_ms, cur_open_ms * 2))
   end
-elseif op == 'hold' then
+end
+if op == 'hold' then
   local hold = tonumber(ARGV[5])
   if hold > 0 and now + hold > not_before then
     not_before = now + hold
@@ -222,11 +235,20 @@ if dirty then
              'probe_until', probe_until, 'probes', probes, 'probe_ok', probe_ok,
              'not_before', not_before, 'refused_until', refused_until, 'consec', consec,
              'last_ok', last_ok, 'fails_at', fails_at)
-  redis.call('PEXPIRE', KEYS[1], 86400000 + max_open_ms +
-             math.max(0, not_before - now, refused_until - now))
+  if not forced then
+    redis.call('PEXPIRE', KEYS[1], 86400000 + max_open_ms +
+               math.max(0, not_before - now, refused_until - now))
+  end
+end
+if forced then
+  redis.call('PERSIST', KEYS[1]) -- an operator's switch lasts until released (a no-op mostly)
 end
 local code, left = 0, 0
-if state == 'open' then
+if forced == 'open' then
+  code, left = 1, FORCED_LEFT_MS
+elseif forced == 'closed' then
+  code, left = 0, 0
+elseif state == 'open' then
   code, left = 1, math.max(0, open_until - now)
 elseif state == 'half_open' then
   -- 0 while probes are left to hand out: callers then ask for one instead of skipping.

@@ -15,16 +15,24 @@
 -- KEYS[2]      deliveries hash (planb:deliveries)
 -- KEYS[3]      stats hash (planb:stats)
 -- KEYS[4]      the worker's suspect key (planb:suspect:<worker>)
+-- A paused queue (a field of planb:paused, written by the admin API) is not claimed from: one
+-- HMGET per call tells which, and a job BLMOVE took from it after the pause goes back to its
+-- oldest end unrun. The reply names the paused queues, so the worker parks BLMOVE on the
+-- others only (and polls once a second when all are paused).
 -- KEYS[5]      workers zset (planb:workers): a claim stamps the lease too, so a worker
 --              never holds jobs the reaper cannot see
--- KEYS[6..]    queue lists, tried in order (planb:q:<queue>)
+-- KEYS[6]      paused queues hash (planb:paused: queue name -> {"by", "at_ms"})
+-- KEYS[7..]    queue lists, tried in order (planb:q:<queue>)
 -- ARGV[1]      the most jobs to move
 -- ARGV[2]      result key prefix ("planb:result:")
 -- ARGV[3]      worker id
--- ARGV[4]      optional: a job BLMOVE already put in the in-flight list, to vet first
+-- ARGV[4]      the position (1 = KEYS[7]) of the queue the job in ARGV[5] came from; 0: none
+-- ARGV[5]      a job BLMOVE already put in the in-flight list, to vet first ("" when none)
+-- ARGV[6..]    the queue names (fields of planb:paused), in the order of KEYS[7..]
 -- Returns      the jobs to run, oldest first (the order they were pushed), then a nil
 --              element when a suspect was left for later (the worker waits a moment
---              instead of blocking on BLMOVE, which would hand it the same job again).
+--              instead of blocking on BLMOVE, which would hand it the same job again),
+--              then, when any of the queues is paused, an array of their positions.
 local max = tonumber(ARGV[1])
 local vet = redis.call('EXISTS', KEYS[2]) == 1
 local out, deferred = {}, false
@@ -53,11 +61,26 @@ local function vetting(job, queue)
   return 'later'
 end
 
-if ARGV[4] and vetting(ARGV[4], KEYS[6]) == 'run' then
-  out[1] = ARGV[4]
+local nq = #KEYS - 6
+local flags = redis.call('HMGET', KEYS[6], unpack(ARGV, 6, 5 + nq))
+local paused = {}
+for i = 1, nq do
+  if flags[i] then
+    paused[#paused + 1] = i
+  end
 end
-for i = 6, #KEYS do
-  while #out < max do
+
+local vq = tonumber(ARGV[4])
+if vq > 0 then
+  if flags[vq] then
+    redis.call('LREM', KEYS[1], 1, ARGV[5])
+    redis.call('RPUSH', KEYS[6 + vq], ARGV[5])
+  elseif vetting(ARGV[5], KEYS[6 + vq]) == 'run' then
+    out[1] = ARGV[5]
+  end
+end
+for i = 7, #KEYS do
+  while #out < max and not flags[i - 6] do
     local job = redis.call('LMOVE', KEYS[i], KEYS[1], 'RIGHT', 'LEFT')
     if not job then break end
     local v = vetting(job, KEYS[i])
@@ -71,5 +94,8 @@ for i = 6, #KEYS do
 end
 if deferred then
   out[#out + 1] = false
+end
+if #paused > 0 then
+  out[#out + 1] = paused
 end
 return out

@@ -13,7 +13,8 @@
 -- ARGV[4]  number of queues Q, then ARGV[5 .. 4+Q] queue names, then model names
 -- Returns  {HGETALL of the stats hash, {depth per queue}, jobs in flight,
 --          {state, open_left_ms, window calls, failed, slow per model (as of the breaker's
---          last report)}, {window sums for 1, 5 and 60 minutes}, dead letters (LLEN),
+--          last report; a forced breaker shows what it is forced to, open with 0 left)},
+--          {window sums for 1, 5 and 60 minutes}, dead letters (LLEN),
 --          workers alive, {oldest job's age ms per queue: 0 empty, -1 unknown (no
 --          submitted_at_ms, or over 64 KiB)}, {requests, tokens in the last 60 s per model}}
 --          each window sum lists the fields below, in order
@@ -56,9 +57,13 @@ for i = 5 + nq, #ARGV do
   end
   usage[#usage + 1] = used
   local h = redis.call('HMGET', prefix .. ':breaker:' .. ARGV[i], 'state', 'open_until',
-                       'probe_until', 'w_calls', 'w_fails', 'w_slow')
+                       'probe_until', 'w_calls', 'w_fails', 'w_slow', 'forced')
   local code, left = 0, 0
-  if h[1] == 'open' then
+  if h[7] == 'open' then
+    code = 1
+  elseif h[7] == 'closed' then
+    code = 0
+  elseif h[1] == 'open' then
     code, left = 1, math.max(0, tonumber(h[2]) - now)
   elseif h[1] == 'half_open' then
     code, left = 2, math.max(0, tonumber(h[3]) - now)

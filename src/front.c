@@ -6,7 +6,8 @@
  *
  *   auth (bearer key -> SHA-256 -> http.keys) -> per-key concurrency -> x-planb-* headers
  *   -> body -> job (wire.h; the worker's own parser, so a bad body is a 400 here)
- *   -> wait registered -> front_push.lua (no live worker / queue full / key's rpm: 503/429)
+ *   -> wait registered -> front_push.lua (queue paused, no live worker, queue full: 503; key's
+ *   rpm: 429)
  *   -> result published (or stream entries) -> chat.completion (or SSE chunks) + headers
  *
  * Hostile and gone clients: evhttp bounds headers, body and idle time; connections are
@@ -131,9 +132,10 @@ struct front {
     char name[PB_KEY_WORKER_ID_MAX]; /* "host:pid" */
     char *queue_key;
     char *workers_key;
-    size_t sse_max; /* one entry's SSE events: an entry's text (up to a whole cached answer)
-                       JSON-escaped, with room for the chunk around it */
-    int n_conns;    /* client connections open */
+    char *paused_key; /* <p>:paused: an operator's paused queues */
+    size_t sse_max;   /* one entry's SSE events: an entry's text (up to a whole cached answer)
+                         JSON-escaped, with room for the chunk around it */
+    int n_conns;      /* client connections open */
     int64_t conn_activity_mono_ms; /* draining: the drain began, or a connection moved bytes */
     bool paused;                   /* the listener waits for a connection to close */
     int *key_inflight;             /* per http.keys entry: its requests in progress */
@@ -445,6 +447,10 @@ front_refuse(front_req *r, const char *why)
     if (why && strcmp(why, "RATE_LIMITED") == 0)
         pb_wire_error_set(&err, 429, "rate_limit_error", "rate_limit_exceeded",
                           "this key's requests per minute are used up");
+    else if (why && strcmp(why, "PAUSED") == 0)
+        pb_wire_error_set(&err, 503, "server_error", "queue_paused",
+                          "the queue %s is paused by an operator",
+                          r->f->cfg->queues[r->f->cfg->http.queue]);
     else if (why && strcmp(why, "NO_WORKERS") == 0)
         pb_wire_error_set(&err, 503, "server_error", "no_workers",
                           "no planb worker is alive to take the request");
@@ -833,15 +839,22 @@ front_push(front_req *r)
     snprintf(max_queue, sizeof(max_queue), "%d", f->cfg->http.max_queue);
     snprintf(lease, sizeof(lease), "%d", f->cfg->lease_ms);
     snprintf(rpm, sizeof(rpm), "%d", k ? k->rpm : 0);
-    const char *argv[] = {
-        f->queue_key, f->workers_key, rpm_key ? rpm_key : "-", r->job.json, max_queue, lease, rpm};
-    size_t lens[7];
-    for (int i = 0; i < 7; i++)
-        lens[i] = i == 3 ? r->job.len : strlen(argv[i]);
+    const char *argv[] = {f->queue_key,
+                          f->workers_key,
+                          rpm_key ? rpm_key : "-",
+                          f->paused_key,
+                          r->job.json,
+                          max_queue,
+                          lease,
+                          rpm,
+                          f->cfg->queues[f->cfg->http.queue]};
+    size_t lens[9];
+    for (int i = 0; i < 9; i++)
+        lens[i] = i == 4 ? r->job.len : strlen(argv[i]);
     r->pending++;
     r->pushing = true;
     r->push_ups = pb_redis_ups(f->cmd);
-    pb_redis_script_within(f->cmd, f->cfg->redis_timeout_ms, "front_push", front_on_pushed, r, 3, 7,
+    pb_redis_script_within(f->cmd, f->cfg->redis_timeout_ms, "front_push", front_on_pushed, r, 4, 9,
                            argv, lens);
     free(rpm_key);
 }
@@ -1910,6 +1923,7 @@ pb_front_run(const pb_config *cfg, int listen_fd)
     f->base = event_base_new();
     f->queue_key = pb_key_queue(cfg->prefix, cfg->queues[cfg->http.queue]);
     f->workers_key = pb_key_workers(cfg->prefix);
+    f->paused_key = pb_key_paused(cfg->prefix);
     f->inflight_prefix = pb_key_inflight(cfg->prefix, "");
     f->sse_max = 6 * cfg->limits.reply_max_bytes + (64u << 10); /* \u00XX is 6 bytes */
     f->key_inflight = pb_xcalloc(cfg->http.n_keys + 1, sizeof(int));
@@ -1956,6 +1970,7 @@ pb_front_run(const pb_config *cfg, int listen_fd)
     pb_tls_free(f->tls);
     free(f->queue_key);
     free(f->workers_key);
+    free(f->paused_key);
     free(f->inflight_prefix);
     free(f->key_inflight);
     free(f->conn_of_fd);

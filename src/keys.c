@@ -119,6 +119,12 @@ pb_key_deliveries(const char *prefix)
 }
 
 char *
+pb_key_paused(const char *prefix)
+{
+    return pb_xasprintf("%s:paused", prefix);
+}
+
+char *
 pb_key_events(const char *prefix)
 {
     return pb_xasprintf("%s:events", prefix);

@@ -25,6 +25,8 @@ pb_queue_keys_init(pb_queue_keys *k, const pb_config *cfg, const char *worker_id
     k->prefix = cfg->prefix;
     k->inflight = pb_key_inflight(cfg->prefix, worker_id);
     k->n_queues = cfg->n_queues;
+    k->queue_names = cfg->queues;
+    k->paused = pb_key_paused(cfg->prefix);
     k->queues = pb_xcalloc(cfg->n_queues, sizeof(char *));
     for (size_t i = 0; i < cfg->n_queues; i++)
         k->queues[i] = pb_key_queue(cfg->prefix, cfg->queues[i]);
@@ -46,6 +48,7 @@ pb_queue_keys_free(pb_queue_keys *k)
     for (size_t i = 0; i < k->n_queues; i++)
         free(k->queues[i]);
     free(k->queues);
+    free(k->paused);
     free(k->stats);
     free(k->dead);
     free(k->workers);
@@ -60,32 +63,69 @@ pb_queue_keys_free(pb_queue_keys *k)
 
 void
 pb_queue_claim_batch(pb_redis *r, const pb_queue_keys *k, const char *worker_id, int max,
-                     const char *vet, size_t vet_len, pb_redis_fn fn, void *arg)
+                     const char *vet, size_t vet_len, size_t vet_qi, pb_redis_fn fn, void *arg)
 {
-    size_t nkeys = 5 + k->n_queues, argc = nkeys + (vet ? 4 : 3);
+    size_t nkeys = 6 + k->n_queues, argc = nkeys + 5 + k->n_queues;
     const char **argv = pb_xmalloc(sizeof(char *) * argc);
     size_t *lens = pb_xmalloc(sizeof(size_t) * argc);
-    char maxs[16];
+    char maxs[16], vq[16];
     snprintf(maxs, sizeof(maxs), "%d", max);
+    snprintf(vq, sizeof(vq), "%zu", vet ? vet_qi + 1 : 0);
     argv[0] = k->inflight;
     argv[1] = k->deliveries;
     argv[2] = k->stats;
     argv[3] = k->suspect;
     argv[4] = k->workers;
-    for (size_t i = 0; i < k->n_queues; i++)
-        argv[5 + i] = k->queues[i];
+    argv[5] = k->paused;
+    for (size_t i = 0; i < k->n_queues; i++) {
+        argv[6 + i] = k->queues[i];
+        argv[nkeys + 5 + i] = k->queue_names[i];
+    }
     argv[nkeys] = maxs;
     argv[nkeys + 1] = k->result_prefix;
     argv[nkeys + 2] = worker_id;
-    for (size_t i = 0; i < nkeys + 3; i++)
-        lens[i] = strlen(argv[i]);
-    if (vet) {
-        argv[nkeys + 3] = vet;
-        lens[nkeys + 3] = vet_len;
-    }
+    argv[nkeys + 3] = vq;
+    argv[nkeys + 4] = vet ? vet : "";
+    for (size_t i = 0; i < argc; i++)
+        lens[i] = i == nkeys + 4 ? (vet ? vet_len : 0) : strlen(argv[i]);
     pb_redis_script(r, "claim", fn, arg, (int)nkeys, (int)argc, argv, lens);
     free(argv);
     free(lens);
+}
+
+size_t
+pb_queue_read_paused(const redisReply *reply, bool *paused, size_t n)
+{
+    memset(paused, 0, sizeof(bool) * n);
+    size_t count = 0;
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
+        return 0;
+    for (size_t i = 0; i < reply->elements; i++) {
+        const redisReply *e = reply->element[i];
+        if (e->type != REDIS_REPLY_ARRAY)
+            continue;
+        for (size_t j = 0; j < e->elements; j++) {
+            const redisReply *p = e->element[j];
+            /* positions are 1-based, as in claim.lua's KEYS */
+            if (p->type == REDIS_REPLY_INTEGER && p->integer >= 1 && (size_t)p->integer <= n &&
+                !paused[p->integer - 1]) {
+                paused[p->integer - 1] = true;
+                count++;
+            }
+        }
+    }
+    return count;
+}
+
+size_t
+pb_queue_next_open(const bool *paused, size_t n, size_t from)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t q = (from + i) % n;
+        if (!paused[q])
+            return q;
+    }
+    return n;
 }
 
 void

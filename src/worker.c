@@ -11,6 +11,11 @@
  * the BLMOVE (hiredis 0.14 has no command timeout): a claim connection that stops answering is
  * dropped and rebuilt.
  *
+ * Paused queues (planb:paused, the admin API): claim.lua skips them and names them in its
+ * reply, so BLMOVE parks only on the others and a job it took from one paused meanwhile goes
+ * back unrun. With every queue paused the worker neither blocks nor spins: it asks claim.lua
+ * again once a second (WORKER_PAUSED_POLL_MS), which is how it hears of the resume.
+ *
  * Reconciling: a claim whose reply was lost (the connection dropped after Redis ran it)
  * leaves jobs in our in-flight list that nothing runs. Each time a connection comes back
  * the worker reads the list (LRANGE) and starts every entry that no live job holds, once:
@@ -46,7 +51,8 @@
 #define WORKER_BLOCK_S          1.0 /* BLMOVE timeout: how often an idle worker looks up */
 #define WORKER_WATCHDOG_SLACK_S 5   /* BLMOVE reply later than timeout + this: connection dead */
 #define WORKER_HEARTBEAT_MS     1000
-#define WORKER_CLAIM_RETRY_MS   200 /* claim again after a failed claim (Redis away) */
+#define WORKER_CLAIM_RETRY_MS   200  /* claim again after a failed claim (Redis away) */
+#define WORKER_PAUSED_POLL_MS   1000 /* every queue paused: how often to ask again */
 
 typedef struct worker {
     struct event_base *base;
@@ -63,10 +69,13 @@ typedef struct worker {
     bool blocked;  /* the outstanding claim is a BLMOVE */
     bool draining;
     size_t next_queue;  /* round robin over queues for BLMOVE */
+    size_t block_queue; /* the queue the outstanding BLMOVE waits on */
+    bool *paused;       /* per queue: paused, as of the last claim.lua reply */
     bool reconciling;   /* an LRANGE of the in-flight list is out */
     bool reconcile_due; /* a connection came back while a BLMOVE or a reconcile was out */
     char *vet;          /* a job BLMOVE claimed, waiting for claim.lua to vet it */
     size_t vet_len;
+    size_t vet_queue;          /* ... and the queue it came from */
     struct event *claim_retry; /* claim again later */
     struct event *watchdog;    /* bounds an outstanding BLMOVE */
     struct event *heartbeat;
@@ -155,10 +164,16 @@ worker_on_released(void *owner)
 }
 
 static void
+worker_claim_in(worker *w, int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(w->claim_retry, &tv);
+}
+
+static void
 worker_retry_claim_later(worker *w)
 {
-    struct timeval tv = {0, WORKER_CLAIM_RETRY_MS * 1000};
-    evtimer_add(w->claim_retry, &tv);
+    worker_claim_in(w, WORKER_CLAIM_RETRY_MS);
 }
 
 static void
@@ -184,11 +199,13 @@ worker_on_blmove(redisReply *reply, void *arg)
         worker_retry_claim_later(w);
         return;
     }
-    w->next_queue = (w->next_queue + 1) % w->keys.n_queues;
+    w->next_queue = (w->block_queue + 1) % w->keys.n_queues;
     if (reply->type == REDIS_REPLY_STRING) {
-        /* One job arrived: more may be right behind it, so ask for a batch, which vets it. */
+        /* One job arrived: more may be right behind it, so ask for a batch, which vets it
+         * (and puts it back if its queue was paused meanwhile). */
         w->vet = pb_xstrndup(reply->str, reply->len);
         w->vet_len = reply->len;
+        w->vet_queue = w->block_queue;
     }
     worker_claim(w);
 }
@@ -216,10 +233,16 @@ worker_block(worker *w)
         worker_retry_claim_later(w); /* a BLMOVE now could move a job the LRANGE then sees */
         return;
     }
+    size_t q = pb_queue_next_open(w->paused, w->keys.n_queues, w->next_queue);
+    if (q == w->keys.n_queues) {
+        worker_claim_in(w, WORKER_PAUSED_POLL_MS); /* all paused: claim.lua tells the resume */
+        return;
+    }
     w->claiming = true;
     w->blocked = true;
+    w->block_queue = q;
     double timeout = w->keys.n_queues > 1 ? 0.1 : WORKER_BLOCK_S;
-    pb_queue_claim_wait(w->claim, &w->keys, w->next_queue, timeout, worker_on_blmove, w);
+    pb_queue_claim_wait(w->claim, &w->keys, q, timeout, worker_on_blmove, w);
     struct timeval tv = {(time_t)timeout + WORKER_WATCHDOG_SLACK_S, 0};
     evtimer_add(w->watchdog, &tv);
 }
@@ -243,6 +266,7 @@ worker_on_batch(redisReply *reply, void *arg)
         return;
     }
     free(vet);
+    pb_queue_read_paused(reply, w->paused, w->keys.n_queues);
     size_t started = 0;
     bool deferred = false; /* claim.lua left a re-delivered job for later (see there) */
     for (size_t i = 0; i < reply->elements; i++) {
@@ -277,7 +301,8 @@ worker_claim(worker *w)
     int room = w->cfg->concurrency - w->chain.active;
     int batch = room < w->cfg->claim_batch ? room : w->cfg->claim_batch;
     w->claiming = true;
-    pb_queue_claim_batch(w->cmd, &w->keys, w->id, batch, w->vet, w->vet_len, worker_on_batch, w);
+    pb_queue_claim_batch(w->cmd, &w->keys, w->id, batch, w->vet, w->vet_len, w->vet_queue,
+                         worker_on_batch, w);
     pb_queue_wait(w->cmd, w->cfg);
 }
 
@@ -401,6 +426,7 @@ pb_worker_run(const pb_config *cfg, int slot)
     w->base = event_base_new_with_config(ecfg);
     event_config_free(ecfg);
     pb_queue_keys_init(&w->keys, cfg, w->id);
+    w->paused = pb_xcalloc(cfg->n_queues, sizeof(bool));
     w->cmd = pb_redis_new(w->base, cfg, "cmd");
     w->claim = pb_redis_new(w->base, cfg, "claim");
     pb_redis_no_ping(w->claim);
@@ -466,6 +492,7 @@ pb_worker_run(const pb_config *cfg, int slot)
     event_free(w->sig_term);
     event_free(w->sig_int);
     pb_queue_keys_free(&w->keys);
+    free(w->paused);
     free(w->vet);
     event_base_free(w->base);
     free(w);

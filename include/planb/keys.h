@@ -26,6 +26,7 @@ char *pb_key_dead(const char *prefix);                          /* <p>:dead (lis
 char *pb_key_stats(const char *prefix);                         /* <p>:stats (hash) */
 char *pb_key_breaker(const char *prefix, const char *model);    /* <p>:breaker:<model> (hash) */
 char *pb_key_deliveries(const char *prefix);                    /* <p>:deliveries (hash) */
+char *pb_key_paused(const char *prefix);                        /* <p>:paused (hash) */
 char *pb_key_events(const char *prefix);                        /* <p>:events (stream) */
 char *pb_key_reaper_lock(const char *prefix);                   /* <p>:reaper (string) */
 char *pb_key_reaper_clock(const char *prefix);                  /* <p>:reaper:clock (hash) */

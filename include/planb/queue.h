@@ -7,6 +7,7 @@
 #ifndef PLANB_QUEUE_H
 #define PLANB_QUEUE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "planb/config.h"
@@ -14,9 +15,11 @@
 
 typedef struct pb_queue_keys {
     const char *prefix;
-    char *inflight; /* <p>:inflight:<worker> */
-    char **queues;  /* <p>:q:<name>, one per configured queue */
+    char *inflight;           /* <p>:inflight:<worker> */
+    char **queues;            /* <p>:q:<name>, one per configured queue */
+    char *const *queue_names; /* their names (the config's, borrowed) */
     size_t n_queues;
+    char *paused;        /* <p>:paused (queue name -> who paused it) */
     char *stats;         /* <p>:stats */
     char *dead;          /* <p>:dead */
     char *workers;       /* <p>:workers */
@@ -32,12 +35,20 @@ typedef struct pb_queue_keys {
 void pb_queue_keys_init(pb_queue_keys *k, const pb_config *cfg, const char *worker_id);
 void pb_queue_keys_free(pb_queue_keys *k);
 
-/* Moves up to max jobs into the in-flight list in one script call and stamps the worker's
- * lease; the reply is an array of the jobs to run (a nil element: a re-delivered job was left
- * for later, see claim.lua). vet (may be NULL) is a job BLMOVE already claimed: it is in the
- * reply, first, unless claim.lua acked it (its result exists) or left it for later. */
+/* Moves up to max jobs from the queues that are not paused into the in-flight list in one
+ * script call and stamps the worker's lease; the reply is an array of the jobs to run (a nil
+ * element: a re-delivered job was left for later; an array: the paused queues, see claim.lua
+ * and pb_queue_read_paused). vet (may be NULL) is a job BLMOVE already claimed from queue
+ * vet_qi: it is in the reply, first, unless claim.lua acked it (its result exists), left it
+ * for later or put it back (its queue is paused). */
 void pb_queue_claim_batch(pb_redis *r, const pb_queue_keys *k, const char *worker_id, int max,
-                          const char *vet, size_t vet_len, pb_redis_fn fn, void *arg);
+                          const char *vet, size_t vet_len, size_t vet_qi, pb_redis_fn fn,
+                          void *arg);
+/* Pure: reads the paused queues from a claim reply's elements into paused[0..n) (true =
+ * paused; all false when the reply names none); returns how many are paused. */
+size_t pb_queue_read_paused(const redisReply *reply, bool *paused, size_t n);
+/* Pure: the first queue at or after from (round robin) that is not paused; n when all are. */
+size_t pb_queue_next_open(const bool *paused, size_t n, size_t from);
 /* BLMOVE from queue qi with a timeout in seconds on the dedicated claim connection. */
 void pb_queue_claim_wait(pb_redis *r, const pb_queue_keys *k, size_t qi, double timeout_s,
                          pb_redis_fn fn, void *arg);

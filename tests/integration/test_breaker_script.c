@@ -1,4 +1,5 @@
-/* test_breaker_script.c -- lua/breaker.lua's "failures in a row" across workers, on its own.
+/* test_breaker_script.c -- lua/breaker.lua on its own: "failures in a row" across workers, and
+ * the operator's forced states (the breaker hash's `forced`, written by the admin API).
  *
  * A real redis-server runs the embedded script; the test plays the workers: each keeps a
  * timeline of calls that complete in real time, and sends "report" ops the way
@@ -258,4 +259,106 @@ Test(breaker_script, failure_only_batches_after_a_later_success_do_not_add_up)
         cr_expect_eq(sim_flush(&lone), 0, "lone failure %d", i + 1);
     }
     cr_expect_eq(opened(), 0);
+}
+
+/* One op with its ARGV[5] (the reply's array, caller frees). */
+static redisReply *
+op(const char *name, const char *arg5)
+{
+    redisReply *r =
+        redisCommand(rc, "EVALSHA %s 2 planb:breaker:m planb:stats %s m planb:alerts %s %s 0", sha,
+                     name, settings, arg5);
+    cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 5, "%s %s: %s", name, arg5,
+              r && r->type == REDIS_REPLY_ERROR ? r->str : "no array");
+    return r;
+}
+
+static long long
+op_field(const char *name, const char *arg5, size_t i)
+{
+    redisReply *r = op(name, arg5);
+    long long v = r->element[i]->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+/* What the admin API writes: forced (and who, when) set to v, or removed (v NULL). */
+static void
+force(const char *v)
+{
+    redisReply *r =
+        v ? redisCommand(rc, "HSET planb:breaker:m forced %s forced_by ops forced_at 1", v)
+          : redisCommand(rc, "HDEL planb:breaker:m forced forced_by forced_at");
+    cr_assert(r && r->type == REDIS_REPLY_INTEGER);
+    freeReplyObject(r);
+}
+
+static bool
+has_field(const char *field)
+{
+    redisReply *r = redisCommand(rc, "HEXISTS planb:breaker:m %s", field);
+    bool has = r && r->integer == 1;
+    freeReplyObject(r);
+    return has;
+}
+
+static long long
+breaker_pttl(void)
+{
+    redisReply *r = redisCommand(rc, "PTTL planb:breaker:m");
+    long long v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+Test(breaker_script, forced_open_refuses_whatever_the_counts_and_auto_resumes_as_it_was)
+{
+    cr_expect_eq(op_field("report", "10 0 0 5", 0), 0, "closed and counting");
+    cr_assert_gt(breaker_pttl(), 0);
+    force("open");
+    redisReply *r = op("report", "0 0 0 -1");
+    cr_expect_eq(r->element[0]->integer, 1, "shown open");
+    cr_expect_eq(r->element[1]->integer, 1000, "longer than a report period");
+    freeReplyObject(r);
+    cr_expect_eq(breaker_pttl(), -1, "an operator's switch does not expire");
+    freeReplyObject(redisCommand(rc, "HDEL planb:breaker:m w_calls"));
+    cr_expect_eq(op_field("report", "100 0 0 1", 0), 1);
+    cr_expect(!has_field("w_calls"), "calls while forced are not counted");
+    cr_expect_eq(op_field("probe", "2000", 3), 0, "no probe granted");
+    cr_expect_eq(op_field("probe_ok", "0", 0), 1);
+    force(NULL);
+    cr_expect_eq(op_field("report", "0 0 0 -1", 0), 0, "closed, as it was");
+    cr_expect_eq(opened(), 0, "no transition");
+}
+
+Test(breaker_script, forced_closed_never_trips_and_auto_resumes_as_it_was)
+{
+    /* open it the usual way: 5 failures in a row */
+    cr_expect_eq(op_field("report", "5 5 0 -1 5 4 3 2 1", 0), 1);
+    cr_assert_eq(opened(), 1);
+    force("closed");
+    cr_expect_eq(op_field("report", "0 0 0 -1", 0), 0, "shown closed");
+    cr_expect_eq(op_field("report", "100 100 0 -1 5 4 3 2 1", 0), 0, "failures never trip it");
+    cr_expect_eq(op_field("probe", "2000", 3), 1, "every call allowed");
+    cr_expect_eq(op_field("probe_fail", "0", 0), 0);
+    cr_expect_gt(op_field("hold", "5000", 2), 0, "a Retry-After hold still holds");
+    redisReply *r = redisCommand(rc, "HGET planb:breaker:m state");
+    cr_expect_str_eq(r->str, "open", "the state underneath is untouched");
+    freeReplyObject(r);
+    cr_expect_eq(opened(), 1, "no transition while forced");
+    r = redisCommand(rc, "HGET planb:stats breaker:m:half_open");
+    cr_expect_eq(r->type, REDIS_REPLY_NIL);
+    freeReplyObject(r);
+    force(NULL);
+    r = op("report", "0 0 0 -1");
+    cr_expect_eq(r->element[0]->integer, 1, "open again, as it was");
+    cr_expect_gt(r->element[1]->integer, 20000, "with most of its 30 s left");
+    freeReplyObject(r);
+}
+
+Test(breaker_script, a_forced_value_other_than_open_or_closed_is_ignored)
+{
+    force("sideways");
+    cr_expect_eq(op_field("report", "5 5 0 -1 5 4 3 2 1", 0), 1, "the rules apply");
+    cr_expect_eq(opened(), 1);
 }

@@ -518,15 +518,28 @@ th_http_write(char *data, size_t size, size_t n, void *arg)
 char *
 th_http(const char *method, const char *url, const char *body, long *status)
 {
+    return th_http_with(method, url, body, NULL, NULL, status);
+}
+
+char *
+th_http_with(const char *method, const char *url, const char *body, const char *header, char **head,
+             long *status)
+{
     *status = 0;
+    if (head)
+        *head = NULL;
     CURL *h = curl_easy_init();
     if (h == NULL)
         return NULL;
-    pb_buf b;
+    pb_buf b, hb;
     pb_buf_init(&b, TH_HTTP_MAX_BYTES);
     pb_buf_append(&b, "", 0);
+    pb_buf_init(&hb, TH_HTTP_MAX_BYTES);
+    pb_buf_append(&hb, "", 0);
     struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
     hdrs = curl_slist_append(hdrs, "Expect:");
+    if (header)
+        hdrs = curl_slist_append(hdrs, header);
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
@@ -534,6 +547,8 @@ th_http(const char *method, const char *url, const char *body, long *status)
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)TH_HTTP_TIMEOUT_MS);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, th_http_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, th_http_write);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &hb);
     if (body != NULL) {
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
@@ -545,8 +560,13 @@ th_http(const char *method, const char *url, const char *body, long *status)
     curl_easy_cleanup(h);
     if (rc != CURLE_OK) {
         pb_buf_free(&b);
+        pb_buf_free(&hb);
         return NULL;
     }
+    if (head)
+        *head = hb.data;
+    else
+        pb_buf_free(&hb);
     return b.data;
 }
 

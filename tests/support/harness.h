@@ -82,6 +82,10 @@ bool th_wait_for(bool (*cond)(void *arg), void *arg, int max_tries, int delay_ms
 
 /* One HTTP request with libcurl; returns the body (caller frees), *status set. */
 char *th_http(const char *method, const char *url, const char *body, long *status);
+/* The same with one more request header (e.g. "Authorization: Bearer k", NULL none); head (may
+ * be NULL) gets the response's status line and headers as received (caller frees). */
+char *th_http_with(const char *method, const char *url, const char *body, const char *header,
+                   char **head, long *status);
 /* Mock control: set a model's behaviour (JSON object), read its request count, reset counters. */
 int th_mock_set(const th_proc *mock, const char *model, const char *behaviour_json);
 long th_mock_requests(const th_proc *mock, const char *model);

@@ -29,6 +29,7 @@ Test(keys, names_with_default_prefix)
     expect_name(pb_key_dead("planb"), "planb:dead");
     expect_name(pb_key_stats("planb"), "planb:stats");
     expect_name(pb_key_breaker("planb", "gpt-4o"), "planb:breaker:gpt-4o");
+    expect_name(pb_key_paused("planb"), "planb:paused");
     expect_name(pb_key_channel_results("planb"), "planb:results");
     expect_name(pb_key_channel_stats("planb"), "planb:stats");
     expect_name(pb_key_channel_alerts("planb"), "planb:alerts");
