@@ -132,6 +132,14 @@ wait_for 30 0.2 ok_overview || fail "overview totals: $(body)"
 [ "$(code GET /api/jobs/bad-1 "${VIEW[@]}")" = 200 ] && [ "$(jq_ 'd["dead"]["id"]')" = bad-1 ] ||
   fail "bad-1: $(body)"
 [ "$(code GET /api/jobs/no-such-job "${VIEW[@]}")" = 404 ] || fail "an unknown job: $(body)"
+# a paused queue keeps its job, which the lookup finds there; resumed, it runs
+[ "$(code POST /api/queues/batch/pause "${ADM[@]}")" = 200 ] || fail "pause batch: $(body)"
+R LPUSH planb:q:batch "$(job waiting-1)" >/dev/null
+sleep 1.5
+[ "$(code GET /api/jobs/waiting-1 "${VIEW[@]}")" = 200 ] || fail "waiting-1: $(body)"
+[ "$(jq_ 'd["state"], d["queue"]')" = "('queued', 'batch')" ] || fail "waiting-1 not queued: $(body)"
+[ "$(code POST /api/queues/batch/resume "${ADM[@]}")" = 200 ] || fail "resume batch: $(body)"
+R BLPOP planb:reply:waiting-1 10 >/dev/null || fail "waiting-1 did not run after the resume"
 
 # --- dead letters: list, one entry, retry through the API with the result appearing, purge
 [ "$(code GET '/api/dead?limit=10' "${VIEW[@]}")" = 200 ] || fail "dead list"
