@@ -1,7 +1,8 @@
 // admin_checks.mjs -- the admin page in headless Chromium, as an operator uses it
 // (tests/integration/test_admin_browser.sh sets up Redis, planb-mock and planb with an admin
 // key and a viewer key, then runs this). Elements are found by role and visible name, and every
-// wait is for what a person would see (a figure, a badge, a text), bounded; never a fixed sleep.
+// wait is for what a person would see (a figure, a badge, a text), bounded; no fixed sleep but
+// the 1.5 s in which a paused queue must not be claimed (an absence has nothing to wait for).
 //
 // Environment: ADMIN_URL, ADMIN_KEY, VIEWER_KEY, REDIS_PORT, MOCK_URL, WORKER_PIDS (the
 // workers' pids, stopped and continued here), SHOTS (folder for the screenshots), CHROMIUM.
@@ -211,10 +212,21 @@ try {
   }
   ok(R('HEXISTS', 'planb:paused', 'default') === '1', 'a refused resume resumed the queue');
 
+  // While paused the running workers claim nothing: the jobs pushed now stay on the page's
+  // depth (and in Redis) until the resume below, then run.
+  step = 'claims stop';
+  for (let i = 1; i <= 3; i++) R('LPUSH', 'planb:q:default', job(`held-${i}`));
+  await until(textIs(depth, 3), 'depth 3 while paused');
+  await new Promise((r) => setTimeout(r, 1500)); // a claim would have happened by now
+  ok(R('LLEN', 'planb:q:default') === '3' && R('EXISTS', 'planb:result:held-1') === '0', 'a worker claimed from a paused queue');
+  ok(((await depth.textContent()) || '').trim() === '3', 'the depth fell while paused');
+
   step = 'resume';
   await page.getByRole('button', { name: 'Resume queue default' }).click();
   await queues.getByText('running', { exact: true }).waitFor();
   ok(R('HEXISTS', 'planb:paused', 'default') === '0', 'planb:paused still holds default');
+  await until(textIs(depth, 0), 'depth back to 0 after the resume');
+  for (let i = 1; i <= 3; i++) await until(() => R('EXISTS', `planb:result:held-${i}`) === '1', `result of held-${i}`);
 
   // A breaker forced closed from the page, then handed back to its rules.
   step = 'breaker';
