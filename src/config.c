@@ -920,12 +920,17 @@ config_parse_provider(pb_provider_conf *p, json_object *o, const char *path, pb_
         p->type = PB_PROVIDER_OPENAI;
     else if (type != NULL && strcmp(type, "anthropic") == 0)
         p->type = PB_PROVIDER_ANTHROPIC;
+    else if (type != NULL && strcmp(type, "gemini") == 0)
+        p->type = PB_PROVIDER_GEMINI;
     else {
         free(type);
-        return config_fail(err, path, "type", "must be \"openai\" or \"anthropic\"");
+        return config_fail(err, path, "type", "must be \"openai\", \"anthropic\" or \"gemini\"");
     }
     free(type);
-    if (config_str(o, path, "base_url", NULL, 2048, &p->base_url, err) != PB_OK)
+    /* Gemini has one public address; the other types have many (self-hosted servers). */
+    const char *base_default =
+        p->type == PB_PROVIDER_GEMINI ? "https://generativelanguage.googleapis.com/v1beta" : NULL;
+    if (config_str(o, path, "base_url", base_default, 2048, &p->base_url, err) != PB_OK)
         return PB_ERR;
     if (p->base_url == NULL || config_has_ctl(p->base_url) || strchr(p->base_url, ' ') ||
         (strncmp(p->base_url, "http://", 7) != 0 && strncmp(p->base_url, "https://", 8) != 0))
@@ -952,6 +957,7 @@ config_parse_provider(pb_provider_conf *p, json_object *o, const char *path, pb_
 static const char *const config_reserved_headers[] = {"authorization",
                                                       "x-api-key",
                                                       "anthropic-version",
+                                                      "x-goog-api-key",
                                                       "content-type",
                                                       "content-length",
                                                       "transfer-encoding",
@@ -1146,8 +1152,11 @@ config_parse_provider_conn(pb_provider_conf *p, json_object *o, const char *path
 unsigned
 pb_config_default_capabilities(pb_provider_type t)
 {
-    /* Anthropic's Messages API returns no token log probabilities. */
-    return t == PB_PROVIDER_ANTHROPIC ? PB_CAP_ALL & ~(unsigned)PB_CAP_LOGPROBS : PB_CAP_ALL;
+    /* Anthropic's Messages API returns no token log probabilities; Gemini's do not come in
+     * OpenAI's shape, so its adapter does not ask for them. */
+    return t == PB_PROVIDER_ANTHROPIC || t == PB_PROVIDER_GEMINI
+               ? PB_CAP_ALL & ~(unsigned)PB_CAP_LOGPROBS
+               : PB_CAP_ALL;
 }
 
 /* models.<m>.capabilities: an array of capability names replacing the provider type's

@@ -47,6 +47,8 @@ pb_provider_for(pb_provider_type type)
         return &pb_provider_openai;
     case PB_PROVIDER_ANTHROPIC:
         return &pb_provider_anthropic;
+    case PB_PROVIDER_GEMINI:
+        return &pb_provider_gemini;
     }
     return NULL;
 }
@@ -84,13 +86,13 @@ pb_provider_unsupported(const pb_model_conf *m, pb_provider_type t, const pb_req
     return ops != NULL && ops->refuses != NULL ? ops->refuses(req) : NULL;
 }
 
-/* Words that start like an API key (OpenAI sk-, Anthropic sk-ant-, bearer tokens) are never
- * echoed, even when an upstream quotes them back. */
+/* Words that start like an API key (OpenAI sk-, Anthropic sk-ant-, Google AIza, bearer tokens)
+ * are never echoed, even when an upstream quotes them back. */
 static bool
 provider_is_keyish(const char *w, size_t n)
 {
     return (n >= 3 && strncmp(w, "sk-", 3) == 0) || (n >= 4 && strncmp(w, "key-", 4) == 0) ||
-           n >= 40;
+           (n >= 4 && strncmp(w, "AIza", 4) == 0) || n >= 40;
 }
 
 void
@@ -161,6 +163,40 @@ pb_provider_drop(char (*names)[PB_PROVIDER_PARAM_LEN], size_t *n, size_t max, co
         return;
     snprintf(names[*n], PB_PROVIDER_PARAM_LEN, "%s", name);
     (*n)++;
+}
+
+void
+pb_provider_drop_unsendable(const pb_request *req, char (*names)[PB_PROVIDER_PARAM_LEN], size_t *n,
+                            size_t max)
+{
+    json_object *tools = pb_request_param(req, "tools"), *v;
+    for (size_t i = 0; tools != NULL && i < json_object_array_length(tools); i++) {
+        json_object *fn;
+        json_object_object_get_ex(json_object_array_get_idx(tools, i), "function", &fn);
+        if (json_object_object_get_ex(fn, "strict", &v) && json_object_get_boolean(v)) {
+            pb_provider_drop(names, n, max, "tools.function.strict");
+            break;
+        }
+    }
+    json_object *rf = pb_request_param(req, "response_format"), *js;
+    if (json_object_object_get_ex(rf, "json_schema", &js) &&
+        json_object_object_get_ex(js, "strict", &v) && json_object_get_boolean(v))
+        pb_provider_drop(names, n, max, "response_format.json_schema.strict");
+    bool name = false, detail = false;
+    for (size_t i = 0; i < req->n_messages; i++) {
+        const pb_message *m = &req->messages[i];
+        name |= m->name != NULL;
+        for (size_t k = 0; m->parts != NULL && k < json_object_array_length(m->parts); k++) {
+            json_object *img;
+            detail |= json_object_object_get_ex(json_object_array_get_idx(m->parts, k), "image_url",
+                                                &img) &&
+                      json_object_object_get_ex(img, "detail", &v);
+        }
+    }
+    if (name)
+        pb_provider_drop(names, n, max, "messages.name");
+    if (detail)
+        pb_provider_drop(names, n, max, "image_url.detail");
 }
 
 void

@@ -653,7 +653,7 @@ anthropic_dropped(const pb_request *req, char (*names)[PB_PROVIDER_PARAM_LEN], s
     for (const char *const *d = anthropic_drops; *d; d++)
         if (pb_request_param(req, *d) != NULL)
             pb_provider_drop(names, &n, max, *d);
-    json_object *stop = pb_request_param(req, "stop"), *tools = pb_request_param(req, "tools"), *v;
+    json_object *stop = pb_request_param(req, "stop");
     for (size_t i = 0;
          json_object_is_type(stop, json_type_array) && i < json_object_array_length(stop); i++)
         if (anthropic_is_blank(json_object_get_string(json_object_array_get_idx(stop, i)))) {
@@ -664,33 +664,7 @@ anthropic_dropped(const pb_request *req, char (*names)[PB_PROVIDER_PARAM_LEN], s
     if (json_object_is_type(stop, json_type_string) &&
         anthropic_is_blank(json_object_get_string(stop)))
         pb_provider_drop(names, &n, max, "stop");
-    for (size_t i = 0; tools != NULL && i < json_object_array_length(tools); i++) {
-        json_object *fn;
-        json_object_object_get_ex(json_object_array_get_idx(tools, i), "function", &fn);
-        if (json_object_object_get_ex(fn, "strict", &v) && json_object_get_boolean(v)) {
-            pb_provider_drop(names, &n, max, "tools.function.strict");
-            break;
-        }
-    }
-    json_object *rf = pb_request_param(req, "response_format"), *js;
-    if (json_object_object_get_ex(rf, "json_schema", &js) &&
-        json_object_object_get_ex(js, "strict", &v) && json_object_get_boolean(v))
-        pb_provider_drop(names, &n, max, "response_format.json_schema.strict");
-    bool name = false, detail = false;
-    for (size_t i = 0; i < req->n_messages; i++) {
-        const pb_message *m = &req->messages[i];
-        name |= m->name != NULL;
-        for (size_t k = 0; m->parts != NULL && k < json_object_array_length(m->parts); k++) {
-            json_object *img;
-            detail |= json_object_object_get_ex(json_object_array_get_idx(m->parts, k), "image_url",
-                                                &img) &&
-                      json_object_object_get_ex(img, "detail", &v);
-        }
-    }
-    if (name)
-        pb_provider_drop(names, &n, max, "messages.name");
-    if (detail)
-        pb_provider_drop(names, &n, max, "image_url.detail");
+    pb_provider_drop_unsendable(req, names, &n, max);
     return n;
 }
 

@@ -20,7 +20,7 @@
 /* providers.<name>.headers: a gateway wants a key and an org or two, not a page of them. */
 #define PB_CONFIG_MAX_HEADERS 32
 
-typedef enum { PB_PROVIDER_OPENAI, PB_PROVIDER_ANTHROPIC } pb_provider_type;
+typedef enum { PB_PROVIDER_OPENAI, PB_PROVIDER_ANTHROPIC, PB_PROVIDER_GEMINI } pb_provider_type;
 
 /* A client's TLS settings: redis.tls, cache.redis.tls, redis.sentinel_tls (docs/redis.md
  * "TLS"). Paths are read when a connection's TLS context is made (tls.h), so a SIGHUP that

@@ -62,9 +62,10 @@ typedef struct pb_provider_ops {
                         pb_error *err);
 } pb_provider_ops;
 
-/* The adapters (provider_openai.c, provider_anthropic.c). */
+/* The adapters (provider_openai.c, provider_anthropic.c, provider_gemini.c). */
 extern const pb_provider_ops pb_provider_openai;
 extern const pb_provider_ops pb_provider_anthropic;
+extern const pb_provider_ops pb_provider_gemini;
 
 /* Error codes set in pb_error.code by build_request / parse_response. */
 enum { PB_PROVIDER_BAD_REPLY = 1, PB_PROVIDER_BAD_CONF, PB_PROVIDER_UNSUPPORTED };
@@ -116,6 +117,10 @@ void pb_provider_json_string(pb_buf *b, const char *s, size_t len);
 /* Appends name to names (cut to PB_PROVIDER_PARAM_LEN - 1 bytes) when *n < max. */
 void pb_provider_drop(char (*names)[PB_PROVIDER_PARAM_LEN], size_t *n, size_t max,
                       const char *name);
+/* Appends to names what a translated dialect (Anthropic, Gemini) cannot send: strict tools
+ * and JSON schemas, message names, image detail. */
+void pb_provider_drop_unsendable(const pb_request *req, char (*names)[PB_PROVIDER_PARAM_LEN],
+                                 size_t *n, size_t max);
 /* Serializes body (taken: it is put here) into r->body / r->body_len. */
 void pb_provider_set_json_body(pb_http_request *r, json_object *body);
 /* A JSON number for a double that prints as written ("0.2", not "0.20000000000000001"). */

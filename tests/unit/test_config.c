@@ -224,11 +224,11 @@ Test(config, errors_name_the_field)
          "CONFIG models: must be an object with at least one model"},
         {"{" MIN_PROVIDERS ", " MIN_MODELS "}",
          "CONFIG routes: must be an object with at least one route"},
-        {"{\"providers\": {\"p\": {\"type\": \"gemini\", \"base_url\": \"http://x\"}}, " MIN_MODELS
+        {"{\"providers\": {\"p\": {\"type\": \"mistral\", \"base_url\": \"http://x\"}}, " MIN_MODELS
          ", " MIN_ROUTES "}",
-         "CONFIG providers.p.type: must be \"openai\" or \"anthropic\""},
+         "CONFIG providers.p.type: must be \"openai\", \"anthropic\" or \"gemini\""},
         {"{\"providers\": {\"p\": {\"base_url\": \"http://x\"}}, " MIN_MODELS ", " MIN_ROUTES "}",
-         "CONFIG providers.p.type: must be \"openai\" or \"anthropic\""},
+         "CONFIG providers.p.type: must be \"openai\", \"anthropic\" or \"gemini\""},
         {"{\"providers\": {\"p\": {\"type\": \"openai\"}}, " MIN_MODELS ", " MIN_ROUTES "}",
          "CONFIG providers.p.base_url: must be an http:// or https:// URL"},
         {"{\"providers\": {\"p\": {\"type\": \"openai\", \"base_url\": \"ftp://x\"}}, " MIN_MODELS
@@ -1077,4 +1077,26 @@ Test(config, http_tls_files_checked_at_load)
              "(encrypted keys are not supported): key values mismatch",
              d);
     expect_error(https_config(extra), msg);
+}
+
+Test(config, gemini_provider_defaults)
+{
+    setenv("PB_TEST_GEMINI_KEY", "AIzaTest", 1);
+    pb_config *cfg = must_parse(
+        "{\"providers\": {\"g\": {\"type\": \"gemini\", \"api_key_env\": \"PB_TEST_GEMINI_KEY\"},"
+        " \"h\": {\"type\": \"gemini\", \"base_url\": \"http://127.0.0.1:9/v1beta/\"}},"
+        " \"models\": {\"flash\": {\"provider\": \"g\", \"model\": \"gemini-2.5-flash\","
+        " \"price_in_per_mtok\": 0.3, \"price_out_per_mtok\": 2.5}, \"m\": {\"provider\": \"h\"}},"
+        " \"routes\": {\"default\": {\"chain\": [\"flash\", \"m\"]}}}");
+    cr_expect_eq(cfg->providers[0].type, PB_PROVIDER_GEMINI);
+    cr_expect_str_eq(cfg->providers[0].base_url,
+                     "https://generativelanguage.googleapis.com/v1beta");
+    cr_expect_str_eq(cfg->providers[0].api_key, "AIzaTest");
+    cr_expect_str_eq(cfg->providers[1].base_url, "http://127.0.0.1:9/v1beta");
+    cr_expect_eq(cfg->models[0].capabilities, PB_CAP_ALL & ~(unsigned)PB_CAP_LOGPROBS);
+    cr_expect_float_eq(cfg->models[0].price_out_per_mtok, 2.5, 1e-12);
+    pb_config_free(cfg);
+    expect_error("{\"providers\": {\"g\": {\"type\": \"gemini\", \"headers\": {\"X-Goog-Api-Key\":"
+                 " \"k\"}}}, \"models\": {\"m\": {\"provider\": \"g\"}}, " MIN_ROUTES "}",
+                 "CONFIG providers.g.headers.X-Goog-Api-Key: is set by planb itself");
 }
