@@ -22,6 +22,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "gemini.h"
 #include "planb/buf.h"
 #include "planb/hash.h"
 
@@ -716,6 +717,8 @@ pb_mock_dialect_validate(const pb_mock_request *r, pb_error *err)
         return dialect_validate_anthropic(r, err);
     case PB_MOCK_API_EMBEDDINGS:
         return dialect_validate_embeddings(r, err);
+    case PB_MOCK_API_GEMINI:
+        return pb_mock_gemini_validate(r, err);
     }
     return 0;
 }
@@ -1185,6 +1188,8 @@ pb_mock_dialect_reply(const pb_mock_request *r, pb_mock_body_kind kind, const ch
 {
     if (r->api == PB_MOCK_API_EMBEDDINGS)
         return dialect_embeddings_reply(r, kind, pad_to, len);
+    if (r->api == PB_MOCK_API_GEMINI)
+        return pb_mock_gemini_reply(r, kind, text, id, pad_to, len);
     if (kind == PB_MOCK_BODY_MISSING) {
         json_object *o = json_object_new_object();
         json_object_object_add(o, "id", json_object_new_string("x"));
@@ -1210,6 +1215,8 @@ bool
 pb_mock_dialect_wants_stream(const pb_mock_request *r)
 {
     json_object *v;
+    if (r->api == PB_MOCK_API_GEMINI)
+        return r->stream;
     return r->api != PB_MOCK_API_EMBEDDINGS && json_object_object_get_ex(r->body, "stream", &v) &&
            json_object_is_type(v, json_type_boolean) && json_object_get_boolean(v);
 }
@@ -1518,6 +1525,10 @@ pb_mock_dialect_stream(const pb_mock_request *r, pb_mock_body_kind kind, const c
 {
     pb_mock_stream *s = pb_xcalloc(1, sizeof(*s));
     pb_buf_init(&s->data, SIZE_MAX);
+    if (r->api == PB_MOCK_API_GEMINI) {
+        pb_mock_gemini_stream(s, r, kind, text, id);
+        return s;
+    }
     dialect_answer a;
     dialect_answer_make(r, kind, text, &a);
     if (r->api == PB_MOCK_API_ANTHROPIC)
@@ -1531,6 +1542,8 @@ pb_mock_dialect_stream(const pb_mock_request *r, pb_mock_body_kind kind, const c
 char *
 pb_mock_dialect_stream_error(pb_mock_api api, const char *type, const char *message, size_t *len)
 {
+    if (api == PB_MOCK_API_GEMINI)
+        return pb_mock_gemini_error(500, type, message, true, len);
     pb_mock_stream s = {0};
     pb_buf_init(&s.data, SIZE_MAX);
     json_object *e = json_object_new_object(), *o = json_object_new_object();
@@ -1598,6 +1611,8 @@ pb_mock_dialect_error(pb_mock_api api, int status, const char *type, const char 
                       const char *code, size_t *len)
 {
     char dflt[96];
+    if (api == PB_MOCK_API_GEMINI)
+        return pb_mock_gemini_error(status, type, message, false, len);
     if (type == NULL)
         type = dialect_error_type(api, status);
     if (message == NULL) {
@@ -1616,5 +1631,29 @@ pb_mock_dialect_error(pb_mock_api api, int status, const char *type, const char 
         json_object_object_add(e, "code", code != NULL ? json_object_new_string(code) : NULL);
     }
     json_object_object_add(o, "error", e);
+    return dialect_take_json(o, len);
+}
+
+long
+pb_mock_dialect_words(const char *s, size_t n)
+{
+    return dialect_words_n(s, n);
+}
+
+long
+pb_mock_dialect_words_per_piece(long words)
+{
+    return dialect_words_per_piece(words);
+}
+
+size_t
+pb_mock_dialect_word_end(const char *s, size_t n, size_t i, long per)
+{
+    return dialect_word_end(s, n, i, per);
+}
+
+char *
+pb_mock_dialect_take_json(json_object *o, size_t *len)
+{
     return dialect_take_json(o, len);
 }

@@ -12,9 +12,10 @@
 #include "planb/core.h"
 
 typedef enum {
-    PB_MOCK_API_OPENAI,    /* POST /v1/chat/completions */
-    PB_MOCK_API_ANTHROPIC, /* POST /v1/messages */
-    PB_MOCK_API_EMBEDDINGS /* POST /v1/embeddings (OpenAI) */
+    PB_MOCK_API_OPENAI,     /* POST /v1/chat/completions */
+    PB_MOCK_API_ANTHROPIC,  /* POST /v1/messages */
+    PB_MOCK_API_EMBEDDINGS, /* POST /v1/embeddings (OpenAI) */
+    PB_MOCK_API_GEMINI      /* POST /v1beta/models/<m>:generateContent (gemini.c) */
 } pb_mock_api;
 
 typedef struct pb_mock_request {
@@ -28,6 +29,8 @@ typedef struct pb_mock_request {
     bool bad_tool_args;        /* behaviour: tool-call arguments that are not JSON */
     const char *finish_reason; /* behaviour: "length" / "content_filter", NULL = natural */
     const char *refusal;       /* behaviour: an OpenAI answer that is this refusal, or NULL */
+    bool stream;               /* Gemini: :streamGenerateContent (the method streams) */
+    bool key_in_url;           /* Gemini: a key= query parameter came */
 } pb_mock_request;
 
 typedef enum {
@@ -77,6 +80,14 @@ char *pb_mock_dialect_stream_error(pb_mock_api api, const char *type, const char
 /* A static event whose data is not JSON; and the keep-alive ping (NULL: the dialect has none). */
 const char *pb_mock_dialect_stream_malformed(pb_mock_api api);
 const char *pb_mock_dialect_stream_ping(pb_mock_api api);
+
+/* For gemini.c: the words of n bytes at s (what usage counts), how many words go in one
+ * streamed text event of such an answer, and the end of the piece of `per` words from i. */
+long pb_mock_dialect_words(const char *s, size_t n);
+long pb_mock_dialect_words_per_piece(long words);
+size_t pb_mock_dialect_word_end(const char *s, size_t n, size_t i, long per);
+/* o serialized into a new string of *len bytes (caller frees); o is put. */
+char *pb_mock_dialect_take_json(json_object *o, size_t *len);
 
 /* The provider's error body for status; type, message and code may be NULL (defaults). */
 char *pb_mock_dialect_error(pb_mock_api api, int status, const char *type, const char *message,

@@ -55,6 +55,7 @@
 
 #define MOCK_MAX_BODY_BYTES ((size_t)64 << 20) /* well above any real chat request */
 #define MOCK_MODEL_MAX_LEN  256                /* longer "model" strings are rejected */
+#define MOCK_GEMINI_PREFIX  "/v1beta/models/"  /* Gemini's API: the model in the path */
 #define MOCK_HEADER_MAX_LEN 128                /* longer header names are not recorded */
 /* listen(2) backlog: the kernel caps it at net.core.somaxconn; asking for the
  * most lets a burst of thousands of connects queue instead of retrying SYNs. */
@@ -730,6 +731,36 @@ mock_plan(mock_server *srv, const pb_mock_request *r, pb_mock_model *m, const pb
     }
 }
 
+/* Gemini's /v1beta/models/<model>:generateContent or :streamGenerateContent?alt=sse: the
+ * model (caller frees) and whether it streams; non-zero after answering a bad path. */
+static int
+mock_gemini_path(struct evhttp_request *req, const char *path, char **model, bool *stream)
+{
+    const char *rest = path + strlen(MOCK_GEMINI_PREFIX), *colon = strrchr(rest, ':');
+    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    *stream = colon != NULL && strcmp(colon, ":streamGenerateContent") == 0;
+    if (colon == NULL || colon == rest || (size_t)(colon - rest) > MOCK_MODEL_MAX_LEN ||
+        (!*stream && strcmp(colon, ":generateContent") != 0)) {
+        mock_respond_api_error(req, PB_MOCK_API_GEMINI, 404, "unknown model method");
+        return 1;
+    }
+    if (*stream && (query == NULL || strstr(query, "alt=sse") == NULL)) {
+        mock_respond_api_error(req, PB_MOCK_API_GEMINI, 400,
+                               "alt=sse: planb-mock streams server-sent events only");
+        return 1;
+    }
+    char *raw = pb_xstrndup(rest, (size_t)(colon - rest));
+    *model = evhttp_uridecode(raw, 0, NULL);
+    free(raw);
+    if (*model == NULL || (*model)[0] == '\0') {
+        free(*model);
+        *model = NULL;
+        mock_respond_api_error(req, PB_MOCK_API_GEMINI, 404, "model: missing from the path");
+        return 1;
+    }
+    return 0;
+}
+
 static void
 mock_on_api(mock_server *srv, struct evhttp_request *req, pb_mock_api api, const char *path)
 {
@@ -744,22 +775,33 @@ mock_on_api(mock_server *srv, struct evhttp_request *req, pb_mock_api api, const
         json_object_put(body);
         return;
     }
-    json_object *mv;
-    if (!json_object_object_get_ex(body, "model", &mv) ||
-        !json_object_is_type(mv, json_type_string) || json_object_get_string_len(mv) == 0 ||
-        json_object_get_string_len(mv) > MOCK_MODEL_MAX_LEN) {
+    json_object *mv = NULL;
+    char *gmodel = NULL; /* Gemini: the model comes in the path */
+    bool gstream = false;
+    if (api == PB_MOCK_API_GEMINI && mock_gemini_path(req, path, &gmodel, &gstream) != 0) {
+        json_object_put(body);
+        return;
+    }
+    if (gmodel == NULL &&
+        (!json_object_object_get_ex(body, "model", &mv) ||
+         !json_object_is_type(mv, json_type_string) || json_object_get_string_len(mv) == 0 ||
+         json_object_get_string_len(mv) > MOCK_MODEL_MAX_LEN)) {
         mock_respond_api_error(req, api, 400, "model: must be a non-empty string");
         json_object_put(body);
         return;
     }
     struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
     pb_mock_request r = {
         .api = api,
         .body = body,
-        .model = json_object_get_string(mv),
+        .model = gmodel != NULL ? gmodel : json_object_get_string(mv),
         .authorization = evhttp_find_header(h, "Authorization"),
-        .api_key = evhttp_find_header(h, "x-api-key"),
+        .api_key =
+            evhttp_find_header(h, api == PB_MOCK_API_GEMINI ? "x-goog-api-key" : "x-api-key"),
         .version = evhttp_find_header(h, "anthropic-version"),
+        .stream = gstream,
+        .key_in_url = query != NULL && (strncmp(query, "key=", 4) == 0 || strstr(query, "&key=")),
     };
     pb_mock_model *m = pb_mock_table_get(srv->table, r.model, true);
     if (m != NULL) {
@@ -773,6 +815,7 @@ mock_on_api(mock_server *srv, struct evhttp_request *req, pb_mock_api api, const
             m->invalid++;
         mock_respond_api_error(req, api, bad, err.msg);
         json_object_put(body);
+        free(gmodel);
         return;
     }
     mock_call plan;
@@ -783,6 +826,7 @@ mock_on_api(mock_server *srv, struct evhttp_request *req, pb_mock_api api, const
     r.refusal = b->refusal;
     mock_plan(srv, &r, m, b, &plan);
     json_object_put(body);
+    free(gmodel);
     if (plan.action == MOCK_SEND && plan.latency_ms == 0) {
         mock_respond(req, plan.status, plan.content_type, plan.body, plan.len, plan.retry_after);
         free(plan.retry_after);
@@ -871,6 +915,8 @@ mock_on_request(struct evhttp_request *req, void *arg)
         mock_on_api(srv, req, PB_MOCK_API_ANTHROPIC, path);
     } else if (strcmp(path, "/v1/embeddings") == 0) {
         mock_on_api(srv, req, PB_MOCK_API_EMBEDDINGS, path);
+    } else if (strncmp(path, MOCK_GEMINI_PREFIX, strlen(MOCK_GEMINI_PREFIX)) == 0) {
+        mock_on_api(srv, req, PB_MOCK_API_GEMINI, path);
     } else if (strncmp(path, "/_mock/", 7) == 0) {
         mock_on_control(srv, req, path);
     } else {
