@@ -1010,7 +1010,8 @@ mock_usage(FILE *out)
     fputs(
         "usage: planb-mock [--listen HOST:PORT] [--config FILE.json] [--quiet]\n"
         "\n"
-        "A fault-injecting mock LLM server (OpenAI chat + embeddings, Anthropic Messages).\n"
+        "A fault-injecting mock LLM server (OpenAI chat + embeddings, Anthropic Messages,\n"
+        "Gemini: POST /v1beta/models/<model>:generateContent, :streamGenerateContent?alt=sse).\n"
         "Prints \"port=<N>\" on stdout once listening (default 127.0.0.1:0: a free port).\n"
         "\n"
         "  --listen HOST:PORT  numeric address to bind (port 0 = any free port)\n"

@@ -1,6 +1,6 @@
 /* fuzz_provider.c -- libFuzzer target: any bytes as an upstream reply to one provider adapter.
  *
- * Built once per adapter (FUZZ_PROVIDER = PB_PROVIDER_OPENAI or _ANTHROPIC). An
+ * Built once per adapter (FUZZ_PROVIDER = PB_PROVIDER_OPENAI, _ANTHROPIC or _GEMINI). An
  * upstream (or anything between us and it) can answer anything: parse_response
  * and classify must turn every body into an answer or an error: text, tool calls
  * (OpenAI tool_calls, Anthropic tool_use blocks) or, for a request with a
