@@ -1,7 +1,8 @@
 /* test_gemini.c -- the native Gemini dialect end to end: real redis-server, planb-mock serving
  * Gemini's generateContent and streamGenerateContent (validating what planb sends: the key in
  * x-goog-api-key and not in the URL, contents of user/model turns, function responses after
- * their calls) and `planb serve`.
+ * their calls) and `planb serve`: answers, fallback both ways, a tool round trip, streams (cut
+ * before and after the first token, tool calls with the ids of the unstreamed reply).
  *
  * Route "gf" = [gem (gemini), gpt (openai)], route "og" = the reverse; no retries, so each
  * failure moves down the chain at once. */
@@ -294,4 +295,31 @@ Test(gemini, streams_and_a_cut_before_the_first_token_falls_back)
     cr_expect_str_eq(str_at(r, "finish_reason"), "cut");
     cr_expect_str_eq(str_at(r, "content"), "echo: alpha ");
     json_object_put(r);
+}
+
+Test(gemini, streamed_tool_calls_keep_the_ids_of_the_unstreamed_reply)
+{
+    th_mock_set(&mock_p, "gemini-2.5-flash",
+                "{\"mode\":\"ok\",\"tool_calls\":[{\"name\":\"get_weather\",\"arguments\":{"
+                "\"city\":\"Paris\"}},{\"name\":\"get_weather\",\"arguments\":{\"city\":"
+                "\"Rome\"}}]}");
+    const char *ids[2] = {"ts1", "ts2"};
+    char got[2][512];
+    for (size_t i = 0; i < 2; i++) {
+        char job[1024];
+        snprintf(job, sizeof(job),
+                 "{\"id\":\"%s\",\"reply\":true,%s\"route\":\"gf\",\"cache\":\"skip\","
+                 "\"messages\":[{\"role\":\"user\",\"content\":\"Weather?\"}],\"params\":{" TOOLS
+                 "}}",
+                 ids[i], i == 0 ? "\"stream\":true," : "");
+        json_object *r = run(ids[i], job);
+        cr_assert_str_eq(str_at(r, "status"), "ok", "%s", json_object_to_json_string(r));
+        cr_expect_str_eq(str_at(r, "finish_reason"), "tool_calls");
+        cr_expect_str_eq(str_at(r, "message.tool_calls.1.function.arguments"),
+                         "{\"city\":\"Rome\"}");
+        snprintf(got[i], sizeof(got[i]), "%s %s", str_at(r, "message.tool_calls.0.id"),
+                 str_at(r, "message.tool_calls.1.id"));
+        json_object_put(r);
+    }
+    cr_expect_str_eq(got[0], got[1], "streamed or not, the same made-up ids");
 }
