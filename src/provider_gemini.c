@@ -432,8 +432,8 @@ gemini_finish_reason(const char *reason, bool has_tool_calls)
          reason != NULL && i < sizeof(gemini_finish_reasons) / sizeof(*gemini_finish_reasons); i++)
         if (strcmp(reason, gemini_finish_reasons[i].reason) == 0)
             return gemini_finish_reasons[i].finish;
-    return "stop"; /* OTHER, FINISH_REASON_UNSPECIFIED, MALFORMED_FUNCTION_CALL: judged by content
-                    */
+    /* OTHER, FINISH_REASON_UNSPECIFIED, MALFORMED_FUNCTION_CALL: the content decides. */
+    return "stop";
 }
 
 /* A stable id for tool call k of a reply: Gemini sends none, and the same reply (a cached
@@ -441,7 +441,9 @@ gemini_finish_reason(const char *reason, bool has_tool_calls)
 static void
 gemini_call_id(char *out, size_t cap, size_t k, const char *name, const char *args)
 {
-    uint64_t h = pb_hash_fnv1a64(&k, sizeof(k), PB_HASH_FNV1A64_OFFSET);
+    char index[24];
+    snprintf(index, sizeof(index), "%zu:", k);
+    uint64_t h = pb_hash_fnv1a64_str(index, PB_HASH_FNV1A64_OFFSET);
     h = pb_hash_fnv1a64_str(name, h);
     h = pb_hash_fnv1a64_str(args, h);
     snprintf(out, cap, "call_%016" PRIx64, h);
@@ -471,7 +473,8 @@ static bool
 gemini_is_thought(json_object *part)
 {
     json_object *t;
-    return json_object_object_get_ex(part, "thought", &t) && json_object_get_boolean(t);
+    return json_object_object_get_ex(part, "thought", &t) &&
+           json_object_is_type(t, json_type_boolean) && json_object_get_boolean(t);
 }
 
 /* usageMetadata as OpenAI counts it: prompt includes the cached tokens (as Gemini's does),
