@@ -20,6 +20,8 @@
 #include <openssl/hmac.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include "planb/buf.h"
 
@@ -494,4 +496,166 @@ pb_sigv4_signed_free(pb_sigv4_signed *out)
     free(out->canonical_request);
     free(out->string_to_sign);
     memset(out, 0, sizeof(*out));
+}
+
+void
+pb_sigv4_amz_date(int64_t wall_ms, char out[17])
+{
+    time_t t = (time_t)(wall_ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    pb_assert(strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm) == 16);
+}
+
+/* The received header called name (any case), NULL when absent; *count gets how many there
+ * are (a signed host or date sent twice is refused). */
+static const char *
+sigv4_received_header(const pb_sigv4_received *r, const char *name, size_t *count)
+{
+    const char *v = NULL;
+    *count = 0;
+    for (size_t i = 0; i < r->n_headers; i++)
+        if (r->headers[i].name && !strcasecmp(r->headers[i].name, name)) {
+            if (!v)
+                v = r->headers[i].value;
+            (*count)++;
+        }
+    return v;
+}
+
+/* The pieces of "AWS4-HMAC-SHA256 Credential=K/D/R/S/aws4_request, SignedHeaders=a;b,
+ * Signature=hex", copied into buf (which must hold strlen(auth) + 1 bytes). */
+typedef struct sigv4_auth {
+    char *key_id, *date, *region, *service; /* the credential's parts */
+    char *signed_headers;                   /* "a;b;c" */
+    char *signature;                        /* 64 hex */
+} sigv4_auth;
+
+static int
+sigv4_parse_auth(const char *auth, char *buf, sigv4_auth *a)
+{
+    memset(a, 0, sizeof(*a));
+    size_t plen = strlen(SIGV4_ALGORITHM " ");
+    if (strncmp(auth, SIGV4_ALGORITHM " ", plen) != 0)
+        return PB_ERR;
+    strcpy(buf, auth + plen);
+    char *save = NULL;
+    for (char *part = strtok_r(buf, ",", &save); part; part = strtok_r(NULL, ",", &save)) {
+        while (*part == ' ')
+            part++;
+        char *eq = strchr(part, '=');
+        if (!eq)
+            return PB_ERR;
+        *eq = '\0';
+        char *v = eq + 1;
+        if (!strcmp(part, "Credential") && !a->key_id) {
+            char *f[5], *s2 = NULL;
+            int n = 0;
+            for (char *x = strtok_r(v, "/", &s2); x && n < 6; x = strtok_r(NULL, "/", &s2))
+                if (n < 5)
+                    f[n++] = x;
+                else
+                    n++;
+            if (n != 5 || strcmp(f[4], "aws4_request") != 0)
+                return PB_ERR;
+            a->key_id = f[0];
+            a->date = f[1];
+            a->region = f[2];
+            a->service = f[3];
+        } else if (!strcmp(part, "SignedHeaders") && !a->signed_headers) {
+            a->signed_headers = v;
+        } else if (!strcmp(part, "Signature") && !a->signature) {
+            a->signature = v;
+        } else {
+            return PB_ERR;
+        }
+    }
+    return a->key_id && a->signed_headers && a->signature && strlen(a->signature) == 64 ? PB_OK
+                                                                                        : PB_ERR;
+}
+
+int
+pb_sigv4_verify(const pb_sigv4_received *r, const char *region, const char *service,
+                const char *access_key_id, const char *secret_access_key, const char **amz_date,
+                pb_error *err)
+{
+    size_t count;
+    const char *auth = sigv4_received_header(r, "authorization", &count);
+    if (!auth || count != 1 || strlen(auth) > SIGV4_MAX_FIELD_BYTES) {
+        pb_error_set(err, SIGV4_ERR, "BAD_SIGV4 no single Authorization header");
+        return PB_ERR;
+    }
+    char *buf = pb_xmalloc(strlen(auth) + 1);
+    sigv4_auth a;
+    pb_sigv4_header hdrs[PB_SIGV4_MAX_HEADERS];
+    pb_sigv4_request req = {.method = r->method,
+                            .path = r->path,
+                            .query = r->query,
+                            .headers = hdrs,
+                            .body = r->body,
+                            .body_len = r->body_len,
+                            .region = region,
+                            .service = service,
+                            .access_key_id = access_key_id,
+                            .secret_access_key = secret_access_key};
+    const char *why = NULL;
+    if (sigv4_parse_auth(auth, buf, &a) != PB_OK)
+        why = "Authorization is not AWS4-HMAC-SHA256 Credential=, SignedHeaders=, Signature=";
+    else if (strcmp(a.key_id, access_key_id) != 0)
+        why = "unknown access key id";
+    else if (strcmp(a.region, region) != 0 || strcmp(a.service, service) != 0)
+        why = "credential scope names another region or service";
+    char body_hex[65];
+    sigv4_sha256_hex(r->body ? r->body : "", r->body_len, body_hex);
+    const char *sent_hash = sigv4_received_header(r, "x-amz-content-sha256", &count);
+    if (!why && sent_hash && (count != 1 || strcmp(sent_hash, body_hex) != 0))
+        why = "x-amz-content-sha256 is not the body's SHA-256";
+    bool has_host = false, has_date = false;
+    char *save = NULL;
+    for (char *name = why ? NULL : strtok_r(a.signed_headers, ";", &save); name && !why;
+         name = strtok_r(NULL, ";", &save)) {
+        const char *v = sigv4_received_header(r, name, &count);
+        if (!v) {
+            why = "a signed header was not sent";
+        } else if (!strcmp(name, "host")) {
+            req.host = v;
+            has_host = count == 1;
+        } else if (!strcmp(name, "x-amz-date")) {
+            req.amz_date = v;
+            has_date = count == 1;
+        } else if (!strcmp(name, "x-amz-security-token")) {
+            req.session_token = v;
+        } else if (!strcmp(name, "x-amz-content-sha256")) {
+            req.sign_content_sha256 = true;
+        } else {
+            for (size_t i = 0; i < r->n_headers && !why; i++) {
+                if (!r->headers[i].name || strcasecmp(r->headers[i].name, name) != 0)
+                    continue;
+                if (req.n_headers == PB_SIGV4_MAX_HEADERS)
+                    why = "too many signed headers";
+                else
+                    hdrs[req.n_headers++] = r->headers[i];
+            }
+        }
+    }
+    if (!why && (!has_host || !has_date))
+        why = "host and x-amz-date must each be signed once";
+    else if (!why && strncmp(req.amz_date, a.date, 8) != 0)
+        why = "x-amz-date is not the credential's date";
+    pb_sigv4_signed s = {0};
+    pb_error serr = {0};
+    if (!why && pb_sigv4_sign(&req, &s, &serr) != PB_OK)
+        why = "the request cannot be signed";
+    if (!why && (strlen(s.authorization) != strlen(auth) ||
+                 CRYPTO_memcmp(s.authorization, auth, strlen(auth)) != 0))
+        why = "signature does not match";
+    if (!why && amz_date)
+        *amz_date = req.amz_date;
+    pb_sigv4_signed_free(&s);
+    free(buf);
+    if (why) {
+        pb_error_set(err, SIGV4_ERR, "BAD_SIGV4 %s", why);
+        return PB_ERR;
+    }
+    return PB_OK;
 }

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "planb/core.h"
 
@@ -51,6 +52,26 @@ typedef struct pb_sigv4_signed {
 int pb_sigv4_sign(const pb_sigv4_request *req, pb_sigv4_signed *out, pb_error *err);
 /* Frees out's strings (out itself is the caller's); accepts a zeroed struct. */
 void pb_sigv4_signed_free(pb_sigv4_signed *out);
+/* A request as received (planb-mock checks Bedrock's signatures with it). */
+typedef struct pb_sigv4_received {
+    const char *method;             /* "POST" */
+    const char *path;               /* the path as received, still percent-encoded */
+    const char *query;              /* the query as received, without '?', or NULL */
+    const pb_sigv4_header *headers; /* every header received, Authorization included */
+    size_t n_headers;               /* their count */
+    const void *body;               /* the body received */
+    size_t body_len;                /* its length */
+} pb_sigv4_received;
+
+/* PB_OK when r's Authorization is a SigV4 signature by access_key_id with secret for
+ * region/service over exactly r's method, path, query, signed headers and body (an
+ * x-amz-content-sha256 sent must be the body's hash). PB_ERR with err "BAD_SIGV4 why" else.
+ * The time is not judged: *amz_date (NULL allowed) gets the signed x-amz-date, borrowed. */
+int pb_sigv4_verify(const pb_sigv4_received *r, const char *region, const char *service,
+                    const char *access_key_id, const char *secret_access_key, const char **amz_date,
+                    pb_error *err);
+/* Formats wall-clock ms since the epoch as "YYYYMMDDTHHMMSSZ" (UTC) into out. */
+void pb_sigv4_amz_date(int64_t wall_ms, char out[17]);
 /* Percent-encodes n bytes of s for one path segment or query part (everything but
  * A-Z a-z 0-9 - _ . ~, so ':' is %3A and '/' is %2F); caller frees. */
 char *pb_sigv4_uri_encode(const char *s, size_t n);

@@ -725,3 +725,204 @@ Test(sigv4, refuses_bad_input)
     cr_expect_eq(pb_sigv4_sign(&r, &s, &err), PB_ERR);
     pb_sigv4_signed_free(NULL);
 }
+
+/* The request of a vector as a server receives it: its headers, host, date, token and the
+ * suite's Authorization. */
+static size_t
+received_of(const vector *v, pb_sigv4_header *h, const char *authz)
+{
+    size_t n = 0;
+    h[n++] = (pb_sigv4_header){"Host", "example.amazonaws.com"};
+    h[n++] = (pb_sigv4_header){"X-Amz-Date", "20150830T123600Z"};
+    for (size_t i = 0; i < v->n_headers; i++)
+        h[n++] = v->headers[i];
+    if (v->token)
+        h[n++] = (pb_sigv4_header){"X-Amz-Security-Token", v->token};
+    h[n++] = (pb_sigv4_header){"Authorization", authz};
+    return n;
+}
+
+static int
+verify_vector(const vector *v, const char *path, const char *body, const char *authz, pb_error *err)
+{
+    pb_sigv4_header h[12];
+    pb_sigv4_received r = {.method = v->method,
+                           .path = path,
+                           .query = v->query,
+                           .headers = h,
+                           .n_headers = received_of(v, h, authz),
+                           .body = body,
+                           .body_len = strlen(body)};
+    return pb_sigv4_verify(&r, "us-east-1", "service", KEY_ID, SECRET, NULL, err);
+}
+
+Test(sigv4, verify_accepts_every_suite_request_and_refuses_it_changed)
+{
+    for (size_t i = 0; i < sizeof(vectors) / sizeof(vectors[0]); i++) {
+        const vector *v = &vectors[i];
+        pb_error err = {0};
+        cr_expect_eq(verify_vector(v, v->path, v->body, v->authz, &err), PB_OK, "%s: %s", v->name,
+                     err.msg);
+        cr_expect_eq(verify_vector(v, "/other", v->body, v->authz, &err), PB_ERR, "%s path",
+                     v->name);
+        cr_expect_str_eq(err.msg, "BAD_SIGV4 signature does not match");
+        cr_expect_eq(verify_vector(v, v->path, "changed", v->authz, &err), PB_ERR, "%s body",
+                     v->name);
+        /* One hex digit of the signature changed. */
+        char bad[512];
+        snprintf(bad, sizeof(bad), "%s", v->authz);
+        bad[strlen(bad) - 1] = bad[strlen(bad) - 1] == '0' ? '1' : '0';
+        cr_expect_eq(verify_vector(v, v->path, v->body, bad, &err), PB_ERR, "%s sig", v->name);
+    }
+}
+
+Test(sigv4, verify_round_trips_a_bedrock_request_and_refuses_tampering)
+{
+    char *path;
+    pb_sigv4_signed s;
+    sign_bedrock("anthropic.claude-3-5-sonnet-20240620-v1:0", "TOKEN", &path, &s);
+    pb_sigv4_header h[] = {
+        {"host", "bedrock-runtime.us-east-1.amazonaws.com"},
+        {"content-type", "application/json"},
+        {"x-amz-date", s.amz_date},
+        {"x-amz-security-token", s.security_token},
+        {"authorization", s.authorization},
+        {"user-agent", "planb"}, /* unsigned: may change */
+    };
+    pb_sigv4_received r = {.method = "POST",
+                           .path = path,
+                           .headers = h,
+                           .n_headers = 6,
+                           .body = bedrock_body,
+                           .body_len = strlen(bedrock_body)};
+    pb_error err = {0};
+    const char *date = NULL;
+    cr_expect_eq(pb_sigv4_verify(&r, "us-east-1", "bedrock", KEY_ID, SECRET, &date, &err), PB_OK,
+                 "%s", err.msg);
+    cr_expect_str_eq(date, "20240620T120000Z");
+    h[5].value = "curl";
+    cr_expect_eq(pb_sigv4_verify(&r, "us-east-1", "bedrock", KEY_ID, SECRET, NULL, &err), PB_OK);
+    struct {
+        const char *what;
+        int field;
+        const char *value;
+        const char *why;
+    } bad[] = {
+        {"signed header", 1, "text/plain", "does not match"},
+        {"token", 3, "OTHER", "does not match"},
+        {"date", 2, "20240621T120000Z", "credential's date"},
+        {"time", 2, "20240620T120001Z", "does not match"},
+        {"host", 0, "bedrock-runtime.eu-west-1.amazonaws.com", "does not match"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *keep = h[bad[i].field].value;
+        h[bad[i].field].value = bad[i].value;
+        cr_expect_eq(pb_sigv4_verify(&r, "us-east-1", "bedrock", KEY_ID, SECRET, NULL, &err),
+                     PB_ERR, "%s", bad[i].what);
+        cr_expect_not_null(strstr(err.msg, bad[i].why), "%s: %s", bad[i].what, err.msg);
+        h[bad[i].field].value = keep;
+    }
+    /* The path as curl 7.88 would have signed it: decoded ':' */
+    r.path = "/model/anthropic.claude-3-5-sonnet-20240620-v1:0/converse";
+    cr_expect_eq(pb_sigv4_verify(&r, "us-east-1", "bedrock", KEY_ID, SECRET, NULL, &err), PB_ERR);
+    r.path = path;
+    cr_expect_eq(pb_sigv4_verify(&r, "us-east-1", "bedrock", "AKIDOTHER", SECRET, NULL, &err),
+                 PB_ERR);
+    cr_expect_not_null(strstr(err.msg, "access key id"));
+    cr_expect_eq(pb_sigv4_verify(&r, "us-east-1", "bedrock", KEY_ID, "other", NULL, &err), PB_ERR);
+    cr_expect_eq(pb_sigv4_verify(&r, "us-west-2", "bedrock", KEY_ID, SECRET, NULL, &err), PB_ERR);
+    cr_expect_not_null(strstr(err.msg, "scope"));
+    /* A signed header that was not sent. */
+    r.n_headers = 5;
+    h[1].name = "x-content-type";
+    cr_expect_eq(pb_sigv4_verify(&r, "us-east-1", "bedrock", KEY_ID, SECRET, NULL, &err), PB_ERR);
+    cr_expect_not_null(strstr(err.msg, "not sent"), "%s", err.msg);
+    free(path);
+    pb_sigv4_signed_free(&s);
+}
+
+Test(sigv4, verify_checks_a_sent_payload_hash)
+{
+    pb_sigv4_request req = {.method = "POST",
+                            .host = "h",
+                            .path = "/model/m/converse",
+                            .body = "{}",
+                            .body_len = 2,
+                            .sign_content_sha256 = true,
+                            .region = "us-east-1",
+                            .service = "bedrock",
+                            .access_key_id = KEY_ID,
+                            .secret_access_key = SECRET,
+                            .amz_date = "20240620T120000Z"};
+    pb_sigv4_signed s;
+    cr_assert_eq(pb_sigv4_sign(&req, &s, NULL), PB_OK);
+    pb_sigv4_header h[] = {{"Host", "h"},
+                           {"X-Amz-Date", s.amz_date},
+                           {"X-Amz-Content-Sha256", s.content_sha256},
+                           {"Authorization", s.authorization}};
+    pb_sigv4_received r = {.method = "POST",
+                           .path = "/model/m/converse",
+                           .headers = h,
+                           .n_headers = 4,
+                           .body = "{}",
+                           .body_len = 2};
+    pb_error err = {0};
+    cr_expect_eq(pb_sigv4_verify(&r, "us-east-1", "bedrock", KEY_ID, SECRET, NULL, &err), PB_OK,
+                 "%s", err.msg);
+    r.body = "[]";
+    cr_expect_eq(pb_sigv4_verify(&r, "us-east-1", "bedrock", KEY_ID, SECRET, NULL, &err), PB_ERR);
+    cr_expect_not_null(strstr(err.msg, "x-amz-content-sha256"), "%s", err.msg);
+    pb_sigv4_signed_free(&s);
+}
+
+Test(sigv4, verify_refuses_malformed_authorization)
+{
+    const char *auths[] = {
+        "",
+        "AWS4-HMAC-SHA256",
+        "AWS4-HMAC-SHA256 ",
+        "Bearer abc",
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request",
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service, SignedHeaders=host;"
+        "x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31",
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request/x, "
+        "SignedHeaders=host;x-amz-date, "
+        "Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31",
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "
+        "SignedHeaders=x-amz-date, "
+        "Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31",
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "
+        "SignedHeaders=host;x-amz-date, Signature=5fa0",
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "
+        "SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956"
+        "d9b8aae1d763fbf31, Extra=1",
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request,"
+        "SignedHeaders=host;x-amz-date,"
+        "Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31",
+    };
+    for (size_t i = 0; i < sizeof(auths) / sizeof(auths[0]); i++) {
+        pb_error err = {0};
+        cr_expect_eq(verify_vector(&vectors[0], "/", "", auths[i], &err), PB_ERR, "%zu", i);
+        cr_expect_eq(strncmp(err.msg, "BAD_SIGV4 ", 10), 0);
+    }
+    /* No Authorization at all, and two of them. */
+    pb_sigv4_header h[] = {{"Host", "example.amazonaws.com"},
+                           {"X-Amz-Date", "20150830T123600Z"},
+                           {"Authorization", vectors[0].authz},
+                           {"authorization", vectors[0].authz}};
+    pb_sigv4_received r = {.method = "GET", .path = "/", .headers = h, .n_headers = 2};
+    cr_expect_eq(pb_sigv4_verify(&r, "us-east-1", "service", KEY_ID, SECRET, NULL, NULL), PB_ERR);
+    r.n_headers = 3;
+    cr_expect_eq(pb_sigv4_verify(&r, "us-east-1", "service", KEY_ID, SECRET, NULL, NULL), PB_OK);
+    r.n_headers = 4;
+    cr_expect_eq(pb_sigv4_verify(&r, "us-east-1", "service", KEY_ID, SECRET, NULL, NULL), PB_ERR);
+}
+
+Test(sigv4, amz_date_formats_utc)
+{
+    char d[17];
+    pb_sigv4_amz_date(1440938160000LL, d);
+    cr_expect_str_eq(d, "20150830T123600Z");
+    pb_sigv4_amz_date(0, d);
+    cr_expect_str_eq(d, "19700101T000000Z");
+}
