@@ -226,9 +226,9 @@ Test(config, errors_name_the_field)
          "CONFIG routes: must be an object with at least one route"},
         {"{\"providers\": {\"p\": {\"type\": \"gemini\", \"base_url\": \"http://x\"}}, " MIN_MODELS
          ", " MIN_ROUTES "}",
-         "CONFIG providers.p.type: must be \"openai\" or \"anthropic\""},
+         "CONFIG providers.p.type: must be \"openai\", \"anthropic\" or \"azure\""},
         {"{\"providers\": {\"p\": {\"base_url\": \"http://x\"}}, " MIN_MODELS ", " MIN_ROUTES "}",
-         "CONFIG providers.p.type: must be \"openai\" or \"anthropic\""},
+         "CONFIG providers.p.type: must be \"openai\", \"anthropic\" or \"azure\""},
         {"{\"providers\": {\"p\": {\"type\": \"openai\"}}, " MIN_MODELS ", " MIN_ROUTES "}",
          "CONFIG providers.p.base_url: must be an http:// or https:// URL"},
         {"{\"providers\": {\"p\": {\"type\": \"openai\", \"base_url\": \"ftp://x\"}}, " MIN_MODELS
@@ -891,7 +891,7 @@ Test(config, provider_conn_errors_name_the_field)
     expect_error(conn_config("https://gw/v1", "\"headers\": {\"X-A\": \"a\", \"x-a\": \"b\"}"),
                  "CONFIG providers.g.headers.x-a: is given twice (names ignore case)");
     expect_error(conn_config("https://gw/v1", "\"headers\": {\"X-A\": 1}"),
-                 "CONFIG providers.g.headers.X-A: must be a string or {\"value_env\": NAME}");
+                 "CONFIG providers.g.headers.X-A: must be a string or {\"env\": NAME}");
     expect_error(conn_config("https://gw/v1", "\"headers\": {\"X-A\": {\"value\": \"v\"}}"),
                  "CONFIG providers.g.headers.X-A.value: unknown key");
     unsetenv("PB_TEST_UNSET_VAR");
