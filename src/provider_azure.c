@@ -18,29 +18,9 @@
 #include "planb/provider.h"
 #include "planb/provider_openai.h"
 
-#include <stdio.h>
+#include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "planb/buf.h"
-
-/* Appends the deployment name percent-encoded as one path segment (names are [A-Za-z0-9._-]
- * on Azure, but a "/" or "?" in a config must not change the URL's shape). */
-static void
-azure_path_segment(pb_buf *b, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '.' || c == '_' || c == '~') {
-            pb_buf_append(b, s, 1);
-        } else {
-            char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
-            pb_buf_append(b, esc, 3);
-        }
-    }
-}
 
 static int
 azure_build_request(const pb_provider_conf *p, const pb_model_conf *m, const pb_request *req,
@@ -50,14 +30,14 @@ azure_build_request(const pb_provider_conf *p, const pb_model_conf *m, const pb_
     if (p->api_version == NULL) {
         out->url = pb_xasprintf("%s/chat/completions", p->base_url);
     } else {
-        pb_buf url;
-        pb_buf_init(&url, SIZE_MAX);
-        pb_buf_append(&url, p->base_url, strlen(p->base_url));
-        pb_buf_append(&url, "/openai/deployments/", 20);
-        azure_path_segment(&url, m->upstream ? m->upstream : m->name);
-        pb_buf_append(&url, "/chat/completions?api-version=", 30);
-        pb_buf_append(&url, p->api_version, strlen(p->api_version)); /* [A-Za-z0-9.-] */
-        out->url = url.data;
+        /* The deployment name percent-encoded as one path segment: names are [A-Za-z0-9._-] on
+         * Azure, but a "/" or "?" in a config must not change the URL's shape. api_version is
+         * [A-Za-z0-9.-] (config.c). */
+        char *dep = curl_easy_escape(NULL, m->upstream ? m->upstream : m->name, 0);
+        pb_assert(dep != NULL);
+        out->url = pb_xasprintf("%s/openai/deployments/%s/chat/completions?api-version=%s",
+                                p->base_url, dep, p->api_version);
+        curl_free(dep);
     }
     bool has_key = p->api_key != NULL && p->api_key[0] != '\0';
     bool has_token = p->bearer_token != NULL && p->bearer_token[0] != '\0';
