@@ -3,7 +3,8 @@
 #
 # Installs what is missing (deploy/install-deps.sh), builds, starts a private
 # redis-server and planb-mock on free loopback ports (or uses real providers when
-# OPENAI_API_KEY / ANTHROPIC_API_KEY are set, simulating the outage per job),
+# OPENAI_API_KEY / ANTHROPIC_API_KEY / AZURE_OPENAI_API_KEY with AZURE_OPENAI_ENDPOINT are
+# set, simulating the outage per job),
 # starts `planb serve`, and tells a story with a live progress line per phase:
 #   1. normal traffic          -> answers from the primary; asked again, from the exact cache;
 #                                 in other words, from the semantic cache
@@ -94,9 +95,18 @@ echo "== redis-server on 127.0.0.1:$REDIS_PORT"
 [ "$TLS" = 1 ] && echo "== TLS only (rediss://127.0.0.1:$REDIS_PORT, a throwaway CA in $WORK/certs)"
 
 MOCK=0
-if [ -n "${OPENAI_API_KEY:-}" ] || [ -n "${ANTHROPIC_API_KEY:-}" ]; then
+AZURE_ON=
+[ -n "${AZURE_OPENAI_API_KEY:-}" ] && [ -n "${AZURE_OPENAI_ENDPOINT:-}" ] && AZURE_ON=1
+if [ -n "${OPENAI_API_KEY:-}" ] || [ -n "${ANTHROPIC_API_KEY:-}" ] || [ -n "$AZURE_ON" ]; then
   echo "== real providers (API keys found in the environment); the outage is simulated per job"
   sed "s|@REDIS_PORT@|$REDIS_PORT|" "$ROOT/deploy/demo-real.json" >"$WORK/planb.json"
+  if [ -n "$AZURE_ON" ]; then # the v1 API at the resource's address, the deployment as model
+    az_url=${AZURE_OPENAI_ENDPOINT%/}/openai/v1
+    az_dep=${AZURE_OPENAI_DEPLOYMENT:-gpt-4o-mini}
+    case "$az_url$az_dep" in *['|"\&']*) echo "AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_DEPLOYMENT must not hold | \" \\ or &" >&2; exit 1 ;; esac
+    sed -i -e "s|\"http://127.0.0.1:9/openai/v1\"|\"$az_url\"|" \
+      -e "s|\"provider\": \"azure\", \"model\": \"gpt-4o-mini\"|\"provider\": \"azure\", \"model\": \"$az_dep\"|" "$WORK/planb.json"
+  fi
   PER_PHASE=6
   [ "$QUICK" = 1 ] && PER_PHASE=3
 else
@@ -251,7 +261,7 @@ if [ "$MOCK" = 1 ]; then
 else
   run_phase 1 "normal traffic: the primary answers; asked again, the caches do" "$PER_PHASE" faq "" 5
   run_phase 2 "the primary is unreachable: retries, then the backup answers" "$PER_PHASE" new \
-    '["outage","claude-haiku","gpt-4o-mini"]'
+    '["outage","claude-haiku","gpt-4o-mini","azure-gpt"]'
   show_state
   P3="every model is unreachable: stale cached answers, else the degraded reply"
 fi

@@ -7,7 +7,7 @@ set -euo pipefail
 # chromium: Debian's, headless, for the admin page's browser test (tests/browser: playwright-core,
 # installed by the test itself with npm ci, as test_front_sdk.sh installs the openai SDK).
 PKGS="build-essential cmake pkg-config clang-format curl libhiredis-dev libevent-dev
-      libcurl4-openssl-dev libjson-c-dev libssl-dev libstemmer-dev libjemalloc-dev libcriterion-dev redis-server
+      libcurl4-openssl-dev libjson-c-dev libssl-dev zlib1g-dev libstemmer-dev libjemalloc-dev libcriterion-dev redis-server
       redis-tools redis-sentinel clang libclang-rt-14-dev
       python3-redis iproute2 procps chromium prometheus"
 missing=()

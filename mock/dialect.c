@@ -626,7 +626,16 @@ dialect_validate_openai(const pb_mock_request *r, pb_error *err)
                                         "verbosity",
                                         "web_search_options",
                                         NULL};
-    if (!dialect_bearer_ok(r->authorization))
+    /* Azure: the key in api-key or an Entra ID token as Bearer; the deployment API wants its
+     * api-version (the v1 API takes none). */
+    if (r->azure && (r->azure_key == NULL || r->azure_key[0] == '\0') &&
+        !dialect_bearer_ok(r->authorization))
+        return dialect_fail(err, 401,
+                            "Access denied due to invalid subscription key or wrong API endpoint: "
+                            "an api-key header or 'Authorization: Bearer <token>' is required");
+    if (r->azure_deployment && (r->api_version == NULL || r->api_version[0] == '\0'))
+        return dialect_fail(err, 400, "Missing required query parameter: api-version");
+    if (!r->azure && !dialect_bearer_ok(r->authorization))
         return dialect_fail(err, 401, "Authorization: a header 'Bearer <api key>' is required");
     int bad = dialect_known_fields(r->body, known, false, err);
     if (bad == 0)
@@ -1606,6 +1615,28 @@ dialect_error_type(pb_mock_api api, int status)
     return "invalid_request_error";
 }
 
+/* Azure's content-filter refusal: error.param, error.status and innererror naming the
+ * category that was filtered (violence here), as Azure OpenAI answers a filtered prompt. */
+static void
+dialect_azure_filter(json_object *e, int status)
+{
+    static const char *const cats[] = {"hate", "self_harm", "sexual", "violence", NULL};
+    json_object *res = json_object_new_object();
+    for (const char *const *c = cats; *c; c++) {
+        bool hit = strcmp(*c, "violence") == 0;
+        json_object *one = json_object_new_object();
+        json_object_object_add(one, "filtered", json_object_new_boolean(hit));
+        json_object_object_add(one, "severity", json_object_new_string(hit ? "medium" : "safe"));
+        json_object_object_add(res, *c, one);
+    }
+    json_object *inner = json_object_new_object();
+    json_object_object_add(inner, "code", json_object_new_string("ResponsibleAIPolicyViolation"));
+    json_object_object_add(inner, "content_filter_result", res);
+    json_object_object_add(e, "param", json_object_new_string("prompt"));
+    json_object_object_add(e, "status", json_object_new_int(status));
+    json_object_object_add(e, "innererror", inner);
+}
+
 char *
 pb_mock_dialect_error(pb_mock_api api, int status, const char *type, const char *message,
                       const char *code, size_t *len)
@@ -1615,6 +1646,9 @@ pb_mock_dialect_error(pb_mock_api api, int status, const char *type, const char 
         return pb_mock_gemini_error(status, type, message, false, len);
     if (type == NULL)
         type = dialect_error_type(api, status);
+    if (message == NULL && code != NULL && strcmp(code, "content_filter") == 0)
+        message = "The response was filtered due to the prompt triggering Azure OpenAI's content "
+                  "management policy.";
     if (message == NULL) {
         snprintf(dflt, sizeof(dflt), "planb-mock: injected HTTP %d (%s)", status, type);
         message = dflt;
@@ -1629,6 +1663,8 @@ pb_mock_dialect_error(pb_mock_api api, int status, const char *type, const char 
         json_object_object_add(e, "message", json_object_new_string(message));
         json_object_object_add(e, "type", json_object_new_string(type));
         json_object_object_add(e, "code", code != NULL ? json_object_new_string(code) : NULL);
+        if (code != NULL && strcmp(code, "content_filter") == 0)
+            dialect_azure_filter(e, status);
     }
     json_object_object_add(o, "error", e);
     return dialect_take_json(o, len);

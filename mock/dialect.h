@@ -25,6 +25,10 @@ typedef struct pb_mock_request {
     const char *authorization; /* Authorization header or NULL */
     const char *api_key;       /* x-api-key header or NULL */
     const char *version;       /* anthropic-version header or NULL */
+    bool azure;                /* came to an Azure OpenAI path (api OPENAI) */
+    bool azure_deployment;     /* ... the deployment one: model is the path's deployment */
+    const char *azure_key;     /* Azure: api-key header or NULL */
+    const char *api_version;   /* Azure: the api-version query parameter or NULL */
     json_object *tool_calls;   /* behaviour: answer with [{name, arguments}] (borrowed) or NULL */
     bool bad_tool_args;        /* behaviour: tool-call arguments that are not JSON */
     const char *finish_reason; /* behaviour: "length" / "content_filter", NULL = natural */

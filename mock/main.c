@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/queue.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -576,6 +577,9 @@ mock_record_last(pb_mock_model *m, struct evhttp_request *req, const char *path,
     }
     json_object *o = json_object_new_object();
     json_object_object_add(o, "path", json_object_new_string(path));
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
+    json_object_object_add(o, "query", query != NULL ? json_object_new_string(query) : NULL);
     json_object_object_add(o, "headers", h);
     json_object_object_add(o, "body", json_object_get(body));
     if (m->last != NULL)
@@ -761,8 +765,54 @@ mock_gemini_path(struct evhttp_request *req, const char *path, char **model, boo
     return 0;
 }
 
+/* Azure OpenAI's chat paths: "/openai/v1/chat/completions" (the v1 API) and
+ * "/openai/deployments/<deployment>/chat/completions" (*deployment: the name, URL-decoded,
+ * caller frees). False for any other path. */
+static bool
+mock_azure_path(const char *path, char **deployment)
+{
+    static const char v1[] = "/openai/v1/chat/completions";
+    static const char dep[] = "/openai/deployments/", tail[] = "/chat/completions";
+    *deployment = NULL;
+    if (strcmp(path, v1) == 0)
+        return true;
+    size_t n = strlen(path);
+    if (strncmp(path, dep, sizeof(dep) - 1) != 0 || n <= sizeof(dep) - 1 + sizeof(tail) - 1 ||
+        strcmp(path + n - (sizeof(tail) - 1), tail) != 0)
+        return false;
+    size_t name_len = n - (sizeof(dep) - 1) - (sizeof(tail) - 1);
+    char *raw = pb_xstrndup(path + sizeof(dep) - 1, name_len);
+    *deployment = strchr(raw, '/') == NULL ? evhttp_uridecode(raw, 0, NULL) : NULL;
+    free(raw);
+    if (*deployment != NULL &&
+        ((*deployment)[0] == '\0' || strlen(*deployment) > MOCK_MODEL_MAX_LEN)) {
+        free(*deployment);
+        *deployment = NULL;
+    }
+    return *deployment != NULL;
+}
+
+/* The value of the query parameter name in req's URI, or NULL. Caller frees. */
+static char *
+mock_query_param(struct evhttp_request *req, const char *name)
+{
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *q = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
+    struct evkeyvalq params;
+    TAILQ_INIT(&params);
+    if (q == NULL || evhttp_parse_query_str(q, &params) != 0)
+        return NULL;
+    const char *v = evhttp_find_header(&params, name);
+    char *out = v != NULL ? pb_xstrdup(v) : NULL;
+    evhttp_clear_headers(&params);
+    return out;
+}
+
+/* An API call; azure says it came to an Azure path, deployment (borrowed, NULL: none) names
+ * the deployment of the deployment API's path, which stands for body.model. */
 static void
-mock_on_api(mock_server *srv, struct evhttp_request *req, pb_mock_api api, const char *path)
+mock_on_api(mock_server *srv, struct evhttp_request *req, pb_mock_api api, const char *path,
+            bool azure, const char *deployment)
 {
     pb_mock_table_count(srv->table);
     if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
@@ -782,7 +832,7 @@ mock_on_api(mock_server *srv, struct evhttp_request *req, pb_mock_api api, const
         json_object_put(body);
         return;
     }
-    if (gmodel == NULL &&
+    if (deployment == NULL && gmodel == NULL &&
         (!json_object_object_get_ex(body, "model", &mv) ||
          !json_object_is_type(mv, json_type_string) || json_object_get_string_len(mv) == 0 ||
          json_object_get_string_len(mv) > MOCK_MODEL_MAX_LEN)) {
@@ -795,14 +845,21 @@ mock_on_api(mock_server *srv, struct evhttp_request *req, pb_mock_api api, const
     pb_mock_request r = {
         .api = api,
         .body = body,
-        .model = gmodel != NULL ? gmodel : json_object_get_string(mv),
+        .model = gmodel != NULL       ? gmodel
+                 : deployment != NULL ? deployment
+                                      : json_object_get_string(mv),
         .authorization = evhttp_find_header(h, "Authorization"),
         .api_key =
             evhttp_find_header(h, api == PB_MOCK_API_GEMINI ? "x-goog-api-key" : "x-api-key"),
         .version = evhttp_find_header(h, "anthropic-version"),
         .stream = gstream,
         .key_in_url = query != NULL && (strncmp(query, "key=", 4) == 0 || strstr(query, "&key=")),
+        .azure = azure,
+        .azure_deployment = deployment != NULL,
+        .azure_key = azure ? evhttp_find_header(h, "api-key") : NULL,
     };
+    char *api_version = azure ? mock_query_param(req, "api-version") : NULL;
+    r.api_version = api_version;
     pb_mock_model *m = pb_mock_table_get(srv->table, r.model, true);
     if (m != NULL) {
         m->requests++;
@@ -815,9 +872,12 @@ mock_on_api(mock_server *srv, struct evhttp_request *req, pb_mock_api api, const
             m->invalid++;
         mock_respond_api_error(req, api, bad, err.msg);
         json_object_put(body);
+        free(api_version);
         free(gmodel);
         return;
     }
+    free(api_version);
+    r.api_version = NULL;
     mock_call plan;
     const pb_mock_behaviour *b = pb_mock_table_behaviour(srv->table, m);
     r.tool_calls = b->tool_calls;
@@ -907,16 +967,20 @@ mock_on_request(struct evhttp_request *req, void *arg)
     mock_server *srv = arg;
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+    char *deployment;
     if (path == NULL) {
         mock_respond_control_error(req, 400, "bad request line");
     } else if (strcmp(path, "/v1/chat/completions") == 0) {
-        mock_on_api(srv, req, PB_MOCK_API_OPENAI, path);
+        mock_on_api(srv, req, PB_MOCK_API_OPENAI, path, false, NULL);
     } else if (strcmp(path, "/v1/messages") == 0) {
-        mock_on_api(srv, req, PB_MOCK_API_ANTHROPIC, path);
+        mock_on_api(srv, req, PB_MOCK_API_ANTHROPIC, path, false, NULL);
     } else if (strcmp(path, "/v1/embeddings") == 0) {
-        mock_on_api(srv, req, PB_MOCK_API_EMBEDDINGS, path);
+        mock_on_api(srv, req, PB_MOCK_API_EMBEDDINGS, path, false, NULL);
+    } else if (mock_azure_path(path, &deployment)) {
+        mock_on_api(srv, req, PB_MOCK_API_OPENAI, path, true, deployment);
+        free(deployment);
     } else if (strncmp(path, MOCK_GEMINI_PREFIX, strlen(MOCK_GEMINI_PREFIX)) == 0) {
-        mock_on_api(srv, req, PB_MOCK_API_GEMINI, path);
+        mock_on_api(srv, req, PB_MOCK_API_GEMINI, path, false, NULL);
     } else if (strncmp(path, "/_mock/", 7) == 0) {
         mock_on_control(srv, req, path);
     } else {
@@ -1011,6 +1075,8 @@ mock_usage(FILE *out)
         "usage: planb-mock [--listen HOST:PORT] [--config FILE.json] [--quiet]\n"
         "\n"
         "A fault-injecting mock LLM server (OpenAI chat + embeddings, Anthropic Messages,\n"
+        "Azure OpenAI's /openai/v1/chat/completions and\n"
+        "/openai/deployments/<model>/chat/completions?api-version=..., with api-key;\n"
         "Gemini: POST /v1beta/models/<model>:generateContent, :streamGenerateContent?alt=sse).\n"
         "Prints \"port=<N>\" on stdout once listening (default 127.0.0.1:0: a free port).\n"
         "\n"
@@ -1019,7 +1085,8 @@ mock_usage(FILE *out)
         "  --quiet             log errors only\n"
         "\n"
         "Behaviour: {\"mode\": ok|status|hang|drip|reset|truncated|html|missing|empty|oversized,\n"
-        "  \"reply\", \"status\", \"error_type\", \"error_message\", \"error_code\",\n"
+        "  \"reply\", \"status\", \"error_type\", \"error_message\", \"error_code\"\n"
+        "  (content_filter: Azure's content-filter body, innererror included),\n"
         "  \"retry_after\", \"latency_ms\", \"drip_bytes\", \"drip_interval_ms\", \"bytes\",\n"
         "  \"fail_first\", \"fail_status\", \"fail_rate\" (0..1: that share fails at random),\n"
         "  \"slow_rate\" (0..1), \"slow_ms\" (that share of answers waits slow_ms),\n"

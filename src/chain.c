@@ -219,7 +219,16 @@ pb_chain_classify_reply(const pb_provider_ops *ops, const pb_http_reply *r, cons
         return PB_CLASS_RETRY;
     }
     snprintf(outcome, outcome_size, "http_%ld", r->status);
-    return ops->classify(r->status, r->body, r->body_len);
+    pb_class cls = ops->classify(r->status, r->body, r->body_len);
+    /* An error status that is the provider's answer (Azure's content-filter 400). */
+    if (cls == PB_CLASS_OK) {
+        if (ops->parse_response(r->body, r->body_len, req, comp, NULL) == PB_OK) {
+            snprintf(outcome, outcome_size, "ok");
+            return PB_CLASS_OK;
+        }
+        cls = PB_CLASS_FALLBACK;
+    }
+    return cls;
 }
 
 void

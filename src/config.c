@@ -30,6 +30,9 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "planb/buf.h"
+#include "planb/utf8.h"
+
 #define CONFIG_ERR        1             /* pb_error.code of every config error */
 #define CONFIG_MAX_BYTES  (1024 * 1024) /* real configs are a few KiB */
 #define CONFIG_MAX_DEPTH  32            /* the schema nests 4 levels; the rest is slack */
@@ -116,8 +119,9 @@ static const char *const config_limits_keys[] = {
     "job_max_bytes",  "max_messages", "reply_max_bytes",  "stream_raw_max_bytes",
     "meta_max_bytes", "id_max_bytes", "dead_max_entries", NULL};
 static const char *const config_provider_keys[] = {
-    "type",      "base_url", "api_key_env", "anthropic_version", "ca_file",
-    "cert_file", "key_file", "proxy",       "headers",           NULL};
+    "type",        "base_url",         "api_key_env", "anthropic_version", "ca_file",
+    "cert_file",   "key_file",         "proxy",       "headers",           "query",
+    "api_version", "bearer_token_env", NULL};
 static const char *const config_model_keys[] = {"provider",
                                                 "model",
                                                 "tier",
@@ -909,6 +913,57 @@ config_section(json_object *root, const char *key, const char *what, json_object
 static int config_parse_provider_conn(pb_provider_conf *p, json_object *o, const char *path,
                                       pb_error *err);
 
+/* True when s ends with suffix. */
+static bool
+config_ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* The Azure OpenAI keys (docs/providers.md "Azure OpenAI"): api_version picks the deployment
+ * API, whose base_url is the resource's address, over the v1 API, whose base_url ends in
+ * /openai/v1; a base_url of the other style is refused here rather than found as 404s. The
+ * key goes in api-key, or an Entra ID token from bearer_token_env as Bearer: one of them. */
+static int
+config_parse_azure(pb_provider_conf *p, json_object *o, const char *path, pb_error *err)
+{
+    json_object *v;
+    if (p->type != PB_PROVIDER_AZURE) {
+        static const char *const only[] = {"api_version", "bearer_token_env", NULL};
+        for (const char *const *k = only; *k; k++)
+            if (config_get(o, *k, &v))
+                return config_fail(err, path, *k, "is only for type \"azure\"");
+        return PB_OK;
+    }
+    if (config_str(o, path, "api_version", NULL, 32, &p->api_version, err) != PB_OK ||
+        config_env(o, path, "bearer_token_env", &p->bearer_token_env, &p->bearer_token, err) !=
+            PB_OK)
+        return PB_ERR;
+    if (p->api_version != NULL &&
+        (p->api_version[0] == '\0' ||
+         strspn(p->api_version,
+                "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") !=
+             strlen(p->api_version)))
+        return config_fail(err, path, "api_version",
+                           "must be 1 to 32 characters [A-Za-z0-9.-] (e.g. 2024-10-21)");
+    bool v1 = config_ends_with(p->base_url, "/openai/v1");
+    if (p->api_version == NULL && !v1)
+        return config_fail(err, path, "base_url",
+                           "must end in /openai/v1 (the v1 API), or set api_version for the "
+                           "deployment API");
+    if (p->api_version != NULL && (v1 || config_ends_with(p->base_url, "/openai")))
+        return config_fail(err, path, "base_url",
+                           "with api_version is the resource's address "
+                           "(https://<resource>.openai.azure.com), without /openai");
+    if (p->api_key_env != NULL && p->bearer_token_env != NULL)
+        return config_fail(err, path, "bearer_token_env", "and api_key_env: give one of them");
+    if (p->bearer_token != NULL && config_has_ctl(p->bearer_token))
+        return config_fail(err, path, "bearer_token_env",
+                           "the value of %s contains control characters", p->bearer_token_env);
+    return PB_OK;
+}
+
 static int
 config_parse_provider(pb_provider_conf *p, json_object *o, const char *path, pb_error *err)
 {
@@ -920,11 +975,14 @@ config_parse_provider(pb_provider_conf *p, json_object *o, const char *path, pb_
         p->type = PB_PROVIDER_OPENAI;
     else if (type != NULL && strcmp(type, "anthropic") == 0)
         p->type = PB_PROVIDER_ANTHROPIC;
+    else if (type != NULL && strcmp(type, "azure") == 0)
+        p->type = PB_PROVIDER_AZURE;
     else if (type != NULL && strcmp(type, "gemini") == 0)
         p->type = PB_PROVIDER_GEMINI;
     else {
         free(type);
-        return config_fail(err, path, "type", "must be \"openai\", \"anthropic\" or \"gemini\"");
+        return config_fail(err, path, "type",
+                           "must be \"openai\", \"anthropic\", \"azure\" or \"gemini\"");
     }
     free(type);
     /* Gemini has one public address; the other types have many (self-hosted servers). */
@@ -949,6 +1007,8 @@ config_parse_provider(pb_provider_conf *p, json_object *o, const char *path, pb_
         return PB_ERR;
     if (config_has_ctl(p->anthropic_version))
         return config_fail(err, path, "anthropic_version", "must not contain control characters");
+    if (config_parse_azure(p, o, path, err) != PB_OK)
+        return PB_ERR;
     return config_parse_provider_conn(p, o, path, err);
 }
 
@@ -956,6 +1016,7 @@ config_parse_provider(pb_provider_conf *p, json_object *o, const char *path, pb_
  * of these names would change what the adapter sends or how curl frames it. */
 static const char *const config_reserved_headers[] = {"authorization",
                                                       "x-api-key",
+                                                      "api-key",
                                                       "anthropic-version",
                                                       "x-goog-api-key",
                                                       "content-type",
@@ -1044,19 +1105,26 @@ config_parse_headers(pb_provider_conf *p, json_object *o, const char *path, pb_e
         } else if (json_object_is_type(val, json_type_object)) {
             char vpath[CONFIG_PATH_MAX + 96];
             snprintf(vpath, sizeof(vpath), "%s.%s", hpath, name);
-            static const char *const keys[] = {"value_env", NULL};
+            /* {"env": VAR} is the spelling, {"value_env": VAR} the older one. */
+            static const char *const keys[] = {"env", "value_env", NULL};
+            const char *ekey = json_object_object_length(val) == 1 &&
+                                       json_object_object_get_ex(val, "value_env", NULL)
+                                   ? "value_env"
+                                   : "env";
+            if (json_object_object_length(val) > 1)
+                return config_fail(err, vpath, "env", "give env or value_env, not both");
             if (config_check_keys(val, vpath, keys, err) != PB_OK ||
-                config_env(val, vpath, "value_env", &env_name, &env_value, err) != PB_OK) {
+                config_env(val, vpath, ekey, &env_name, &env_value, err) != PB_OK) {
                 free(env_name);
                 return PB_ERR;
             }
             if (env_name == NULL)
-                return config_fail(err, vpath, "value_env", "is required");
+                return config_fail(err, vpath, "env", "is required");
             int rc = PB_OK;
             if (env_value == NULL)
-                rc = config_fail(err, vpath, "value_env", "%s is not set", env_name);
+                rc = config_fail(err, vpath, ekey, "%s is not set", env_name);
             else if (!config_is_header_value(env_value, strlen(env_value)))
-                rc = config_fail(err, vpath, "value_env",
+                rc = config_fail(err, vpath, ekey,
                                  "the value of %s must be 1 to %d bytes without control "
                                  "characters or blanks at either end",
                                  env_name, CONFIG_HEADER_VALUE_MAX);
@@ -1068,7 +1136,7 @@ config_parse_headers(pb_provider_conf *p, json_object *o, const char *path, pb_e
             value = env_value;
             vlen = strlen(env_value);
         } else {
-            return config_fail(err, hpath, name, "must be a string or {\"value_env\": NAME}");
+            return config_fail(err, hpath, name, "must be a string or {\"env\": NAME}");
         }
         total += strlen(name) + 2 + vlen;
         if (total > CONFIG_HEADERS_MAX_BYTES) {
@@ -1083,6 +1151,85 @@ config_parse_headers(pb_provider_conf *p, json_object *o, const char *path, pb_e
         }
     }
     return PB_OK;
+}
+
+/* Appends s to b percent-encoded: RFC 3986's unreserved characters as they are, every other
+ * byte as %XX (so a value's '&', '=', '+' or space cannot change the query's meaning). */
+static void
+config_url_encode(pb_buf *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '.' || c == '_' || c == '~') {
+            pb_buf_append(b, s, 1);
+        } else {
+            char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
+            pb_buf_append(b, esc, 3);
+        }
+    }
+}
+
+/* providers.<name>.query: {"name": "value"}, appended to every request's URL (after Azure's
+ * api-version) for gateways that route or authenticate on the query. Names are 1 to 64
+ * unreserved characters, values UTF-8 text without controls; both go out URL-encoded, bounded
+ * like headers. A value is not secret: URLs are logged by proxies, keys belong in headers. */
+static int
+config_parse_query(pb_provider_conf *p, json_object *o, const char *path, pb_error *err)
+{
+    json_object *q;
+    if (config_obj(o, path, "query", &q, err) != PB_OK)
+        return PB_ERR;
+    if (q == NULL || json_object_object_length(q) == 0)
+        return PB_OK;
+    char qpath[CONFIG_PATH_MAX + 16];
+    snprintf(qpath, sizeof(qpath), "%s.query", path);
+    if (json_object_object_length(q) > PB_CONFIG_MAX_HEADERS)
+        return config_fail(err, path, "query", "at most %d parameters", PB_CONFIG_MAX_HEADERS);
+    static const char unreserved[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                     "0123456789-._~";
+    pb_buf b;
+    pb_buf_init(&b, SIZE_MAX);
+    int rc = PB_OK;
+    json_object_object_foreach(q, name, val)
+    {
+        size_t n = strlen(name);
+        const char *v =
+            json_object_is_type(val, json_type_string) ? json_object_get_string(val) : NULL;
+        size_t vlen = v ? (size_t)json_object_get_string_len(val) : 0;
+        if (n < 1 || n > CONFIG_HEADER_NAME_MAX || strspn(name, unreserved) != n)
+            rc = config_fail(err, qpath, name,
+                             "a parameter name is 1 to %d characters [A-Za-z0-9._~-]",
+                             CONFIG_HEADER_NAME_MAX);
+        else if (p->type == PB_PROVIDER_AZURE && p->api_version != NULL &&
+                 strcmp(name, "api-version") == 0)
+            rc = config_fail(err, qpath, name, "is set by planb itself (api_version)");
+        else if (v == NULL || vlen > CONFIG_HEADER_VALUE_MAX || strlen(v) != vlen ||
+                 config_has_ctl(v) || !pb_utf8_is_text(v, vlen))
+            rc = config_fail(err, qpath, name,
+                             "must be a string of at most %d bytes of text without control "
+                             "characters",
+                             CONFIG_HEADER_VALUE_MAX);
+        if (rc != PB_OK)
+            break;
+        if (b.len > 0)
+            pb_buf_append(&b, "&", 1);
+        config_url_encode(&b, name);
+        pb_buf_append(&b, "=", 1);
+        config_url_encode(&b, v);
+        if (b.len > CONFIG_HEADERS_MAX_BYTES) {
+            rc = config_fail(err, path, "query", "the parameters add up to more than %d bytes",
+                             CONFIG_HEADERS_MAX_BYTES);
+            break;
+        }
+    }
+    if (rc == PB_OK) {
+        p->query = b.data;
+    } else {
+        pb_buf_free(&b);
+    }
+    return rc;
 }
 
 /* providers.<name>.proxy: http:// or https://, a host, an optional port and nothing after the
@@ -1146,14 +1293,17 @@ config_parse_provider_conn(pb_provider_conf *p, json_object *o, const char *path
     if (config_str(o, path, "proxy", NULL, 2048, &p->proxy, err) != PB_OK ||
         (p->proxy != NULL && config_check_proxy(p->proxy, path, err) != PB_OK))
         return PB_ERR;
-    return config_parse_headers(p, o, path, err);
+    if (config_parse_headers(p, o, path, err) != PB_OK)
+        return PB_ERR;
+    return config_parse_query(p, o, path, err);
 }
 
 unsigned
 pb_config_default_capabilities(pb_provider_type t)
 {
-    /* Anthropic's Messages API returns no token log probabilities; Gemini's do not come in
-     * OpenAI's shape, so its adapter does not ask for them. */
+    /* Anthropic's Messages API returns no token log probabilities, nor does Gemini's in
+     * OpenAI's shape (its adapter does not ask for them); Azure OpenAI is OpenAI's Chat
+     * Completions and has every capability a deployment's model has. */
     return t == PB_PROVIDER_ANTHROPIC || t == PB_PROVIDER_GEMINI
                ? PB_CAP_ALL & ~(unsigned)PB_CAP_LOGPROBS
                : PB_CAP_ALL;
@@ -1910,6 +2060,12 @@ pb_config_free(pb_config *cfg)
         free(p->api_key_env);
         free(p->api_key);
         free(p->anthropic_version);
+        free(p->query);
+        free(p->api_version);
+        free(p->bearer_token_env);
+        if (p->bearer_token != NULL)
+            OPENSSL_cleanse(p->bearer_token, strlen(p->bearer_token));
+        free(p->bearer_token);
         free(p->ca_file);
         free(p->cert_file);
         free(p->key_file);

@@ -47,6 +47,8 @@ pb_provider_for(pb_provider_type type)
         return &pb_provider_openai;
     case PB_PROVIDER_ANTHROPIC:
         return &pb_provider_anthropic;
+    case PB_PROVIDER_AZURE:
+        return &pb_provider_azure;
     case PB_PROVIDER_GEMINI:
         return &pb_provider_gemini;
     }
@@ -366,6 +368,12 @@ pb_provider_add_conn(const pb_provider_conf *p, pb_http_request *r, pb_error *er
     for (size_t i = 0; i < p->n_headers; i++)
         if (pb_provider_add_header(r, err, "%s", p->headers[i]) != PB_OK)
             return PB_ERR;
+    /* providers.<name>.query, URL-encoded by config.c, after the adapter's own parameters. */
+    if (p->query != NULL && r->url != NULL) {
+        char *url = pb_xasprintf("%s%c%s", r->url, strchr(r->url, '?') ? '&' : '?', p->query);
+        free(r->url);
+        r->url = url;
+    }
     r->ca_file = p->ca_file;
     r->cert_file = p->cert_file;
     r->key_file = p->key_file;

@@ -9,6 +9,7 @@
  * content_filter stop; anything else a server may send with a 200 is a
  * BAD_REPLY, which the chain retries. */
 #include "planb/provider.h"
+#include "planb/provider_openai.h"
 
 #include "planb/delta.h"
 
@@ -57,7 +58,13 @@ openai_build_request(const pb_provider_conf *p, const pb_model_conf *m, const pb
          pb_provider_add_header(out, err, "Authorization: Bearer %s", p->api_key) != PB_OK) ||
         pb_provider_add_conn(p, out, err) != PB_OK)
         return PB_ERR;
+    pb_provider_openai_body(m, req, out);
+    return PB_OK;
+}
 
+void
+pb_provider_openai_body(const pb_model_conf *m, const pb_request *req, pb_http_request *out)
+{
     json_object *root = json_object_new_object();
     json_object_object_add(root, "model",
                            json_object_new_string(m->upstream ? m->upstream : m->name));
@@ -97,7 +104,6 @@ openai_build_request(const pb_provider_conf *p, const pb_model_conf *m, const pb
         json_object_object_add(root, "stream_options", so);
     }
     pb_provider_set_json_body(out, root);
-    return PB_OK;
 }
 
 /* obj[key] when it is a string, else NULL. */

@@ -223,6 +223,21 @@ redisconn_keepalive(evutil_socket_t fd)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 }
 
+/* A TLS connection that ends (reset, or closed with or without close_notify) after its
+ * handshake and before any byte of a reply: TLS 1.3 finishes the client's handshake before the
+ * server has checked its certificate, and the server's "certificate required" alert can lose
+ * the race with the close or the reset that follows it (a loaded machine shows all three). */
+static bool
+redisconn_ended_after_handshake(const pb_redisconn *c, char *why, size_t size)
+{
+    if (!c->tls || !c->connected || c->got_bytes)
+        return false;
+    snprintf(why, size,
+             "connection ended right after the TLS handshake: the server wants a client "
+             "certificate (redis.tls.cert_file, key_file)");
+    return true;
+}
+
 /* Why a connection failed, from OpenSSL's errors (TLS) or sock_err (an errno). true when the
  * cause is TLS (or the wrong scheme). */
 static bool
@@ -236,6 +251,8 @@ redisconn_error_why(pb_redisconn *c, int sock_err, char *why, size_t size)
             }
             return true;
         }
+        if (e != 0 && redisconn_ended_after_handshake(c, why, size))
+            return true;
         if (e != 0) { /* closed without close_notify: an orderly EOF */
             snprintf(why, size, "%s",
                      c->connected ? "connection closed"
@@ -243,15 +260,9 @@ redisconn_error_why(pb_redisconn *c, int sock_err, char *why, size_t size)
             return !c->connected;
         }
     }
-    if ((sock_err == ECONNRESET || sock_err == EPIPE) && c->tls && c->connected && !c->got_bytes) {
-        /* TLS 1.3 finishes the client's handshake before the server has checked its
-         * certificate; the server's "certificate required" alert can lose the race with the
-         * reset that follows it when we write first. */
-        snprintf(why, size,
-                 "connection reset right after the TLS handshake: the server wants a "
-                 "client certificate (redis.tls.cert_file, key_file)");
+    if ((sock_err == 0 || sock_err == ECONNRESET || sock_err == EPIPE) &&
+        redisconn_ended_after_handshake(c, why, size))
         return true;
-    }
     if (sock_err == ECONNRESET && !c->tls && c->connected && !c->got_bytes) {
         /* Redis's TLS port resets a plaintext client without an alert or a reply (the bytes
          * it did not read): no plaintext Redis answers a command that way. */
@@ -327,7 +338,9 @@ redisconn_on_event(struct bufferevent *bev, short what, void *arg)
     else if (c->tls && !c->connected) {
         snprintf(why, sizeof(why), "connection closed during the TLS handshake");
         tls = true;
-    } else
+    } else if (redisconn_ended_after_handshake(c, why, sizeof(why)))
+        tls = true;
+    else
         snprintf(why, sizeof(why), "connection closed");
     redisconn_end(c, why, tls);
 }

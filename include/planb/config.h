@@ -20,7 +20,12 @@
 /* providers.<name>.headers: a gateway wants a key and an org or two, not a page of them. */
 #define PB_CONFIG_MAX_HEADERS 32
 
-typedef enum { PB_PROVIDER_OPENAI, PB_PROVIDER_ANTHROPIC, PB_PROVIDER_GEMINI } pb_provider_type;
+typedef enum {
+    PB_PROVIDER_OPENAI,
+    PB_PROVIDER_ANTHROPIC,
+    PB_PROVIDER_AZURE,
+    PB_PROVIDER_GEMINI
+} pb_provider_type;
 
 /* A client's TLS settings: redis.tls, cache.redis.tls, redis.sentinel_tls (docs/redis.md
  * "TLS"). Paths are read when a connection's TLS context is made (tls.h), so a SIGHUP that
@@ -38,7 +43,7 @@ typedef struct pb_tls_conf {
 
 typedef struct pb_provider_conf {
     char *name;              /* key in "providers" */
-    pb_provider_type type;   /* "openai" (any OpenAI-compatible server) or "anthropic" */
+    pb_provider_type type;   /* "openai" (any OpenAI-compatible server), "anthropic", "azure" */
     char *base_url;          /* e.g. https://api.openai.com/v1, no trailing slash */
     char *api_key_env;       /* env var holding the key (may be NULL: no auth) */
     char *api_key;           /* value read at load; never logged, stored or echoed */
@@ -51,6 +56,11 @@ typedef struct pb_provider_conf {
                          libcurl's environment (https_proxy, no_proxy...) decides */
     char **headers;   /* extra "Name: value" lines, NULL-terminated (values never logged) */
     size_t n_headers; /* 0..PB_CONFIG_MAX_HEADERS */
+    char *query;      /* "a=1&b=2", URL-encoded, appended to every request's URL; NULL: none */
+    /* type "azure" (docs/providers.md "Azure OpenAI") */
+    char *api_version;      /* deployment API's api-version; NULL: the v1 API */
+    char *bearer_token_env; /* env var of an Entra ID token sent as Bearer (instead of api-key) */
+    char *bearer_token;     /* its value read at load; never logged, stored or echoed */
 } pb_provider_conf;
 
 typedef struct pb_model_conf {

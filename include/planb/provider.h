@@ -62,9 +62,10 @@ typedef struct pb_provider_ops {
                         pb_error *err);
 } pb_provider_ops;
 
-/* The adapters (provider_openai.c, provider_anthropic.c, provider_gemini.c). */
+/* The adapters (provider_openai.c, provider_anthropic.c, provider_azure.c, provider_gemini.c). */
 extern const pb_provider_ops pb_provider_openai;
 extern const pb_provider_ops pb_provider_anthropic;
+extern const pb_provider_ops pb_provider_azure;
 extern const pb_provider_ops pb_provider_gemini;
 
 /* Error codes set in pb_error.code by build_request / parse_response. */
@@ -108,8 +109,9 @@ bool pb_provider_body_mentions(const char *body, size_t len, const char *const *
  * never quotes the line: it may hold a key) when the line contains CR or LF. */
 int pb_provider_add_header(pb_http_request *r, pb_error *err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Gives r provider p's way there: its extra headers (after the adapter's own) and its TLS
- * files and proxy (borrowed from p). PB_ERR as pb_provider_add_header. */
+/* Gives r provider p's way there: its extra headers (after the adapter's own), its query
+ * (appended to r->url, so call it after setting the URL) and its TLS files and proxy
+ * (borrowed from p). PB_ERR as pb_provider_add_header. */
 int pb_provider_add_conn(const pb_provider_conf *p, pb_http_request *r, pb_error *err);
 /* Appends s (len bytes, UTF-8) to b as a JSON string: quotes, backslashes and controls
  * escaped. */

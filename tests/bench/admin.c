@@ -13,7 +13,10 @@
  *      per run, in K rounds (6; 2) of a run without viewers and a run with V viewers (10),
  *      each a thread asking GET /api/overview every 2 s, the order flipped every round
  *      (this machine's speed drifts within a minute: see bench_jobs); prints each round's
- *      jobs/s and the median ratio with/without (the issue's floor: 0.97).
+ *      jobs/s and the median ratio with/without (the issue's floor: 0.97); then the same
+ *      cost as CPU, which the machine's other load does not blur: planb's and Redis's CPU
+ *      per second while idle, 10 s without and 10 s with the viewers (twice), the difference
+ *      as a share of their CPU per second while running jobs.
  * A benchmark: prints figures, fails only when it cannot run.
  *   bench_admin [--quick] [--jobs J] [--dead D] [--run-jobs T] [--rounds K] [--viewers V]
  *   (K = 0 skips run 2) */
@@ -317,6 +320,46 @@ viewer_main(void *arg)
     return NULL;
 }
 
+static void
+viewers_start(viewers *v, int n)
+{
+    v->n = n;
+    atomic_init(&v->stop, false);
+    atomic_init(&v->gets, 0);
+    for (int i = 0; i < n; i++)
+        pthread_create(&v->tid[i], NULL, viewer_main, v);
+}
+
+/* Stops v's threads; returns the overviews they fetched. */
+static long
+viewers_stop(viewers *v)
+{
+    atomic_store(&v->stop, true);
+    for (int i = 0; i < v->n; i++)
+        pthread_join(v->tid[i], NULL);
+    return atomic_load(&v->gets);
+}
+
+/* CPU ms per second of planb's processes and of Redis over secs idle seconds (no jobs), with
+ * or without n viewers: what the viewers cost, whatever this machine's other load does to a
+ * jobs/s figure. */
+static void
+idle_cpu(int n, int secs, double *planb_ms_s, double *redis_ms_s)
+{
+    viewers v = {0};
+    if (n > 0)
+        viewers_start(&v, n);
+    usleep(200000);
+    double p0 = cpu_ms(planb_p.pid, true), r0 = cpu_ms(redis_p.pid, false);
+    int64_t t0 = now_ms();
+    usleep((useconds_t)secs * 1000000);
+    double dt = (double)(now_ms() - t0) / 1000.0;
+    *planb_ms_s = (cpu_ms(planb_p.pid, true) - p0) / dt;
+    *redis_ms_s = (cpu_ms(redis_p.pid, false) - r0) / dt;
+    if (n > 0)
+        viewers_stop(&v);
+}
+
 /* jobs/s of one zero-latency run of n jobs "<run>-<i>". */
 static double
 one_run(redisContext *rc, const char *run, int n, long *target)
@@ -367,18 +410,14 @@ viewers_run(int n, int rounds, int n_viewers)
         double rate[2] = {0, 0}; /* [0] no viewers, [1] with */
         for (int step = 0; step < 2; step++) {
             int with = (round + step) % 2;
-            viewers v = {.n = n_viewers};
-            atomic_init(&v.stop, false);
-            atomic_init(&v.gets, 0);
-            for (int i = 0; with && i < n_viewers; i++)
-                pthread_create(&v.tid[i], NULL, viewer_main, &v);
+            viewers v = {0};
+            if (with)
+                viewers_start(&v, n_viewers);
             char run[32];
             snprintf(run, sizeof(run), "r%d%c", round, with ? 'v' : 'n');
             rate[with] = one_run(rc, run, n, &target);
-            atomic_store(&v.stop, true);
-            for (int i = 0; with && i < n_viewers; i++)
-                pthread_join(v.tid[i], NULL);
-            gets += atomic_load(&v.gets);
+            if (with)
+                gets += viewers_stop(&v);
         }
         ratios[round] = rate[0] > 0 ? rate[1] / rate[0] : 0;
         printf("bench_admin viewers round=%d jobs=%d without_jobs_per_s=%.0f "
@@ -390,6 +429,29 @@ viewers_run(int n, int rounds, int n_viewers)
     printf("bench_admin viewers=%d rounds=%d overviews_fetched=%ld median_ratio=%.3f "
            "min=%.3f max=%.3f (the issue's floor: 0.97)\n",
            n_viewers, rounds, gets, ratios[rounds / 2], ratios[0], ratios[rounds - 1]);
+    fflush(stdout);
+    /* The same cost as CPU: idle (no jobs), 10 s without and with the viewers, twice. */
+    double cpu[2][2] = {{0, 0}, {0, 0}};
+    for (int k = 0; k < 4; k++) {
+        int with = k % 2 == 1;
+        double p, r;
+        idle_cpu(with ? n_viewers : 0, 10, &p, &r);
+        cpu[with][0] += p / 2;
+        cpu[with][1] += r / 2;
+    }
+    double busy = 0;
+    long before = stat_jobs(rc);
+    int64_t t0 = now_ms();
+    double c0 = cpu_ms(planb_p.pid, true) + cpu_ms(redis_p.pid, false);
+    one_run(rc, "cpu", n, &target);
+    busy = (cpu_ms(planb_p.pid, true) + cpu_ms(redis_p.pid, false) - c0) /
+           ((double)(now_ms() - t0) / 1000.0);
+    printf("bench_admin viewers=%d idle_cpu_ms_per_s planb=%.2f redis=%.2f without=%.2f/%.2f "
+           "extra=%.2f ms/s, against %.0f ms/s of planb+redis CPU while running jobs "
+           "(%ld jobs): %.2f%%\n",
+           n_viewers, cpu[1][0], cpu[1][1], cpu[0][0], cpu[0][1],
+           cpu[1][0] + cpu[1][1] - cpu[0][0] - cpu[0][1], busy, stat_jobs(rc) - before,
+           busy > 0 ? 100.0 * (cpu[1][0] + cpu[1][1] - cpu[0][0] - cpu[0][1]) / busy : 0);
     fflush(stdout);
     th_planb_stop(&planb_p, 10000);
     redisFree(rc);

@@ -60,38 +60,6 @@ bench_job(char *buf, size_t cap, const char *run, int i, void *arg)
         th_plain_job(buf, cap, run, i, &cache_mode);
 }
 
-/* CPU time (user + system, ms) of process pid, or of its children too when children. */
-static double
-cpu_ms(pid_t pid, bool children)
-{
-    double total = 0;
-    long tick = sysconf(_SC_CLK_TCK);
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        char path[300], buf[1024];
-        snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        /* pid (comm) state ppid ... utime(14) stime(15): comm may hold spaces, so from ')' */
-        char *rp = strrchr(buf, ')');
-        long self = atol(e->d_name), ppid = 0;
-        unsigned long ut = 0, st = 0;
-        if (rp == NULL || sscanf(rp + 2, "%*c %ld %*s %*s %*s %*s %*s %*s %*s %*s %*s %lu %lu",
-                                 &ppid, &ut, &st) != 3)
-            continue;
-        if (self == pid || (children && ppid == pid))
-            total += (double)(ut + st) * 1000.0 / (double)tick;
-    }
-    if (d)
-        closedir(d);
-    return total;
-}
-
 /* planb on Redis's plaintext port, or its TLS port (run 1c) */
 static void
 start_planb_on(bool tls, int workers, int concurrency, int timeout_ms)

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # tests/fuzz/run.sh -- builds the libFuzzer targets (job parser, front-door bodies and results,
-# every provider's replies; clang, ASan+UBSan) in build-fuzz/ and runs each for FUZZ_SECONDS
-# (default 30) from its seed corpus; any crash, leak or sanitizer report
-# fails. New inputs the fuzzer finds go to build-fuzz/corpus/<target>/ (kept between runs).
+# every provider's replies, AWS event-stream frames, SigV4 checks; clang, ASan+UBSan) in
+# build-fuzz/ and runs each for FUZZ_SECONDS (default 30) from its seed corpus; any crash, leak
+# or sanitizer report fails. New inputs the fuzzer finds go to build-fuzz/corpus/<target>/ (kept between runs).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 SECS=${FUZZ_SECONDS:-30}
 CC=clang cmake -S "$ROOT" -B "$ROOT/build-fuzz" -DCMAKE_BUILD_TYPE=Debug -DPB_FUZZ=ON \
   -DPB_BUILD_TESTS=OFF >/dev/null
-cmake --build "$ROOT/build-fuzz" -j"$(nproc)" --target fuzz_job fuzz_wire fuzz_openai fuzz_anthropic fuzz_gemini
+cmake --build "$ROOT/build-fuzz" -j"$(nproc)" --target fuzz_job fuzz_wire fuzz_openai fuzz_anthropic \
+  fuzz_gemini fuzz_eventstream fuzz_sigv4
 status=0
 run() {
   local target=$1 seeds=$2
@@ -30,4 +31,6 @@ run fuzz_wire "$ROOT/tests/fixtures/jobs"
 run fuzz_openai "$ROOT/tests/fixtures/replies/openai"
 run fuzz_anthropic "$ROOT/tests/fixtures/replies/anthropic"
 run fuzz_gemini "$ROOT/tests/fixtures/replies/gemini"
+run fuzz_eventstream "$ROOT/tests/fixtures/eventstream"
+run fuzz_sigv4 "$ROOT/tests/fixtures/sigv4"
 exit "$status"

@@ -1685,3 +1685,85 @@ Test(mock_config, bad_config_refuses_to_start)
     cr_assert_not_null(strstr(log, "defaults"), "log: %s", log);
     free(log);
 }
+
+static const char *const azure_hdrs[] = {"api-key: az-key", "Content-Type: application/json", NULL};
+static const char *const azure_bearer_hdrs[] = {"Authorization: Bearer entra-token",
+                                                "Content-Type: application/json", NULL};
+
+#define AZ_MSGS "\"messages\":[{\"role\":\"user\",\"content\":\"hello azure\"}]"
+
+Test(mock, azure_paths_keys_and_api_version)
+{
+    /* The deployment API: the path names the model, api-version is required. */
+    const char *dep = "/openai/deployments/west-dep/chat/completions?api-version=2024-10-21";
+    reply *r = request("POST", dep, azure_hdrs, "{" AZ_MSGS "}", 5000);
+    cr_assert_eq(r->status, 200, "%s", r->body.data);
+    cr_expect_str_eq(jstr(r->json, "choices.0.message.content"), "echo: hello azure");
+    cr_expect_str_eq(jstr(r->json, "model"), "west-dep");
+    reply_free(r);
+    r = request("GET", "/_mock/last/west-dep", NULL, NULL, 5000);
+    cr_expect_str_eq(jstr(r->json, "path"), "/openai/deployments/west-dep/chat/completions");
+    cr_expect_str_eq(jstr(r->json, "query"), "api-version=2024-10-21");
+    cr_expect_str_eq(jstr(r->json, "headers.api-key"), "az-key");
+    reply_free(r);
+    r = request("POST", "/openai/deployments/west-dep/chat/completions", azure_hdrs,
+                "{" AZ_MSGS "}", 5000);
+    cr_expect_eq(r->status, 400);
+    cr_expect_str_eq(jstr(r->json, "error.message"),
+                     "Missing required query parameter: api-version");
+    reply_free(r);
+    /* No api-key and no Bearer: 401; a Bearer token is enough. */
+    static const char *const bare[] = {"Content-Type: application/json", NULL};
+    r = request("POST", dep, bare, "{" AZ_MSGS "}", 5000);
+    cr_expect_eq(r->status, 401);
+    reply_free(r);
+    r = request("POST", dep, azure_bearer_hdrs, "{" AZ_MSGS "}", 5000);
+    cr_expect_eq(r->status, 200);
+    reply_free(r);
+    cr_expect_eq(stat_of("west-dep", "invalid"), 2);
+    /* The v1 API: the model in the body, no api-version, the same key rules. */
+    r = request("POST", "/openai/v1/chat/completions", azure_hdrs,
+                "{\"model\":\"gpt-dep\"," AZ_MSGS "}", 5000);
+    cr_expect_eq(r->status, 200);
+    cr_expect_str_eq(jstr(r->json, "model"), "gpt-dep");
+    reply_free(r);
+    r = request("POST", "/openai/v1/chat/completions", bare, "{\"model\":\"gpt-dep\"," AZ_MSGS "}",
+                5000);
+    cr_expect_eq(r->status, 401);
+    reply_free(r);
+    /* An Azure path with an empty or nested deployment is no Azure path. */
+    r = request("POST", "/openai/deployments//chat/completions?api-version=1", azure_hdrs,
+                "{" AZ_MSGS "}", 5000);
+    cr_expect_eq(r->status, 404);
+    reply_free(r);
+    r = request("POST", "/openai/deployments/a/b/chat/completions?api-version=1", azure_hdrs,
+                "{" AZ_MSGS "}", 5000);
+    cr_expect_eq(r->status, 404);
+    reply_free(r);
+}
+
+Test(mock, azure_content_filter_body_and_openai_faults)
+{
+    set("az-f", "{\"mode\":\"status\",\"status\":400,\"error_code\":\"content_filter\"}");
+    const char *dep = "/openai/deployments/az-f/chat/completions?api-version=2024-10-21";
+    reply *r = request("POST", dep, azure_hdrs, "{" AZ_MSGS "}", 5000);
+    cr_assert_eq(r->status, 400);
+    cr_expect_str_eq(jstr(r->json, "error.code"), "content_filter");
+    cr_expect_str_eq(jstr(r->json, "error.param"), "prompt");
+    cr_expect_eq(jint(r->json, "error.status"), 400);
+    cr_expect_str_eq(jstr(r->json, "error.innererror.code"), "ResponsibleAIPolicyViolation");
+    json_object *hit = jget(r->json, "error.innererror.content_filter_result.violence.filtered");
+    cr_expect(hit != NULL && json_object_get_boolean(hit));
+    cr_expect_neq(strstr(jstr(r->json, "error.message"), "content management policy"), NULL);
+    reply_free(r);
+    /* The OpenAI dialect's faults, on the Azure path: a stream and fail_first. */
+    set("az-f", "{\"mode\":\"ok\",\"fail_first\":1}");
+    r = request("POST", dep, azure_hdrs, "{" AZ_MSGS "}", 5000);
+    cr_expect_eq(r->status, 503);
+    reply_free(r);
+    r = request("POST", dep, azure_hdrs, "{\"stream\":true," AZ_MSGS "}", 5000);
+    cr_expect_eq(r->status, 200);
+    cr_expect_str_eq(r->content_type, "text/event-stream");
+    cr_expect_neq(strstr(r->body.data, "data: [DONE]"), NULL);
+    reply_free(r);
+}

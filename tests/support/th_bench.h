@@ -13,8 +13,41 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "harness.h"
+
+/* CPU time (user + system, ms) of process pid, or of its children too when children. */
+static inline double
+cpu_ms(pid_t pid, bool children)
+{
+    double total = 0;
+    long tick = sysconf(_SC_CLK_TCK);
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        char path[300], buf[1024];
+        snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        /* pid (comm) state ppid ... utime(14) stime(15): comm may hold spaces, so from ')' */
+        char *rp = strrchr(buf, ')');
+        long self = atol(e->d_name), ppid = 0;
+        unsigned long ut = 0, st = 0;
+        if (rp == NULL || sscanf(rp + 2, "%*c %ld %*s %*s %*s %*s %*s %*s %*s %*s %*s %lu %lu",
+                                 &ppid, &ut, &st) != 3)
+            continue;
+        if (self == pid || (children && ppid == pid))
+            total += (double)(ut + st) * 1000.0 / (double)tick;
+    }
+    if (d)
+        closedir(d);
+    return total;
+}
 
 static inline int64_t
 now_ms(void)

@@ -226,9 +226,9 @@ Test(config, errors_name_the_field)
          "CONFIG routes: must be an object with at least one route"},
         {"{\"providers\": {\"p\": {\"type\": \"mistral\", \"base_url\": \"http://x\"}}, " MIN_MODELS
          ", " MIN_ROUTES "}",
-         "CONFIG providers.p.type: must be \"openai\", \"anthropic\" or \"gemini\""},
+         "CONFIG providers.p.type: must be \"openai\", \"anthropic\", \"azure\" or \"gemini\""},
         {"{\"providers\": {\"p\": {\"base_url\": \"http://x\"}}, " MIN_MODELS ", " MIN_ROUTES "}",
-         "CONFIG providers.p.type: must be \"openai\", \"anthropic\" or \"gemini\""},
+         "CONFIG providers.p.type: must be \"openai\", \"anthropic\", \"azure\" or \"gemini\""},
         {"{\"providers\": {\"p\": {\"type\": \"openai\"}}, " MIN_MODELS ", " MIN_ROUTES "}",
          "CONFIG providers.p.base_url: must be an http:// or https:// URL"},
         {"{\"providers\": {\"p\": {\"type\": \"openai\", \"base_url\": \"ftp://x\"}}, " MIN_MODELS
@@ -754,16 +754,22 @@ Test(config, stream_raw_max_bytes_defaults_to_64_times_the_reply_limit)
 
 /* ---------------------------------------------------------------- providers' connections */
 
-/* A provider "g" with the given extra keys, in an otherwise minimal config. */
+/* A provider "g" of the given type with the given extra keys, in an otherwise minimal config. */
 static char *
-conn_config(const char *base_url, const char *extra)
+typed_config(const char *type, const char *base_url, const char *extra)
 {
     static char buf[8192];
     snprintf(buf, sizeof(buf),
-             "{\"providers\": {\"g\": {\"type\": \"openai\", \"base_url\": \"%s\"%s%s}}, "
+             "{\"providers\": {\"g\": {\"type\": \"%s\", \"base_url\": \"%s\"%s%s}}, "
              "\"models\": {\"m\": {\"provider\": \"g\"}}, " MIN_ROUTES "}",
-             base_url, extra ? ", " : "", extra ? extra : "");
+             type, base_url, extra ? ", " : "", extra ? extra : "");
     return buf;
+}
+
+static char *
+conn_config(const char *base_url, const char *extra)
+{
+    return typed_config("openai", base_url, extra);
 }
 
 /* tests/support/make_certs.sh's PKI in a fresh temp dir (static buffer). */
@@ -891,7 +897,7 @@ Test(config, provider_conn_errors_name_the_field)
     expect_error(conn_config("https://gw/v1", "\"headers\": {\"X-A\": \"a\", \"x-a\": \"b\"}"),
                  "CONFIG providers.g.headers.x-a: is given twice (names ignore case)");
     expect_error(conn_config("https://gw/v1", "\"headers\": {\"X-A\": 1}"),
-                 "CONFIG providers.g.headers.X-A: must be a string or {\"value_env\": NAME}");
+                 "CONFIG providers.g.headers.X-A: must be a string or {\"env\": NAME}");
     expect_error(conn_config("https://gw/v1", "\"headers\": {\"X-A\": {\"value\": \"v\"}}"),
                  "CONFIG providers.g.headers.X-A.value: unknown key");
     unsetenv("PB_TEST_UNSET_VAR");
@@ -1077,6 +1083,125 @@ Test(config, http_tls_files_checked_at_load)
              "(encrypted keys are not supported): key values mismatch",
              d);
     expect_error(https_config(extra), msg);
+}
+
+static char *
+azure_config(const char *base_url, const char *extra)
+{
+    return typed_config("azure", base_url, extra);
+}
+
+Test(config, azure_keys_parsed_and_checked)
+{
+    setenv("PB_TEST_AZ_KEY", "az-key-value", 1);
+    setenv("PB_TEST_AZ_TOKEN", "az-token-value", 1);
+    pb_config *cfg = must_parse(azure_config("https://acme.openai.azure.com/openai/v1/",
+                                             "\"api_key_env\": \"PB_TEST_AZ_KEY\""));
+    const pb_provider_conf *p = &cfg->providers[0];
+    cr_expect_eq(p->type, PB_PROVIDER_AZURE);
+    cr_expect_str_eq(p->base_url, "https://acme.openai.azure.com/openai/v1");
+    cr_expect_null(p->api_version);
+    cr_expect_str_eq(p->api_key, "az-key-value");
+    cr_expect_eq(cfg->models[0].capabilities, pb_config_default_capabilities(PB_PROVIDER_OPENAI),
+                 "azure models have openai's capabilities");
+    pb_config_free(cfg);
+    cfg = must_parse(azure_config("https://acme.openai.azure.com",
+                                  "\"api_version\": \"2024-10-21\", \"bearer_token_env\": "
+                                  "\"PB_TEST_AZ_TOKEN\""));
+    p = &cfg->providers[0];
+    cr_expect_str_eq(p->api_version, "2024-10-21");
+    cr_expect_str_eq(p->bearer_token, "az-token-value");
+    cr_expect_null(p->api_key);
+    pb_config_free(cfg);
+
+    expect_error(azure_config("https://acme.openai.azure.com", NULL),
+                 "CONFIG providers.g.base_url: must end in /openai/v1 (the v1 API), or set "
+                 "api_version for the deployment API");
+    expect_error(
+        azure_config("https://acme.openai.azure.com/openai/v1", "\"api_version\": \"2024-10-21\""),
+        "CONFIG providers.g.base_url: with api_version is the resource's address "
+        "(https://<resource>.openai.azure.com), without /openai");
+    expect_error(azure_config("https://acme.openai.azure.com", "\"api_version\": \"2024 10\""),
+                 "CONFIG providers.g.api_version: must be 1 to 32 characters [A-Za-z0-9.-] "
+                 "(e.g. 2024-10-21)");
+    expect_error(azure_config("https://acme.openai.azure.com", "\"api_version\": \"\""),
+                 "CONFIG providers.g.api_version: must be a string of 1 to 32 bytes");
+    expect_error(azure_config("https://x/openai/v1", "\"api_key_env\": \"PB_TEST_AZ_KEY\", "
+                                                     "\"bearer_token_env\": \"PB_TEST_AZ_TOKEN\""),
+                 "CONFIG providers.g.bearer_token_env: and api_key_env: give one of them");
+    setenv("PB_TEST_AZ_BAD", "tok\r\nX-Evil: 1", 1);
+    expect_error(azure_config("https://x/openai/v1", "\"bearer_token_env\": \"PB_TEST_AZ_BAD\""),
+                 "CONFIG providers.g.bearer_token_env: the value of PB_TEST_AZ_BAD contains "
+                 "control characters");
+    expect_error(conn_config("https://gw/v1", "\"api_version\": \"2024-10-21\""),
+                 "CONFIG providers.g.api_version: is only for type \"azure\"");
+    expect_error(conn_config("https://gw/v1", "\"bearer_token_env\": \"PB_TEST_AZ_TOKEN\""),
+                 "CONFIG providers.g.bearer_token_env: is only for type \"azure\"");
+    expect_error(conn_config("https://gw/v1", "\"headers\": {\"api-key\": \"x\"}"),
+                 "CONFIG providers.g.headers.api-key: is set by planb itself");
+}
+
+Test(config, query_parsed_encoded_and_bounded)
+{
+    pb_config *cfg = must_parse(conn_config(
+        "https://gw/v1", "\"query\": {\"team\": \"search\", \"route\": \"eu west&x=1\", "
+                         "\"e\": \"\", \"u\": \"caf\\u00e9\"}"));
+    cr_expect_str_eq(cfg->providers[0].query, "team=search&route=eu%20west%26x%3D1&e=&u=caf%C3%A9");
+    pb_config_free(cfg);
+    cfg = must_parse(conn_config("https://gw/v1", "\"query\": {}"));
+    cr_expect_null(cfg->providers[0].query);
+    pb_config_free(cfg);
+    cfg = must_parse(conn_config("https://gw/v1", NULL));
+    cr_expect_null(cfg->providers[0].query);
+    pb_config_free(cfg);
+    /* Azure's api-version is planb's when api_version sets it; on the v1 API it is free. */
+    expect_error(azure_config("https://x", "\"api_version\": \"2024-10-21\", \"query\": "
+                                           "{\"api-version\": \"1\"}"),
+                 "CONFIG providers.g.query.api-version: is set by planb itself (api_version)");
+    cfg = must_parse(
+        azure_config("https://x/openai/v1", "\"query\": {\"api-version\": \"preview\"}"));
+    cr_expect_str_eq(cfg->providers[0].query, "api-version=preview");
+    pb_config_free(cfg);
+    expect_error(conn_config("https://gw/v1", "\"query\": {\"a b\": \"1\"}"),
+                 "CONFIG providers.g.query.a b: a parameter name is 1 to 64 characters "
+                 "[A-Za-z0-9._~-]");
+    expect_error(conn_config("https://gw/v1", "\"query\": {\"a\": 1}"),
+                 "CONFIG providers.g.query.a: must be a string of at most 4096 bytes of text "
+                 "without control characters");
+    expect_error(conn_config("https://gw/v1", "\"query\": {\"a\": \"x\\ny\"}"),
+                 "CONFIG providers.g.query.a: must be a string of at most 4096 bytes of text "
+                 "without control characters");
+    expect_error(conn_config("https://gw/v1", "\"query\": []"),
+                 "CONFIG providers.g.query: must be an object");
+    char many[4096];
+    size_t n = (size_t)snprintf(many, sizeof(many), "\"query\": {");
+    for (int i = 0; i < 33; i++)
+        n += (size_t)snprintf(many + n, sizeof(many) - n, "%s\"q%d\": \"v\"", i ? ", " : "", i);
+    snprintf(many + n, sizeof(many) - n, "}");
+    expect_error(conn_config("https://gw/v1", many),
+                 "CONFIG providers.g.query: at most 32 parameters");
+}
+
+Test(config, header_values_from_env_in_either_spelling)
+{
+    setenv("PB_TEST_GW_KEY", "gw-secret-value", 1);
+    pb_config *cfg = must_parse(conn_config(
+        "https://gw/v1", "\"headers\": {\"X-A\": {\"env\": \"PB_TEST_GW_KEY\"}, \"X-B\": "
+                         "{\"value_env\": \"PB_TEST_GW_KEY\"}}"));
+    cr_assert_eq(cfg->providers[0].n_headers, 2);
+    cr_expect_str_eq(cfg->providers[0].headers[0], "X-A: gw-secret-value");
+    cr_expect_str_eq(cfg->providers[0].headers[1], "X-B: gw-secret-value");
+    pb_config_free(cfg);
+    unsetenv("PB_TEST_UNSET_VAR");
+    expect_error(
+        conn_config("https://gw/v1", "\"headers\": {\"X-A\": {\"env\": \"PB_TEST_UNSET_VAR\"}}"),
+        "CONFIG providers.g.headers.X-A.env: PB_TEST_UNSET_VAR is not set");
+    expect_error(conn_config("https://gw/v1",
+                             "\"headers\": {\"X-A\": {\"env\": \"PB_TEST_GW_KEY\", "
+                             "\"value_env\": \"PB_TEST_GW_KEY\"}}"),
+                 "CONFIG providers.g.headers.X-A.env: give env or value_env, not both");
+    expect_error(conn_config("https://gw/v1", "\"headers\": {\"X-A\": {}}"),
+                 "CONFIG providers.g.headers.X-A.env: is required");
 }
 
 Test(config, gemini_provider_defaults)

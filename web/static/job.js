@@ -93,6 +93,7 @@ function render(j, ctx, retry) {
       fact('Worker', r.worker || dash),
       fact('Hedges', num((r.attempts || []).filter((a) => a.outcome === 'hedge_cancelled').length)),
       r.finish_reason ? fact('Finish', r.finish_reason) : null,
+      r.cut ? fact('Stream', badge(`cut by ${r.cut_reason || 'an error'}${r.continued ? ', continued by another model' : ''}`, 'warn')) : null,
       r.error ? fact('Error', h('span', { class: 'error' }, r.error)) : null,
       r.cache_age_s !== undefined ? fact('Cache age', `${num(r.cache_age_s)} s`) : null));
     parts.push(h('h3', null, 'Attempts'), timeline(r.attempts || []));
