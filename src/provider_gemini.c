@@ -23,6 +23,7 @@
 #include "planb/buf.h"
 #include "planb/delta.h"
 #include "planb/hash.h"
+#include "planb/utf8.h"
 
 /* Stands in for the user turn when a job holds only system messages (contents must not be
  * empty). */
@@ -600,6 +601,10 @@ gemini_parse_response(const char *body, size_t len, const pb_request *req, pb_co
                         (out->content[0] == '\0' && out->tool_calls == NULL &&
                          strcmp(out->finish_reason, "content_filter") != 0)))
         why = "no text or functionCall in candidates[0]";
+    /* json-c takes any bytes in a string; a result must be UTF-8 text. */
+    if (why == NULL && out->tool_calls != NULL &&
+        !pb_utf8_is_text(out->tool_calls, strlen(out->tool_calls)))
+        why = "tool calls are not valid UTF-8";
     if (why != NULL) {
         pb_provider_completion_free(out);
         pb_error_set(err, PB_PROVIDER_BAD_REPLY, "BAD_REPLY %s", why);
