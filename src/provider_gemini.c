@@ -451,7 +451,7 @@ gemini_call_id(char *out, size_t cap, size_t k, const char *name, const char *ar
 }
 
 /* A functionCall part's name and arguments (as JSON text, borrowed from fc until it is put),
- * or NULL name when malformed. */
+ * or NULL name when malformed (no name, args not an object, either not UTF-8). */
 static const char *
 gemini_call_parts(json_object *fc, const char **args)
 {
@@ -466,7 +466,9 @@ gemini_call_parts(json_object *fc, const char **args)
         *args = json_object_to_json_string_ext(a, GEMINI_JSON_FLAGS);
     else
         return NULL;
-    return json_object_get_string(name);
+    /* json-c takes any bytes in a string; a result must be UTF-8 text. */
+    const char *n = json_object_get_string(name);
+    return pb_utf8_is_text(n, strlen(n)) && pb_utf8_is_text(*args, strlen(*args)) ? n : NULL;
 }
 
 /* Whether a part is a thought summary (thinking models with includeThoughts): not the answer. */
@@ -561,7 +563,7 @@ gemini_read(pb_delta *d, json_object *root)
             int index;
             char id[32];
             if (name == NULL)
-                return "a functionCall without a name or with args that are not an object";
+                return "a functionCall without a UTF-8 name or object args";
             /* Block 0 started anew per call: the next free tool index. */
             if (pb_delta_block_tool(d, 0, true, &index) != PB_OK)
                 return "more than 128 functionCall parts";
@@ -601,10 +603,6 @@ gemini_parse_response(const char *body, size_t len, const pb_request *req, pb_co
                         (out->content[0] == '\0' && out->tool_calls == NULL &&
                          strcmp(out->finish_reason, "content_filter") != 0)))
         why = "no text or functionCall in candidates[0]";
-    /* json-c takes any bytes in a string; a result must be UTF-8 text. */
-    if (why == NULL && out->tool_calls != NULL &&
-        !pb_utf8_is_text(out->tool_calls, strlen(out->tool_calls)))
-        why = "tool calls are not valid UTF-8";
     if (why != NULL) {
         pb_provider_completion_free(out);
         pb_error_set(err, PB_PROVIDER_BAD_REPLY, "BAD_REPLY %s", why);

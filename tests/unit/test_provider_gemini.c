@@ -411,7 +411,7 @@ Test(gemini, parse_bad_replies)
     th_expect_bad_reply(&pb_provider_gemini, "malformed_call.json", "no text");
     th_expect_bad_reply(&pb_provider_gemini, "bad_call_args.json", "functionCall");
     th_expect_bad_reply(&pb_provider_gemini, "error_in_200.json", "error object");
-    th_expect_bad_reply(&pb_provider_gemini, "bad_utf8_call_name.json", "UTF-8");
+    th_expect_bad_reply(&pb_provider_gemini, "bad_utf8_call_name.json", "UTF-8 name");
     static const char *const bodies[] = {
         "", "[]", "{\"candidates\":{}}", "{\"candidates\":[1]}", "{\"candidates\":[{}]}", "nope"};
     for (size_t i = 0; i < sizeof(bodies) / sizeof(*bodies); i++) {
