@@ -45,6 +45,7 @@
 
 #include "planb/cache.h"
 #include "planb/delta.h"
+#include "planb/eventstream.h"
 #include "planb/sse.h"
 #include "planb/stream.h"
 #include "planb/core.h"
@@ -90,6 +91,7 @@ typedef struct chain_job {
     /* streamed jobs (req->stream) */
     pb_stream *stream;          /* the job's planb:stream:<id> writer, NULL: not streamed */
     pb_sse sse;                 /* the streamed attempt's event reader */
+    pb_eventstream_decoder *es; /* ... its frame reader instead, when the dialect's is AWS's */
     pb_delta *delta;            /* the streamed attempt's answer so far (NULL: none) */
     struct event *stream_timer; /* first_token_ms, then idle_ms, of the streamed attempt */
     const char *stream_fail;    /* why the attempt failed inside its transfer, or NULL */
@@ -303,6 +305,7 @@ chain_job_free(chain_job *j)
     pb_stream_free(j->stream);
     pb_delta_free(j->delta);
     pb_sse_free(&j->sse);
+    pb_eventstream_decoder_free(j->es);
     free(j->partial);
     pb_semcache_query_free(j->semq);
     free(j->matched_question);
@@ -590,15 +593,16 @@ chain_on_delta_refusal(void *arg, const char *p, size_t n)
     chain_stream_rearm(arg);
 }
 
+/* One event of the streamed answer, from either framing, into the attempt's answer. Non-zero
+ * stops the transfer (a broken stream). */
 static int
-chain_on_sse_event(const pb_sse_event *ev, void *arg)
+chain_stream_event(chain_job *j, const char *event, const char *data, size_t len)
 {
-    chain_job *j = arg;
     const pb_config *cfg = j->ctx->cfg;
     const pb_model_conf *m = &cfg->models[j->req->models[j->pos]];
     pb_error err = {0};
     if (pb_provider_for(cfg->providers[m->provider].type)
-            ->stream_event(j->delta, ev->event, ev->data, ev->data_len, &err) != PB_OK) {
+            ->stream_event(j->delta, event, data, len, &err) != PB_OK) {
         pb_log(PB_LOG_DEBUG, "event=stream_error job=%s model=%s error=\"%s\"", j->req->id, m->name,
                err.msg);
         j->stream_fail = "bad_reply";
@@ -611,16 +615,36 @@ chain_on_sse_event(const pb_sse_event *ev, void *arg)
     return 0;
 }
 
+static int
+chain_on_sse_event(const pb_sse_event *ev, void *arg)
+{
+    return chain_stream_event(arg, ev->event, ev->data, ev->data_len);
+}
+
+/* An event-stream message: an event by its :event-type, an exception by its :exception-type
+ * (the adapter fails the attempt on it). */
+static int
+chain_on_es_message(void *arg, const pb_eventstream_message *m)
+{
+    bool exception = m->message_type != NULL && strcmp(m->message_type, "event") != 0;
+    const char *name = exception ? (m->exception_type ? m->exception_type : m->message_type)
+                                 : (m->event_type ? m->event_type : "");
+    return chain_stream_event(arg, name, (const char *)m->payload, m->payload_len) == 0 ? PB_OK
+                                                                                        : PB_ERR;
+}
+
 /* A piece of a streamed 2xx body (curl's write callback): events parsed, pieces put on the
  * stream in one flush per read. Non-zero stops the transfer (a broken stream). */
 static int
 chain_on_stream_data(const char *p, size_t n, void *arg)
 {
     chain_job *j = arg;
-    int rc = pb_sse_feed(&j->sse, p, n, chain_on_sse_event, j);
+    pb_error err = {0};
+    int rc = j->es != NULL ? pb_eventstream_feed(j->es, p, n, &err)
+                           : pb_sse_feed(&j->sse, p, n, chain_on_sse_event, j);
     pb_stream_flush(j->stream);
     if (rc != PB_OK && j->stream_fail == NULL)
-        j->stream_fail = "bad_reply"; /* the SSE framing itself is broken */
+        j->stream_fail = "bad_reply"; /* the framing itself is broken (SSE, or a frame's CRC) */
     return rc == PB_OK ? 0 : 1;
 }
 
@@ -650,6 +674,11 @@ chain_stream_begin_attempt(chain_job *j, const pb_model_conf *m)
     j->delta = pb_delta_new(&sink, j->ctx->cfg->limits.reply_max_bytes);
     pb_sse_free(&j->sse);
     pb_sse_init(&j->sse);
+    pb_eventstream_decoder_free(j->es);
+    j->es = pb_provider_for(j->ctx->cfg->providers[m->provider].type)->eventstream
+                ? pb_eventstream_decoder_new(j->ctx->cfg->limits.reply_max_bytes,
+                                             chain_on_es_message, j)
+                : NULL;
     j->stream_fail = NULL;
     j->stream_timeout = NULL;
     j->started = false;

@@ -118,10 +118,23 @@ static const char *const config_tls_keys[] = {"ca_file",     "ca_dir", "cert_fil
 static const char *const config_limits_keys[] = {
     "job_max_bytes",  "max_messages", "reply_max_bytes",  "stream_raw_max_bytes",
     "meta_max_bytes", "id_max_bytes", "dead_max_entries", NULL};
-static const char *const config_provider_keys[] = {
-    "type",        "base_url",         "api_key_env", "anthropic_version", "ca_file",
-    "cert_file",   "key_file",         "proxy",       "headers",           "query",
-    "api_version", "bearer_token_env", NULL};
+static const char *const config_provider_keys[] = {"type",
+                                                   "base_url",
+                                                   "api_key_env",
+                                                   "anthropic_version",
+                                                   "ca_file",
+                                                   "cert_file",
+                                                   "key_file",
+                                                   "proxy",
+                                                   "headers",
+                                                   "query",
+                                                   "api_version",
+                                                   "bearer_token_env",
+                                                   "region",
+                                                   "aws_access_key_id_env",
+                                                   "aws_secret_access_key_env",
+                                                   "aws_session_token_env",
+                                                   NULL};
 static const char *const config_model_keys[] = {"provider",
                                                 "model",
                                                 "tier",
@@ -930,10 +943,11 @@ config_parse_azure(pb_provider_conf *p, json_object *o, const char *path, pb_err
 {
     json_object *v;
     if (p->type != PB_PROVIDER_AZURE) {
-        static const char *const only[] = {"api_version", "bearer_token_env", NULL};
-        for (const char *const *k = only; *k; k++)
-            if (config_get(o, *k, &v))
-                return config_fail(err, path, *k, "is only for type \"azure\"");
+        if (config_get(o, "api_version", &v))
+            return config_fail(err, path, "api_version", "is only for type \"azure\"");
+        if (p->type != PB_PROVIDER_BEDROCK && config_get(o, "bearer_token_env", &v))
+            return config_fail(err, path, "bearer_token_env",
+                               "is only for types \"azure\" and \"bedrock\"");
         return PB_OK;
     }
     if (config_str(o, path, "api_version", NULL, 32, &p->api_version, err) != PB_OK ||
@@ -964,6 +978,72 @@ config_parse_azure(pb_provider_conf *p, json_object *o, const char *path, pb_err
     return PB_OK;
 }
 
+#define CONFIG_REGION_RULE "must be an AWS region, 1 to 32 characters [a-z0-9-] (e.g. us-east-1)"
+
+/* One of the AWS credentials: the env var named by key (default_name when not given) read at
+ * load; a value with control characters would split a header. */
+static int
+config_aws_env(json_object *o, const char *path, const char *key, const char *default_name,
+               char **name, char **value, pb_error *err)
+{
+    if (config_env(o, path, key, name, value, err) != PB_OK)
+        return PB_ERR;
+    if (*name == NULL) {
+        *name = pb_xstrdup(default_name);
+        const char *v = getenv(default_name);
+        if (v != NULL && *v != '\0')
+            *value = pb_xstrdup(v);
+    }
+    if (*value != NULL && config_has_ctl(*value))
+        return config_fail(err, path, key, "the value of %s contains control characters", *name);
+    return PB_OK;
+}
+
+/* The Amazon Bedrock keys (docs/providers.md "Amazon Bedrock"): region (required: it scopes
+ * the signature and names the default endpoint), and either a Bedrock API key from
+ * bearer_token_env or AWS credentials from the environment for Signature V4. */
+static int
+config_parse_bedrock(pb_provider_conf *p, json_object *o, const char *path, pb_error *err)
+{
+    static const char *const only[] = {"region", "aws_access_key_id_env",
+                                       "aws_secret_access_key_env", "aws_session_token_env", NULL};
+    json_object *v;
+    if (p->type != PB_PROVIDER_BEDROCK) {
+        for (const char *const *k = only; *k; k++)
+            if (config_get(o, *k, &v))
+                return config_fail(err, path, *k, "is only for type \"bedrock\"");
+        return PB_OK;
+    }
+    /* Checked by config_parse_provider, which needs it for the default base_url. */
+    if (config_str(o, path, "region", NULL, 32, &p->region, err) != PB_OK)
+        return PB_ERR;
+    if (p->api_key_env != NULL)
+        return config_fail(err, path, "api_key_env",
+                           "is not for type \"bedrock\": use bearer_token_env (a Bedrock API key) "
+                           "or AWS credentials (aws_access_key_id_env, ...)");
+    if (config_env(o, path, "bearer_token_env", &p->bearer_token_env, &p->bearer_token, err) !=
+        PB_OK)
+        return PB_ERR;
+    if (p->bearer_token != NULL && config_has_ctl(p->bearer_token))
+        return config_fail(err, path, "bearer_token_env",
+                           "the value of %s contains control characters", p->bearer_token_env);
+    if (p->bearer_token_env != NULL) {
+        for (const char *const *k = only + 1; *k; k++)
+            if (config_get(o, *k, &v))
+                return config_fail(err, path, *k, "and bearer_token_env: give one way to sign in");
+        return PB_OK;
+    }
+    return config_aws_env(o, path, "aws_access_key_id_env", "AWS_ACCESS_KEY_ID",
+                          &p->aws_access_key_id_env, &p->aws_access_key_id, err) != PB_OK ||
+                   config_aws_env(o, path, "aws_secret_access_key_env", "AWS_SECRET_ACCESS_KEY",
+                                  &p->aws_secret_access_key_env, &p->aws_secret_access_key,
+                                  err) != PB_OK ||
+                   config_aws_env(o, path, "aws_session_token_env", "AWS_SESSION_TOKEN",
+                                  &p->aws_session_token_env, &p->aws_session_token, err) != PB_OK
+               ? PB_ERR
+               : PB_OK;
+}
+
 static int
 config_parse_provider(pb_provider_conf *p, json_object *o, const char *path, pb_error *err)
 {
@@ -979,15 +1059,31 @@ config_parse_provider(pb_provider_conf *p, json_object *o, const char *path, pb_
         p->type = PB_PROVIDER_AZURE;
     else if (type != NULL && strcmp(type, "gemini") == 0)
         p->type = PB_PROVIDER_GEMINI;
+    else if (type != NULL && strcmp(type, "bedrock") == 0)
+        p->type = PB_PROVIDER_BEDROCK;
     else {
         free(type);
         return config_fail(err, path, "type",
-                           "must be \"openai\", \"anthropic\", \"azure\" or \"gemini\"");
+                           "must be \"openai\", \"anthropic\", \"azure\", \"gemini\" or "
+                           "\"bedrock\"");
     }
     free(type);
-    /* Gemini has one public address; the other types have many (self-hosted servers). */
+    /* Gemini has one public address, Bedrock one per region; the other types have many
+     * (self-hosted servers). The region is read first for that. */
+    char bedrock_default[96];
     const char *base_default =
         p->type == PB_PROVIDER_GEMINI ? "https://generativelanguage.googleapis.com/v1beta" : NULL;
+    if (p->type == PB_PROVIDER_BEDROCK) {
+        json_object *r;
+        if (!config_get(o, "region", &r) || !json_object_is_type(r, json_type_string) ||
+            json_object_get_string_len(r) == 0 || json_object_get_string_len(r) > 32 ||
+            strspn(json_object_get_string(r), "abcdefghijklmnopqrstuvwxyz0123456789-") !=
+                (size_t)json_object_get_string_len(r))
+            return config_fail(err, path, "region", CONFIG_REGION_RULE);
+        snprintf(bedrock_default, sizeof(bedrock_default),
+                 "https://bedrock-runtime.%s.amazonaws.com", json_object_get_string(r));
+        base_default = bedrock_default;
+    }
     if (config_str(o, path, "base_url", base_default, 2048, &p->base_url, err) != PB_OK)
         return PB_ERR;
     if (p->base_url == NULL || config_has_ctl(p->base_url) || strchr(p->base_url, ' ') ||
@@ -1007,7 +1103,8 @@ config_parse_provider(pb_provider_conf *p, json_object *o, const char *path, pb_
         return PB_ERR;
     if (config_has_ctl(p->anthropic_version))
         return config_fail(err, path, "anthropic_version", "must not contain control characters");
-    if (config_parse_azure(p, o, path, err) != PB_OK)
+    if (config_parse_azure(p, o, path, err) != PB_OK ||
+        config_parse_bedrock(p, o, path, err) != PB_OK)
         return PB_ERR;
     return config_parse_provider_conn(p, o, path, err);
 }
@@ -1304,6 +1401,8 @@ pb_config_default_capabilities(pb_provider_type t)
     /* Anthropic's Messages API returns no token log probabilities, nor does Gemini's in
      * OpenAI's shape (its adapter does not ask for them); Azure OpenAI is OpenAI's Chat
      * Completions and has every capability a deployment's model has. */
+    if (t == PB_PROVIDER_BEDROCK) /* Converse has no JSON response mode either */
+        return PB_CAP_ALL & ~(unsigned)(PB_CAP_LOGPROBS | PB_CAP_JSON_SCHEMA | PB_CAP_JSON_OBJECT);
     return t == PB_PROVIDER_ANTHROPIC || t == PB_PROVIDER_GEMINI
                ? PB_CAP_ALL & ~(unsigned)PB_CAP_LOGPROBS
                : PB_CAP_ALL;
@@ -2066,6 +2165,16 @@ pb_config_free(pb_config *cfg)
         if (p->bearer_token != NULL)
             OPENSSL_cleanse(p->bearer_token, strlen(p->bearer_token));
         free(p->bearer_token);
+        free(p->region);
+        free(p->aws_access_key_id_env);
+        free(p->aws_secret_access_key_env);
+        free(p->aws_session_token_env);
+        char *secrets[] = {p->aws_access_key_id, p->aws_secret_access_key, p->aws_session_token};
+        for (size_t k = 0; k < sizeof(secrets) / sizeof(*secrets); k++) {
+            if (secrets[k] != NULL)
+                OPENSSL_cleanse(secrets[k], strlen(secrets[k]));
+            free(secrets[k]);
+        }
         free(p->ca_file);
         free(p->cert_file);
         free(p->key_file);

@@ -139,6 +139,12 @@ pb_delta_block_tool(pb_delta *d, int block, bool starts, int *index)
     return PB_OK;
 }
 
+int
+pb_delta_tool_count(const pb_delta *d)
+{
+    return d->n_tools;
+}
+
 void
 pb_delta_finish_reason(pb_delta *d, const char *normalized)
 {

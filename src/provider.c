@@ -51,6 +51,8 @@ pb_provider_for(pb_provider_type type)
         return &pb_provider_azure;
     case PB_PROVIDER_GEMINI:
         return &pb_provider_gemini;
+    case PB_PROVIDER_BEDROCK:
+        return &pb_provider_bedrock;
     }
     return NULL;
 }
@@ -107,6 +109,8 @@ pb_provider_error_message(const char *body, size_t len, char *out, size_t cap)
             msg = e;
         else
             json_object_object_get_ex(e, "message", &msg);
+    } else if (root != NULL) {
+        json_object_object_get_ex(root, "message", &msg); /* AWS: {"message": ...} */
     }
     const char *s = json_object_is_type(msg, json_type_string) ? json_object_get_string(msg) : "";
     size_t o = 0;
@@ -156,6 +160,38 @@ pb_provider_json_string(pb_buf *b, const char *s, size_t len)
     }
     pb_buf_append(b, s + run, len - run);
     pb_buf_append(b, "\"", 1);
+}
+
+bool
+pb_provider_is_blank(const char *s)
+{
+    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == '\v' || *s == '\f')
+        s++;
+    return *s == '\0';
+}
+
+void
+pb_provider_walk_turns(const pb_request *req, pb_buf *system, pb_provider_turn_fn add, void *arg)
+{
+    int side = -1; /* of the turn being merged: 1 the assistant's, 0 the user's, -1 none yet */
+    for (size_t i = 0; i < req->n_messages; i++) {
+        const pb_message *m = &req->messages[i];
+        if (m->role == PB_ROLE_SYSTEM || m->role == PB_ROLE_DEVELOPER) {
+            if (pb_provider_is_blank(m->content))
+                continue;
+            if (system->len > 0)
+                pb_buf_append(system, "\n\n", 2);
+            pb_buf_append(system, m->content, strlen(m->content));
+            continue;
+        }
+        /* A blank message adds nothing and must not split a turn. */
+        if (m->role != PB_ROLE_TOOL && m->tool_calls == NULL && m->parts == NULL &&
+            pb_provider_is_blank(m->content))
+            continue;
+        int now = m->role == PB_ROLE_ASSISTANT;
+        add(arg, i, now == 1, now != side);
+        side = now;
+    }
 }
 
 void

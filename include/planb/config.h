@@ -24,7 +24,8 @@ typedef enum {
     PB_PROVIDER_OPENAI,
     PB_PROVIDER_ANTHROPIC,
     PB_PROVIDER_AZURE,
-    PB_PROVIDER_GEMINI
+    PB_PROVIDER_GEMINI,
+    PB_PROVIDER_BEDROCK
 } pb_provider_type;
 
 /* A client's TLS settings: redis.tls, cache.redis.tls, redis.sentinel_tls (docs/redis.md
@@ -59,8 +60,17 @@ typedef struct pb_provider_conf {
     char *query;      /* "a=1&b=2", URL-encoded, appended to every request's URL; NULL: none */
     /* type "azure" (docs/providers.md "Azure OpenAI") */
     char *api_version;      /* deployment API's api-version; NULL: the v1 API */
-    char *bearer_token_env; /* env var of an Entra ID token sent as Bearer (instead of api-key) */
+    char *bearer_token_env; /* env var of a token sent as Bearer: an Entra ID token (azure, instead
+                               of api-key) or a Bedrock API key (bedrock, instead of SigV4) */
     char *bearer_token;     /* its value read at load; never logged, stored or echoed */
+    /* type "bedrock" (docs/providers.md "Amazon Bedrock"): SigV4 unless bearer_token_env */
+    char *region;                /* "us-east-1": the signature's scope and the default base_url */
+    char *aws_access_key_id_env; /* env var names (default AWS_ACCESS_KEY_ID, ...) */
+    char *aws_secret_access_key_env;
+    char *aws_session_token_env;
+    char *aws_access_key_id; /* their values read at load; never logged, stored or echoed */
+    char *aws_secret_access_key;
+    char *aws_session_token; /* NULL: long-term keys, no x-amz-security-token */
 } pb_provider_conf;
 
 typedef struct pb_model_conf {

@@ -41,6 +41,8 @@ int pb_delta_tool(pb_delta *d, int index, const char *id, const char *name, cons
                   size_t args_len);
 /* Anthropic: content block `block` is tool call number *index (a new one when it starts). */
 int pb_delta_block_tool(pb_delta *d, int block, bool starts, int *index);
+/* Tool calls begun so far. */
+int pb_delta_tool_count(const pb_delta *d);
 void pb_delta_finish_reason(pb_delta *d, const char *normalized);
 /* Usage figures; -1 leaves a figure as it was. */
 void pb_delta_usage(pb_delta *d, long prompt, long completion, long cached, long reasoning);

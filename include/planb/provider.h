@@ -60,13 +60,18 @@ typedef struct pb_provider_ops {
      * d. PB_ERR (err "BAD_REPLY why") for an error event or a malformed one. */
     int (*stream_event)(pb_delta *d, const char *event, const char *data, size_t len,
                         pb_error *err);
+    /* A streamed 2xx body is AWS event-stream frames (eventstream.h), not SSE: each message
+     * goes to stream_event with its :event-type (an exception: its :exception-type). */
+    bool eventstream;
 } pb_provider_ops;
 
-/* The adapters (provider_openai.c, provider_anthropic.c, provider_azure.c, provider_gemini.c). */
+/* The adapters (provider_openai.c, provider_anthropic.c, provider_azure.c, provider_gemini.c,
+ * provider_bedrock.c). */
 extern const pb_provider_ops pb_provider_openai;
 extern const pb_provider_ops pb_provider_anthropic;
 extern const pb_provider_ops pb_provider_azure;
 extern const pb_provider_ops pb_provider_gemini;
+extern const pb_provider_ops pb_provider_bedrock;
 
 /* Error codes set in pb_error.code by build_request / parse_response. */
 enum { PB_PROVIDER_BAD_REPLY = 1, PB_PROVIDER_BAD_CONF, PB_PROVIDER_UNSUPPORTED };
@@ -82,7 +87,7 @@ pb_class pb_provider_classify_status(long status, const char *body, size_t len);
  * type t) from serving req, NULL when it can. Pure. */
 const char *pb_provider_unsupported(const pb_model_conf *m, pb_provider_type t,
                                     const pb_request *req);
-/* The upstream's error message in an error body (OpenAI or Anthropic shape), made safe for a
+/* The upstream's error message in an error body (OpenAI, Anthropic or AWS shape), made safe for a
  * result: CR/LF and controls to spaces, cut to cap - 1 bytes on a UTF-8 boundary, anything
  * that looks like a key replaced. "" when there is none. */
 void pb_provider_error_message(const char *body, size_t len, char *out, size_t cap);
@@ -123,6 +128,16 @@ void pb_provider_drop(char (*names)[PB_PROVIDER_PARAM_LEN], size_t *n, size_t ma
  * and JSON schemas, message names, image detail. */
 void pb_provider_drop_unsendable(const pb_request *req, char (*names)[PB_PROVIDER_PARAM_LEN],
                                  size_t *n, size_t max);
+/* The turns of a translated dialect (Anthropic-like: Gemini, Bedrock). System and developer
+ * messages are joined with blank lines into *system (initialised by the caller); the others,
+ * in order and blank ones skipped, go to add(arg, i, assistant, new_turn), where new_turn
+ * says message i starts a turn: consecutive messages of one side (the assistant's, or the
+ * user's and tool results) make one turn, so the roles alternate. */
+typedef void (*pb_provider_turn_fn)(void *arg, size_t i, bool assistant, bool new_turn);
+void pb_provider_walk_turns(const pb_request *req, pb_buf *system, pb_provider_turn_fn add,
+                            void *arg);
+/* True when s holds only ASCII white space (a message that says nothing). */
+bool pb_provider_is_blank(const char *s);
 /* Serializes body (taken: it is put here) into r->body / r->body_len. */
 void pb_provider_set_json_body(pb_http_request *r, json_object *body);
 /* A JSON number for a double that prints as written ("0.2", not "0.20000000000000001"). */

@@ -226,9 +226,11 @@ Test(config, errors_name_the_field)
          "CONFIG routes: must be an object with at least one route"},
         {"{\"providers\": {\"p\": {\"type\": \"mistral\", \"base_url\": \"http://x\"}}, " MIN_MODELS
          ", " MIN_ROUTES "}",
-         "CONFIG providers.p.type: must be \"openai\", \"anthropic\", \"azure\" or \"gemini\""},
+         "CONFIG providers.p.type: must be \"openai\", \"anthropic\", \"azure\", \"gemini\" or "
+         "\"bedrock\""},
         {"{\"providers\": {\"p\": {\"base_url\": \"http://x\"}}, " MIN_MODELS ", " MIN_ROUTES "}",
-         "CONFIG providers.p.type: must be \"openai\", \"anthropic\", \"azure\" or \"gemini\""},
+         "CONFIG providers.p.type: must be \"openai\", \"anthropic\", \"azure\", \"gemini\" or "
+         "\"bedrock\""},
         {"{\"providers\": {\"p\": {\"type\": \"openai\"}}, " MIN_MODELS ", " MIN_ROUTES "}",
          "CONFIG providers.p.base_url: must be an http:// or https:// URL"},
         {"{\"providers\": {\"p\": {\"type\": \"openai\", \"base_url\": \"ftp://x\"}}, " MIN_MODELS
@@ -1135,10 +1137,84 @@ Test(config, azure_keys_parsed_and_checked)
                  "control characters");
     expect_error(conn_config("https://gw/v1", "\"api_version\": \"2024-10-21\""),
                  "CONFIG providers.g.api_version: is only for type \"azure\"");
-    expect_error(conn_config("https://gw/v1", "\"bearer_token_env\": \"PB_TEST_AZ_TOKEN\""),
-                 "CONFIG providers.g.bearer_token_env: is only for type \"azure\"");
+    expect_error(
+        conn_config("https://gw/v1", "\"bearer_token_env\": \"PB_TEST_AZ_TOKEN\""),
+        "CONFIG providers.g.bearer_token_env: is only for types \"azure\" and \"bedrock\"");
     expect_error(conn_config("https://gw/v1", "\"headers\": {\"api-key\": \"x\"}"),
                  "CONFIG providers.g.headers.api-key: is set by planb itself");
+}
+
+Test(config, bedrock_keys_parsed_and_checked)
+{
+    setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", 1);
+    unsetenv("AWS_SESSION_TOKEN");
+    setenv("PB_TEST_BR_ID", "AKIDOTHER", 1);
+    setenv("PB_TEST_BR_SECRET", "other-secret", 1);
+    setenv("PB_TEST_BR_TOKEN", "session-token", 1);
+    setenv("PB_TEST_BR_KEY", "bedrock-api-key", 1);
+    /* No base_url: the region's public endpoint; credentials from AWS's usual variables. */
+    pb_config *cfg =
+        must_parse("{\"providers\": {\"b\": {\"type\": \"bedrock\", \"region\": "
+                   "\"eu-west-3\"}}, \"models\": {\"m\": {\"provider\": \"b\"}}, " MIN_ROUTES "}");
+    const pb_provider_conf *p = &cfg->providers[0];
+    cr_expect_eq(p->type, PB_PROVIDER_BEDROCK);
+    cr_expect_str_eq(p->base_url, "https://bedrock-runtime.eu-west-3.amazonaws.com");
+    cr_expect_str_eq(p->region, "eu-west-3");
+    cr_expect_str_eq(p->aws_access_key_id_env, "AWS_ACCESS_KEY_ID");
+    cr_expect_str_eq(p->aws_access_key_id, "AKIDEXAMPLE");
+    cr_expect_str_eq(p->aws_secret_access_key, "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY");
+    cr_expect_null(p->aws_session_token);
+    cr_expect_null(p->bearer_token_env);
+    cr_expect_eq(cfg->models[0].capabilities & (PB_CAP_JSON_SCHEMA | PB_CAP_LOGPROBS), 0u,
+                 "Converse has no JSON mode and no logprobs");
+    cr_expect_neq(cfg->models[0].capabilities & PB_CAP_TOOLS, 0u);
+    pb_config_free(cfg);
+    cfg = must_parse(typed_config("bedrock",
+                                  "https://vpce-1.bedrock-runtime.us-east-1.vpce.amazonaws.com",
+                                  "\"region\": \"us-east-1\", \"aws_access_key_id_env\": "
+                                  "\"PB_TEST_BR_ID\", \"aws_secret_access_key_env\": "
+                                  "\"PB_TEST_BR_SECRET\", \"aws_session_token_env\": "
+                                  "\"PB_TEST_BR_TOKEN\""));
+    p = &cfg->providers[0];
+    cr_expect_str_eq(p->base_url, "https://vpce-1.bedrock-runtime.us-east-1.vpce.amazonaws.com");
+    cr_expect_str_eq(p->aws_access_key_id, "AKIDOTHER");
+    cr_expect_str_eq(p->aws_session_token, "session-token");
+    pb_config_free(cfg);
+    cfg = must_parse(typed_config("bedrock", "https://b.example",
+                                  "\"region\": \"us-east-1\", \"bearer_token_env\": "
+                                  "\"PB_TEST_BR_KEY\""));
+    cr_expect_str_eq(cfg->providers[0].bearer_token, "bedrock-api-key");
+    cr_expect_null(cfg->providers[0].aws_access_key_id);
+    pb_config_free(cfg);
+
+    expect_error(typed_config("bedrock", "https://b.example", NULL),
+                 "CONFIG providers.g.region: must be an AWS region, 1 to 32 characters [a-z0-9-] "
+                 "(e.g. us-east-1)");
+    expect_error(typed_config("bedrock", "https://b.example", "\"region\": \"US East\""),
+                 "CONFIG providers.g.region: must be an AWS region, 1 to 32 characters [a-z0-9-] "
+                 "(e.g. us-east-1)");
+    expect_error(typed_config("bedrock", "https://b.example",
+                              "\"region\": \"us-east-1\", \"api_key_env\": \"PB_TEST_BR_KEY\""),
+                 "CONFIG providers.g.api_key_env: is not for type \"bedrock\": use "
+                 "bearer_token_env (a Bedrock API key) or AWS credentials "
+                 "(aws_access_key_id_env, ...)");
+    expect_error(
+        typed_config("bedrock", "https://b.example",
+                     "\"region\": \"us-east-1\", \"bearer_token_env\": "
+                     "\"PB_TEST_BR_KEY\", \"aws_session_token_env\": \"PB_TEST_BR_TOKEN\""),
+        "CONFIG providers.g.aws_session_token_env: and bearer_token_env: give one way to "
+        "sign in");
+    setenv("PB_TEST_BR_BAD", "AKID\r\nX-Evil: 1", 1);
+    expect_error(typed_config("bedrock", "https://b.example",
+                              "\"region\": \"us-east-1\", \"aws_access_key_id_env\": "
+                              "\"PB_TEST_BR_BAD\""),
+                 "CONFIG providers.g.aws_access_key_id_env: the value of PB_TEST_BR_BAD contains "
+                 "control characters");
+    expect_error(conn_config("https://gw/v1", "\"region\": \"us-east-1\""),
+                 "CONFIG providers.g.region: is only for type \"bedrock\"");
+    expect_error(conn_config("https://gw/v1", "\"aws_access_key_id_env\": \"PB_TEST_BR_ID\""),
+                 "CONFIG providers.g.aws_access_key_id_env: is only for type \"bedrock\"");
 }
 
 Test(config, query_parsed_encoded_and_bounded)
