@@ -171,6 +171,43 @@ pb_provider_is_blank(const char *s)
 }
 
 void
+pb_provider_add_calls(json_object *blocks, json_object *tool_calls, const pb_provider_blocks *b)
+{
+    for (size_t k = 0; tool_calls != NULL && k < json_object_array_length(tool_calls); k++) {
+        json_object *call = json_object_array_get_idx(tool_calls, k), *id, *fn, *name, *args;
+        json_object_object_get_ex(call, "id", &id);
+        json_object_object_get_ex(call, "function", &fn);
+        json_object_object_get_ex(fn, "name", &name);
+        json_object_object_get_ex(fn, "arguments", &args);
+        json_object *input = json_tokener_parse(json_object_get_string(args));
+        json_object_array_add(blocks, b->call(id, name, input ? input : json_object_new_object()));
+    }
+}
+
+void
+pb_provider_add_blocks(json_object *blocks, const pb_message *m, const pb_provider_blocks *b)
+{
+    if (m->parts == NULL) {
+        if (!pb_provider_is_blank(m->content))
+            json_object_array_add(blocks, b->text(m->content, strlen(m->content)));
+    }
+    for (size_t k = 0; m->parts != NULL && k < json_object_array_length(m->parts); k++) {
+        json_object *part = json_object_array_get_idx(m->parts, k), *v, *img;
+        json_object_object_get_ex(part, "type", &v);
+        if (strcmp(json_object_get_string(v), "text") == 0) {
+            json_object_object_get_ex(part, "text", &v);
+            if (!pb_provider_is_blank(json_object_get_string(v)))
+                json_object_array_add(blocks, b->text(json_object_get_string(v),
+                                                      (size_t)json_object_get_string_len(v)));
+        } else if (json_object_object_get_ex(part, "image_url", &img) &&
+                   json_object_object_get_ex(img, "url", &v)) {
+            json_object_array_add(blocks, b->image(json_object_get_string(v)));
+        }
+    }
+    pb_provider_add_calls(blocks, m->tool_calls, b);
+}
+
+void
 pb_provider_walk_turns(const pb_request *req, pb_buf *system, pb_provider_turn_fn add, void *arg)
 {
     int side = -1; /* of the turn being merged: 1 the assistant's, 0 the user's, -1 none yet */

@@ -77,14 +77,6 @@ anthropic_is_space(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
-static bool
-anthropic_is_blank(const char *s)
-{
-    while (anthropic_is_space(*s))
-        s++;
-    return *s == '\0';
-}
-
 /* The name of the tool that carries a response_format on Anthropic (forced with
  * tool_choice), or NULL when the job asks for no JSON answer. */
 static const char *
@@ -158,50 +150,32 @@ anthropic_add_text(json_object *blocks, const char *text, size_t len, bool join)
     json_object_array_add(blocks, anthropic_text_block(text, len));
 }
 
-/* Adds m's content as blocks: text parts (not blank), images. */
+/* A tool_use block with the same id, input = the parsed arguments. */
+static json_object *
+anthropic_tool_use_block(json_object *id, json_object *name, json_object *input)
+{
+    json_object *b = json_object_new_object();
+    json_object_object_add(b, "type", json_object_new_string("tool_use"));
+    json_object_object_add(b, "id", json_object_get(id));
+    json_object_object_add(b, "name", json_object_get(name));
+    json_object_object_add(b, "input", input);
+    return b;
+}
+
+static const pb_provider_blocks anthropic_blocks = {anthropic_text_block, anthropic_image_block,
+                                                    anthropic_tool_use_block};
+
+/* Adds m's content as blocks: text (a whole content joins the turn's text), images, tool
+ * calls. */
 static void
 anthropic_add_content(json_object *blocks, const pb_message *m)
 {
-    if (m->parts == NULL) {
-        if (!anthropic_is_blank(m->content))
-            anthropic_add_text(blocks, m->content, strlen(m->content), true);
+    if (m->parts == NULL && !pb_provider_is_blank(m->content)) {
+        anthropic_add_text(blocks, m->content, strlen(m->content), true);
+        pb_provider_add_calls(blocks, m->tool_calls, &anthropic_blocks);
         return;
     }
-    for (size_t k = 0; k < json_object_array_length(m->parts); k++) {
-        json_object *part = json_object_array_get_idx(m->parts, k), *v, *img;
-        json_object_object_get_ex(part, "type", &v);
-        if (strcmp(json_object_get_string(v), "text") == 0) {
-            json_object_object_get_ex(part, "text", &v);
-            if (!anthropic_is_blank(json_object_get_string(v)))
-                json_object_array_add(blocks,
-                                      anthropic_text_block(json_object_get_string(v),
-                                                           (size_t)json_object_get_string_len(v)));
-        } else if (json_object_object_get_ex(part, "image_url", &img) &&
-                   json_object_object_get_ex(img, "url", &v)) {
-            json_object_array_add(blocks, anthropic_image_block(json_object_get_string(v)));
-        }
-    }
-}
-
-/* An assistant's tool_calls -> tool_use blocks with the same ids and the arguments parsed
- * (request.c checked they are JSON objects). */
-static void
-anthropic_add_tool_uses(json_object *blocks, json_object *tool_calls)
-{
-    for (size_t k = 0; k < json_object_array_length(tool_calls); k++) {
-        json_object *call = json_object_array_get_idx(tool_calls, k), *id, *fn, *name, *args;
-        json_object_object_get_ex(call, "id", &id);
-        json_object_object_get_ex(call, "function", &fn);
-        json_object_object_get_ex(fn, "name", &name);
-        json_object_object_get_ex(fn, "arguments", &args);
-        json_object *b = json_object_new_object();
-        json_object_object_add(b, "type", json_object_new_string("tool_use"));
-        json_object_object_add(b, "id", json_object_get(id));
-        json_object_object_add(b, "name", json_object_get(name));
-        json_object *input = json_tokener_parse(json_object_get_string(args));
-        json_object_object_add(b, "input", input ? input : json_object_new_object());
-        json_object_array_add(blocks, b);
-    }
+    pb_provider_add_blocks(blocks, m, &anthropic_blocks);
 }
 
 /* A tool message -> one tool_result block answering its tool_use. */
@@ -211,7 +185,7 @@ anthropic_tool_result(const pb_message *m)
     json_object *b = json_object_new_object();
     json_object_object_add(b, "type", json_object_new_string("tool_result"));
     json_object_object_add(b, "tool_use_id", json_object_new_string(m->tool_call_id));
-    if (!anthropic_is_blank(m->content))
+    if (!pb_provider_is_blank(m->content))
         json_object_object_add(b, "content", json_object_new_string(m->content));
     return b;
 }
@@ -272,7 +246,7 @@ anthropic_add_conversation(json_object *root, const pb_request *req)
     for (size_t i = 0; i < req->n_messages; i++) {
         const pb_message *m = &req->messages[i];
         if (m->role == PB_ROLE_SYSTEM || m->role == PB_ROLE_DEVELOPER) {
-            if (anthropic_is_blank(m->content))
+            if (pb_provider_is_blank(m->content))
                 continue;
             if (sys.len > 0)
                 pb_buf_append(&sys, "\n\n", 2);
@@ -281,7 +255,7 @@ anthropic_add_conversation(json_object *root, const pb_request *req)
         }
         /* A blank message adds nothing and must not split a turn. */
         if (m->role != PB_ROLE_TOOL && m->tool_calls == NULL && m->parts == NULL &&
-            anthropic_is_blank(m->content))
+            pb_provider_is_blank(m->content))
             continue;
         const char *side = m->role == PB_ROLE_ASSISTANT ? "assistant" : "user";
         if (role == NULL || strcmp(role, side) != 0) {
@@ -295,8 +269,6 @@ anthropic_add_conversation(json_object *root, const pb_request *req)
             continue;
         }
         anthropic_add_content(blocks, m);
-        if (m->tool_calls != NULL)
-            anthropic_add_tool_uses(blocks, m->tool_calls);
     }
     if (blocks != NULL)
         anthropic_flush_turn(msgs, role, blocks, true);
@@ -393,7 +365,7 @@ anthropic_add_stop(json_object *root, const pb_request *req)
     for (size_t i = 0; i < n; i++) {
         json_object *s =
             json_object_is_type(stop, json_type_array) ? json_object_array_get_idx(stop, i) : stop;
-        if (!anthropic_is_blank(json_object_get_string(s)))
+        if (!pb_provider_is_blank(json_object_get_string(s)))
             json_object_array_add(out, json_object_get(s));
     }
     if (json_object_array_length(out) > 0)
@@ -656,13 +628,13 @@ anthropic_dropped(const pb_request *req, char (*names)[PB_PROVIDER_PARAM_LEN], s
     json_object *stop = pb_request_param(req, "stop");
     for (size_t i = 0;
          json_object_is_type(stop, json_type_array) && i < json_object_array_length(stop); i++)
-        if (anthropic_is_blank(json_object_get_string(json_object_array_get_idx(stop, i)))) {
+        if (pb_provider_is_blank(json_object_get_string(json_object_array_get_idx(stop, i)))) {
             char name[PB_PROVIDER_PARAM_LEN];
             snprintf(name, sizeof(name), "stop[%zu]", i);
             pb_provider_drop(names, &n, max, name);
         }
     if (json_object_is_type(stop, json_type_string) &&
-        anthropic_is_blank(json_object_get_string(stop)))
+        pb_provider_is_blank(json_object_get_string(stop)))
         pb_provider_drop(names, &n, max, "stop");
     pb_provider_drop_unsendable(req, names, &n, max);
     return n;

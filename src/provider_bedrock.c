@@ -117,52 +117,21 @@ bedrock_image_block(const char *url)
     return b;
 }
 
-/* Adds m's content as blocks: text (not blank), images. */
-static void
-bedrock_add_content(json_object *blocks, const pb_message *m)
+/* A toolUse block: the same id, input = the parsed arguments. */
+static json_object *
+bedrock_tool_use_block(json_object *id, json_object *name, json_object *input)
 {
-    if (m->parts == NULL) {
-        if (!pb_provider_is_blank(m->content))
-            json_object_array_add(blocks, bedrock_text_block(m->content, strlen(m->content)));
-        return;
-    }
-    for (size_t k = 0; k < json_object_array_length(m->parts); k++) {
-        json_object *part = json_object_array_get_idx(m->parts, k), *v, *img;
-        json_object_object_get_ex(part, "type", &v);
-        if (strcmp(json_object_get_string(v), "text") == 0) {
-            json_object_object_get_ex(part, "text", &v);
-            if (!pb_provider_is_blank(json_object_get_string(v)))
-                json_object_array_add(blocks,
-                                      bedrock_text_block(json_object_get_string(v),
-                                                         (size_t)json_object_get_string_len(v)));
-        } else if (json_object_object_get_ex(part, "image_url", &img) &&
-                   json_object_object_get_ex(img, "url", &v)) {
-            json_object_array_add(blocks, bedrock_image_block(json_object_get_string(v)));
-        }
-    }
+    json_object *use = json_object_new_object();
+    json_object_object_add(use, "toolUseId", json_object_get(id));
+    json_object_object_add(use, "name", json_object_get(name));
+    json_object_object_add(use, "input", input);
+    json_object *b = json_object_new_object();
+    json_object_object_add(b, "toolUse", use);
+    return b;
 }
 
-/* An assistant's tool_calls -> toolUse blocks with the same ids and the arguments parsed
- * (request.c checked they are JSON objects). */
-static void
-bedrock_add_tool_uses(json_object *blocks, json_object *tool_calls)
-{
-    for (size_t k = 0; k < json_object_array_length(tool_calls); k++) {
-        json_object *call = json_object_array_get_idx(tool_calls, k), *id, *fn, *name, *args;
-        json_object_object_get_ex(call, "id", &id);
-        json_object_object_get_ex(call, "function", &fn);
-        json_object_object_get_ex(fn, "name", &name);
-        json_object_object_get_ex(fn, "arguments", &args);
-        json_object *use = json_object_new_object();
-        json_object_object_add(use, "toolUseId", json_object_get(id));
-        json_object_object_add(use, "name", json_object_get(name));
-        json_object *input = json_tokener_parse(json_object_get_string(args));
-        json_object_object_add(use, "input", input ? input : json_object_new_object());
-        json_object *b = json_object_new_object();
-        json_object_object_add(b, "toolUse", use);
-        json_object_array_add(blocks, b);
-    }
-}
+static const pb_provider_blocks bedrock_blocks = {bedrock_text_block, bedrock_image_block,
+                                                  bedrock_tool_use_block};
 
 /* A tool message -> a toolResult block: its content as {json} when that is a JSON object,
  * else as {text}. */
@@ -224,9 +193,7 @@ bedrock_add_turn(void *arg, size_t i, bool assistant, bool new_turn)
         json_object_array_add(t->blocks, bedrock_tool_result(m));
         return;
     }
-    bedrock_add_content(t->blocks, m);
-    if (m->tool_calls != NULL)
-        bedrock_add_tool_uses(t->blocks, m->tool_calls);
+    pb_provider_add_blocks(t->blocks, m, &bedrock_blocks);
 }
 
 /* The final assistant turn (a prefill) must not end in white space, and no turn may be

@@ -76,14 +76,6 @@ gemini_str(json_object *obj, const char *key)
                : NULL;
 }
 
-static bool
-gemini_is_blank(const char *s)
-{
-    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == '\v' || *s == '\f')
-        s++;
-    return *s == '\0';
-}
-
 /* What the Gemini API cannot take without a change of meaning. */
 static const char *
 gemini_refuses(const pb_request *req)
@@ -129,50 +121,21 @@ gemini_image_part(const char *url)
     return p;
 }
 
-/* Adds m's content as parts: text (not blank), images. */
-static void
-gemini_add_content(json_object *parts, const pb_message *m)
+/* A functionCall part (Gemini has no call ids). */
+static json_object *
+gemini_call_part(json_object *id, json_object *name, json_object *input)
 {
-    if (m->parts == NULL) {
-        if (!gemini_is_blank(m->content))
-            json_object_array_add(parts, gemini_text_part(m->content, strlen(m->content)));
-        return;
-    }
-    for (size_t k = 0; k < json_object_array_length(m->parts); k++) {
-        json_object *part = json_object_array_get_idx(m->parts, k), *v, *img;
-        json_object_object_get_ex(part, "type", &v);
-        if (strcmp(json_object_get_string(v), "text") == 0) {
-            json_object_object_get_ex(part, "text", &v);
-            if (!gemini_is_blank(json_object_get_string(v)))
-                json_object_array_add(parts,
-                                      gemini_text_part(json_object_get_string(v),
-                                                       (size_t)json_object_get_string_len(v)));
-        } else if (json_object_object_get_ex(part, "image_url", &img) &&
-                   json_object_object_get_ex(img, "url", &v)) {
-            json_object_array_add(parts, gemini_image_part(json_object_get_string(v)));
-        }
-    }
+    (void)id;
+    json_object *fc = json_object_new_object();
+    json_object_object_add(fc, "name", json_object_get(name));
+    json_object_object_add(fc, "args", input);
+    json_object *p = json_object_new_object();
+    json_object_object_add(p, "functionCall", fc);
+    return p;
 }
 
-/* An assistant's tool_calls -> functionCall parts with the arguments parsed (request.c
- * checked they are JSON objects). */
-static void
-gemini_add_calls(json_object *parts, json_object *tool_calls)
-{
-    for (size_t k = 0; k < json_object_array_length(tool_calls); k++) {
-        json_object *call = json_object_array_get_idx(tool_calls, k), *fn, *name, *args;
-        json_object_object_get_ex(call, "function", &fn);
-        json_object_object_get_ex(fn, "name", &name);
-        json_object_object_get_ex(fn, "arguments", &args);
-        json_object *fc = json_object_new_object();
-        json_object_object_add(fc, "name", json_object_get(name));
-        json_object *input = json_tokener_parse(json_object_get_string(args));
-        json_object_object_add(fc, "args", input ? input : json_object_new_object());
-        json_object *p = json_object_new_object();
-        json_object_object_add(p, "functionCall", fc);
-        json_object_array_add(parts, p);
-    }
-}
+static const pb_provider_blocks gemini_parts = {gemini_text_part, gemini_image_part,
+                                                gemini_call_part};
 
 /* The function name of the tool call with id in an assistant message before message `before`
  * (the latest one wins), or NULL. */
@@ -216,65 +179,58 @@ gemini_function_response(const pb_request *req, size_t i)
     return p;
 }
 
-/* Emits a turn unless it has no parts. */
+/* Where gemini_add_turn builds the contents array. */
+typedef struct gemini_turns {
+    const pb_request *req;
+    json_object *contents; /* the turns */
+    json_object *parts;    /* the parts of the turn being merged (the last one's) */
+} gemini_turns;
+
 static void
-gemini_flush_turn(json_object *contents, const char *role, json_object *parts)
+gemini_new_turn(gemini_turns *t, const char *role)
 {
-    if (json_object_array_length(parts) == 0) {
-        json_object_put(parts);
-        return;
-    }
     json_object *c = json_object_new_object();
+    t->parts = json_object_new_array();
     json_object_object_add(c, "role", json_object_new_string(role));
-    json_object_object_add(c, "parts", parts);
-    json_object_array_add(contents, c);
+    json_object_object_add(c, "parts", t->parts);
+    json_object_array_add(t->contents, c);
+}
+
+/* pb_provider_walk_turns's callback: message i into the current turn, or a new one; tool
+ * messages are functionResponse parts of a user turn. */
+static void
+gemini_add_turn(void *arg, size_t i, bool assistant, bool new_turn)
+{
+    gemini_turns *t = arg;
+    const pb_message *m = &t->req->messages[i];
+    if (new_turn)
+        gemini_new_turn(t, assistant ? "model" : "user");
+    if (m->role == PB_ROLE_TOOL)
+        json_object_array_add(t->parts, gemini_function_response(t->req, i));
+    else
+        pb_provider_add_blocks(t->parts, m, &gemini_parts);
 }
 
 /* Adds "systemInstruction" (system and developer messages, joined) and "contents": the rest as
- * turns of parts, consecutive messages of one side merged into one turn (so roles alternate),
- * tool messages functionResponse parts of a user turn, tool calls functionCall parts of the
- * model's. */
+ * turns of parts (pb_provider_walk_turns: the roles alternate), tool calls functionCall parts
+ * of the model's. A turn whose messages gave no parts is left out. */
 static void
 gemini_add_conversation(json_object *root, const pb_request *req)
 {
     pb_buf sys;
     pb_buf_init(&sys, SIZE_MAX);
-    json_object *contents = json_object_new_array(), *parts = NULL;
-    const char *role = NULL;
-    for (size_t i = 0; i < req->n_messages; i++) {
-        const pb_message *m = &req->messages[i];
-        if (m->role == PB_ROLE_SYSTEM || m->role == PB_ROLE_DEVELOPER) {
-            if (gemini_is_blank(m->content))
-                continue;
-            if (sys.len > 0)
-                pb_buf_append(&sys, "\n\n", 2);
-            pb_buf_append(&sys, m->content, strlen(m->content));
-            continue;
-        }
-        if (m->role != PB_ROLE_TOOL && m->tool_calls == NULL && m->parts == NULL &&
-            gemini_is_blank(m->content))
-            continue;
-        const char *side = m->role == PB_ROLE_ASSISTANT ? "model" : "user";
-        if (role == NULL || strcmp(role, side) != 0) {
-            if (parts != NULL)
-                gemini_flush_turn(contents, role, parts);
-            parts = json_object_new_array();
-            role = side;
-        }
-        if (m->role == PB_ROLE_TOOL) {
-            json_object_array_add(parts, gemini_function_response(req, i));
-            continue;
-        }
-        gemini_add_content(parts, m);
-        if (m->tool_calls != NULL)
-            gemini_add_calls(parts, m->tool_calls);
+    gemini_turns t = {.req = req, .contents = json_object_new_array()};
+    pb_provider_walk_turns(req, &sys, gemini_add_turn, &t);
+    for (size_t i = json_object_array_length(t.contents); i-- > 0;) {
+        json_object *parts;
+        json_object_object_get_ex(json_object_array_get_idx(t.contents, i), "parts", &parts);
+        if (json_object_array_length(parts) == 0)
+            json_object_array_del_idx(t.contents, i, 1);
     }
-    if (parts != NULL)
-        gemini_flush_turn(contents, role, parts);
-    if (json_object_array_length(contents) == 0) {
-        json_object *p = json_object_new_array();
-        json_object_array_add(p, gemini_text_part(GEMINI_CONTINUED, strlen(GEMINI_CONTINUED)));
-        gemini_flush_turn(contents, "user", p);
+    if (json_object_array_length(t.contents) == 0) {
+        gemini_new_turn(&t, "user");
+        json_object_array_add(t.parts,
+                              gemini_text_part(GEMINI_CONTINUED, strlen(GEMINI_CONTINUED)));
     }
     if (sys.len > 0) {
         json_object *si = json_object_new_object(), *p = json_object_new_array();
@@ -282,7 +238,7 @@ gemini_add_conversation(json_object *root, const pb_request *req)
         json_object_object_add(si, "parts", p);
         json_object_object_add(root, "systemInstruction", si);
     }
-    json_object_object_add(root, "contents", contents);
+    json_object_object_add(root, "contents", t.contents);
     pb_buf_free(&sys);
 }
 

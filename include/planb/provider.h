@@ -136,6 +136,20 @@ void pb_provider_drop_unsendable(const pb_request *req, char (*names)[PB_PROVIDE
 typedef void (*pb_provider_turn_fn)(void *arg, size_t i, bool assistant, bool new_turn);
 void pb_provider_walk_turns(const pb_request *req, pb_buf *system, pb_provider_turn_fn add,
                             void *arg);
+/* How a translated dialect writes the blocks (parts) of one message. */
+typedef struct pb_provider_blocks {
+    json_object *(*text)(const char *s, size_t len); /* a text block */
+    json_object *(*image)(const char *url);          /* an image_url part's (request.c-checked) */
+    /* a tool call: id and name borrowed, input (the parsed arguments, an object) taken */
+    json_object *(*call)(json_object *id, json_object *name, json_object *input);
+} pb_provider_blocks;
+/* Appends m's content to blocks as b writes it: non-blank text (the whole content, or each
+ * text part), images, in order; then its tool calls. */
+void pb_provider_add_blocks(json_object *blocks, const pb_message *m, const pb_provider_blocks *b);
+/* Appends the tool calls of an assistant message (request.c checked their arguments are JSON
+ * objects) as b->call writes them. */
+void pb_provider_add_calls(json_object *blocks, json_object *tool_calls,
+                           const pb_provider_blocks *b);
 /* True when s holds only ASCII white space (a message that says nothing). */
 bool pb_provider_is_blank(const char *s);
 /* Serializes body (taken: it is put here) into r->body / r->body_len. */
