@@ -55,3 +55,43 @@ th_expect_bad_reply(const pb_provider_ops *ops, const char *name, const char *wh
     if (why != NULL)
         cr_expect(strstr(err.msg, why) != NULL, "%s: %s lacks %s", name, err.msg, why);
 }
+
+const char *
+th_header(const pb_http_request *r, const char *name)
+{
+    size_t n = strlen(name);
+    for (char **h = r->headers; *h; h++)
+        if (strncmp(*h, name, n) == 0 && (*h)[n] == ':' && (*h)[n + 1] == ' ')
+            return *h + n + 2;
+    return NULL;
+}
+
+/* o at a path of keys and [indices], e.g. "contents[0].parts[1].text"; NULL when absent. */
+json_object *
+th_at(json_object *o, const char *path)
+{
+    char buf[256];
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *tok = strtok(buf, "."); tok != NULL && o != NULL; tok = strtok(NULL, ".")) {
+        char *br = strchr(tok, '[');
+        if (br != NULL)
+            *br = '\0';
+        if (*tok && !json_object_object_get_ex(o, tok, &o))
+            return NULL;
+        while (br != NULL && o != NULL) {
+            size_t i = strtoul(br + 1, &br, 10);
+            o = json_object_is_type(o, json_type_array) && i < json_object_array_length(o)
+                    ? json_object_array_get_idx(o, i)
+                    : NULL;
+            br = strchr(br, '[');
+        }
+    }
+    return o;
+}
+
+const char *
+th_at_str(json_object *o, const char *path)
+{
+    json_object *v = th_at(o, path);
+    return v != NULL ? json_object_get_string(v) : "(absent)";
+}

@@ -25,5 +25,11 @@ pb_class th_fixture_classify(const pb_provider_ops *ops, long status, const char
 /* Expects fixture name to be refused as PB_PROVIDER_BAD_REPLY with an error "BAD_REPLY ..."
  * that mentions why (unless why is NULL), and no content. */
 void th_expect_bad_reply(const pb_provider_ops *ops, const char *name, const char *why);
+/* The value of header name ("Name: value" lines of r, name matched exactly), or NULL. */
+const char *th_header(const pb_http_request *r, const char *name);
+/* o at a path of keys and [indices], e.g. "contents[0].parts[1].text"; NULL when absent. */
+json_object *th_at(json_object *o, const char *path);
+/* th_at's string, "(absent)" when absent. */
+const char *th_at_str(json_object *o, const char *path);
 
 #endif

@@ -46,15 +46,6 @@ request(pb_message *msgs, size_t n)
                         .top_p = NAN};
 }
 
-static const char *
-header(const pb_http_request *r, const char *name)
-{
-    size_t n = strlen(name);
-    for (char **h = r->headers; *h; h++)
-        if (strncmp(*h, name, n) == 0 && (*h)[n] == ':' && (*h)[n + 1] == ' ')
-            return *h + n + 2;
-    return NULL;
-}
 
 static size_t
 header_count(const pb_http_request *r)
@@ -110,10 +101,10 @@ Test(anthropic, request_url_and_headers)
     cr_assert_eq(pb_provider_anthropic.build_request(&p, &model, &req, r, NULL), PB_OK);
     cr_assert_str_eq(r->url, "https://api.anthropic.com/v1/messages");
     cr_assert_eq(header_count(r), 3);
-    cr_assert_str_eq(header(r, "Content-Type"), "application/json");
-    cr_assert_str_eq(header(r, "x-api-key"), "sk-ant-1");
-    cr_assert_str_eq(header(r, "anthropic-version"), "2024-01-01");
-    cr_assert_null(header(r, "Authorization"));
+    cr_assert_str_eq(th_header(r, "Content-Type"), "application/json");
+    cr_assert_str_eq(th_header(r, "x-api-key"), "sk-ant-1");
+    cr_assert_str_eq(th_header(r, "anthropic-version"), "2024-01-01");
+    cr_assert_null(th_header(r, "Authorization"));
     pb_http_request_free(r);
 }
 
@@ -127,8 +118,8 @@ Test(anthropic, request_without_key_and_default_version)
         pb_http_request *r = pb_xcalloc(1, sizeof(*r));
         cr_assert_eq(pb_provider_anthropic.build_request(&p, &model, &req, r, NULL), PB_OK);
         cr_assert_eq(header_count(r), 2);
-        cr_assert_null(header(r, "x-api-key"));
-        cr_assert_str_eq(header(r, "anthropic-version"), "2023-06-01");
+        cr_assert_null(th_header(r, "x-api-key"));
+        cr_assert_str_eq(th_header(r, "anthropic-version"), "2023-06-01");
         pb_http_request_free(r);
     }
 }

@@ -45,45 +45,8 @@ request(pb_message *msgs, size_t n)
                         .top_p = NAN};
 }
 
-static const char *
-header(const pb_http_request *r, const char *name)
-{
-    size_t n = strlen(name);
-    for (char **h = r->headers; *h; h++)
-        if (strncmp(*h, name, n) == 0 && (*h)[n] == ':' && (*h)[n + 1] == ' ')
-            return *h + n + 2;
-    return NULL;
-}
 
-/* o at a path of keys and [indices], e.g. "contents[0].parts[1].text"; NULL when absent. */
-static json_object *
-at(json_object *o, const char *path)
-{
-    char buf[256];
-    snprintf(buf, sizeof(buf), "%s", path);
-    for (char *tok = strtok(buf, "."); tok != NULL && o != NULL; tok = strtok(NULL, ".")) {
-        char *br = strchr(tok, '[');
-        if (br != NULL)
-            *br = '\0';
-        if (*tok && !json_object_object_get_ex(o, tok, &o))
-            return NULL;
-        while (br != NULL && o != NULL) {
-            size_t i = strtoul(br + 1, &br, 10);
-            o = json_object_is_type(o, json_type_array) && i < json_object_array_length(o)
-                    ? json_object_array_get_idx(o, i)
-                    : NULL;
-            br = strchr(br, '[');
-        }
-    }
-    return o;
-}
 
-static const char *
-at_str(json_object *o, const char *path)
-{
-    json_object *v = at(o, path);
-    return v != NULL ? json_object_get_string(v) : "(absent)";
-}
 
 /* Builds req with a keyed provider and returns the body parsed back (caller puts). */
 static json_object *
@@ -109,9 +72,9 @@ Test(gemini, request_url_and_key_header_never_the_url)
     cr_assert_eq(pb_provider_gemini.build_request(&p, &model, &req, r, NULL), PB_OK);
     cr_assert_str_eq(r->url, "https://generativelanguage.googleapis.com/v1beta/models/"
                              "gemini-2.5-flash:generateContent");
-    cr_assert_str_eq(header(r, "x-goog-api-key"), "AIzaSecret");
-    cr_assert_str_eq(header(r, "Content-Type"), "application/json");
-    cr_assert_null(header(r, "Authorization"));
+    cr_assert_str_eq(th_header(r, "x-goog-api-key"), "AIzaSecret");
+    cr_assert_str_eq(th_header(r, "Content-Type"), "application/json");
+    cr_assert_null(th_header(r, "Authorization"));
     pb_http_request_free(r);
 
     req.stream = true;
@@ -123,14 +86,14 @@ Test(gemini, request_url_and_key_header_never_the_url)
                              "tuned%20model%3Av1:streamGenerateContent?alt=sse");
     cr_assert(strstr(r->url, "key=") == NULL && strstr(r->url, "AIza") == NULL);
     json_object *body = json_tokener_parse(r->body);
-    cr_assert_null(at(body, "stream"), "the method streams, not a field");
+    cr_assert_null(th_at(body, "stream"), "the method streams, not a field");
     json_object_put(body);
     pb_http_request_free(r);
 
     pb_provider_conf nokey = provider(NULL);
     r = pb_xcalloc(1, sizeof(*r));
     cr_assert_eq(pb_provider_gemini.build_request(&nokey, &model, &req, r, NULL), PB_OK);
-    cr_assert_null(header(r, "x-goog-api-key"));
+    cr_assert_null(th_header(r, "x-goog-api-key"));
     pb_http_request_free(r);
 }
 
@@ -160,24 +123,24 @@ Test(gemini, request_system_lifted_roles_user_and_model_merged)
     };
     pb_request req = request(msgs, 7);
     json_object *body = build_body(&req);
-    cr_expect_str_eq(at_str(body, "systemInstruction.parts[0].text"), "Be brief.\n\nUse French.");
-    cr_assert_eq(json_object_array_length(at(body, "contents")), 3, "%s",
+    cr_expect_str_eq(th_at_str(body, "systemInstruction.parts[0].text"), "Be brief.\n\nUse French.");
+    cr_assert_eq(json_object_array_length(th_at(body, "contents")), 3, "%s",
                  json_object_to_json_string(body));
-    cr_expect_str_eq(at_str(body, "contents[0].role"), "user");
-    cr_expect_str_eq(at_str(body, "contents[0].parts[0].text"), "hello");
-    cr_expect_str_eq(at_str(body, "contents[0].parts[1].text"), "again");
-    cr_expect_str_eq(at_str(body, "contents[1].role"), "model");
-    cr_expect_eq(json_object_array_length(at(body, "contents[1].parts")), 1, "blank skipped");
-    cr_expect_str_eq(at_str(body, "contents[2].role"), "user");
-    cr_expect_null(at(body, "model"), "the model is in the URL");
-    cr_expect_null(at(body, "messages"));
+    cr_expect_str_eq(th_at_str(body, "contents[0].role"), "user");
+    cr_expect_str_eq(th_at_str(body, "contents[0].parts[0].text"), "hello");
+    cr_expect_str_eq(th_at_str(body, "contents[0].parts[1].text"), "again");
+    cr_expect_str_eq(th_at_str(body, "contents[1].role"), "model");
+    cr_expect_eq(json_object_array_length(th_at(body, "contents[1].parts")), 1, "blank skipped");
+    cr_expect_str_eq(th_at_str(body, "contents[2].role"), "user");
+    cr_expect_null(th_at(body, "model"), "the model is in the URL");
+    cr_expect_null(th_at(body, "messages"));
     json_object_put(body);
 
     pb_message only_sys[] = {{.role = PB_ROLE_SYSTEM, .content = (char[]){"Say hi."}}};
     req = request(only_sys, 1);
     body = build_body(&req);
-    cr_expect_str_eq(at_str(body, "contents[0].role"), "user", "contents is never empty");
-    cr_expect_str_eq(at_str(body, "contents[0].parts[0].text"), "(continued)");
+    cr_expect_str_eq(th_at_str(body, "contents[0].role"), "user", "contents is never empty");
+    cr_expect_str_eq(th_at_str(body, "contents[0].parts[0].text"), "(continued)");
     json_object_put(body);
 }
 
@@ -186,8 +149,8 @@ Test(gemini, request_generation_config)
     pb_message msgs[] = {{.role = PB_ROLE_USER, .content = (char[]){"Hi"}}};
     pb_request req = request(msgs, 1);
     json_object *body = build_body(&req);
-    cr_expect_eq(json_object_get_int(at(body, "generationConfig.candidateCount")), 1);
-    cr_expect_eq(json_object_object_length(at(body, "generationConfig")), 1);
+    cr_expect_eq(json_object_get_int(th_at(body, "generationConfig.candidateCount")), 1);
+    cr_expect_eq(json_object_object_length(th_at(body, "generationConfig")), 1);
     json_object_put(body);
 
     req.temperature = 1.5;
@@ -197,23 +160,23 @@ Test(gemini, request_generation_config)
                                     "\"json_schema\",\"json_schema\":{\"name\":\"a\",\"schema\":{"
                                     "\"type\":\"object\"}}}}");
     body = build_body(&req);
-    cr_expect_str_eq(at_str(body, "generationConfig.temperature"), "1.5");
-    cr_expect_str_eq(at_str(body, "generationConfig.topP"), "0.2", "printed as written");
-    cr_expect_eq(json_object_get_int(at(body, "generationConfig.maxOutputTokens")), 77);
-    cr_expect_str_eq(at_str(body, "generationConfig.stopSequences[0]"), "END");
-    cr_expect_eq(json_object_get_int(at(body, "generationConfig.seed")), 42);
-    cr_expect_str_eq(at_str(body, "generationConfig.responseMimeType"), "application/json");
-    cr_expect_str_eq(at_str(body, "generationConfig.responseSchema.type"), "object");
+    cr_expect_str_eq(th_at_str(body, "generationConfig.temperature"), "1.5");
+    cr_expect_str_eq(th_at_str(body, "generationConfig.topP"), "0.2", "printed as written");
+    cr_expect_eq(json_object_get_int(th_at(body, "generationConfig.maxOutputTokens")), 77);
+    cr_expect_str_eq(th_at_str(body, "generationConfig.stopSequences[0]"), "END");
+    cr_expect_eq(json_object_get_int(th_at(body, "generationConfig.seed")), 42);
+    cr_expect_str_eq(th_at_str(body, "generationConfig.responseMimeType"), "application/json");
+    cr_expect_str_eq(th_at_str(body, "generationConfig.responseSchema.type"), "object");
     json_object_put(body);
     json_object_put(req.params);
 
     req.params = json_tokener_parse("{\"stop\":[\"a\",\"b\"],\"seed\":9000000000,"
                                     "\"response_format\":{\"type\":\"json_object\"}}");
     body = build_body(&req);
-    cr_expect_eq(json_object_array_length(at(body, "generationConfig.stopSequences")), 2);
-    cr_expect_null(at(body, "generationConfig.seed"), "beyond int32: dropped");
-    cr_expect_str_eq(at_str(body, "generationConfig.responseMimeType"), "application/json");
-    cr_expect_null(at(body, "generationConfig.responseSchema"));
+    cr_expect_eq(json_object_array_length(th_at(body, "generationConfig.stopSequences")), 2);
+    cr_expect_null(th_at(body, "generationConfig.seed"), "beyond int32: dropped");
+    cr_expect_str_eq(th_at_str(body, "generationConfig.responseMimeType"), "application/json");
+    cr_expect_null(th_at(body, "generationConfig.responseSchema"));
     char names[PB_PROVIDER_DROPPED_MAX][PB_PROVIDER_PARAM_LEN];
     size_t n = pb_provider_gemini.dropped(&req, names, PB_PROVIDER_DROPPED_MAX);
     cr_expect_eq(n, 1);
@@ -244,27 +207,27 @@ Test(gemini, request_tools_calls_and_results_matched_by_name)
         "{\"name\":\"get_time\"}}],\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":"
         "\"get_time\"}},\"parallel_tool_calls\":false}");
     json_object *body = build_body(&req);
-    cr_expect_str_eq(at_str(body, "tools[0].functionDeclarations[0].name"), "get_weather");
-    cr_expect_str_eq(at_str(body, "tools[0].functionDeclarations[0].description"), "Weather");
-    cr_expect_str_eq(at_str(body, "tools[0].functionDeclarations[0].parameters.type"), "object");
-    cr_expect_str_eq(at_str(body, "tools[0].functionDeclarations[1].name"), "get_time");
-    cr_expect_null(at(body, "tools[0].functionDeclarations[1].parameters"));
-    cr_expect_str_eq(at_str(body, "toolConfig.functionCallingConfig.mode"), "ANY");
-    cr_expect_str_eq(at_str(body, "toolConfig.functionCallingConfig.allowedFunctionNames[0]"),
+    cr_expect_str_eq(th_at_str(body, "tools[0].functionDeclarations[0].name"), "get_weather");
+    cr_expect_str_eq(th_at_str(body, "tools[0].functionDeclarations[0].description"), "Weather");
+    cr_expect_str_eq(th_at_str(body, "tools[0].functionDeclarations[0].parameters.type"), "object");
+    cr_expect_str_eq(th_at_str(body, "tools[0].functionDeclarations[1].name"), "get_time");
+    cr_expect_null(th_at(body, "tools[0].functionDeclarations[1].parameters"));
+    cr_expect_str_eq(th_at_str(body, "toolConfig.functionCallingConfig.mode"), "ANY");
+    cr_expect_str_eq(th_at_str(body, "toolConfig.functionCallingConfig.allowedFunctionNames[0]"),
                      "get_time");
-    cr_assert_eq(json_object_array_length(at(body, "contents")), 3, "%s",
+    cr_assert_eq(json_object_array_length(th_at(body, "contents")), 3, "%s",
                  json_object_to_json_string(body));
-    cr_expect_str_eq(at_str(body, "contents[1].role"), "model");
-    cr_expect_str_eq(at_str(body, "contents[1].parts[0].functionCall.name"), "get_weather");
-    cr_expect_str_eq(at_str(body, "contents[1].parts[0].functionCall.args.city"), "Paris");
-    cr_expect_str_eq(at_str(body, "contents[1].parts[1].functionCall.name"), "get_time");
-    cr_expect_str_eq(at_str(body, "contents[2].role"), "user", "both results in one turn");
-    cr_expect_str_eq(at_str(body, "contents[2].parts[0].functionResponse.name"), "get_weather");
-    cr_expect_eq(json_object_get_int(at(body, "contents[2].parts[0].functionResponse.response."
+    cr_expect_str_eq(th_at_str(body, "contents[1].role"), "model");
+    cr_expect_str_eq(th_at_str(body, "contents[1].parts[0].functionCall.name"), "get_weather");
+    cr_expect_str_eq(th_at_str(body, "contents[1].parts[0].functionCall.args.city"), "Paris");
+    cr_expect_str_eq(th_at_str(body, "contents[1].parts[1].functionCall.name"), "get_time");
+    cr_expect_str_eq(th_at_str(body, "contents[2].role"), "user", "both results in one turn");
+    cr_expect_str_eq(th_at_str(body, "contents[2].parts[0].functionResponse.name"), "get_weather");
+    cr_expect_eq(json_object_get_int(th_at(body, "contents[2].parts[0].functionResponse.response."
                                               "temp")),
                  21, "a JSON object result goes as it is");
-    cr_expect_str_eq(at_str(body, "contents[2].parts[1].functionResponse.name"), "get_time");
-    cr_expect_str_eq(at_str(body, "contents[2].parts[1].functionResponse.response.result"), "noon",
+    cr_expect_str_eq(th_at_str(body, "contents[2].parts[1].functionResponse.name"), "get_time");
+    cr_expect_str_eq(th_at_str(body, "contents[2].parts[1].functionResponse.response.result"), "noon",
                      "text is wrapped");
     char names[PB_PROVIDER_DROPPED_MAX][PB_PROVIDER_PARAM_LEN];
     size_t n = pb_provider_gemini.dropped(&req, names, PB_PROVIDER_DROPPED_MAX);
@@ -278,8 +241,8 @@ Test(gemini, request_tools_calls_and_results_matched_by_name)
     for (size_t i = 0; i < 3; i++) {
         json_object_object_add(req.params, "tool_choice", json_tokener_parse(choices[i][0]));
         body = build_body(&req);
-        cr_expect_str_eq(at_str(body, "toolConfig.functionCallingConfig.mode"), choices[i][1]);
-        cr_expect_null(at(body, "toolConfig.functionCallingConfig.allowedFunctionNames"));
+        cr_expect_str_eq(th_at_str(body, "toolConfig.functionCallingConfig.mode"), choices[i][1]);
+        cr_expect_null(th_at(body, "toolConfig.functionCallingConfig.allowedFunctionNames"));
         json_object_put(body);
     }
     json_object_put(req.params);
@@ -295,9 +258,9 @@ Test(gemini, request_images_inline_or_refused)
         {.role = PB_ROLE_USER, .content = (char[]){"What is this?"}, .parts = parts}};
     pb_request req = request(msgs, 1);
     json_object *body = build_body(&req);
-    cr_expect_str_eq(at_str(body, "contents[0].parts[0].text"), "What is this?");
-    cr_expect_str_eq(at_str(body, "contents[0].parts[1].inlineData.mimeType"), "image/png");
-    cr_expect_str_eq(at_str(body, "contents[0].parts[1].inlineData.data"), "iVBORw0KGgo=");
+    cr_expect_str_eq(th_at_str(body, "contents[0].parts[0].text"), "What is this?");
+    cr_expect_str_eq(th_at_str(body, "contents[0].parts[1].inlineData.mimeType"), "image/png");
+    cr_expect_str_eq(th_at_str(body, "contents[0].parts[1].inlineData.data"), "iVBORw0KGgo=");
     char names[PB_PROVIDER_DROPPED_MAX][PB_PROVIDER_PARAM_LEN];
     cr_expect_eq(pb_provider_gemini.dropped(&req, names, PB_PROVIDER_DROPPED_MAX), 1);
     cr_expect_str_eq(names[0], "image_url.detail");
@@ -366,12 +329,12 @@ Test(gemini, parse_function_calls_get_stable_ids)
     cr_expect_str_eq(c.tool_calls, again.tool_calls, "the same reply, the same ids");
     json_object *calls = json_tokener_parse(c.tool_calls);
     cr_assert_eq(json_object_array_length(calls), 2, "%s", c.tool_calls);
-    cr_expect_str_eq(at_str(calls, "[0].function.name"), "get_weather");
-    cr_expect_str_eq(at_str(calls, "[0].function.arguments"), "{\"city\":\"Paris\"}");
-    cr_expect_str_eq(at_str(calls, "[0].type"), "function");
-    cr_expect_str_eq(at_str(calls, "[1].function.arguments"), "{}", "no args: an empty object");
-    cr_expect(strncmp(at_str(calls, "[0].id"), "call_", 5) == 0);
-    cr_expect_str_neq(at_str(calls, "[0].id"), at_str(calls, "[1].id"));
+    cr_expect_str_eq(th_at_str(calls, "[0].function.name"), "get_weather");
+    cr_expect_str_eq(th_at_str(calls, "[0].function.arguments"), "{\"city\":\"Paris\"}");
+    cr_expect_str_eq(th_at_str(calls, "[0].type"), "function");
+    cr_expect_str_eq(th_at_str(calls, "[1].function.arguments"), "{}", "no args: an empty object");
+    cr_expect(strncmp(th_at_str(calls, "[0].id"), "call_", 5) == 0);
+    cr_expect_str_neq(th_at_str(calls, "[0].id"), th_at_str(calls, "[1].id"));
     cr_expect_eq(c.prompt_tokens, 30);
     cr_expect_eq(c.completion_tokens, 8);
     cr_expect_eq(c.cached_tokens, -1);
@@ -542,9 +505,9 @@ Test(gemini_stream, function_calls_have_the_ids_of_the_unstreamed_reply)
     for (size_t i = 0; i < 2; i++) {
         char path[32];
         snprintf(path, sizeof(path), "[%zu].id", i);
-        cr_expect_str_eq(at_str(a, path), at_str(b, path), "%zu", i);
+        cr_expect_str_eq(th_at_str(a, path), th_at_str(b, path), "%zu", i);
         snprintf(path, sizeof(path), "[%zu].function.arguments", i);
-        cr_expect_str_eq(at_str(a, path), at_str(b, path), "%zu", i);
+        cr_expect_str_eq(th_at_str(a, path), th_at_str(b, path), "%zu", i);
     }
     json_object_put(a);
     json_object_put(b);

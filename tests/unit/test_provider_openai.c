@@ -51,15 +51,6 @@ request(void)
 }
 
 /* Value of header name in r, or NULL. */
-static const char *
-header(const pb_http_request *r, const char *name)
-{
-    size_t n = strlen(name);
-    for (char **h = r->headers; *h; h++)
-        if (strncmp(*h, name, n) == 0 && (*h)[n] == ':' && (*h)[n + 1] == ' ')
-            return *h + n + 2;
-    return NULL;
-}
 
 static size_t
 header_count(const pb_http_request *r)
@@ -106,8 +97,8 @@ Test(openai, request_url_and_headers_with_key)
     json_object *body = build(&p, &req, r);
     cr_assert_str_eq(r->url, "http://127.0.0.1:8000/v1/chat/completions");
     cr_assert_eq(header_count(r), 2);
-    cr_assert_str_eq(header(r, "Content-Type"), "application/json");
-    cr_assert_str_eq(header(r, "Authorization"), "Bearer sk-test-123");
+    cr_assert_str_eq(th_header(r, "Content-Type"), "application/json");
+    cr_assert_str_eq(th_header(r, "Authorization"), "Bearer sk-test-123");
     json_object_put(body);
     pb_http_request_free(r);
 }
@@ -121,8 +112,8 @@ Test(openai, request_without_key_sends_no_authorization)
         pb_http_request *r = pb_xcalloc(1, sizeof(*r));
         json_object *body = build(&p, &req, r);
         cr_assert_eq(header_count(r), 1);
-        cr_assert_null(header(r, "Authorization"));
-        cr_assert_str_eq(header(r, "Content-Type"), "application/json");
+        cr_assert_null(th_header(r, "Authorization"));
+        cr_assert_str_eq(th_header(r, "Content-Type"), "application/json");
         json_object_put(body);
         pb_http_request_free(r);
     }
