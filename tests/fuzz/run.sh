@@ -10,7 +10,7 @@ SECS=${FUZZ_SECONDS:-30}
 CC=clang cmake -S "$ROOT" -B "$ROOT/build-fuzz" -DCMAKE_BUILD_TYPE=Debug -DPB_FUZZ=ON \
   -DPB_BUILD_TESTS=OFF >/dev/null
 cmake --build "$ROOT/build-fuzz" -j"$(nproc)" --target fuzz_job fuzz_wire fuzz_openai fuzz_anthropic \
-  fuzz_gemini fuzz_eventstream fuzz_sigv4
+  fuzz_gemini fuzz_bedrock fuzz_eventstream fuzz_sigv4
 status=0
 run() {
   local target=$1 seeds=$2
@@ -31,6 +31,7 @@ run fuzz_wire "$ROOT/tests/fixtures/jobs"
 run fuzz_openai "$ROOT/tests/fixtures/replies/openai"
 run fuzz_anthropic "$ROOT/tests/fixtures/replies/anthropic"
 run fuzz_gemini "$ROOT/tests/fixtures/replies/gemini"
+run fuzz_bedrock "$ROOT/tests/fixtures/replies/bedrock"
 run fuzz_eventstream "$ROOT/tests/fixtures/eventstream"
 run fuzz_sigv4 "$ROOT/tests/fixtures/sigv4"
 exit "$status"
