@@ -3,8 +3,9 @@
 #
 # Installs what is missing (deploy/install-deps.sh), builds, starts a private
 # redis-server and planb-mock on free loopback ports (or uses real providers when
-# OPENAI_API_KEY / ANTHROPIC_API_KEY / AZURE_OPENAI_API_KEY with AZURE_OPENAI_ENDPOINT are
-# set, simulating the outage per job),
+# OPENAI_API_KEY / ANTHROPIC_API_KEY / AZURE_OPENAI_API_KEY with AZURE_OPENAI_ENDPOINT /
+# GEMINI_API_KEY / AWS credentials or AWS_BEARER_TOKEN_BEDROCK are set, simulating the outage
+# per job),
 # starts `planb serve`, and tells a story with a live progress line per phase:
 #   1. normal traffic          -> answers from the primary; asked again, from the exact cache;
 #                                 in other words, from the semantic cache
@@ -97,7 +98,10 @@ echo "== redis-server on 127.0.0.1:$REDIS_PORT"
 MOCK=0
 AZURE_ON=
 [ -n "${AZURE_OPENAI_API_KEY:-}" ] && [ -n "${AZURE_OPENAI_ENDPOINT:-}" ] && AZURE_ON=1
-if [ -n "${OPENAI_API_KEY:-}" ] || [ -n "${ANTHROPIC_API_KEY:-}" ] || [ -n "$AZURE_ON" ]; then
+AWS_ON=
+[ -n "${AWS_ACCESS_KEY_ID:-}" ] || [ -n "${AWS_BEARER_TOKEN_BEDROCK:-}" ] && AWS_ON=1
+if [ -n "${OPENAI_API_KEY:-}" ] || [ -n "${ANTHROPIC_API_KEY:-}" ] || [ -n "$AZURE_ON" ] ||
+  [ -n "${GEMINI_API_KEY:-}" ] || [ -n "$AWS_ON" ]; then
   echo "== real providers (API keys found in the environment); the outage is simulated per job"
   sed "s|@REDIS_PORT@|$REDIS_PORT|" "$ROOT/deploy/demo-real.json" >"$WORK/planb.json"
   if [ -n "$AZURE_ON" ]; then # the v1 API at the resource's address, the deployment as model
@@ -107,6 +111,15 @@ if [ -n "${OPENAI_API_KEY:-}" ] || [ -n "${ANTHROPIC_API_KEY:-}" ] || [ -n "$AZU
     sed -i -e "s|\"http://127.0.0.1:9/openai/v1\"|\"$az_url\"|" \
       -e "s|\"provider\": \"azure\", \"model\": \"gpt-4o-mini\"|\"provider\": \"azure\", \"model\": \"$az_dep\"|" "$WORK/planb.json"
   fi
+  # Bedrock: the region and model from the environment; a Bedrock API key instead of SigV4.
+  aws_region=${AWS_REGION:-${AWS_DEFAULT_REGION:-us-east-1}}
+  br_model=${BEDROCK_MODEL:-amazon.nova-micro-v1:0}
+  case "$aws_region" in *[!a-z0-9-]* | "") echo "AWS_REGION must be [a-z0-9-]" >&2; exit 1 ;; esac
+  case "$br_model" in *['|"\&']*) echo "BEDROCK_MODEL must not hold | \" \\ or &" >&2; exit 1 ;; esac
+  br_auth=
+  [ -n "${AWS_BEARER_TOKEN_BEDROCK:-}" ] && br_auth=', "bearer_token_env": "AWS_BEARER_TOKEN_BEDROCK"'
+  sed -i -e "s|\"type\": \"bedrock\", \"region\": \"us-east-1\"|\"type\": \"bedrock\", \"region\": \"$aws_region\"$br_auth|" \
+    -e "s|\"model\": \"amazon.nova-micro-v1:0\"|\"model\": \"$br_model\"|" "$WORK/planb.json"
   PER_PHASE=6
   [ "$QUICK" = 1 ] && PER_PHASE=3
 else
@@ -261,7 +274,7 @@ if [ "$MOCK" = 1 ]; then
 else
   run_phase 1 "normal traffic: the primary answers; asked again, the caches do" "$PER_PHASE" faq "" 5
   run_phase 2 "the primary is unreachable: retries, then the backup answers" "$PER_PHASE" new \
-    '["outage","claude-haiku","gpt-4o-mini","azure-gpt"]'
+    '["outage","claude-haiku","gpt-4o-mini","azure-gpt","bedrock-nova","gemini-flash"]'
   show_state
   P3="every model is unreachable: stale cached answers, else the degraded reply"
 fi
