@@ -20,6 +20,12 @@
  *      port against its plaintext port, in K rounds (6; 2 with --quick) of one run each, the
  *      order flipped every round; prints each round's jobs/s and ratio, then ratio_to_plain:
  *      their median (the issue's floor is 0.8). Redis serves both ports throughout.
+ *   1d. dialects: the same zero-latency jobs on a Bedrock model (Converse, SigV4-signed) and on
+ *      a Gemini model (generateContent) against an OpenAI-compatible model, all on planb-mock
+ *      and one planb, in D rounds (6; 2 with --quick) of one run of D jobs (5000; 1000 with
+ *      --quick) per dialect, the order rotated every round; prints each round's jobs/s, then
+ *      bedrock_ratio and gemini_ratio: the medians of the rounds' ratios to OpenAI's (the
+ *      issue's floor is 0.8), and the CPU us per job of planb for each dialect.
  *   2. primary down: the primary answers 500 to every call (breaker on, default
  *      config); the same N jobs, timed the same way; prints jobs/s and its ratio
  *      to run 1 (after the first few jobs the breaker skips the primary).
@@ -30,7 +36,8 @@
  * cache lookup (a miss and a store per job) to the measured path.
  *   bench_jobs [--quick] [--jobs N] [--rounds R] [--mix-jobs M] [--slow-jobs S]
  *              [--workers W] [--cache use|skip] [--tls-jobs T] [--tls-rounds K]
- *   (S = 0 skips run 3, K = 0 run 1c) */
+ *              [--dialect-jobs D] [--dialect-rounds E]
+ *   (S = 0 skips run 3, K = 0 run 1c, E = 0 run 1d) */
 #include <dirent.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -93,6 +100,84 @@ start_planb(int workers, int concurrency, int timeout_ms)
     start_planb_on(false, workers, concurrency, timeout_ms);
 }
 
+/* Job i of a dialect run: a plain question on the route named by arg. */
+static void
+bench_route_job(char *buf, size_t cap, const char *run, int i, void *arg)
+{
+    snprintf(buf, cap,
+             "{\"id\":\"%s-%d\",\"submitted_at_ms\":%lld,\"cache\":\"skip\",\"route\":\"%s\","
+             "\"messages\":[{\"role\":\"user\",\"content\":\"%s question %d\"}]}",
+             run, i, (long long)wall_ms(), (const char *)arg, run, i);
+}
+
+/* 1d. Bedrock and Gemini against OpenAI-compatible: one planb with a route per dialect, all
+ * on planb-mock, in rounds of one run per dialect (the order rotated every round, results
+ * deleted after), and the medians of the rounds' ratios. *target follows planb:stats' "jobs". */
+static void
+dialect_rounds(redisContext *rc, int workers, int rounds, int n, long *target)
+{
+    static char names[3][8] = {"openai", "bedrock", "gemini"};
+    char cfg[4096];
+    snprintf(cfg, sizeof(cfg),
+             "{\"redis\": {\"url\": \"redis://127.0.0.1:%d/0\"}, \"workers\": %d,"
+             " \"concurrency\": 512, \"claim_batch\": 256,"
+             " \"providers\": {\"mock\": {\"type\": \"openai\", \"base_url\": "
+             "\"http://127.0.0.1:%d/v1\", \"api_key_env\": \"PB_BENCH_KEY\"},"
+             " \"aws\": " TH_BEDROCK_PROVIDER ","
+             " \"google\": {\"type\": \"gemini\", \"base_url\": \"http://127.0.0.1:%d/v1beta\","
+             " \"api_key_env\": \"PB_BENCH_KEY\"}},"
+             " \"models\": {\"m1\": {\"provider\": \"mock\"},"
+             " \"b1\": {\"provider\": \"aws\", \"model\": \"" TH_BEDROCK_MODEL_ID "\"},"
+             " \"g1\": {\"provider\": \"google\", \"model\": \"gemini-2.5-flash\"}},"
+             " \"routes\": {\"openai\": {\"chain\": [\"m1\"]}, \"bedrock\": {\"chain\": [\"b1\"]},"
+             " \"gemini\": {\"chain\": [\"g1\"]}}}",
+             redis_p.port, workers, mock_p.port, mock_p.port, mock_p.port);
+    th_bedrock_env();
+    const char *args[] = {"serve", "-c", "%CONFIG%", "--log-level", "warn", NULL};
+    if (th_planb_start(&planb_p, cfg, args) != 0) {
+        fprintf(stderr, "bench_jobs: cannot start planb\n");
+        exit(1);
+    }
+    wait_workers(rc, workers);
+    double ratios[2][MIX_ROUNDS_MAX], cpu[3] = {0};
+    bool done = true;
+    for (int round = 0; round < rounds; round++) {
+        double rates[3] = {0};
+        for (int step = 0; step < 3; step++) {
+            int kind = (round + step) % 3;
+            char tag[16];
+            snprintf(tag, sizeof(tag), "%c%d", names[kind][0], round);
+            th_jobs batch = th_jobs_write(tag, n, bench_route_job, names[kind]);
+            *target += n;
+            double c0 = cpu_ms(planb_p.pid, true);
+            int64_t t0 = now_ms();
+            th_jobs_push(rc, &batch);
+            done = wait_jobs(rc, *target, 300000) && done;
+            rates[kind] = n / ((now_ms() - t0) / 1000.0);
+            cpu[kind] += (cpu_ms(planb_p.pid, true) - c0) * 1000.0 / n / rounds;
+            drop_results(rc, tag, n);
+        }
+        ratios[0][round] = rates[1] / rates[0];
+        ratios[1][round] = rates[2] / rates[0];
+        printf("bench_jobs dialect_round=%d openai_jobs_per_s=%.0f bedrock_jobs_per_s=%.0f "
+               "gemini_jobs_per_s=%.0f bedrock_ratio=%.2f gemini_ratio=%.2f\n",
+               round, rates[0], rates[1], rates[2], ratios[0][round], ratios[1][round]);
+        fflush(stdout);
+    }
+    double median[2];
+    for (int k = 0; k < 2; k++) {
+        qsort(ratios[k], (size_t)rounds, sizeof(double), cmp_double);
+        median[k] = rounds % 2 ? ratios[k][rounds / 2]
+                               : (ratios[k][rounds / 2 - 1] + ratios[k][rounds / 2]) / 2;
+    }
+    printf("bench_jobs dialects workers=%d jobs_per_run=%d rounds=%d done=%s bedrock_ratio=%.2f "
+           "gemini_ratio=%.2f target=0.80 planb_cpu_us_per_job openai=%.1f bedrock=%.1f "
+           "gemini=%.1f\n",
+           workers, n, rounds, done ? "yes" : "NO", median[0], median[1], cpu[0], cpu[1], cpu[2]);
+    fflush(stdout);
+    th_proc_stop(&planb_p, 10000);
+}
+
 /* 1c. TLS against plaintext: the same zero-latency jobs with planb on Redis's TLS port and on
  * its plaintext port, in rounds of one run of each (planb restarted for each, the order
  * flipped every round, results deleted after), and the median of the rounds' ratios (the
@@ -143,7 +228,7 @@ int
 main(int argc, char **argv)
 {
     int jobs = 100000, slow_jobs = 10000, workers = 2, rounds = 30, mix_jobs = 3000;
-    int tls_n = 20000, tls_r = 6;
+    int tls_n = 20000, tls_r = 6, dialect_n = 5000, dialect_r = 6;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {
             jobs = 5000;
@@ -152,6 +237,8 @@ main(int argc, char **argv)
             mix_jobs = 1000;
             tls_n = 2000;
             tls_r = 2;
+            dialect_n = 1000;
+            dialect_r = 2;
         } else if (strcmp(argv[i], "--jobs") == 0 && i + 1 < argc) {
             jobs = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--slow-jobs") == 0 && i + 1 < argc) {
@@ -166,12 +253,18 @@ main(int argc, char **argv)
             tls_n = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--tls-rounds") == 0 && i + 1 < argc) {
             tls_r = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--dialect-jobs") == 0 && i + 1 < argc) {
+            dialect_n = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--dialect-rounds") == 0 && i + 1 < argc) {
+            dialect_r = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--cache") == 0 && i + 1 < argc) {
             cache_mode = argv[++i];
         }
     }
     rounds = rounds < 1 ? 1 : rounds > MIX_ROUNDS_MAX ? MIX_ROUNDS_MAX : rounds;
     tls_r = tls_r < 0 ? 0 : tls_r > MIX_ROUNDS_MAX ? MIX_ROUNDS_MAX : tls_r;
+    dialect_r = dialect_r < 0 ? 0 : dialect_r > MIX_ROUNDS_MAX ? MIX_ROUNDS_MAX : dialect_r;
+    dialect_n = dialect_n < 100 ? 100 : dialect_n;
     mix_jobs = mix_jobs < 100 ? 100 : mix_jobs;
     setenv("PB_BENCH_KEY", "bench-key", 1);
     if (th_redis_start_tls(&redis_p, NULL) != 0 || th_mock_start(&mock_p, NULL) != 0) {
@@ -256,6 +349,8 @@ main(int argc, char **argv)
     th_mock_set(&mock_p, "m1", "{\"mode\":\"ok\"}");
     if (tls_r > 0)
         tls_rounds(rc, workers, tls_r, tls_n, &target);
+    if (dialect_r > 0)
+        dialect_rounds(rc, workers, dialect_r, dialect_n, &target);
 
     /* 2. primary failing 100%, breaker on */
     redisReply *r = redisCommand(rc, "DEL planb:stats");

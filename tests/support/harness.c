@@ -693,3 +693,10 @@ th_world_stop(th_proc *mock, th_proc *redis, redisContext **rc)
     *rc = NULL;
     th_proc_stop(redis, 5000);
 }
+
+void
+th_bedrock_env(void)
+{
+    setenv("PB_TEST_AWS_KEY_ID", "AKIAPLANBMOCK0000000", 1);
+    setenv("PB_TEST_AWS_SECRET", "planb-mock-secret-access-key", 1);
+}

@@ -91,6 +91,17 @@ int th_mock_set(const th_proc *mock, const char *model, const char *behaviour_js
 long th_mock_requests(const th_proc *mock, const char *model);
 int th_mock_reset(const th_proc *mock);
 
+/* A Bedrock provider on planb-mock (a printf format taking the mock's port), signing with
+ * the mock's default credentials from the env vars th_bedrock_env sets; and a model id with
+ * ':' as Bedrock's have (the mock's behaviours are keyed by the decoded id). */
+#define TH_BEDROCK_PROVIDER                                                                        \
+    "{\"type\": \"bedrock\", \"region\": \"us-east-1\", \"base_url\": \"http://127.0.0.1:%d\", "   \
+    "\"aws_access_key_id_env\": \"PB_TEST_AWS_KEY_ID\", \"aws_secret_access_key_env\": "           \
+    "\"PB_TEST_AWS_SECRET\"}"
+#define TH_BEDROCK_MODEL_ID "anthropic.claude-3-5-sonnet-20240620-v1:0"
+/* Sets PB_TEST_AWS_KEY_ID / PB_TEST_AWS_SECRET to planb-mock's default credentials. */
+void th_bedrock_env(void);
+
 /* Whole contents of a file ("" when it cannot be read; caller frees). */
 char *th_read_file(const char *path);
 /* Writes s to <dir>/<name>; returns the path (static buffer, overwritten per call). */
