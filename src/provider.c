@@ -90,13 +90,17 @@ pb_provider_unsupported(const pb_model_conf *m, pb_provider_type t, const pb_req
     return ops != NULL && ops->refuses != NULL ? ops->refuses(req) : NULL;
 }
 
-/* Words that start like an API key (OpenAI sk-, Anthropic sk-ant-, Google AIza, bearer tokens)
+/* Words that start like an API key (OpenAI sk-, Anthropic sk-ant-, Google AIza, AWS access key
+ * ids AKIA/ASIA, Bedrock API keys ABSK, bearer tokens and AWS secrets: 40 characters or more)
  * are never echoed, even when an upstream quotes them back. */
 static bool
 provider_is_keyish(const char *w, size_t n)
 {
-    return (n >= 3 && strncmp(w, "sk-", 3) == 0) || (n >= 4 && strncmp(w, "key-", 4) == 0) ||
-           (n >= 4 && strncmp(w, "AIza", 4) == 0) || n >= 40;
+    static const char *const prefixes[] = {"sk-", "key-", "AIza", "AKIA", "ASIA", "ABSK"};
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(*prefixes); i++)
+        if (n >= strlen(prefixes[i]) && strncmp(w, prefixes[i], strlen(prefixes[i])) == 0)
+            return true;
+    return n >= 40;
 }
 
 void

@@ -399,6 +399,7 @@ Test(bedrock, classify_by_bedrock_statuses_and_error_message_redacted)
     pb_provider_error_message(fx.data, fx.len, msg, sizeof(msg));
     cr_expect(strncmp(msg, "Too many requests", 17) == 0, "AWS's {\"message\"}: %s", msg);
     cr_expect(strstr(msg, "sk-") == NULL && strstr(msg, "[redacted]") != NULL, "%s", msg);
+    cr_expect(strstr(msg, "AKIA") == NULL, "an access key id is not echoed: %s", msg);
     free(fx.data);
 }
 
