@@ -22,6 +22,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "bedrock.h"
 #include "gemini.h"
 #include "planb/buf.h"
 #include "planb/hash.h"
@@ -728,6 +729,8 @@ pb_mock_dialect_validate(const pb_mock_request *r, pb_error *err)
         return dialect_validate_embeddings(r, err);
     case PB_MOCK_API_GEMINI:
         return pb_mock_gemini_validate(r, err);
+    case PB_MOCK_API_BEDROCK:
+        return pb_mock_bedrock_validate(r, err);
     }
     return 0;
 }
@@ -1199,6 +1202,8 @@ pb_mock_dialect_reply(const pb_mock_request *r, pb_mock_body_kind kind, const ch
         return dialect_embeddings_reply(r, kind, pad_to, len);
     if (r->api == PB_MOCK_API_GEMINI)
         return pb_mock_gemini_reply(r, kind, text, id, pad_to, len);
+    if (r->api == PB_MOCK_API_BEDROCK)
+        return pb_mock_bedrock_reply(r, kind, text, id, pad_to, len);
     if (kind == PB_MOCK_BODY_MISSING) {
         json_object *o = json_object_new_object();
         json_object_object_add(o, "id", json_object_new_string("x"));
@@ -1224,7 +1229,7 @@ bool
 pb_mock_dialect_wants_stream(const pb_mock_request *r)
 {
     json_object *v;
-    if (r->api == PB_MOCK_API_GEMINI)
+    if (r->api == PB_MOCK_API_GEMINI || r->api == PB_MOCK_API_BEDROCK)
         return r->stream;
     return r->api != PB_MOCK_API_EMBEDDINGS && json_object_object_get_ex(r->body, "stream", &v) &&
            json_object_is_type(v, json_type_boolean) && json_object_get_boolean(v);
@@ -1245,13 +1250,7 @@ pb_mock_stream_free(pb_mock_stream *s)
 static void
 dialect_event(pb_mock_stream *s, pb_mock_event_kind kind, const char *type, json_object *o)
 {
-    if (s->n == s->cap) {
-        s->cap = s->cap ? s->cap * 2 : 16;
-        s->events = pb_xrealloc(s->events, s->cap * sizeof(*s->events));
-    }
-    pb_mock_event *e = &s->events[s->n++];
-    e->kind = kind;
-    e->off = s->data.len;
+    pb_mock_event *e = pb_mock_stream_add(s, kind);
     if (type != NULL) {
         pb_buf_append(&s->data, "event: ", 7);
         pb_buf_append(&s->data, type, strlen(type));
@@ -1538,6 +1537,10 @@ pb_mock_dialect_stream(const pb_mock_request *r, pb_mock_body_kind kind, const c
         pb_mock_gemini_stream(s, r, kind, text, id);
         return s;
     }
+    if (r->api == PB_MOCK_API_BEDROCK) {
+        pb_mock_bedrock_stream(s, r, kind, text, id);
+        return s;
+    }
     dialect_answer a;
     dialect_answer_make(r, kind, text, &a);
     if (r->api == PB_MOCK_API_ANTHROPIC)
@@ -1553,6 +1556,8 @@ pb_mock_dialect_stream_error(pb_mock_api api, const char *type, const char *mess
 {
     if (api == PB_MOCK_API_GEMINI)
         return pb_mock_gemini_error(500, type, message, true, len);
+    if (api == PB_MOCK_API_BEDROCK)
+        return pb_mock_bedrock_stream_error(type, message, len);
     pb_mock_stream s = {0};
     pb_buf_init(&s.data, SIZE_MAX);
     json_object *e = json_object_new_object(), *o = json_object_new_object();
@@ -1576,10 +1581,21 @@ pb_mock_dialect_stream_error(pb_mock_api api, const char *type, const char *mess
 }
 
 const char *
-pb_mock_dialect_stream_malformed(pb_mock_api api)
+pb_mock_dialect_stream_malformed(pb_mock_api api, size_t *len)
 {
-    return api == PB_MOCK_API_ANTHROPIC ? "event: content_block_delta\ndata: {not json\n\n"
-                                        : "data: {not json\n\n";
+    if (api == PB_MOCK_API_BEDROCK)
+        return pb_mock_bedrock_stream_malformed(len);
+    const char *bad = api == PB_MOCK_API_ANTHROPIC
+                          ? "event: content_block_delta\ndata: {not json\n\n"
+                          : "data: {not json\n\n";
+    *len = strlen(bad);
+    return bad;
+}
+
+const char *
+pb_mock_dialect_stream_type(pb_mock_api api)
+{
+    return api == PB_MOCK_API_BEDROCK ? "application/vnd.amazon.eventstream" : "text/event-stream";
 }
 
 const char *
@@ -1644,6 +1660,8 @@ pb_mock_dialect_error(pb_mock_api api, int status, const char *type, const char 
     char dflt[96];
     if (api == PB_MOCK_API_GEMINI)
         return pb_mock_gemini_error(status, type, message, false, len);
+    if (api == PB_MOCK_API_BEDROCK)
+        return pb_mock_bedrock_error(status, type, message, len);
     if (type == NULL)
         type = dialect_error_type(api, status);
     if (message == NULL && code != NULL && strcmp(code, "content_filter") == 0)
@@ -1692,4 +1710,94 @@ char *
 pb_mock_dialect_take_json(json_object *o, size_t *len)
 {
     return dialect_take_json(o, len);
+}
+
+json_object *
+pb_mock_get(json_object *o, const char *key)
+{
+    json_object *v;
+    return json_object_object_get_ex(o, key, &v) ? v : NULL;
+}
+
+const char *
+pb_mock_str(json_object *o, const char *key)
+{
+    return dialect_str(o, key);
+}
+
+bool
+pb_mock_only_keys(json_object *o, const char *const *known, const char **unknown)
+{
+    json_object_object_foreach(o, key, v)
+    {
+        (void)v;
+        bool ok = false;
+        for (const char *const *k = known; *k && !ok; k++)
+            ok = strcmp(key, *k) == 0;
+        if (!ok) {
+            *unknown = key;
+            return false;
+        }
+    }
+    return true;
+}
+
+pb_mock_event *
+pb_mock_stream_add(pb_mock_stream *s, pb_mock_event_kind kind)
+{
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 16;
+        s->events = pb_xrealloc(s->events, s->cap * sizeof(*s->events));
+    }
+    pb_mock_event *e = &s->events[s->n++];
+    e->kind = kind;
+    e->off = s->data.len;
+    e->len = 0;
+    return e;
+}
+
+char *
+pb_mock_pad_json(char *body, size_t *len, size_t pad_to)
+{
+    if (*len >= pad_to)
+        return body;
+    body = pb_xrealloc(body, pad_to + 1);
+    memset(body + *len - 1, ' ', pad_to - *len);
+    body[pad_to - 1] = '}';
+    body[pad_to] = '\0';
+    *len = pad_to;
+    return body;
+}
+
+long
+pb_mock_texts(json_object *blocks, pb_buf *b)
+{
+    long words = 0;
+    bool first = true;
+    size_t n = json_object_is_type(blocks, json_type_array) ? json_object_array_length(blocks) : 0;
+    for (size_t i = 0; i < n; i++) {
+        json_object *t = pb_mock_get(json_object_array_get_idx(blocks, i), "text");
+        if (!json_object_is_type(t, json_type_string))
+            continue;
+        size_t len = (size_t)json_object_get_string_len(t);
+        words += dialect_words_n(json_object_get_string(t), len);
+        if (b != NULL) {
+            if (!first)
+                pb_buf_append(b, "\n", 1);
+            pb_buf_append(b, json_object_get_string(t), len);
+        }
+        first = false;
+    }
+    return words;
+}
+
+bool
+pb_mock_number_in(json_object *v, double lo, double hi)
+{
+    if (v == NULL)
+        return true;
+    if (!json_object_is_type(v, json_type_double) && !json_object_is_type(v, json_type_int))
+        return false;
+    double d = json_object_get_double(v);
+    return d >= lo && d <= hi;
 }

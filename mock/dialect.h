@@ -15,7 +15,8 @@ typedef enum {
     PB_MOCK_API_OPENAI,     /* POST /v1/chat/completions */
     PB_MOCK_API_ANTHROPIC,  /* POST /v1/messages */
     PB_MOCK_API_EMBEDDINGS, /* POST /v1/embeddings (OpenAI) */
-    PB_MOCK_API_GEMINI      /* POST /v1beta/models/<m>:generateContent (gemini.c) */
+    PB_MOCK_API_GEMINI,     /* POST /v1beta/models/<m>:generateContent (gemini.c) */
+    PB_MOCK_API_BEDROCK     /* POST /model/<id>/converse[-stream] (bedrock.c) */
 } pb_mock_api;
 
 typedef struct pb_mock_request {
@@ -33,7 +34,8 @@ typedef struct pb_mock_request {
     bool bad_tool_args;        /* behaviour: tool-call arguments that are not JSON */
     const char *finish_reason; /* behaviour: "length" / "content_filter", NULL = natural */
     const char *refusal;       /* behaviour: an OpenAI answer that is this refusal, or NULL */
-    bool stream;               /* Gemini: :streamGenerateContent (the method streams) */
+    bool stream;               /* Gemini, Bedrock: the method streams (:streamGenerateContent,
+                                  /converse-stream) */
     bool key_in_url;           /* Gemini: a key= query parameter came */
 } pb_mock_request;
 
@@ -81,9 +83,12 @@ void pb_mock_stream_free(pb_mock_stream *s);
 /* The dialect's mid-stream error event; type and message may be NULL. Caller frees. */
 char *pb_mock_dialect_stream_error(pb_mock_api api, const char *type, const char *message,
                                    size_t *len);
-/* A static event whose data is not JSON; and the keep-alive ping (NULL: the dialect has none). */
-const char *pb_mock_dialect_stream_malformed(pb_mock_api api);
+/* A static event whose data is not JSON (Bedrock: a frame whose CRC is wrong) of *len bytes;
+ * and the keep-alive ping (NULL: the dialect has none). */
+const char *pb_mock_dialect_stream_malformed(pb_mock_api api, size_t *len);
 const char *pb_mock_dialect_stream_ping(pb_mock_api api);
+/* The Content-Type of the dialect's streams (text/event-stream, Bedrock's event-stream). */
+const char *pb_mock_dialect_stream_type(pb_mock_api api);
 
 /* For gemini.c: the words of n bytes at s (what usage counts), how many words go in one
  * streamed text event of such an answer, and the end of the piece of `per` words from i. */
@@ -92,6 +97,29 @@ long pb_mock_dialect_words_per_piece(long words);
 size_t pb_mock_dialect_word_end(const char *s, size_t n, size_t i, long per);
 /* o serialized into a new string of *len bytes (caller frees); o is put. */
 char *pb_mock_dialect_take_json(json_object *o, size_t *len);
+/* For gemini.c and bedrock.c: o[key] or NULL; o[key] as a string or NULL; whether every key of
+ * o is in the NULL-ended known (else *unknown names the first that is not). */
+json_object *pb_mock_get(json_object *o, const char *key);
+const char *pb_mock_str(json_object *o, const char *key);
+bool pb_mock_only_keys(json_object *o, const char *const *known, const char **unknown);
+/* True when v is absent (NULL) or a number from lo to hi. */
+bool pb_mock_number_in(json_object *v, double lo, double hi);
+/* Appends the "text" strings of the objects in the array blocks to b ("\n" between; b NULL:
+ * only count); their words. Gemini's parts, Bedrock's content blocks. */
+long pb_mock_texts(json_object *blocks, pb_buf *b);
+/* gemini.c's and bedrock.c's answer: text, or calls ([{name, arguments}], owned) when the
+ * behaviour asks and the conversation does not end in tool results. */
+typedef struct pb_mock_answer {
+    pb_buf text;        /* NUL-terminated */
+    json_object *calls; /* or NULL */
+    long prompt;        /* prompt words */
+} pb_mock_answer;
+/* A new event of kind starting at the end of s->data: the caller appends its bytes and sets
+ * its len. Borrowed from s until the next one. */
+pb_mock_event *pb_mock_stream_add(pb_mock_stream *s, pb_mock_event_kind kind);
+/* body (a JSON object of *len bytes, realloc'd) padded to pad_to bytes with white space
+ * before its closing brace, so the answer stays what it was; returns the new body. */
+char *pb_mock_pad_json(char *body, size_t *len, size_t pad_to);
 
 /* The provider's error body for status; type, message and code may be NULL (defaults). */
 char *pb_mock_dialect_error(pb_mock_api api, int status, const char *type, const char *message,

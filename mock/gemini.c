@@ -26,37 +26,6 @@ gemini_fail(pb_error *err, int status, const char *msg)
     return status;
 }
 
-static json_object *
-gemini_get(json_object *o, const char *key)
-{
-    json_object *v;
-    return json_object_object_get_ex(o, key, &v) ? v : NULL;
-}
-
-static const char *
-gemini_str(json_object *o, const char *key)
-{
-    json_object *v = gemini_get(o, key);
-    return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
-}
-
-static bool
-gemini_only_keys(json_object *o, const char *const *known, const char **unknown)
-{
-    json_object_object_foreach(o, key, v)
-    {
-        (void)v;
-        bool ok = false;
-        for (const char *const *k = known; *k && !ok; k++)
-            ok = strcmp(key, *k) == 0;
-        if (!ok) {
-            *unknown = key;
-            return false;
-        }
-    }
-    return true;
-}
-
 /* A function name as the API takes it: a letter or _, then [A-Za-z0-9_.-], 64 at most. */
 static bool
 gemini_name_ok(const char *s)
@@ -80,11 +49,11 @@ gemini_part_why(json_object *p, bool model, const char **kind)
     const char *unknown;
     if (!json_object_is_type(p, json_type_object))
         return "contents.parts: each part must be an object";
-    if (!gemini_only_keys(p, known, &unknown))
+    if (!pb_mock_only_keys(p, known, &unknown))
         return "contents.parts: unknown field in a part";
     *kind = NULL;
     for (const char *const *k = kinds; *k; k++)
-        if (gemini_get(p, *k) != NULL) {
+        if (pb_mock_get(p, *k) != NULL) {
             if (*kind != NULL)
                 return "contents.parts: a part holds one kind of data (oneof)";
             *kind = *k;
@@ -92,26 +61,26 @@ gemini_part_why(json_object *p, bool model, const char **kind)
     if (*kind == NULL)
         return "contents.parts: a part must hold text, inlineData, functionCall or "
                "functionResponse";
-    json_object *v = gemini_get(p, *kind);
+    json_object *v = pb_mock_get(p, *kind);
     if (strcmp(*kind, "text") == 0 &&
         (!json_object_is_type(v, json_type_string) || json_object_get_string_len(v) == 0))
         return "contents.parts.text: must be a non-empty string";
     if (strcmp(*kind, "inlineData") == 0 &&
-        (gemini_str(v, "mimeType") == NULL || gemini_str(v, "data") == NULL))
+        (pb_mock_str(v, "mimeType") == NULL || pb_mock_str(v, "data") == NULL))
         return "contents.parts.inlineData: needs mimeType and data";
     if (strcmp(*kind, "functionCall") == 0) {
         if (!model)
             return "contents.parts.functionCall: only in a model turn";
-        json_object *a = gemini_get(v, "args");
-        if (!gemini_name_ok(gemini_str(v, "name")) ||
+        json_object *a = pb_mock_get(v, "args");
+        if (!gemini_name_ok(pb_mock_str(v, "name")) ||
             (a != NULL && !json_object_is_type(a, json_type_object)))
             return "contents.parts.functionCall: needs a valid name and object args";
     }
     if (strcmp(*kind, "functionResponse") == 0) {
         if (model)
             return "contents.parts.functionResponse: only in a user turn";
-        if (!gemini_name_ok(gemini_str(v, "name")) ||
-            !json_object_is_type(gemini_get(v, "response"), json_type_object))
+        if (!gemini_name_ok(pb_mock_str(v, "name")) ||
+            !json_object_is_type(pb_mock_get(v, "response"), json_type_object))
             return "contents.parts.functionResponse: needs a name and an object response";
     }
     return NULL;
@@ -124,9 +93,9 @@ gemini_names(json_object *parts, const char *kind)
 {
     json_object *names = json_object_new_array();
     for (size_t i = 0; i < json_object_array_length(parts); i++) {
-        json_object *v = gemini_get(json_object_array_get_idx(parts, i), kind);
-        if (gemini_str(v, "name") != NULL)
-            json_object_array_add(names, json_object_get(gemini_get(v, "name")));
+        json_object *v = pb_mock_get(json_object_array_get_idx(parts, i), kind);
+        if (pb_mock_str(v, "name") != NULL)
+            json_object_array_add(names, json_object_get(pb_mock_get(v, "name")));
     }
     return names;
 }
@@ -165,10 +134,10 @@ gemini_validate_contents(json_object *contents, pb_error *err)
     json_object *calls = NULL; /* names called by the model turn before, not yet answered */
     int bad = 0;
     for (size_t i = 0; bad == 0 && i < json_object_array_length(contents); i++) {
-        json_object *c = json_object_array_get_idx(contents, i), *parts = gemini_get(c, "parts");
-        const char *role = gemini_str(c, "role"), *unknown;
+        json_object *c = json_object_array_get_idx(contents, i), *parts = pb_mock_get(c, "parts");
+        const char *role = pb_mock_str(c, "role"), *unknown;
         static const char *const known[] = {"role", "parts", NULL};
-        if (!json_object_is_type(c, json_type_object) || !gemini_only_keys(c, known, &unknown))
+        if (!json_object_is_type(c, json_type_object) || !pb_mock_only_keys(c, known, &unknown))
             bad = gemini_fail(err, 400, "contents: each entry is {role, parts}");
         else if (role == NULL || (strcmp(role, "user") != 0 && strcmp(role, "model") != 0))
             bad = gemini_fail(err, 400, "contents.role: must be \"user\" or \"model\"");
@@ -210,17 +179,6 @@ gemini_validate_contents(json_object *contents, pb_error *err)
     return bad;
 }
 
-static bool
-gemini_number_in(json_object *v, double lo, double hi)
-{
-    if (v == NULL)
-        return true;
-    if (!json_object_is_type(v, json_type_double) && !json_object_is_type(v, json_type_int))
-        return false;
-    double d = json_object_get_double(v);
-    return d >= lo && d <= hi;
-}
-
 static int
 gemini_validate_generation(json_object *g, pb_error *err)
 {
@@ -242,28 +200,28 @@ gemini_validate_generation(json_object *g, pb_error *err)
         return 0;
     if (!json_object_is_type(g, json_type_object))
         return gemini_fail(err, 400, "generationConfig: must be an object");
-    if (!gemini_only_keys(g, known, &unknown))
+    if (!pb_mock_only_keys(g, known, &unknown))
         return gemini_fail(err, 400,
                            "generationConfig: Invalid JSON payload received. Unknown name");
     json_object *v;
-    if (!gemini_number_in(gemini_get(g, "temperature"), 0, 2))
+    if (!pb_mock_number_in(pb_mock_get(g, "temperature"), 0, 2))
         return gemini_fail(err, 400, "generationConfig.temperature: must be 0 to 2");
-    if (!gemini_number_in(gemini_get(g, "topP"), 0, 1))
+    if (!pb_mock_number_in(pb_mock_get(g, "topP"), 0, 1))
         return gemini_fail(err, 400, "generationConfig.topP: must be 0 to 1");
-    if ((v = gemini_get(g, "maxOutputTokens")) != NULL &&
+    if ((v = pb_mock_get(g, "maxOutputTokens")) != NULL &&
         (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 1))
         return gemini_fail(err, 400,
                            "generationConfig.maxOutputTokens: must be a positive integer");
-    if ((v = gemini_get(g, "candidateCount")) != NULL &&
+    if ((v = pb_mock_get(g, "candidateCount")) != NULL &&
         (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) != 1))
         return gemini_fail(err, 400, "generationConfig.candidateCount: planb-mock answers 1");
-    if ((v = gemini_get(g, "stopSequences")) != NULL &&
+    if ((v = pb_mock_get(g, "stopSequences")) != NULL &&
         (!json_object_is_type(v, json_type_array) || json_object_array_length(v) > GEMINI_STOP_MAX))
         return gemini_fail(err, 400, "generationConfig.stopSequences: at most 5 strings");
-    const char *mime = gemini_str(g, "responseMimeType");
+    const char *mime = pb_mock_str(g, "responseMimeType");
     if (mime != NULL && strcmp(mime, "text/plain") != 0 && strcmp(mime, "application/json") != 0)
         return gemini_fail(err, 400, "generationConfig.responseMimeType: unsupported");
-    if (gemini_get(g, "responseSchema") != NULL &&
+    if (pb_mock_get(g, "responseSchema") != NULL &&
         (mime == NULL || strcmp(mime, "application/json") != 0))
         return gemini_fail(
             err, 400, "generationConfig.responseSchema: needs responseMimeType application/json");
@@ -273,16 +231,16 @@ gemini_validate_generation(json_object *g, pb_error *err)
 static int
 gemini_validate_tools(json_object *body, pb_error *err)
 {
-    json_object *tools = gemini_get(body, "tools"), *tc = gemini_get(body, "toolConfig");
+    json_object *tools = pb_mock_get(body, "tools"), *tc = pb_mock_get(body, "toolConfig");
     for (size_t i = 0; tools != NULL && i < json_object_array_length(tools); i++) {
         json_object *decls =
-            gemini_get(json_object_array_get_idx(tools, i), "functionDeclarations");
+            pb_mock_get(json_object_array_get_idx(tools, i), "functionDeclarations");
         if (!json_object_is_type(decls, json_type_array))
             return gemini_fail(err, 400, "tools: each entry needs functionDeclarations");
         for (size_t k = 0; k < json_object_array_length(decls); k++) {
             json_object *d = json_object_array_get_idx(decls, k),
-                        *params = gemini_get(d, "parameters");
-            if (!gemini_name_ok(gemini_str(d, "name")))
+                        *params = pb_mock_get(d, "parameters");
+            if (!gemini_name_ok(pb_mock_str(d, "name")))
                 return gemini_fail(err, 400, "tools.functionDeclarations.name: invalid");
             if (params != NULL && !json_object_is_type(params, json_type_object))
                 return gemini_fail(err, 400,
@@ -291,12 +249,12 @@ gemini_validate_tools(json_object *body, pb_error *err)
     }
     if (tools != NULL && !json_object_is_type(tools, json_type_array))
         return gemini_fail(err, 400, "tools: must be an array");
-    json_object *fcc = gemini_get(tc, "functionCallingConfig");
-    const char *mode = gemini_str(fcc, "mode");
+    json_object *fcc = pb_mock_get(tc, "functionCallingConfig");
+    const char *mode = pb_mock_str(fcc, "mode");
     if (tc != NULL && (mode == NULL || (strcmp(mode, "AUTO") != 0 && strcmp(mode, "ANY") != 0 &&
                                         strcmp(mode, "NONE") != 0)))
         return gemini_fail(err, 400, "toolConfig.functionCallingConfig.mode: AUTO, ANY or NONE");
-    if (gemini_get(fcc, "allowedFunctionNames") != NULL && strcmp(mode, "ANY") != 0)
+    if (pb_mock_get(fcc, "allowedFunctionNames") != NULL && strcmp(mode, "ANY") != 0)
         return gemini_fail(err, 400, "toolConfig: allowedFunctionNames needs mode ANY");
     return 0;
 }
@@ -316,12 +274,12 @@ pb_mock_gemini_validate(const pb_mock_request *r, pb_error *err)
         return gemini_fail(err, 403,
                            "Method doesn't allow unregistered callers (callers without "
                            "established identity). Please use API Key.");
-    if (!gemini_only_keys(r->body, known, &unknown))
+    if (!pb_mock_only_keys(r->body, known, &unknown))
         return gemini_fail(err, 400,
                            "Invalid JSON payload received. Unknown name at the top level");
-    json_object *si = gemini_get(r->body, "systemInstruction");
+    json_object *si = pb_mock_get(r->body, "systemInstruction");
     if (si != NULL) {
-        json_object *parts = gemini_get(si, "parts");
+        json_object *parts = pb_mock_get(si, "parts");
         const char *kind;
         if (!json_object_is_type(parts, json_type_array) || json_object_array_length(parts) == 0)
             return gemini_fail(err, 400, "systemInstruction.parts: must not be empty");
@@ -330,59 +288,28 @@ pb_mock_gemini_validate(const pb_mock_request *r, pb_error *err)
                 strcmp(kind, "text") != 0)
                 return gemini_fail(err, 400, "systemInstruction.parts: text parts only");
     }
-    int bad = gemini_validate_contents(gemini_get(r->body, "contents"), err);
+    int bad = gemini_validate_contents(pb_mock_get(r->body, "contents"), err);
     if (bad == 0)
-        bad = gemini_validate_generation(gemini_get(r->body, "generationConfig"), err);
+        bad = gemini_validate_generation(pb_mock_get(r->body, "generationConfig"), err);
     if (bad == 0)
         bad = gemini_validate_tools(r->body, err);
     return bad;
 }
 
-/* Appends the text parts of content (a {role, parts} or {parts}) to b; their words. */
-static long
-gemini_texts(json_object *content, pb_buf *b)
-{
-    json_object *parts = gemini_get(content, "parts");
-    long words = 0;
-    bool first = true;
-    for (size_t i = 0;
-         json_object_is_type(parts, json_type_array) && i < json_object_array_length(parts); i++) {
-        json_object *t = gemini_get(json_object_array_get_idx(parts, i), "text");
-        if (!json_object_is_type(t, json_type_string))
-            continue;
-        size_t n = (size_t)json_object_get_string_len(t);
-        words += pb_mock_dialect_words(json_object_get_string(t), n);
-        if (b != NULL) {
-            if (!first)
-                pb_buf_append(b, "\n", 1);
-            pb_buf_append(b, json_object_get_string(t), n);
-        }
-        first = false;
-    }
-    return words;
-}
-
-/* The answer: text, or calls ([{name, arguments}], owned) when the behaviour asks and the
- * conversation does not end in function responses. */
-typedef struct gemini_answer {
-    pb_buf text;        /* NUL-terminated */
-    json_object *calls; /* or NULL */
-    long prompt;        /* prompt words */
-} gemini_answer;
-
 static void
 gemini_answer_make(const pb_mock_request *r, pb_mock_body_kind kind, const char *text,
-                   gemini_answer *a)
+                   pb_mock_answer *a)
 {
-    json_object *contents = gemini_get(r->body, "contents"), *last = NULL;
+    json_object *contents = pb_mock_get(r->body, "contents"), *last = NULL;
     pb_buf_init(&a->text, SIZE_MAX);
     pb_buf_append(&a->text, "", 0);
     a->calls = NULL;
-    a->prompt = gemini_texts(gemini_get(r->body, "systemInstruction"), NULL);
+    a->prompt =
+        pb_mock_texts(pb_mock_get(pb_mock_get(r->body, "systemInstruction"), "parts"), NULL);
     for (size_t i = 0; i < json_object_array_length(contents); i++) {
         json_object *c = json_object_array_get_idx(contents, i);
-        a->prompt += gemini_texts(c, NULL);
-        if (strcmp(gemini_str(c, "role"), "user") == 0)
+        a->prompt += pb_mock_texts(pb_mock_get(c, "parts"), NULL);
+        if (strcmp(pb_mock_str(c, "role"), "user") == 0)
             last = c;
     }
     if (kind == PB_MOCK_BODY_EMPTY)
@@ -393,7 +320,7 @@ gemini_answer_make(const pb_mock_request *r, pb_mock_body_kind kind, const char 
     }
     json_object *tail = json_object_array_get_idx(contents, json_object_array_length(contents) - 1);
     json_object *fr =
-        gemini_get(json_object_array_get_idx(gemini_get(tail, "parts"), 0), "functionResponse");
+        pb_mock_get(json_object_array_get_idx(pb_mock_get(tail, "parts"), 0), "functionResponse");
     if (r->tool_calls != NULL && fr == NULL) {
         a->calls = json_object_get(r->tool_calls);
         return;
@@ -401,7 +328,7 @@ gemini_answer_make(const pb_mock_request *r, pb_mock_body_kind kind, const char 
     pb_buf echo;
     pb_buf_init(&echo, SIZE_MAX);
     if (fr != NULL) {
-        json_object *resp = gemini_get(fr, "response"), *res = gemini_get(resp, "result");
+        json_object *resp = pb_mock_get(fr, "response"), *res = pb_mock_get(resp, "result");
         const char *s = json_object_is_type(res, json_type_string)
                             ? json_object_get_string(res)
                             : json_object_to_json_string_ext(resp, GEMINI_JSON_FLAGS);
@@ -409,10 +336,10 @@ gemini_answer_make(const pb_mock_request *r, pb_mock_body_kind kind, const char 
         pb_buf_append(&echo, s, strlen(s));
     } else {
         pb_buf_append(&echo, "echo: ", 6);
-        gemini_texts(last, &echo);
+        pb_mock_texts(pb_mock_get(last, "parts"), &echo);
     }
-    json_object *g = gemini_get(r->body, "generationConfig");
-    const char *mime = gemini_str(g, "responseMimeType");
+    json_object *g = pb_mock_get(r->body, "generationConfig");
+    const char *mime = pb_mock_str(g, "responseMimeType");
     if (mime != NULL && strcmp(mime, "application/json") == 0) {
         json_object *o = json_object_new_object();
         json_object_object_add(
@@ -432,10 +359,10 @@ static json_object *
 gemini_call_part(const pb_mock_request *r, json_object *call)
 {
     json_object *fc = json_object_new_object(), *p = json_object_new_object();
-    json_object_object_add(fc, "name", json_object_get(gemini_get(call, "name")));
+    json_object_object_add(fc, "name", json_object_get(pb_mock_get(call, "name")));
     json_object_object_add(fc, "args",
                            r->bad_tool_args ? json_object_new_string("{\"city\": \"Par")
-                                            : json_object_get(gemini_get(call, "arguments")));
+                                            : json_object_get(pb_mock_get(call, "arguments")));
     json_object_object_add(p, "functionCall", fc);
     return p;
 }
@@ -500,7 +427,7 @@ pb_mock_gemini_reply(const pb_mock_request *r, pb_mock_body_kind kind, const cha
         json_object_object_add(o, "modelVersion", json_object_new_string(r->model));
         return pb_mock_dialect_take_json(o, len);
     }
-    gemini_answer a;
+    pb_mock_answer a;
     gemini_answer_make(r, kind, text, &a);
     json_object *parts = json_object_new_array();
     long out = 1;
@@ -520,28 +447,14 @@ pb_mock_gemini_reply(const pb_mock_request *r, pb_mock_body_kind kind, const cha
         pb_mock_dialect_take_json(gemini_response(r, id, parts, finish, a.prompt, out), len);
     json_object_put(a.calls);
     pb_buf_free(&a.text);
-    if (*len < pad_to) {
-        /* JSON whitespace before the closing brace: the answer stays what it was. */
-        body = pb_xrealloc(body, pad_to + 1);
-        memset(body + *len - 1, ' ', pad_to - *len);
-        body[pad_to - 1] = '}';
-        body[pad_to] = '\0';
-        *len = pad_to;
-    }
-    return body;
+    return pb_mock_pad_json(body, len, pad_to);
 }
 
 /* Appends one "data: <o>\n\n" event of kind; takes o. */
 static void
 gemini_event(pb_mock_stream *s, pb_mock_event_kind kind, json_object *o)
 {
-    if (s->n == s->cap) {
-        s->cap = s->cap ? s->cap * 2 : 16;
-        s->events = pb_xrealloc(s->events, s->cap * sizeof(*s->events));
-    }
-    pb_mock_event *e = &s->events[s->n++];
-    e->kind = kind;
-    e->off = s->data.len;
+    pb_mock_event *e = pb_mock_stream_add(s, kind);
     size_t n;
     const char *js = json_object_to_json_string_length(o, GEMINI_JSON_FLAGS, &n);
     pb_buf_append(&s->data, "data: ", 6);
@@ -555,7 +468,7 @@ void
 pb_mock_gemini_stream(pb_mock_stream *s, const pb_mock_request *r, pb_mock_body_kind kind,
                       const char *text, unsigned long id)
 {
-    gemini_answer a;
+    pb_mock_answer a;
     gemini_answer_make(r, kind, text, &a);
     long words = a.calls != NULL ? 1 : pb_mock_dialect_words(a.text.data, a.text.len);
     long per = pb_mock_dialect_words_per_piece(words);

@@ -1,7 +1,9 @@
 /* main.c -- planb-mock: a fault-injecting mock LLM server for tests, benchmarks and demos.
  *
  * One thread, one libevent loop, evhttp. It speaks enough of the OpenAI chat
- * and embeddings APIs and the Anthropic Messages API for planb, and answers
+ * and embeddings APIs, the Anthropic Messages API, Azure OpenAI's paths,
+ * Gemini's generateContent and Bedrock's Converse (SigV4 checked, streams in
+ * event-stream frames) for planb, and answers
  * each request the way the behaviour of its "model" says: a good reply, an
  * error status, a hang, a trickle, a TCP reset, a broken body (model.h
  * lists them). A request with "stream": true is answered as the real APIs
@@ -51,13 +53,21 @@
 #include "planb/hash.h"
 #include "planb/log.h"
 
+#include "bedrock.h"
 #include "dialect.h"
 #include "model.h"
 
 #define MOCK_MAX_BODY_BYTES ((size_t)64 << 20) /* well above any real chat request */
 #define MOCK_MODEL_MAX_LEN  256                /* longer "model" strings are rejected */
 #define MOCK_GEMINI_PREFIX  "/v1beta/models/"  /* Gemini's API: the model in the path */
-#define MOCK_HEADER_MAX_LEN 128                /* longer header names are not recorded */
+#define MOCK_BEDROCK_PREFIX "/model/"          /* Bedrock's Converse: the model id in the path */
+#define MOCK_HEADERS_MAX    64                 /* headers a Bedrock request may carry (signed) */
+/* The credentials Bedrock requests must be signed with (--aws-access-key-id and
+ * --aws-secret-access-key change them; tests/support/harness.c th_bedrock_env uses these). */
+#define MOCK_AWS_KEY_ID       "AKIAPLANBMOCK0000000"
+#define MOCK_AWS_SECRET       "planb-mock-secret-access-key"
+#define MOCK_AMZN_TYPE_SUFFIX ":http://internal.amazon.com/coral/com.amazon.bedrock/"
+#define MOCK_HEADER_MAX_LEN   128 /* longer header names are not recorded */
 /* listen(2) backlog: the kernel caps it at net.core.somaxconn; asking for the
  * most lets a burst of thousands of connects queue instead of retrying SYNs. */
 #define MOCK_BACKLOG 65535
@@ -79,6 +89,8 @@ typedef struct mock_server {
     long pending;            /* calls held (latency, hang, drip, reset) */
     unsigned long next_id;   /* numbers replies: chatcmpl-mock-<n>, msg_mock_<n> */
     uint64_t rng;            /* splitmix64 state for fail_rate and slow_rate draws (fixed seed) */
+    const char *aws_key_id;  /* Bedrock: the access key id signatures must be by */
+    const char *aws_secret;  /* ... and its secret */
 } mock_server;
 
 typedef enum {
@@ -103,6 +115,7 @@ typedef struct mock_call {
     size_t len;                      /* bytes of body to send */
     size_t sent;                     /* MOCK_DRIP: bytes sent so far */
     char *retry_after;               /* owned; Retry-After header or NULL */
+    char *error_type;                /* owned; Bedrock's x-amzn-ErrorType header or NULL */
     int latency_ms;                  /* delay before the answer starts */
     int drip_bytes;                  /* MOCK_DRIP: bytes per tick */
     int drip_interval_ms;            /* MOCK_DRIP: tick period */
@@ -163,15 +176,18 @@ mock_free_cleanup(const void *data, size_t len, void *arg)
     free((void *)(uintptr_t)data);
 }
 
-/* Sends a complete answer; takes body (handed to the output buffer without a copy). */
+/* Sends a complete answer; takes body (handed to the output buffer without a copy).
+ * error_type, when set, goes out as x-amzn-ErrorType (Bedrock names its exceptions there). */
 static void
 mock_respond(struct evhttp_request *req, int status, const char *content_type, char *body,
-             size_t len, const char *retry_after)
+             size_t len, const char *retry_after, const char *error_type)
 {
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Content-Type", content_type);
     if (retry_after != NULL)
         evhttp_add_header(h, "Retry-After", retry_after);
+    if (error_type != NULL)
+        evhttp_add_header(h, "x-amzn-ErrorType", error_type);
     if (len > 0)
         evbuffer_add_reference(evhttp_request_get_output_buffer(req), body, len, mock_free_cleanup,
                                NULL);
@@ -187,7 +203,7 @@ mock_respond_json(struct evhttp_request *req, int status, json_object *o)
     size_t n;
     const char *s = json_object_to_json_string_length(
         o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
-    mock_respond(req, status, "application/json", pb_xstrndup(s, n), n, NULL);
+    mock_respond(req, status, "application/json", pb_xstrndup(s, n), n, NULL, NULL);
     json_object_put(o);
 }
 
@@ -209,12 +225,31 @@ mock_respond_control_error(struct evhttp_request *req, int status, const char *m
     mock_respond_json(req, status, o);
 }
 
+/* x-amzn-ErrorType for a Bedrock error answer of status (type NULL: the usual one); caller
+ * frees. NULL for the other dialects. */
+static char *
+mock_amzn_type(pb_mock_api api, int status, const char *type)
+{
+    if (api != PB_MOCK_API_BEDROCK)
+        return NULL;
+    const char *name = pb_mock_bedrock_error_type(status, type);
+    size_t n = strlen(name), k = strlen(MOCK_AMZN_TYPE_SUFFIX);
+    char *out = pb_xmalloc(n + k + 1);
+    memcpy(out, name, n);
+    memcpy(out + n, MOCK_AMZN_TYPE_SUFFIX, k + 1);
+    return out;
+}
+
+/* The dialect's error answer; type NULL: the status's usual one. */
 static void
-mock_respond_api_error(struct evhttp_request *req, pb_mock_api api, int status, const char *msg)
+mock_respond_api_error(struct evhttp_request *req, pb_mock_api api, int status, const char *type,
+                       const char *msg)
 {
     size_t len;
-    char *body = pb_mock_dialect_error(api, status, NULL, msg, NULL, &len);
-    mock_respond(req, status, "application/json", body, len, NULL);
+    char *body = pb_mock_dialect_error(api, status, type, msg, NULL, &len);
+    char *amzn = mock_amzn_type(api, status, type);
+    mock_respond(req, status, "application/json", body, len, NULL, amzn);
+    free(amzn);
 }
 
 /* Parses the request body; NULL unless it is complete JSON. Caller puts. */
@@ -248,6 +283,7 @@ mock_call_free(mock_call *c)
         event_free(c->watch);
     free(c->body);
     free(c->retry_after);
+    free(c->error_type);
     pb_mock_stream_free(c->stream);
     c->srv->pending--;
     free(c);
@@ -387,13 +423,25 @@ mock_stream_send(mock_call *c, const char *p, size_t n)
     struct evbuffer *out = bufferevent_get_output(bev);
     size_t queued = evbuffer_get_length(out);
     struct evbuffer *chunk = evbuffer_new();
-    evbuffer_add(chunk, p, n);
+    bool framed = c->api == PB_MOCK_API_BEDROCK;
+    if (framed && memchr(p, '@', n) != NULL) {
+        /* An event-stream frame's CRC covers the stamp: stamp a copy and reseal it here, a
+         * few microseconds before the write rather than in evhttp's buffer. */
+        char *copy = pb_xmalloc(n);
+        memcpy(copy, p, n);
+        mock_stamp(copy, n);
+        pb_mock_bedrock_reseal(copy, n);
+        evbuffer_add(chunk, copy, n);
+        free(copy);
+    } else {
+        evbuffer_add(chunk, p, n);
+    }
     evhttp_send_reply_chunk(c->req, chunk);
     evbuffer_free(chunk);
     struct evbuffer_ptr from;
     struct evbuffer_iovec v[8];
     evbuffer_ptr_set(out, &from, queued, EVBUFFER_PTR_SET);
-    int nv = evbuffer_peek(out, -1, &from, v, 8);
+    int nv = framed ? 0 : evbuffer_peek(out, -1, &from, v, 8);
     for (int i = 0; i < nv && i < 8; i++)
         mock_stamp(v[i].iov_base, v[i].iov_len);
     /* A socket bufferevent keeps its output's start frozen once its own write callback has
@@ -451,8 +499,9 @@ mock_stream_fault(mock_call *c)
         return true;
     }
     case PB_MOCK_STREAM_MALFORMED: {
-        const char *bad = pb_mock_dialect_stream_malformed(c->api);
-        mock_stream_send(c, bad, strlen(bad));
+        size_t n;
+        const char *bad = pb_mock_dialect_stream_malformed(c->api, &n);
+        mock_stream_send(c, bad, n);
         if (c->chunk_interval_ms == 0)
             return false;
         mock_arm(c, c->chunk_interval_ms);
@@ -480,7 +529,7 @@ mock_stream_tick(mock_call *c)
     }
     if (!c->started) {
         struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
-        evhttp_add_header(h, "Content-Type", "text/event-stream");
+        evhttp_add_header(h, "Content-Type", pb_mock_dialect_stream_type(c->api));
         evhttp_add_header(h, "Cache-Control", "no-cache");
         if (c->fault == PB_MOCK_STREAM_ERROR_BEFORE || c->fault == PB_MOCK_STREAM_ERROR_MID)
             evhttp_add_header(h, "Connection", "close");
@@ -516,7 +565,8 @@ mock_on_timer(evutil_socket_t fd, short what, void *arg)
     (void)what;
     switch (c->action) {
     case MOCK_SEND:
-        mock_respond(c->req, c->status, c->content_type, c->body, c->len, c->retry_after);
+        mock_respond(c->req, c->status, c->content_type, c->body, c->len, c->retry_after,
+                     c->error_type);
         c->body = NULL;
         mock_call_done(c);
         break;
@@ -638,7 +688,7 @@ mock_plan_stream_body(const pb_mock_request *r, const char *reply, unsigned long
                       mock_call *plan)
 {
     pb_mock_stream *st = pb_mock_dialect_stream(r, PB_MOCK_BODY_OK, reply, id);
-    plan->content_type = "text/event-stream";
+    plan->content_type = pb_mock_dialect_stream_type(r->api);
     plan->len = st->data.len;
     plan->body = st->data.data;
     st->data.data = NULL;
@@ -745,11 +795,11 @@ mock_gemini_path(struct evhttp_request *req, const char *path, char **model, boo
     *stream = colon != NULL && strcmp(colon, ":streamGenerateContent") == 0;
     if (colon == NULL || colon == rest || (size_t)(colon - rest) > MOCK_MODEL_MAX_LEN ||
         (!*stream && strcmp(colon, ":generateContent") != 0)) {
-        mock_respond_api_error(req, PB_MOCK_API_GEMINI, 404, "unknown model method");
+        mock_respond_api_error(req, PB_MOCK_API_GEMINI, 404, NULL, "unknown model method");
         return 1;
     }
     if (*stream && (query == NULL || strstr(query, "alt=sse") == NULL)) {
-        mock_respond_api_error(req, PB_MOCK_API_GEMINI, 400,
+        mock_respond_api_error(req, PB_MOCK_API_GEMINI, 400, NULL,
                                "alt=sse: planb-mock streams server-sent events only");
         return 1;
     }
@@ -759,7 +809,7 @@ mock_gemini_path(struct evhttp_request *req, const char *path, char **model, boo
     if (*model == NULL || (*model)[0] == '\0') {
         free(*model);
         *model = NULL;
-        mock_respond_api_error(req, PB_MOCK_API_GEMINI, 404, "model: missing from the path");
+        mock_respond_api_error(req, PB_MOCK_API_GEMINI, 404, NULL, "model: missing from the path");
         return 1;
     }
     return 0;
@@ -808,6 +858,61 @@ mock_query_param(struct evhttp_request *req, const char *name)
     return out;
 }
 
+/* Bedrock's /model/<id>/converse or /converse-stream: the model id (percent-decoded, caller
+ * frees) and whether it streams; non-zero after answering a bad path. */
+static int
+mock_bedrock_path(struct evhttp_request *req, const char *path, char **model, bool *stream)
+{
+    const char *rest = path + strlen(MOCK_BEDROCK_PREFIX), *slash = strchr(rest, '/');
+    *model = NULL;
+    *stream = slash != NULL && strcmp(slash, "/converse-stream") == 0;
+    if (slash == NULL || slash == rest || (!*stream && strcmp(slash, "/converse") != 0)) {
+        mock_respond_api_error(req, PB_MOCK_API_BEDROCK, 404, "UnknownOperationException", NULL);
+        return 1;
+    }
+    char *raw = pb_xstrndup(rest, (size_t)(slash - rest));
+    *model = evhttp_uridecode(raw, 0, NULL);
+    free(raw);
+    if (*model == NULL || (*model)[0] == '\0' || strlen(*model) > MOCK_MODEL_MAX_LEN) {
+        free(*model);
+        *model = NULL;
+        mock_respond_api_error(req, PB_MOCK_API_BEDROCK, 400, NULL,
+                               "1 validation error detected: Value at 'modelId' failed to "
+                               "satisfy constraint");
+        return 1;
+    }
+    return 0;
+}
+
+/* Bedrock checks who signed before anything else: 0, or the 403 status (answered). */
+static int
+mock_bedrock_authorize(mock_server *srv, struct evhttp_request *req, const char *path)
+{
+    pb_sigv4_header hs[MOCK_HEADERS_MAX];
+    size_t n = 0;
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    for (struct evkeyval *kv = in->tqh_first; kv != NULL && n < MOCK_HEADERS_MAX;
+         kv = kv->next.tqe_next)
+        hs[n++] = (pb_sigv4_header){kv->key, kv->value};
+    struct evbuffer *body = evhttp_request_get_input_buffer(req);
+    pb_sigv4_received rcv = {
+        .method = "POST",
+        .path = path,
+        .query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req)),
+        .headers = hs,
+        .n_headers = n,
+        .body = evbuffer_pullup(body, -1),
+        .body_len = evbuffer_get_length(body),
+    };
+    const char *type = NULL;
+    pb_error err;
+    int bad = pb_mock_bedrock_authorize(&rcv, evhttp_find_header(in, "Authorization"),
+                                        srv->aws_key_id, srv->aws_secret, &type, &err);
+    if (bad != 0)
+        mock_respond_api_error(req, PB_MOCK_API_BEDROCK, bad, type, err.msg);
+    return bad;
+}
+
 /* An API call; azure says it came to an Azure path, deployment (borrowed, NULL: none) names
  * the deployment of the deployment API's path, which stands for body.model. */
 static void
@@ -816,19 +921,20 @@ mock_on_api(mock_server *srv, struct evhttp_request *req, pb_mock_api api, const
 {
     pb_mock_table_count(srv->table);
     if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
-        mock_respond_api_error(req, api, 405, "method: only POST is allowed");
+        mock_respond_api_error(req, api, 405, NULL, "method: only POST is allowed");
         return;
     }
     json_object *body = mock_parse_body(srv, req);
     if (body == NULL || !json_object_is_type(body, json_type_object)) {
-        mock_respond_api_error(req, api, 400, "body: must be a JSON object");
+        mock_respond_api_error(req, api, 400, NULL, "body: must be a JSON object");
         json_object_put(body);
         return;
     }
     json_object *mv = NULL;
-    char *gmodel = NULL; /* Gemini: the model comes in the path */
+    char *gmodel = NULL; /* Gemini, Bedrock: the model comes in the path */
     bool gstream = false;
-    if (api == PB_MOCK_API_GEMINI && mock_gemini_path(req, path, &gmodel, &gstream) != 0) {
+    if ((api == PB_MOCK_API_GEMINI && mock_gemini_path(req, path, &gmodel, &gstream) != 0) ||
+        (api == PB_MOCK_API_BEDROCK && mock_bedrock_path(req, path, &gmodel, &gstream) != 0)) {
         json_object_put(body);
         return;
     }
@@ -836,7 +942,7 @@ mock_on_api(mock_server *srv, struct evhttp_request *req, pb_mock_api api, const
         (!json_object_object_get_ex(body, "model", &mv) ||
          !json_object_is_type(mv, json_type_string) || json_object_get_string_len(mv) == 0 ||
          json_object_get_string_len(mv) > MOCK_MODEL_MAX_LEN)) {
-        mock_respond_api_error(req, api, 400, "model: must be a non-empty string");
+        mock_respond_api_error(req, api, 400, NULL, "model: must be a non-empty string");
         json_object_put(body);
         return;
     }
@@ -866,11 +972,12 @@ mock_on_api(mock_server *srv, struct evhttp_request *req, pb_mock_api api, const
         mock_record_last(m, req, path, body);
     }
     pb_error err;
-    int bad = pb_mock_dialect_validate(&r, &err);
+    int bad = api == PB_MOCK_API_BEDROCK ? mock_bedrock_authorize(srv, req, path) : 0;
+    if (bad == 0 && (bad = pb_mock_dialect_validate(&r, &err)) != 0)
+        mock_respond_api_error(req, api, bad, NULL, err.msg);
     if (bad != 0) {
         if (m != NULL)
             m->invalid++;
-        mock_respond_api_error(req, api, bad, err.msg);
         json_object_put(body);
         free(api_version);
         free(gmodel);
@@ -885,11 +992,16 @@ mock_on_api(mock_server *srv, struct evhttp_request *req, pb_mock_api api, const
     r.finish_reason = b->finish_reason;
     r.refusal = b->refusal;
     mock_plan(srv, &r, m, b, &plan);
+    if (plan.status >= 400)
+        plan.error_type =
+            mock_amzn_type(api, plan.status, b->mode == PB_MOCK_STATUS ? b->error_type : NULL);
     json_object_put(body);
     free(gmodel);
     if (plan.action == MOCK_SEND && plan.latency_ms == 0) {
-        mock_respond(req, plan.status, plan.content_type, plan.body, plan.len, plan.retry_after);
+        mock_respond(req, plan.status, plan.content_type, plan.body, plan.len, plan.retry_after,
+                     plan.error_type);
         free(plan.retry_after);
+        free(plan.error_type);
         return;
     }
     mock_hold(srv, req, &plan);
@@ -981,10 +1093,12 @@ mock_on_request(struct evhttp_request *req, void *arg)
         free(deployment);
     } else if (strncmp(path, MOCK_GEMINI_PREFIX, strlen(MOCK_GEMINI_PREFIX)) == 0) {
         mock_on_api(srv, req, PB_MOCK_API_GEMINI, path, false, NULL);
+    } else if (strncmp(path, MOCK_BEDROCK_PREFIX, strlen(MOCK_BEDROCK_PREFIX)) == 0) {
+        mock_on_api(srv, req, PB_MOCK_API_BEDROCK, path, false, NULL);
     } else if (strncmp(path, "/_mock/", 7) == 0) {
         mock_on_control(srv, req, path);
     } else {
-        mock_respond_api_error(req, PB_MOCK_API_OPENAI, 404, "unknown path");
+        mock_respond_api_error(req, PB_MOCK_API_OPENAI, 404, NULL, "unknown path");
     }
 }
 
@@ -1073,16 +1187,22 @@ mock_usage(FILE *out)
 {
     fputs(
         "usage: planb-mock [--listen HOST:PORT] [--config FILE.json] [--quiet]\n"
+        "                  [--aws-access-key-id ID] [--aws-secret-access-key SECRET]\n"
         "\n"
         "A fault-injecting mock LLM server (OpenAI chat + embeddings, Anthropic Messages,\n"
         "Azure OpenAI's /openai/v1/chat/completions and\n"
         "/openai/deployments/<model>/chat/completions?api-version=..., with api-key;\n"
-        "Gemini: POST /v1beta/models/<model>:generateContent, :streamGenerateContent?alt=sse).\n"
+        "Gemini: POST /v1beta/models/<model>:generateContent, :streamGenerateContent?alt=sse;\n"
+        "Bedrock: POST /model/<model id>/converse and /converse-stream, SigV4-signed or with a\n"
+        "Bearer API key, streamed as application/vnd.amazon.eventstream frames).\n"
         "Prints \"port=<N>\" on stdout once listening (default 127.0.0.1:0: a free port).\n"
         "\n"
         "  --listen HOST:PORT  numeric address to bind (port 0 = any free port)\n"
         "  --config FILE       {\"default\": {behaviour}, \"models\": {\"name\": {behaviour}}}\n"
         "  --quiet             log errors only\n"
+        "  --aws-access-key-id ID, --aws-secret-access-key SECRET\n"
+        "                      the credentials Bedrock requests must be signed with\n"
+        "                      (default " MOCK_AWS_KEY_ID " / " MOCK_AWS_SECRET ")\n"
         "\n"
         "Behaviour: {\"mode\": ok|status|hang|drip|reset|truncated|html|missing|empty|oversized,\n"
         "  \"reply\", \"status\", \"error_type\", \"error_message\", \"error_code\"\n"
@@ -1115,13 +1235,16 @@ main(int argc, char **argv)
         {"listen", required_argument, NULL, 'l'},
         {"config", required_argument, NULL, 'c'},
         {"quiet", no_argument, NULL, 'q'},
+        {"aws-access-key-id", required_argument, NULL, 'k'},
+        {"aws-secret-access-key", required_argument, NULL, 's'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *listen_addr = "127.0.0.1:0", *config_path = NULL;
+    const char *aws_key_id = MOCK_AWS_KEY_ID, *aws_secret = MOCK_AWS_SECRET;
     int opt;
     pb_log_set_role("mock");
-    while ((opt = getopt_long(argc, argv, "l:c:qh", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "l:c:qhk:s:", opts, NULL)) != -1) {
         switch (opt) {
         case 'l':
             listen_addr = optarg;
@@ -1131,6 +1254,12 @@ main(int argc, char **argv)
             break;
         case 'q':
             pb_log_min_level = PB_LOG_WARN;
+            break;
+        case 'k':
+            aws_key_id = optarg;
+            break;
+        case 's':
+            aws_secret = optarg;
             break;
         case 'h':
             mock_usage(stdout);
@@ -1154,7 +1283,8 @@ main(int argc, char **argv)
         return PB_EXIT_FATAL;
     }
     pb_error err;
-    mock_server srv = {.rng = 0x5EED5EED5EED5EEDULL};
+    mock_server srv = {
+        .rng = 0x5EED5EED5EED5EEDULL, .aws_key_id = aws_key_id, .aws_secret = aws_secret};
     srv.table = pb_mock_table_new(config, &err);
     json_object_put(config);
     if (srv.table == NULL) {

@@ -22,9 +22,10 @@
 #define ARN                                                                                        \
     "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-5-haiku-"      \
     "20241022-v1:0"
-#define MOCK_PROVIDER(extra)                                                                       \
-    "{\"type\": \"bedrock\", \"region\": \"us-east-1\", \"base_url\": "                            \
-    "\"http://127.0.0.1:%d\", " extra "}"
+/* A Bedrock provider on the mock (%d: its port) authenticating with auth. */
+#define MOCK_PROVIDER                                                                              \
+    "{\"type\": \"bedrock\", \"region\": \"us-east-1\", \"base_url\": \"http://127.0.0.1:%d\", "   \
+    "%s}"
 
 static th_proc redis_p, mock_p, planb_p;
 static redisContext *rc;
@@ -37,85 +38,42 @@ setup(void)
     setenv("PB_TEST_AWS_TOKEN", "FwoGZXIvYXdzEXAMPLESESSIONTOKEN", 1);
     setenv("PB_TEST_BR_KEY", "ABSKbedrock-api-key-for-tests", 1);
     th_world_start(&redis_p, &mock_p, NULL, &rc);
-    char cfg[8192];
-    snprintf(
-        cfg, sizeof(cfg),
-        "{\"redis\": {\"url\": \"redis://127.0.0.1:%d/0\"}, \"workers\": 1,"
-        " \"concurrency\": 16, \"drain_timeout_ms\": 2000,"
-        " \"providers\": {\"aws\": " TH_BEDROCK_PROVIDER ","
-        " \"aws_temp\": " MOCK_PROVIDER("\"aws_access_key_id_env\": \"PB_TEST_AWS_KEY_ID\", "
-                                        "\"aws_secret_access_key_env\": "
-                                        "\"PB_TEST_AWS_SECRET\", \"aws_session_token_env\": "
-                                        "\"PB_TEST_AWS_TOKEN\"") ","
-                                                                 " \"aws_key\": " MOCK_PROVIDER(
-                                                                     "\"bearer_token_env\": "
-                                                                     "\"PB_TEST_BR_KEY\"") ","
-                                                                                           " \"aws_"
-                                                                                           "forged"
-                                                                                           "\":"
-                                                                                           " " MOCK_PROVIDER(
-                                                                                               "\"a"
-                                                                                               "ws_"
-                                                                                               "acc"
-                                                                                               "ess"
-                                                                                               "_ke"
-                                                                                               "y_"
-                                                                                               "id_"
-                                                                                               "env"
-                                                                                               "\":"
-                                                                                               " \""
-                                                                                               "PB_"
-                                                                                               "TES"
-                                                                                               "T_"
-                                                                                               "AWS"
-                                                                                               "_KE"
-                                                                                               "Y_"
-                                                                                               "ID"
-                                                                                               "\","
-                                                                                               " \""
-                                                                                               "aws"
-                                                                                               "_se"
-                                                                                               "cre"
-                                                                                               "t_"
-                                                                                               "acc"
-                                                                                               "ess"
-                                                                                               "_ke"
-                                                                                               "y_"
-                                                                                               "env"
-                                                                                               "\":"
-                                                                                               " "
-                                                                                               "\"P"
-                                                                                               "B_"
-                                                                                               "TES"
-                                                                                               "T_"
-                                                                                               "AWS"
-                                                                                               "_WR"
-                                                                                               "ONG"
-                                                                                               "\"") ","
-                                                                                                     " \"oa\": {\"type\": \"openai\", \"base_url\": \"http://127.0.0.1:%d/v1\","
-                                                                                                     " \"api_key_env\": \"PB_TEST_KEY\"}},"
-                                                                                                     " \"models\": {\"claude\": {\"provider\": \"aws\", \"model\": \"" TH_BEDROCK_MODEL_ID
-                                                                                                     "\","
-                                                                                                     " \"timeout_ms\": 5000, \"price_in_per_mtok\": 3, \"price_out_per_mtok\": 15},"
-                                                                                                     " \"profile\": {\"provider\": \"aws\", \"model\": \"" ARN
-                                                                                                     "\"},"
-                                                                                                     " \"temp\": {\"provider\": \"aws_temp\", \"model\": \"" TH_BEDROCK_MODEL_ID
-                                                                                                     "\"},"
-                                                                                                     " \"keyed\": {\"provider\": \"aws_key\", \"model\": \"" TH_BEDROCK_MODEL_ID
-                                                                                                     "\"},"
-                                                                                                     " \"forged\": {\"provider\": \"aws_forged\", \"model\": \"" TH_BEDROCK_MODEL_ID
-                                                                                                     "\"},"
-                                                                                                     " \"gpt\": {\"provider\": \"oa\", \"tier\": 2, \"timeout_ms\": 5000}},"
-                                                                                                     " \"routes\": {\"default\": {\"chain\": [\"claude\", \"gpt\"], \"retries\": 0},"
-                                                                                                     " \"bo\": {\"chain\": [\"claude\", \"gpt\"], \"retries\": 1, \"backoff_ms\": 10,"
-                                                                                                     " \"backoff_max_ms\": 20},"
-                                                                                                     " \"arn\": {\"chain\": [\"profile\", \"gpt\"], \"retries\": 0},"
-                                                                                                     " \"temp\": {\"chain\": [\"temp\", \"gpt\"], \"retries\": 0},"
-                                                                                                     " \"key\": {\"chain\": [\"keyed\", \"gpt\"], \"retries\": 0},"
-                                                                                                     " \"bad\": {\"chain\": [\"forged\", \"gpt\"], \"retries\": 0}},"
-                                                                                                     " \"breaker\": {\"failures\": 0, \"refused_hold_s\": 0},"
-                                                                                                     " \"monitor\": {\"metrics_listen\": \"\"}}",
-        redis_p.port, mock_p.port, mock_p.port, mock_p.port, mock_p.port, mock_p.port);
+    static const char temp_auth[] =
+        "\"aws_access_key_id_env\": \"PB_TEST_AWS_KEY_ID\", \"aws_secret_access_key_env\": "
+        "\"PB_TEST_AWS_SECRET\", \"aws_session_token_env\": \"PB_TEST_AWS_TOKEN\"";
+    static const char key_auth[] = "\"bearer_token_env\": \"PB_TEST_BR_KEY\"";
+    static const char forged_auth[] =
+        "\"aws_access_key_id_env\": \"PB_TEST_AWS_KEY_ID\", \"aws_secret_access_key_env\": "
+        "\"PB_TEST_AWS_WRONG\"";
+    char temp[512], keyed[512], forged[512], cfg[8192];
+    snprintf(temp, sizeof(temp), MOCK_PROVIDER, mock_p.port, temp_auth);
+    snprintf(keyed, sizeof(keyed), MOCK_PROVIDER, mock_p.port, key_auth);
+    snprintf(forged, sizeof(forged), MOCK_PROVIDER, mock_p.port, forged_auth);
+    snprintf(cfg, sizeof(cfg),
+             "{\"redis\": {\"url\": \"redis://127.0.0.1:%d/0\"}, \"workers\": 1,"
+             " \"concurrency\": 16, \"drain_timeout_ms\": 2000,"
+             " \"providers\": {\"aws\": " TH_BEDROCK_PROVIDER ", \"aws_temp\": %s,"
+             " \"aws_key\": %s, \"aws_forged\": %s,"
+             " \"oa\": {\"type\": \"openai\", \"base_url\": \"http://127.0.0.1:%d/v1\","
+             " \"api_key_env\": \"PB_TEST_KEY\"}},"
+             " \"models\": {\"claude\": {\"provider\": \"aws\", \"model\": \"" TH_BEDROCK_MODEL_ID
+             "\","
+             " \"timeout_ms\": 5000, \"price_in_per_mtok\": 3, \"price_out_per_mtok\": 15},"
+             " \"profile\": {\"provider\": \"aws\", \"model\": \"" ARN "\"},"
+             " \"temp\": {\"provider\": \"aws_temp\", \"model\": \"" TH_BEDROCK_MODEL_ID "\"},"
+             " \"keyed\": {\"provider\": \"aws_key\", \"model\": \"" TH_BEDROCK_MODEL_ID "\"},"
+             " \"forged\": {\"provider\": \"aws_forged\", \"model\": \"" TH_BEDROCK_MODEL_ID "\"},"
+             " \"gpt\": {\"provider\": \"oa\", \"tier\": 2, \"timeout_ms\": 5000}},"
+             " \"routes\": {\"default\": {\"chain\": [\"claude\", \"gpt\"], \"retries\": 0},"
+             " \"bo\": {\"chain\": [\"claude\", \"gpt\"], \"retries\": 1, \"backoff_ms\": 10,"
+             " \"backoff_max_ms\": 20},"
+             " \"arn\": {\"chain\": [\"profile\", \"gpt\"], \"retries\": 0},"
+             " \"temp\": {\"chain\": [\"temp\", \"gpt\"], \"retries\": 0},"
+             " \"key\": {\"chain\": [\"keyed\", \"gpt\"], \"retries\": 0},"
+             " \"bad\": {\"chain\": [\"forged\", \"gpt\"], \"retries\": 0}},"
+             " \"breaker\": {\"failures\": 0, \"refused_hold_s\": 0},"
+             " \"monitor\": {\"metrics_listen\": \"\"}}",
+             redis_p.port, mock_p.port, temp, keyed, forged, mock_p.port);
     th_serve(&planb_p, cfg);
 }
 

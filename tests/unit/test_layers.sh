@@ -52,7 +52,7 @@ fi
 
 for f in mock/*.c mock/*.h; do
   while read -r inc; do
-    case $inc in planb/core.h | planb/log.h | planb/buf.h | planb/hash.h | planb/utf8.h) ;;
+    case $inc in planb/core.h | planb/log.h | planb/buf.h | planb/hash.h | planb/utf8.h | planb/sigv4.h | planb/eventstream.h) ;;
     *) fail "$f includes $inc: the mock links only the base layer" ;;
     esac
   done < <(sed -n 's/^#include "\(planb\/[a-z_0-9]*\.h\)".*/\1/p' "$f")

@@ -46,7 +46,6 @@ request(pb_message *msgs, size_t n)
                         .top_p = NAN};
 }
 
-
 static size_t
 header_count(const pb_http_request *r)
 {

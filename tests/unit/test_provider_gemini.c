@@ -45,9 +45,6 @@ request(pb_message *msgs, size_t n)
                         .top_p = NAN};
 }
 
-
-
-
 /* Builds req with a keyed provider and returns the body parsed back (caller puts). */
 static json_object *
 build_body(const pb_request *req)
@@ -123,7 +120,8 @@ Test(gemini, request_system_lifted_roles_user_and_model_merged)
     };
     pb_request req = request(msgs, 7);
     json_object *body = build_body(&req);
-    cr_expect_str_eq(th_at_str(body, "systemInstruction.parts[0].text"), "Be brief.\n\nUse French.");
+    cr_expect_str_eq(th_at_str(body, "systemInstruction.parts[0].text"),
+                     "Be brief.\n\nUse French.");
     cr_assert_eq(json_object_array_length(th_at(body, "contents")), 3, "%s",
                  json_object_to_json_string(body));
     cr_expect_str_eq(th_at_str(body, "contents[0].role"), "user");
@@ -224,11 +222,11 @@ Test(gemini, request_tools_calls_and_results_matched_by_name)
     cr_expect_str_eq(th_at_str(body, "contents[2].role"), "user", "both results in one turn");
     cr_expect_str_eq(th_at_str(body, "contents[2].parts[0].functionResponse.name"), "get_weather");
     cr_expect_eq(json_object_get_int(th_at(body, "contents[2].parts[0].functionResponse.response."
-                                              "temp")),
+                                                 "temp")),
                  21, "a JSON object result goes as it is");
     cr_expect_str_eq(th_at_str(body, "contents[2].parts[1].functionResponse.name"), "get_time");
-    cr_expect_str_eq(th_at_str(body, "contents[2].parts[1].functionResponse.response.result"), "noon",
-                     "text is wrapped");
+    cr_expect_str_eq(th_at_str(body, "contents[2].parts[1].functionResponse.response.result"),
+                     "noon", "text is wrapped");
     char names[PB_PROVIDER_DROPPED_MAX][PB_PROVIDER_PARAM_LEN];
     size_t n = pb_provider_gemini.dropped(&req, names, PB_PROVIDER_DROPPED_MAX);
     cr_assert_eq(n, 2);
