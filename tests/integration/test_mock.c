@@ -68,35 +68,13 @@ teardown(void)
 }
 
 static size_t
-on_body(char *data, size_t size, size_t n, void *arg)
-{
-    return pb_buf_append(arg, data, size * n) == PB_OK ? size * n : 0;
-}
-
-/* Copies the value of header line "Name: value" into out when it is that header. */
-static void
-take_header(const char *line, size_t n, const char *name, char *out, size_t cap)
-{
-    size_t nl = strlen(name);
-    if (n <= nl + 1 || strncasecmp(line, name, nl) != 0 || line[nl] != ':')
-        return;
-    const char *v = line + nl + 1;
-    size_t vl = n - nl - 1;
-    while (vl > 0 && (*v == ' ' || *v == '\t'))
-        v++, vl--;
-    while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == '\n'))
-        vl--;
-    snprintf(out, cap, "%.*s", (int)vl, v);
-}
-
-static size_t
 on_header(char *line, size_t size, size_t n, void *arg)
 {
     reply *r = arg;
     char te[32] = "";
-    take_header(line, size * n, "Content-Type", r->content_type, sizeof(r->content_type));
-    take_header(line, size * n, "Retry-After", r->retry_after, sizeof(r->retry_after));
-    take_header(line, size * n, "Transfer-Encoding", te, sizeof(te));
+    th_take_header(line, size * n, "Content-Type", r->content_type, sizeof(r->content_type));
+    th_take_header(line, size * n, "Retry-After", r->retry_after, sizeof(r->retry_after));
+    th_take_header(line, size * n, "Transfer-Encoding", te, sizeof(te));
     if (strcasecmp(te, "chunked") == 0)
         r->chunked = true;
     return size * n;
@@ -121,7 +99,7 @@ request(const char *method, const char *path, const char *const *headers, const 
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, th_http_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &r->body);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
@@ -955,7 +933,7 @@ Test(mock, keep_alive_reuses_one_connection)
     pb_buf_init(&sink, 1 << 20);
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, th_http_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 5000L);
     long connects = 0;

@@ -56,32 +56,11 @@ typedef struct reply {
 } reply;
 
 static size_t
-on_body(char *data, size_t size, size_t n, void *arg)
-{
-    return pb_buf_append(arg, data, size * n) == PB_OK ? size * n : 0;
-}
-
-static void
-take(const char *line, size_t n, const char *name, char *out, size_t cap)
-{
-    size_t nl = strlen(name);
-    if (n <= nl + 1 || strncasecmp(line, name, nl) != 0 || line[nl] != ':')
-        return;
-    const char *v = line + nl + 1;
-    size_t vl = n - nl - 1;
-    while (vl > 0 && *v == ' ')
-        v++, vl--;
-    while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == '\n'))
-        vl--;
-    snprintf(out, cap, "%.*s", (int)vl, v);
-}
-
-static size_t
 on_header(char *line, size_t size, size_t n, void *arg)
 {
     reply *r = arg;
-    take(line, size * n, "x-amzn-ErrorType", r->error_type, sizeof(r->error_type));
-    take(line, size * n, "Content-Type", r->content_type, sizeof(r->content_type));
+    th_take_header(line, size * n, "x-amzn-ErrorType", r->error_type, sizeof(r->error_type));
+    th_take_header(line, size * n, "Content-Type", r->content_type, sizeof(r->content_type));
     return size * n;
 }
 
@@ -141,7 +120,7 @@ post(const char *path, const char *body, auth_kind auth)
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, th_http_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &r->body);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, r);

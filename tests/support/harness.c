@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -509,10 +510,25 @@ th_wait_for(bool (*cond)(void *arg), void *arg, int max_tries, int delay_ms)
     return false;
 }
 
-static size_t
+size_t
 th_http_write(char *data, size_t size, size_t n, void *arg)
 {
     return pb_buf_append(arg, data, size * n) == PB_OK ? size * n : 0;
+}
+
+void
+th_take_header(const char *line, size_t n, const char *name, char *out, size_t cap)
+{
+    size_t nl = strlen(name);
+    if (n <= nl + 1 || strncasecmp(line, name, nl) != 0 || line[nl] != ':')
+        return;
+    const char *v = line + nl + 1;
+    size_t vl = n - nl - 1;
+    while (vl > 0 && (*v == ' ' || *v == '\t'))
+        v++, vl--;
+    while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == '\n'))
+        vl--;
+    snprintf(out, cap, "%.*s", (int)vl, v);
 }
 
 char *

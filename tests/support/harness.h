@@ -86,6 +86,11 @@ char *th_http(const char *method, const char *url, const char *body, long *statu
  * be NULL) gets the response's status line and headers as received (caller frees). */
 char *th_http_with(const char *method, const char *url, const char *body, const char *header,
                    char **head, long *status);
+/* libcurl helpers: a CURLOPT_WRITEFUNCTION appending to the pb_buf in its arg; and, for a
+ * CURLOPT_HEADERFUNCTION, copies the value of header line "Name: value" (n bytes) into out
+ * when it is the header name (any case), trimmed. */
+size_t th_http_write(char *data, size_t size, size_t n, void *arg);
+void th_take_header(const char *line, size_t n, const char *name, char *out, size_t cap);
 /* Mock control: set a model's behaviour (JSON object), read its request count, reset counters. */
 int th_mock_set(const th_proc *mock, const char *model, const char *behaviour_json);
 long th_mock_requests(const th_proc *mock, const char *model);
