@@ -40,7 +40,7 @@
 #define CACHE_FAILED_MS   1000 /* a spent chain's marker outlives the longest poll interval */
 #define CACHE_LOCK_SLACK  100  /* ms past the leader's deadline before its lock expires */
 #define CACHE_ENTRY_MAX   (16 * 1024 * 1024) /* an entry larger than this is ignored */
-#define CACHE_CANON_TAG   "planb-cache-v2"   /* bump when the canonical form changes */
+#define CACHE_CANON_TAG   "planb-cache-v3"   /* bump when the canonical form changes */
 #define CACHE_MARKER_MAX  2048               /* "failed:" + 16 names of <= 64 chars + commas */
 
 struct pb_cache {
@@ -93,13 +93,15 @@ cache_canon_feed(void *arg, char tag, const char *s, size_t len)
     cache_feed(arg, tag, s, len);
 }
 
-/* The canonical form: a version tag, the tenant (or "absent"), then pb_request_canon: every
- * message's role, text, parts, tool calls, tool_call_id and name in order, and every param
- * (tools, response_format, stop, seed, images, ...) in a fixed order. Not the id, meta,
- * route, models, deadline, critical or reply: they change who may answer or how the result
+/* The canonical form: a version tag, the tenant (or "absent"), the provider types the job's
+ * chain spans (an answer through Bedrock, which drops what Converse lacks, must not serve a
+ * job whose chain only speaks OpenAI's dialect), then pb_request_canon: every message's role,
+ * text, parts, tool calls, tool_call_id and name in order, and every param (tools,
+ * response_format, stop, seed, images, ...) in a fixed order. Not the id, meta, route,
+ * models, deadline, critical or reply as such: they change who may answer or how the result
  * is delivered, not what the answer is. */
 void
-pb_cache_key(const pb_request *req, char out[PB_CACHE_KEY_LEN + 1])
+pb_cache_key(const pb_request *req, unsigned provider_types, char out[PB_CACHE_KEY_LEN + 1])
 {
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     pb_assert(md != NULL);
@@ -109,6 +111,9 @@ pb_cache_key(const pb_request *req, char out[PB_CACHE_KEY_LEN + 1])
         cache_feed(md, 't', req->tenant, strlen(req->tenant));
     else
         cache_feed(md, 'n', "", 0);
+    char types[16];
+    int nt = snprintf(types, sizeof(types), "%x", provider_types);
+    cache_feed(md, 'p', types, (size_t)nt);
     pb_request_canon(req, cache_canon_feed, md);
     unsigned char d[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
@@ -413,12 +418,13 @@ cache_send(pb_cache_op *op)
 
 pb_cache_op *
 pb_cache_begin(pb_cache *c, const pb_request *req, const char *const *chain, size_t n_chain,
-               int max_tier, int64_t deadline_mono_ms, pb_cache_fn fn, void *arg)
+               unsigned provider_types, int max_tier, int64_t deadline_mono_ms, pb_cache_fn fn,
+               void *arg)
 {
     pb_cache_op *op = pb_xcalloc(1, sizeof(*op));
     op->c = c;
     char hex[PB_CACHE_KEY_LEN + 1];
-    pb_cache_key(req, hex);
+    pb_cache_key(req, provider_types, hex);
     op->key = pb_key_cache(c->cfg->prefix, hex);
     op->lock_key = pb_key_cache_lock(c->cfg->prefix, hex);
     /* The connection's up count marks locks taken before an outage (cache_get.lua). */

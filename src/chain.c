@@ -1398,12 +1398,17 @@ chain_cache_begin(chain_job *j)
     const pb_route_conf *route = &cfg->routes[j->req->route];
     const char *names[PB_CONFIG_MAX_CHAIN];
     size_t n = 0;
-    for (size_t i = 0; i < j->req->n_models && n < PB_CONFIG_MAX_CHAIN; i++)
-        if (pb_chain_model_allowed(cfg, j->req, j->req->models[i]))
-            names[n++] = cfg->models[j->req->models[i]].name;
+    unsigned types = 0;
+    for (size_t i = 0; i < j->req->n_models && n < PB_CONFIG_MAX_CHAIN; i++) {
+        const pb_model_conf *m = &cfg->models[j->req->models[i]];
+        if (!pb_chain_model_allowed(cfg, j->req, j->req->models[i]))
+            continue;
+        names[n++] = m->name;
+        types |= 1u << cfg->providers[m->provider].type;
+    }
     int max_tier = j->req->critical ? route->critical_min_tier : 0;
-    j->cache_op = pb_cache_begin(j->ctx->cache, j->req, names, n, max_tier, j->deadline_mono_ms,
-                                 chain_on_cache, j);
+    j->cache_op = pb_cache_begin(j->ctx->cache, j->req, names, n, types, max_tier,
+                                 j->deadline_mono_ms, chain_on_cache, j);
 }
 
 /* Stores an answer fresh from upstream (not skip), or shares a spent chain with the jobs

@@ -18,8 +18,10 @@
 #define PB_CACHE_KEY_LEN 64 /* hex SHA-256 */
 
 /* Hex SHA-256 (NUL-terminated) of req's canonical form (pb_request_canon: every message field
- * and every param) and tenant. Pure. */
-void pb_cache_key(const pb_request *req, char out[PB_CACHE_KEY_LEN + 1]);
+ * and every param), its tenant and provider_types: the set of provider types (bit 1 << type,
+ * config.h's pb_provider_type) of the models the job may use, since each type translates the
+ * request its own way (what it drops, what it refuses). Pure. */
+void pb_cache_key(const pb_request *req, unsigned provider_types, char out[PB_CACHE_KEY_LEN + 1]);
 
 typedef struct pb_cache pb_cache;
 typedef struct pb_cache_op pb_cache_op;
@@ -62,10 +64,11 @@ pb_redis *pb_cache_conn(pb_cache *c);
 void pb_cache_free(pb_cache *c);
 
 /* Starts a lookup for req (mode use or refresh). chain lists the model names the job may use
- * (borrowed for the call), max_tier is its quality floor (0: none). */
+ * (borrowed for the call) and provider_types their provider types (see pb_cache_key);
+ * max_tier is its quality floor (0: none). */
 pb_cache_op *pb_cache_begin(pb_cache *c, const pb_request *req, const char *const *chain,
-                            size_t n_chain, int max_tier, int64_t deadline_mono_ms, pb_cache_fn fn,
-                            void *arg);
+                            size_t n_chain, unsigned provider_types, int max_tier,
+                            int64_t deadline_mono_ms, pb_cache_fn fn, void *arg);
 /* Ends the op: stores answer (NULL: none) and gives the lock up; failed marks the chain spent
  * for the jobs waiting on it. Frees op (accepts NULL); no callback follows. */
 void pb_cache_end(pb_cache_op *op, const pb_cache_entry *answer, bool failed);

@@ -55,7 +55,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (void)dialects[i]->refuses(req);
         }
         char key[PB_CACHE_KEY_LEN + 1];
-        pb_cache_key(req, key);
+        pb_cache_key(req, 1u << PB_PROVIDER_OPENAI, key);
         pb_request_free(req);
     }
     free(bad_id);

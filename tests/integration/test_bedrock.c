@@ -70,7 +70,8 @@ setup(void)
              " \"arn\": {\"chain\": [\"profile\", \"gpt\"], \"retries\": 0},"
              " \"temp\": {\"chain\": [\"temp\", \"gpt\"], \"retries\": 0},"
              " \"key\": {\"chain\": [\"keyed\", \"gpt\"], \"retries\": 0},"
-             " \"bad\": {\"chain\": [\"forged\", \"gpt\"], \"retries\": 0}},"
+             " \"bad\": {\"chain\": [\"forged\", \"gpt\"], \"retries\": 0},"
+             " \"gpt\": {\"chain\": [\"gpt\"], \"retries\": 0}},"
              " \"breaker\": {\"failures\": 0, \"refused_hold_s\": 0},"
              " \"monitor\": {\"metrics_listen\": \"\"}}",
              redis_p.port, mock_p.port, temp, keyed, forged, mock_p.port);
@@ -360,4 +361,29 @@ Test(bedrock, streams_in_event_stream_frames_and_cuts)
     cr_expect_str_eq(R(r, "finish_reason"), "tool_calls", "%s", json_object_to_json_string(r));
     cr_expect_str_eq(R(r, "message.tool_calls[0].function.arguments"), "{\"city\":\"Paris\"}");
     json_object_put(r);
+}
+
+/* The cache key covers the provider types a chain spans: an answer made through Bedrock (which
+ * drops what Converse lacks) serves the next job on a Bedrock-and-OpenAI chain, never one on a
+ * chain of OpenAI-compatible models only. */
+Test(bedrock, the_cache_key_covers_the_provider_types)
+{
+    static const char job[] =
+        "{\"id\":\"%s\",\"reply\":true,\"route\":\"%s\",\"messages\":[{\"role\":\"user\","
+        "\"content\":\"cache me\"}],\"params\":{\"seed\":7}}";
+    static const struct {
+        const char *id, *route, *source;
+    } steps[] = {{"c1", "bo", "primary"},
+                 {"c2", "bo", "cache"},
+                 {"c3", "gpt", "primary"},
+                 {"c4", "gpt", "cache"},
+                 {"c5", "default", "cache"}};
+    for (size_t i = 0; i < sizeof(steps) / sizeof(*steps); i++) {
+        char j[512];
+        snprintf(j, sizeof(j), job, steps[i].id, steps[i].route);
+        json_object *r = run(steps[i].id, j);
+        cr_expect_str_eq(R(r, "source"), steps[i].source, "%s on %s: %s", steps[i].id,
+                         steps[i].route, json_object_to_json_string(r));
+        json_object_put(r);
+    }
 }

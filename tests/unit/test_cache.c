@@ -28,17 +28,24 @@ teardown(void)
     pb_config_free(cfg);
 }
 
-/* The key of a job given as JSON (must parse). */
+/* The key of a job given as JSON (must parse), for a chain of provider types (a bit set). */
 static void
-key_of(const char *job, char out[PB_CACHE_KEY_LEN + 1])
+key_of_types(const char *job, unsigned types, char out[PB_CACHE_KEY_LEN + 1])
 {
     pb_request *req = NULL;
     char *bad_id = NULL;
     pb_error err = {0};
     cr_assert_eq(pb_job_parse(job, strlen(job), cfg, &req, &bad_id, &err), PB_OK, "%s: %s", job,
                  err.msg);
-    pb_cache_key(req, out);
+    pb_cache_key(req, types, out);
     pb_request_free(req);
+}
+
+/* The key of a job on an OpenAI-compatible chain. */
+static void
+key_of(const char *job, char out[PB_CACHE_KEY_LEN + 1])
+{
+    key_of_types(job, 1u << PB_PROVIDER_OPENAI, out);
 }
 
 static void
@@ -89,6 +96,21 @@ Test(cache, tenant_changes_the_key)
     expect_different("{" USER_HI "}", "{" USER_HI ",\"tenant\":\"acme\"}");
     expect_different("{" USER_HI ",\"tenant\":\"acme\"}", "{" USER_HI ",\"tenant\":\"globex\"}");
     expect_same("{" USER_HI ",\"tenant\":\"acme\"}", "{\"tenant\":\"acme\"," USER_HI "}");
+}
+
+Test(cache, provider_types_of_the_chain_change_the_key)
+{
+    char openai[PB_CACHE_KEY_LEN + 1], bedrock[PB_CACHE_KEY_LEN + 1], both[PB_CACHE_KEY_LEN + 1],
+        again[PB_CACHE_KEY_LEN + 1];
+    key_of_types("{" USER_HI "}", 1u << PB_PROVIDER_OPENAI, openai);
+    key_of_types("{" USER_HI "}", 1u << PB_PROVIDER_BEDROCK, bedrock);
+    key_of_types("{" USER_HI "}", 1u << PB_PROVIDER_OPENAI | 1u << PB_PROVIDER_BEDROCK, both);
+    key_of_types("{\"id\":\"z\"," USER_HI "}", 1u << PB_PROVIDER_BEDROCK | 1u << PB_PROVIDER_OPENAI,
+                 again);
+    cr_expect_str_neq(openai, bedrock);
+    cr_expect_str_neq(openai, both);
+    cr_expect_str_neq(bedrock, both);
+    cr_expect_str_eq(both, again, "the same set of types, whatever the job id");
 }
 
 Test(cache, params_change_the_key)
