@@ -16,7 +16,6 @@
 
 #include "cli.h"
 
-#define PLANB_VERSION "0.1.0"
 
 static int cli_version(pb_cli_ctx *ctx, int argc, char **argv);
 
@@ -61,7 +60,7 @@ cli_version(pb_cli_ctx *ctx, int argc, char **argv)
     (void)ctx;
     (void)argc;
     (void)argv;
-    printf("planb %s\n", PLANB_VERSION);
+    printf("planb %s\n", PB_VERSION);
     return PB_CLI_EXIT_OK;
 }
 

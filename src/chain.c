@@ -50,6 +50,7 @@
 #include "planb/stream.h"
 #include "planb/core.h"
 #include "planb/job.h"
+#include "planb/jobtrace.h"
 #include "planb/log.h"
 #include "planb/provider.h"
 #include "planb/retry.h"
@@ -82,6 +83,8 @@ typedef struct chain_job {
     pb_http_call *hedge_call;      /* the hedge beside call, on models[hedge_pos] (NULL: none) */
     size_t hedge_pos;              /* index into req->models of the hedge's model */
     int64_t hedge_started_mono_ms; /* when the hedge call started */
+    int64_t hedge_started_us;      /* ... on the wall clock (its attempt's span) */
+    int64_t call_started_us;       /* when the main call started, wall clock (span) */
     bool hedged;                   /* the job's one hedge was started (never a second) */
     bool hedge_is_main;            /* the hedge call took over as the main attempt */
     int hedge_model;               /* model the hedge ran on (stats), -1 none */
@@ -123,19 +126,22 @@ typedef struct chain_job {
     bool dead;                            /* dead-letter the raw job too */
     char *result_json;
     size_t result_len;
-    int64_t latency_ms;      /* claim to finish, fixed when the job starts finishing */
-    double cost_usd;         /* the answer's cost at the model's prices, 0 without */
-    pb_semcache_query *semq; /* semantic cache view, NULL when it does not apply */
-    bool semantic_tried;     /* the fallback lookup ran */
-    char *matched_question;  /* semantic_cache hit: the question it answered */
-    double similarity;       /* semantic_cache hit: cosine, else -1 */
-    pb_cache_op *cache_op;   /* lookup and herd lock; NULL once ended or when skipping the cache */
-    pb_cache_entry stale;    /* answers when the chain is spent (empty: none) */
-    int64_t cache_age_s;     /* age of a cached answer, -1 otherwise */
-    bool cache_missed;       /* looked the cache up and had to run the chain */
-    bool coalesced;          /* answered from another job's call we waited on */
-    int finish_resends;      /* finishes sent again after a transient refusal */
-    int64_t held_since_ms;   /* first transient refusal of its finish (0: none) */
+    int64_t latency_ms;       /* claim to finish, fixed when the job starts finishing */
+    double cost_usd;          /* the answer's cost at the model's prices, 0 without */
+    pb_semcache_query *semq;  /* semantic cache view, NULL when it does not apply */
+    bool semantic_tried;      /* the fallback lookup ran */
+    char *matched_question;   /* semantic_cache hit: the question it answered */
+    double similarity;        /* semantic_cache hit: cosine, else -1 */
+    pb_cache_op *cache_op;    /* lookup and herd lock; NULL once ended or when skipping the cache */
+    pb_cache_entry stale;     /* answers when the chain is spent (empty: none) */
+    int64_t cache_age_s;      /* age of a cached answer, -1 otherwise */
+    bool cache_missed;        /* looked the cache up and had to run the chain */
+    bool coalesced;           /* answered from another job's call we waited on */
+    pb_jobtrace *trace;       /* the job's trace (NULL: tracing off, or an invalid job) */
+    int64_t lookup_start_us;  /* wall clock when the cache lookup in progress began */
+    const char *cache_result; /* hit, miss, coalesced, failed, skip (traces) */
+    int finish_resends;       /* finishes sent again after a transient refusal */
+    int64_t held_since_ms;    /* first transient refusal of its finish (0: none) */
 } chain_job;
 
 static void chain_next_model(chain_job *j);
@@ -311,6 +317,7 @@ chain_job_free(chain_job *j)
     free(j->matched_question);
     pb_cache_end(j->cache_op, NULL, false);
     pb_cache_entry_free(&j->stale);
+    pb_jobtrace_free(j->trace);
     pb_request_free(j->req);
     free(j->bad_id);
     free(j->raw);
@@ -378,6 +385,10 @@ chain_add_attempt(chain_job *j, int model, const char *outcome, int64_t ms)
     snprintf(a->outcome, sizeof(a->outcome), "%s", outcome);
     a->elapsed_ms = ms;
     a->reached = false;
+    a->end_wall_us = pb_wall_us();
+    a->start_wall_us = 0;
+    a->status = 0;
+    a->retry_after_ms = -1;
     return a;
 }
 
@@ -403,6 +414,7 @@ static void
 chain_on_semantic_fallback(const pb_semcache_hit *hit, void *arg)
 {
     chain_job *j = arg;
+    pb_jobtrace_lookup(j->trace, "semantic", j->lookup_start_us, hit ? "hit" : "miss");
     if (hit)
         chain_take_semantic(j, hit);
     else
@@ -420,6 +432,7 @@ chain_semantic_fallback(chain_job *j)
         j->req->cache == PB_CACHE_REFRESH || left < 1)
         return false;
     j->semantic_tried = true;
+    j->lookup_start_us = pb_wall_us();
     pb_semcache_lookup(
         j->semq, left < cfg->semantic.timeout_ms ? (int)left : cfg->semantic.timeout_ms,
         (int64_t)cfg->cache_ttl_s + cfg->cache_stale_if_error_s, chain_on_semantic_fallback, j);
@@ -467,6 +480,7 @@ chain_degrade(chain_job *j)
     j->status = PB_STATUS_DEGRADED;
     j->source = PB_SOURCE_DEGRADED;
     j->model = -1;
+    pb_jobtrace_event(j->trace, "planb.degraded", NULL, 0, NULL);
     chain_finish(j);
 }
 
@@ -549,6 +563,8 @@ chain_stream_started(chain_job *j)
     j->started = true;
     if (j->partial != NULL)
         j->continued = true;
+    pb_jobtrace_event(j->trace, "planb.first_token", "planb.model", 0,
+                      j->ctx->cfg->models[j->req->models[j->pos]].name);
     pb_stream_start(j->stream, j->ctx->cfg->models[j->req->models[j->pos]].name,
                     chain_source_for_pos(j->pos), j->continued);
 }
@@ -748,6 +764,7 @@ chain_stream_cut(chain_job *j, int m)
     j->partial = partial;
     snprintf(j->cut_reason, sizeof(j->cut_reason), "%s",
              j->n_attempts ? j->attempts[j->n_attempts - 1].outcome : "cut");
+    pb_jobtrace_event(j->trace, "planb.stream_cut", "planb.cut_reason", 0, j->cut_reason);
     j->model = m;
     j->cut_pos = j->pos;
     const pb_route_conf *route = &j->ctx->cfg->routes[j->req->route];
@@ -806,7 +823,7 @@ typedef struct chain_reply {
 /* Records the attempt, reports it to the breaker and, on an answer, takes it as the job's
  * content. */
 static chain_reply
-chain_take_reply(chain_job *j, int m, const pb_http_reply *r, bool probe)
+chain_take_reply(chain_job *j, int m, const pb_http_reply *r, bool probe, int64_t started_us)
 {
     pb_chain_ctx *ctx = j->ctx;
     const pb_model_conf *model = &ctx->cfg->models[m];
@@ -839,7 +856,10 @@ chain_take_reply(chain_job *j, int m, const pb_http_reply *r, bool probe)
         pb_provider_error_message(r->body, r->body_len, j->reject_msg, sizeof(j->reject_msg));
     }
     pb_provider_completion_free(&comp);
-    chain_add_attempt(j, m, outcome, r->elapsed_ms)->reached = true;
+    pb_attempt *at = chain_add_attempt(j, m, outcome, r->elapsed_ms);
+    at->reached = true;
+    at->status = r->status;
+    at->start_wall_us = started_us;
     pb_log(PB_LOG_DEBUG, "event=attempt job=%s model=%s try=%d outcome=%s ms=%lld", j->req->id,
            model->name, j->try_no, outcome, (long long)r->elapsed_ms);
     /* A certificate problem is a setup error to fix, not load: say why, every time (curl's
@@ -849,6 +869,7 @@ chain_take_reply(chain_job *j, int m, const pb_http_reply *r, bool probe)
                model->name, r->error ? r->error : "");
     out.retry_after =
         r->retry_after ? pb_retry_after_ms(r->retry_after, pb_wall_ms()) : (int64_t)-1;
+    at->retry_after_ms = out.retry_after;
     if (ctx->breaker) {
         /* A Retry-After on 429/503 holds the model for every worker, not just this job. */
         bool held = r->status == 429 || r->status == 503;
@@ -890,7 +911,8 @@ chain_on_main_done(chain_job *j, const pb_http_reply *r)
         evtimer_del(j->hedge_timer);
     if (j->stream_timer)
         evtimer_del(j->stream_timer);
-    chain_reply cr = chain_take_reply(j, m, r, probe);
+    chain_reply cr = chain_take_reply(j, m, r, probe,
+                                      j->hedge_is_main ? j->hedge_started_us : j->call_started_us);
     j->stream_timeout = NULL;
     if (j->delta != NULL && pb_delta_has_content(j->delta) && cr.cls != PB_CLASS_OK) {
         chain_stream_cut(j, m);
@@ -935,7 +957,7 @@ chain_on_hedge_done(const pb_http_reply *r, void *arg)
     }
     j->hedge_call = NULL;
     int hm = j->req->models[j->hedge_pos];
-    chain_reply cr = chain_take_reply(j, hm, r, false);
+    chain_reply cr = chain_take_reply(j, hm, r, false, j->hedge_started_us);
     if (cr.cls != PB_CLASS_OK)
         return;
     j->hedge_won = true;
@@ -972,6 +994,7 @@ chain_decide(chain_job *j, int m, pb_class cls, int64_t retry_after, long status
         return;
     case PB_NEXT_RETRY:
         j->state = JOB_BACKOFF;
+        pb_jobtrace_event(j->trace, "planb.backoff", "planb.backoff_ms", plan.delay_ms, NULL);
         chain_arm_timer(j, plan.delay_ms);
         return;
     case PB_NEXT_FALLBACK:
@@ -1147,6 +1170,7 @@ chain_on_hedge_timer(evutil_socket_t fd, short what, void *arg)
         j->hedged = true; /* even when the call cannot be built: one try per job */
         j->hedge_pos = p;
         j->hedge_started_mono_ms = pb_mono_ms();
+        j->hedge_started_us = pb_wall_us();
         j->hedge_call = chain_start_call(j, p, chain_on_hedge_done);
         if (j->hedge_call != NULL)
             j->hedge_model = m;
@@ -1164,6 +1188,7 @@ chain_call(chain_job *j)
         return;
     }
     j->try_no++;
+    j->call_started_us = pb_wall_us();
     j->call = chain_start_call(j, j->pos, chain_on_attempt_done);
     if (j->call == NULL) {
         j->pos++;
@@ -1266,6 +1291,9 @@ chain_build_result(chain_job *j)
         .cut_reason = j->cut ? j->cut_reason : NULL,
         .continued = j->continued,
     };
+    char trace_id[33];
+    if (pb_jobtrace_id(j->trace, trace_id))
+        res.trace_id = trace_id;
     j->result_json = pb_job_result_to_json(&res, cfg, &j->result_len);
     /* One line per job; never message bodies or keys (error is our own sentence). */
     pb_log(PB_LOG_INFO,
@@ -1274,6 +1302,59 @@ chain_build_result(chain_job *j)
            pb_job_status_name(j->status), pb_job_source_name(j->source),
            j->model >= 0 ? cfg->models[j->model].name : "-", j->n_attempts,
            (long long)res.latency_ms, j->error ? " error=" : "", j->error ? j->error : "");
+}
+
+/* Hands the job's trace its facts (pb_jobtrace_finish keeps or drops it). */
+static void
+chain_trace_finish(chain_job *j)
+{
+    if (j->trace == NULL)
+        return;
+    bool answered = j->status == PB_STATUS_OK;
+    pb_jobtrace_facts f = {
+        .cfg = j->ctx->cfg,
+        .req = j->req,
+        .claimed_wall_ms = j->claimed_wall_ms,
+        .attempts = j->attempts,
+        .n_attempts = j->n_attempts,
+        .model = j->model,
+        .status = pb_job_status_name(j->status),
+        .source = pb_job_source_name(j->source),
+        .finish_reason = answered ? j->finish_reason : NULL,
+        .prompt_tokens = answered ? j->prompt_tokens : -1,
+        .completion_tokens = answered ? j->completion_tokens : -1,
+        .has_cost = j->cost_usd > 0,
+        .cost_usd = j->cost_usd,
+        .cache = j->cache_result ? j->cache_result : "skip",
+        .hedged = j->hedge_model >= 0,
+        .content = answered ? j->content : NULL,
+    };
+    pb_jobtrace_finish(j->trace, &f);
+    j->trace = NULL;
+}
+
+/* The exporter's counts since the last finish, and a malformed traceparent of this job,
+ * ride on its finish counters (telemetry:exported, telemetry:dropped, telemetry:bad_context). */
+static void
+chain_count_telemetry(chain_job *j, pb_stats_tally *c)
+{
+    int64_t exported = 0, dropped = 0;
+    if (j->ctx->telemetry != NULL)
+        pb_telemetry_take_counts(j->ctx->telemetry, &exported, &dropped);
+    const char *names[3] = {"telemetry:exported", "telemetry:dropped", "telemetry:bad_context"};
+    int64_t counts[3] = {exported, dropped, j->req != NULL && j->req->bad_traceparent};
+    for (int k = 0; k < 3; k++) {
+        if (counts[k] == 0)
+            continue;
+        if (c->n >= PB_QUEUE_MAX_COUNTERS) {
+            if (k < 2 && j->ctx->telemetry != NULL) /* no room: carried to the next finish */
+                pb_telemetry_return_counts(j->ctx->telemetry, k == 0 ? counts[k] : 0,
+                                           k == 1 ? counts[k] : 0);
+            continue;
+        }
+        c->fields[c->n] = names[k];
+        c->counts[c->n++] = counts[k];
+    }
 }
 
 static void
@@ -1288,6 +1369,7 @@ chain_finish(chain_job *j)
         chain_cache_end(j);
         if (id)
             chain_build_result(j);
+        chain_trace_finish(j);
     }
     char *dead = j->dead ? pb_job_dead_entry(j->raw, j->raw_len, ctx->cfg->limits.job_max_bytes, id,
                                              j->error, ctx->worker_id, pb_wall_ms())
@@ -1317,6 +1399,7 @@ chain_finish(chain_job *j)
     };
     pb_stats_tally c;
     pb_stats_count_job(ctx->cfg, &facts, &c);
+    chain_count_telemetry(j, &c);
     if (j->finish_resends > 0 && c.n + 2 <= PB_QUEUE_MAX_COUNTERS) {
         c.fields[c.n] = "finish:held";
         c.counts[c.n++] = 1;
@@ -1349,6 +1432,7 @@ static void
 chain_on_semantic_first(const pb_semcache_hit *hit, void *arg)
 {
     chain_job *j = arg;
+    pb_jobtrace_lookup(j->trace, "semantic", j->lookup_start_us, hit ? "hit" : "miss");
     if (hit && j->ctx->cfg->semantic.mode == PB_SEMANTIC_FIRST)
         chain_take_semantic(j, hit);
     else
@@ -1368,15 +1452,27 @@ chain_semantic_first(chain_job *j)
         return;
     }
     int64_t left = chain_remaining_ms(j) / 2; /* leave the models most of the deadline */
+    j->lookup_start_us = pb_wall_us();
     pb_semcache_lookup(j->semq,
                        left < cfg->semantic.timeout_ms ? (int)left : cfg->semantic.timeout_ms,
                        cfg->cache_ttl_s, chain_on_semantic_first, j);
+}
+
+/* The cache verdict as a trace attribute. */
+static const char *
+chain_cache_result(const pb_cache_outcome *o)
+{
+    if (o->verdict == PB_CACHE_HIT)
+        return o->coalesced ? "coalesced" : "hit";
+    return o->verdict == PB_CACHE_FAILED ? "failed" : "miss";
 }
 
 static void
 chain_on_cache(pb_cache_outcome *o, void *arg)
 {
     chain_job *j = arg;
+    j->cache_result = chain_cache_result(o);
+    pb_jobtrace_lookup(j->trace, "exact", j->lookup_start_us, j->cache_result);
     j->stale = o->stale;
     if (o->verdict == PB_CACHE_HIT) {
         j->coalesced = o->coalesced;
@@ -1407,6 +1503,7 @@ chain_cache_begin(chain_job *j)
         types |= 1u << cfg->providers[m->provider].type;
     }
     int max_tier = j->req->critical ? route->critical_min_tier : 0;
+    j->lookup_start_us = pb_wall_us();
     j->cache_op = pb_cache_begin(j->ctx->cache, j->req, names, n, types, max_tier,
                                  j->deadline_mono_ms, chain_on_cache, j);
 }
@@ -1495,6 +1592,8 @@ pb_chain_start(pb_chain_ctx *ctx, char *raw, size_t len)
         return;
     }
     j->deadline_mono_ms = j->claimed_mono_ms + j->req->deadline_ms;
+    j->trace = pb_jobtrace_new(ctx->telemetry, j->req);
+    j->cache_result = ctx->cache != NULL && j->req->cache != PB_CACHE_SKIP ? "miss" : "skip";
     if (j->req->stream)
         j->stream = pb_stream_new(ctx->cmd, ctx->cfg, j->req->id, ctx->worker_id);
     if (chain_check_servable(j) != PB_OK) {

@@ -65,29 +65,13 @@ static const char config_key_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmn
 static const char config_name_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                                         "0123456789_.:-@/+=";
 
-static const char *const config_top_keys[] = {"redis",
-                                              "workers",
-                                              "concurrency",
-                                              "queues",
-                                              "result_ttl_s",
-                                              "reply_ttl_s",
-                                              "claim_batch",
-                                              "drain_timeout_ms",
-                                              "lease_ms",
-                                              "max_deliveries",
-                                              "events_maxlen",
-                                              "stream_maxlen",
-                                              "stream_ttl_s",
-                                              "limits",
-                                              "providers",
-                                              "models",
-                                              "routes",
-                                              "cache",
-                                              "breaker",
-                                              "monitor",
-                                              "http",
-                                              "admin",
-                                              NULL};
+static const char *const config_top_keys[] = {
+    "redis",        "workers",        "concurrency",   "queues",
+    "result_ttl_s", "reply_ttl_s",    "claim_batch",   "drain_timeout_ms",
+    "lease_ms",     "max_deliveries", "events_maxlen", "stream_maxlen",
+    "stream_ttl_s", "limits",         "providers",     "models",
+    "routes",       "cache",          "breaker",       "monitor",
+    "http",         "admin",          "telemetry",     NULL};
 static const char *const config_redis_keys[] = {"url",
                                                 "password_env",
                                                 "user",
@@ -199,6 +183,10 @@ static const char *const config_http_key_keys[] = {"name", "tenant",      "sha25
 static const char *const config_admin_keys[] = {"listen",     "keys",          "web_dir",
                                                 "refresh_ms", "session_ttl_s", NULL};
 static const char *const config_admin_key_keys[] = {"name", "role", "sha256", NULL};
+static const char *const config_telemetry_keys[] = {
+    "otlp_endpoint",     "headers",         "encoding",        "sample",
+    "keep_fallbacks",    "capture_content", "max_queue_spans", "batch_spans",
+    "batch_interval_ms", "timeout_ms",      "service_name",    NULL};
 static const char *const config_semantic_keys[] = {
     "enabled", "threshold",  "embedder",    "mode",          "provider",
     "model",   "timeout_ms", "max_entries", "shadow_sample", NULL};
@@ -230,6 +218,7 @@ static const struct {
     {"http.tls", config_http_tls_keys},
     {"admin", config_admin_keys},
     {"admin.keys[]", config_admin_key_keys},
+    {"telemetry", config_telemetry_keys},
 };
 
 /* True when path names a section of config_sections, or a map whose entries are one
@@ -1159,7 +1148,8 @@ config_is_header_value(const char *s, size_t len)
  * without it, which is better found here than as a run of 401s. Errors name the header and
  * the variable, never a value. */
 static int
-config_parse_headers(pb_provider_conf *p, json_object *o, const char *path, pb_error *err)
+config_parse_headers(char ***headers, size_t *n_headers, json_object *o, const char *path,
+                     pb_error *err)
 {
     json_object *h;
     if (config_obj(o, path, "headers", &h, err) != PB_OK)
@@ -1171,7 +1161,7 @@ config_parse_headers(pb_provider_conf *p, json_object *o, const char *path, pb_e
     size_t n = (size_t)json_object_object_length(h);
     if (n > PB_CONFIG_MAX_HEADERS)
         return config_fail(err, path, "headers", "at most %d headers", PB_CONFIG_MAX_HEADERS);
-    p->headers = pb_xcalloc(n + 1, sizeof(*p->headers));
+    (*headers) = pb_xcalloc(n + 1, sizeof(*(*headers)));
     size_t total = 0;
     json_object_object_foreach(h, name, val)
     {
@@ -1183,9 +1173,9 @@ config_parse_headers(pb_provider_conf *p, json_object *o, const char *path, pb_e
         for (const char *const *r = config_reserved_headers; *r; r++)
             if (strcasecmp(name, *r) == 0)
                 return config_fail(err, hpath, name, "is set by planb itself");
-        for (size_t i = 0; i < p->n_headers; i++) {
-            size_t len = strcspn(p->headers[i], ":");
-            if (strlen(name) == len && strncasecmp(p->headers[i], name, len) == 0)
+        for (size_t i = 0; i < (*n_headers); i++) {
+            size_t len = strcspn((*headers)[i], ":");
+            if (strlen(name) == len && strncasecmp((*headers)[i], name, len) == 0)
                 return config_fail(err, hpath, name, "is given twice (names ignore case)");
         }
         const char *value;
@@ -1241,7 +1231,7 @@ config_parse_headers(pb_provider_conf *p, json_object *o, const char *path, pb_e
             return config_fail(err, path, "headers", "the headers add up to more than %d bytes",
                                CONFIG_HEADERS_MAX_BYTES);
         }
-        p->headers[p->n_headers++] = pb_xasprintf("%s: %s", name, value);
+        (*headers)[(*n_headers)++] = pb_xasprintf("%s: %s", name, value);
         if (env_value != NULL) {
             OPENSSL_cleanse(env_value, vlen);
             free(env_value);
@@ -1390,7 +1380,7 @@ config_parse_provider_conn(pb_provider_conf *p, json_object *o, const char *path
     if (config_str(o, path, "proxy", NULL, 2048, &p->proxy, err) != PB_OK ||
         (p->proxy != NULL && config_check_proxy(p->proxy, path, err) != PB_OK))
         return PB_ERR;
-    if (config_parse_headers(p, o, path, err) != PB_OK)
+    if (config_parse_headers(&p->headers, &p->n_headers, o, path, err) != PB_OK)
         return PB_ERR;
     return config_parse_query(p, o, path, err);
 }
@@ -1811,6 +1801,65 @@ out:
     return rc;
 }
 
+/* The telemetry section (telemetry.c): off unless otlp_endpoint is set. The endpoint is the
+ * collector's base address ("http://collector:4318"): /v1/traces is appended, as the OTLP
+ * exporters' OTEL_EXPORTER_OTLP_ENDPOINT does. */
+static int
+config_parse_telemetry(pb_config *cfg, json_object *root, pb_error *err)
+{
+    json_object *t;
+    pb_telemetry_conf *tc = &cfg->telemetry;
+    if (config_obj(root, "", "telemetry", &t, err) != PB_OK)
+        return PB_ERR;
+    json_object *empty = json_object_new_object();
+    json_object *o = t ? t : empty;
+    char *endpoint = NULL, *encoding = NULL;
+    int rc = PB_ERR;
+    if (config_check_keys(o, "telemetry", config_telemetry_keys, err) != PB_OK ||
+        config_str(o, "telemetry", "otlp_endpoint", NULL, 1024, &endpoint, err) != PB_OK ||
+        config_str(o, "telemetry", "encoding", "json", 16, &encoding, err) != PB_OK ||
+        config_number(o, "telemetry", "sample", 1.0, 0.0, 1.0, &tc->sample, err) != PB_OK ||
+        config_boolean(o, "telemetry", "keep_fallbacks", true, &tc->keep_fallbacks, err) != PB_OK ||
+        config_boolean(o, "telemetry", "capture_content", false, &tc->capture_content, err) !=
+            PB_OK ||
+        config_int(o, "telemetry", "max_queue_spans", 8192, 16, 1000000, &tc->max_queue_spans,
+                   err) != PB_OK ||
+        config_int(o, "telemetry", "batch_spans", 512, 1, 10000, &tc->batch_spans, err) != PB_OK ||
+        config_int(o, "telemetry", "batch_interval_ms", 1000, 10, 60000, &tc->batch_interval_ms,
+                   err) != PB_OK ||
+        config_int(o, "telemetry", "timeout_ms", 10000, 100, 120000, &tc->timeout_ms, err) !=
+            PB_OK ||
+        config_str(o, "telemetry", "service_name", "planb", 256, &tc->service_name, err) != PB_OK ||
+        config_parse_headers(&tc->headers, &tc->n_headers, o, "telemetry", err) != PB_OK)
+        goto out;
+    if (strcmp(encoding, "json") != 0 && strcmp(encoding, "protobuf") != 0) {
+        config_fail(err, "telemetry", "encoding", "must be \"json\" or \"protobuf\"");
+        goto out;
+    }
+    tc->protobuf = strcmp(encoding, "protobuf") == 0;
+    if (endpoint != NULL) {
+        size_t n = strlen(endpoint);
+        while (n > 0 && endpoint[n - 1] == '/')
+            n--;
+        if ((strncmp(endpoint, "http://", 7) != 0 && strncmp(endpoint, "https://", 8) != 0) ||
+            strcspn(endpoint, " \t\r\n?#") != strlen(endpoint) || n <= 8) {
+            config_fail(err, "telemetry", "otlp_endpoint",
+                        "must be an http:// or https:// address without a query "
+                        "(\"http://collector:4318\")");
+            goto out;
+        }
+        tc->traces_url = pb_xasprintf("%.*s/v1/traces", (int)n, endpoint);
+    }
+    if (tc->batch_spans > tc->max_queue_spans)
+        tc->batch_spans = tc->max_queue_spans; /* a batch is never more than the queue holds */
+    rc = PB_OK;
+out:
+    free(endpoint);
+    free(encoding);
+    json_object_put(empty);
+    return rc;
+}
+
 /* The admin section (admin.c): off unless listen is set; without keys only on loopback. */
 static int
 config_parse_admin(pb_config *cfg, json_object *root, pb_error *err)
@@ -2038,7 +2087,8 @@ config_parse_root(pb_config *cfg, json_object *root, pb_error *err)
         config_parse_sections(cfg, root, err) != PB_OK ||
         config_parse_cache(cfg, root, err) != PB_OK ||
         config_parse_breaker_monitor(cfg, root, err) != PB_OK ||
-        config_parse_http(cfg, root, err) != PB_OK || config_parse_admin(cfg, root, err) != PB_OK)
+        config_parse_http(cfg, root, err) != PB_OK || config_parse_admin(cfg, root, err) != PB_OK ||
+        config_parse_telemetry(cfg, root, err) != PB_OK)
         return PB_ERR;
     return PB_OK;
 }
@@ -2212,6 +2262,13 @@ pb_config_free(pb_config *cfg)
     free(cfg->http.tls_cert_file);
     free(cfg->http.tls_key_file);
     free(cfg->semantic.model);
+    free(cfg->telemetry.traces_url);
+    free(cfg->telemetry.service_name);
+    for (size_t k = 0; k < cfg->telemetry.n_headers; k++) {
+        OPENSSL_cleanse(cfg->telemetry.headers[k], strlen(cfg->telemetry.headers[k]));
+        free(cfg->telemetry.headers[k]);
+    }
+    free(cfg->telemetry.headers);
     pb_config_free(cfg->cache_redis);
     free(cfg);
 }

@@ -121,6 +121,14 @@ pb_wall_ms(void)
     return core_clock_ms(CLOCK_REALTIME);
 }
 
+int64_t
+pb_wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 void
 pb_assert_fail(const char *what, const char *file, int line)
 {

@@ -166,9 +166,10 @@ job_parse_id(pb_request *req, json_object *root, const pb_config *cfg, pb_error 
 
 /* The job's top-level fields. Anything else is refused by name: an OpenAI request field
  * there (temperature, tools, stream) would otherwise be silently ignored. */
-static const char *const job_fields[] = {
-    "id",       "messages", "route", "tenant", "models",          "params", "deadline_ms",
-    "critical", "cache",    "reply", "meta",   "submitted_at_ms", "stream"};
+static const char *const job_fields[] = {"id",     "messages",    "route",       "tenant",
+                                         "models", "params",      "deadline_ms", "critical",
+                                         "cache",  "reply",       "meta",        "submitted_at_ms",
+                                         "stream", "traceparent", "tracestate"};
 
 static int
 job_check_fields(json_object *root, pb_error *err)
@@ -265,6 +266,28 @@ job_parse_bool(json_object *root, const char *key, bool *out, pb_error *err)
     return PB_OK;
 }
 
+/* traceparent and tracestate (W3C Trace Context): the caller's trace, continued by the job's
+ * spans. A malformed traceparent never refuses the job, which matters more than its trace:
+ * it is ignored (and counted); a tracestate goes only with a valid traceparent. */
+static void
+job_parse_trace(pb_request *req, json_object *root)
+{
+    size_t len;
+    json_object *v = job_field(root, "traceparent");
+    if (v == NULL)
+        return;
+    const char *s = job_string(v, &len);
+    if (s == NULL || !pb_traceparent_parse(s, len, &req->parent_trace)) {
+        req->bad_traceparent = true;
+        return;
+    }
+    req->has_trace = true;
+    v = job_field(root, "tracestate");
+    s = v != NULL ? job_string(v, &len) : NULL;
+    if (s != NULL && pb_tracestate_ok(s, len))
+        req->tracestate = pb_xstrndup(s, len);
+}
+
 /* tenant, deadline_ms, critical, reply, cache, meta, submitted_at_ms. */
 static int
 job_parse_options(pb_request *req, json_object *root, const pb_config *cfg, pb_error *err)
@@ -330,6 +353,7 @@ job_parse_options(pb_request *req, json_object *root, const pb_config *cfg, pb_e
         }
         req->submitted_at_ms = json_object_get_int64(v);
     }
+    job_parse_trace(req, root);
     return PB_OK;
 }
 
@@ -758,6 +782,10 @@ pb_job_result_to_json(const pb_result *res, const pb_config *cfg, size_t *len)
     }
     job_out_lit(&o, ",\"latency_ms\":");
     job_out_i64(&o, res->latency_ms);
+    if (res->trace_id) {
+        job_out_lit(&o, ",\"trace_id\":");
+        job_out_str(&o, res->trace_id);
+    }
     if (res->worker) {
         job_out_lit(&o, ",\"worker\":");
         job_out_str(&o, res->worker);

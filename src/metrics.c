@@ -267,7 +267,13 @@ metrics_health(pb_buf *out, const pb_config *cfg, const pb_stats_snapshot *snap)
         {"planb_dead_lettered_total", "dead:added", "Jobs dead-lettered, trimmed ones too."},
         {"planb_finish_held_total", "finish:held",
          "Finished jobs whose result Redis could not take at once (held, re-sent, landed)."},
-        {"planb_finish_resends_total", "finish:resends", "Re-sends of those held results."}};
+        {"planb_finish_resends_total", "finish:resends", "Re-sends of those held results."},
+        {"planb_telemetry_spans_exported_total", "telemetry:exported",
+         "Trace spans the collector took."},
+        {"planb_telemetry_spans_dropped_total", "telemetry:dropped",
+         "Trace spans dropped: queue full, collector refusing or gone."},
+        {"planb_telemetry_bad_context_total", "telemetry:bad_context",
+         "Jobs whose traceparent was malformed (ignored)."}};
     for (size_t k = 0; k < sizeof(counters) / sizeof(counters[0]); k++) {
         metrics_family(out, counters[k][0], "counter", counters[k][2]);
         metrics_printf(out, "%s %lld\n", counters[k][0], pb_stats_get(snap, counters[k][1]));

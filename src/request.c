@@ -1238,6 +1238,7 @@ pb_request_free(pb_request *req)
     }
     free(req->messages);
     free(req->tenant);
+    free(req->tracestate);
     free(req->models);
     json_object_put(req->params);
     json_object_put(req->meta);

@@ -44,6 +44,7 @@
 #include "planb/http.h"
 #include "planb/keys.h"
 #include "planb/semcache.h"
+#include "planb/telemetry.h"
 #include "planb/log.h"
 #include "planb/queue.h"
 #include "planb/redis.h"
@@ -102,7 +103,9 @@ worker_handback_done(redisReply *reply, void *arg)
         pb_log(PB_LOG_WARN, "event=handback jobs=%lld", (long long)reply->integer);
     else if (reply == NULL)
         pb_log(PB_LOG_WARN, "event=handback_failed note=\"Redis away, the lease reaper will\"");
-    event_base_loopexit(w->base, NULL);
+    /* The last spans get a second to leave (the drain flushed them); then the loop ends. */
+    struct timeval grace = {1, 0};
+    event_base_loopexit(w->base, pb_telemetry_busy(w->chain.telemetry) ? &grace : NULL);
 }
 
 /* Ends the drain: anything still in flight goes back to the queue for another worker, and
@@ -111,6 +114,7 @@ static void
 worker_drain_end(worker *w)
 {
     event_del(w->heartbeat);
+    pb_telemetry_flush(w->chain.telemetry);
     pb_queue_handback(w->cmd, &w->keys, w->id, worker_handback_done, w);
 }
 
@@ -449,6 +453,7 @@ pb_worker_run(const pb_config *cfg, int slot)
         .worker_id = w->id,
         .rng = seed | 1,
         .semcache = pb_semcache_new(cfg, w->base, pb_cache_conn(w->cache), w->http),
+        .telemetry = pb_telemetry_new(w->base, cfg, w->id),
         .on_released = worker_on_released,
         .owner = w,
     };
@@ -483,6 +488,7 @@ pb_worker_run(const pb_config *cfg, int slot)
     pb_chain_abandon_all(&w->chain);
     pb_breaker_free(w->chain.breaker);
     pb_semcache_free(w->chain.semcache);
+    pb_telemetry_free(w->chain.telemetry);
     pb_cache_free(w->cache);
     pb_http_free(w->http);
     event_free(w->claim_retry);

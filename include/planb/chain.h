@@ -19,6 +19,7 @@
 #include "planb/queue.h"
 #include "planb/redis.h"
 #include "planb/semcache.h"
+#include "planb/telemetry.h"
 
 /* What every job of one worker shares (owned by the worker). */
 typedef struct pb_chain_ctx {
@@ -32,6 +33,7 @@ typedef struct pb_chain_ctx {
     const char *worker_id;            /* "host:pid", shown in results */
     uint64_t rng;                     /* xorshift state for backoff jitter */
     pb_semcache *semcache;            /* NULL when cache.semantic is off */
+    pb_telemetry *telemetry;          /* trace exporter; NULL when tracing is off */
     int active;                       /* jobs started and not yet released */
     struct chain_job *jobs;           /* every live job (for pb_chain_abandon_all) */
     struct chain_latency *latency;    /* per model, recent answer times (adaptive hedging) */

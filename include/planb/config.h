@@ -190,6 +190,23 @@ typedef struct pb_semantic_conf {
     double shadow_sample;      /* shadow: share of would-be hits sampled to the list (default 1) */
 } pb_semantic_conf;
 
+/* telemetry: OpenTelemetry traces over OTLP/HTTP (docs/telemetry.md). Off without an
+ * endpoint. */
+typedef struct pb_telemetry_conf {
+    char *traces_url;      /* otlp_endpoint + "/v1/traces"; NULL = tracing off */
+    char **headers;        /* "Name: value" lines sent with each export (values never logged) */
+    size_t n_headers;      /* 0..PB_CONFIG_MAX_HEADERS */
+    bool protobuf;         /* encoding "protobuf" (application/x-protobuf); false = "json" */
+    double sample;         /* share of traces kept, parent-based (default 1) */
+    bool keep_fallbacks;   /* keep every job that fell back or degraded (default true) */
+    bool capture_content;  /* record messages and answers, bounded (default false) */
+    int max_queue_spans;   /* spans waiting per worker; more are dropped (default 8192) */
+    int batch_spans;       /* spans per export request (default 512) */
+    int batch_interval_ms; /* a partial batch leaves after this (default 1000) */
+    int timeout_ms;        /* bound of one export request (default 10000) */
+    char *service_name;    /* resource service.name (default "planb") */
+} pb_telemetry_conf;
+
 typedef struct pb_config {
     char *path;       /* file it was loaded from (NULL for strings) */
     char *redis_url;  /* redis://[user[:pass]@]host:port[/db] */
@@ -243,6 +260,7 @@ typedef struct pb_config {
     pb_semantic_conf semantic;     /* cache.semantic */
     pb_http_conf http;             /* the front door */
     pb_admin_conf admin;           /* the operators' page and API */
+    pb_telemetry_conf telemetry;   /* traces (telemetry.c) */
 
     /* redis.sentinels and the bounds of Redis calls (docs/redis.md "When Redis misbehaves") */
     char **sentinel_hosts;    /* hosts of redis.sentinels (NULL: no Sentinel, use redis_host) */

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define PB_VERSION "0.1.0" /* `planb version`, and service.version on traces */
+
 #define PB_OK  0
 #define PB_ERR -1
 
@@ -45,8 +47,10 @@ bool pb_core_child_start(void);
 /* Milliseconds on the monotonic clock (durations) and the wall clock (stamps). */
 int64_t pb_mono_ms(void);
 int64_t pb_wall_ms(void);
-/* Microseconds on the monotonic clock (short bounds inside one loop turn). */
+/* Microseconds on the monotonic clock (short bounds inside one loop turn), and on the wall
+ * clock (span times). */
 int64_t pb_mono_us(void);
+int64_t pb_wall_us(void);
 
 /* Aborts with file:line even in release builds. */
 #define pb_assert(cond) ((cond) ? (void)0 : pb_assert_fail(#cond, __FILE__, __LINE__))

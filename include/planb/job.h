@@ -67,6 +67,10 @@ typedef struct pb_attempt {
     char outcome[32];   /* "ok", "http_503", "timeout", "connect_error", "bad_reply", ... */
     int64_t elapsed_ms; /* wall time of this attempt (result field "ms") */
     bool reached; /* its request went out and came back (not refused before: breaker, limit) */
+    int64_t start_wall_us;  /* when its call started (traces), 0: elapsed_ms before the end */
+    int64_t end_wall_us;    /* when it ended (traces) */
+    long status;            /* HTTP status of its answer, 0 none */
+    int64_t retry_after_ms; /* the answer's Retry-After, -1 none */
 } pb_attempt;
 
 typedef struct pb_result {
@@ -83,6 +87,7 @@ typedef struct pb_result {
     int64_t queued_ms;            /* -1 when unknown */
     int64_t latency_ms;           /* claim -> finish */
     const char *worker;           /* "host:pid" */
+    const char *trace_id;         /* 32 hex of the job's trace (tracing on), or NULL */
     const json_object *meta;      /* borrowed, may be NULL */
     int64_t cache_age_s;          /* cache, stale_cache and semantic_cache results; -1 otherwise */
     double similarity;            /* semantic_cache: cosine of the match; < 0 otherwise */

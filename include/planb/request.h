@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "planb/core.h"
+#include "planb/trace.h"
 
 typedef enum {
     PB_ROLE_SYSTEM,
@@ -46,26 +47,30 @@ typedef struct pb_message {
 } pb_message;
 
 typedef struct pb_request {
-    char *id;                /* producer's id, or generated when absent */
-    bool id_generated;       /* true when the job had no id */
-    pb_message *messages;    /* the conversation, in order */
-    size_t n_messages;       /* 1..limits.max_messages */
-    int route;               /* index into cfg->routes */
-    char *tenant;            /* NULL when absent */
-    int *models;             /* the chain to run: job override or the route's, indices */
-    size_t n_models;         /* 1..PB_CONFIG_MAX_CHAIN */
-    json_object *params;     /* every given param, validated, by its OpenAI name (owned) */
-    int max_tokens;          /* max_tokens or max_completion_tokens; -1 when not given */
-    double temperature;      /* NAN when not given */
-    double top_p;            /* NAN when not given */
-    unsigned needs;          /* PB_CAP_* bits the job needs of a model */
-    int64_t deadline_ms;     /* from the job, else the route's */
-    bool critical;           /* never answer below the route's quality floor */
-    pb_cache_mode cache;     /* use (default) | skip | refresh */
-    bool reply;              /* also push the result to planb:reply:<id> */
-    bool stream;             /* deliver the answer as it comes on planb:stream:<id> */
-    json_object *meta;       /* echoed back untouched; NULL when absent (owned) */
-    int64_t submitted_at_ms; /* producer's wall-clock stamp, 0 when absent (for queued_ms) */
+    char *id;                  /* producer's id, or generated when absent */
+    bool id_generated;         /* true when the job had no id */
+    pb_message *messages;      /* the conversation, in order */
+    size_t n_messages;         /* 1..limits.max_messages */
+    int route;                 /* index into cfg->routes */
+    char *tenant;              /* NULL when absent */
+    int *models;               /* the chain to run: job override or the route's, indices */
+    size_t n_models;           /* 1..PB_CONFIG_MAX_CHAIN */
+    json_object *params;       /* every given param, validated, by its OpenAI name (owned) */
+    int max_tokens;            /* max_tokens or max_completion_tokens; -1 when not given */
+    double temperature;        /* NAN when not given */
+    double top_p;              /* NAN when not given */
+    unsigned needs;            /* PB_CAP_* bits the job needs of a model */
+    int64_t deadline_ms;       /* from the job, else the route's */
+    bool critical;             /* never answer below the route's quality floor */
+    pb_cache_mode cache;       /* use (default) | skip | refresh */
+    bool reply;                /* also push the result to planb:reply:<id> */
+    bool stream;               /* deliver the answer as it comes on planb:stream:<id> */
+    json_object *meta;         /* echoed back untouched; NULL when absent (owned) */
+    int64_t submitted_at_ms;   /* producer's wall-clock stamp, 0 when absent (for queued_ms) */
+    bool has_trace;            /* traceparent was given and valid: parent_trace is the caller's */
+    pb_trace_ctx parent_trace; /* the caller's trace context (has_trace) */
+    char *tracestate;          /* passed on with parent_trace; NULL when absent or invalid */
+    bool bad_traceparent;      /* a traceparent was given but malformed (ignored, counted) */
 } pb_request;
 
 /* The wire name of a role ("system", "user", "assistant", "developer", "tool"): the one table
