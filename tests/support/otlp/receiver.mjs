@@ -80,7 +80,7 @@ const isMessage = (v) =>
   typeof v.constructor?.fromObject === 'function';
 
 // What a field of a generated type is, learnt from the generated code itself: null when the
-// type has no such field, else {msg: nested type or null, long: 64-bit integer}.
+// type has no such field, else {msg: nested type or null, repeated, long: 64-bit integer}.
 const fieldCache = new Map();
 function fieldOf(Type, key) {
   let byType = fieldCache.get(Type);
@@ -89,7 +89,7 @@ function fieldOf(Type, key) {
   let info = null;
   const d = Object.getOwnPropertyDescriptor(Type.prototype, key);
   if (d && !d.get && typeof d.value !== 'function' && key !== 'constructor') {
-    info = { msg: null, long: false };
+    info = { msg: null, repeated: false, long: false };
     const probe = (v) => {
       try {
         return Type.fromObject({ [key]: v })[key];
@@ -99,8 +99,10 @@ function fieldOf(Type, key) {
     };
     const asList = probe([{}]);
     const asObj = probe({});
-    if (Array.isArray(asList) && asList.length === 1 && isMessage(asList[0])) info.msg = asList[0].constructor;
-    else if (isMessage(asObj)) info.msg = asObj.constructor;
+    if (Array.isArray(asList) && asList.length === 1 && isMessage(asList[0])) {
+      info.msg = asList[0].constructor;
+      info.repeated = true;
+    } else if (isMessage(asObj)) info.msg = asObj.constructor;
     else info.long = Long.isLong(probe('1'));
   }
   byType.set(key, info);
@@ -137,12 +139,31 @@ function fromJson(Type, obj, where, depth) {
     if (!f) bad(`${at}: unknown field (OTLP/JSON keys are the lowerCamelCase field names)`);
     if (v === null) continue;
     if ((Type === Span || Type === Link) && HEX_ID_FIELDS.has(key)) out[key] = hexId(v, at);
-    else if (f.msg && Array.isArray(v)) out[key] = v.map((e, i) => fromJson(f.msg, e, `${at}[${i}]`, depth + 1));
-    else if (f.msg) out[key] = fromJson(f.msg, v, at, depth + 1);
+    else if (f.msg && f.repeated) {
+      if (!Array.isArray(v)) bad(`${at}: list expected`);
+      out[key] = v.map((e, i) => fromJson(f.msg, e, `${at}[${i}]`, depth + 1));
+    } else if (f.msg) out[key] = fromJson(f.msg, v, at, depth + 1);
     else if (f.long) out[key] = longOf(v, at);
     else out[key] = v;
   }
   return out;
+}
+
+// Where protobufjs's verify failed: the deepest message of `obj` (plain or decoded) whose own
+// verify fails, with its indexed path (verify itself says "spans.kind", not "spans[3].kind").
+function verifyAt(Type, obj, where) {
+  for (const [key, v] of Object.entries(obj)) {
+    const f = v != null && fieldOf(Type, key);
+    if (!f || !f.msg || typeof v !== 'object') continue;
+    const at = where ? `${where}.${key}` : key;
+    const list = f.repeated && Array.isArray(v) ? v.map((e, i) => [e, `${at}[${i}]`]) : [[v, at]];
+    for (const [e, eAt] of list) {
+      const why = e != null && typeof e === 'object' ? verifyAt(f.msg, e, eAt) : null;
+      if (why) return why;
+    }
+  }
+  const why = Type.verify(obj);
+  return why ? `${where || 'request'}: ${why.replace(/^.*\.(?=[^.]+:)/, '')}` : null;
 }
 
 function decodeJson(buf) {
@@ -153,8 +174,7 @@ function decodeJson(buf) {
     bad(`body is not JSON: ${e.message}`);
   }
   const plain = fromJson(ExportRequest, obj, '', 0);
-  const why = ExportRequest.verify(plain);
-  if (why) bad(why);
+  if (ExportRequest.verify(plain)) bad(verifyAt(ExportRequest, plain, ''));
   try {
     return ExportRequest.fromObject(plain);
   } catch (e) {
@@ -169,8 +189,7 @@ function decodeProtobuf(buf) {
   } catch (e) {
     bad(`protobuf does not decode as ExportTraceServiceRequest: ${e.message}`);
   }
-  const why = ExportRequest.verify(msg);
-  if (why) bad(why);
+  if (ExportRequest.verify(msg)) bad(verifyAt(ExportRequest, msg, ''));
   const again = ExportRequest.encode(msg).finish().length;
   if (again !== buf.length)
     bad(`protobuf re-encodes to ${again} bytes, not ${buf.length}: unknown or repeated singular fields`);
@@ -431,10 +450,12 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   process.exit(2);
 }
 
+// Nothing is kept on disk, so a clean exit is: stop listening, drop every connection (hanging
+// and slow requests too), exit 0.
 function shutdown() {
-  server.close(() => process.exit(0));
-  server.closeAllConnections(); // hanging and slow requests too
-  setTimeout(() => process.exit(0), 2000).unref();
+  server.close();
+  server.closeAllConnections();
+  process.exit(0);
 }
 process.on('SIGTERM', shutdown);
 process.on('SIGINT', shutdown);
