@@ -87,8 +87,8 @@ JSON
 same_json() {
   /usr/bin/python3 -c 'import json,sys; a,b=(json.loads(x) for x in sys.argv[1:3]); sys.exit(a!=b)' "$1" "$2"
 }
-# stat FIELD: one field of /_otlp/stats.
-stat() { json_get "$(otlp_stats)" "$1"; }
+# stat_of FIELD: one field of /_otlp/stats.
+stat_of() { json_get "$(otlp_stats)" "$1"; }
 
 # post TYPE FILE: POST FILE to /v1/traces; prints the HTTP status, the body lands in $WORK/resp.
 post() {
@@ -127,7 +127,7 @@ code=$(post application/x-protobuf "$WORK/good.pb")
 grep -qi '^content-type: application/x-protobuf' "$WORK/resp.headers" || fail "protobuf answer: $(cat "$WORK/resp.headers")"
 got=$(otlp_spans)
 same_json "$got" "$(expected protobuf)" || fail "protobuf spans read back differ: $got"
-[ "$(stat accepted)" = 1 ] && [ "$(stat spans)" = 2 ] || fail "stats after protobuf: $(otlp_stats)"
+[ "$(stat_of accepted)" = 1 ] && [ "$(stat_of spans)" = 2 ] || fail "stats after protobuf: $(otlp_stats)"
 
 # 3. Malformed requests: 400 with {"error": ...}, counted, nothing stored. Each case is a
 #    python statement on `r` (the good request) and `s`, `c` (its first and second span).
@@ -175,8 +175,8 @@ number where a string is due|s["name"] = 5
 resourceSpans not a list|r["resourceSpans"] = {"a": 1}
 CASES
 [ "$(otlp_spans)" = "[]" ] || fail "a refused request was stored: $(otlp_spans)"
-[ "$(stat rejected)" = "$n" ] && [ "$(stat accepted)" = 0 ] || fail "stats after $n refusals: $(otlp_stats)"
-[ -n "$(stat last_error)" ] || fail "last_error not set: $(otlp_stats)"
+[ "$(stat_of rejected)" = "$n" ] && [ "$(stat_of accepted)" = 0 ] || fail "stats after $n refusals: $(otlp_stats)"
+[ -n "$(stat_of last_error)" ] || fail "last_error not set: $(otlp_stats)"
 
 printf '{"resourceSpans": [' >"$WORK/broken.json"
 code=$(post application/json "$WORK/broken.json")
@@ -213,7 +213,7 @@ code=$(post application/json "$GOOD")
 [ "$code" = 503 ] || fail "mode fail: HTTP $code, 503 expected"
 grep -qi '^retry-after: 1' "$WORK/resp.headers" || fail "mode fail: no Retry-After: $(cat "$WORK/resp.headers")"
 [ "$(otlp_spans)" = "[]" ] || fail "mode fail stored spans"
-[ "$(stat requests)" = 1 ] || fail "mode fail: requests not counted: $(otlp_stats)"
+[ "$(stat_of requests)" = 1 ] || fail "mode fail: requests not counted: $(otlp_stats)"
 
 otlp_mode '{"mode": "slow", "delay_ms": 1500}'
 t0=$(date +%s%N)
@@ -221,13 +221,13 @@ code=$(post application/json "$GOOD")
 dt_ms=$((($(date +%s%N) - t0) / 1000000))
 [ "$code" = 200 ] || fail "mode slow: HTTP $code"
 [ "$dt_ms" -ge 1400 ] || fail "mode slow answered after $dt_ms ms, 1500 expected"
-[ "$(stat spans)" = 2 ] || fail "mode slow: spans not stored: $(otlp_stats)"
+[ "$(stat_of spans)" = 2 ] || fail "mode slow: spans not stored: $(otlp_stats)"
 # A client that leaves before the slow answer must not take the receiver down.
 curl -s -m 0.3 -o /dev/null -X POST -H 'Content-Type: application/json' --data-binary "@$GOOD" \
   "$OTLP_URL/v1/traces" && fail "mode slow: the early-leaving client got an answer"
 sleep 1.5
 kill -0 "$OTLP_PID" 2>/dev/null || fail "the receiver died when a slow-mode client left early"
-[ "$(stat spans)" = 4 ] || fail "mode slow: the early-leaving client's spans: $(otlp_stats)"
+[ "$(stat_of spans)" = 4 ] || fail "mode slow: the early-leaving client's spans: $(otlp_stats)"
 
 otlp_mode '{"mode": "hang"}'
 curl -s -m 1 -o /dev/null -X POST -H 'Content-Type: application/json' --data-binary "@$GOOD" \
@@ -248,7 +248,7 @@ otlp_mode '{"mode": "hang"}'
 curl -s -m 20 -o /dev/null -X POST -H 'Content-Type: application/json' --data-binary "@$GOOD" \
   "$OTLP_URL/v1/traces" &
 hung=$!
-has_two_requests() { [ "$(stat requests)" = 2 ]; }
+has_two_requests() { [ "$(stat_of requests)" = 2 ]; }
 wait_for 50 0.1 has_two_requests || fail "the hanging request never arrived"
 kill -TERM "$OTLP_PID"
 rc=0

@@ -13,11 +13,18 @@ OTLP_DIR=$PB_BIN_DIR/otlp-receiver
 
 # npm ci of tests/support/otlp into $OTLP_DIR, again only when package-lock.json changed (the
 # copy of the lock kept there says what is installed); skips the test without node/npm or when
-# npm ci fails.
+# npm ci fails. Under flock, so tests run in parallel (ctest -j) never install over each other.
 otlp_install() {
-  local src=$PB_SRC_DIR/tests/support/otlp
   command -v node >/dev/null || skip "node is not installed (deploy/install-deps.sh installs nodejs)"
   command -v npm >/dev/null || skip "npm is not installed (deploy/install-deps.sh installs npm)"
+  local lock_fd
+  exec {lock_fd}>"$PB_BIN_DIR/otlp-receiver.lock"
+  flock -w 300 "$lock_fd" || fail "another test held $PB_BIN_DIR/otlp-receiver.lock for 300 s"
+  otlp_install_locked
+  exec {lock_fd}>&-
+}
+otlp_install_locked() {
+  local src=$PB_SRC_DIR/tests/support/otlp
   if [ -d "$OTLP_DIR/node_modules" ] && cmp -s "$src/package-lock.json" "$OTLP_DIR/installed-lock.json"; then
     cp "$src/receiver.mjs" "$OTLP_DIR/"
     return 0
