@@ -119,6 +119,10 @@ const msg = Req.fromObject(req);
 const why = Req.verify(msg);
 if (why) throw new Error(why);
 fs.writeFileSync(process.argv[3], Req.encode(msg).finish());
+// The same with a 15-byte traceId, schema-valid: the receiver's own checks must catch it.
+const span = msg.resourceSpans[0].scopeSpans[0].spans[0];
+span.traceId = span.traceId.subarray(0, 15);
+fs.writeFileSync(process.argv[3].replace(/\.pb$/, '-short-id.pb'), Req.encode(msg).finish());
 JS
 otlp_reset
 code=$(post application/x-protobuf "$WORK/good.pb")
@@ -184,6 +188,9 @@ code=$(post application/json "$WORK/broken.json")
 head -c 40 "$WORK/good.pb" >"$WORK/broken.pb"
 code=$(post application/x-protobuf "$WORK/broken.pb")
 [ "$code" = 400 ] || fail "truncated protobuf: HTTP $code $(cat "$WORK/resp")"
+code=$(post application/x-protobuf "$WORK/good-short-id.pb")
+[ "$code" = 400 ] || fail "protobuf with a 15-byte traceId: HTTP $code $(cat "$WORK/resp")"
+grep -q '16 bytes expected' "$WORK/resp" || fail "protobuf with a 15-byte traceId: $(cat "$WORK/resp")"
 { cat "$WORK/good.pb"; printf '\xa8\x06\x01'; } >"$WORK/unknown.pb" # field 101, varint 1
 code=$(post application/x-protobuf "$WORK/unknown.pb")
 [ "$code" = 400 ] || fail "protobuf with an unknown field: HTTP $code $(cat "$WORK/resp")"
@@ -202,7 +209,7 @@ st = json.loads(sys.argv[1])
 assert st["headers"].get("x-planb-test") == "yes", st["headers"]
 assert st["headers"].get("content-encoding") == "gzip", st["headers"]
 assert st["content_types"] == {"application/json": st["content_types"]["application/json"],
-                               "application/x-protobuf": 3, "text/plain": 1}, st["content_types"]
+                               "application/x-protobuf": 4, "text/plain": 1}, st["content_types"]
 assert st["accepted"] == 1 and st["spans"] == 2, st
 PY
 
