@@ -170,6 +170,8 @@ kind 0|c["kind"] = 0
 kind as a name|s["kind"] = "SPAN_KIND_SERVER"
 end before start|s["endTimeUnixNano"] = "1765151999999999999"
 zero start time|c["startTimeUnixNano"] = "0"
+negative start time|c["startTimeUnixNano"] = "-5"
+negative event time|s["events"][0]["timeUnixNano"] = -1
 time not an integer|s["startTimeUnixNano"] = "1.5e18"
 duplicate attribute keys|s["attributes"].append({"key": "planb.queue", "value": {"stringValue": "again"}})
 empty attribute key|c["attributes"][0]["key"] = ""
@@ -177,11 +179,15 @@ status code 3|s["status"]["code"] = 3
 string where an int is due|s["attributes"][1]["value"]["intValue"] = "three"
 number where a string is due|s["name"] = 5
 resourceSpans not a list|r["resourceSpans"] = {"a": 1}
+null in a list|r["resourceSpans"][0]["scopeSpans"][0]["spans"].append(None)
 CASES
 [ "$(otlp_spans)" = "[]" ] || fail "a refused request was stored: $(otlp_spans)"
 [ "$(stat_of rejected)" = "$n" ] && [ "$(stat_of accepted)" = 0 ] || fail "stats after $n refusals: $(otlp_stats)"
 [ -n "$(stat_of last_error)" ] || fail "last_error not set: $(otlp_stats)"
 
+printf '[]' >"$WORK/array.json"
+code=$(post application/json "$WORK/array.json")
+[ "$code" = 400 ] || fail "a JSON array as the request: HTTP $code"
 printf '{"resourceSpans": [' >"$WORK/broken.json"
 code=$(post application/json "$WORK/broken.json")
 [ "$code" = 400 ] || fail "truncated JSON: HTTP $code"
@@ -262,5 +268,12 @@ rc=0
 wait "$OTLP_PID" || rc=$?
 [ "$rc" = 0 ] || fail "the receiver exited $rc on SIGTERM"
 wait "$hung" || true
-unset OTLP_PID
+otlp_stop
+
+# A second receiver starts empty; otlp_stop stops it.
+otlp_start
+[ "$(otlp_spans)" = "[]" ] || fail "a new receiver is not empty"
+pid=$OTLP_PID
+otlp_stop
+! kill -0 "$pid" 2>/dev/null || fail "otlp_stop left the receiver running"
 echo "PASS"

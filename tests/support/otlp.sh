@@ -53,12 +53,16 @@ otlp_start() {
   export OTLP_PORT OTLP_URL OTLP_PID
 }
 
-# SIGTERM, then wait (bounded) for it to exit; world.sh's cleanup skips a pid already gone.
+# SIGTERM, then wait (bounded) for it to exit; its pid leaves WORLD_PIDS, so world.sh's cleanup
+# never signals a process that reused it.
 otlp_stop() {
   [ -n "${OTLP_PID:-}" ] || return 0
   kill -TERM "$OTLP_PID" 2>/dev/null || true
   wait_for 50 0.1 otlp_is_gone || kill -KILL "$OTLP_PID" 2>/dev/null || true
   wait "$OTLP_PID" 2>/dev/null || true
+  local keep=() p
+  for p in "${WORLD_PIDS[@]}"; do [ "$p" = "$OTLP_PID" ] || keep+=("$p"); done
+  WORLD_PIDS=("${keep[@]}")
   unset OTLP_PID
 }
 otlp_is_gone() { ! kill -0 "$OTLP_PID" 2>/dev/null; }

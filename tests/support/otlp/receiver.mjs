@@ -131,7 +131,7 @@ function longOf(v, where) {
 // ids from hex, 64-bit ints as Long; refuses keys the type does not have.
 function fromJson(Type, obj, where, depth) {
   if (depth > MAX_DEPTH) bad(`${where}: nested deeper than ${MAX_DEPTH}`);
-  if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) bad(`${where}: object expected`);
+  if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) bad(`${where || 'request'}: object expected`);
   const out = {};
   for (const [key, v] of Object.entries(obj)) {
     const at = where ? `${where}.${key}` : key;
@@ -200,6 +200,7 @@ function decodeProtobuf(buf) {
 
 const has = (m, k) => m != null && Object.prototype.hasOwnProperty.call(m, k) && m[k] != null;
 const ANY_KINDS = ['stringValue', 'boolValue', 'intValue', 'doubleValue', 'arrayValue', 'kvlistValue', 'bytesValue'];
+const TIME_LIMIT = 2n ** 63n; // ns since 1970: year 2262; anything above is a sign error
 const isZero = (b) => b.every((x) => x === 0);
 const u64 = (v) => (v == null ? 0n : BigInt(Long.fromValue(v).toUnsigned().toString()));
 
@@ -246,11 +247,14 @@ function checkRequest(req) {
         const start = u64(s.startTimeUnixNano);
         const end = u64(s.endTimeUnixNano);
         if (start === 0n || end === 0n) bad(`${sp}: startTimeUnixNano and endTimeUnixNano must both be > 0`);
+        // fixed64 on the wire; from JSON a negative number lands here as 2^64 - n.
+        if (start >= TIME_LIMIT || end >= TIME_LIMIT) bad(`${sp}: a time is negative or past the year 2262`);
         if (start > end) bad(`${sp}: endTimeUnixNano ${end} is before startTimeUnixNano ${start}`);
         checkAttrs(s.attributes, `${sp}.attributes`);
         (s.events || []).forEach((e, n) => {
           if (!e.name) bad(`${sp}.events[${n}].name: empty`);
-          if (u64(e.timeUnixNano) === 0n) bad(`${sp}.events[${n}].timeUnixNano: must be > 0`);
+          const t = u64(e.timeUnixNano);
+          if (t === 0n || t >= TIME_LIMIT) bad(`${sp}.events[${n}].timeUnixNano: ${t}, must be > 0 and < 2^63`);
           checkAttrs(e.attributes, `${sp}.events[${n}].attributes`);
         });
         (s.links || []).forEach((l, n) => {
