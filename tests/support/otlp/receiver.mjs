@@ -5,8 +5,9 @@
 // anything malformed, so that a broken encoder fails a test instead of being waved through.
 // The definitions are the protobufjs root generated from the opentelemetry-proto repository
 // that @opentelemetry/otlp-transformer ships (build/src/generated/root.js, pinned in
-// package.json); nothing here restates the schema except which id fields OTLP/JSON writes
-// in hex. The receiver can also misbehave (fail with a status and Retry-After, answer
+// package.json: 0.216.0 is the last release whose generated root still holds the trace
+// types, later ones serialize traces by hand); nothing here restates the schema except which
+// id fields OTLP/JSON writes in hex. The receiver can also misbehave (fail with a status and Retry-After, answer
 // slowly, never answer) so the exporter's retry and drop paths can be tested.
 //
 //   node receiver.mjs [--port N]     listens on 127.0.0.1:N (0, the default, = a free port)
@@ -30,7 +31,9 @@
 // lowerCamelCase keys, traceId/spanId/parentSpanId in hex, enums as integers, 64-bit ints
 // as decimal strings or numbers, other bytes in base64. Stricter than the spec on purpose:
 // unknown JSON fields are refused (the spec lets receivers ignore them), and so is a
-// protobuf body that does not re-encode to its own length (unknown or repeated fields).
+// protobuf body that does not re-encode to its own length (unknown or repeated fields), a
+// 64-bit int as a JSON number above 2^53 (it may have lost digits), a double as a string
+// ("NaN"), a span without a name or kind 0, and any all-zero id.
 // SIGTERM/SIGINT: close every connection and exit 0.
 import http from 'node:http';
 import zlib from 'node:zlib';
