@@ -930,6 +930,8 @@ front_options(const front *f, struct evhttp_request *req, const pb_http_key *key
         return PB_ERR;
     }
     o->tenant = key && key->tenant ? key->tenant : v;
+    o->traceparent = evhttp_find_header(in, "traceparent");
+    o->tracestate = evhttp_find_header(in, "tracestate");
     return PB_OK;
 }
 

@@ -212,6 +212,12 @@ pb_wire_job_from_body(const char *body, size_t len, const pb_config *cfg, const 
         json_object_object_add(job, "stream", json_object_new_boolean(1));
     if (opts->tenant)
         json_object_object_add(job, "tenant", json_object_new_string(opts->tenant));
+    /* Trace context goes on as the worker reads it: a malformed one is ignored there, never a
+     * refused request (only its length is bounded here). */
+    if (opts->traceparent && strlen(opts->traceparent) <= 2 * PB_TRACEPARENT_LEN)
+        json_object_object_add(job, "traceparent", json_object_new_string(opts->traceparent));
+    if (opts->traceparent && opts->tracestate && strlen(opts->tracestate) <= PB_TRACESTATE_MAX_LEN)
+        json_object_object_add(job, "tracestate", json_object_new_string(opts->tracestate));
     if (opts->deadline_ms > 0)
         json_object_object_add(job, "deadline_ms", json_object_new_int(opts->deadline_ms));
     if (opts->cache)

@@ -31,6 +31,8 @@ typedef struct pb_wire_opts {
     const char *cache;       /* "use", "skip", "refresh"; NULL: use */
     int critical;            /* -1: unset, else 0 or 1 */
     int64_t submitted_at_ms; /* wall clock of the request */
+    const char *traceparent; /* the traceparent header (passed on as the job's), NULL: none */
+    const char *tracestate;  /* the tracestate header, NULL: none */
 } pb_wire_opts;
 
 /* A body made into a job. */

@@ -182,6 +182,15 @@ def check_capture(spans, job_id):
         fail("capture: output")
 
 
+def check_parent(spans, job_id, trace_id, parent_span, tracestate):
+    job, _ = trace_of(spans, job_id)
+    if job["traceId"] != trace_id or job["parentSpanId"] != parent_span:
+        fail("%s: trace %s parent %s, want %s %s" %
+             (job_id, job["traceId"], job["parentSpanId"], trace_id, parent_span))
+    if job.get("traceState", "") != tracestate:
+        fail("%s: traceState %r, want %r" % (job_id, job.get("traceState"), tracestate))
+
+
 def check_new_trace(spans, job_id):
     job, _ = trace_of(spans, job_id)
     if job["parentSpanId"] != "":
@@ -217,6 +226,7 @@ CHECKS = {
     "stream": check_stream,
     "capture": check_capture,
     "new_trace": check_new_trace,
+    "parent": check_parent,
     "encoding": check_encoding,
     "count": check_count,
     "prefix_count": check_prefix_count,

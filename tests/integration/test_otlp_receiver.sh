@@ -55,7 +55,7 @@ JSON
 expected() {
   cat <<JSON
 [{"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b173", "parentSpanId": "",
-  "name": "job", "kind": 2, "startTimeUnixNano": "1765152000000000000",
+  "traceState": "", "name": "job", "kind": 2, "startTimeUnixNano": "1765152000000000000",
   "endTimeUnixNano": "1765152000250000000", "status": {"code": 2, "message": "primary failed"},
   "attributes": {
     "planb.queue": {"type": "string", "value": "default"},
@@ -74,7 +74,7 @@ expected() {
   "resource": {"service.name": {"type": "string", "value": "planb"}},
   "scope": {"name": "planb.worker", "version": "1.2.3"}, "encoding": "$1"},
  {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "0102030405060708",
-  "parentSpanId": "eee19b7ec3c1b173", "name": "attempt backup", "kind": 3,
+  "parentSpanId": "eee19b7ec3c1b173", "traceState": "", "name": "attempt backup", "kind": 3,
   "startTimeUnixNano": "1765152000", "endTimeUnixNano": "1765152000",
   "status": {"code": 1, "message": ""},
   "attributes": {"http.response.status_code": {"type": "int", "value": 200}}, "events": [],

@@ -13,6 +13,7 @@
 # late or are counted as dropped, and the worker's memory stays bounded.
 . "$(dirname "$0")/../support/world.sh"
 . "$(dirname "$0")/../support/otlp.sh"
+. "$(dirname "$0")/../support/front.sh"
 CHECKS="$PB_SRC_DIR/tests/integration/telemetry_checks.py"
 otlp_install
 world_redis
@@ -118,7 +119,25 @@ wait "${WORLD_PIDS[-1]}" 2>/dev/null || true
 unset 'WORLD_PIDS[-1]'
 telemetry_config ', "sample": 0, "capture_content": true, "encoding": "protobuf",
   "max_queue_spans": 256, "batch_spans": 64' >"$WORK/planb2.json"
-world_planb "$WORK/planb2.json"
+FRONT_PORT=$(free_port)
+python3 - "$WORK/planb2.json" "$FRONT_PORT" <<'PY'
+import json, sys
+cfg = json.load(open(sys.argv[1]))
+cfg["http"] = {"listen": "127.0.0.1:" + sys.argv[2]}
+json.dump(cfg, open(sys.argv[1], "w"))
+PY
+start_front "$WORK/planb2.json" "$FRONT_PORT"
+# The front door's traceparent header: the job continues that trace (sampled: kept at 0).
+FT=5ce0e9a56015fec5aadfa328ae398115
+FP=ab30a9ec1fe0d2f3
+curl -s -m 20 -D "$WORK/front.head" -o "$WORK/front.body" -H 'Content-Type: application/json' \
+  -H "traceparent: 00-$FT-$FP-01" -H "tracestate: congo=t61rcWkgMzE" \
+  -d '{"model":"default","messages":[{"role":"user","content":"via the front door"}]}' \
+  "http://127.0.0.1:$FRONT_PORT/v1/chat/completions"
+rid=$(sed -n 's/^x-request-id: *\([^\r]*\).*/\1/Ip' "$WORK/front.head")
+[ -n "$rid" ] || fail "no x-request-id: $(cat "$WORK/front.head")"
+spans_of "$rid"
+check parent "$rid" "$FT" "$FP" "congo=t61rcWkgMzE"
 push z1 "" "not kept"
 result_of z1 >/dev/null
 mock_set primary '{"mode":"status","status":503}'

@@ -301,6 +301,7 @@ function spanView(s, rs, ss, encoding) {
     traceId: hex(s.traceId),
     spanId: hex(s.spanId),
     parentSpanId: hex(s.parentSpanId),
+    traceState: s.traceState ?? '',
     name: s.name,
     kind: s.kind,
     startTimeUnixNano: u64(s.startTimeUnixNano).toString(),
