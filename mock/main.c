@@ -89,6 +89,8 @@ typedef struct mock_server {
     long pending;            /* calls held (latency, hang, drip, reset) */
     unsigned long next_id;   /* numbers replies: chatcmpl-mock-<n>, msg_mock_<n> */
     uint64_t rng;            /* splitmix64 state for fail_rate and slow_rate draws (fixed seed) */
+    long trace_requests;     /* POST /v1/traces taken */
+    long trace_bytes;        /* ... and their bytes */
     const char *aws_key_id;  /* Bedrock: the access key id signatures must be by */
     const char *aws_secret;  /* ... and its secret */
 } mock_server;
@@ -1007,6 +1009,21 @@ mock_on_api(mock_server *srv, struct evhttp_request *req, pb_mock_api api, const
     mock_hold(srv, req, &plan);
 }
 
+/* POST /v1/traces: an OTLP/HTTP collector that takes everything at once (benchmarks, the
+ * demo); the bytes are counted, never decoded (tests/support/otlp is the strict one). */
+static void
+mock_on_traces(mock_server *srv, struct evhttp_request *req)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    srv->trace_requests++;
+    srv->trace_bytes += (long)evbuffer_get_length(in);
+    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+    bool protobuf = ct != NULL && strncmp(ct, "application/x-protobuf", 22) == 0;
+    mock_respond(req, evhttp_request_get_command(req) == EVHTTP_REQ_POST ? 200 : 405,
+                 protobuf ? "application/x-protobuf" : "application/json",
+                 pb_xstrdup(protobuf ? "" : "{}"), protobuf ? 0 : 2, NULL, NULL);
+}
+
 /* POST /_mock/models/<name> and /_mock/default (name NULL). */
 static void
 mock_on_set(mock_server *srv, struct evhttp_request *req, const char *name)
@@ -1046,7 +1063,10 @@ mock_on_control(mock_server *srv, struct evhttp_request *req, const char *path)
         return;
     }
     if (strcmp(path, "/_mock/stats") == 0) {
-        mock_respond_json(req, 200, pb_mock_table_stats(srv->table, srv->pending));
+        json_object *st = pb_mock_table_stats(srv->table, srv->pending);
+        json_object_object_add(st, "trace_requests", json_object_new_int64(srv->trace_requests));
+        json_object_object_add(st, "trace_bytes", json_object_new_int64(srv->trace_bytes));
+        mock_respond_json(req, 200, st);
         return;
     }
     if (strcmp(path, "/_mock/reset") == 0) {
@@ -1095,6 +1115,8 @@ mock_on_request(struct evhttp_request *req, void *arg)
         mock_on_api(srv, req, PB_MOCK_API_GEMINI, path, false, NULL);
     } else if (strncmp(path, MOCK_BEDROCK_PREFIX, strlen(MOCK_BEDROCK_PREFIX)) == 0) {
         mock_on_api(srv, req, PB_MOCK_API_BEDROCK, path, false, NULL);
+    } else if (strcmp(path, "/v1/traces") == 0) {
+        mock_on_traces(srv, req);
     } else if (strncmp(path, "/_mock/", 7) == 0) {
         mock_on_control(srv, req, path);
     } else {
@@ -1223,6 +1245,7 @@ mock_usage(FILE *out)
         "\"stream\": true gets text/event-stream (OpenAI chunks ending in data: [DONE],\n"
         "Anthropic message_start ... message_stop) in modes ok and empty; drip and\n"
         "truncated drip or cut that stream's bytes; latency_ms delays its first byte.\n"
+        "POST /v1/traces takes OTLP/HTTP exports at once (counted in /_mock/stats).\n"
         "Control: POST /_mock/models/<name>, POST /_mock/default, POST /_mock/reset,\n"
         "  GET /_mock/stats, GET /_mock/last/<name>\n",
         out);

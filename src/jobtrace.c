@@ -152,7 +152,7 @@ jobtrace_kept(const pb_jobtrace *jt, const pb_jobtrace_facts *f)
 
 /* The request's knobs shared by the job span and each attempt span. */
 static void
-jobtrace_request_attrs(json_object *a, const pb_request *req)
+jobtrace_request_attrs(pb_otlp_attrs *a, const pb_request *req)
 {
     pb_otlp_str(a, "gen_ai.operation.name", "chat");
     if (req->max_tokens >= 0)
@@ -165,7 +165,7 @@ jobtrace_request_attrs(json_object *a, const pb_request *req)
 
 /* The answer's model, usage and finish reason. */
 static void
-jobtrace_answer_attrs(json_object *a, const pb_jobtrace_facts *f)
+jobtrace_answer_attrs(pb_otlp_attrs *a, const pb_jobtrace_facts *f)
 {
     if (f->model >= 0)
         pb_otlp_str(a, "gen_ai.response.model", jobtrace_upstream(&f->cfg->models[f->model]));
@@ -192,7 +192,7 @@ jobtrace_cut(const char *s, size_t max)
 /* gen_ai.input.messages / gen_ai.output.messages (opt-in): role and text of each message,
  * as the conventions' JSON, bounded. */
 static void
-jobtrace_content(json_object *a, const pb_jobtrace_facts *f)
+jobtrace_content(pb_otlp_attrs *a, const pb_jobtrace_facts *f)
 {
     json_object *msgs = json_object_new_array();
     for (size_t i = 0; i < f->req->n_messages; i++) {
@@ -214,13 +214,12 @@ jobtrace_content(json_object *a, const pb_jobtrace_facts *f)
                      jobtrace_cut(f->content, JOBTRACE_CONTENT_MAX));
 }
 
-/* Encodes s into the exporter's queue and frees it. */
+/* Finishes s into the exporter's queue. */
 static void
-jobtrace_emit(pb_jobtrace *jt, pb_span *s, const pb_jobtrace_facts *f)
+jobtrace_emit(pb_jobtrace *jt, pb_span *s)
 {
     size_t len;
-    char *data = pb_span_encode(s, f->cfg->telemetry.protobuf, &len);
-    pb_span_free(s);
+    char *data = pb_span_finish(s, &len);
     pb_telemetry_add(jt->tel, data, len);
 }
 
@@ -237,8 +236,9 @@ jobtrace_attempt(pb_jobtrace *jt, const uint8_t job_span[8], const pb_attempt *a
     int64_t end = at->end_wall_us * 1000;
     int64_t start =
         at->start_wall_us > 0 ? at->start_wall_us * 1000 : end - at->elapsed_ms * 1000000;
-    pb_span *s = pb_span_new(jt->trace_id, id, job_span, name, PB_SPAN_CLIENT, start, end);
-    json_object *a = pb_span_attrs(s);
+    pb_span *s = pb_span_new(f->cfg->telemetry.protobuf, jt->trace_id, id, job_span, name,
+                             PB_SPAN_CLIENT, start, end);
+    pb_otlp_attrs *a = pb_span_attrs(s);
     jobtrace_request_attrs(a, f->req);
     pb_otlp_str(a, "gen_ai.provider.name",
                 jobtrace_provider_name(f->cfg->providers[m->provider].type));
@@ -262,7 +262,7 @@ jobtrace_attempt(pb_jobtrace *jt, const uint8_t job_span[8], const pb_attempt *a
     if (!ok)
         pb_otlp_str(a, "error.type", at->outcome);
     pb_span_status(s, !ok, ok ? NULL : at->outcome);
-    jobtrace_emit(jt, s, f);
+    jobtrace_emit(jt, s);
 }
 
 /* The planb.job span and its events (the attempts and lookups are its children). */
@@ -274,10 +274,11 @@ jobtrace_job_span(pb_jobtrace *jt, const uint8_t id[8], const pb_jobtrace_facts 
     int64_t start = req->submitted_at_ms > 0 && req->submitted_at_ms * 1000000 < claimed
                         ? req->submitted_at_ms * 1000000
                         : claimed;
-    pb_span *s = pb_span_new(jt->trace_id, id, jt->has_parent ? jt->parent : NULL, "planb.job",
-                             PB_SPAN_CONSUMER, start, pb_wall_us() * 1000);
+    pb_span *s = pb_span_new(f->cfg->telemetry.protobuf, jt->trace_id, id,
+                             jt->has_parent ? jt->parent : NULL, "planb.job", PB_SPAN_CONSUMER,
+                             start, pb_wall_us() * 1000);
     pb_span_tracestate(s, jt->tracestate);
-    json_object *a = pb_span_attrs(s);
+    pb_otlp_attrs *a = pb_span_attrs(s);
     const pb_config *cfg = f->cfg;
     jobtrace_request_attrs(a, req);
     const pb_model_conf *first = &cfg->models[req->models[0]];
@@ -307,15 +308,12 @@ jobtrace_job_span(pb_jobtrace *jt, const uint8_t id[8], const pb_jobtrace_facts 
         jobtrace_content(a, f);
     for (size_t i = 0; i < jt->n_events; i++) {
         const jobtrace_event *e = &jt->events[i];
-        json_object *ea = pb_span_event(s, e->name, e->at_us * 1000);
-        if (e->key != NULL && e->text[0] != '\0')
-            pb_otlp_str(ea, e->key, e->text);
-        else if (e->key != NULL)
-            pb_otlp_int(ea, e->key, e->value);
+        pb_span_event(s, e->name, e->at_us * 1000, e->key, e->text[0] != '\0' ? e->text : NULL,
+                      e->value);
     }
     bool ok = strcmp(f->status, "ok") == 0;
     pb_span_status(s, !ok, ok ? NULL : f->status);
-    jobtrace_emit(jt, s, f);
+    jobtrace_emit(jt, s);
 }
 
 void
@@ -339,11 +337,12 @@ pb_jobtrace_finish(pb_jobtrace *jt, const pb_jobtrace_facts *f)
         const jobtrace_lookup *l = &jt->lookups[i];
         uint8_t id[8];
         pb_trace_random_id(id, 8);
-        pb_span *s = pb_span_new(jt->trace_id, id, job_span, "planb.cache.lookup", PB_SPAN_INTERNAL,
-                                 l->start_us * 1000, l->end_us * 1000);
+        pb_span *s = pb_span_new(f->cfg->telemetry.protobuf, jt->trace_id, id, job_span,
+                                 "planb.cache.lookup", PB_SPAN_INTERNAL, l->start_us * 1000,
+                                 l->end_us * 1000);
         pb_otlp_str(pb_span_attrs(s), "planb.cache.kind", l->kind);
         pb_otlp_str(pb_span_attrs(s), "planb.cache.result", l->result);
-        jobtrace_emit(jt, s, f);
+        jobtrace_emit(jt, s);
     }
     /* The answer is the last attempt that succeeded on the answering model. */
     size_t answer = f->n_attempts;

@@ -34,7 +34,7 @@ struct pb_telemetry {
     struct event_base *base;
     const pb_telemetry_conf *conf;
     pb_http *http;             /* our own curl multi */
-    json_object *resource;     /* resource attributes (service.*, host.name) */
+    pb_otlp_attrs resource;    /* resource attributes (service.*, host.name), encoded */
     pb_otlp_piece *ring;       /* queued spans (owned data) */
     size_t cap, head, n;       /* ring capacity, first, count */
     pb_otlp_piece *batch;      /* the batch in flight or waiting to be retried (owned data) */
@@ -137,7 +137,7 @@ telemetry_send(pb_telemetry *t)
                                                    : "Content-Type: application/json");
     for (size_t i = 0; i < t->conf->n_headers; i++)
         req->headers[i + 1] = pb_xstrdup(t->conf->headers[i]);
-    req->body = pb_otlp_request(t->conf->protobuf, t->resource, TELEMETRY_SCOPE, PB_VERSION,
+    req->body = pb_otlp_request(t->conf->protobuf, &t->resource, TELEMETRY_SCOPE, PB_VERSION,
                                 t->batch, t->n_batch, &req->body_len);
     t->tries++;
     int connect =
@@ -163,13 +163,13 @@ pb_telemetry_new(struct event_base *base, const pb_config *cfg, const char *work
     char host[TELEMETRY_HOST_NAME_MAX] = "";
     if (gethostname(host, sizeof(host) - 1) != 0)
         snprintf(host, sizeof(host), "unknown");
-    t->resource = json_object_new_array();
-    pb_otlp_str(t->resource, "service.name", c->service_name);
-    pb_otlp_str(t->resource, "service.version", PB_VERSION);
-    pb_otlp_str(t->resource, "service.instance.id", worker_id);
-    pb_otlp_str(t->resource, "host.name", host);
-    pb_otlp_str(t->resource, "telemetry.sdk.name", "planb");
-    pb_otlp_str(t->resource, "telemetry.sdk.language", "c");
+    pb_otlp_attrs_init(&t->resource, c->protobuf);
+    pb_otlp_str(&t->resource, "service.name", c->service_name);
+    pb_otlp_str(&t->resource, "service.version", PB_VERSION);
+    pb_otlp_str(&t->resource, "service.instance.id", worker_id);
+    pb_otlp_str(&t->resource, "host.name", host);
+    pb_otlp_str(&t->resource, "telemetry.sdk.name", "planb");
+    pb_otlp_str(&t->resource, "telemetry.sdk.language", "c");
     return t;
 }
 
@@ -187,7 +187,7 @@ pb_telemetry_free(pb_telemetry *t)
     telemetry_free_pieces(t->batch, t->n_batch);
     free(t->ring);
     free(t->batch);
-    json_object_put(t->resource);
+    pb_otlp_attrs_free(&t->resource);
     free(t);
 }
 

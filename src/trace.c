@@ -4,12 +4,13 @@
  * (a malformed one is ignored, never a refused job) and writes its own children's. */
 #include "planb/trace.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "planb/core.h"
+#include "planb/hash.h"
 
 static int
 trace_nibble(char c)
@@ -96,16 +97,25 @@ pb_traceparent_format(const pb_trace_ctx *ctx, char out[PB_TRACEPARENT_LEN + 1])
     snprintf(out, PB_TRACEPARENT_LEN + 1, "00-%s-%s-%02x", t, p, ctx->sampled ? 1 : 0);
 }
 
+/* Ids need to be unique, not secret: a splitmix64 stream seeded from getrandom once per
+ * process (a system call per span cost a fifth of building it). A new pid (a fork) seeds
+ * again, so two workers never share the stream. */
 void
 pb_trace_random_id(uint8_t *id, size_t n)
 {
+    static uint64_t state;
+    static pid_t owner;
+    if (owner != getpid()) {
+        uint64_t seed = 0;
+        if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
+            seed = (uint64_t)pb_wall_us() ^ ((uint64_t)getpid() << 32);
+        state = seed;
+        owner = getpid();
+    }
     do {
-        size_t got = 0;
-        while (got < n) {
-            ssize_t r = getrandom(id + got, n - got, 0);
-            pb_assert(r > 0 || errno == EINTR);
-            if (r > 0)
-                got += (size_t)r;
+        for (size_t i = 0; i < n; i += 8) {
+            uint64_t r = pb_hash_splitmix64(&state);
+            memcpy(id + i, &r, n - i < 8 ? n - i : 8);
         }
     } while (trace_is_zero(id, n));
 }

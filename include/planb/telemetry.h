@@ -10,7 +10,6 @@
 #define PLANB_TELEMETRY_H
 
 #include <event2/event.h>
-#include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -1,6 +1,6 @@
 /* trace.h -- W3C Trace Context (traceparent, tracestate) and trace/span ids.
  *
- * Pure but for the random ids (getrandom). A job carries its caller's context as the
+ * Pure but for the random ids (seeded from getrandom). A job carries its caller's context as the
  * traceparent and tracestate job fields (or the front door's headers); planb continues that
  * trace, or starts one. https://www.w3.org/TR/trace-context/ */
 #ifndef PLANB_TRACE_H
@@ -28,7 +28,7 @@ bool pb_traceparent_parse(const char *s, size_t len, pb_trace_ctx *out);
 bool pb_tracestate_ok(const char *s, size_t len);
 /* Formats ctx as "00-<trace>-<span>-<flags>" into out. */
 void pb_traceparent_format(const pb_trace_ctx *ctx, char out[PB_TRACEPARENT_LEN + 1]);
-/* Fills id with n random bytes, never all zero. */
+/* Fills id with n random bytes, never all zero (unique per process, not secret). */
 void pb_trace_random_id(uint8_t *id, size_t n);
 /* Lower-case hex of n bytes into out (2n + 1 bytes). */
 void pb_trace_hex(const uint8_t *id, size_t n, char *out);

@@ -252,11 +252,13 @@ drop_results(redisContext *rc, const char *run, int n)
     }
 }
 
-/* Peak RSS in KiB summed over the master's children (the workers). */
+/* A /proc/<pid>/status figure in KiB ("VmHWM", "VmRSS") summed over the master's children
+ * (the workers). */
 static inline long
-workers_peak_rss_kib(pid_t master)
+workers_status_kib(pid_t master, const char *field)
 {
     long total = 0;
+    size_t flen = strlen(field);
     DIR *d = opendir("/proc");
     struct dirent *e;
     while (d && (e = readdir(d)) != NULL) {
@@ -265,18 +267,26 @@ workers_peak_rss_kib(pid_t master)
         FILE *f = fopen(path, "r");
         if (!f)
             continue;
-        long ppid = -1, hwm = 0;
+        long ppid = -1, kib = 0;
         while (fgets(line, sizeof(line), f)) {
             sscanf(line, "PPid: %ld", &ppid);
-            sscanf(line, "VmHWM: %ld", &hwm);
+            if (strncmp(line, field, flen) == 0 && line[flen] == ':')
+                kib = atol(line + flen + 1);
         }
         fclose(f);
         if (ppid == master)
-            total += hwm;
+            total += kib;
     }
     if (d)
         closedir(d);
     return total;
+}
+
+/* Peak RSS in KiB summed over the workers. */
+static inline long
+workers_peak_rss_kib(pid_t master)
+{
+    return workers_status_kib(master, "VmHWM");
 }
 
 /* For th_wait_for: planb:stats "jobs" has reached target. */

@@ -92,63 +92,68 @@ Test(trace, random_ids_and_the_ratio_sampler)
 }
 
 static pb_span *
-sample_span(void)
+sample_span(bool protobuf)
 {
     pb_trace_ctx c;
     cr_assert(parse(TP, &c));
     uint8_t id[8] = {1, 2, 3, 4, 5, 6, 7, 8};
-    pb_span *s = pb_span_new(c.trace_id, id, c.span_id, "chat gpt", PB_SPAN_CLIENT,
+    pb_span *s = pb_span_new(protobuf, c.trace_id, id, c.span_id, "chat gpt", PB_SPAN_CLIENT,
                              1765152000000000000LL, 1765152000250000000LL);
-    json_object *a = pb_span_attrs(s);
-    pb_otlp_str(a, "gen_ai.request.model", "gpt");
+    pb_otlp_attrs *a = pb_span_attrs(s);
+    pb_otlp_str(a, "gen_ai.request.model", "gpt \"quoted\"\n");
     pb_otlp_int(a, "gen_ai.usage.input_tokens", 12);
     pb_otlp_double(a, "planb.cost_usd", 0.5);
     pb_otlp_bool(a, "planb.hedge", false);
     const char *reasons[] = {"stop"};
     pb_otlp_strs(a, "gen_ai.response.finish_reasons", reasons, 1);
-    pb_otlp_int(pb_span_event(s, "planb.backoff", 1765152000100000000LL), "planb.backoff_ms", 40);
+    pb_span_event(s, "planb.backoff", 1765152000100000000LL, "planb.backoff_ms", NULL, 40);
+    pb_span_event(s, "planb.degraded", 1765152000200000000LL, NULL, NULL, 0);
     pb_span_status(s, true, "http_503");
     return s;
 }
 
 Test(otlp, json_span_has_the_otlp_json_names_and_types)
 {
-    pb_span *s = sample_span();
     size_t len;
-    char *js = pb_span_encode(s, false, &len);
-    pb_span_free(s);
+    char *js = pb_span_finish(sample_span(false), &len);
     json_object *o = json_tokener_parse(js);
     cr_assert_not_null(o, "%s", js);
+    cr_expect_eq(strlen(js), len);
     cr_expect_str_eq(th_at_str(o, "traceId"), "4bf92f3577b34da6a3ce929d0e0e4736");
     cr_expect_str_eq(th_at_str(o, "spanId"), "0102030405060708");
     cr_expect_str_eq(th_at_str(o, "parentSpanId"), "00f067aa0ba902b7");
     cr_expect_eq(json_object_get_int(th_at(o, "kind")), 3);
     cr_expect_str_eq(th_at_str(o, "startTimeUnixNano"), "1765152000000000000");
+    cr_expect_str_eq(th_at_str(o, "attributes[0].value.stringValue"), "gpt \"quoted\"\n");
     cr_expect_str_eq(th_at_str(o, "attributes[1].value.intValue"), "12", "int64 as a string");
+    cr_expect(json_object_get_double(th_at(o, "attributes[2].value.doubleValue")) == 0.5);
+    cr_expect(!json_object_get_boolean(th_at(o, "attributes[3].value.boolValue")));
     cr_expect_str_eq(th_at_str(o, "attributes[4].value.arrayValue.values[0].stringValue"), "stop");
     cr_expect_str_eq(th_at_str(o, "events[0].attributes[0].value.intValue"), "40");
+    cr_expect_eq(json_object_array_length(th_at(o, "events[1].attributes")), 0);
     cr_expect_eq(json_object_get_int(th_at(o, "status.code")), 2);
+    cr_expect_str_eq(th_at_str(o, "status.message"), "http_503");
     json_object_put(o);
     pb_otlp_piece p = {js, len};
-    json_object *res = json_object_new_array();
-    pb_otlp_str(res, "service.name", "planb");
-    char *req = pb_otlp_request(false, res, "planb", "0.1.0", &p, 1, &len);
+    pb_otlp_attrs res;
+    pb_otlp_attrs_init(&res, false);
+    pb_otlp_str(&res, "service.name", "planb");
+    char *req = pb_otlp_request(false, &res, "planb", "0.1.0", &p, 1, &len);
     o = json_tokener_parse(req);
     cr_assert_not_null(o, "%s", req);
     cr_expect_str_eq(th_at_str(o, "resourceSpans[0].scopeSpans[0].spans[0].name"), "chat gpt");
     cr_expect_str_eq(th_at_str(o, "resourceSpans[0].resource.attributes[0].key"), "service.name");
+    cr_expect_str_eq(th_at_str(o, "resourceSpans[0].scopeSpans[0].scope.version"), "0.1.0");
     json_object_put(o);
-    json_object_put(res);
+    pb_otlp_attrs_free(&res);
     free(req);
     free(js);
 }
 
 Test(otlp, protobuf_span_starts_with_its_ids_and_wraps_in_the_request)
 {
-    pb_span *s = sample_span();
     size_t len;
-    unsigned char *pb = (unsigned char *)pb_span_encode(s, true, &len);
-    pb_span_free(s);
+    unsigned char *pb = (unsigned char *)pb_span_finish(sample_span(true), &len);
     /* field 1 (trace_id) LEN 16, then field 2 (span_id) LEN 8, field 4 (parent) LEN 8 */
     cr_assert_gt(len, 40);
     cr_expect_eq(pb[0], 0x0a);
@@ -162,14 +167,18 @@ Test(otlp, protobuf_span_starts_with_its_ids_and_wraps_in_the_request)
     cr_expect_eq(pb[30], 0x00);
     cr_expect_eq(pb[31], 0xf0);
     cr_expect_eq(pb[38], 0x2a, "field 5 (name) follows");
+    cr_expect_neq(memmem(pb, len, "\x4a", 1), NULL, "field 9 (attributes)");
     pb_otlp_piece p = {(const char *)pb, len};
-    json_object *res = json_object_new_array();
+    pb_otlp_attrs res;
+    pb_otlp_attrs_init(&res, true);
+    pb_otlp_str(&res, "service.name", "planb");
     size_t rl;
-    unsigned char *req = (unsigned char *)pb_otlp_request(true, res, "planb", "0.1.0", &p, 1, &rl);
+    unsigned char *req = (unsigned char *)pb_otlp_request(true, &res, "planb", "0.1.0", &p, 1, &rl);
     cr_expect_eq(req[0], 0x0a, "ExportTraceServiceRequest.resource_spans");
     cr_expect_gt(rl, len);
     cr_expect_neq(memmem(req, rl, pb, len), NULL, "the span's bytes are inside, unchanged");
-    json_object_put(res);
+    cr_expect_neq(memmem(req, rl, "service.name", 12), NULL);
+    pb_otlp_attrs_free(&res);
     free(req);
     free(pb);
 }
