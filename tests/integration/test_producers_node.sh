@@ -17,7 +17,7 @@ if ! (cd "$DIR" && timeout 180 npm ci --no-audit --no-fund --loglevel=error >"$W
 fi
 world_redis
 world_mock
-world_planb
+producers_planb
 producer_checks node "$DIR/producer.js"
 web_checks "$DIR" node web.js
 echo "PASS"

@@ -10,7 +10,7 @@ DIR=$PB_SRC_DIR/deploy/producers/python
   fail "python3-redis is missing (deploy/install-deps.sh installs it)"
 world_redis
 world_mock
-world_planb
+producers_planb
 producer_checks /usr/bin/python3 "$DIR/planb_producer.py"
 web_checks "$DIR" /usr/bin/python3 web.py
 echo "PASS"

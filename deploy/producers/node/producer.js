@@ -17,7 +17,12 @@
 // reconnects resumes without losing a piece): {type: 'start'|'delta'|'tool', ...fields},
 // then {type: 'end', result}.
 //
-// As a command:  node producer.js [--redis URL] [--timeout S] [--tools] [--stream] QUESTION
+// Trace context: give the caller's W3C Trace Context with the traceparent (and tracestate)
+// option, or traceContext: true to take the active OpenTelemetry context, and the job's spans
+// continue that trace (the result's trace_id is the caller's; docs/telemetry.md).
+//
+// As a command:  node producer.js [--redis URL] [--timeout S] [--tools] [--stream]
+//                [--traceparent TP [--tracestate TS]] QUESTION
 // (--tools: offer the example get_weather tool; --stream: print the answer to stderr as it
 // comes) prints the result JSON and exits 0 ok, 1 degraded, 3 invalid, 4 no result in time
 // (the same codes as `planb submit --wait`).
@@ -25,12 +30,49 @@
 const crypto = require('crypto');
 const { createClient, commandOptions } = require('redis');
 
+// Bounds on the trace context passed on; planb itself validates the values (a malformed one is
+// ignored, never a refused job), so these only keep a job from carrying a huge header.
+const MAX_TRACEPARENT_BYTES = 256; // version 00 is 55 bytes; room for a later version's fields
+const MAX_TRACESTATE_BYTES = 512; // planb's own tracestate limit (docs/jobs.md)
+
+const bounded = (v, limit) => (typeof v === 'string' && v !== '' && Buffer.byteLength(v) <= limit ? v : undefined);
+
+// The job's traceparent/tracestate fields (an object, maybe empty). Explicit values win; with
+// traceContext and none given, the active OpenTelemetry context is injected. OpenTelemetry is
+// optional and loaded lazily: without @opentelemetry/api installed nothing is added and
+// nothing fails. Values over the length bounds are dropped; nothing is logged.
+function traceFields({ traceparent, tracestate, traceContext = false } = {}) {
+  if (traceparent === undefined && traceContext) {
+    let otel = null;
+    try {
+      otel = require('@opentelemetry/api');
+    } catch (e) {
+      if (e.code !== 'MODULE_NOT_FOUND') throw e;
+    }
+    if (otel) {
+      const carrier = {};
+      otel.propagation.inject(otel.context.active(), carrier);
+      ({ traceparent, tracestate } = carrier);
+    }
+  }
+  const out = {};
+  traceparent = bounded(traceparent, MAX_TRACEPARENT_BYTES);
+  if (traceparent !== undefined) {
+    out.traceparent = traceparent;
+    tracestate = bounded(tracestate, MAX_TRACESTATE_BYTES);
+    if (tracestate !== undefined) out.tracestate = tracestate;
+  }
+  return out;
+}
+
 // Pushes one job and resolves to its result object; rejects with a TimeoutError-named Error
 // when none arrives. fields are other job fields (route, tenant, params, deadline_ms, critical,
-// meta, id). The BLPOP runs on an isolated connection, so one client serves many waiters.
-async function ask(client, messages, { queue = 'default', prefix = 'planb', timeoutS = 60, ...fields } = {}) {
+// meta, id). traceparent/tracestate/traceContext pass the caller's trace context (traceFields).
+// The BLPOP runs on an isolated connection, so one client serves many waiters.
+async function ask(client, messages, { queue = 'default', prefix = 'planb', timeoutS = 60, traceparent, tracestate, traceContext, ...fields } = {}) {
   const id = fields.id || 'js-' + crypto.randomBytes(12).toString('hex');
-  const job = { ...fields, id, messages, reply: true, submitted_at_ms: Date.now() };
+  const trace = traceFields({ traceparent, tracestate, traceContext });
+  const job = { ...fields, ...trace, id, messages, reply: true, submitted_at_ms: Date.now() };
   await client.lPush(`${prefix}:q:${queue}`, JSON.stringify(job));
   const got = await client.blPop(commandOptions({ isolated: true }), `${prefix}:reply:${id}`, timeoutS);
   if (got === null) {
@@ -44,9 +86,11 @@ async function ask(client, messages, { queue = 'default', prefix = 'planb', time
 
 // Pushes one streamed job and yields its stream entries until the end entry (an async
 // generator); throws a TimeoutError-named Error when the stream stays quiet for timeoutS.
-async function* askStream(client, messages, { queue = 'default', prefix = 'planb', timeoutS = 60, ...fields } = {}) {
+// traceparent/tracestate/traceContext as for ask().
+async function* askStream(client, messages, { queue = 'default', prefix = 'planb', timeoutS = 60, traceparent, tracestate, traceContext, ...fields } = {}) {
   const id = fields.id || 'js-' + crypto.randomBytes(12).toString('hex');
-  const job = { ...fields, id, messages, stream: true, submitted_at_ms: Date.now() };
+  const trace = traceFields({ traceparent, tracestate, traceContext });
+  const job = { ...fields, ...trace, id, messages, stream: true, submitted_at_ms: Date.now() };
   await client.lPush(`${prefix}:q:${queue}`, JSON.stringify(job));
   const key = `${prefix}:stream:${id}`;
   let last = '0';
@@ -114,9 +158,9 @@ function parseArgs(argv, defaults) {
 }
 
 async function main() {
-  const a = parseArgs(process.argv.slice(2), { redis: 'redis://127.0.0.1:6379/0', queue: 'default', route: '', timeout: '60', tools: false, stream: false });
+  const a = parseArgs(process.argv.slice(2), { redis: 'redis://127.0.0.1:6379/0', queue: 'default', route: '', timeout: '60', tools: false, stream: false, traceparent: '', tracestate: '' });
   if (a.rest.length !== 1) {
-    console.error('usage: node producer.js [--redis URL] [--queue Q] [--route R] [--timeout S] [--tools] [--stream] QUESTION');
+    console.error('usage: node producer.js [--redis URL] [--queue Q] [--route R] [--timeout S] [--tools] [--stream] [--traceparent TP [--tracestate TS]] QUESTION');
     return 2;
   }
   const client = createClient({ url: a.redis });
@@ -124,7 +168,8 @@ async function main() {
   await client.connect();
   try {
     const messages = [{ role: 'user', content: a.rest[0] }];
-    const opts = { queue: a.queue, timeoutS: Number(a.timeout), ...(a.route ? { route: a.route } : {}) };
+    const opts = { queue: a.queue, timeoutS: Number(a.timeout), ...(a.route ? { route: a.route } : {}),
+      ...traceFields({ traceparent: a.traceparent, tracestate: a.tracestate }) };
     let res = null;
     if (a.stream) {
       for await (const entry of askStream(client, messages, opts)) {
@@ -148,7 +193,7 @@ async function main() {
   }
 }
 
-module.exports = { ask, askStream, askWithTools, parseArgs, WEATHER_TOOL };
+module.exports = { ask, askStream, askWithTools, parseArgs, traceFields, WEATHER_TOOL };
 
 if (require.main === module) {
   main().then((code) => { process.exitCode = code; }, (e) => { console.error(e.message); process.exitCode = 5; });

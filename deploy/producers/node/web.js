@@ -11,12 +11,17 @@
 // Requests share one client; each wait runs on an isolated connection (see producer.js).
 // The HTTP status says what the user got: 200 an answer (even a degraded one: it is a polite
 // reply), 400 a bad request, 504 no result in time. Prints "port=N" once listening (--port 0 = any).
+// A request's traceparent/tracestate headers (the backend is already inside a trace) go on as
+// the job's fields, so planb's spans continue that trace; planb validates them.
 'use strict';
 const http = require('http');
 const { createClient } = require('redis');
 const { ask, askStream, parseArgs } = require('./producer');
 
 const MAX_BODY = 64 * 1024; // bytes of request body read; a question is far smaller
+
+// The incoming request's W3C Trace Context headers, as ask()'s options (node lower-cases names).
+const traceOf = (req) => ({ traceparent: req.headers.traceparent, tracestate: req.headers.tracestate });
 
 function send(res, status, obj) {
   const body = JSON.stringify(obj);
@@ -34,7 +39,7 @@ async function handle(client, timeoutS, req, res, body) {
   if (typeof question !== 'string' || question === '') return send(res, 400, { error: 'expected {"question": "..."}' });
   let r;
   try {
-    r = await ask(client, [{ role: 'user', content: question }], { timeoutS });
+    r = await ask(client, [{ role: 'user', content: question }], { timeoutS, ...traceOf(req) });
   } catch (e) {
     if (e.name === 'TimeoutError') return send(res, 504, { error: 'no answer in time' });
     return send(res, 502, { error: 'queue unavailable' });
@@ -51,7 +56,7 @@ async function relay(client, timeoutS, req, res) {
   let gone = false;
   req.on('close', () => { gone = true; }); // the browser left: stop relaying (planb still stores the result)
   try {
-    for await (const entry of askStream(client, [{ role: 'user', content: question }], { timeoutS })) {
+    for await (const entry of askStream(client, [{ role: 'user', content: question }], { timeoutS, ...traceOf(req) })) {
       if (gone) break;
       if (entry.type === 'delta') res.write(`data: ${JSON.stringify({ text: entry.text })}\n\n`);
       else if (entry.type === 'end') res.write(`event: end\ndata: ${JSON.stringify(entry.result)}\n\n`);

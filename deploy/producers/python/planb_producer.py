@@ -18,7 +18,12 @@ planb:stream:<id> as it comes (XREAD BLOCK from the last id read, so a reader th
 reconnects resumes without losing a piece): ("start", {model, source}), ("delta",
 {text}), ("tool", {index, id, name, arguments}), then ("end", result dict).
 
-As a command:  /usr/bin/python3 planb_producer.py [--redis URL] [--timeout S] [--tools] [--stream] QUESTION
+Trace context: give the caller's W3C Trace Context with traceparent= (and tracestate=), or
+trace_context=True to take the current OpenTelemetry context, and the job's spans continue
+that trace (the result's trace_id is the caller's; docs/telemetry.md, "Trace context in").
+
+As a command:  /usr/bin/python3 planb_producer.py [--redis URL] [--timeout S] [--tools] [--stream]
+               [--traceparent TP [--tracestate TS]] QUESTION
 (--tools: offer the example get_weather tool; --stream: print the answer to stderr as it
 comes) prints the result JSON and exits 0 ok, 1 degraded, 3 invalid, 4 no result in time
 (the same codes as `planb submit --wait`).
@@ -31,14 +36,50 @@ import uuid
 
 import redis
 
+# Bounds on the trace context passed on; planb itself validates the values (a malformed one
+# is ignored, never a refused job), so these only keep a job from carrying a huge header.
+MAX_TRACEPARENT_BYTES = 256  # version 00 is 55 bytes; room for a later version's extra fields
+MAX_TRACESTATE_BYTES = 512   # planb's own tracestate limit (docs/jobs.md)
 
-def ask(r, messages, *, queue="default", prefix="planb", timeout_s=60.0, **fields):
+
+def _bounded(value, limit):
+    return value if isinstance(value, str) and 0 < len(value.encode()) <= limit else None
+
+
+def trace_fields(traceparent=None, tracestate=None, trace_context=False):
+    """The job's traceparent/tracestate fields (a dict, maybe empty). Explicit values win;
+    with trace_context=True and none given, the caller's current OpenTelemetry context is
+    injected. OpenTelemetry is optional: without the opentelemetry-api package nothing is
+    added and nothing fails. Values over the length bounds are dropped; nothing is logged."""
+    if traceparent is None and trace_context:
+        try:
+            from opentelemetry import propagate  # lazy: the producer runs without it
+        except ImportError:
+            propagate = None
+        if propagate is not None:
+            carrier = {}
+            propagate.inject(carrier)
+            traceparent, tracestate = carrier.get("traceparent"), carrier.get("tracestate")
+    out = {}
+    traceparent = _bounded(traceparent, MAX_TRACEPARENT_BYTES)
+    if traceparent is not None:
+        out["traceparent"] = traceparent
+        tracestate = _bounded(tracestate, MAX_TRACESTATE_BYTES)
+        if tracestate is not None:
+            out["tracestate"] = tracestate
+    return out
+
+
+def ask(r, messages, *, queue="default", prefix="planb", timeout_s=60.0, traceparent=None,
+        tracestate=None, trace_context=False, **fields):
     """Pushes one job and returns its result (a dict); raises TimeoutError when none arrives.
 
     fields are other job fields (route, tenant, params, deadline_ms, critical, meta, id).
     Give an id of your own to make a retried push idempotent: planb stores one result per id.
+    traceparent/tracestate/trace_context pass the caller's trace context (trace_fields()).
     """
     job_id = fields.pop("id", None) or "py-" + uuid.uuid4().hex
+    fields.update(trace_fields(traceparent, tracestate, trace_context))
     job = dict(fields, id=job_id, messages=messages, reply=True,
                submitted_at_ms=int(time.time() * 1000))
     r.lpush(f"{prefix}:q:{queue}", json.dumps(job))
@@ -49,10 +90,13 @@ def ask(r, messages, *, queue="default", prefix="planb", timeout_s=60.0, **field
     return json.loads(got[1])
 
 
-def ask_stream(r, messages, *, queue="default", prefix="planb", timeout_s=60.0, **fields):
+def ask_stream(r, messages, *, queue="default", prefix="planb", timeout_s=60.0, traceparent=None,
+               tracestate=None, trace_context=False, **fields):
     """Pushes one streamed job and yields (type, fields) per stream entry, ending with
-    ("end", result). Raises TimeoutError when the stream goes quiet for timeout_s."""
+    ("end", result). Raises TimeoutError when the stream goes quiet for timeout_s.
+    traceparent/tracestate/trace_context as for ask()."""
     job_id = fields.pop("id", None) or "py-" + uuid.uuid4().hex
+    fields.update(trace_fields(traceparent, tracestate, trace_context))
     job = dict(fields, id=job_id, messages=messages, stream=True,
                submitted_at_ms=int(time.time() * 1000))
     r.lpush(f"{prefix}:q:{queue}", json.dumps(job))
@@ -115,9 +159,12 @@ def main():
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait")
     p.add_argument("--tools", action="store_true", help="offer the get_weather example tool")
     p.add_argument("--stream", action="store_true", help="print the answer to stderr as it comes")
+    p.add_argument("--traceparent", default=None, help="the caller's W3C traceparent")
+    p.add_argument("--tracestate", default=None, help="the caller's W3C tracestate")
     a = p.parse_args()
     r = redis.Redis.from_url(a.redis)
     fields = {"route": a.route} if a.route else {}
+    fields.update(trace_fields(a.traceparent, a.tracestate))
     messages = [{"role": "user", "content": a.question}]
     try:
         if a.stream:

@@ -12,6 +12,9 @@ Each request thread pushes a job and blocks on its reply list; the Redis client'
 connection pool gives each waiting request its own connection. The HTTP status
 says what the user got: 200 an answer (even a degraded one: it is a polite reply),
 400 a bad request, 504 no result in time. Prints "port=N" once listening (--port 0 = any).
+
+A request's traceparent/tracestate headers (the backend is already inside a trace) go on
+as the job's fields, so planb's spans continue that trace; planb validates them.
 """
 import argparse
 import json
@@ -38,6 +41,11 @@ class AskHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _trace(self):
+        """The incoming request's W3C Trace Context headers, as ask()'s keywords."""
+        return {"traceparent": self.headers.get("traceparent"),
+                "tracestate": self.headers.get("tracestate")}
+
     def do_GET(self):
         """GET /ask/stream?question=...: relays the job's planb:stream:<id> as SSE."""
         url = urlparse(self.path)
@@ -50,7 +58,7 @@ class AskHandler(BaseHTTPRequestHandler):
         self.end_headers()
         try:
             for kind, entry in ask_stream(self.r, [{"role": "user", "content": question}],
-                                          timeout_s=self.timeout_s):
+                                          timeout_s=self.timeout_s, **self._trace()):
                 if kind == "delta":
                     self.wfile.write(f"data: {json.dumps({'text': entry['text']})}\n\n".encode())
                 elif kind == "end":
@@ -74,7 +82,8 @@ class AskHandler(BaseHTTPRequestHandler):
         except (ValueError, KeyError, TypeError):
             return self._send(400, {"error": 'expected {"question": "..."}'})
         try:
-            res = ask(self.r, [{"role": "user", "content": question}], timeout_s=self.timeout_s)
+            res = ask(self.r, [{"role": "user", "content": question}], timeout_s=self.timeout_s,
+                      **self._trace())
         except TimeoutError:
             return self._send(504, {"error": "no answer in time"})
         if res.get("status") == "invalid":
