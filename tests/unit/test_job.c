@@ -1178,6 +1178,35 @@ Test(job, stream_is_a_job_field)
     pb_request_free(req);
     pb_config_free(cfg);
 }
+/* traceparent and tracestate: kept when valid; a malformed traceparent is ignored and flagged,
+ * never a refused job; a tracestate goes only with a valid traceparent. */
+Test(job, trace_context_fields)
+{
+    pb_config *cfg = load_config("full.json");
+    pb_request *req = NULL;
+    char *bad_id = NULL;
+    pb_error err = {0};
+    size_t len;
+    char *raw = load_job("good_traceparent.json", &len);
+    cr_assert_eq(pb_job_parse(raw, len, cfg, &req, &bad_id, &err), PB_OK, "%s", err.msg);
+    cr_expect(req->has_trace && req->parent_trace.sampled && !req->bad_traceparent);
+    cr_expect_eq(req->parent_trace.trace_id[0], 0x4b);
+    cr_expect_str_eq(req->tracestate, "congo=t61rcWkgMzE");
+    pb_request_free(req);
+    free(raw);
+    raw = load_job("good_bad_traceparent.json", &len);
+    cr_assert_eq(pb_job_parse(raw, len, cfg, &req, &bad_id, &err), PB_OK, "%s", err.msg);
+    cr_expect(!req->has_trace && req->bad_traceparent && req->tracestate == NULL);
+    pb_request_free(req);
+    free(raw);
+    const char *no_parent = "{\"id\": \"t\", \"tracestate\": \"a=b\", \"messages\": "
+                            "[{\"role\": \"user\", \"content\": \"x\"}]}";
+    cr_assert_eq(pb_job_parse(no_parent, strlen(no_parent), cfg, &req, &bad_id, &err), PB_OK);
+    cr_expect(!req->has_trace && !req->bad_traceparent && req->tracestate == NULL);
+    pb_request_free(req);
+    pb_config_free(cfg);
+}
+
 /* An oversized job of limit + 1 bytes: head, then padding inside a string, then "}". */
 static char *
 oversized(size_t limit, const char *head)
