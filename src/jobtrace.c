@@ -53,7 +53,7 @@ struct pb_jobtrace {
     const char *tracestate; /* borrowed from the request */
     jobtrace_lookup lookups[JOBTRACE_LOOKUPS_MAX];
     size_t n_lookups;
-    jobtrace_event events[JOBTRACE_EVENTS_MAX];
+    jobtrace_event *events; /* allocated with the first (most jobs have none) */
     size_t n_events;
 };
 
@@ -79,6 +79,9 @@ pb_jobtrace_new(pb_telemetry *tel, const pb_request *req)
 void
 pb_jobtrace_free(pb_jobtrace *jt)
 {
+    if (jt == NULL)
+        return;
+    free(jt->events);
     free(jt);
 }
 
@@ -106,6 +109,8 @@ pb_jobtrace_event(pb_jobtrace *jt, const char *name, const char *key, int64_t va
 {
     if (jt == NULL || jt->n_events == JOBTRACE_EVENTS_MAX)
         return;
+    if (jt->events == NULL)
+        jt->events = pb_xmalloc(JOBTRACE_EVENTS_MAX * sizeof(*jt->events));
     jobtrace_event *e = &jt->events[jt->n_events++];
     *e = (jobtrace_event){.name = name, .key = key, .value = value, .at_us = pb_wall_us()};
     if (text != NULL)
