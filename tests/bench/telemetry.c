@@ -11,8 +11,9 @@
  *   2. The collector black-holed: a socket that listens but never accepts, so every export
  *      waits out telemetry.timeout_ms; B jobs (50,000) pushed at once, the hole kept for S
  *      seconds (60) in all; prints whether every job was answered, the jobs/s, and the growth
- *      of the workers' memory: peak RSS (VmHWM) at the end minus their RSS before (the
- *      issue's bound is 64 MiB), and the spans dropped (planb:stats telemetry:dropped).
+ *      of the workers' memory: peak RSS (VmHWM) at the end minus their RSS before, summed and
+ *      per worker (the issue's bound is 64 MiB a worker; the burst of 512 jobs in flight a
+ *      worker is part of it), and the spans dropped (planb:stats telemetry:dropped).
  *   bench_telemetry [--quick] [--jobs N] [--rounds R] [--hole-jobs B] [--hole-s S]
  * --quick: N 1,000, R 2, B 5,000, S 5. */
 #include <arpa/inet.h>
