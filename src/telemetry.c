@@ -8,7 +8,8 @@
  * after Retry-After (capped) or a doubling backoff, TELEMETRY_TRIES times in all; any other
  * status drops the batch, since sending it again would get the same answer. Everything that
  * leaves the queue unsent is counted as dropped, and the counts ride on the next finished
- * job's counters (chain.c), so tracing costs no Redis call of its own. */
+ * job's counters (chain.c), or an idle worker's heartbeat (worker.c), so a busy exporter
+ * costs no Redis call of its own. */
 #include "planb/telemetry.h"
 
 #include <stdio.h>

@@ -390,6 +390,26 @@ worker_on_conn_up(void *arg)
     worker_reconcile(w);
 }
 
+/* An idle worker's exporter counts reach planb:stats with its heartbeat (a busy worker's ride
+ * on its jobs' finish counters): fire-and-forget, like any counter. */
+static void
+worker_flush_telemetry_counts(worker *w)
+{
+    int64_t counts[2];
+    if (w->chain.telemetry == NULL || w->chain.active > 0)
+        return;
+    pb_telemetry_take_counts(w->chain.telemetry, &counts[0], &counts[1]);
+    static const char *const fields[2] = {"telemetry:exported", "telemetry:dropped"};
+    for (int k = 0; k < 2; k++) {
+        if (counts[k] == 0)
+            continue;
+        char n[24];
+        snprintf(n, sizeof(n), "%lld", (long long)counts[k]);
+        const char *argv[] = {"HINCRBY", w->keys.stats, fields[k], n};
+        pb_redis_command(w->cmd, NULL, NULL, 4, argv, NULL);
+    }
+}
+
 static void
 worker_on_heartbeat(evutil_socket_t fd, short what, void *arg)
 {
@@ -397,6 +417,7 @@ worker_on_heartbeat(evutil_socket_t fd, short what, void *arg)
     (void)what;
     worker *w = arg;
     pb_queue_heartbeat(w->cmd, &w->keys, w->id);
+    worker_flush_telemetry_counts(w);
 }
 
 /* Thousands of concurrent upstream calls need thousands of descriptors. */
