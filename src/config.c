@@ -1098,14 +1098,14 @@ config_parse_provider(pb_provider_conf *p, json_object *o, const char *path, pb_
     return config_parse_provider_conn(p, o, path, err);
 }
 
+/* The headers a provider adapter sets itself (its key, its API version): refused in
+ * providers.<name>.headers, allowed in telemetry.headers (a collector's Authorization). */
+static const char *const config_adapter_headers[] = {
+    "authorization", "x-api-key", "api-key", "anthropic-version", "x-goog-api-key", NULL};
+
 /* The headers planb or libcurl set on every call, or that frame the request: an extra header
- * of these names would change what the adapter sends or how curl frames it. */
-static const char *const config_reserved_headers[] = {"authorization",
-                                                      "x-api-key",
-                                                      "api-key",
-                                                      "anthropic-version",
-                                                      "x-goog-api-key",
-                                                      "content-type",
+ * of these names would change what is sent or how curl frames it. */
+static const char *const config_reserved_headers[] = {"content-type",
                                                       "content-length",
                                                       "transfer-encoding",
                                                       "host",
@@ -1149,7 +1149,7 @@ config_is_header_value(const char *s, size_t len)
  * the variable, never a value. */
 static int
 config_parse_headers(char ***headers, size_t *n_headers, json_object *o, const char *path,
-                     pb_error *err)
+                     bool adapter, pb_error *err)
 {
     json_object *h;
     if (config_obj(o, path, "headers", &h, err) != PB_OK)
@@ -1171,6 +1171,9 @@ config_parse_headers(char ***headers, size_t *n_headers, json_object *o, const c
                 "a header name is 1 to %d token characters [A-Za-z0-9!#$%%&'*+.^_`|~-]",
                 CONFIG_HEADER_NAME_MAX);
         for (const char *const *r = config_reserved_headers; *r; r++)
+            if (strcasecmp(name, *r) == 0)
+                return config_fail(err, hpath, name, "is set by planb itself");
+        for (const char *const *r = config_adapter_headers; adapter && *r; r++)
             if (strcasecmp(name, *r) == 0)
                 return config_fail(err, hpath, name, "is set by planb itself");
         for (size_t i = 0; i < (*n_headers); i++) {
@@ -1380,7 +1383,7 @@ config_parse_provider_conn(pb_provider_conf *p, json_object *o, const char *path
     if (config_str(o, path, "proxy", NULL, 2048, &p->proxy, err) != PB_OK ||
         (p->proxy != NULL && config_check_proxy(p->proxy, path, err) != PB_OK))
         return PB_ERR;
-    if (config_parse_headers(&p->headers, &p->n_headers, o, path, err) != PB_OK)
+    if (config_parse_headers(&p->headers, &p->n_headers, o, path, true, err) != PB_OK)
         return PB_ERR;
     return config_parse_query(p, o, path, err);
 }
@@ -1830,7 +1833,7 @@ config_parse_telemetry(pb_config *cfg, json_object *root, pb_error *err)
         config_int(o, "telemetry", "timeout_ms", 10000, 100, 120000, &tc->timeout_ms, err) !=
             PB_OK ||
         config_str(o, "telemetry", "service_name", "planb", 256, &tc->service_name, err) != PB_OK ||
-        config_parse_headers(&tc->headers, &tc->n_headers, o, "telemetry", err) != PB_OK)
+        config_parse_headers(&tc->headers, &tc->n_headers, o, "telemetry", false, err) != PB_OK)
         goto out;
     if (strcmp(encoding, "json") != 0 && strcmp(encoding, "protobuf") != 0) {
         config_fail(err, "telemetry", "encoding", "must be \"json\" or \"protobuf\"");

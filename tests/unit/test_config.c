@@ -1301,3 +1301,38 @@ Test(config, gemini_provider_defaults)
                  " \"k\"}}}, \"models\": {\"m\": {\"provider\": \"g\"}}, " MIN_ROUTES "}",
                  "CONFIG providers.g.headers.X-Goog-Api-Key: is set by planb itself");
 }
+
+Test(config, telemetry_section)
+{
+    pb_config *cfg = must_parse("{" MIN_SECTIONS "}");
+    cr_expect_null(cfg->telemetry.traces_url, "off without an endpoint");
+    cr_expect_str_eq(cfg->telemetry.service_name, "planb");
+    cr_expect(!cfg->telemetry.protobuf && cfg->telemetry.keep_fallbacks);
+    cr_expect_eq(cfg->telemetry.max_queue_spans, 8192);
+    pb_config_free(cfg);
+    setenv("PB_TEST_OTLP_AUTH", "Basic c2VjcmV0", 1);
+    cfg = must_parse("{" MIN_SECTIONS ", \"telemetry\": {\"otlp_endpoint\": "
+                     "\"https://otlp.example:4318/\", \"encoding\": \"protobuf\", \"sample\": 0.25,"
+                     " \"headers\": {\"Authorization\": {\"env\": \"PB_TEST_OTLP_AUTH\"},"
+                     " \"x-tenant\": \"acme\"}, \"max_queue_spans\": 100, \"batch_spans\": 500}}");
+    cr_expect_str_eq(cfg->telemetry.traces_url, "https://otlp.example:4318/v1/traces");
+    cr_expect(cfg->telemetry.protobuf);
+    cr_expect(cfg->telemetry.sample == 0.25);
+    cr_expect_eq(cfg->telemetry.n_headers, 2);
+    cr_expect_str_eq(cfg->telemetry.headers[0], "Authorization: Basic c2VjcmV0",
+                     "a collector's Authorization is allowed, from the environment");
+    cr_expect_eq(cfg->telemetry.batch_spans, 100, "a batch never exceeds the queue");
+    pb_config_free(cfg);
+    expect_error("{" MIN_SECTIONS ", \"telemetry\": {\"otlp_endpoint\": \"collector:4318\"}}",
+                 "CONFIG telemetry.otlp_endpoint: must be an http:// or https:// address without "
+                 "a query (\"http://collector:4318\")");
+    expect_error("{" MIN_SECTIONS ", \"telemetry\": {\"otlp_endpoint\": \"http://c\", "
+                 "\"encoding\": \"grpc\"}}",
+                 "CONFIG telemetry.encoding: must be \"json\" or \"protobuf\"");
+    expect_error("{" MIN_SECTIONS ", \"telemetry\": {\"headers\": {\"Content-Type\": \"x\"}}}",
+                 "CONFIG telemetry.headers.Content-Type: is set by planb itself");
+    expect_error("{" MIN_SECTIONS ", \"telemetry\": {\"sample\": 2}}",
+                 "CONFIG telemetry.sample: must be a number from 0 to 1");
+    expect_error("{" MIN_SECTIONS ", \"telemetry\": {\"exporter\": \"x\"}}",
+                 "CONFIG telemetry.exporter: unknown key");
+}
