@@ -115,6 +115,7 @@ typedef struct chain_job {
     char *tool_calls;          /* owned JSON array of the answer's tool calls, NULL: none */
     char *refusal;             /* owned refusal of the answer, NULL: none */
     char *logprobs;            /* owned logprobs JSON of the answer, NULL: none */
+    char *response_id;         /* owned: the provider's id of the answer (traces), NULL: none */
     const char *finish_reason; /* static; NULL: no model answered */
     int model;
     long prompt_tokens, completion_tokens;
@@ -326,6 +327,7 @@ chain_job_free(chain_job *j)
     free(j->tool_calls);
     free(j->refusal);
     free(j->logprobs);
+    free(j->response_id);
     free(j->error);
     free(j->result_json);
     if (j->prev)
@@ -842,6 +844,9 @@ chain_take_reply(chain_job *j, int m, const pb_http_reply *r, bool probe, int64_
         free(j->tool_calls);
         free(j->refusal);
         free(j->logprobs);
+        free(j->response_id);
+        j->response_id = comp.response_id;
+        comp.response_id = NULL;
         j->content = comp.content;
         j->tool_calls = comp.tool_calls;
         j->refusal = comp.refusal;
@@ -1328,6 +1333,7 @@ chain_trace_finish(chain_job *j)
         .cache = j->cache_result ? j->cache_result : "skip",
         .hedged = j->hedge_model >= 0,
         .content = answered ? j->content : NULL,
+        .response_id = answered && j->source != PB_SOURCE_CACHE ? j->response_id : NULL,
     };
     pb_jobtrace_finish(j->trace, &f);
     j->trace = NULL;

@@ -33,7 +33,8 @@ struct pb_delta {
     const char *finish_reason;                  /* normalized, NULL until told */
     long prompt, completion, cached, reasoning; /* usage, -1 unknown */
     bool has_content, ended, in_tool;
-    bool too_large; /* a piece was dropped: it would have passed max_bytes */
+    bool too_large;    /* a piece was dropped: it would have passed max_bytes */
+    char *response_id; /* the reply's id, NULL until told */
 };
 
 pb_delta *
@@ -56,6 +57,7 @@ pb_delta_free(pb_delta *d)
         return;
     pb_buf_free(&d->text);
     pb_buf_free(&d->refusal);
+    free(d->response_id);
     for (int i = 0; i < d->n_tools; i++) {
         free(d->tools[i].id);
         free(d->tools[i].name);
@@ -270,5 +272,14 @@ pb_delta_complete(pb_delta *d, pb_completion *out, pb_error *err)
     out->completion_tokens = d->completion;
     out->cached_tokens = d->cached;
     out->reasoning_tokens = d->reasoning;
+    out->response_id = d->response_id;
+    d->response_id = NULL;
     return PB_OK;
+}
+
+void
+pb_delta_response_id(pb_delta *d, const char *id)
+{
+    if (d->response_id == NULL && id != NULL)
+        d->response_id = pb_xstrdup(id);
 }

@@ -180,6 +180,7 @@ jobtrace_answer_attrs(pb_otlp_attrs *a, const pb_jobtrace_facts *f)
         pb_otlp_int(a, "gen_ai.usage.output_tokens", f->completion_tokens);
     if (f->finish_reason != NULL)
         pb_otlp_strs(a, "gen_ai.response.finish_reasons", &f->finish_reason, 1);
+    pb_otlp_str(a, "gen_ai.response.id", f->response_id);
 }
 
 /* s cut to at most max bytes on a UTF-8 boundary. */

@@ -287,7 +287,8 @@ pb_provider_completion_free(pb_completion *c)
     free(c->tool_calls);
     free(c->refusal);
     free(c->logprobs);
-    c->content = c->tool_calls = c->refusal = c->logprobs = NULL;
+    free(c->response_id);
+    c->content = c->tool_calls = c->refusal = c->logprobs = c->response_id = NULL;
 }
 
 static bool
@@ -480,4 +481,20 @@ pb_provider_new_double(double d)
     if (strtod(s, NULL) != d)
         snprintf(s, sizeof(s), "%.17g", d);
     return json_object_new_double_s(d, s);
+}
+
+const char *
+pb_provider_response_id(json_object *obj, const char *key)
+{
+    json_object *v;
+    if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
+        return NULL;
+    const char *s = json_object_get_string(v);
+    size_t n = (size_t)json_object_get_string_len(v);
+    if (n == 0 || n > PB_PROVIDER_RESPONSE_ID_MAX)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] <= 0x20 || s[i] > 0x7e)
+            return NULL;
+    return s;
 }

@@ -547,6 +547,8 @@ anthropic_parse_response(const char *body, size_t len, const pb_request *req, pb
                              ? json_object_get_string(stop)
                              : NULL;
         out->finish_reason = anthropic_finish_reason(sr, out->tool_calls != NULL);
+        const char *rid = pb_provider_response_id(root, "id");
+        out->response_id = rid ? pb_xstrdup(rid) : NULL;
         if (out->content[0] == '\0' && out->tool_calls == NULL &&
             strcmp(out->finish_reason, "content_filter") != 0)
             why = "no text in content";
@@ -682,6 +684,7 @@ anthropic_stream_event(pb_delta *d, const char *event, const char *data, size_t 
             json_object_object_get_ex(o, "usage", &usage);
         long cached, prompt = anthropic_prompt_tokens(usage, &cached);
         pb_delta_usage(d, prompt, -1, prompt >= 0 ? cached : -1, -1);
+        pb_delta_response_id(d, pb_provider_response_id(o, "id"));
     } else if (strcmp(event, "content_block_start") == 0) {
         json_object_object_get_ex(root, "content_block", &o);
         const char *type = anthropic_str(o, "type");

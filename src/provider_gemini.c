@@ -548,6 +548,7 @@ gemini_parse_response(const char *body, size_t len, const pb_request *req, pb_co
         return PB_ERR;
     pb_delta *d = pb_delta_new(NULL, SIZE_MAX);
     const char *why = gemini_read(d, root);
+    pb_delta_response_id(d, pb_provider_response_id(root, "responseId"));
     if (why == NULL && gemini_candidate(root) == NULL && !gemini_prompt_blocked(root))
         why = "no candidates";
     if (why == NULL && !pb_delta_ended(d)) {
@@ -646,6 +647,7 @@ gemini_stream_event(pb_delta *d, const char *event, const char *data, size_t len
     if (root == NULL)
         return PB_ERR;
     const char *why = gemini_read(d, root);
+    pb_delta_response_id(d, pb_provider_response_id(root, "responseId"));
     if (why != NULL)
         pb_error_set(err, PB_PROVIDER_BAD_REPLY, "BAD_REPLY %s", why);
     json_object_put(root);

@@ -236,6 +236,8 @@ openai_parse_response(const char *body, size_t len, const pb_request *req, pb_co
         if (refusal != NULL && refusal[0] != '\0')
             out->refusal = pb_xstrdup(refusal);
         out->finish_reason = openai_finish_reason(choice, out->tool_calls != NULL);
+        const char *rid = pb_provider_response_id(root, "id");
+        out->response_id = rid ? pb_xstrdup(rid) : NULL;
         if (out->content[0] == '\0' && out->tool_calls == NULL && out->refusal == NULL &&
             strcmp(out->finish_reason, "content_filter") != 0)
             why = content == NULL ? "content is null or missing" : "empty content";
@@ -307,6 +309,7 @@ openai_stream_event(pb_delta *d, const char *event, const char *data, size_t len
         rc = PB_ERR;
         goto out;
     }
+    pb_delta_response_id(d, pb_provider_response_id(root, "id"));
     if (json_object_object_get_ex(root, "usage", &usage) &&
         json_object_is_type(usage, json_type_object))
         pb_delta_usage(d, pb_provider_tokens(usage, "prompt_tokens"),

@@ -47,6 +47,8 @@ void pb_delta_finish_reason(pb_delta *d, const char *normalized);
 /* Usage figures; -1 leaves a figure as it was. */
 void pb_delta_usage(pb_delta *d, long prompt, long completion, long cached, long reasoning);
 void pb_delta_end(pb_delta *d);
+/* The reply's id (the first one given is kept; NULL ignored). */
+void pb_delta_response_id(pb_delta *d, const char *id);
 
 /* For the chain. */
 bool pb_delta_has_content(const pb_delta *d); /* a text or tool piece arrived */

@@ -48,6 +48,7 @@ typedef struct pb_jobtrace_facts {
     const char *cache;         /* "hit", "miss", "coalesced", "skip", ... */
     bool hedged;               /* a hedge ran */
     const char *content;       /* the answer (telemetry.capture_content), NULL: none */
+    const char *response_id;   /* the provider\'s id of the answer, NULL: none */
 } pb_jobtrace_facts;
 
 /* Decides, builds the spans (when kept and they fit), queues them; frees jt. */

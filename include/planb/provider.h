@@ -29,6 +29,7 @@ typedef struct pb_completion {
     long completion_tokens;    /* -1 when the reply has no usage */
     long cached_tokens;        /* prompt tokens read from the provider's prompt cache, or -1 */
     long reasoning_tokens;     /* completion tokens spent reasoning, or -1 */
+    char *response_id;         /* the provider's id of the reply (traces), NULL: none (owned) */
 } pb_completion;
 
 #define PB_PROVIDER_PARAM_LEN   48 /* "response_format.json_schema.strict" and the like */
@@ -107,6 +108,10 @@ char *pb_provider_join_text(json_object *parts);
  * cannot overflow. usage may be NULL. */
 #define PB_PROVIDER_TOKENS_MAX 1000000000000LL /* 10^12: no reply has this many */
 long pb_provider_tokens(json_object *usage, const char *key);
+/* obj[key] as the reply's id when it is one: 1..PB_PROVIDER_RESPONSE_ID_MAX printable
+ * ASCII bytes; NULL otherwise (borrowed). */
+#define PB_PROVIDER_RESPONSE_ID_MAX 128
+const char *pb_provider_response_id(json_object *obj, const char *key);
 /* True when the first 4 KiB of body contain one of needles (lowercase, NULL-terminated list),
  * ignoring ASCII case. body may hold NULs. */
 bool pb_provider_body_mentions(const char *body, size_t len, const char *const *needles);

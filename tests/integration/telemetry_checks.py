@@ -89,6 +89,8 @@ def check_primary(spans, job_id, trace_id, parent_span):
         fail("primary: queue wait")
     if attr(job, "planb.cost_usd", "double") <= 0:
         fail("primary: cost")
+    if not attr(job, "gen_ai.response.id", "string").startswith("chatcmpl-mock-"):
+        fail("primary: gen_ai.response.id %r" % attr(job, "gen_ai.response.id"))
     if "gen_ai.input.messages" in job["attributes"]:
         fail("primary: message contents recorded without capture_content")
     ats = attempts(kids)
@@ -100,6 +102,8 @@ def check_primary(spans, job_id, trace_id, parent_span):
                            ("gen_ai.provider.name", "string", "openai")]:
         if attr(a, key, typ) != want:
             fail("primary attempt: %s" % key)
+    if attr(a, "gen_ai.response.id") != attr(job, "gen_ai.response.id"):
+        fail("primary attempt: gen_ai.response.id differs from the job's")
     if a["status"]["code"] != 1 or "error.type" in a["attributes"]:
         fail("primary attempt: status %r" % a["status"])
     lk = lookups(kids)
@@ -145,6 +149,8 @@ def check_cache_hit(spans, job_id):
         fail("cache hit: source %s cache %s" % (attr(job, "planb.source"), attr(job, "planb.cache")))
     if attempts(kids):
         fail("cache hit: attempt spans on a cached answer")
+    if "gen_ai.response.id" in job["attributes"]:
+        fail("cache hit: a response id on a cached answer")
     lk = lookups(kids)
     if len(lk) != 1 or attr(lk[0], "planb.cache.result") != "hit":
         fail("cache hit: lookup %r" % lk)

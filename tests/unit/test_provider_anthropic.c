@@ -323,6 +323,7 @@ Test(anthropic, parse_text_blocks_joined_others_skipped)
     pb_completion c;
     cr_assert_eq(th_fixture_parse(&pb_provider_anthropic, "good_blocks.json", &c, NULL), PB_OK);
     cr_assert_str_eq(c.content, "First part. Second part.");
+    cr_expect_str_eq(c.response_id, "msg_2", "the message id, not a block's");
     cr_assert_eq(c.prompt_tokens, 100);
     cr_assert_eq(c.completion_tokens, 50);
     pb_provider_completion_free(&c);

@@ -314,6 +314,7 @@ Test(gemini, parse_text_skips_thoughts_and_reads_usage)
     cr_expect_eq(c.cached_tokens, 4);
     cr_expect_eq(c.completion_tokens, 8, "candidates + thoughts, as OpenAI counts");
     cr_expect_eq(c.reasoning_tokens, 5);
+    cr_expect_str_eq(c.response_id, "r1", "responseId: the trace's gen_ai.response.id");
     pb_provider_completion_free(&c);
 }
 

@@ -236,8 +236,10 @@ Test(openai, parse_good)
     cr_assert_str_eq(c.content, "Paris is the capital of France.");
     cr_assert_eq(c.prompt_tokens, 12);
     cr_assert_eq(c.completion_tokens, 30);
+    cr_expect_str_eq(c.response_id, "chatcmpl-9x2Lw3Zb7YqK1");
     pb_provider_completion_free(&c);
     cr_assert_null(c.content);
+    cr_assert_null(c.response_id);
 }
 
 Test(openai, parse_good_without_usage)
