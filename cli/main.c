@@ -16,7 +16,6 @@
 
 #include "cli.h"
 
-
 static int cli_version(pb_cli_ctx *ctx, int argc, char **argv);
 
 /* The commands, in docs/cli.md's order. */
