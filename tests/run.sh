@@ -5,7 +5,7 @@
 # 2. build/ (RelWithDebInfo): unit, integration, then the benchmarks in quick mode.
 # 3. build-asan/ (-DPB_SANITIZE=address,undefined): unit and integration again; any
 #    sanitizer report fails the test (CTest FAIL_REGULAR_EXPRESSION).
-# 4. libFuzzer targets (clang, ASan+UBSan), FUZZ_SECONDS each (default 30): tests/fuzz/run.sh.
+# 4. libFuzzer targets (clang, ASan+UBSan), FUZZ_SECONDS each (default 15): tests/fuzz/run.sh.
 # 5. clang-format check of every C file.
 # Every test starts its own redis-server and planb-mock on free loopback ports. Their temp
 # dirs (logs kept for reading after a failure) go under build/test-tmp/, emptied each run.
@@ -40,7 +40,7 @@ ctest --test-dir "$ROOT/build-asan" --output-on-failure -L unit -j"$JOBS" || sta
 ctest --test-dir "$ROOT/build-asan" --output-on-failure -L integration || status=1
 
 echo "== fuzz"
-FUZZ_SECONDS=${FUZZ_SECONDS:-30} "$ROOT/tests/fuzz/run.sh" || status=1
+FUZZ_SECONDS=${FUZZ_SECONDS:-15} "$ROOT/tests/fuzz/run.sh" || status=1
 
 echo "== format"
 if ! clang-format --dry-run --Werror $(git ls-files '*.c' '*.h' 2>/dev/null || find src include tests -name '*.[ch]'); then

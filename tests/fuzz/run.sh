@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # tests/fuzz/run.sh -- builds the libFuzzer targets (job parser, front-door bodies and results,
 # every provider's replies, AWS event-stream frames, SigV4 checks; clang, ASan+UBSan) in
-# build-fuzz/ and runs each for FUZZ_SECONDS (default 30) from its seed corpus; any crash, leak
+# build-fuzz/ and runs each for FUZZ_SECONDS (default 15) from its seed corpus; any crash, leak
 # or sanitizer report fails. New inputs the fuzzer finds go to build-fuzz/corpus/<target>/ (kept between runs).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
-SECS=${FUZZ_SECONDS:-30}
+SECS=${FUZZ_SECONDS:-15}
 CC=clang cmake -S "$ROOT" -B "$ROOT/build-fuzz" -DCMAKE_BUILD_TYPE=Debug -DPB_FUZZ=ON \
   -DPB_BUILD_TESTS=OFF >/dev/null
 cmake --build "$ROOT/build-fuzz" -j"$(nproc)" --target fuzz_job fuzz_wire fuzz_openai fuzz_anthropic \
