@@ -290,6 +290,21 @@ job_parse_trace(pb_request *req, json_object *root)
         req->tracestate = pb_xstrndup(s, len);
 }
 
+/* An integer field v (present) of 0..max into *out; else BAD_FIELD naming it, its range, unit. */
+static int
+job_parse_ms(json_object *v, const char *name, int64_t max, const char *unit, int64_t *out,
+             pb_error *err)
+{
+    if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0 ||
+        json_object_get_int64(v) > max) {
+        pb_error_set(err, PB_JOB_BAD_FIELD, "BAD_FIELD %s must be an integer from 0 to %lld%s",
+                     name, (long long)max, unit);
+        return PB_ERR;
+    }
+    *out = json_object_get_int64(v);
+    return PB_OK;
+}
+
 /* run_at_ms or delay_ms (not both). claim.lua makes the wait (it alone knows the job's queue
  * and uses Redis's clock); here the values are checked, so a bad one is refused, not run. */
 static int
@@ -301,26 +316,10 @@ job_parse_delay(pb_request *req, json_object *root, pb_error *err)
         pb_error_set(err, PB_JOB_BAD_FIELD, "BAD_FIELD run_at_ms and delay_ms exclude each other");
         return PB_ERR;
     }
-    if (at != NULL) {
-        if (!json_object_is_type(at, json_type_int) || json_object_get_int64(at) < 0 ||
-            json_object_get_int64(at) > JOB_RUN_AT_MAX) {
-            pb_error_set(err, PB_JOB_BAD_FIELD,
-                         "BAD_FIELD run_at_ms must be an integer from 0 to %lld (epoch ms)",
-                         (long long)JOB_RUN_AT_MAX);
-            return PB_ERR;
-        }
-        req->run_at_ms = json_object_get_int64(at);
-    }
-    if (d != NULL) {
-        if (!json_object_is_type(d, json_type_int) || json_object_get_int64(d) < 0 ||
-            json_object_get_int64(d) > JOB_DELAY_MAX) {
-            pb_error_set(err, PB_JOB_BAD_FIELD,
-                         "BAD_FIELD delay_ms must be an integer from 0 to %lld",
-                         (long long)JOB_DELAY_MAX);
-            return PB_ERR;
-        }
-        req->delay_ms = json_object_get_int64(d);
-    }
+    if (at != NULL)
+        return job_parse_ms(at, "run_at_ms", JOB_RUN_AT_MAX, " (epoch ms)", &req->run_at_ms, err);
+    if (d != NULL)
+        return job_parse_ms(d, "delay_ms", JOB_DELAY_MAX, "", &req->delay_ms, err);
     return PB_OK;
 }
 

@@ -17,6 +17,7 @@
 #include <sys/time.h>
 
 #include "harness.h"
+#include "th_fleet.h"
 #include "th_jobs.h"
 
 #define FLEET_JOBS      200
@@ -79,25 +80,18 @@ push(const char *id, const char *extra)
     cr_assert_eq(th_push_job(rc, id, extra), 0);
 }
 
+/* A planb:stats counter, 0 when absent. */
 static long long
-redis_int(const char *fmt, const char *arg)
+stat_of(const char *field)
 {
-    redisReply *r = redisCommand(rc, fmt, arg);
-    long long v = -1;
-    if (r && r->type == REDIS_REPLY_INTEGER)
-        v = r->integer;
-    else if (r && r->type == REDIS_REPLY_STRING)
-        v = atoll(r->str);
-    else if (r && r->type == REDIS_REPLY_NIL)
-        v = 0;
-    freeReplyObject(r);
-    return v;
+    long long v = th_fleet_int(rc, "HGET planb:stats %s", field);
+    return v < 0 ? 0 : v;
 }
 
 static bool
 result_exists(void *arg)
 {
-    return redis_int("EXISTS planb:result:%s", arg) == 1;
+    return th_fleet_int(rc, "EXISTS planb:result:%s", arg) == 1;
 }
 
 /* The claim time of id on Redis's clock (see the file comment), -1 when not in planb:events. */
@@ -135,7 +129,7 @@ stats_text(void)
 static bool
 workers_up(void *arg)
 {
-    return redis_int("ZCARD %s", "planb:workers") >= *(const int *)arg;
+    return th_fleet_int(rc, "ZCARD %s", "planb:workers") >= *(const int *)arg;
 }
 
 /* Waits for n workers and for one delayed job to come back (a monitor promotes), then clears
@@ -149,15 +143,6 @@ warm_up(int n)
     cr_assert(th_wait_for(result_exists, id, 200, 25), "the warm-up job never ran");
     freeReplyObject(redisCommand(rc, "DEL planb:stats planb:events planb:reply:warm"));
     th_mock_reset(&mock_p);
-}
-
-static bool
-metrics_up(void *arg)
-{
-    long status = 0;
-    char *body = th_http("GET", arg, NULL, &status);
-    free(body);
-    return status == 200;
 }
 
 Test(delayed, zero_short_long_and_past_delays_run_on_time)
@@ -179,8 +164,8 @@ Test(delayed, zero_short_long_and_past_delays_run_on_time)
     cr_assert(th_wait_for(result_exists, id_past, 100, 20), "a run_at_ms in the past runs at once");
     cr_expect_lt(now_ms() - t0, 1000);
     /* Not before their time: while they wait they are in the delayed set, with no result. */
-    cr_expect_eq(redis_int("EXISTS planb:result:%s", "d300"), 0);
-    cr_expect_eq(redis_int("EXISTS planb:result:%s", "d1500"), 0);
+    cr_expect_eq(th_fleet_int(rc, "EXISTS planb:result:%s", "d300"), 0);
+    cr_expect_eq(th_fleet_int(rc, "EXISTS planb:result:%s", "d1500"), 0);
 
     cr_assert(th_wait_for(result_exists, id_d300, 100, 10));
     /* The 1500 ms job still waits: `planb stats` and /metrics count it. */
@@ -189,7 +174,7 @@ Test(delayed, zero_short_long_and_past_delays_run_on_time)
     free(text);
     char url[64];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", metrics_port);
-    cr_assert(th_wait_for(metrics_up, url, 100, 20));
+    cr_assert(th_wait_for(th_http_up, url, 100, 20));
     long status = 0;
     char *body = th_http("GET", url, NULL, &status);
     cr_expect_not_null(strstr(body, "planb_scheduled_jobs{queue=\"default\"} 1\n"), "%s", body);
@@ -218,9 +203,9 @@ Test(delayed, zero_short_long_and_past_delays_run_on_time)
                (long long)th_field_int(res, "queued_ms"));
         json_object_put(res);
     }
-    cr_expect_eq(redis_int("HGET planb:stats %s", "delayed:deferred"), 2);
-    cr_expect_eq(redis_int("HGET planb:stats %s", "delayed:promoted"), 2);
-    cr_expect_eq(redis_int("ZCARD %s", "planb:delayed:default"), 0);
+    cr_expect_eq(stat_of("delayed:deferred"), 2);
+    cr_expect_eq(stat_of("delayed:promoted"), 2);
+    cr_expect_eq(th_fleet_int(rc, "ZCARD %s", "planb:delayed:default"), 0);
 }
 
 Test(delayed, a_bad_delay_is_refused_not_delayed)
@@ -235,7 +220,7 @@ Test(delayed, a_bad_delay_is_refused_not_delayed)
     cr_assert_not_null(res);
     cr_expect_str_eq(th_field(res, "status"), "invalid");
     json_object_put(res);
-    cr_expect_eq(redis_int("ZCARD %s", "planb:delayed:default"), 0);
+    cr_expect_eq(th_fleet_int(rc, "ZCARD %s", "planb:delayed:default"), 0);
 }
 
 Test(delayed, two_hosts_monitors_promote_each_job_once_and_on_time)
@@ -282,13 +267,12 @@ Test(delayed, two_hosts_monitors_promote_each_job_once_and_on_time)
     }
     /* Each answered exactly once: one upstream call, one result, one events entry per job. */
     cr_expect_eq(th_mock_requests(&mock_p, "m"), FLEET_JOBS);
-    cr_expect_eq(redis_int("HGET planb:stats %s", "jobs"), FLEET_JOBS);
-    cr_expect_eq(redis_int("HGET planb:stats %s", "duplicates"), 0);
-    cr_expect_eq(redis_int("XLEN %s", "planb:events"), FLEET_JOBS);
-    long long deferred = redis_int("HGET planb:stats %s", "delayed:deferred");
-    cr_expect_eq(redis_int("HGET planb:stats %s", "delayed:promoted"), deferred,
-                 "every deferred job promoted once");
-    cr_expect_eq(redis_int("ZCARD %s", "planb:delayed:default"), 0);
+    cr_expect_eq(stat_of("jobs"), FLEET_JOBS);
+    cr_expect_eq(stat_of("duplicates"), 0);
+    cr_expect_eq(th_fleet_int(rc, "XLEN %s", "planb:events"), FLEET_JOBS);
+    long long deferred = stat_of("delayed:deferred");
+    cr_expect_eq(stat_of("delayed:promoted"), deferred, "every deferred job promoted once");
+    cr_expect_eq(th_fleet_int(rc, "ZCARD %s", "planb:delayed:default"), 0);
     printf("figures: jobs=%d deferred=%lld scheduled_shown=%ld late_max_ms=%lld "
            "early_max_ms=%lld queued_max_ms=%lld\n",
            FLEET_JOBS, deferred, shown, late_max, early_max, queued_max);
