@@ -4,14 +4,18 @@
  * its list), so the work per tick is bounded by PB_PROMOTE_MAX per queue, and a
  * backlog of due jobs drains at that rate instead of stalling Redis. One call is
  * outstanding at a time: a stalled connection must not pile up calls that all run
- * at once when it wakes. When a tick promoted a full batch, the next call goes out
- * at once rather than a tick later. Several monitors (one per host) run it side by
- * side: each call is atomic and promotes a job only when its own ZREM removed it. */
+ * at once when it wakes, so the timer is one-shot and armed from each reply: at once
+ * when a queue's batch was full (a backlog of due jobs), else at the earliest waiting
+ * job's time, at least PB_PROMOTE_MIN_MS and at most PB_PROMOTE_TICK_MS ahead (a job
+ * pushed meanwhile by another host is not seen by this one before the next call). Several monitors
+ * (one per host) run it side by side: each call is atomic and promotes a job only when its own ZREM
+ * removed it. */
 #include "planb/promote.h"
 
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/time.h>
 
 #include "planb/core.h"
 #include "planb/keys.h"
@@ -19,7 +23,7 @@
 
 struct pb_promoter {
     pb_duty_ctx ctx;     /* borrowed loop, connection, config */
-    struct event *tick;  /* persistent timer */
+    struct event *tick;  /* one-shot timer: the next call */
     char **keys;         /* stats hash, then delayed set and queue per configured queue */
     size_t n_keys;       /* 1 + 2 * n_queues */
     char max[16];        /* PB_PROMOTE_MAX as text */
@@ -28,6 +32,13 @@ struct pb_promoter {
 };
 
 static void promote_run(pb_promoter *p);
+
+static void
+promote_arm(pb_promoter *p, long long ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    evtimer_add(p->tick, &tv);
+}
 
 /* Module state, as in reaper.c: the monitor (one promoter per process) stops the promoter
  * after freeing the connection, whose pending callback then runs with NULL. */
@@ -40,17 +51,23 @@ promote_on_reply(redisReply *reply, void *arg)
     if (p != promote_live)
         return; /* stopped meanwhile */
     p->running = false;
-    if (reply == NULL)
-        return; /* Redis away: the next tick tries again */
-    if (reply->type == REDIS_REPLY_ERROR) {
+    long long wait = PB_PROMOTE_TICK_MS; /* Redis away, or an error: try again a tick later */
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
         if (!p->logged_failure)
             pb_log(PB_LOG_ERROR, "event=promote_failed error=\"%s\"", reply->str);
         p->logged_failure = true;
-        return;
+    } else if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+               reply->element[1]->type == REDIS_REPLY_INTEGER) {
+        p->logged_failure = false;
+        long long next = reply->element[1]->integer;
+        if (next == 0) {
+            promote_run(p); /* a backlog of due jobs: go on at once */
+            return;
+        }
+        if (next > 0 && next < wait)
+            wait = next < PB_PROMOTE_MIN_MS ? PB_PROMOTE_MIN_MS : next;
     }
-    p->logged_failure = false;
-    if (reply->type == REDIS_REPLY_INTEGER && reply->integer >= PB_PROMOTE_MAX)
-        promote_run(p); /* a backlog: go on without waiting for the tick */
+    promote_arm(p, wait);
 }
 
 static void
@@ -95,9 +112,8 @@ pb_promote_start(const pb_duty_ctx *ctx)
     }
     snprintf(p->max, sizeof(p->max), "%d", PB_PROMOTE_MAX);
     promote_live = p;
-    p->tick = event_new(ctx->base, -1, EV_PERSIST, promote_on_tick, p);
-    struct timeval tv = {0, PB_PROMOTE_TICK_MS * 1000};
-    event_add(p->tick, &tv);
+    p->tick = evtimer_new(ctx->base, promote_on_tick, p);
+    promote_arm(p, PB_PROMOTE_TICK_MS);
     return p;
 }
 

@@ -1,17 +1,21 @@
 /* promote.h -- delayed jobs back to their queue on time (a monitor duty).
  *
  * claim.lua parks a job whose run_at_ms is still ahead in planb:delayed:<queue>;
- * this duty runs lua/promote.lua every PB_PROMOTE_TICK_MS for all configured
- * queues, which moves the due ones (at most PB_PROMOTE_MAX per queue and call)
- * onto the claim end of their queue. Every host's monitor runs it; the script's
+ * this duty runs lua/promote.lua for all configured queues at least every
+ * PB_PROMOTE_TICK_MS, and at the earliest waiting job's time when that is sooner
+ * (but not within PB_PROMOTE_MIN_MS of the last call); the script moves the due
+ * ones (at most PB_PROMOTE_MAX per queue and call) onto the claim end of their
+ * queue. Every host's monitor runs it; the script's
  * ZREM decides, so no job is promoted twice. */
 #ifndef PLANB_PROMOTE_H
 #define PLANB_PROMOTE_H
 
 #include "planb/duty.h"
 
-#define PB_PROMOTE_TICK_MS 50  /* due job in its queue within this (plus one Redis round trip) */
-#define PB_PROMOTE_MAX     500 /* per queue and tick: 10,000 jobs/s per queue per monitor */
+#define PB_PROMOTE_TICK_MS 50 /* the longest wait between calls: the bound on a job's lateness */
+#define PB_PROMOTE_MIN_MS  10 /* the shortest: at most 100 calls/s per monitor when jobs are dense \
+                               */
+#define PB_PROMOTE_MAX 500    /* per queue and tick: 10,000 jobs/s per queue per monitor */
 
 typedef struct pb_promoter pb_promoter;
 
