@@ -12,10 +12,9 @@
 
 #include "planb/duty.h"
 
-#define PB_PROMOTE_TICK_MS 50 /* the longest wait between calls: the bound on a job's lateness */
-#define PB_PROMOTE_MIN_MS  10 /* the shortest: at most 100 calls/s per monitor when jobs are dense \
-                               */
-#define PB_PROMOTE_MAX 500    /* per queue and tick: 10,000 jobs/s per queue per monitor */
+#define PB_PROMOTE_TICK_MS 50  /* the longest wait between calls: bounds a job's lateness */
+#define PB_PROMOTE_MIN_MS  10  /* the shortest: at most 100 calls/s per monitor */
+#define PB_PROMOTE_MAX     500 /* per queue and call: a backlog drains 500 at a time */
 
 typedef struct pb_promoter pb_promoter;
 
