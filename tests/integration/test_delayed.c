@@ -221,6 +221,14 @@ Test(delayed, a_bad_delay_is_refused_not_delayed)
     cr_expect_str_eq(th_field(res, "status"), "invalid");
     json_object_put(res);
     cr_expect_eq(th_fleet_int(rc, "ZCARD %s", "planb:delayed:default"), 0);
+    /* The documented gap: a second "delay_ms" key (in meta) makes the rewrite ambiguous, so
+     * the job is not delayed. */
+    push("ambiguous", "\"delay_ms\":60000,\"meta\":{\"delay_ms\":1}");
+    res = th_wait_result(rc, "ambiguous", 10);
+    cr_assert_not_null(res, "runs at once");
+    cr_expect_str_eq(th_field(res, "status"), "ok");
+    json_object_put(res);
+    cr_expect_eq(stat_of("delayed:deferred"), 0);
 }
 
 Test(delayed, two_hosts_monitors_promote_each_job_once_and_on_time)
