@@ -25,7 +25,7 @@ static const pb_cli_command cli_commands[] = {
      "0 drained, 2 bad config or a worker's fatal start-up error", PB_CLI_NEEDS_CONFIG},
     {"submit", pb_cli_submit,
      "-c FILE [--queue Q] [--route R] [--id ID] [--deadline-ms N] [--critical]\n"
-     " [--wait] [--timeout S] (TEXT | -)",
+     " [--delay-ms N | --run-at-ms T] [--wait] [--timeout S] (TEXT | -)",
      "push a question (or a job JSON object) and, with --wait, print its result",
      "0 ok, 1 degraded, 2 usage or config, 3 invalid, 4 timeout, 5 redis error",
      PB_CLI_NEEDS_CONFIG | PB_CLI_NEEDS_REDIS},

@@ -47,6 +47,9 @@ stats_table(const pb_config *cfg, const pb_stats_snapshot *s)
     printf("queues   ");
     for (size_t q = 0; q < cfg->n_queues; q++)
         printf("  %s=%lld", cfg->queues[q], s->queue_depth[q]);
+    printf("\nscheduled");
+    for (size_t q = 0; q < cfg->n_queues; q++)
+        printf("  %s=%lld", cfg->queues[q], s->queue_scheduled[q]);
     printf("\nin flight  %lld\n\n", s->inflight);
     printf("%-7s %9s %9s %9s %9s %9s %10s %10s %8s\n", "window", "jobs", "primary", "fallback",
            "cache", "degraded", "fallback%", "degraded%", "cache%");

@@ -6,6 +6,7 @@
  * arguments, loads the config, reads and builds the job (bad input exits 2
  * even when Redis is down) and only then connects. With --wait the exit code
  * follows the result's status (docs/cli.md). */
+#include <errno.h>
 #include <getopt.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -17,9 +18,11 @@
 #include "planb/keys.h"
 #include "planb/log.h"
 
-#define SUBMIT_INPUT_MAX      (64u << 20) /* bytes read from stdin, above any job limit */
-#define SUBMIT_BLPOP_SLACK_MS 5000        /* BLPOP's reply may come this long after --timeout */
-#define SUBMIT_TIMEOUT_MAX_S  86400       /* --timeout bound: a day (its ms fit an int) */
+#define SUBMIT_INPUT_MAX      (64u << 20)   /* bytes read from stdin, above any job limit */
+#define SUBMIT_BLPOP_SLACK_MS 5000          /* BLPOP's reply may come this long after --timeout */
+#define SUBMIT_TIMEOUT_MAX_S  86400         /* --timeout bound: a day (its ms fit an int) */
+#define SUBMIT_DELAY_MAX_MS   31536000000LL /* --delay-ms: a year, the job field's bound */
+#define SUBMIT_RUN_AT_MAX_MS  9007199254740991LL /* --run-at-ms: 2^53 - 1, the field's bound */
 
 /* Reads all of stdin (bounded); caller frees. */
 static char *
@@ -44,14 +47,36 @@ submit_read_stdin(size_t *len)
     return buf;
 }
 
+/* A whole decimal number of 0..max ms. */
+static bool
+submit_parse_ms(const char *s, long long max, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < 0 || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+static int
+submit_bad_ms(const char *flag, long long max)
+{
+    fprintf(stderr, "planb: %s takes an integer from 0 to %lld\n", flag, max);
+    return PB_CLI_EXIT_USAGE;
+}
+
 typedef struct submit_opts {
-    const char *queue; /* --queue, or NULL for the first configured queue */
-    const char *route; /* --route, or NULL (the job's own, else the default route) */
-    const char *id;    /* --id, or NULL (the job's own, else a random sub-<hex>) */
-    long deadline_ms;  /* --deadline-ms, 0 = the route's */
-    bool critical;     /* --critical */
-    bool wait;         /* --wait: ask for a reply and print it */
-    double timeout_s;  /* --timeout: how long --wait waits (default 60) */
+    const char *queue;   /* --queue, or NULL for the first configured queue */
+    const char *route;   /* --route, or NULL (the job's own, else the default route) */
+    const char *id;      /* --id, or NULL (the job's own, else a random sub-<hex>) */
+    long deadline_ms;    /* --deadline-ms, 0 = the route's */
+    bool critical;       /* --critical */
+    bool wait;           /* --wait: ask for a reply and print it */
+    double timeout_s;    /* --timeout: how long --wait waits (default 60) */
+    long long delay_ms;  /* --delay-ms, -1 = none */
+    long long run_at_ms; /* --run-at-ms, -1 = none */
 } submit_opts;
 
 /* Turns a question or a job object into the job to push, filling id/reply/stamp. Caller frees. */
@@ -100,6 +125,10 @@ submit_build_job(const char *input, size_t len, const submit_opts *o, char **id_
         json_object_object_add(job, "critical", json_object_new_boolean(1));
     if (o->wait)
         json_object_object_add(job, "reply", json_object_new_boolean(1));
+    if (o->delay_ms >= 0)
+        json_object_object_add(job, "delay_ms", json_object_new_int64(o->delay_ms));
+    if (o->run_at_ms >= 0)
+        json_object_object_add(job, "run_at_ms", json_object_new_int64(o->run_at_ms));
     json_object_object_add(job, "submitted_at_ms", json_object_new_int64(pb_wall_ms()));
     char *s = pb_xstrdup(json_object_to_json_string_ext(job, JSON_C_TO_STRING_PLAIN |
                                                                  JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -165,11 +194,12 @@ int
 pb_cli_submit(pb_cli_ctx *ctx, int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"queue", required_argument, NULL, 'q'},   {"route", required_argument, NULL, 'r'},
-        {"id", required_argument, NULL, 'i'},      {"deadline-ms", required_argument, NULL, 'd'},
-        {"critical", no_argument, NULL, 'C'},      {"wait", no_argument, NULL, 'w'},
-        {"timeout", required_argument, NULL, 't'}, {NULL, 0, NULL, 0}};
-    submit_opts o = {.timeout_s = 60};
+        {"queue", required_argument, NULL, 'q'},     {"route", required_argument, NULL, 'r'},
+        {"id", required_argument, NULL, 'i'},        {"deadline-ms", required_argument, NULL, 'd'},
+        {"critical", no_argument, NULL, 'C'},        {"wait", no_argument, NULL, 'w'},
+        {"timeout", required_argument, NULL, 't'},   {"delay-ms", required_argument, NULL, 'D'},
+        {"run-at-ms", required_argument, NULL, 'A'}, {NULL, 0, NULL, 0}};
+    submit_opts o = {.timeout_s = 60, .delay_ms = -1, .run_at_ms = -1};
     int c;
     pb_log_set_role("submit");
     while ((c = getopt_long(argc, argv, "q:r:wt:", opts, NULL)) != -1) {
@@ -195,9 +225,21 @@ pb_cli_submit(pb_cli_ctx *ctx, int argc, char **argv)
         case 't':
             o.timeout_s = strtod(optarg, NULL);
             break;
+        case 'D':
+            if (!submit_parse_ms(optarg, SUBMIT_DELAY_MAX_MS, &o.delay_ms))
+                return submit_bad_ms("--delay-ms", SUBMIT_DELAY_MAX_MS);
+            break;
+        case 'A':
+            if (!submit_parse_ms(optarg, SUBMIT_RUN_AT_MAX_MS, &o.run_at_ms))
+                return submit_bad_ms("--run-at-ms", SUBMIT_RUN_AT_MAX_MS);
+            break;
         default:
             return pb_cli_usage_error(ctx);
         }
+    }
+    if (o.delay_ms >= 0 && o.run_at_ms >= 0) {
+        fprintf(stderr, "planb: --delay-ms and --run-at-ms exclude each other\n");
+        return PB_CLI_EXIT_USAGE;
     }
     if (optind >= argc) {
         fprintf(stderr, "planb: submit needs -c CONFIG and a question (or - for stdin)\n");

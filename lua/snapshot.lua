@@ -16,16 +16,18 @@
 --          last report; a forced breaker shows what it is forced to, open with 0 left)},
 --          {window sums for 1, 5 and 60 minutes}, dead letters (LLEN),
 --          workers alive, {oldest job's age ms per queue: 0 empty, -1 unknown (no
---          submitted_at_ms, or over 64 KiB)}, {requests, tokens in the last 60 s per model}}
+--          submitted_at_ms, or over 64 KiB)}, {requests, tokens in the last 60 s per model},
+--          {delayed jobs waiting per queue (ZCARD of planb:delayed:<queue>)}}
 --          each window sum lists the fields below, in order
 local fields = {'jobs', 'source:primary', 'source:fallback', 'source:cache',
                 'source:semantic_cache', 'source:stale_cache', 'source:degraded'}
 local prefix, minute, lease, nq = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local depths, ages = {}, {}
+local depths, ages, scheduled = {}, {}, {}
 for i = 1, nq do
   local key = prefix .. ':q:' .. ARGV[4 + i]
+  scheduled[i] = redis.call('ZCARD', prefix .. ':delayed:' .. ARGV[4 + i])
   depths[i] = redis.call('LLEN', key)
   ages[i] = 0
   if depths[i] > 0 then
@@ -93,4 +95,4 @@ for m = 0, 59 do
   end
 end
 return {redis.call('HGETALL', KEYS[1]), depths, inflight, breakers, windows,
-        redis.call('LLEN', prefix .. ':dead'), alive, ages, usage}
+        redis.call('LLEN', prefix .. ':dead'), alive, ages, usage, scheduled}

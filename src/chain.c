@@ -1271,11 +1271,7 @@ chain_build_result(chain_job *j)
         .n_attempts = j->n_attempts,
         .prompt_tokens = j->prompt_tokens,
         .completion_tokens = j->completion_tokens,
-        .queued_ms = (req && req->submitted_at_ms > 0)
-                         ? (j->claimed_wall_ms > req->submitted_at_ms
-                                ? j->claimed_wall_ms - req->submitted_at_ms
-                                : 0)
-                         : -1,
+        .queued_ms = pb_job_queued_ms(req, j->claimed_wall_ms),
         .latency_ms = j->latency_ms,
         .worker = ctx->worker_id,
         .meta = req ? req->meta : NULL,
@@ -1386,11 +1382,7 @@ chain_finish(chain_job *j)
         .route = j->req ? j->req->route : -1,
         .model = j->model,
         .latency_ms = j->latency_ms,
-        .queued_ms = (j->req && j->req->submitted_at_ms > 0)
-                         ? (j->claimed_wall_ms > j->req->submitted_at_ms
-                                ? j->claimed_wall_ms - j->req->submitted_at_ms
-                                : 0)
-                         : -1,
+        .queued_ms = pb_job_queued_ms(j->req, j->claimed_wall_ms),
         .attempts = j->attempts,
         .n_attempts = j->n_attempts,
         .cache_missed = j->cache_missed,

@@ -29,12 +29,14 @@
 
 #include "planb/utf8.h"
 
-#define JOB_MAX_DEPTH    32      /* real jobs nest 3 levels; meta gets the rest */
-#define JOB_TENANT_MAX   128     /* hashed into the cache key, so only a sanity bound */
-#define JOB_DEADLINE_MIN 100     /* shorter than one upstream round trip */
-#define JOB_DEADLINE_MAX 3600000 /* an hour: past that nobody is waiting for the answer */
-#define JOB_QUOTE_MAX    64      /* bytes of a producer's value echoed in an error */
-#define JOB_ID_RANDOM    12      /* random bytes in a generated id: 96 bits, 24 hex chars */
+#define JOB_MAX_DEPTH    32            /* real jobs nest 3 levels; meta gets the rest */
+#define JOB_TENANT_MAX   128           /* hashed into the cache key, so only a sanity bound */
+#define JOB_DEADLINE_MIN 100           /* shorter than one upstream round trip */
+#define JOB_DEADLINE_MAX 3600000       /* an hour: past that nobody is waiting for the answer */
+#define JOB_DELAY_MAX    31536000000LL /* delay_ms: a year (claim.lua checks the same) */
+#define JOB_RUN_AT_MAX   9007199254740991LL /* 2^53 - 1: exact in claim.lua's Lua numbers */
+#define JOB_QUOTE_MAX    64                 /* bytes of a producer's value echoed in an error */
+#define JOB_ID_RANDOM    12 /* random bytes in a generated id: 96 bits, 24 hex chars */
 #define JOB_JSON_FLAGS   (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 #define JOB_HEAD_SCAN    65536 /* bytes of an oversized job searched for its id */
 #define JOB_DEAD_HEAD    4096  /* bytes of an oversized job kept in its dead letter */
@@ -166,10 +168,10 @@ job_parse_id(pb_request *req, json_object *root, const pb_config *cfg, pb_error 
 
 /* The job's top-level fields. Anything else is refused by name: an OpenAI request field
  * there (temperature, tools, stream) would otherwise be silently ignored. */
-static const char *const job_fields[] = {"id",     "messages",    "route",       "tenant",
-                                         "models", "params",      "deadline_ms", "critical",
-                                         "cache",  "reply",       "meta",        "submitted_at_ms",
-                                         "stream", "traceparent", "tracestate"};
+static const char *const job_fields[] = {
+    "id",          "messages",    "route",      "tenant",    "models",  "params",
+    "deadline_ms", "critical",    "cache",      "reply",     "meta",    "submitted_at_ms",
+    "stream",      "traceparent", "tracestate", "run_at_ms", "delay_ms"};
 
 static int
 job_check_fields(json_object *root, pb_error *err)
@@ -288,6 +290,48 @@ job_parse_trace(pb_request *req, json_object *root)
         req->tracestate = pb_xstrndup(s, len);
 }
 
+/* An integer field v (present) of 0..max into *out; else BAD_FIELD naming it, its range, unit. */
+static int
+job_parse_ms(json_object *v, const char *name, int64_t max, const char *unit, int64_t *out,
+             pb_error *err)
+{
+    if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0 ||
+        json_object_get_int64(v) > max) {
+        pb_error_set(err, PB_JOB_BAD_FIELD, "BAD_FIELD %s must be an integer from 0 to %lld%s",
+                     name, (long long)max, unit);
+        return PB_ERR;
+    }
+    *out = json_object_get_int64(v);
+    return PB_OK;
+}
+
+/* run_at_ms or delay_ms (not both). claim.lua makes the wait (it alone knows the job's queue
+ * and uses Redis's clock); here the values are checked, so a bad one is refused, not run. */
+static int
+job_parse_delay(pb_request *req, json_object *root, pb_error *err)
+{
+    json_object *at = job_field(root, "run_at_ms"), *d = job_field(root, "delay_ms");
+    req->delay_ms = -1;
+    if (at != NULL && d != NULL) {
+        pb_error_set(err, PB_JOB_BAD_FIELD, "BAD_FIELD run_at_ms and delay_ms exclude each other");
+        return PB_ERR;
+    }
+    if (at != NULL)
+        return job_parse_ms(at, "run_at_ms", JOB_RUN_AT_MAX, " (epoch ms)", &req->run_at_ms, err);
+    if (d != NULL)
+        return job_parse_ms(d, "delay_ms", JOB_DELAY_MAX, "", &req->delay_ms, err);
+    return PB_OK;
+}
+
+int64_t
+pb_job_queued_ms(const pb_request *req, int64_t claimed_wall_ms)
+{
+    if (req == NULL || (req->submitted_at_ms <= 0 && req->run_at_ms <= 0))
+        return -1;
+    int64_t from = req->submitted_at_ms > req->run_at_ms ? req->submitted_at_ms : req->run_at_ms;
+    return claimed_wall_ms > from ? claimed_wall_ms - from : 0;
+}
+
 /* tenant, deadline_ms, critical, reply, cache, meta, submitted_at_ms. */
 static int
 job_parse_options(pb_request *req, json_object *root, const pb_config *cfg, pb_error *err)
@@ -353,6 +397,8 @@ job_parse_options(pb_request *req, json_object *root, const pb_config *cfg, pb_e
         }
         req->submitted_at_ms = json_object_get_int64(v);
     }
+    if (job_parse_delay(req, root, err) != PB_OK)
+        return PB_ERR;
     job_parse_trace(req, root);
     return PB_OK;
 }

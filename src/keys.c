@@ -17,6 +17,12 @@ pb_key_queue(const char *prefix, const char *queue)
 }
 
 char *
+pb_key_delayed(const char *prefix, const char *queue)
+{
+    return pb_xasprintf("%s:delayed:%s", prefix, queue);
+}
+
+char *
 pb_key_inflight(const char *prefix, const char *worker)
 {
     return pb_xasprintf("%s:inflight:%s", prefix, worker);

@@ -9,7 +9,7 @@
  * planb_breaker_state{model} (0 closed, 1 open, 2 half_open),
  * planb_breaker_transitions_total{model,state}, planb_breaker_window_calls{model},
  * planb_breaker_failure_rate{model}, planb_breaker_slow_call_rate{model},
- * planb_hedges_total{model,event}, planb_queue_depth{queue},
+ * planb_hedges_total{model,event}, planb_queue_depth{queue}, planb_scheduled_jobs{queue},
  * planb_inflight, planb_job_latency_seconds (histogram),
  * planb_fallback_ratio / planb_degraded_ratio / planb_cache_hit_ratio{window}, and what the
  * alerts of deploy/prometheus/alerts.yml read beside those: planb_redis_up,
@@ -308,6 +308,14 @@ pb_metrics_format(const pb_config *cfg, const pb_stats_snapshot *snap, pb_buf *o
         metrics_printf(out, "planb_queue_depth{");
         metrics_label(out, "queue", cfg->queues[q], strlen(cfg->queues[q]), true);
         metrics_printf(out, " %lld\n", snap->queue_depth[q]);
+    }
+    metrics_family(
+        out, "planb_scheduled_jobs", "gauge",
+        "Delayed jobs waiting for their run_at_ms in each queue's planb:delayed:<queue>.");
+    for (size_t q = 0; q < cfg->n_queues; q++) {
+        metrics_printf(out, "planb_scheduled_jobs{");
+        metrics_label(out, "queue", cfg->queues[q], strlen(cfg->queues[q]), true);
+        metrics_printf(out, " %lld\n", snap->queue_scheduled[q]);
     }
     metrics_family(out, "planb_inflight", "gauge", "Jobs claimed by a worker and not finished.");
     metrics_printf(out, "planb_inflight %lld\n", snap->inflight);

@@ -1,8 +1,8 @@
 /* monitor.c -- the monitor process: one libevent loop hosting the host-wide duties.
  *
  * Forked by the master beside the workers (slot "mon"), respawned like them.
- * It owns no jobs, so SIGTERM simply stops the loop. Duties (reaper, stats
- * publisher, metrics endpoint) are started from monitor_start_duties and
+ * It owns no jobs, so SIGTERM simply stops the loop. Duties (reaper, promoter of
+ * delayed jobs, stats publisher, metrics endpoint) are started from monitor_start_duties and
  * stopped from monitor_stop_duties; each keeps its own timers and state. */
 #include "planb/monitor.h"
 
@@ -18,6 +18,7 @@
 #include "planb/metrics.h"
 #include "planb/stats.h"
 #include "planb/reaper.h"
+#include "planb/promote.h"
 
 typedef struct monitor {
     pb_duty_ctx ctx;
@@ -26,8 +27,9 @@ typedef struct monitor {
     struct event *sig_int;
     pb_stats_publisher *stats;
     pb_metrics *metrics;
-    int reap_fd;       /* master's dead-worker pipe */
-    pb_reaper *reaper; /* lease sweep + immediate hand-back of dead workers */
+    int reap_fd;           /* master's dead-worker pipe */
+    pb_reaper *reaper;     /* lease sweep + immediate hand-back of dead workers */
+    pb_promoter *promoter; /* delayed jobs back to their queue when due */
 } monitor;
 
 #define MONITOR_POLICY_RETRY_S 1 /* asks again while Redis is not reachable yet */
@@ -91,6 +93,7 @@ monitor_start_duties(monitor *mon)
     mon->stats = pb_stats_publisher_start(&mon->ctx);
     mon->metrics = pb_metrics_start(&mon->ctx);
     mon->reaper = pb_reaper_start(&mon->ctx, mon->reap_fd);
+    mon->promoter = pb_promote_start(&mon->ctx);
     monitor_check_policy(mon);
 }
 
@@ -100,6 +103,7 @@ monitor_stop_duties(monitor *mon)
     pb_stats_publisher_stop(mon->stats);
     pb_metrics_stop(mon->metrics);
     pb_reaper_stop(mon->reaper);
+    pb_promote_stop(mon->promoter);
 }
 
 int

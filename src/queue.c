@@ -28,8 +28,11 @@ pb_queue_keys_init(pb_queue_keys *k, const pb_config *cfg, const char *worker_id
     k->queue_names = cfg->queues;
     k->paused = pb_key_paused(cfg->prefix);
     k->queues = pb_xcalloc(cfg->n_queues, sizeof(char *));
-    for (size_t i = 0; i < cfg->n_queues; i++)
+    k->delayed = pb_xcalloc(cfg->n_queues, sizeof(char *));
+    for (size_t i = 0; i < cfg->n_queues; i++) {
         k->queues[i] = pb_key_queue(cfg->prefix, cfg->queues[i]);
+        k->delayed[i] = pb_key_delayed(cfg->prefix, cfg->queues[i]);
+    }
     k->stats = pb_key_stats(cfg->prefix);
     k->dead = pb_key_dead(cfg->prefix);
     k->workers = pb_key_workers(cfg->prefix);
@@ -45,9 +48,12 @@ void
 pb_queue_keys_free(pb_queue_keys *k)
 {
     free(k->inflight);
-    for (size_t i = 0; i < k->n_queues; i++)
+    for (size_t i = 0; i < k->n_queues; i++) {
         free(k->queues[i]);
+        free(k->delayed[i]);
+    }
     free(k->queues);
+    free(k->delayed);
     free(k->paused);
     free(k->stats);
     free(k->dead);
@@ -65,7 +71,7 @@ void
 pb_queue_claim_batch(pb_redis *r, const pb_queue_keys *k, const char *worker_id, int max,
                      const char *vet, size_t vet_len, size_t vet_qi, pb_redis_fn fn, void *arg)
 {
-    size_t nkeys = 6 + k->n_queues, argc = nkeys + 5 + k->n_queues;
+    size_t nkeys = 6 + k->n_queues, argc = nkeys + 5 + 2 * k->n_queues;
     const char **argv = pb_xmalloc(sizeof(char *) * argc);
     size_t *lens = pb_xmalloc(sizeof(size_t) * argc);
     char maxs[16], vq[16];
@@ -80,6 +86,7 @@ pb_queue_claim_batch(pb_redis *r, const pb_queue_keys *k, const char *worker_id,
     for (size_t i = 0; i < k->n_queues; i++) {
         argv[6 + i] = k->queues[i];
         argv[nkeys + 5 + i] = k->queue_names[i];
+        argv[nkeys + 5 + k->n_queues + i] = k->delayed[i];
     }
     argv[nkeys] = maxs;
     argv[nkeys + 1] = k->result_prefix;

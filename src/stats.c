@@ -210,16 +210,18 @@ int
 pb_stats_parse(const pb_config *cfg, const redisReply *reply, pb_stats_snapshot *snap)
 {
     memset(snap, 0, sizeof(*snap));
-    if (reply == NULL || !stats_is_array(reply, 9))
+    if (reply == NULL || !stats_is_array(reply, 10))
         return PB_ERR;
     const redisReply *h = reply->element[0], *d = reply->element[1], *inf = reply->element[2],
                      *b = reply->element[3], *w = reply->element[4], *dead = reply->element[5],
-                     *alive = reply->element[6], *age = reply->element[7], *use = reply->element[8];
+                     *alive = reply->element[6], *age = reply->element[7], *use = reply->element[8],
+                     *sched = reply->element[9];
     if (!stats_is_array(h, (size_t)-1) || h->elements % 2 != 0 ||
         h->elements / 2 > STATS_MAX_FIELDS || !stats_is_array(d, cfg->n_queues) ||
         !stats_is_int(inf) || !stats_is_array(b, PB_STATS_BREAKER_INTS * cfg->n_models) ||
         !stats_is_array(w, PB_STATS_N_WINDOWS) || !stats_is_int(dead) || !stats_is_int(alive) ||
-        !stats_is_array(age, cfg->n_queues) || !stats_is_array(use, 2 * cfg->n_models))
+        !stats_is_array(age, cfg->n_queues) || !stats_is_array(use, 2 * cfg->n_models) ||
+        !stats_is_array(sched, cfg->n_queues))
         return PB_ERR;
     snap->fields = pb_xcalloc(h->elements / 2 + 1, sizeof(pb_stats_field));
     for (size_t i = 0; i + 1 < h->elements; i += 2) {
@@ -232,11 +234,14 @@ pb_stats_parse(const pb_config *cfg, const redisReply *reply, pb_stats_snapshot 
     }
     snap->queue_depth = pb_xcalloc(cfg->n_queues + 1, sizeof(long long));
     snap->queue_age_ms = pb_xcalloc(cfg->n_queues + 1, sizeof(long long));
+    snap->queue_scheduled = pb_xcalloc(cfg->n_queues + 1, sizeof(long long));
     for (size_t i = 0; i < cfg->n_queues; i++) {
-        if (!stats_is_int(d->element[i]) || !stats_is_int(age->element[i]))
+        if (!stats_is_int(d->element[i]) || !stats_is_int(age->element[i]) ||
+            !stats_is_int(sched->element[i]))
             goto bad;
         snap->queue_depth[i] = d->element[i]->integer;
         snap->queue_age_ms[i] = age->element[i]->integer;
+        snap->queue_scheduled[i] = sched->element[i]->integer;
     }
     snap->inflight = inf->integer;
     snap->dead_letters = dead->integer;
@@ -288,6 +293,7 @@ pb_stats_snapshot_free(pb_stats_snapshot *snap)
     free(snap->fields);
     free(snap->queue_depth);
     free(snap->queue_age_ms);
+    free(snap->queue_scheduled);
     free(snap->usage);
     free(snap->breaker_state);
     free(snap->breaker_left_ms);
@@ -352,6 +358,10 @@ pb_stats_to_json(const pb_config *cfg, const pb_stats_snapshot *snap)
     for (size_t i = 0; i < cfg->n_queues; i++)
         json_object_object_add(q, cfg->queues[i], json_object_new_int64(snap->queue_depth[i]));
     json_object_object_add(o, "queues", q);
+    json_object *sq = json_object_new_object();
+    for (size_t i = 0; i < cfg->n_queues; i++)
+        json_object_object_add(sq, cfg->queues[i], json_object_new_int64(snap->queue_scheduled[i]));
+    json_object_object_add(o, "scheduled", sq);
     json_object_object_add(o, "inflight", json_object_new_int64(snap->inflight));
     json_object *ws = json_object_new_object();
     for (int k = 0; k < PB_STATS_N_WINDOWS; k++) {

@@ -58,6 +58,9 @@ typedef enum {
     PB_SOURCE_NONE
 } pb_source;
 
+/* Pure: a result's queued_ms, claim minus the later of submitted_at_ms and run_at_ms (a delayed
+ * job's deliberate wait is not queueing); -1 when the job had neither; never negative. */
+int64_t pb_job_queued_ms(const pb_request *req, int64_t claimed_wall_ms);
 const char *pb_job_status_name(pb_status s);
 const char *pb_job_source_name(pb_source s);
 

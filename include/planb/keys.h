@@ -14,6 +14,7 @@
 void pb_key_worker_id(char *buf, size_t size, pid_t pid);
 
 char *pb_key_queue(const char *prefix, const char *queue);      /* <p>:q:<queue> (list) */
+char *pb_key_delayed(const char *prefix, const char *queue);    /* <p>:delayed:<queue> (zset) */
 char *pb_key_inflight(const char *prefix, const char *worker);  /* <p>:inflight:<worker> (list) */
 char *pb_key_workers(const char *prefix);                       /* <p>:workers (zset) */
 char *pb_key_result(const char *prefix, const char *id);        /* <p>:result:<id> (string) */

@@ -17,6 +17,7 @@ typedef struct pb_queue_keys {
     const char *prefix;
     char *inflight;           /* <p>:inflight:<worker> */
     char **queues;            /* <p>:q:<name>, one per configured queue */
+    char **delayed;           /* <p>:delayed:<name>, one per configured queue */
     char *const *queue_names; /* their names (the config's, borrowed) */
     size_t n_queues;
     char *paused;        /* <p>:paused (queue name -> who paused it) */

@@ -67,6 +67,8 @@ typedef struct pb_request {
     bool stream;               /* deliver the answer as it comes on planb:stream:<id> */
     json_object *meta;         /* echoed back untouched; NULL when absent (owned) */
     int64_t submitted_at_ms;   /* producer's wall-clock stamp, 0 when absent (for queued_ms) */
+    int64_t run_at_ms;         /* delayed job: run at (epoch ms), 0 when absent (claim.lua) */
+    int64_t delay_ms;          /* delayed job: run this long after submitted_at_ms, -1 absent */
     bool has_trace;            /* traceparent was given and valid: parent_trace is the caller's */
     pb_trace_ctx parent_trace; /* the caller's trace context (has_trace) */
     char *tracestate;          /* passed on with parent_trace; NULL when absent or invalid */

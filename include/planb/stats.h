@@ -86,6 +86,7 @@ typedef struct pb_stats_snapshot {
     size_t n_fields;
     long long *queue_depth;         /* per cfg->queues */
     long long *queue_age_ms;        /* per cfg->queues: oldest job's age, 0 empty, -1 unknown */
+    long long *queue_scheduled;     /* per cfg->queues: delayed jobs waiting (ZCARD) */
     long long inflight;             /* jobs in all workers' in-flight lists */
     long long dead_letters;         /* entries of planb:dead */
     long long workers_alive;        /* workers whose heartbeat is younger than lease_ms */

@@ -498,7 +498,7 @@ claim(int max, int vet_q, const char *vet)
     redisReply *r = redisCommand(rc,
                                  "EVALSHA %s 8 planb:inflight:w planb:deliveries planb:stats "
                                  "planb:suspect:w planb:workers planb:paused planb:q:a planb:q:b "
-                                 "%d planb:result: w %d %s a b",
+                                 "%d planb:result: w %d %s a b planb:delayed:a planb:delayed:b",
                                  claim_sha, max, vet_q, vet);
     cr_assert(r && r->type == REDIS_REPLY_ARRAY, "claim: %s",
               r && r->type == REDIS_REPLY_ERROR ? r->str : "no array");

@@ -216,22 +216,13 @@ Test(monitoring, snapshots_match_results_and_alerts_fire_once_each_way)
     cr_expect_eq(high, 1, "no repeated alert");
 }
 
-static bool
-metrics_up(void *arg)
-{
-    long status = 0;
-    char *body = th_http("GET", arg, NULL, &status);
-    free(body);
-    return status == 200;
-}
-
 Test(monitoring, metrics_parse_and_stats_cli_and_json_logs)
 {
     th_mock_set(&mock_p, "primary", "{\"mode\":\"ok\",\"fail_first\":2,\"fail_status\":500}");
     cr_assert_eq(run_jobs("m", 5), 2);
     char url[128];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", metrics_port);
-    cr_assert(th_wait_for(metrics_up, url, 100, 50));
+    cr_assert(th_wait_for(th_http_up, url, 100, 50));
     long status = 0;
     char *body = th_http("GET", url, NULL, &status);
     cr_assert_eq(status, 200);

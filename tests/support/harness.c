@@ -531,6 +531,15 @@ th_take_header(const char *line, size_t n, const char *name, char *out, size_t c
     snprintf(out, cap, "%.*s", (int)vl, v);
 }
 
+bool
+th_http_up(void *url)
+{
+    long status = 0;
+    char *body = th_http("GET", url, NULL, &status);
+    free(body);
+    return status == 200;
+}
+
 char *
 th_http(const char *method, const char *url, const char *body, long *status)
 {

@@ -82,6 +82,8 @@ bool th_wait_for(bool (*cond)(void *arg), void *arg, int max_tries, int delay_ms
 
 /* One HTTP request with libcurl; returns the body (caller frees), *status set. */
 char *th_http(const char *method, const char *url, const char *body, long *status);
+/* A th_wait_for condition: GET url (a char *) answers 200. */
+bool th_http_up(void *url);
 /* The same with one more request header (e.g. "Authorization: Bearer k", NULL none); head (may
  * be NULL) gets the response's status line and headers as received (caller frees). */
 char *th_http_with(const char *method, const char *url, const char *body, const char *header,

@@ -88,8 +88,8 @@ th_snapshot_reply(void)
                                        "1234567"};
     redisReply *r = calloc(1, sizeof(*r));
     r->type = REDIS_REPLY_ARRAY;
-    r->elements = 9;
-    r->element = calloc(9, sizeof(redisReply *));
+    r->elements = 10;
+    r->element = calloc(10, sizeof(redisReply *));
     redisReply *h = calloc(1, sizeof(*h));
     h->type = REDIS_REPLY_ARRAY;
     h->elements = sizeof(hash) / sizeof(hash[0]);
@@ -114,6 +114,8 @@ th_snapshot_reply(void)
     r->element[6] = th_reply_int(2);
     r->element[7] = th_reply_int_array(age, 1);
     r->element[8] = th_reply_int_array(usage, 4);
+    long long scheduled[] = {4};
+    r->element[9] = th_reply_int_array(scheduled, 1);
     return r;
 }
 

@@ -1299,3 +1299,66 @@ Test(job, an_invalid_job_that_asks_to_stream_is_recognised)
     free(huge);
     pb_config_free(cfg);
 }
+
+#define DELAY_MSGS "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]"
+
+Test(job, delay_fields_are_parsed_and_checked)
+{
+    pb_config *cfg = load_config("full.json");
+    const char *raw = "{\"id\":\"j\"," DELAY_MSGS ",\"run_at_ms\":1800000000000}";
+    pb_request *req = must_parse(cfg, raw, strlen(raw));
+    cr_expect_eq(req->run_at_ms, 1800000000000LL);
+    cr_expect_eq(req->delay_ms, -1);
+    pb_request_free(req);
+    raw = "{\"id\":\"j\"," DELAY_MSGS ",\"delay_ms\":0,\"submitted_at_ms\":5}";
+    req = must_parse(cfg, raw, strlen(raw));
+    cr_expect_eq(req->run_at_ms, 0);
+    cr_expect_eq(req->delay_ms, 0);
+    pb_request_free(req);
+    raw = "{\"id\":\"j\"," DELAY_MSGS ",\"delay_ms\":31536000000}";
+    req = must_parse(cfg, raw, strlen(raw));
+    cr_expect_eq(req->delay_ms, 31536000000LL, "a year is the limit, inclusive");
+    pb_request_free(req);
+    raw = "{\"id\":\"j\"," DELAY_MSGS "}";
+    req = must_parse(cfg, raw, strlen(raw));
+    cr_expect_eq(req->run_at_ms, 0, "absent: run now");
+    cr_expect_eq(req->delay_ms, -1);
+    pb_request_free(req);
+
+    const char *both = "BAD_FIELD run_at_ms and delay_ms exclude each other";
+    const char *bad_at = "BAD_FIELD run_at_ms must be an integer from 0 to 9007199254740991 "
+                         "(epoch ms)";
+    const char *bad_delay = "BAD_FIELD delay_ms must be an integer from 0 to 31536000000";
+    expect_bad_str(cfg, "{\"id\":\"j\"," DELAY_MSGS ",\"run_at_ms\":1,\"delay_ms\":1}",
+                   PB_JOB_BAD_FIELD, both);
+    expect_bad_str(cfg, "{\"id\":\"j\"," DELAY_MSGS ",\"run_at_ms\":-1}", PB_JOB_BAD_FIELD, bad_at);
+    expect_bad_str(cfg, "{\"id\":\"j\"," DELAY_MSGS ",\"run_at_ms\":1.5}", PB_JOB_BAD_FIELD,
+                   bad_at);
+    expect_bad_str(cfg, "{\"id\":\"j\"," DELAY_MSGS ",\"run_at_ms\":\"1800000000000\"}",
+                   PB_JOB_BAD_FIELD, bad_at);
+    expect_bad_str(cfg, "{\"id\":\"j\"," DELAY_MSGS ",\"run_at_ms\":9007199254740992}",
+                   PB_JOB_BAD_FIELD, bad_at);
+    expect_bad_str(cfg, "{\"id\":\"j\"," DELAY_MSGS ",\"delay_ms\":31536000001}", PB_JOB_BAD_FIELD,
+                   bad_delay);
+    expect_bad_str(cfg, "{\"id\":\"j\"," DELAY_MSGS ",\"delay_ms\":-5}", PB_JOB_BAD_FIELD,
+                   bad_delay);
+    expect_bad_str(cfg, "{\"id\":\"j\"," DELAY_MSGS ",\"delay_ms\":true}", PB_JOB_BAD_FIELD,
+                   bad_delay);
+    pb_config_free(cfg);
+}
+
+Test(job, queued_ms_does_not_count_the_delay)
+{
+    pb_request req = {.submitted_at_ms = 1000, .run_at_ms = 0};
+    cr_expect_eq(pb_job_queued_ms(&req, 1500), 500, "plain job: push to claim");
+    req.run_at_ms = 3000;
+    cr_expect_eq(pb_job_queued_ms(&req, 3040), 40, "delayed: from run_at to the claim");
+    cr_expect_eq(pb_job_queued_ms(&req, 2900), 0, "never negative");
+    req.run_at_ms = 500;
+    cr_expect_eq(pb_job_queued_ms(&req, 1500), 500, "run_at in the past: from the push");
+    req.submitted_at_ms = 0;
+    cr_expect_eq(pb_job_queued_ms(&req, 1500), 1000, "run_at alone");
+    req.run_at_ms = 0;
+    cr_expect_eq(pb_job_queued_ms(&req, 1500), -1, "neither: absent");
+    cr_expect_eq(pb_job_queued_ms(NULL, 1500), -1);
+}

@@ -319,6 +319,7 @@ Test(snapshot, parses_a_reply_and_refuses_a_malformed_one)
     cr_assert_eq(snap.queue_depth[0], 3);
     cr_assert_eq(snap.inflight, 2);
     cr_assert_eq(snap.queue_age_ms[0], 42500);
+    cr_assert_eq(snap.queue_scheduled[0], 4);
     cr_assert_eq(snap.dead_letters, 5);
     cr_assert_eq(snap.workers_alive, 2);
     cr_assert_eq(snap.usage[0][0], 7);
