@@ -16,11 +16,12 @@
 typedef enum pb_cli_exit {
     PB_CLI_EXIT_OK = 0,        /* done: drained, pushed or ok, valid, printed */
     PB_CLI_EXIT_DEGRADED = 1,  /* submit --wait: the result is degraded */
-    PB_CLI_EXIT_NOT_FOUND = 1, /* dead, result: no such entry or result, nothing retried */
+    PB_CLI_EXIT_NOT_FOUND = 1, /* dead, result, cancel: no such entry, result or job */
     PB_CLI_EXIT_USAGE = 2,     /* bad arguments or config; serve: a worker's fatal start-up error */
     PB_CLI_EXIT_INVALID = 3,   /* submit --wait: the result is invalid */
     PB_CLI_EXIT_TIMEOUT = 4,   /* submit --wait: no result within --timeout */
-    PB_CLI_EXIT_REDIS = 5      /* Redis unreachable or refused a command */
+    PB_CLI_EXIT_REDIS = 5,     /* Redis unreachable or refused a command */
+    PB_CLI_EXIT_FINISHED = 6   /* cancel: the job had finished already (its result is kept) */
 } pb_cli_exit;
 
 /* serve returns the master's exit code, whose fatal one is a usage/config error to the caller. */
@@ -77,5 +78,6 @@ int pb_cli_check(pb_cli_ctx *ctx, int argc, char **argv);
 int pb_cli_stats(pb_cli_ctx *ctx, int argc, char **argv);
 int pb_cli_dead(pb_cli_ctx *ctx, int argc, char **argv);
 int pb_cli_result(pb_cli_ctx *ctx, int argc, char **argv);
+int pb_cli_cancel(pb_cli_ctx *ctx, int argc, char **argv);
 
 #endif

@@ -48,6 +48,12 @@ static const pb_cli_command cli_commands[] = {
     {"result", pb_cli_result, "-c FILE ID", "print the stored result JSON of job ID",
      "0 printed, 1 no result (unknown, unfinished or expired), 2 usage, 5 redis error",
      PB_CLI_NEEDS_CONFIG | PB_CLI_NEEDS_REDIS},
+    {"cancel", pb_cli_cancel, "-c FILE ID",
+     "cancel job ID: a queued or delayed one is removed, a running one aborted; "
+     "either way its one result is `cancelled`",
+     "0 cancelled, 1 not found (marked cancelled all the same), 2 usage, 5 redis error, "
+     "6 already finished (its result is kept)",
+     PB_CLI_NEEDS_CONFIG | PB_CLI_NEEDS_REDIS},
     {"version", cli_version, "", "print the version", NULL, 0},
 };
 

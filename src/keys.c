@@ -161,6 +161,18 @@ pb_key_channel_results(const char *prefix)
 }
 
 char *
+pb_key_channel_cancel(const char *prefix)
+{
+    return pb_xasprintf("%s:cancel", prefix);
+}
+
+char *
+pb_key_cancelled(const char *prefix, const char *id)
+{
+    return pb_xasprintf("%s:cancelled:%s", prefix, id);
+}
+
+char *
 pb_key_channel_stats(const char *prefix)
 {
     return pb_xasprintf("%s:stats", prefix);

@@ -38,6 +38,8 @@ char *pb_key_stats_minute(const char *prefix, long long min);   /* <p>:stats:m:<
 char *pb_key_stats_lock(const char *prefix);                    /* <p>:lock:stats (string, PX) */
 char *pb_key_alert_state(const char *prefix);                   /* <p>:alert:fallback (string) */
 char *pb_key_channel_results(const char *prefix);               /* <p>:results (channel) */
+char *pb_key_cancelled(const char *prefix, const char *id);     /* <p>:cancelled:<id> (string) */
+char *pb_key_channel_cancel(const char *prefix);                /* <p>:cancel (channel) */
 char *pb_key_channel_stats(const char *prefix);                 /* <p>:stats (channel) */
 char *pb_key_channel_alerts(const char *prefix);                /* <p>:alerts (channel) */
 /* The front door (front.c): a key's per-minute request count, the front's own heartbeat. */

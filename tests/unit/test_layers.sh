@@ -17,7 +17,7 @@ declare -A rank=(
   [provider]=3 [provider_openai]=3 [provider_anthropic]=3 [provider_azure]=3 [provider_gemini]=3 [provider_bedrock]=3
   [embed]=3 [cache]=3 [semcache]=3
   [breaker]=3 [queue]=3 [stats]=3 [duty]=3 [metrics]=3 [reaper]=3 [promote]=3 [stream]=3 [delta]=3
-  [resultwait]=3 [streamread]=3 [deadletter]=3 [overview]=3 [telemetry]=3 [jobtrace]=3
+  [resultwait]=3 [cancel]=3 [streamread]=3 [deadletter]=3 [overview]=3 [telemetry]=3 [jobtrace]=3
   [chain]=4
   [worker]=5 [monitor]=5 [front]=5 [admin]=5
   [master]=6
