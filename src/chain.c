@@ -57,9 +57,20 @@
 #include "planb/stats.h"
 #include "planb/testhook.h"
 
-#define CHAIN_MIN_ATTEMPT_MS 20   /* an attempt with less time than this left is not started */
-#define FINISH_RETRY_MS      250  /* first re-send of a finish Redis could not take */
-#define FINISH_RETRY_MAX_MS  1000 /* re-send cap: a held result lands <= 1 s after Redis is back */
+#define CHAIN_MIN_ATTEMPT_MS 20    /* an attempt with less time than this left is not started */
+#define FINISH_RETRY_MS      250   /* first re-send of a finish Redis could not take */
+#define FINISH_RETRY_MAX_MS  1000  /* re-send cap: a held result lands <= 1 s after Redis is back */
+#define CANCELS_KEPT         64    /* cancelled ids remembered that no live job had yet */
+#define CANCELS_KEEP_MS      10000 /* ... for this long: a claim reply still on its way */
+
+/* A cancel can overtake the claim of its job: cancel.lua runs after claim.lua took the job,
+ * but its message comes on the subscription before claim.lua's reply on the command
+ * connection. Such ids are kept a while, and a job started with one finishes cancelled. */
+typedef struct chain_cancels {
+    char *ids[CANCELS_KEPT];     /* owned, NULL: free slot */
+    int64_t at_ms[CANCELS_KEPT]; /* when each was heard (monotonic) */
+    size_t next;                 /* slot the next id takes (oldest first) */
+} chain_cancels;
 
 typedef enum { JOB_RUNNING, JOB_BACKOFF, JOB_GATE, JOB_FINISHING } chain_state;
 
@@ -141,6 +152,7 @@ typedef struct chain_job {
     pb_jobtrace *trace;       /* the job's trace (NULL: tracing off, or an invalid job) */
     int64_t lookup_start_us;  /* wall clock when the cache lookup in progress began */
     const char *cache_result; /* hit, miss, coalesced, failed, skip (traces) */
+    bool cancel_asked;        /* cancelled while no call ran: finishes cancelled at its next step */
     int finish_resends;       /* finishes sent again after a transient refusal */
     int64_t held_since_ms;    /* first transient refusal of its finish (0: none) */
 } chain_job;
@@ -154,6 +166,7 @@ static void chain_decide(chain_job *j, int m, pb_class cls, int64_t retry_after,
 static void chain_cache_end(chain_job *j);
 static void chain_stream_end_cut(chain_job *j);
 static void chain_on_main_done(chain_job *j, const pb_http_reply *r);
+static bool chain_cancels_take(pb_chain_ctx *ctx, const char *id);
 
 static uint64_t
 chain_rand(pb_chain_ctx *ctx)
@@ -791,7 +804,7 @@ static void
 chain_stream_deliver_whole(chain_job *j)
 {
     if (j->stream == NULL || j->started || pb_stream_has_content(j->stream) ||
-        j->status == PB_STATUS_INVALID)
+        j->status == PB_STATUS_INVALID || j->status == PB_STATUS_CANCELLED)
         return;
     const pb_config *cfg = j->ctx->cfg;
     const char *text = j->status == PB_STATUS_DEGRADED ? cfg->routes[j->req->route].degraded_reply
@@ -1060,6 +1073,10 @@ chain_gate_resume(chain_job *j)
 static void
 chain_attempt(chain_job *j)
 {
+    if (j->cancel_asked) {
+        chain_finish(j);
+        return;
+    }
     if (chain_remaining_ms(j) < CHAIN_MIN_ATTEMPT_MS) {
         chain_degrade(j);
         return;
@@ -1188,6 +1205,10 @@ chain_on_hedge_timer(evutil_socket_t fd, short what, void *arg)
 static void
 chain_call(chain_job *j)
 {
+    if (j->cancel_asked) {
+        chain_finish(j);
+        return;
+    }
     if (chain_remaining_ms(j) < CHAIN_MIN_ATTEMPT_MS) {
         chain_degrade(j);
         return;
@@ -1264,7 +1285,8 @@ chain_build_result(chain_job *j)
         .id = req ? req->id : j->bad_id,
         .status = j->status,
         .source = j->source,
-        .content = j->status == PB_STATUS_INVALID ? NULL : content,
+        .content =
+            j->status == PB_STATUS_INVALID || j->status == PB_STATUS_CANCELLED ? NULL : content,
         .error = j->error,
         .model = j->model,
         .attempts = j->attempts,
@@ -1359,6 +1381,18 @@ chain_count_telemetry(chain_job *j, pb_stats_tally *c)
     }
 }
 
+/* The job's outcome becomes `cancelled`, whatever it was heading for (cancel.lua asked). */
+static void
+chain_mark_cancelled(chain_job *j)
+{
+    j->status = PB_STATUS_CANCELLED;
+    j->source = PB_SOURCE_NONE;
+    j->model = -1;
+    j->dead = false;
+    free(j->error);
+    j->error = pb_xstrdup("CANCELLED job was cancelled while it ran");
+}
+
 static void
 chain_finish(chain_job *j)
 {
@@ -1366,6 +1400,8 @@ chain_finish(chain_job *j)
     const char *id = j->req ? j->req->id : j->bad_id;
     if (j->state != JOB_FINISHING) {
         j->state = JOB_FINISHING;
+        if (j->cancel_asked)
+            chain_mark_cancelled(j);
         chain_stream_deliver_whole(j);
         j->latency_ms = pb_mono_ms() - j->claimed_mono_ms;
         chain_cache_end(j);
@@ -1598,6 +1634,11 @@ pb_chain_start(pb_chain_ctx *ctx, char *raw, size_t len)
         chain_finish(j);
         return;
     }
+    if (chain_cancels_take(ctx, j->req->id)) {
+        j->cancel_asked = true;
+        chain_finish(j);
+        return;
+    }
     pb_testhook_job_started(j->req);
     if (ctx->cache != NULL && j->req->cache != PB_CACHE_SKIP) {
         chain_cache_begin(j);
@@ -1614,6 +1655,85 @@ pb_chain_abandon_all(pb_chain_ctx *ctx)
         chain_job_free(ctx->jobs);
     free(ctx->latency);
     ctx->latency = NULL;
+    for (size_t i = 0; ctx->cancels != NULL && i < CANCELS_KEPT; i++)
+        free(ctx->cancels->ids[i]);
+    free(ctx->cancels);
+    ctx->cancels = NULL;
+}
+
+/* Stops a call of the job on models[pos] and records it (outcome cancelled, the time it ran). */
+static void
+chain_cancel_call(chain_job *j, pb_http_call **call, size_t pos, int64_t started_us)
+{
+    pb_http_cancel(*call);
+    *call = NULL;
+    pb_attempt *a =
+        chain_add_attempt(j, j->req->models[pos], "cancelled", (pb_wall_us() - started_us) / 1000);
+    a->start_wall_us = started_us;
+    a->reached = true;
+}
+
+static void
+chain_cancels_add(pb_chain_ctx *ctx, const char *id)
+{
+    if (ctx->cancels == NULL)
+        ctx->cancels = pb_xcalloc(1, sizeof(chain_cancels));
+    chain_cancels *c = ctx->cancels;
+    free(c->ids[c->next]);
+    c->ids[c->next] = pb_xstrdup(id);
+    c->at_ms[c->next] = pb_mono_ms();
+    c->next = (c->next + 1) % CANCELS_KEPT;
+}
+
+/* Whether id was cancelled lately before its job started here (and forgets it). */
+static bool
+chain_cancels_take(pb_chain_ctx *ctx, const char *id)
+{
+    chain_cancels *c = ctx->cancels;
+    for (size_t i = 0; c != NULL && i < CANCELS_KEPT; i++) {
+        if (c->ids[i] != NULL && strcmp(c->ids[i], id) == 0 &&
+            pb_mono_ms() - c->at_ms[i] <= CANCELS_KEEP_MS) {
+            free(c->ids[i]);
+            c->ids[i] = NULL;
+            return true;
+        }
+    }
+    return false;
+}
+
+size_t
+pb_chain_cancel(pb_chain_ctx *ctx, const char *id)
+{
+    size_t n = 0;
+    for (chain_job *j = ctx->jobs, *next; j; j = next) {
+        next = j->next; /* chain_finish may free a job (a reply comes later, never here) */
+        if (j->req == NULL || strcmp(j->req->id, id) != 0 || j->state == JOB_FINISHING ||
+            j->cancel_asked)
+            continue;
+        n++;
+        j->cancel_asked = true;
+        bool calling = j->call != NULL || j->hedge_call != NULL;
+        if (!calling && j->state != JOB_BACKOFF)
+            continue; /* a Redis answer (cache, gate) is due: its next step finishes it */
+        pb_log(PB_LOG_INFO, "event=job_cancel job=%s calls=%d", id,
+               (j->call != NULL) + (j->hedge_call != NULL));
+        if (j->call != NULL)
+            chain_cancel_call(j, &j->call, j->pos,
+                              j->hedge_is_main ? j->hedge_started_us : j->call_started_us);
+        if (j->hedge_call != NULL)
+            chain_cancel_call(j, &j->hedge_call, j->hedge_pos, j->hedge_started_us);
+        j->probing = false;
+        if (j->timer)
+            evtimer_del(j->timer);
+        if (j->hedge_timer)
+            evtimer_del(j->hedge_timer);
+        if (j->stream_timer)
+            evtimer_del(j->stream_timer);
+        chain_finish(j);
+    }
+    if (n == 0)
+        chain_cancels_add(ctx, id);
+    return n;
 }
 
 size_t

@@ -46,7 +46,7 @@ static const char job_id_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqr
                                    "0123456789_.:@/+=-";
 
 static const char *const job_cache_names[] = {"use", "skip", "refresh"};
-static const char *const job_status_names[] = {"ok", "degraded", "invalid"};
+static const char *const job_status_names[] = {"ok", "degraded", "invalid", "cancelled"};
 static const char *const job_source_names[] = {"primary",     "fallback", "cache", "semantic_cache",
                                                "stale_cache", "degraded", "none"};
 
@@ -583,7 +583,7 @@ pb_job_parse_object(json_object *root, size_t len, const pb_config *cfg, pb_requ
 const char *
 pb_job_status_name(pb_status s)
 {
-    return (unsigned)s < 3 ? job_status_names[s] : "unknown";
+    return (unsigned)s <= PB_STATUS_CANCELLED ? job_status_names[s] : "unknown";
 }
 
 const char *

@@ -63,6 +63,7 @@ typedef struct worker {
     pb_queue_keys keys;
     pb_redis *cmd;   /* scripts and commands */
     pb_redis *claim; /* BLMOVE only */
+    pb_redis *sub;   /* subscribed to <p>:cancel: cancel.lua names the jobs to stop */
     pb_cache *cache; /* answer cache (its own connection when cache.redis is set) */
     pb_http *http;
     pb_chain_ctx chain;
@@ -178,6 +179,19 @@ static void
 worker_retry_claim_later(worker *w)
 {
     worker_claim_in(w, WORKER_CLAIM_RETRY_MS);
+}
+
+/* A message on <p>:cancel: the id of a job to stop, if this worker runs it. */
+static void
+worker_on_cancel(redisReply *reply, void *arg)
+{
+    worker *w = arg;
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
+        reply->element[0]->type != REDIS_REPLY_STRING ||
+        strcmp(reply->element[0]->str, "message") != 0 ||
+        reply->element[2]->type != REDIS_REPLY_STRING)
+        return;
+    pb_chain_cancel(&w->chain, reply->element[2]->str);
 }
 
 static void
@@ -455,6 +469,11 @@ pb_worker_run(const pb_config *cfg, int slot)
     w->cmd = pb_redis_new(w->base, cfg, "cmd");
     w->claim = pb_redis_new(w->base, cfg, "claim");
     pb_redis_no_ping(w->claim);
+    w->sub = pb_redis_new(w->base, cfg, "sub");
+    char *cancel_channel = pb_key_channel_cancel(cfg->prefix);
+    const char *channels[] = {cancel_channel};
+    pb_redis_subscribe(w->sub, 1, channels, worker_on_cancel, w);
+    free(cancel_channel);
     pb_redis_on_up(w->cmd, worker_on_conn_up, w);
     pb_redis_on_up(w->claim, worker_on_conn_up, w);
     w->http = pb_http_new(w->base, cfg->limits.reply_max_bytes, cfg->limits.stream_raw_max_bytes,
@@ -503,6 +522,7 @@ pb_worker_run(const pb_config *cfg, int slot)
     int code = w->exit_code;
     /* Order matters: freeing a connection runs its pending callbacks (with NULL), which
      * still touch jobs; then the jobs go, then the curl calls they owned. */
+    pb_redis_free(w->sub);
     pb_redis_free(w->claim);
     pb_cache_close(w->cache);
     pb_redis_free(w->cmd);

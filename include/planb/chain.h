@@ -37,6 +37,7 @@ typedef struct pb_chain_ctx {
     int active;                       /* jobs started and not yet released */
     struct chain_job *jobs;           /* every live job (for pb_chain_abandon_all) */
     struct chain_latency *latency;    /* per model, recent answer times (adaptive hedging) */
+    struct chain_cancels *cancels;    /* ids cancelled lately that no live job had (NULL: none) */
     void (*on_released)(void *owner); /* a job finished (or was abandoned) */
     void *owner;
 } pb_chain_ctx;
@@ -46,6 +47,10 @@ void pb_chain_start(pb_chain_ctx *ctx, char *raw, size_t len);
 /* Frees every live job without finishing it (the worker is exiting and has handed
  * them back), and the latency samples; on_released is not called. */
 void pb_chain_abandon_all(pb_chain_ctx *ctx);
+/* cancel.lua announced id (planb:cancel): its running calls (and hedge) are aborted at once,
+ * timers stopped, no retry or fallback, and it finishes `cancelled` through finish.lua; a job
+ * waiting on a Redis answer finishes so at its next step. Returns how many jobs matched. */
+size_t pb_chain_cancel(pb_chain_ctx *ctx, const char *id);
 /* How many live jobs were claimed as exactly these bytes (reconciling the in-flight list). */
 size_t pb_chain_count_raw(const pb_chain_ctx *ctx, const char *raw, size_t len);
 

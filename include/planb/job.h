@@ -47,7 +47,12 @@ bool pb_job_asks_stream(const char *raw, size_t len, const pb_config *cfg);
 int pb_job_parse_object(json_object *root, size_t len, const pb_config *cfg, pb_request **out,
                         char **bad_id, pb_error *err);
 
-typedef enum { PB_STATUS_OK, PB_STATUS_DEGRADED, PB_STATUS_INVALID } pb_status;
+typedef enum {
+    PB_STATUS_OK,
+    PB_STATUS_DEGRADED,
+    PB_STATUS_INVALID,
+    PB_STATUS_CANCELLED /* cancelled by cancel.lua while it ran (a queued one: cancel.lua's own) */
+} pb_status;
 typedef enum {
     PB_SOURCE_PRIMARY,
     PB_SOURCE_FALLBACK,

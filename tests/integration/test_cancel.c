@@ -160,3 +160,103 @@ Test(cancel, unknown_id)
     cr_expect(strstr(out, "not found") != NULL, "%s", out);
     cr_expect_eq(count("EXISTS planb:result:%s", "nobody"), 0);
 }
+
+/* The mock's calls held open right now, -1 when it does not answer. */
+static long
+mock_pending(void)
+{
+    char url[96];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/_mock/stats", mock_p.port);
+    long status;
+    char *body = th_http("GET", url, NULL, &status);
+    json_object *o = body != NULL && status == 200 ? json_tokener_parse(body) : NULL;
+    free(body);
+    json_object *v;
+    long n = o != NULL && json_object_object_get_ex(o, "pending", &v) ? json_object_get_int(v) : -1;
+    json_object_put(o);
+    return n;
+}
+
+static bool
+pending_is(void *arg)
+{
+    return mock_pending() == *(const long *)arg;
+}
+
+static void
+wait_pending(long n)
+{
+    cr_assert(th_wait_for(pending_is, &n, 400, 25), "the mock never held %ld calls (%ld)", n,
+              mock_pending());
+}
+
+/* How many of res's attempts have outcome "cancelled". */
+static int
+cancelled_attempts(json_object *res)
+{
+    json_object *a;
+    int n = 0;
+    if (!json_object_object_get_ex(res, "attempts", &a))
+        return -1;
+    for (size_t i = 0; i < json_object_array_length(a); i++)
+        n += strcmp(th_field(json_object_array_get_idx(a, i), "outcome"), "cancelled") == 0;
+    return n;
+}
+
+/* Cancels id while the worker runs it; returns its one result (caller puts). */
+static json_object *
+cancel_running(const char *id)
+{
+    char out[256];
+    cr_assert_eq(cancel_cli(id, out, sizeof(out)), 0, "%s", out);
+    cr_expect(strstr(out, "told to stop") != NULL, "%s", out);
+    json_object *res = one_result(id, "cancelled", 3);
+    wait_pending(0); /* the upstream call was closed */
+    cr_expect_str_eq(th_field(res, "source"), "");
+    return res;
+}
+
+Test(cancel, mid_attempt_aborts_the_call_without_retry)
+{
+    serve();
+    th_mock_set(&mock_p, "m", "{\"mode\":\"hang\"}");
+    cr_assert_eq(th_push_job(rc, "a1", NULL), 0);
+    wait_pending(1);
+    json_object *res = cancel_running("a1");
+    cr_expect_eq(cancelled_attempts(res), 1, "%s", json_object_to_json_string(res));
+    json_object_put(res);
+    usleep(300 * 1000);
+    cr_expect_eq(th_mock_requests(&mock_p, "m"), 1, "retried after the cancel");
+    cr_expect_eq(count("HGET planb:stats %s", "cancelled"), 1);
+    cr_expect_eq(count("HGET planb:stats %s", "jobs:default:none"), 1);
+}
+
+Test(cancel, mid_stream_ends_the_stream)
+{
+    serve();
+    th_mock_set(&mock_p, "m",
+                "{\"mode\":\"ok\",\"reply\":\"one two three four five six seven eight nine ten\","
+                "\"chunk_interval_ms\":300}");
+    cr_assert_eq(th_push_job(rc, "s1", "\"stream\":true"), 0);
+    wait_pending(1);
+    usleep(400 * 1000); /* a delta or two on the stream */
+    json_object *res = cancel_running("s1");
+    cr_expect_eq(cancelled_attempts(res), 1, "%s", json_object_to_json_string(res));
+    json_object_put(res);
+    redisReply *r = redisCommand(rc, "XREVRANGE planb:stream:s1 + - COUNT 1");
+    cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1);
+    cr_expect_str_eq(r->element[0]->element[1]->element[1]->str, "end");
+    freeReplyObject(r);
+}
+
+Test(cancel, mid_hedge_aborts_both_calls)
+{
+    serve();
+    th_mock_set(&mock_p, "m", "{\"mode\":\"hang\"}");
+    th_mock_set(&mock_p, "h", "{\"mode\":\"hang\"}");
+    cr_assert_eq(th_push_job(rc, "h1", "\"route\":\"hedged\""), 0);
+    wait_pending(2);
+    json_object *res = cancel_running("h1");
+    cr_expect_eq(cancelled_attempts(res), 2, "%s", json_object_to_json_string(res));
+    json_object_put(res);
+}
