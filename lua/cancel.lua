@@ -19,7 +19,9 @@
 -- KEYS[6]    events stream (planb:events)
 -- KEYS[7]    the job's answer stream (planb:stream:<id>)
 -- KEYS[8]    workers zset (planb:workers): their in-flight lists tell a running job
--- KEYS[9..]  pairs: a queue list (planb:q:<queue>), then its delayed set (planb:delayed:<queue>)
+-- KEYS[9]    recent cancels zset (planb:cancels): id -> when (ms), members older than the result
+--            TTL dropped here; claim.lua hands a job named there to its worker as cancelled
+-- KEYS[10..] pairs: a queue list (planb:q:<queue>), then its delayed set (planb:delayed:<queue>)
 -- ARGV[1]    the job id
 -- ARGV[2]    result TTL in seconds (the mark's TTL too)
 -- ARGV[3]    reply TTL in seconds
@@ -43,6 +45,8 @@ local id, max = ARGV[1], tonumber(ARGV[9])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('SET', KEYS[3], now, 'EX', ARGV[2])
+redis.call('ZADD', KEYS[9], now, id)
+redis.call('ZREMRANGEBYSCORE', KEYS[9], '-inf', now - tonumber(ARGV[2]) * 1000)
 
 -- the decoded job when raw is the job called id, else nil
 local function is_it(raw)
@@ -53,7 +57,7 @@ local function is_it(raw)
 end
 
 local job = nil
-for i = 9, #KEYS - 1, 2 do
+for i = 10, #KEYS - 1, 2 do
   local list = redis.call('LRANGE', KEYS[i], 0, max - 1)
   for _, raw in ipairs(list) do
     local j = is_it(raw)

@@ -39,6 +39,10 @@
 -- names one of the fields is decoded. A job with both fields, a non-integer or an
 -- out-of-range value is left to the worker, which refuses it (BAD_FIELD).
 -- ARGV[6+Q..]  the delayed sorted sets (planb:delayed:<queue>), in the order of KEYS[7..]
+-- ARGV[6+2Q]   the recent cancels zset (planb:cancels, id -> when, written by cancel.lua): while
+--              it has members, each job to run is searched for its "id" strings (one pattern
+--              scan, no decode) and a job whose id is there (confirmed by decoding it) comes
+--              back as a one-element array {job}: the worker finishes it cancelled unrun.
 -- Returns      the jobs to run, oldest first (the order they were pushed), then a nil
 --              element when a suspect was left for later (the worker waits a moment
 --              instead of blocking on BLMOVE, which would hand it the same job again),
@@ -122,6 +126,21 @@ for i = 1, nq do
   end
 end
 
+local cancels = ARGV[6 + 2 * nq]
+local any_cancels = cancels ~= nil and redis.call('EXISTS', cancels) == 1
+
+-- job, or {job} when it was cancelled (cancel.lua) before it ran
+local function runnable(job)
+  if not any_cancels then return job end
+  for id in string.gmatch(job, '"id"%s*:%s*"([^"\\]+)"') do
+    if redis.call('ZSCORE', cancels, id) then
+      local ok, j = pcall(cjson.decode, job)
+      if ok and type(j) == 'table' and j.id == id then return {job} end
+    end
+  end
+  return job
+end
+
 local vq = tonumber(ARGV[4])
 if vq > 0 then
   if flags[vq] then
@@ -130,7 +149,7 @@ if vq > 0 then
   elseif delaying(ARGV[5], vq) then
     -- deferred: not run now
   elseif vetting(ARGV[5], KEYS[6 + vq]) == 'run' then
-    out[1] = ARGV[5]
+    out[1] = runnable(ARGV[5])
   end
 end
 for i = 7, #KEYS do
@@ -139,7 +158,7 @@ for i = 7, #KEYS do
     if not job then break end
     local v = delaying(job, i - 6) and 'delayed' or vetting(job, KEYS[i])
     if v == 'run' then
-      out[#out + 1] = job
+      out[#out + 1] = runnable(job)
     elseif v == 'later' then
       break
     end

@@ -13,7 +13,7 @@
 #include "planb/core.h"
 #include "planb/keys.h"
 
-#define CANCEL_FIXED_KEYS 8  /* KEYS[1..8] of cancel.lua */
+#define CANCEL_FIXED_KEYS 9  /* KEYS[1..9] of cancel.lua */
 #define CANCEL_FIXED_ARGV 13 /* ARGV[1..13] of cancel.lua */
 
 int
@@ -33,6 +33,7 @@ pb_cancel_args(const pb_config *cfg, const char *id, const char *who, char ***ow
     v[n++] = pb_key_events(p);
     v[n++] = pb_key_stream(p, id);
     v[n++] = pb_key_workers(p);
+    v[n++] = pb_key_cancels(p);
     for (size_t i = 0; i < cfg->n_queues; i++) {
         v[n++] = pb_key_queue(p, cfg->queues[i]);
         v[n++] = pb_key_delayed(p, cfg->queues[i]);

@@ -1592,8 +1592,8 @@ chain_check_servable(chain_job *j)
     return PB_ERR;
 }
 
-void
-pb_chain_start(pb_chain_ctx *ctx, char *raw, size_t len)
+static void
+chain_start(pb_chain_ctx *ctx, char *raw, size_t len, bool cancelled)
 {
     chain_job *j = pb_xcalloc(1, sizeof(*j));
     j->ctx = ctx;
@@ -1634,7 +1634,7 @@ pb_chain_start(pb_chain_ctx *ctx, char *raw, size_t len)
         chain_finish(j);
         return;
     }
-    if (chain_cancels_take(ctx, j->req->id)) {
+    if (cancelled || chain_cancels_take(ctx, j->req->id)) {
         j->cancel_asked = true;
         chain_finish(j);
         return;
@@ -1645,6 +1645,18 @@ pb_chain_start(pb_chain_ctx *ctx, char *raw, size_t len)
         return;
     }
     chain_semantic_first(j);
+}
+
+void
+pb_chain_start(pb_chain_ctx *ctx, char *raw, size_t len)
+{
+    chain_start(ctx, raw, len, false);
+}
+
+void
+pb_chain_start_cancelled(pb_chain_ctx *ctx, char *raw, size_t len)
+{
+    chain_start(ctx, raw, len, true);
 }
 
 void

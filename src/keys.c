@@ -173,6 +173,12 @@ pb_key_cancelled(const char *prefix, const char *id)
 }
 
 char *
+pb_key_cancels(const char *prefix)
+{
+    return pb_xasprintf("%s:cancels", prefix);
+}
+
+char *
 pb_key_channel_stats(const char *prefix)
 {
     return pb_xasprintf("%s:stats", prefix);

@@ -42,6 +42,7 @@ pb_queue_keys_init(pb_queue_keys *k, const pb_config *cfg, const char *worker_id
     k->events = pb_key_events(cfg->prefix);
     k->result_prefix = pb_key_result(cfg->prefix, "");
     k->events_maxlen = pb_xasprintf("%d", cfg->events_maxlen);
+    k->cancels = pb_key_cancels(cfg->prefix);
 }
 
 void
@@ -64,6 +65,7 @@ pb_queue_keys_free(pb_queue_keys *k)
     free(k->events);
     free(k->result_prefix);
     free(k->events_maxlen);
+    free(k->cancels);
     memset(k, 0, sizeof(*k));
 }
 
@@ -71,7 +73,7 @@ void
 pb_queue_claim_batch(pb_redis *r, const pb_queue_keys *k, const char *worker_id, int max,
                      const char *vet, size_t vet_len, size_t vet_qi, pb_redis_fn fn, void *arg)
 {
-    size_t nkeys = 6 + k->n_queues, argc = nkeys + 5 + 2 * k->n_queues;
+    size_t nkeys = 6 + k->n_queues, argc = nkeys + 5 + 2 * k->n_queues + 1;
     const char **argv = pb_xmalloc(sizeof(char *) * argc);
     size_t *lens = pb_xmalloc(sizeof(size_t) * argc);
     char maxs[16], vq[16];
@@ -93,6 +95,7 @@ pb_queue_claim_batch(pb_redis *r, const pb_queue_keys *k, const char *worker_id,
     argv[nkeys + 2] = worker_id;
     argv[nkeys + 3] = vq;
     argv[nkeys + 4] = vet ? vet : "";
+    argv[argc - 1] = k->cancels;
     for (size_t i = 0; i < argc; i++)
         lens[i] = i == nkeys + 4 ? (vet ? vet_len : 0) : strlen(argv[i]);
     pb_redis_script(r, "claim", fn, arg, (int)nkeys, (int)argc, argv, lens);

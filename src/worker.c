@@ -292,6 +292,12 @@ worker_on_batch(redisReply *reply, void *arg)
         if (e->type == REDIS_REPLY_STRING) {
             worker_start_job(w, e->str, e->len);
             started++;
+        } else if (e->type == REDIS_REPLY_ARRAY && e->elements == 1 &&
+                   e->element[0]->type == REDIS_REPLY_STRING) {
+            /* cancelled before it ran (claim.lua): finished cancelled, never called */
+            const redisReply *c = e->element[0];
+            pb_chain_start_cancelled(&w->chain, pb_xstrndup(c->str, c->len), c->len);
+            started++;
         } else if (e->type == REDIS_REPLY_NIL) {
             deferred = true;
         }

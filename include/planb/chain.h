@@ -44,6 +44,9 @@ typedef struct pb_chain_ctx {
 
 /* Runs one claimed job; takes ownership of raw (malloc'd, len bytes). */
 void pb_chain_start(pb_chain_ctx *ctx, char *raw, size_t len);
+/* The same for a job claim.lua found cancelled (planb:cancels): it finishes `cancelled` at
+ * once, no model called (an unreadable one still finishes invalid). */
+void pb_chain_start_cancelled(pb_chain_ctx *ctx, char *raw, size_t len);
 /* Frees every live job without finishing it (the worker is exiting and has handed
  * them back), and the latency samples; on_released is not called. */
 void pb_chain_abandon_all(pb_chain_ctx *ctx);

@@ -39,6 +39,7 @@ char *pb_key_stats_lock(const char *prefix);                    /* <p>:lock:stat
 char *pb_key_alert_state(const char *prefix);                   /* <p>:alert:fallback (string) */
 char *pb_key_channel_results(const char *prefix);               /* <p>:results (channel) */
 char *pb_key_cancelled(const char *prefix, const char *id);     /* <p>:cancelled:<id> (string) */
+char *pb_key_cancels(const char *prefix);                       /* <p>:cancels (zset) */
 char *pb_key_channel_cancel(const char *prefix);                /* <p>:cancel (channel) */
 char *pb_key_channel_stats(const char *prefix);                 /* <p>:stats (channel) */
 char *pb_key_channel_alerts(const char *prefix);                /* <p>:alerts (channel) */

@@ -30,6 +30,7 @@ typedef struct pb_queue_keys {
     char *events;        /* <p>:events */
     char *result_prefix; /* <p>:result: (claim.lua appends the id) */
     char *events_maxlen; /* cfg->events_maxlen as text */
+    char *cancels;       /* <p>:cancels (recent cancels, cancel.lua) */
 } pb_queue_keys;
 
 /* Builds the key names for one worker; pb_queue_keys_free releases them. */

@@ -260,3 +260,17 @@ Test(cancel, mid_hedge_aborts_both_calls)
     cr_expect_eq(cancelled_attempts(res), 2, "%s", json_object_to_json_string(res));
     json_object_put(res);
 }
+
+Test(cancel, claimed_after_the_cancel_never_runs)
+{
+    /* Cancelled before it is in any queue (as when its worker claimed it just before the
+     * cancel, and a crash handed it back): claim.lua hands it over as cancelled. */
+    char out[256];
+    cr_assert_eq(cancel_cli("late1", out, sizeof(out)), 1, "%s", out);
+    cr_assert_eq(th_push_job(rc, "late1", NULL), 0);
+    serve();
+    json_object *res = one_result("late1", "cancelled", 10);
+    cr_expect_eq(cancelled_attempts(res), 0, "%s", json_object_to_json_string(res));
+    json_object_put(res);
+    cr_expect_eq(th_mock_requests(&mock_p, "m"), 0);
+}
