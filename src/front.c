@@ -18,10 +18,9 @@
  * http.request_read_timeout_ms; and the next request's bytes (or junk) are not read past
  * FRONT_SOCKET_READ_MAX until the answer is out. While a request waits, evhttp
  * reads nothing, so a watch on the socket notices the client hanging up. A gone client's
- * job is LREM'd from the queue when no worker took it yet (cancelled), else it finishes
- * unread (its result is stored as usual) and keeps its key's concurrency slot until its
- * result or its deadline. A stream whose client reads slower than the answer comes is cut
- * when FRONT_MAX_PENDING_OUT bytes wait unsent.
+ * job is cancelled (cancel.lua): taken off the queue when no worker took it yet, else aborted
+ * by its worker; its `cancelled` result gives back its key's concurrency slot. A stream whose
+ * client reads slower than the answer comes is cut when FRONT_MAX_PENDING_OUT bytes wait unsent.
  *
  * A request's outstanding work: at most one Redis call at a time of push, settle or cancel
  * (pending counts them; r is freed only at zero), or the hold's timer (owned, deleted when
@@ -58,6 +57,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "planb/cancel.h"
 #include "planb/core.h"
 #include "planb/job.h"
 #include "planb/keys.h"
@@ -283,38 +283,42 @@ front_on_detached_result(const char *result, size_t len, void *arg)
     front_req_release(r);
 }
 
-/* LREM of the job's exact bytes from the queue: 1 when no worker had taken it. */
+/* A gone client's cancel.lua answered: "removed" is a job taken off the queue before any
+ * worker claimed it (it never runs: the slot is free at once, its `cancelled` result is
+ * stored and published by the script); "running", its worker was told to abort it and
+ * answers `cancelled`; "finished", its result came first. */
 static void
-front_lrem(front_req *r, pb_redis_fn fn, void *arg)
-{
-    const char *argv[] = {"LREM", r->f->queue_key, "1", r->job.json};
-    size_t lens[] = {4, strlen(r->f->queue_key), 1, r->job.len};
-    pb_redis_command(r->f->cmd, fn, arg, 4, argv, lens);
-}
-
-/* A gone client's LREM answered: 1 is a job taken off the queue before any worker claimed
- * it (it never runs: the slot is free at once); 0, a worker has it and it finishes unread. */
-static void
-front_on_cancel_lrem(redisReply *reply, void *arg)
+front_on_cancel(redisReply *reply, void *arg)
 {
     front_req *r = arg;
     r->pending--;
-    if (!r->f->closing && reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
-        pb_log(PB_LOG_INFO, "event=front_cancel id=%s why=%s", r->id, r->gone_why);
+    pb_cancel_outcome o = reply && reply->type == REDIS_REPLY_STRING
+                              ? pb_cancel_outcome_of(reply->str)
+                              : PB_CANCEL_ERROR;
+    if (!r->f->closing && o != PB_CANCEL_ERROR)
+        pb_log(PB_LOG_INFO, "event=front_cancel id=%s why=%s job=%s", r->id, r->gone_why,
+               reply->str);
+    if (!r->f->closing && o == PB_CANCEL_REMOVED)
         front_req_undetach(r);
-    }
     front_req_release(r);
 }
 
-/* Takes the job of a gone client off the queue, if no worker took it yet. Not while a push
- * or a settle is out: their replies see the client gone and do it (or did it). */
+/* Cancels the job of a gone client (cancel.lua): off the queue if no worker took it yet, else
+ * aborted by its worker; either way its one result is `cancelled`. Not while a push or a
+ * settle is out: their replies see the client gone and do it (or did it). */
 static void
 front_cancel_job(front_req *r)
 {
     if (!r->pushed || r->pending > 0 || r->job.json == NULL || r->f->closing)
         return;
     r->pending++;
-    front_lrem(r, front_on_cancel_lrem, r);
+    char **owned;
+    const char **view;
+    int numkeys;
+    int argc = pb_cancel_args(r->f->cfg, r->id, "front", &owned, &view, &numkeys);
+    pb_redis_script_within(r->f->cmd, r->f->cfg->redis_timeout_ms, "cancel", front_on_cancel, r,
+                           numkeys, argc, view, NULL);
+    pb_cancel_args_free(owned, view, argc);
 }
 
 /* The client went away before its answer (why: a static string). */

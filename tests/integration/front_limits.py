@@ -311,8 +311,8 @@ def main():
         os.kill(wpid, signal.SIGCONT)
     wait_until(lambda: redis("LLEN", "planb:q:default") == "0", 10, "fillers were not run after SIGCONT")
 
-    # A stream whose client hangs up mid-answer: the relay stops, the job finishes unread
-    # (its result is stored), and the front serves on.
+    # A stream whose client hangs up mid-answer: the relay stops, the job is cancelled
+    # (its `cancelled` result is stored), and the front serves on.
     mock_set("primary", {"mode": "ok", "chunk_interval_ms": 100})
     s = connect()
     s.sendall(request_bytes({"model": "default", "stream": True,
