@@ -367,6 +367,23 @@ wire_invalid_error(json_object *res, pb_wire_error *err)
     wire_error_from_job(err, &jerr);
 }
 
+/* The HTTP error of a result that is not an answer (invalid, cancelled); false for an answer. */
+static bool
+wire_result_error(json_object *res, pb_wire_error *err)
+{
+    const char *st = wire_str(res, "status", "");
+    if (strcmp(st, "invalid") == 0) {
+        wire_invalid_error(res, err);
+        return true;
+    }
+    if (strcmp(st, "cancelled") == 0) {
+        pb_wire_error_set(err, 409, "invalid_request_error", "cancelled",
+                          "the job was cancelled (planb cancel)");
+        return true;
+    }
+    return false;
+}
+
 static char *
 wire_dump(json_object *o, size_t *len)
 {
@@ -387,9 +404,8 @@ pb_wire_completion(const char *result, size_t len, const char *model, int64_t cr
         return PB_ERR;
     }
     wire_meta(res, meta);
-    if (strcmp(meta->status, "invalid") == 0) {
-        pb_wire_error err;
-        wire_invalid_error(res, &err);
+    pb_wire_error err;
+    if (wire_result_error(res, &err)) {
         *status = err.status;
         *body = pb_wire_error_json(&err, body_len);
         json_object_put(res);
@@ -519,11 +535,9 @@ pb_wire_chunk_end(pb_wire_chunker *c, const char *result, size_t len, bool inclu
 {
     (void)len;
     json_object *res = json_tokener_parse(result);
-    if (res == NULL || strcmp(wire_str(res, "status", ""), "invalid") == 0) {
-        pb_wire_error err;
-        if (res)
-            wire_invalid_error(res, &err);
-        else
+    pb_wire_error err;
+    if (res == NULL || wire_result_error(res, &err)) {
+        if (res == NULL)
             pb_wire_error_set(&err, 500, "server_error", "bad_result",
                               "the stream ended without a readable result");
         size_t n = 0;

@@ -216,6 +216,15 @@ Test(wire, result_becomes_completion)
     cr_assert(strstr(body, "\"code\":\"unsupported\"") && strstr(body, "no model can serve it"),
               "%s", body);
     free(body);
+    /* A cancelled result is a 409 cancelled (never a 200 without an answer). */
+    const char *cancelled = "{\"id\":\"pb-9\",\"status\":\"cancelled\",\"error\":\"CANCELLED "
+                            "job was cancelled while it ran\",\"attempts\":[],\"latency_ms\":3}";
+    cr_assert_eq(
+        pb_wire_completion(cancelled, strlen(cancelled), "default", 0, &status, &body, &len, &meta),
+        PB_OK);
+    cr_assert_eq(status, 409);
+    cr_assert(strstr(body, "\"code\":\"cancelled\""), "%s", body);
+    free(body);
     const char *hit = "{\"id\":\"pb-7\",\"status\":\"ok\",\"content\":\"hi\",\"source\":\"cache\","
                       "\"attempts\":[],\"latency_ms\":0}";
     cr_assert_eq(pb_wire_completion(hit, strlen(hit), "default", 0, &status, &body, &len, &meta),
