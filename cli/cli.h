@@ -21,7 +21,8 @@ typedef enum pb_cli_exit {
     PB_CLI_EXIT_INVALID = 3,   /* submit --wait: the result is invalid */
     PB_CLI_EXIT_TIMEOUT = 4,   /* submit --wait: no result within --timeout */
     PB_CLI_EXIT_REDIS = 5,     /* Redis unreachable or refused a command */
-    PB_CLI_EXIT_FINISHED = 6   /* cancel: the job had finished already (its result is kept) */
+    PB_CLI_EXIT_FINISHED = 6,  /* cancel: the job had finished already (its result is kept) */
+    PB_CLI_EXIT_CANCELLED = 7  /* submit --wait: the job was cancelled */
 } pb_cli_exit;
 
 /* serve returns the master's exit code, whose fatal one is a usage/config error to the caller. */

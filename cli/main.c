@@ -27,7 +27,7 @@ static const pb_cli_command cli_commands[] = {
      "-c FILE [--queue Q] [--route R] [--id ID] [--deadline-ms N] [--critical]\n"
      " [--delay-ms N | --run-at-ms T] [--wait] [--timeout S] (TEXT | -)",
      "push a question (or a job JSON object) and, with --wait, print its result",
-     "0 ok, 1 degraded, 2 usage or config, 3 invalid, 4 timeout, 5 redis error",
+     "0 ok, 1 degraded, 2 usage or config, 3 invalid, 4 timeout, 5 redis error, 7 cancelled",
      PB_CLI_NEEDS_CONFIG | PB_CLI_NEEDS_REDIS},
     {"check", pb_cli_check, "-c FILE [--connect]",
      "validate a config file (FILE may also come without -c); --connect: reach each Redis, "

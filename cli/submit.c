@@ -144,9 +144,10 @@ submit_exit_for(const char *result)
     int code = PB_CLI_EXIT_INVALID;
     if (r && json_object_object_get_ex(r, "status", &st)) {
         const char *s = json_object_get_string(st);
-        code = strcmp(s, "ok") == 0         ? PB_CLI_EXIT_OK
-               : strcmp(s, "degraded") == 0 ? PB_CLI_EXIT_DEGRADED
-                                            : PB_CLI_EXIT_INVALID;
+        code = strcmp(s, "ok") == 0          ? PB_CLI_EXIT_OK
+               : strcmp(s, "degraded") == 0  ? PB_CLI_EXIT_DEGRADED
+               : strcmp(s, "cancelled") == 0 ? PB_CLI_EXIT_CANCELLED
+                                             : PB_CLI_EXIT_INVALID;
     }
     json_object_put(r);
     return code;

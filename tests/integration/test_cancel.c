@@ -274,3 +274,24 @@ Test(cancel, claimed_after_the_cancel_never_runs)
     json_object_put(res);
     cr_expect_eq(th_mock_requests(&mock_p, "m"), 0);
 }
+
+Test(cancel, submit_wait_exits_cancelled)
+{
+    serve();
+    th_mock_set(&mock_p, "m", "{\"mode\":\"hang\"}");
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "%s submit -c %s/planb.json --id w1 --wait --timeout 10 hello",
+             th_bin("planb"), cfg_dir);
+    FILE *f = popen(cmd, "r");
+    cr_assert_not_null(f);
+    wait_pending(1);
+    char out[256];
+    cr_assert_eq(cancel_cli("w1", out, sizeof(out)), 0, "%s", out);
+    char res[4096];
+    size_t n = fread(res, 1, sizeof(res) - 1, f);
+    res[n] = '\0';
+    int st = pclose(f);
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 7, "submit --wait exit %d: %s",
+              WIFEXITED(st) ? WEXITSTATUS(st) : -1, res);
+    cr_expect(strstr(res, "\"status\":\"cancelled\"") != NULL, "%s", res);
+}
