@@ -1673,7 +1673,8 @@ pb_chain_abandon_all(pb_chain_ctx *ctx)
     ctx->cancels = NULL;
 }
 
-/* Stops a call of the job on models[pos] and records it (outcome cancelled, the time it ran). */
+/* Stops a call of the job on models[pos] and records it (outcome cancelled, the time it ran;
+ * not "reached": an aborted call says nothing of the model's latency, as hedge_cancelled). */
 static void
 chain_cancel_call(chain_job *j, pb_http_call **call, size_t pos, int64_t started_us)
 {
@@ -1682,7 +1683,6 @@ chain_cancel_call(chain_job *j, pb_http_call **call, size_t pos, int64_t started
     pb_attempt *a =
         chain_add_attempt(j, j->req->models[pos], "cancelled", (pb_wall_us() - started_us) / 1000);
     a->start_wall_us = started_us;
-    a->reached = true;
 }
 
 static void
