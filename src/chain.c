@@ -26,6 +26,11 @@
  *   back). A half-open probe or a rate-limit slot needs a Redis reply first
  *   (state gate); its answer resumes the job from a timer, never re-entrantly.
  *
+ *   cancel (pb_chain_cancel, from the worker's planb:cancel subscription): the call and the
+ *   hedge are aborted at once (outcome cancelled), every timer stopped, no retry or fallback,
+ *   finish(cancelled); a job waiting on a Redis answer (cache, gate) finishes so at its next
+ *   step (cancel_asked), one started with an id cancelled lately (or claim.lua's {job}) at once.
+ *
  *   finish: finish.lua. A reply that is Redis away or not ready (no reply, LOADING, BUSY,
  *   OOM, READONLY, MASTERDOWN, NOAUTH, TRYAGAIN: pb_redis_is_transient) keeps the result
  *   and re-sends it after FINISH_RETRY_MS doubling to FINISH_RETRY_MAX_MS, until it lands,
