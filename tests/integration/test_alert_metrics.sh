@@ -125,7 +125,9 @@ R CONFIG SET busy-reply-threshold 500 >/dev/null
 mock_set primary '{"mode": "ok", "latency_ms": 1200}'
 for i in 1 2 3 4; do job held-$i; done
 wait_for 100 0.05 eq planb_inflight 4 || fail "the held-* jobs were not claimed: $(value planb_inflight)"
-R EVAL "local s = tonumber(redis.call('TIME')[1]) while tonumber(redis.call('TIME')[1]) - s < 2 do end return 1" 0 >/dev/null &
+# Busy for 2 s to the microsecond (whole seconds of TIME made it anywhere from 1 to 2 s, and
+# a 1.1 s one could end before the 1.2 s answers finished: nothing held, a flaky test).
+R EVAL "local function us() local t = redis.call('TIME') return tonumber(t[1]) * 1e6 + tonumber(t[2]) end local s = us() while us() - s < 2e6 do end return 1" 0 >/dev/null &
 busy=$!
 sleep 1
 page=$(curl -s --max-time 5 -w '\n%{http_code}' "$URL")
