@@ -32,7 +32,6 @@
 #define TELEMETRY_HOST_NAME_MAX 256
 
 struct pb_telemetry {
-    struct event_base *base;
     const pb_telemetry_conf *conf;
     pb_http *http;             /* our own curl multi */
     pb_otlp_attrs resource;    /* resource attributes (service.*, host.name), encoded */
@@ -153,7 +152,6 @@ pb_telemetry_new(struct event_base *base, const pb_config *cfg, const char *work
     if (c->traces_url == NULL)
         return NULL;
     pb_telemetry *t = pb_xcalloc(1, sizeof(*t));
-    t->base = base;
     t->conf = c;
     t->http = pb_http_new(base, TELEMETRY_REPLY_MAX, TELEMETRY_REPLY_MAX, 2);
     t->cap = (size_t)c->max_queue_spans;
